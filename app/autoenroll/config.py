@@ -1,0 +1,106 @@
+"""App configuration, from environment variables only, validated once at start.
+
+A missing or malformed variable stops the app with one line naming the variable
+(`ConfigurationError`); no value of a secret variable is ever echoed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
+
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+class ConfigurationError(Exception):
+    """A configuration variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    app_env: str
+    app_version: str
+    host: str
+    port: int
+    database_url: str
+    redis_url: str
+    s3_endpoint_url: str | None
+    s3_region: str
+    s3_access_key_id: str
+    s3_secret_access_key: str
+    s3_bucket_uploads: str
+    sentry_dsn: str | None
+    db_pool_max: int = 20
+    db_pool_max_idle_s: float = 30.0
+    db_connect_timeout_s: float = 2.0
+    ready_check_timeout_s: float = 2.0
+
+    def __repr__(self) -> str:  # never print secrets, even in a debugger
+        return f"Settings(app_env={self.app_env!r}, version={self.app_version!r}, port={self.port})"
+
+
+def _require(env: Mapping[str, str], name: str) -> str:
+    value = env.get(name, "").strip()
+    if not value:
+        raise ConfigurationError(f"{name}: required but not set")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, str(default)).strip()
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}: must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name}: must be between {low} and {high}, got {value}")
+    return value
+
+
+def database_url_with_tls(name: str, url: str) -> str:
+    """Validate a PostgreSQL URL; require TLS (sslmode=require or stricter) unless it is local."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ConfigurationError(f"{name}: must start with postgresql://")
+    if not parts.hostname:
+        raise ConfigurationError(f"{name}: has no host")
+    if not parts.path.strip("/"):
+        raise ConfigurationError(f"{name}: has no database name")
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if parts.hostname not in LOCAL_HOSTS:
+        mode = query.get("sslmode")
+        if mode in ("disable", "allow", "prefer"):
+            raise ConfigurationError(f"{name}: sslmode={mode} is not allowed for a non-local database")
+        query.setdefault("sslmode", "require")
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate every variable; raise ConfigurationError naming the first bad one."""
+    env = os.environ if env is None else env
+    redis_url = _require(env, "REDIS_URL")
+    if urlsplit(redis_url).scheme not in ("redis", "rediss"):
+        raise ConfigurationError("REDIS_URL: must start with redis:// or rediss://")
+    endpoint = env.get("S3_ENDPOINT_URL", "").strip() or None
+    if endpoint and urlsplit(endpoint).scheme not in ("http", "https"):
+        raise ConfigurationError("S3_ENDPOINT_URL: must be an http(s) URL")
+    dsn = env.get("SENTRY_DSN", "").strip() or None
+    if dsn and urlsplit(dsn).scheme not in ("http", "https"):
+        raise ConfigurationError("SENTRY_DSN: must be an http(s) URL")
+    return Settings(
+        app_env=env.get("APP_ENV", "local"),
+        app_version=env.get("APP_VERSION", "dev"),
+        host=env.get("HOST", "127.0.0.1"),
+        port=_int(env, "PORT", 8000, 1, 65535),
+        database_url=database_url_with_tls("DATABASE_URL", _require(env, "DATABASE_URL")),
+        redis_url=redis_url,
+        s3_endpoint_url=endpoint,
+        s3_region=env.get("S3_REGION", "auto"),
+        s3_access_key_id=_require(env, "S3_ACCESS_KEY_ID"),
+        s3_secret_access_key=_require(env, "S3_SECRET_ACCESS_KEY"),
+        s3_bucket_uploads=_require(env, "S3_BUCKET_UPLOADS"),
+        sentry_dsn=dsn,
+        db_pool_max=_int(env, "DB_POOL_MAX", 20, 1, 200),
+    )

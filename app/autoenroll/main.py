@@ -1,0 +1,61 @@
+"""The ASGI application: `autoenroll.main:app`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from autoenroll import __version__
+from autoenroll.config import Settings, load_settings
+from autoenroll.middleware import RequestContextMiddleware
+from autoenroll.readiness import readiness
+from autoenroll.resources import close_resources, open_resources
+
+_HEALTH_BODY = b'{"status":"ok"}'
+
+
+async def health(_request: Request) -> Response:
+    """Liveness: no I/O at all, so it stays fast when a dependency is slow."""
+    return Response(_HEALTH_BODY, media_type="application/json")
+
+
+async def ready(request: Request) -> Response:
+    resources = request.app.state.resources
+    ok, checks = await readiness(resources, resources.settings.ready_check_timeout_s)
+    body = {"status": "ready" if ok else "not ready", "checks": checks}
+    return JSONResponse(body, status_code=200 if ok else 503)
+
+
+async def version(request: Request) -> Response:
+    settings: Settings = request.app.state.resources.settings
+    return JSONResponse({"version": settings.app_version, "code": __version__, "env": settings.app_env})
+
+
+def create_app(settings: Settings | None = None) -> Any:
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        resources = await open_resources(settings or load_settings())
+        app.state.resources = resources
+        try:
+            yield
+        finally:
+            await close_resources(resources)
+
+    starlette = Starlette(
+        routes=[
+            Route("/health", health, methods=["GET", "HEAD"]),
+            Route("/ready", ready, methods=["GET"]),
+            Route("/version", version, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
+    return RequestContextMiddleware(starlette)
+
+
+app = create_app()

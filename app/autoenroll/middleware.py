@@ -1,0 +1,55 @@
+"""Pure-ASGI request middleware: a request id on every request, response and log line.
+
+Pure ASGI (not BaseHTTPMiddleware) because it sits on the `/health` hot path.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from typing import Any
+
+from autoenroll.logs import request_id_var
+
+log = logging.getLogger("autoenroll.access")
+_QUIET_PATHS = {"/health"}  # probed every few seconds; logging each would drown the rest
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = None
+        for key, value in scope.get("headers", ()):
+            if key == b"x-request-id":
+                incoming = value.decode("latin-1")[:64]
+                break
+        request_id = incoming or uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        status_holder = [0]
+
+        async def send_with_id(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope["path"] not in _QUIET_PATHS or status_holder[0] >= 400:
+                log.info(
+                    "request",
+                    extra={"fields": {
+                        "method": scope["method"], "path": scope["path"], "status": status_holder[0],
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    }},
+                )
+            request_id_var.reset(token)

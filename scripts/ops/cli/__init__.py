@@ -1,0 +1,32 @@
+"""The `ops` command line: one Typer sub-app per concern, composed here."""
+
+from __future__ import annotations
+
+import os
+
+import typer
+
+from ops.cli import envcmd, sandbox
+from ops.cli.base import OpsTyper
+
+app = OpsTyper(
+    name="ops",
+    help="Operations for the AutoEnroll stack: sandbox, database branches, backups, deploys, failover.",
+)
+app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(envcmd.app, name="env")
+
+
+@app.callback()
+def _root(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks for unexpected errors."),
+) -> None:
+    """Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 refused, 4 needs confirmation, 5 not found,
+    6 lock held, 7 external failure, 8 verification failed, 9 sandbox unhealthy."""
+    if verbose:
+        os.environ["OPS_VERBOSE"] = "1"
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,19 @@
+"""`ops env show`: the resolved Environment, secrets left out."""
+
+from __future__ import annotations
+
+from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
+from ops.environment import resolve
+from ops.output import print_json, table
+
+app = OpsTyper(help="Inspect the environment `ops` resolves for --env.")
+
+
+@app.command("show")
+def show(env: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Show where an environment's database, storage, hosts and traffic switch are."""
+    view = resolve(env).public_view()
+    if as_json:
+        print_json(view)
+        return
+    table(f"environment {env}", ["key", "value"], [(k, v) for k, v in view.items()])

@@ -1,0 +1,186 @@
+"""`Environment`: everything a use-case needs to know about where it acts, resolved once.
+
+- `local`: read from the sandbox's state file.
+- `development` / `staging` / `production`: the stack's outputs (a JSON file named by
+  `OPS_STACK_OUTPUTS`, or `pulumi stack output --json --show-secrets` when the Pulumi CLI is
+  present) plus credentials from environment variables. The outputs' shape is documented
+  in docs/stack-outputs.md and produced by stacks/__main__.py.
+
+No use-case hard-codes an id, a hostname or a bucket name: they all come from here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
+
+from ops.errors import ConfigError, NotFoundError
+from ops.paths import sandbox_dir
+
+EnvName = Literal["local", "development", "staging", "production"]
+ENV_NAMES: tuple[str, ...] = ("local", "development", "staging", "production")
+# The Neon branch each environment's app uses (the seed's environment strategy).
+BRANCH_OF_ENV = {"local": "main", "development": "development", "staging": "staging", "production": "main"}
+
+
+class ObjectStorage(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    endpoint_url: str | None
+    region: str
+    access_key_id: SecretStr
+    secret_access_key: SecretStr
+    buckets: dict[str, str]
+
+
+class AppHost(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    role: Literal["primary", "standby"]
+    url: str  # where the app answers on that host (sandbox: the process; Hetzner: via its private IP)
+    address: str | None = None  # public IPv4 of a real server
+
+
+class Environment(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: EnvName
+    branch: str
+    database_urls: dict[str, SecretStr]  # branch -> owner connection URL (ops work: dump, restore, mask)
+    app_database_url: SecretStr | None
+    redis_url: SecretStr | None
+    storage: ObjectStorage
+    app_hosts: tuple[AppHost, ...]
+    public_url: str
+    traffic_kind: Literal["caddy", "cloudflare"]
+    caddy_admin_url: str | None = None
+    heartbeat_url: SecretStr | None = None
+    outputs: dict[str, Any] = {}
+
+    @property
+    def is_production(self) -> bool:
+        return self.name == "production"
+
+    def database_url(self, branch: str | None = None) -> str:
+        """Owner URL of `branch` (default: this environment's own branch)."""
+        wanted = branch or self.branch
+        if wanted not in self.database_urls:
+            raise NotFoundError(f"environment {self.name}: no database for branch {wanted!r}",
+                                hint=f"known branches: {', '.join(sorted(self.database_urls))}")
+        return self.database_urls[wanted].get_secret_value()
+
+    def public_view(self) -> dict[str, Any]:
+        """The environment without secrets, for `ops env show`."""
+        return {
+            "name": self.name,
+            "branch": self.branch,
+            "branches": sorted(self.database_urls),
+            "public_url": self.public_url,
+            "buckets": self.storage.buckets,
+            "storage_endpoint": self.storage.endpoint_url,
+            "app_hosts": [h.model_dump() for h in self.app_hosts],
+            "traffic": self.traffic_kind,
+            "heartbeat": self.heartbeat_url is not None,
+        }
+
+
+def _local(root: Path) -> Environment:
+    from ops.sandbox.state import BRANCHES, load_state
+
+    state = load_state(root)
+    return Environment(
+        name="local",
+        branch="main",
+        database_urls={b: SecretStr(state.database_url(b, admin=True)) for b in BRANCHES},
+        app_database_url=SecretStr(state.database_url("main")),
+        redis_url=SecretStr(state.redis_url()),
+        storage=ObjectStorage(
+            endpoint_url=state.s3.endpoint_url, region="us-east-1",
+            access_key_id=SecretStr(state.s3.access_key), secret_access_key=SecretStr(state.s3.secret_key),
+            buckets=dict(state.s3.buckets),
+        ),
+        app_hosts=tuple(AppHost(name=f"app-{role}", role=role, url=state.app_url(role))  # type: ignore[arg-type]
+                        for role in state.apps),
+        public_url=state.public_url(),
+        traffic_kind="caddy",
+        caddy_admin_url=state.caddy_admin_url(),
+        heartbeat_url=SecretStr(state.heartbeat_url()),
+    )
+
+
+def _read_outputs(name: str) -> dict[str, Any]:
+    path = os.environ.get(f"OPS_STACK_OUTPUTS_{name.upper()}") or os.environ.get("OPS_STACK_OUTPUTS")
+    if path:
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"OPS_STACK_OUTPUTS: {path} does not exist") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"OPS_STACK_OUTPUTS: {path} is not JSON ({exc.msg} at line {exc.lineno})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"OPS_STACK_OUTPUTS: {path} must hold a JSON object")
+        return data
+    if shutil.which("pulumi"):
+        out = subprocess.run(["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", name],
+                             capture_output=True, text=True, check=False)
+        if out.returncode == 0:
+            parsed: dict[str, Any] = json.loads(out.stdout)
+            return parsed
+        raise ConfigError(f"pulumi stack output --stack {name} failed: {out.stderr.strip()[:200]}")
+    raise ConfigError(
+        f"environment {name}: no stack outputs",
+        hint="set OPS_STACK_OUTPUTS to a file holding `pulumi stack output --json --show-secrets`",
+    )
+
+
+def _env_secret(var: str) -> SecretStr:
+    value = os.environ.get(var, "")
+    if not value:
+        raise ConfigError(f"{var}: required for this environment but not set")
+    return SecretStr(value)
+
+
+def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
+    """Build a cloud Environment from stack outputs; errors name the missing output key."""
+    try:
+        conn = outputs["connection_strings"]
+        branch = BRANCH_OF_ENV[name]
+        database_urls = {b: SecretStr(v["direct"]) for b, v in conn.items()}
+        app_url = conn.get(branch, {}).get("pooled")
+        servers = outputs.get("servers", [])
+        hosts = tuple(
+            AppHost(name=s["name"], role=s.get("role", "primary"),
+                    url=f"http://{s.get('private_ip') or s['ipv4']}:8000", address=s.get("ipv4"))
+            for s in servers
+        )
+        storage = ObjectStorage(
+            endpoint_url=outputs["r2_endpoint"], region="auto",
+            access_key_id=_env_secret("R2_ACCESS_KEY_ID"), secret_access_key=_env_secret("R2_SECRET_ACCESS_KEY"),
+            buckets=dict(outputs["buckets"]),
+        )
+        heartbeat = outputs.get("heartbeat_url")
+        return Environment(
+            name=name, branch=branch, database_urls=database_urls,
+            app_database_url=SecretStr(app_url) if app_url else None,
+            redis_url=SecretStr(os.environ["REDIS_URL"]) if os.environ.get("REDIS_URL") else None,
+            storage=storage, app_hosts=hosts, public_url=outputs["public_url"], traffic_kind="cloudflare",
+            heartbeat_url=SecretStr(heartbeat) if heartbeat else None,
+            outputs={k: v for k, v in outputs.items() if k != "connection_strings"},
+        )
+    except KeyError as exc:
+        raise ConfigError(f"stack outputs for {name}: missing key {exc.args[0]!r}") from None
+    except (ValidationError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"stack outputs for {name}: malformed ({exc.__class__.__name__})") from None
+
+
+def resolve(name: str, *, root: Path | None = None) -> Environment:
+    """The one way every command turns `--env NAME` into an Environment."""
+    if name not in ENV_NAMES:
+        raise ConfigError(f"--env: unknown environment {name!r}", hint=f"one of: {', '.join(ENV_NAMES)}")
+    if name == "local":
+        return _local(root or sandbox_dir())
+    return from_outputs(name, _read_outputs(name))  # type: ignore[arg-type]

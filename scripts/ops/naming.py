@@ -1,0 +1,10 @@
+"""Names shared by the Pulumi program and `ops`, so neither hard-codes the other's."""
+
+from __future__ import annotations
+
+APP_NAME = "autoenroll"
+
+
+def bucket_name(environment: str, role: str) -> str:
+    """Bucket for `role` (uploads, agents, backups) in `environment`: `autoenroll-<env>-<role>`."""
+    return f"{APP_NAME}-{environment}-{role}"

@@ -1,0 +1,141 @@
+"""Sandbox use-cases: up, down, status, logs. The CLI in `ops.cli.sandbox` only renders them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from ops.errors import NotFoundError, SandboxError
+from ops.naming import bucket_name
+from ops.ports import free_port
+from ops.sandbox import components as c
+from ops.sandbox.state import (
+    APP_ROLES,
+    BUCKET_ROLES,
+    AppState,
+    CaddyState,
+    HeartbeatState,
+    PostgresState,
+    RedisState,
+    S3State,
+    SandboxState,
+    load_state,
+    save_state,
+    state_path,
+)
+
+Progress = Callable[[str], None]
+
+
+def _new_state(root: Path) -> SandboxState:
+    import uuid
+
+    sandbox_id = uuid.uuid4().hex[:12]
+    pg_dir = c.choose_pg_dir(root, sandbox_id)
+    return SandboxState(
+        sandbox_id=sandbox_id,
+        root=str(root),
+        postgres=PostgresState(port=free_port(), data_dir=str(pg_dir / "data"), socket_dir=str(pg_dir / "run")),
+        redis=RedisState(port=free_port()),
+        s3=S3State(ports={name: free_port() for name in c.S3_PORT_NAMES},
+                   buckets={role: bucket_name("local", role) for role in BUCKET_ROLES}),
+        apps={role: AppState(port=free_port()) for role in APP_ROLES},
+        caddy=CaddyState(port=free_port(), admin_port=free_port()),
+        heartbeat=HeartbeatState(port=free_port()),
+    )
+
+
+def _fail_with_log(root: Path, result: c.ComponentHealth) -> SandboxError:
+    log = root / "logs" / f"{result.name}.log"
+    last = [line for line in c.tail(log, 5) if line.strip()]
+    from ops.secrets import scrub_text
+
+    detail = scrub_text(" | ".join(last)[-400:]) if last else "no log output"
+    return SandboxError(
+        f"{result.name} did not become healthy ({result.detail}); last log lines: {detail}",
+        hint=f"see {log}, or run: ops sandbox logs {result.name}",
+    )
+
+
+def up(root: Path, progress: Progress = lambda _msg: None) -> list[c.ComponentHealth]:
+    """Start every component that is not already up. Safe to run again at any time."""
+    root.mkdir(parents=True, exist_ok=True)
+    os.chmod(root, 0o755)
+    state = load_state(root) if state_path(root).exists() else _new_state(root)
+    save_state(root, state)
+    results: list[c.ComponentHealth] = []
+    for comp in c.COMPONENTS:
+        current = c.health(state, comp)
+        if current.state == "up":
+            progress(f"{comp.name}: already up")
+        else:
+            if current.state == "unhealthy":
+                progress(f"{comp.name}: running but unhealthy, restarting")
+                c.stop(state, comp)
+            if not c.ports_free(state, comp):
+                c.reallocate_ports(state, comp)
+            progress(f"{comp.name}: starting")
+            comp.set_proc(state, comp.start(state, root))
+            save_state(root, state)  # record the pid at once: a crash now must still let `down` find it
+            current = c.wait_healthy(state, comp, comp.start_timeout)
+            if current.state != "up" and comp.name not in ("s3", "caddy"):
+                raise _fail_with_log(root, current)
+        if comp.name == "postgres":
+            progress("postgres: roles, databases and migrations")
+            c.bootstrap_postgres(state)
+        if comp.name == "s3":
+            if current.state != "up":
+                c.ensure_buckets(state)  # a fresh SeaweedFS answers before the buckets exist
+                current = c.wait_healthy(state, comp, comp.start_timeout)
+                if current.state != "up":
+                    raise _fail_with_log(root, current)
+        if comp.name == "caddy":
+            _point_caddy_at_active_app(state)
+            current = c.wait_healthy(state, comp, comp.start_timeout)
+            if current.state != "up":
+                raise _fail_with_log(root, current)
+        results.append(current)
+    save_state(root, state)
+    return results
+
+
+def _point_caddy_at_active_app(state: SandboxState) -> None:
+    """A Caddy that outlived an app restart may point at an old port: re-point it (idempotent)."""
+    from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
+
+    switch = CaddyTrafficSwitch(state.caddy_admin_url())
+    try:
+        wanted = [f"127.0.0.1:{state.apps[state.caddy.active_app].port}"]
+        if switch.current_upstreams() != wanted:
+            switch.set_upstreams(wanted)
+    finally:
+        switch.close()
+
+
+def status(root: Path) -> list[c.ComponentHealth]:
+    """Health of every component; a crashed process is `down`, never `up`."""
+    state = load_state(root)
+    return [c.health(state, comp) for comp in c.COMPONENTS]
+
+
+def down(root: Path, progress: Progress = lambda _msg: None) -> list[str]:
+    """Stop what this sandbox started (in reverse order), nothing else. Data is kept."""
+    try:
+        state = load_state(root)
+    except NotFoundError:
+        return []
+    stopped: list[str] = []
+    for comp in reversed(c.COMPONENTS):
+        if c.stop(state, comp):
+            progress(f"{comp.name}: stopped")
+            stopped.append(comp.name)
+        comp.set_proc(state, None)
+        save_state(root, state)
+    return stopped
+
+
+def logs(root: Path, name: str, lines: int) -> list[str]:
+    c.component(name)  # validates the name
+    load_state(root)
+    return c.tail(root / "logs" / f"{name}.log", lines)

@@ -1,0 +1,153 @@
+"""The sandbox's state file: ports, pids and credentials, the single source `--env local` reads.
+
+The file holds passwords, so it is written 0600, atomically (temp file + rename), and is
+never printed whole: `public_view()` is what reaches a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import uuid
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, ValidationError
+
+from ops.errors import NotFoundError, SandboxError
+from ops.processes import ProcRef
+
+STATE_FILE = "state.json"
+BRANCHES = ("main", "staging", "development")
+APP_ROLES = ("primary", "standby")
+BUCKET_ROLES = ("uploads", "agents", "backups")
+
+
+def new_secret() -> str:
+    return secrets.token_urlsafe(24)
+
+
+class PostgresState(BaseModel):
+    port: int
+    proc: ProcRef | None = None
+    data_dir: str
+    socket_dir: str
+    superuser: str = "postgres"
+    superuser_password: str = Field(default_factory=new_secret)
+    app_role: str = "autoenroll_app"
+    app_password: str = Field(default_factory=new_secret)
+
+
+class RedisState(BaseModel):
+    port: int
+    proc: ProcRef | None = None
+    password: str = Field(default_factory=new_secret)
+
+
+class S3State(BaseModel):
+    ports: dict[str, int]
+    proc: ProcRef | None = None
+    access_key: str = Field(default_factory=lambda: "sandbox" + secrets.token_hex(6))
+    secret_key: str = Field(default_factory=new_secret)
+    buckets: dict[str, str]
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['s3']}"
+
+
+class AppState(BaseModel):
+    port: int
+    proc: ProcRef | None = None
+    version: str = "dev"
+
+
+class CaddyState(BaseModel):
+    port: int
+    admin_port: int
+    proc: ProcRef | None = None
+    active_app: str = "primary"
+
+
+class HeartbeatState(BaseModel):
+    port: int
+    proc: ProcRef | None = None
+
+
+class SandboxState(BaseModel):
+    sandbox_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
+    root: str
+    postgres: PostgresState
+    redis: RedisState
+    s3: S3State
+    apps: dict[str, AppState]
+    caddy: CaddyState
+    heartbeat: HeartbeatState
+
+    def database_url(self, branch: str, *, admin: bool = False) -> str:
+        """Connection URL for one of the branch databases, as the app role or the superuser."""
+        pg = self.postgres
+        user, password = (pg.superuser, pg.superuser_password) if admin else (pg.app_role, pg.app_password)
+        return f"postgresql://{user}:{password}@127.0.0.1:{pg.port}/{branch}"
+
+    def redis_url(self) -> str:
+        return f"redis://:{self.redis.password}@127.0.0.1:{self.redis.port}/0"
+
+    def app_url(self, role: str) -> str:
+        return f"http://127.0.0.1:{self.apps[role].port}"
+
+    def public_url(self) -> str:
+        return f"http://127.0.0.1:{self.caddy.port}"
+
+    def caddy_admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.caddy.admin_port}"
+
+    def heartbeat_url(self) -> str:
+        return f"http://127.0.0.1:{self.heartbeat.port}/ping/backup"
+
+    def public_view(self) -> dict[str, Any]:
+        """Everything a person may see: ports and URLs, no passwords."""
+        return {
+            "sandbox_id": self.sandbox_id,
+            "root": self.root,
+            "public_url": self.public_url(),
+            "postgres": {"port": self.postgres.port, "databases": list(BRANCHES)},
+            "redis": {"port": self.redis.port},
+            "s3": {"endpoint_url": self.s3.endpoint_url, "buckets": self.s3.buckets},
+            "apps": {role: self.app_url(role) for role in self.apps},
+            "caddy": {"url": self.public_url(), "admin_url": self.caddy_admin_url(),
+                      "active_app": self.caddy.active_app},
+            "heartbeat": {"url": self.heartbeat_url()},
+        }
+
+
+def state_path(root: Path) -> Path:
+    return root / STATE_FILE
+
+
+def load_state(root: Path) -> SandboxState:
+    """Read the state file, or raise NotFoundError with the command that creates it."""
+    path = state_path(root)
+    if not path.exists():
+        raise NotFoundError(f"no sandbox at {root}", hint="start it with: ops sandbox up")
+    try:
+        return SandboxState.model_validate_json(path.read_text())
+    except (ValidationError, json.JSONDecodeError) as exc:
+        raise SandboxError(
+            f"sandbox state file {path} is unreadable: {exc.__class__.__name__}",
+            hint="stop what runs with `ops sandbox down --force`, then remove the folder and run `ops sandbox up`",
+        ) from None
+
+
+def save_state(root: Path, state: SandboxState) -> None:
+    """Write the state file atomically with mode 0600."""
+    root.mkdir(parents=True, exist_ok=True)
+    path = state_path(root)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(state.model_dump_json(indent=2))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
