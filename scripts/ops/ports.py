@@ -13,8 +13,9 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """True when nothing holds `port` on 127.0.0.1."""
+    """True when a server could listen on `port` now (connections in TIME-WAIT don't hold it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as every server we run does
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

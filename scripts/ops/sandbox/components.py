@@ -163,8 +163,34 @@ def bootstrap_postgres(state: SandboxState) -> None:
         for branch in BRANCHES:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (branch,)).fetchone():
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(branch)))
-    for branch in BRANCHES:
-        migrate_database(state.database_url(branch, admin=True), app_role=pg.app_role)
+    behind = [b for b in BRANCHES if schema_revision(state.database_url(b, admin=True)) != head_revision()]
+    # Independent databases: migrate them side by side (each run is a ~2 s subprocess).
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(BRANCHES)) as pool:
+        futures = [pool.submit(migrate_database, state.database_url(b, admin=True), app_role=pg.app_role)
+                   for b in behind]
+        for future in futures:
+            future.result()
+
+
+def head_revision() -> str:
+    """The app's newest migration revision."""
+    from autoenroll.migrate import head_revision as app_head
+
+    return app_head()
+
+
+def schema_revision(url: str) -> str | None:
+    """The migration revision a database is at (None before the first migration)."""
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        try:
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        except psycopg.errors.UndefinedTable:
+            return None
+    return str(row[0]) if row else None
 
 
 def migrate_argv() -> list[str]:
@@ -287,7 +313,10 @@ def image_start_command(dockerfile: Path = APP_DIR / "Dockerfile") -> list[str]:
     """The container image's CMD (exec form), so the sandbox starts the app exactly as the image does."""
     for line in reversed(dockerfile.read_text().splitlines()):
         if line.startswith("CMD "):
-            argv = json.loads(line[4:])
+            try:
+                argv = json.loads(line[4:])
+            except json.JSONDecodeError:
+                break
             if not isinstance(argv, list) or not argv:
                 break
             return [str(a) for a in argv]
@@ -388,6 +417,9 @@ class Component:
     probe: Callable[[SandboxState], str]
     stop_signal: int = 15
     start_timeout: float = 60.0
+    # Succeeds as soon as the process accepts work; the post-start step (buckets, roles)
+    # runs after it, and only then is `probe` expected to pass.
+    accepting: Callable[[SandboxState], object] | None = None
 
 
 def _start_postgres(state: SandboxState, root: Path) -> ProcRef:
@@ -449,7 +481,8 @@ COMPONENTS: tuple[Component, ...] = (
     Component("redis", lambda s: f"127.0.0.1:{s.redis.port}", lambda s: s.redis.proc,
               _setter("redis"), lambda s: [s.redis.port], _start_redis, probe_redis),
     Component("s3", lambda s: s.s3.endpoint_url, lambda s: s.s3.proc, _setter("s3"),
-              lambda s: list(s.s3.ports.values()), _start_s3, probe_s3),
+              lambda s: list(s.s3.ports.values()), _start_s3, probe_s3,
+              accepting=lambda s: s3_client(s).list_buckets()),
     Component("heartbeat", lambda s: s.heartbeat_url(), lambda s: s.heartbeat.proc, _setter("heartbeat"),
               lambda s: [s.heartbeat.port], _start_heartbeat, probe_heartbeat, start_timeout=15.0),
     *(_app_component(role) for role in APP_ROLES),
@@ -499,6 +532,22 @@ def reallocate_ports(state: SandboxState, comp: Component) -> None:
         state.apps[comp.name.removeprefix("app-")].port = free_port()
     elif comp.name == "caddy":
         state.caddy.port, state.caddy.admin_port = free_port(), free_port()
+
+
+def wait_accepting(state: SandboxState, comp: Component, timeout: float) -> bool:
+    """Wait until the process accepts work (its `accepting` check passes); False if it died or timed out."""
+    check = comp.accepting or comp.probe
+    proc = comp.get_proc(state)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not is_running(proc):
+            return False
+        try:
+            check(state)
+            return True
+        except Exception:  # not ready yet
+            time.sleep(0.2)
+    return False
 
 
 def wait_healthy(state: SandboxState, comp: Component, timeout: float) -> ComponentHealth:

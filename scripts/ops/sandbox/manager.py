@@ -78,26 +78,25 @@ def up(root: Path, progress: Progress = lambda _msg: None) -> list[c.ComponentHe
             progress(f"{comp.name}: starting")
             comp.set_proc(state, comp.start(state, root))
             save_state(root, state)  # record the pid at once: a crash now must still let `down` find it
-            current = c.wait_healthy(state, comp, comp.start_timeout)
-            if current.state != "up" and comp.name not in ("s3", "caddy"):
-                raise _fail_with_log(root, current)
-        if comp.name == "postgres":
-            progress("postgres: roles, databases and migrations")
-            c.bootstrap_postgres(state)
-        if comp.name == "s3":
-            if current.state != "up":
-                c.ensure_buckets(state)  # a fresh SeaweedFS answers before the buckets exist
-                current = c.wait_healthy(state, comp, comp.start_timeout)
-                if current.state != "up":
-                    raise _fail_with_log(root, current)
-        if comp.name == "caddy":
-            _point_caddy_at_active_app(state)
-            current = c.wait_healthy(state, comp, comp.start_timeout)
-            if current.state != "up":
-                raise _fail_with_log(root, current)
+            c.wait_accepting(state, comp, comp.start_timeout)
+        _after_start(state, comp, progress)
+        current = c.wait_healthy(state, comp, comp.start_timeout)
+        if current.state != "up":
+            raise _fail_with_log(root, current)
         results.append(current)
     save_state(root, state)
     return results
+
+
+def _after_start(state: SandboxState, comp: c.Component, progress: Progress) -> None:
+    """Idempotent set-up that needs the process running: roles and schema, buckets, upstream."""
+    if comp.name == "postgres":
+        progress("postgres: roles, databases and migrations")
+        c.bootstrap_postgres(state)
+    elif comp.name == "s3":
+        c.ensure_buckets(state)
+    elif comp.name == "caddy":
+        _point_caddy_at_active_app(state)
 
 
 def _point_caddy_at_active_app(state: SandboxState) -> None:

@@ -1,0 +1,41 @@
+"""Shared fixtures. The sandbox fixture brings the real stack up once per test session.
+
+The test sandbox lives in `.sandbox-test/` (never the developer's `.sandbox/`), so running
+the suite does not disturb a sandbox someone is using.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ops.paths import REPO_ROOT
+from ops.sandbox import manager
+from ops.sandbox.state import SandboxState, load_state
+
+TEST_SANDBOX = REPO_ROOT / ".sandbox-test"
+
+
+@pytest.fixture(scope="session")
+def sandbox_root() -> Iterator[Path]:
+    previous = os.environ.get("OPS_SANDBOX_DIR")
+    os.environ["OPS_SANDBOX_DIR"] = str(TEST_SANDBOX)
+    try:
+        manager.up(TEST_SANDBOX)
+        yield TEST_SANDBOX
+    finally:
+        manager.down(TEST_SANDBOX)
+        if previous is None:
+            os.environ.pop("OPS_SANDBOX_DIR", None)
+        else:
+            os.environ["OPS_SANDBOX_DIR"] = previous
+
+
+@pytest.fixture()
+def sandbox(sandbox_root: Path) -> SandboxState:
+    """The running test sandbox, healthy at the start of each test (a previous test may break it)."""
+    manager.up(sandbox_root)
+    return load_state(sandbox_root)
