@@ -8,6 +8,7 @@ PostgreSQL and Redis rewrite their argv/environ memory to set their process titl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -65,10 +66,8 @@ def start_process(
 
 
 def _reap_if_child(pid: int) -> None:
-    try:
+    with contextlib.suppress(ChildProcessError):  # not our child: init reaps it
         os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def is_running(ref: ProcRef | None) -> bool:

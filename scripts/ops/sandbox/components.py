@@ -266,6 +266,7 @@ def weed_argv(state: SandboxState, root: Path, identities: Path) -> list[str]:
         "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
         f"-master.port={p['master']}", f"-master.port.grpc={p['master_grpc']}",
         "-master.volumeSizeLimitMB=1024", "-volume.max=0",
+        "-volume.preStopSeconds=0",  # its default 10 s pause is for clusters, not a sandbox
         f"-volume.port={p['volume']}", f"-volume.port.grpc={p['volume_grpc']}",
         "-filer", f"-filer.port={p['filer']}", f"-filer.port.grpc={p['filer_grpc']}",
         "-s3", f"-s3.port={p['s3']}", f"-s3.port.grpc={p['s3_grpc']}", f"-s3.config={identities}",
@@ -364,7 +365,8 @@ def probe_app(state: SandboxState, role: str) -> str:
 
 
 def caddy_argv() -> list[str]:
-    return [venv_binary("caddy", "caddyserver"), "run", "--config", str(APP_DIR / "Caddyfile"), "--adapter", "caddyfile"]
+    caddy = venv_binary("caddy", "caddyserver")
+    return [caddy, "run", "--config", str(APP_DIR / "Caddyfile"), "--adapter", "caddyfile"]
 
 
 def caddy_env(state: SandboxState, root: Path) -> dict[str, str]:
@@ -417,6 +419,7 @@ class Component:
     probe: Callable[[SandboxState], str]
     stop_signal: int = 15
     start_timeout: float = 60.0
+    stop_timeout: float = 20.0
     # Succeeds as soon as the process accepts work; the post-start step (buckets, roles)
     # runs after it, and only then is `probe` expected to pass.
     accepting: Callable[[SandboxState], object] | None = None
@@ -482,7 +485,10 @@ COMPONENTS: tuple[Component, ...] = (
               _setter("redis"), lambda s: [s.redis.port], _start_redis, probe_redis),
     Component("s3", lambda s: s.s3.endpoint_url, lambda s: s.s3.proc, _setter("s3"),
               lambda s: list(s.s3.ports.values()), _start_s3, probe_s3,
-              accepting=lambda s: s3_client(s).list_buckets()),
+              accepting=lambda s: s3_client(s).list_buckets(),
+              # SeaweedFS's filer waits 15 s for idle gRPC streams to close; its stores are
+              # append-only logs that survive a kill, so don't make every `down` wait for that.
+              stop_timeout=5.0),
     Component("heartbeat", lambda s: s.heartbeat_url(), lambda s: s.heartbeat.proc, _setter("heartbeat"),
               lambda s: [s.heartbeat.port], _start_heartbeat, probe_heartbeat, start_timeout=15.0),
     *(_app_component(role) for role in APP_ROLES),
@@ -511,7 +517,7 @@ def health(state: SandboxState, comp: Component) -> ComponentHealth:
 
 
 def stop(state: SandboxState, comp: Component) -> bool:
-    return stop_process(comp.get_proc(state), sig=comp.stop_signal, timeout=20)
+    return stop_process(comp.get_proc(state), sig=comp.stop_signal, timeout=comp.stop_timeout)
 
 
 def ports_free(state: SandboxState, comp: Component) -> bool:

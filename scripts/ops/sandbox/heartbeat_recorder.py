@@ -43,7 +43,7 @@ def make_handler(record_file: Path) -> type[BaseHTTPRequestHandler]:
 
         do_GET = do_POST = do_HEAD = _handle
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - stdlib signature
+        def log_message(self, format: str, *args: object) -> None:
             return
 
     return Handler

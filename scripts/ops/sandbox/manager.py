@@ -61,7 +61,7 @@ def _fail_with_log(root: Path, result: c.ComponentHealth) -> SandboxError:
 def up(root: Path, progress: Progress = lambda _msg: None) -> list[c.ComponentHealth]:
     """Start every component that is not already up. Safe to run again at any time."""
     root.mkdir(parents=True, exist_ok=True)
-    os.chmod(root, 0o755)
+    os.chmod(root, 0o755)  # noqa: S103 - the postgres user must traverse it; secrets inside are 0600
     state = load_state(root) if state_path(root).exists() else _new_state(root)
     save_state(root, state)
     results: list[c.ComponentHealth] = []
