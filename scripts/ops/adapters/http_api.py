@@ -1,0 +1,111 @@
+"""A small JSON API client with the retry policy of hcloud-python.
+
+Default timeouts; capped exponential backoff with full jitter; retries only what is worth
+retrying (429 honouring Retry-After, 502/503/504, timeouts and connection errors, plus any
+extra statuses a provider documents as transient, e.g. Neon's 423 Locked); errors carry the
+provider's request id. The transport is injectable so tests fake the provider at the HTTP
+layer with `httpx.MockTransport`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from ops.errors import ProviderAPIError
+
+RETRY_STATUSES = frozenset({429, 502, 503, 504})
+REQUEST_ID_HEADERS = ("x-neon-ret-request-id", "x-request-id", "cf-ray", "x-correlation-id")
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Full-jitter exponential backoff: uniform in [0, min(cap, base * 2**attempt)]."""
+    return rng.uniform(0, min(cap, base * (2**attempt)))
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+class JsonApiClient:
+    """JSON over HTTPS with retries; subclasses add the provider's routes."""
+
+    provider = "API"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        transport: httpx.BaseTransport | None = None,
+        timeout: float = 15.0,
+        max_attempts: int = 6,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 20.0,
+        extra_retry_statuses: frozenset[int] = frozenset(),
+        sleep: Callable[[float], None] = time.sleep,
+        seed: int | None = None,
+    ) -> None:
+        self._client = httpx.Client(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self._max_attempts = max_attempts
+        self._base = backoff_base
+        self._cap = backoff_cap
+        self._retry_statuses = RETRY_STATUSES | extra_retry_statuses
+        self._sleep = sleep
+        self._rng = random.Random(seed)
+        self.retries = 0  # observable by tests and reports
+
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
+        """Send one logical request, retrying transient failures; return the decoded JSON body."""
+        last_error = ""
+        for attempt in range(self._max_attempts):
+            try:
+                response = self._client.request(method, path, json=json, params=params)
+            except (httpx.TimeoutException, httpx.TransportError) as exc:
+                last_error = exc.__class__.__name__
+                self._wait(attempt, None)
+                continue
+            if response.status_code in self._retry_statuses and attempt < self._max_attempts - 1:
+                last_error = f"HTTP {response.status_code}"
+                self._wait(attempt, _retry_after(response))
+                continue
+            if response.status_code >= 400:
+                raise self._error(method, path, response)
+            if not response.content:
+                return None
+            return response.json()
+        raise ProviderAPIError(f"{self.provider} {method} {path}: gave up after {self._max_attempts} attempts "
+                               f"({last_error})")
+
+    def _wait(self, attempt: int, retry_after: float | None) -> None:
+        self.retries += 1
+        delay = retry_after if retry_after is not None else backoff_delay(attempt, self._base, self._cap, self._rng)
+        self._sleep(min(delay, self._cap))
+
+    def _error(self, method: str, path: str, response: httpx.Response) -> ProviderAPIError:
+        request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
+        try:
+            body = response.json()
+            detail = body.get("message") or body.get("errors") or body.get("error") or ""
+        except ValueError:
+            detail = response.text[:200]
+        return ProviderAPIError(f"{self.provider} {method} {path}: {str(detail)[:300]}".rstrip(": "),
+                                status=response.status_code, request_id=request_id)
+
+    def close(self) -> None:
+        self._client.close()
