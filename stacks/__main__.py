@@ -1,0 +1,68 @@
+"""The Pulumi program: read config, build one component per concern, export what `ops` needs.
+
+It creates no provider resource itself. The exported shape is documented in
+docs/stack-outputs.md and read by `ops` as its `Environment` (scripts/ops/environment.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from stacks import config as stack_config
+from stacks.cache import Cache, CacheArgs
+from stacks.compute import Compute, ComputeArgs
+from stacks.config import StackConfig
+from stacks.database import Database, DatabaseArgs
+from stacks.edge import Edge, EdgeArgs
+from stacks.monitoring import Monitoring, MonitoringArgs
+from stacks.storage import Storage, StorageArgs
+
+BRANCH_OF_STACK = {"production": "main", "staging": "staging"}
+
+
+def build(config: StackConfig) -> dict[str, Any]:
+    """Register every component of the stack; return the stack outputs."""
+    secret = stack_config.secret
+    storage = Storage("storage", StorageArgs(config))
+    cache = Cache("cache", CacheArgs(config, redis_url=secret("redisUrl")))
+    database = Database("database", DatabaseArgs(config))
+    branch = BRANCH_OF_STACK[config.environment]
+    app_env = pulumi.Output.all(
+        database.app_database_url(branch), cache.redis_url, secret("r2AccessKeyId"), secret("r2SecretAccessKey"),
+        secret("sentryDsn"),
+    ).apply(lambda v: {
+        "DATABASE_URL": v[0], "REDIS_URL": v[1], "S3_ENDPOINT_URL": storage.endpoint, "S3_REGION": "auto",
+        "S3_ACCESS_KEY_ID": v[2], "S3_SECRET_ACCESS_KEY": v[3], "S3_BUCKET_UPLOADS": storage.bucket_names["uploads"],
+        "SENTRY_DSN": v[4],
+    })
+    compute = Compute("compute", ComputeArgs(config, app_env=pulumi.Output.secret(app_env),
+                                             betterstack_logs_token=secret("betterstackLogsToken")))
+    edge = Edge("edge", EdgeArgs(config, origin_ipv4=compute.origin_ipv4()))
+    monitoring = Monitoring("monitoring", MonitoringArgs(config, sentry_dsn=secret("sentryDsn")))
+
+    return {
+        "environment": config.environment,
+        "public_url": f"https://{config.fqdn(config.edge.app_host)}",
+        "servers": compute.servers,
+        "load_balancer_ipv4": compute.load_balancer_ipv4,
+        "firewall_id": compute.firewall.id,
+        "network_id": compute.network.id,
+        "dns": {"zone_id": config.edge.zone_id, "app_record_name": config.fqdn(config.edge.app_host),
+                "records": {k: r.id for k, r in edge.records.items()}},
+        "buckets": storage.bucket_names,
+        "r2_endpoint": storage.endpoint,
+        "neon_project_id": database.project_id,
+        "neon_branches": database.branch_outputs,
+        "connection_strings": database.connection_strings,
+        "monitor_ids": {h: r.id for h, r in monitoring.monitors.items()},
+        "heartbeat_url": monitoring.heartbeat_url,
+        "status_page_id": monitoring.status_page.id if monitoring.status_page else None,
+        "backup_retention_days": config.storage.backup_retention_days,
+    }
+
+
+if __name__ == "__main__":
+    for key, value in build(stack_config.load()).items():
+        pulumi.export(key, value)

@@ -1,0 +1,134 @@
+"""Compute: SSH keys, the Hetzner firewall, a private network, app servers, standby, load balancer."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_hcloud as hcloud
+
+from stacks.config import StackConfig
+from stacks.data import cloudflare_ranges
+from stacks.host_role import HostRoleArgs, render_user_data
+from stacks.labels import resource_name
+
+
+@dataclass(frozen=True)
+class ComputeArgs:
+    config: StackConfig
+    app_env: pulumi.Output[dict[str, str]]  # secrets inside
+    betterstack_logs_token: pulumi.Output[str]
+
+
+def firewall_rules(config: StackConfig) -> list[dict[str, Any]]:
+    """Ingress: 80/443 from Cloudflare only, SSH from admin CIDRs only, ICMP; nothing else."""
+    edge = list(cloudflare_ranges())
+    return [
+        {"direction": "in", "protocol": "tcp", "port": "22", "source_ips": list(config.compute.admin_cidrs),
+         "description": "SSH from admin networks"},
+        {"direction": "in", "protocol": "tcp", "port": "80", "source_ips": edge, "description": "HTTP from Cloudflare"},
+        {"direction": "in", "protocol": "tcp", "port": "443", "source_ips": edge,
+         "description": "HTTPS from Cloudflare"},
+        {"direction": "in", "protocol": "icmp", "source_ips": ["0.0.0.0/0", "::/0"], "description": "ICMP"},
+    ]
+
+
+class Compute(pulumi.ComponentResource):
+    servers: pulumi.Output[list[dict[str, Any]]]
+
+    def __init__(self, name: str, args: ComputeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("autoenroll:compute:Compute", name, None, opts)
+        config = args.config
+        c = config.compute
+        labels = dict(config.labels)
+        child = pulumi.ResourceOptions(parent=self)
+
+        keys = [hcloud.SshKey(f"{name}-key-{key_name}", name=resource_name(config, key_name), public_key=key,
+                              labels=labels, opts=child) for key_name, key in c.ssh_keys]
+        self.firewall = hcloud.Firewall(f"{name}-firewall", name=resource_name(config, "app"),
+                                        rules=firewall_rules(config), labels=labels, opts=child)
+        self.network = hcloud.Network(f"{name}-network", name=resource_name(config, "net"),
+                                      ip_range=c.network_ip_range, labels=labels, opts=child)
+        subnet_range = next(ipaddress.ip_network(c.network_ip_range).subnets(new_prefix=24))
+        subnet = hcloud.NetworkSubnet(f"{name}-subnet", network_id=self.network.id.apply(int), type="cloud",
+                                      network_zone="eu-central", ip_range=str(subnet_range), opts=child)
+        placement = None
+        if c.replicas > 1:
+            placement = hcloud.PlacementGroup(f"{name}-spread", name=resource_name(config, "spread"), type="spread",
+                                              labels=labels, opts=child)
+
+        hosts: list[tuple[str, str, str]] = [(f"app-{i + 1}", "primary", c.location) for i in range(c.replicas)]
+        if c.standby:
+            hosts.append(("standby", "standby", c.standby_location))
+
+        self.server_resources: list[tuple[hcloud.Server, str, str]] = []
+        for index, (host, role, location) in enumerate(hosts):
+            server_name = resource_name(config, host)
+            user_data = pulumi.Output.all(args.app_env, args.betterstack_logs_token).apply(
+                lambda values, server_name=server_name, role=role: render_user_data(HostRoleArgs(
+                    hostname=server_name, environment=config.environment, role=role,
+                    site_address=config.fqdn(config.edge.app_host), app_image=c.app_image,
+                    app_version=c.app_version, admin_cidrs=c.admin_cidrs, cloudflare_ranges=cloudflare_ranges(),
+                    ssh_public_keys=tuple(k for _, k in c.ssh_keys), app_env=values[0],
+                    betterstack_logs_token=values[1])))
+            server = hcloud.Server(
+                f"{name}-{host}",
+                name=server_name,
+                server_type=c.server_type,
+                image=c.image,
+                location=location,
+                ssh_keys=[k.id for k in keys],
+                firewall_ids=[self.firewall.id.apply(int)],
+                networks=[{"network_id": self.network.id.apply(int), "ip": str(subnet_range[10 + index])}],
+                public_nets=[{"ipv4_enabled": True, "ipv6_enabled": True}],
+                placement_group_id=placement.id.apply(int) if placement and role == "primary" else None,
+                user_data=pulumi.Output.secret(user_data),
+                backups=c.backups,
+                delete_protection=config.protect,
+                rebuild_protection=config.protect,  # Hetzner requires both equal
+                labels={**labels, "role": role},
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[subnet],
+                                            ignore_changes=["user_data", "ssh_keys"]),
+            )
+            self.server_resources.append((server, role, location))
+
+        self.load_balancer_ipv4: pulumi.Output[str] | None = None
+        if c.replicas > 1:
+            lb = hcloud.LoadBalancer(f"{name}-lb", name=resource_name(config, "lb"),
+                                     load_balancer_type=c.load_balancer_type, location=c.location,
+                                     algorithm={"type": "round_robin"}, labels=labels,
+                                     delete_protection=config.protect, opts=child)
+            hcloud.LoadBalancerNetwork(f"{name}-lb-net", load_balancer_id=lb.id.apply(int),
+                                       network_id=self.network.id.apply(int), opts=child)
+            hcloud.LoadBalancerTarget(f"{name}-lb-targets", load_balancer_id=lb.id.apply(int), type="label_selector",
+                                      label_selector=f"environment={config.environment},role=primary",
+                                      use_private_ip=True, opts=child)
+            for port in (80, 443):
+                hcloud.LoadBalancerService(
+                    f"{name}-lb-{port}", load_balancer_id=lb.id, protocol="tcp", listen_port=port,
+                    destination_port=port,
+                    health_check={"protocol": "http", "port": 80, "interval": 10, "timeout": 5, "retries": 3,
+                                  "http": {"path": "/health", "status_codes": ["2??", "3??"]}},
+                    opts=child)
+            self.load_balancer_ipv4 = lb.ipv4
+
+        self.servers = pulumi.Output.all(*[
+            pulumi.Output.all(s.id, s.name, s.ipv4_address, s.networks).apply(
+                lambda v, role=role, location=location: {
+                    "id": int(v[0]), "name": v[1], "ipv4": v[2], "role": role, "location": location,
+                    "private_ip": (v[3] or [{}])[0].get("ip") if v[3] else None})
+            for s, role, location in self.server_resources
+        ])
+        self.register_outputs({"servers": self.servers, "firewall_id": self.firewall.id,
+                               "network_id": self.network.id, "load_balancer_ipv4": self.load_balancer_ipv4})
+
+    def origin_ipv4(self) -> pulumi.Output[str]:
+        """Where public traffic goes: the load balancer when there is one, else the first primary."""
+        if self.load_balancer_ipv4 is not None:
+            return self.load_balancer_ipv4
+        return self.server_resources[0][0].ipv4_address
+
+    def standby_ipv4(self) -> pulumi.Output[str] | None:
+        return next((s.ipv4_address for s, role, _ in self.server_resources if role == "standby"), None)

@@ -1,0 +1,377 @@
+"""All stack configuration, read once from `Pulumi.<stack>.yaml` and validated into a frozen model.
+
+`parse_config` is pure (a mapping in, a `StackConfig` out) so it is tested without Pulumi;
+`load()` is the only place in the program that touches `pulumi.Config`. Unknown keys are
+rejected and every error names its path, e.g. `compute.replicas: must be >= 1`.
+Secrets are read with `require_secret` and stay `pulumi.Output`s.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+APP = "autoenroll"
+ENVIRONMENTS = ("staging", "production")
+GERMAN_LOCATIONS = ("fsn1", "nbg1")  # Falkenstein, Nuremberg
+EU_NEON_REGIONS = ("aws-eu-central-1",)  # Frankfurt
+PHASES = ("pre-revenue", "growth", "scale")
+
+
+class StackConfigError(ValueError):
+    """A configuration value is missing or invalid; the message starts with its path."""
+
+
+@dataclass(frozen=True)
+class ComputeConfig:
+    server_type: str
+    replicas: int
+    location: str
+    standby: bool
+    image: str
+    admin_cidrs: tuple[str, ...]
+    ssh_keys: tuple[tuple[str, str], ...]
+    backups: bool
+    load_balancer_type: str
+    network_ip_range: str
+    app_image: str
+    app_version: str
+
+    @property
+    def standby_location(self) -> str:
+        """The other German location: a standby must not share the primary's failure domain."""
+        return next(loc for loc in GERMAN_LOCATIONS if loc != self.location)
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    owns_project: bool
+    project_name: str
+    region_id: str
+    pg_version: int
+    history_retention_seconds: int
+    autoscaling_min_cu: float
+    autoscaling_max_cu: float
+    suspend_timeout_seconds: int
+    database_name: str
+    role_name: str
+    production_stack: str  # "org/project/stack", read by a StackReference when owns_project is false
+
+
+@dataclass(frozen=True)
+class PagesConfig:
+    project_name: str
+    github_owner: str
+    github_repo: str
+    domain: str
+    production_branch: str
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    account_id: str
+    zone_id: str
+    manage_zone: bool
+    app_host: str
+    api_host: str
+    status_host: str
+    min_tls_version: str
+    hsts_max_age: int
+    upload_rate_limit_per_minute: int
+    mailjet_dkim_selector: str
+    mailjet_dkim_value: str
+    dmarc_policy: str
+    pages: PagesConfig | None
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    jurisdiction: str
+    location_hint: str
+    temp_expiry_days: int
+    abort_multipart_days: int
+    backup_retention_days: int
+    cors_origins: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    provider: str
+    region: str
+
+
+@dataclass(frozen=True)
+class MonitoringConfig:
+    check_frequency_seconds: int
+    regions: tuple[str, ...]
+    status_page_company: str
+    heartbeat_period_seconds: int
+    heartbeat_grace_seconds: int
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    environment: str
+    domain: str
+    phase: str
+    compute: ComputeConfig
+    database: DatabaseConfig
+    edge: EdgeConfig
+    storage: StorageConfig
+    cache: CacheConfig
+    monitoring: MonitoringConfig
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def protect(self) -> bool:
+        """Data-bearing resources are protected from deletion in production."""
+        return self.is_production
+
+    def fqdn(self, host: str) -> str:
+        return f"{host}.{self.domain}"
+
+
+# --------------------------------------------------------------------------- validation helpers
+
+
+class _Section:
+    """Reads one config object, remembering which keys were used so the rest can be rejected."""
+
+    def __init__(self, path: str, raw: Any) -> None:
+        if not isinstance(raw, Mapping):
+            raise StackConfigError(f"{path}: must be an object")
+        self.path, self.raw, self.used = path, raw, set[str]()
+
+    def _key(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def get(self, key: str, default: Any = ..., *, kind: type | tuple[type, ...] = object) -> Any:
+        self.used.add(key)
+        if key not in self.raw:
+            if default is ...:
+                raise StackConfigError(f"{self._key(key)}: required")
+            return default
+        value = self.raw[key]
+        if kind is not object and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+            raise StackConfigError(f"{self._key(key)}: must be {names}, got {type(value).__name__}")
+        return value
+
+    def integer(self, key: str, default: Any = ..., *, low: int | None = None, high: int | None = None) -> int:
+        value = int(self.get(key, default, kind=int))
+        if low is not None and value < low:
+            raise StackConfigError(f"{self._key(key)}: must be >= {low}")
+        if high is not None and value > high:
+            raise StackConfigError(f"{self._key(key)}: must be <= {high}")
+        return value
+
+    def number(self, key: str, default: Any = ..., *, low: float | None = None) -> float:
+        value = float(self.get(key, default, kind=(int, float)))
+        if low is not None and value < low:
+            raise StackConfigError(f"{self._key(key)}: must be >= {low:g}")
+        return value
+
+    def choice(self, key: str, options: tuple[str, ...], default: Any = ...) -> str:
+        value = str(self.get(key, default, kind=str))
+        if value not in options:
+            raise StackConfigError(f"{self._key(key)}: must be one of {', '.join(options)}; got {value!r}")
+        return value
+
+    def text(self, key: str, default: Any = ...) -> str:
+        value = str(self.get(key, default, kind=str))
+        if not value.strip():
+            raise StackConfigError(f"{self._key(key)}: must not be empty")
+        return value
+
+    def section(self, key: str, default: Any = ...) -> _Section | None:
+        raw = self.get(key, default)
+        return None if raw is None else _Section(self._key(key), raw)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.raw) - self.used)
+        if unknown:
+            raise StackConfigError(f"{self._key(unknown[0])}: unknown key")
+
+
+def _cidrs(section: _Section, key: str) -> tuple[str, ...]:
+    values = section.get(key, kind=list)
+    out = []
+    for index, value in enumerate(values):
+        path = f"{section._key(key)}[{index}]"
+        try:
+            net = ipaddress.ip_network(str(value), strict=False)
+        except ValueError:
+            raise StackConfigError(f"{path}: not a CIDR: {value!r}") from None
+        if net.prefixlen == 0:
+            raise StackConfigError(f"{path}: SSH must never be open to the world ({value})")
+        out.append(str(net))
+    if not out:
+        raise StackConfigError(f"{section._key(key)}: at least one admin CIDR is required")
+    return tuple(out)
+
+
+def _ssh_keys(section: _Section, key: str) -> tuple[tuple[str, str], ...]:
+    raw = section.get(key, kind=dict)
+    keys = []
+    for name, value in sorted(raw.items()):
+        if not str(value).startswith(("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-")):
+            raise StackConfigError(f"{section._key(key)}.{name}: not an OpenSSH public key")
+        keys.append((str(name), str(value)))
+    if not keys:
+        raise StackConfigError(f"{section._key(key)}: at least one SSH key is required")
+    return tuple(keys)
+
+
+# --------------------------------------------------------------------------- the parser
+
+
+def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
+    """Validate the stack's `autoenroll:*` config (keys without the namespace) into a StackConfig."""
+    if stack not in ENVIRONMENTS:
+        raise StackConfigError(f"stack: must be one of {', '.join(ENVIRONMENTS)}; got {stack!r}")
+    top = _Section("", raw)
+    environment = top.choice("environment", ENVIRONMENTS)
+    if environment != stack:
+        raise StackConfigError(f"environment: is {environment!r} but the stack is {stack!r}")
+    production = environment == "production"
+
+    c = top.section("compute")
+    assert c is not None
+    compute = ComputeConfig(
+        server_type=c.text("server_type"),
+        replicas=c.integer("replicas", 1, low=1, high=20),
+        location=c.choice("location", GERMAN_LOCATIONS),
+        standby=bool(c.get("standby", production, kind=bool)),
+        image=c.text("image", "debian-12"),
+        admin_cidrs=_cidrs(c, "admin_cidrs"),
+        ssh_keys=_ssh_keys(c, "ssh_keys"),
+        backups=bool(c.get("backups", production, kind=bool)),
+        load_balancer_type=c.text("load_balancer_type", "lb11"),
+        network_ip_range=c.text("network_ip_range", "10.20.0.0/16"),
+        app_image=c.text("app_image"),
+        app_version=c.text("app_version"),
+    )
+    c.done()
+    if not ipaddress.ip_network(compute.network_ip_range).is_private:
+        raise StackConfigError("compute.network_ip_range: must be a private (RFC 1918) range")
+
+    d = top.section("database")
+    assert d is not None
+    database = DatabaseConfig(
+        owns_project=bool(d.get("owns_project", production, kind=bool)),
+        project_name=d.text("project_name", APP),
+        region_id=d.choice("region_id", EU_NEON_REGIONS, "aws-eu-central-1"),
+        pg_version=d.integer("pg_version", 16, low=14, high=17),
+        history_retention_seconds=d.integer("history_retention_seconds", 7 * 86400, low=7 * 86400, high=30 * 86400),
+        autoscaling_min_cu=d.number("autoscaling_min_cu", 0.25, low=0.25),
+        autoscaling_max_cu=d.number("autoscaling_max_cu", 1.0, low=0.25),
+        suspend_timeout_seconds=d.integer("suspend_timeout_seconds", 0 if production else 300, low=-1),
+        database_name=d.text("database_name", APP),
+        role_name=d.text("role_name", "autoenroll_app"),
+        production_stack=d.text("production_stack", "organization/autoenroll/production"),
+    )
+    d.done()
+    if database.autoscaling_max_cu < database.autoscaling_min_cu:
+        raise StackConfigError("database.autoscaling_max_cu: must be >= database.autoscaling_min_cu")
+
+    e = top.section("edge")
+    assert e is not None
+    p = e.section("pages", None)
+    pages = None
+    if p is not None:
+        pages = PagesConfig(project_name=p.text("project_name"), github_owner=p.text("github_owner"),
+                            github_repo=p.text("github_repo"), domain=p.text("domain"),
+                            production_branch=p.text("production_branch", "main"))
+        p.done()
+    edge = EdgeConfig(
+        account_id=e.text("account_id"),
+        zone_id=e.text("zone_id"),
+        manage_zone=bool(e.get("manage_zone", production, kind=bool)),
+        app_host=e.text("app_host"),
+        api_host=e.text("api_host"),
+        status_host=e.text("status_host", "status"),
+        min_tls_version=e.choice("min_tls_version", ("1.2", "1.3"), "1.2"),
+        hsts_max_age=e.integer("hsts_max_age", 31536000, low=86400),
+        upload_rate_limit_per_minute=e.integer("upload_rate_limit_per_minute", 30, low=1),
+        mailjet_dkim_selector=e.text("mailjet_dkim_selector", "mailjet"),
+        mailjet_dkim_value=e.text("mailjet_dkim_value"),
+        dmarc_policy=e.choice("dmarc_policy", ("none", "quarantine", "reject"), "quarantine"),
+        pages=pages,
+    )
+    e.done()
+
+    s = top.section("storage", {})
+    assert s is not None
+    storage = StorageConfig(
+        jurisdiction=s.choice("jurisdiction", ("eu", "default", "fedramp"), "eu"),
+        location_hint=s.text("location_hint", "weur"),
+        temp_expiry_days=s.integer("temp_expiry_days", 1, low=1),
+        abort_multipart_days=s.integer("abort_multipart_days", 1, low=1),
+        backup_retention_days=s.integer("backup_retention_days", 400, low=30),
+        cors_origins=tuple(s.get("cors_origins", [], kind=list)),
+    )
+    s.done()
+
+    k = top.section("cache", {})
+    assert k is not None
+    cache = CacheConfig(provider=k.choice("provider", ("redis-cloud",), "redis-cloud"),
+                        region=k.text("region", "aws-eu-central-1"))
+    k.done()
+
+    m = top.section("monitoring", {})
+    assert m is not None
+    monitoring = MonitoringConfig(
+        check_frequency_seconds=m.integer("check_frequency_seconds", 60 if production else 180, low=30),
+        regions=tuple(m.get("regions", ["eu"], kind=list)),
+        status_page_company=m.text("status_page_company", "AutoEnroll"),
+        heartbeat_period_seconds=m.integer("heartbeat_period_seconds", 86400, low=30),
+        heartbeat_grace_seconds=m.integer("heartbeat_grace_seconds", 7200, low=0),
+    )
+    m.done()
+    for index, region in enumerate(monitoring.regions):
+        if region not in ("us", "eu", "as", "au"):
+            raise StackConfigError(f"monitoring.regions[{index}]: must be one of us, eu, as, au")
+
+    config = StackConfig(
+        environment=environment,
+        domain=top.text("domain"),
+        phase=top.choice("phase", PHASES, "pre-revenue"),
+        compute=compute, database=database, edge=edge, storage=storage, cache=cache, monitoring=monitoring,
+        labels={"app": APP, "environment": environment, "managed-by": "pulumi"},
+    )
+    top.done()
+    return config
+
+
+SECRET_KEYS = ("redisUrl", "sentryDsn", "r2AccessKeyId", "r2SecretAccessKey", "stripeWebhookSecret",
+               "betterstackLogsToken")
+SCALAR_KEYS = ("environment", "domain", "phase")
+PLAIN_KEYS = ("environment", "domain", "phase", "compute", "database", "edge", "storage", "cache", "monitoring")
+
+
+def load() -> StackConfig:
+    """Read `autoenroll:*` from the running stack (the only pulumi.Config read in the program)."""
+    import pulumi
+
+    cfg = pulumi.Config(APP)
+    raw: dict[str, Any] = {}
+    for key in PLAIN_KEYS:
+        value = cfg.get(key) if key in SCALAR_KEYS else cfg.get_object(key)
+        if value is not None:
+            raw[key] = value
+    return parse_config(raw, pulumi.get_stack())
+
+
+def secret(key: str) -> Any:
+    """A required secret config value, as a secret Output (never a plain string)."""
+    import pulumi
+
+    if key not in SECRET_KEYS:
+        raise StackConfigError(f"{key}: not a declared secret key")
+    return pulumi.Config(APP).require_secret(key)

@@ -1,0 +1,78 @@
+"""Database: the Neon project (Frankfurt, point-in-time history), branches, the app's role and database.
+
+Ownership: the production stack owns the project and the `main` branch (and so the app's
+role and database, which child branches inherit). The staging stack owns `staging` (child
+of main) and `development` (child of staging); it reads the project and main's ids from
+production through a StackReference. `pulumi destroy` on staging can never touch main.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from stacks.config import StackConfig
+from stacks.providers.neon import NeonBranch, NeonDatabase, NeonProject
+
+
+@dataclass(frozen=True)
+class DatabaseArgs:
+    config: StackConfig
+
+
+class Database(pulumi.ComponentResource):
+    def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("autoenroll:database:Database", name, None, opts)
+        config = args.config
+        d = config.database
+        data_opts = pulumi.ResourceOptions(parent=self, protect=config.protect)
+        endpoint = {"min_cu": d.autoscaling_min_cu, "max_cu": d.autoscaling_max_cu,
+                    "suspend_timeout_seconds": d.suspend_timeout_seconds}
+        self.branches: dict[str, NeonBranch] = {}
+        self.databases: dict[str, NeonDatabase] = {}
+
+        if d.owns_project:
+            project = NeonProject(f"{name}-project", project_name=d.project_name, region_id=d.region_id,
+                                  pg_version=d.pg_version, history_retention_seconds=d.history_retention_seconds,
+                                  opts=data_opts)
+            self.project_id: pulumi.Output[str] = project.project_id
+            main = NeonBranch(f"{name}-main", project_id=project.project_id, branch_name="main", parent_id=None,
+                              protected=True, adopt_id=project.default_branch_id, opts=data_opts, **endpoint)
+            self.branches["main"] = main
+            self.databases["main"] = NeonDatabase(f"{name}-main-db", project_id=project.project_id,
+                                                  branch_id=main.branch_id, database=d.database_name,
+                                                  role=d.role_name, inherited=False, opts=data_opts)
+        else:
+            production = pulumi.StackReference(f"{name}-production", stack_name=d.production_stack,
+                                               opts=pulumi.ResourceOptions(parent=self))
+            self.project_id = production.require_output("neon_project_id")  # type: ignore[assignment]
+            main_id = production.require_output("neon_branches").apply(lambda b: b["main"]["id"])
+            staging = NeonBranch(f"{name}-staging", project_id=self.project_id, branch_name="staging",
+                                 parent_id=main_id, protected=False, opts=data_opts, **endpoint)
+            development = NeonBranch(f"{name}-development", project_id=self.project_id,
+                                     branch_name="development", parent_id=staging.branch_id, protected=False,
+                                     opts=data_opts, **endpoint)
+            self.branches.update(staging=staging, development=development)
+            for branch_name, branch in self.branches.items():
+                # Role and database come down from main; only the connection strings are read.
+                self.databases[branch_name] = NeonDatabase(
+                    f"{name}-{branch_name}-db", project_id=self.project_id, branch_id=branch.branch_id,
+                    database=d.database_name, role=d.role_name, inherited=True, opts=data_opts)
+
+        self.branch_outputs: pulumi.Output[dict[str, Any]] = pulumi.Output.all(**{
+            b: pulumi.Output.all(r.branch_id, r.endpoint_id, r.endpoint_host).apply(
+                lambda v: {"id": v[0], "endpoint_id": v[1], "host": v[2]})
+            for b, r in self.branches.items()
+        })
+        self.connection_strings: pulumi.Output[dict[str, Any]] = pulumi.Output.secret(pulumi.Output.all(**{
+            b: pulumi.Output.all(db.direct_uri, db.pooled_uri).apply(lambda v: {"direct": v[0], "pooled": v[1]})
+            for b, db in self.databases.items()
+        }))
+        self.register_outputs({"project_id": self.project_id, "branches": self.branch_outputs,
+                               "connection_strings": self.connection_strings})
+
+    def app_database_url(self, branch: str) -> pulumi.Output[str]:
+        """The pooled connection string the app uses (PgBouncer, as the seed asks)."""
+        return pulumi.Output.secret(self.databases[branch].pooled_uri)

@@ -1,0 +1,131 @@
+"""Edge: Cloudflare zone security settings, proxied DNS, Mailjet mail records, WAF, rate and cache
+rules, and the Cloudflare Pages project for the marketing site.
+
+Zone-wide settings and rulesets belong to one stack only (`edge.manage_zone`, production by
+default): staging shares the zone and manages just its own records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_cloudflare as cloudflare
+
+from stacks.config import StackConfig
+from stacks.labels import comment
+
+FREE_MANAGED_RULESET = "77454fe2d30c4220b5701f6fdfb893ba"  # Cloudflare Free Managed Ruleset (all plans)
+STATUS_PAGE_TARGET = "statuspage.betteruptime.com"
+UPLOAD_PATH = "/api/uploads"
+
+
+@dataclass(frozen=True)
+class EdgeArgs:
+    config: StackConfig
+    origin_ipv4: pulumi.Input[str]
+
+
+def zone_settings(config: StackConfig) -> dict[str, object]:
+    """The seed's security configuration: SSL Full (strict), TLS >= 1.2, TLS 1.3, HTTPS only, HSTS."""
+    return {
+        "ssl": "strict",
+        "min_tls_version": config.edge.min_tls_version,
+        "tls_1_3": "on",
+        "always_use_https": "on",
+        "automatic_https_rewrites": "on",
+        # `value` is free-form JSON, passed to the API as written: Cloudflare's camelCase keys.
+        "security_header": {"strictTransportSecurity": {
+            "enabled": True, "maxAge": config.edge.hsts_max_age, "includeSubdomains": True,
+            "preload": False, "nosniff": True}},
+    }
+
+
+def waf_custom_rules() -> list[dict[str, object]]:
+    return [
+        {"description": "Block probes for secrets and foreign CMS paths", "action": "block", "enabled": True,
+         "expression": '(http.request.uri.path contains "/.env") or (http.request.uri.path contains "/.git") '
+                       'or starts_with(http.request.uri.path, "/wp-")'},
+        {"description": "Only the methods the API serves", "action": "block", "enabled": True,
+         "expression": 'not http.request.method in {"GET" "HEAD" "POST" "PUT" "PATCH" "DELETE" "OPTIONS"}'},
+    ]
+
+
+def rate_limit_rule(config: StackConfig) -> dict[str, object]:
+    return {
+        "description": f"Uploads: at most {config.edge.upload_rate_limit_per_minute} per minute per IP",
+        "action": "block", "enabled": True,
+        "expression": f'(http.request.uri.path eq "{UPLOAD_PATH}" and http.request.method eq "POST")',
+        "ratelimit": {"characteristics": ["ip.src", "cf.colo.id"], "period": 60,
+                      "requests_per_period": config.edge.upload_rate_limit_per_minute, "mitigation_timeout": 60},
+    }
+
+
+def cache_rules() -> list[dict[str, object]]:
+    """Match the app's headers: /static/* cached (origin says immutable), everything else bypassed."""
+    return [
+        {"description": "Static assets: cache, respect origin TTL", "action": "set_cache_settings",
+         "enabled": True, "expression": 'starts_with(http.request.uri.path, "/static/")',
+         "action_parameters": {"cache": True, "edge_ttl": {"mode": "respect_origin"}}},
+        {"description": "Everything else may hold tenant data: never cache", "action": "set_cache_settings",
+         "enabled": True, "expression": 'not starts_with(http.request.uri.path, "/static/")',
+         "action_parameters": {"cache": False}},
+    ]
+
+
+class Edge(pulumi.ComponentResource):
+    def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("autoenroll:edge:Edge", name, None, opts)
+        config = args.config
+        e = config.edge
+        child = pulumi.ResourceOptions(parent=self)
+        note = comment(config)
+
+        def record(key: str, record_name: str, type_: str, content: pulumi.Input[str], proxied: bool) -> cloudflare.DnsRecord:
+            return cloudflare.DnsRecord(f"{name}-{key}", zone_id=e.zone_id, name=record_name, type=type_,
+                                        content=content, ttl=1, proxied=proxied, comment=note, opts=child)
+
+        self.records = {
+            "app": record("app", config.fqdn(e.app_host), "A", args.origin_ipv4, True),
+            "api": record("api", config.fqdn(e.api_host), "A", args.origin_ipv4, True),
+        }
+        if e.manage_zone:
+            self.records["status"] = record("status", config.fqdn(e.status_host), "CNAME", STATUS_PAGE_TARGET, False)
+            self.records["spf"] = record("spf", config.domain, "TXT", '"v=spf1 include:spf.mailjet.com ~all"', False)
+            self.records["dkim"] = record("dkim", f"{e.mailjet_dkim_selector}._domainkey.{config.domain}", "TXT",
+                                          f'"{e.mailjet_dkim_value}"', False)
+            self.records["dmarc"] = record("dmarc", f"_dmarc.{config.domain}", "TXT",
+                                           f'"v=DMARC1; p={e.dmarc_policy}; rua=mailto:dmarc@{config.domain}"', False)
+            for setting_id, value in zone_settings(config).items():
+                cloudflare.ZoneSetting(f"{name}-{setting_id}", zone_id=e.zone_id, setting_id=setting_id, value=value,
+                                       opts=child)
+            cloudflare.Ruleset(f"{name}-waf-managed", zone_id=e.zone_id, kind="zone", name="managed WAF",
+                               phase="http_request_firewall_managed",
+                               rules=[{"description": "Cloudflare Free Managed Ruleset", "action": "execute",
+                                       "expression": "true", "enabled": True,
+                                       "action_parameters": {"id": FREE_MANAGED_RULESET}}], opts=child)
+            cloudflare.Ruleset(f"{name}-waf-custom", zone_id=e.zone_id, kind="zone", name="custom WAF",
+                               phase="http_request_firewall_custom", rules=waf_custom_rules(), opts=child)
+            cloudflare.Ruleset(f"{name}-ratelimit", zone_id=e.zone_id, kind="zone", name="rate limits",
+                               phase="http_ratelimit", rules=[rate_limit_rule(config)], opts=child)
+            cloudflare.Ruleset(f"{name}-cache", zone_id=e.zone_id, kind="zone", name="cache rules",
+                               phase="http_request_cache_settings", rules=cache_rules(), opts=child)
+        if e.pages is not None:
+            p = e.pages
+            cors = {"CORS_ORIGIN": {"type": "plain_text", "value": f"https://{p.domain}"}}
+            project = cloudflare.PagesProject(
+                f"{name}-pages", account_id=e.account_id, name=p.project_name, production_branch=p.production_branch,
+                build_config={"build_command": "npm run build", "destination_dir": "dist", "root_dir": ""},
+                deployment_configs={
+                    "production": {"compatibility_date": "2024-01-01", "env_vars": cors},
+                    "preview": {"compatibility_date": "2024-01-01",
+                                "env_vars": {"CORS_ORIGIN": {"type": "plain_text", "value": "http://localhost:4321"}}},
+                },
+                source={"type": "github", "config": {"owner": p.github_owner, "repo_name": p.github_repo,
+                                                     "production_branch": p.production_branch,
+                                                     "pr_comments_enabled": True}},
+                opts=child)
+            cloudflare.PagesDomain(f"{name}-pages-domain", account_id=e.account_id, project_name=project.name,
+                                   name=p.domain, opts=child)
+        self.register_outputs({"zone_id": e.zone_id,
+                               "records": {k: r.id for k, r in self.records.items()}})

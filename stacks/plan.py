@@ -1,0 +1,218 @@
+"""Run the Pulumi program offline under `pulumi.runtime.set_mocks`: the resource tree, the
+stack outputs and the policy results, with no credentials and no Pulumi CLI.
+
+Config comes from `Pulumi.<stack>.yaml`; secret config keys get recognisable sentinel
+values, marked secret, so the plan can prove that no secret reaches a resource input or a
+stack output in clear text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from stacks.config import APP, SECRET_KEYS, StackConfig, parse_config
+from stacks.policies import ResourceView, evaluate
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's wire signature for a secret value
+SIG_KEY = "4dabf18193072939515e22adb298388d"
+SENTINEL = "PLAN-SECRET-"
+MOCK_PASSWORD = SENTINEL + "neon-password"  # a provider-returned secret (inside connection strings)
+LARGE_PROPS = ("user_data",)
+
+
+def secret_sentinel(key: str) -> str:
+    return f"{SENTINEL}{key}"
+
+
+@dataclass
+class PlannedResource:
+    type: str
+    name: str
+    parent: str
+    protect: bool
+    props: dict[str, Any]
+    plain_secret_paths: list[str] = field(default_factory=list)
+
+    def view(self) -> ResourceView:
+        return ResourceView(self.type, self.name, self.props, self.protect, tuple(self.plain_secret_paths))
+
+
+@dataclass
+class Plan:
+    stack: str
+    config: StackConfig
+    resources: list[PlannedResource]
+    outputs: dict[str, Any]
+    secret_outputs: list[str]
+    policies: dict[str, list[str]]
+
+    @property
+    def passed(self) -> bool:
+        return not any(self.policies.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """A stable, secret-free rendering: the snapshot reviewers read as a diff."""
+        return {
+            "stack": self.stack,
+            "resources": [{"type": r.type, "name": r.name, "parent": r.parent, "protect": r.protect,
+                           "properties": _summarise(r.props)} for r in self.resources],
+            "outputs": {k: ("[secret]" if k in self.secret_outputs else v) for k, v in sorted(self.outputs.items())},
+            "policies": {name: {"passed": not v, "violations": v} for name, v in self.policies.items()},
+        }
+
+
+def _summarise(props: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for key, value in sorted(props.items()):
+        if key.startswith("__"):
+            continue  # the dynamic provider's pickled code
+        if key in LARGE_PROPS and isinstance(value, str):
+            out[key] = {"sha256": hashlib.sha256(value.encode()).hexdigest()[:16], "bytes": len(value)}
+        else:
+            out[key] = value
+    return out
+
+
+def _plain_secret_paths(node: Any, path: str = "") -> list[str]:
+    """Paths where a secret sentinel appears outside a secret wrapper in the wire format."""
+    if isinstance(node, dict):
+        if node.get(SIG_KEY) == SECRET_SIG:
+            return []
+        return [p for k, v in node.items() for p in _plain_secret_paths(v, f"{path}.{k}" if path else k)]
+    if isinstance(node, list):
+        return [p for i, v in enumerate(node) for p in _plain_secret_paths(v, f"{path}[{i}]")]
+    if isinstance(node, str) and SENTINEL in node:
+        return [path or "<value>"]
+    return []
+
+
+def read_stack_file(stack: str) -> dict[str, Any]:
+    path = REPO_ROOT / f"Pulumi.{stack}.yaml"
+    if not path.exists():
+        from stacks.config import StackConfigError
+
+        raise StackConfigError(f"stack: no {path.name} (stacks are staging and production)")
+    raw = yaml.safe_load(path.read_text()) or {}
+    config: dict[str, Any] = raw.get("config") or {}
+    return config
+
+
+def namespaced_config(stack: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`autoenroll:*` values from the stack file (namespace stripped), with test overrides merged."""
+    values = {k.split(":", 1)[1]: v for k, v in read_stack_file(stack).items() if k.startswith(f"{APP}:")}
+    for key, value in (overrides or {}).items():
+        if isinstance(value, dict) and isinstance(values.get(key), dict):
+            values[key] = {**values[key], **value}
+        else:
+            values[key] = value
+    return values
+
+
+def run_plan(stack: str, overrides: dict[str, Any] | None = None) -> Plan:
+    """Run the program for `stack` under mocks and evaluate every policy."""
+    import pulumi
+    from google.protobuf import json_format
+    from pulumi.runtime import mocks as pulumi_mocks
+
+    values = namespaced_config(stack, overrides)
+    config = parse_config(values, stack)  # fails fast, naming the key, before any resource exists
+
+    recorded: list[PlannedResource] = []
+    counter = itertools.count(1)
+
+    class RecordingMonitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
+        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+            if request.type != "pulumi:pulumi:Stack" and request.custom:
+                wire = json_format.MessageToDict(request.object)
+                recorded.append(PlannedResource(
+                    type=request.type, name=request.name, parent=request.parent.rsplit("::", 1)[-1],
+                    protect=bool(request.protect), props={},
+                    plain_secret_paths=[p for p in _plain_secret_paths(wire) if not p.startswith("__")]))
+            return super().RegisterResource(request)
+
+    class Mocks(pulumi.runtime.Mocks):  # type: ignore[misc]
+        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+            n = next(counter)
+            outputs = dict(args.inputs)
+            if args.typ == "pulumi:pulumi:StackReference":
+                return f"ref-{n}", {"name": args.name, "secretOutputNames": [], "outputs": {
+                    "neon_project_id": "mock-project",
+                    "neon_branches": {"main": {"id": "br-main-mock", "endpoint_id": "ep-main", "host": "h"}}}}
+            outputs.update(_fake_outputs(args.typ, args.name, outputs, n))
+            for item in recorded:
+                if item.name == args.name and item.type == args.typ and not item.props:
+                    item.props = {k: v for k, v in args.inputs.items() if not k.startswith("__")}
+            return (str(n) if args.typ.startswith("hcloud:") else f"{args.name}-id"), outputs
+
+        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+            return {}, None
+
+    mocks = Mocks()
+    pulumi.runtime.set_mocks(mocks, project=APP, stack=stack, preview=False,
+                             monitor=RecordingMonitor(mocks))
+    pulumi.runtime.set_all_config(
+        {f"{APP}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
+        | {f"{APP}:{k}": secret_sentinel(k) for k in SECRET_KEYS},
+        [f"{APP}:{k}" for k in SECRET_KEYS],
+    )
+    program = _import_program()
+    captured: dict[str, Any] = {}
+    secret_keys: list[str] = []
+
+    async def collect(exports: dict[str, Any]) -> None:
+        for key, value in exports.items():
+            output = pulumi.Output.from_input(value)
+            captured[key] = await output.future()
+            if await output.is_secret():
+                secret_keys.append(key)
+
+    @pulumi_mocks.test  # type: ignore[misc]
+    def run() -> Any:
+        return asyncio.ensure_future(collect(program.build(config)))
+
+    run()
+    resources = [r for r in recorded if r.props or r.type]
+    plan = Plan(stack=stack, config=config, resources=resources, outputs=captured, secret_outputs=sorted(secret_keys),
+                policies={})
+    plan.policies = evaluate(stack, [r.view() for r in resources])
+    leaked = [k for k, v in captured.items() if k not in secret_keys and SENTINEL in json.dumps(v, default=str)]
+    plan.policies["no-plain-secrets"] += [f"stack output {k}: secret in clear text" for k in leaked]
+    return plan
+
+
+def _import_program() -> Any:
+    import importlib
+
+    return importlib.import_module("stacks.__main__")
+
+
+def _fake_outputs(typ: str, name: str, inputs: dict[str, Any], n: int) -> dict[str, Any]:
+    """Plausible computed outputs for the types the program reads back."""
+    if typ == "hcloud:index/server:Server":
+        return {"ipv4_address": f"203.0.113.{10 + n % 200}", "ipv6_address": f"2001:db8::{n}"}
+    if typ == "hcloud:index/loadBalancer:LoadBalancer":
+        return {"ipv4": "203.0.113.250"}
+    if typ == "pulumi-python:dynamic:Resource":
+        fakes: dict[str, Any] = {}
+        if "region_id" in inputs:
+            fakes = {"project_id": "mock-project", "default_branch_id": "br-main-mock"}
+        elif "min_cu" in inputs:
+            fakes = {"branch_id": inputs.get("adopt_id") or f"br-{inputs.get('name')}",
+                     "endpoint_id": f"ep-{inputs.get('name')}", "endpoint_host": f"ep-{inputs.get('name')}.neon.tech"}
+        elif "database" in inputs:
+            host = f"ep-{name}.eu-central-1.aws.neon.tech"
+            uri = f"postgresql://{inputs.get('role')}:{MOCK_PASSWORD}@{host}/{inputs.get('database')}?sslmode=require"
+            fakes = {"direct_uri": uri, "pooled_uri": uri.replace(host, host.replace("ep-", "ep-pooler-"))}
+        elif inputs.get("kind") == "heartbeats":
+            fakes = {"url": f"https://uptime.betterstack.com/api/v1/heartbeat/{SENTINEL}heartbeat"}
+        return {k: v for k, v in fakes.items() if inputs.get(k) is None}
+    return {}
