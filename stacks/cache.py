@@ -26,6 +26,6 @@ class CacheArgs:
 class Cache(pulumi.ComponentResource):
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("autoenroll:cache:Cache", name, None, opts)
-        self.redis_url = pulumi.Output.secret(args.redis_url)
+        self.redis_url: pulumi.Output[str] = pulumi.Output.secret(args.redis_url)
         self.region = args.config.cache.region
         self.register_outputs({"redis_url": self.redis_url, "region": self.region})

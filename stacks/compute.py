@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any
@@ -22,7 +23,7 @@ class ComputeArgs:
     betterstack_logs_token: pulumi.Output[str]
 
 
-def firewall_rules(config: StackConfig) -> list[dict[str, Any]]:
+def firewall_rules(config: StackConfig) -> list[Any]:
     """Ingress: 80/443 from Cloudflare only, SSH from admin CIDRs only, ICMP; nothing else."""
     edge = list(cloudflare_ranges())
     return [
@@ -51,7 +52,7 @@ class Compute(pulumi.ComponentResource):
                                         rules=firewall_rules(config), labels=labels, opts=child)
         self.network = hcloud.Network(f"{name}-network", name=resource_name(config, "net"),
                                       ip_range=c.network_ip_range, labels=labels, opts=child)
-        subnet_range = next(ipaddress.ip_network(c.network_ip_range).subnets(new_prefix=24))
+        subnet_range = next(ipaddress.IPv4Network(c.network_ip_range).subnets(new_prefix=24))
         subnet = hcloud.NetworkSubnet(f"{name}-subnet", network_id=self.network.id.apply(int), type="cloud",
                                       network_zone="eu-central", ip_range=str(subnet_range), opts=child)
         placement = None
@@ -66,13 +67,17 @@ class Compute(pulumi.ComponentResource):
         self.server_resources: list[tuple[hcloud.Server, str, str]] = []
         for index, (host, role, location) in enumerate(hosts):
             server_name = resource_name(config, host)
-            user_data = pulumi.Output.all(args.app_env, args.betterstack_logs_token).apply(
-                lambda values, server_name=server_name, role=role: render_user_data(HostRoleArgs(
+            def render(values: list[Any], server_name: str = server_name, role: str = role) -> str:
+                return render_user_data(HostRoleArgs(
                     hostname=server_name, environment=config.environment, role=role,
                     site_address=config.fqdn(config.edge.app_host), app_image=c.app_image,
                     app_version=c.app_version, admin_cidrs=c.admin_cidrs, cloudflare_ranges=cloudflare_ranges(),
                     ssh_public_keys=tuple(k for _, k in c.ssh_keys), app_env=values[0],
-                    betterstack_logs_token=values[1])))
+                    betterstack_logs_token=values[1]))
+
+            user_data: pulumi.Output[str] = pulumi.Output.secret(
+                pulumi.Output.all(args.app_env, args.betterstack_logs_token).apply(render))
+            network: Any = {"network_id": self.network.id.apply(int), "ip": str(subnet_range[10 + index])}
             server = hcloud.Server(
                 f"{name}-{host}",
                 name=server_name,
@@ -81,10 +86,10 @@ class Compute(pulumi.ComponentResource):
                 location=location,
                 ssh_keys=[k.id for k in keys],
                 firewall_ids=[self.firewall.id.apply(int)],
-                networks=[{"network_id": self.network.id.apply(int), "ip": str(subnet_range[10 + index])}],
+                networks=[network],
                 public_nets=[{"ipv4_enabled": True, "ipv6_enabled": True}],
                 placement_group_id=placement.id.apply(int) if placement and role == "primary" else None,
-                user_data=pulumi.Output.secret(user_data),
+                user_data=user_data,
                 backups=c.backups,
                 delete_protection=config.protect,
                 rebuild_protection=config.protect,  # Hetzner requires both equal
@@ -114,11 +119,15 @@ class Compute(pulumi.ComponentResource):
                     opts=child)
             self.load_balancer_ipv4 = lb.ipv4
 
+        def describe(values: list[Any], role: str, location: str) -> dict[str, Any]:
+            server_id, server_name, ipv4, networks = values
+            private = networks[0].get("ip") if networks else None
+            return {"id": int(server_id), "name": server_name, "ipv4": ipv4, "role": role, "location": location,
+                    "private_ip": private}
+
         self.servers = pulumi.Output.all(*[
             pulumi.Output.all(s.id, s.name, s.ipv4_address, s.networks).apply(
-                lambda v, role=role, location=location: {
-                    "id": int(v[0]), "name": v[1], "ipv4": v[2], "role": role, "location": location,
-                    "private_ip": (v[3] or [{}])[0].get("ip") if v[3] else None})
+                functools.partial(describe, role=role, location=location))
             for s, role, location in self.server_resources
         ])
         self.register_outputs({"servers": self.servers, "firewall_id": self.firewall.id,

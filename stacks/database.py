@@ -28,8 +28,8 @@ class Database(pulumi.ComponentResource):
         config = args.config
         d = config.database
         data_opts = pulumi.ResourceOptions(parent=self, protect=config.protect)
-        endpoint = {"min_cu": d.autoscaling_min_cu, "max_cu": d.autoscaling_max_cu,
-                    "suspend_timeout_seconds": d.suspend_timeout_seconds}
+        endpoint: dict[str, Any] = {"min_cu": d.autoscaling_min_cu, "max_cu": d.autoscaling_max_cu,
+                                    "suspend_timeout_seconds": d.suspend_timeout_seconds}
         self.branches: dict[str, NeonBranch] = {}
         self.databases: dict[str, NeonDatabase] = {}
 
@@ -47,7 +47,7 @@ class Database(pulumi.ComponentResource):
         else:
             production = pulumi.StackReference(f"{name}-production", stack_name=d.production_stack,
                                                opts=pulumi.ResourceOptions(parent=self))
-            self.project_id = production.require_output("neon_project_id")  # type: ignore[assignment]
+            self.project_id = production.require_output("neon_project_id")
             main_id = production.require_output("neon_branches").apply(lambda b: b["main"]["id"])
             staging = NeonBranch(f"{name}-staging", project_id=self.project_id, branch_name="staging",
                                  parent_id=main_id, protected=False, opts=data_opts, **endpoint)

@@ -8,6 +8,7 @@ default): staging shares the zone and manages just its own records.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pulumi
 import pulumi_cloudflare as cloudflare
@@ -41,7 +42,7 @@ def zone_settings(config: StackConfig) -> dict[str, object]:
     }
 
 
-def waf_custom_rules() -> list[dict[str, object]]:
+def waf_custom_rules() -> list[Any]:
     return [
         {"description": "Block probes for secrets and foreign CMS paths", "action": "block", "enabled": True,
          "expression": '(http.request.uri.path contains "/.env") or (http.request.uri.path contains "/.git") '
@@ -51,7 +52,7 @@ def waf_custom_rules() -> list[dict[str, object]]:
     ]
 
 
-def rate_limit_rule(config: StackConfig) -> dict[str, object]:
+def rate_limit_rule(config: StackConfig) -> Any:
     return {
         "description": f"Uploads: at most {config.edge.upload_rate_limit_per_minute} per minute per IP",
         "action": "block", "enabled": True,
@@ -61,7 +62,7 @@ def rate_limit_rule(config: StackConfig) -> dict[str, object]:
     }
 
 
-def cache_rules() -> list[dict[str, object]]:
+def cache_rules() -> list[Any]:
     """Match the app's headers: /static/* cached (origin says immutable), everything else bypassed."""
     return [
         {"description": "Static assets: cache, respect origin TTL", "action": "set_cache_settings",
@@ -81,7 +82,8 @@ class Edge(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         note = comment(config)
 
-        def record(key: str, record_name: str, type_: str, content: pulumi.Input[str], proxied: bool) -> cloudflare.DnsRecord:
+        def record(key: str, record_name: str, type_: str, content: pulumi.Input[str],
+                   proxied: bool) -> cloudflare.DnsRecord:
             return cloudflare.DnsRecord(f"{name}-{key}", zone_id=e.zone_id, name=record_name, type=type_,
                                         content=content, ttl=1, proxied=proxied, comment=note, opts=child)
 
@@ -101,9 +103,9 @@ class Edge(pulumi.ComponentResource):
                                        opts=child)
             cloudflare.Ruleset(f"{name}-waf-managed", zone_id=e.zone_id, kind="zone", name="managed WAF",
                                phase="http_request_firewall_managed",
-                               rules=[{"description": "Cloudflare Free Managed Ruleset", "action": "execute",
+                               rules=[cast(Any, {"description": "Cloudflare Free Managed Ruleset", "action": "execute",
                                        "expression": "true", "enabled": True,
-                                       "action_parameters": {"id": FREE_MANAGED_RULESET}}], opts=child)
+                                       "action_parameters": {"id": FREE_MANAGED_RULESET}})], opts=child)
             cloudflare.Ruleset(f"{name}-waf-custom", zone_id=e.zone_id, kind="zone", name="custom WAF",
                                phase="http_request_firewall_custom", rules=waf_custom_rules(), opts=child)
             cloudflare.Ruleset(f"{name}-ratelimit", zone_id=e.zone_id, kind="zone", name="rate limits",
@@ -112,18 +114,18 @@ class Edge(pulumi.ComponentResource):
                                phase="http_request_cache_settings", rules=cache_rules(), opts=child)
         if e.pages is not None:
             p = e.pages
-            cors = {"CORS_ORIGIN": {"type": "plain_text", "value": f"https://{p.domain}"}}
+            cors: Any = {"CORS_ORIGIN": {"type": "plain_text", "value": f"https://{p.domain}"}}
             project = cloudflare.PagesProject(
                 f"{name}-pages", account_id=e.account_id, name=p.project_name, production_branch=p.production_branch,
-                build_config={"build_command": "npm run build", "destination_dir": "dist", "root_dir": ""},
-                deployment_configs={
+                build_config=cast(Any, {"build_command": "npm run build", "destination_dir": "dist", "root_dir": ""}),
+                deployment_configs=cast(Any, {
                     "production": {"compatibility_date": "2024-01-01", "env_vars": cors},
                     "preview": {"compatibility_date": "2024-01-01",
                                 "env_vars": {"CORS_ORIGIN": {"type": "plain_text", "value": "http://localhost:4321"}}},
-                },
-                source={"type": "github", "config": {"owner": p.github_owner, "repo_name": p.github_repo,
+                }),
+                source=cast(Any, {"type": "github", "config": {"owner": p.github_owner, "repo_name": p.github_repo,
                                                      "production_branch": p.production_branch,
-                                                     "pr_comments_enabled": True}},
+                                                     "pr_comments_enabled": True}}),
                 opts=child)
             cloudflare.PagesDomain(f"{name}-pages-domain", account_id=e.account_id, project_name=project.name,
                                    name=p.domain, opts=child)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -211,7 +212,7 @@ def render_user_data(args: HostRoleArgs) -> str:
         "ssh_pwauth": False,
         "users": [{
             "name": DEPLOY_USER, "groups": ["docker"], "shell": "/bin/bash", "lock_passwd": True,
-            "sudo": ["ALL=(root) NOPASSWD: /usr/local/bin/autoenroll-deploy, /usr/bin/systemctl"],
+            "sudo": "ALL=(root) NOPASSWD: /usr/local/bin/autoenroll-deploy, /usr/bin/systemctl",
             "ssh_authorized_keys": list(args.ssh_public_keys),
         }],
         "package_update": True,
@@ -228,11 +229,12 @@ def render_user_data(args: HostRoleArgs) -> str:
             ["systemctl", "restart", "caddy.service"],
         ],
     }
-    return "#cloud-config\n" + yaml.safe_dump(document, sort_keys=False, width=1000)
+    rendered: str = yaml.safe_dump(document, sort_keys=False, width=1000)
+    return "#cloud-config\n" + rendered
 
 
 def scripts_in(user_data: str) -> dict[str, str]:
     """Every file in the user data that is a shell script (by its shebang), for shellcheck."""
-    document = yaml.safe_load(user_data.split("\n", 1)[1])
-    return {f["path"]: f["content"] for f in document["write_files"]
+    document: dict[str, Any] = yaml.safe_load(user_data.split("\n", 1)[1])
+    return {str(f["path"]): str(f["content"]) for f in document["write_files"]
             if str(f["content"]).startswith(("#!/bin/sh", "#!/bin/bash", "#!/usr/bin/env bash"))}

@@ -51,9 +51,9 @@ class Monitoring(pulumi.ComponentResource):
                 "custom_domain": config.fqdn(config.edge.status_host),
                 "timezone": "Dublin",
             }, opts=child)
-        self.sentry_dsn = pulumi.Output.secret(args.sentry_dsn)
+        self.sentry_dsn: pulumi.Output[str] = pulumi.Output.secret(args.sentry_dsn)
         # The ping URL embeds a token: secret even where additional_secret_outputs isn't honoured.
-        self.heartbeat_url = pulumi.Output.secret(self.backup_heartbeat.url)
+        self.heartbeat_url: pulumi.Output[str | None] = pulumi.Output.secret(self.backup_heartbeat.url)
         self.register_outputs({
             "monitor_ids": {h: r.id for h, r in self.monitors.items()},
             "heartbeat_url": self.heartbeat_url,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +21,11 @@ from stacks.config import APP, SECRET_KEYS, StackConfig, parse_config
 from stacks.policies import ResourceView, evaluate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # Pulumi's wire signature for a secret value
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - Pulumi's wire signature marking a secret
 SIG_KEY = "4dabf18193072939515e22adb298388d"
 SENTINEL = "PLAN-SECRET-"
 MOCK_PASSWORD = SENTINEL + "neon-password"  # a provider-returned secret (inside connection strings)
-LARGE_PROPS = ("user_data",)
+LARGE_PROPS = ("user_data", "userData")
 
 
 def secret_sentinel(key: str) -> str:
@@ -64,10 +63,28 @@ class Plan:
         return {
             "stack": self.stack,
             "resources": [{"type": r.type, "name": r.name, "parent": r.parent, "protect": r.protect,
-                           "properties": _summarise(r.props)} for r in self.resources],
+                           "properties": _summarise(r.props)}
+                          for r in sorted(self.resources, key=lambda r: (r.type, r.name))],
             "outputs": {k: ("[secret]" if k in self.secret_outputs else v) for k, v in sorted(self.outputs.items())},
             "policies": {name: {"passed": not v, "violations": v} for name, v in self.policies.items()},
         }
+
+
+def _digest(value: Any) -> dict[str, Any]:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return {"sha256": hashlib.sha256(text.encode()).hexdigest()[:16], "bytes": len(text)}
+
+
+def _redact(value: Any) -> Any:
+    """Secret values become a digest: a change still shows in the snapshot, the value never does.
+    (Under the plan, secrets are sentinels, so even the digest reveals nothing real.)"""
+    if isinstance(value, dict):
+        if value.get(SIG_KEY) == SECRET_SIG:
+            return {"secret": _digest(value.get("value"))}
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
 
 
 def _summarise(props: dict[str, Any]) -> dict[str, Any]:
@@ -75,10 +92,8 @@ def _summarise(props: dict[str, Any]) -> dict[str, Any]:
     for key, value in sorted(props.items()):
         if key.startswith("__"):
             continue  # the dynamic provider's pickled code
-        if key in LARGE_PROPS and isinstance(value, str):
-            out[key] = {"sha256": hashlib.sha256(value.encode()).hexdigest()[:16], "bytes": len(value)}
-        else:
-            out[key] = value
+        value = _redact(value)
+        out[key] = _digest(value) if key in LARGE_PROPS and isinstance(value, str) else value
     return out
 
 
@@ -127,21 +142,22 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None) -> Plan:
     config = parse_config(values, stack)  # fails fast, naming the key, before any resource exists
 
     recorded: list[PlannedResource] = []
-    counter = itertools.count(1)
 
-    class RecordingMonitor(pulumi_mocks.MockMonitor):  # type: ignore[misc]
-        def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - gRPC method name
+    class RecordingMonitor(pulumi_mocks.MockMonitor):
+        def RegisterResource(self, request: Any) -> Any:
             if request.type != "pulumi:pulumi:Stack" and request.custom:
                 wire = json_format.MessageToDict(request.object)
                 recorded.append(PlannedResource(
                     type=request.type, name=request.name, parent=request.parent.rsplit("::", 1)[-1],
                     protect=bool(request.protect), props={},
                     plain_secret_paths=[p for p in _plain_secret_paths(wire) if not p.startswith("__")]))
-            return super().RegisterResource(request)
+            return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
-    class Mocks(pulumi.runtime.Mocks):  # type: ignore[misc]
+    class Mocks(pulumi.runtime.Mocks):
         def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-            n = next(counter)
+            # Ids derive from the name, not the registration order (which is concurrent),
+            # so the plan, and its snapshot, are the same on every run.
+            n = int(hashlib.sha256(args.name.encode()).hexdigest()[:6], 16) % 100000
             outputs = dict(args.inputs)
             if args.typ == "pulumi:pulumi:StackReference":
                 return f"ref-{n}", {"name": args.name, "secretOutputNames": [], "outputs": {
@@ -175,7 +191,7 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None) -> Plan:
             if await output.is_secret():
                 secret_keys.append(key)
 
-    @pulumi_mocks.test  # type: ignore[misc]
+    @pulumi_mocks.test  # type: ignore[untyped-decorator]
     def run() -> Any:
         return asyncio.ensure_future(collect(program.build(config)))
 

@@ -44,8 +44,9 @@ def _get(props: Mapping[str, Any], key: str) -> Any:
 
 
 def _is_neon(r: ResourceView) -> bool:
-    return r.type == DYNAMIC and "project_id" in r.props and ("region_id" in r.props or "branch_id" in r.props
-                                                              or "parent_id" in r.props)
+    """A Neon project, branch or database (dynamic resources, told apart by their inputs)."""
+    keys = set(r.props)
+    return r.type == DYNAMIC and bool({"region_id", "min_cu", "database"} & keys)
 
 
 def _is_neon_project(r: ResourceView) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pulumi
 import pulumi_cloudflare as cloudflare
@@ -35,21 +36,21 @@ class Storage(pulumi.ComponentResource):
                                       location=s.location_hint, opts=data_opts)
             for role, bucket in self.bucket_names.items()
         }
-        abort_stale = {"condition": {"type": "Age", "max_age": s.abort_multipart_days * DAY}}
+        abort_stale: Any = {"condition": {"type": "Age", "max_age": s.abort_multipart_days * DAY}}
         cloudflare.R2BucketLifecycle(
             f"{name}-uploads-lifecycle", account_id=account, bucket_name=buckets["uploads"].name,
             jurisdiction=s.jurisdiction,
-            rules=[
+            rules=cast(Any, [
                 {"id": "expire-temp", "enabled": True, "conditions": {"prefix": "temp/"},
                  "delete_objects_transition": {"condition": {"type": "Age", "max_age": s.temp_expiry_days * DAY}}},
                 {"id": "abort-stale-multipart", "enabled": True, "conditions": {"prefix": ""},
                  "abort_multipart_uploads_transition": abort_stale},
-            ],
+            ]),
             opts=child)
         cloudflare.R2BucketLifecycle(
             f"{name}-backups-lifecycle", account_id=account, bucket_name=buckets["backups"].name,
             jurisdiction=s.jurisdiction,
-            rules=[
+            rules=cast(Any, [
                 # A safety net behind `ops backup prune` (30 dailies + 12 monthlies): nothing
                 # outlives the longest retention, and abandoned multipart uploads go away.
                 {"id": "expire-after-retention", "enabled": True, "conditions": {"prefix": ""},
@@ -57,7 +58,7 @@ class Storage(pulumi.ComponentResource):
                                                              "max_age": s.backup_retention_days * DAY}}},
                 {"id": "abort-stale-multipart", "enabled": True, "conditions": {"prefix": ""},
                  "abort_multipart_uploads_transition": abort_stale},
-            ],
+            ]),
             opts=child)
         origins = list(s.cors_origins) or [f"https://{config.fqdn(config.edge.app_host)}"]
         cloudflare.R2BucketCors(

@@ -1,0 +1,64 @@
+"""`ops plan --stack S`: the Pulumi program run offline under mocks, with its policy results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+
+from ops.cli.base import JSON_OPTION
+from ops.errors import ConfigError, VerificationError
+from ops.output import print_json, progress, table
+
+STACK_OPTION = typer.Option(..., "--stack", "-s", help="staging or production")
+OUT_OPTION = typer.Option(None, "--out", help="Also write the JSON plan to this file.")
+
+
+def run(stack: str) -> dict[str, object]:
+    from stacks.config import StackConfigError
+    from stacks.plan import run_plan
+
+    try:
+        plan = run_plan(stack)
+    except StackConfigError as exc:
+        raise ConfigError(f"Pulumi.{stack}.yaml: {exc}") from None
+    return plan.to_json()
+
+
+def plan(
+    stack: str = STACK_OPTION,
+    as_json: bool = JSON_OPTION,
+    out: Path | None = OUT_OPTION,
+) -> None:
+    """Preview a stack offline (no credentials, no Pulumi CLI): resources, outputs, policy results.
+
+    Exit 8 when a policy fails."""
+    data = run(stack)
+    if out is not None:
+        out.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+    if as_json:
+        print_json(data)
+    else:
+        resources = data["resources"]
+        assert isinstance(resources, list)
+        table(f"stack {stack}: {len(resources)} resources", ["type", "name", "protect", "key properties"],
+              [[r["type"].split(":")[-1], r["name"], "yes" if r["protect"] else "",
+                _key_props(r["properties"])] for r in resources])
+        policies = data["policies"]
+        assert isinstance(policies, dict)
+        table("policies", ["policy", "result", "violations"],
+              [[name, "pass" if p["passed"] else "fail", "; ".join(p["violations"])] for name, p in policies.items()])
+    policy_results: dict[str, dict[str, object]] = data["policies"]  # type: ignore[assignment]
+    failed = [name for name, p in policy_results.items() if not p["passed"]]
+    if failed:
+        raise VerificationError(f"policies failed: {', '.join(failed)}")
+    progress(f"{stack}: all policies pass")
+
+
+KEY_PROPS = ("location", "serverType", "jurisdiction", "region_id", "name", "type", "content", "proxied",
+             "settingId", "value", "phase", "kind")
+
+
+def _key_props(props: dict[str, object]) -> str:
+    return ", ".join(f"{k}={props[k]}" for k in KEY_PROPS if k in props and not isinstance(props[k], (dict, list)))
