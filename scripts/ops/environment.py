@@ -59,6 +59,9 @@ class Environment(BaseModel):
     traffic_kind: Literal["caddy", "cloudflare"]
     caddy_admin_url: str | None = None
     heartbeat_url: SecretStr | None = None
+    backup_recipient: str | None = None  # age public key backups are encrypted to
+    backup_identity_file: str | None = None  # age private key file, for verify and restore
+    scratch_database_url: SecretStr | None = None  # a server where `backup verify` may create scratch databases
     outputs: dict[str, Any] = {}
 
     @property
@@ -109,6 +112,9 @@ def _local(root: Path) -> Environment:
         traffic_kind="caddy",
         caddy_admin_url=state.caddy_admin_url(),
         heartbeat_url=SecretStr(state.heartbeat_url()),
+        backup_recipient=state.backup_recipient,
+        backup_identity_file=state.backup_identity_file(),
+        scratch_database_url=SecretStr(state.database_url("postgres", admin=True)),
     )
 
 
@@ -169,6 +175,10 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
             redis_url=SecretStr(os.environ["REDIS_URL"]) if os.environ.get("REDIS_URL") else None,
             storage=storage, app_hosts=hosts, public_url=outputs["public_url"], traffic_kind="cloudflare",
             heartbeat_url=SecretStr(heartbeat) if heartbeat else None,
+            backup_recipient=os.environ.get("BACKUP_AGE_RECIPIENT") or None,
+            backup_identity_file=os.environ.get("BACKUP_AGE_IDENTITY_FILE") or None,
+            scratch_database_url=(SecretStr(os.environ["OPS_SCRATCH_DATABASE_URL"])
+                                  if os.environ.get("OPS_SCRATCH_DATABASE_URL") else None),
             outputs={k: v for k, v in outputs.items() if k != "connection_strings"},
         )
     except KeyError as exc:

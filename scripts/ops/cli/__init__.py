@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from ops.cli import envcmd, plan, sandbox
+from ops.cli import backup, envcmd, plan, sandbox
 from ops.cli.base import OpsTyper
 
 app = OpsTyper(
@@ -15,6 +15,7 @@ app = OpsTyper(
 )
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(envcmd.app, name="env")
+app.add_typer(backup.app, name="backup")
 app.command("plan")(plan.plan)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from ops.errors import NotFoundError, SandboxError
 from ops.naming import bucket_name
 from ops.ports import free_port
+from ops.processes import run_checked
 from ops.sandbox import components as c
 from ops.sandbox.state import (
     APP_ROLES,
@@ -63,6 +64,7 @@ def up(root: Path, progress: Progress = lambda _msg: None) -> list[c.ComponentHe
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)  # noqa: S103 - the postgres user must traverse it; secrets inside are 0600
     state = load_state(root) if state_path(root).exists() else _new_state(root)
+    state.backup_recipient = ensure_backup_key(Path(state.backup_identity_file()))
     save_state(root, state)
     results: list[c.ComponentHealth] = []
     for comp in c.COMPONENTS:
@@ -86,6 +88,18 @@ def up(root: Path, progress: Progress = lambda _msg: None) -> list[c.ComponentHe
         results.append(current)
     save_state(root, state)
     return results
+
+
+def ensure_backup_key(identity: Path) -> str:
+    """The sandbox's age key pair for backups (as production's would be kept in a vault); its public key."""
+    if not identity.exists():
+        identity.parent.mkdir(parents=True, exist_ok=True)
+        run_checked(["age-keygen", "-o", str(identity)], what="age-keygen")
+        os.chmod(identity, 0o600)
+    for line in identity.read_text().splitlines():
+        if line.startswith("# public key: "):
+            return line.removeprefix("# public key: ").strip()
+    raise SandboxError(f"{identity}: no public key line; delete it and run ops sandbox up again")
 
 
 def _after_start(state: SandboxState, comp: c.Component, progress: Progress) -> None:

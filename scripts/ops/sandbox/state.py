@@ -84,6 +84,7 @@ class SandboxState(BaseModel):
     apps: dict[str, AppState]
     caddy: CaddyState
     heartbeat: HeartbeatState
+    backup_recipient: str | None = None  # age public key; the identity is backup-identity.txt beside this file
 
     def database_url(self, branch: str, *, admin: bool = False) -> str:
         """Connection URL for one of the branch databases, as the app role or the superuser."""
@@ -102,6 +103,9 @@ class SandboxState(BaseModel):
 
     def caddy_admin_url(self) -> str:
         return f"http://127.0.0.1:{self.caddy.admin_port}"
+
+    def backup_identity_file(self) -> str:
+        return str(Path(self.root) / "backup-identity.txt")
 
     def heartbeat_url(self) -> str:
         return f"http://127.0.0.1:{self.heartbeat.port}/ping/backup"

@@ -1,0 +1,41 @@
+"""The backup's commands as data. The stored format is standard, so the plain tools restore it:
+
+    age -d -i KEY.txt < OBJECT | zstd -d | pg_restore --no-owner -d TARGET
+
+pg_dump writes its custom format uncompressed (`--compress=0`) so that zstd, multithreaded
+and far faster than pg_dump's built-in gzip, does the compressing; age encrypts to a
+public key, so the machine that makes backups can't read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from ops.paths import pg_tool
+from ops.pipeline import Stage
+
+ZSTD_LEVEL = 3
+
+
+def dump_stages(db_env: Mapping[str, str], recipient: str, *, snapshot: str | None) -> list[Stage]:
+    pg_dump = [pg_tool("pg_dump"), "--format=custom", "--compress=0", "--no-password"]
+    if snapshot:
+        pg_dump.append(f"--snapshot={snapshot}")
+    return [
+        Stage("pg_dump", pg_dump, db_env),
+        Stage("zstd", ["zstd", f"-{ZSTD_LEVEL}", "-T0", "-q", "-c"]),
+        Stage("age", ["age", "--encrypt", "-r", recipient]),
+    ]
+
+
+def restore_stages(db_env: Mapping[str, str], identity_file: str, *, scratch: bool) -> list[Stage]:
+    """Into the environment (`scratch=False`): replace every object, keep the app role's grants.
+    Into a scratch database on another server, where the app's role may not exist: no grants."""
+    pg_restore = [pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "--single-transaction", "--no-password",
+                  "-d", db_env["PGDATABASE"]]
+    pg_restore[1:1] = ["--no-privileges"] if scratch else ["--clean", "--if-exists"]
+    return [
+        Stage("age", ["age", "--decrypt", "-i", identity_file]),
+        Stage("zstd", ["zstd", "-d", "-q", "-c"]),
+        Stage("pg_restore", pg_restore, db_env),
+    ]

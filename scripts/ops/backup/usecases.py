@@ -1,0 +1,299 @@
+"""Backup use-cases: create, list, verify, restore, prune.
+
+They take an `Environment` and the ports (`ObjectStore`, `Heartbeat`); the CLI in
+`ops.cli.backup` only parses flags and renders results.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ops import __version__
+from ops.backup import manifest as m
+from ops.backup.commands import dump_stages, restore_stages
+from ops.backup.retention import Candidate, keep_set
+from ops.environment import Environment
+from ops.errors import ConfigError, NotFoundError, RefusedError, VerificationError
+from ops.interfaces import Heartbeat, ObjectStore
+from ops.locks import object_lock
+from ops.pg import connect, create_database, drop_database, libpq_env, row_counts, with_database
+from ops.pipeline import sink, source
+
+PART_SIZE = 16 * 1024 * 1024  # R2 wants equal-sized parts (but the last); 16 MiB keeps memory bounded
+UPLOAD_WORKERS = 3
+Progress = Callable[[int], None]  # bytes done so far
+
+
+def _noop(_done: int) -> None:
+    return None
+
+
+@dataclass
+class CreateResult:
+    manifest: m.Manifest
+    aborted_orphans: list[str]
+    heartbeat: str
+    seconds: float
+
+
+def abort_orphaned_uploads(store: ObjectStore, environment: str) -> list[str]:
+    """Clean up after runs that died: abort their multipart uploads, delete data without a manifest.
+
+    Only called while holding the environment's backup lock, so none of them is live.
+    """
+    cleaned = []
+    for upload in store.list_multipart(m.prefix(environment)):
+        store.abort_multipart(upload["key"], upload["upload_id"])
+        cleaned.append(f"upload {upload['key']}")
+    keys = set(store.list_keys(m.prefix(environment)))
+    for key in sorted(keys):
+        if key.endswith("/" + m.DATA_NAME) and key.replace(m.DATA_NAME, m.MANIFEST_NAME) not in keys:
+            store.delete(key)  # completed upload whose run died before writing the manifest
+            cleaned.append(f"object {key}")
+    return cleaned
+
+
+def _recipient(env: Environment) -> str:
+    if not env.backup_recipient:
+        raise ConfigError("BACKUP_AGE_RECIPIENT: required (the age public key backups are encrypted to)")
+    return env.backup_recipient
+
+
+def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
+           progress: Progress = _noop) -> CreateResult:
+    """Dump, compress, encrypt and stream the environment's database to the store; manifest last."""
+    recipient = _recipient(env)
+    started = datetime.now(UTC)
+    t0 = time.monotonic()
+    url = env.database_url()
+    with object_lock(store, f"{m.prefix(env.name)}.lock", ttl=timedelta(hours=6),
+                     purpose=f"backup of {env.name}"):
+        aborted = abort_orphaned_uploads(store, env.name)
+        backup_id = m.new_backup_id(started)
+        if store.size(m.key(env.name, backup_id, m.MANIFEST_NAME)) is not None:
+            backup_id = started.strftime("%Y%m%dT%H%M%S%fZ")  # two backups within one second
+        data_key = m.key(env.name, backup_id, m.DATA_NAME)
+        # One snapshot for the dump and the row counts, so the manifest describes exactly the dump.
+        with connect(url) as conn:
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
+            version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+            database = str(conn.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
+            tables = row_counts(conn)
+            digest, stored = _upload(store, data_key, dump_stages(libpq_env(url), recipient, snapshot=snapshot),
+                                     progress)
+            conn.rollback()
+        if store.size(data_key) != stored:
+            raise VerificationError(f"stored object size differs from bytes sent ({stored})")
+        manifest = m.Manifest(
+            id=backup_id, environment=env.name, database=database, branch=env.branch, server_version=version,
+            tables=tables, data_key=data_key, stored_bytes=stored, sha256=digest, recipient=recipient,
+            tool_version=__version__, started_at=started, finished_at=datetime.now(UTC))
+        store.put_bytes(m.key(env.name, backup_id, m.MANIFEST_NAME), manifest.model_dump_json(indent=2).encode())
+    beat = "not configured"
+    if heartbeat is not None:
+        try:
+            heartbeat.ping()
+            beat = "pinged"
+        except Exception as exc:  # the backup is good; the missed ping will raise its own alert
+            beat = f"failed: {exc}"
+    return CreateResult(manifest, aborted, beat, time.monotonic() - t0)
+
+
+def _upload(store: ObjectStore, key: str, stages: list[Any], progress: Progress) -> tuple[str, int]:
+    """Stream the pipeline's output as a multipart upload; abort it on any failure."""
+    upload_id = store.start_multipart(key)
+    sha = hashlib.sha256()
+    total = 0
+    futures: list[Future[str]] = []
+    slots = threading.BoundedSemaphore(UPLOAD_WORKERS + 1)  # bounds memory: parts in flight
+    try:
+        with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool:
+            for number, block in enumerate(source(stages, PART_SIZE), start=1):
+                sha.update(block)
+                total += len(block)
+                slots.acquire()
+                future = pool.submit(store.upload_part, key, upload_id, number, block)
+                future.add_done_callback(lambda _f: slots.release())
+                futures.append(future)
+                progress(total)
+            etags = [f.result() for f in futures]
+        if not etags:
+            raise VerificationError("the dump produced no output")
+        store.complete_multipart(key, upload_id, etags)
+    except BaseException:
+        store.abort_multipart(key, upload_id)
+        raise
+    return sha.hexdigest(), total
+
+
+def list_backups(env_name: str, store: ObjectStore) -> list[tuple[m.Manifest, m.Verification | None]]:
+    """Complete backups (those with a manifest), newest first, with their last verification."""
+    out = []
+    for key in store.list_keys(m.prefix(env_name)):
+        if not key.endswith("/" + m.MANIFEST_NAME):
+            continue
+        raw = store.get_bytes(key)
+        if raw is None:
+            continue
+        manifest = m.Manifest.model_validate_json(raw)
+        verified_raw = store.get_bytes(m.key(env_name, manifest.id, m.VERIFIED_NAME))
+        verification = m.Verification.model_validate_json(verified_raw) if verified_raw else None
+        out.append((manifest, verification))
+    return sorted(out, key=lambda pair: pair[0].finished_at, reverse=True)
+
+
+def find(env_name: str, store: ObjectStore, backup_id: str | None) -> m.Manifest:
+    backups = list_backups(env_name, store)
+    if not backups:
+        raise NotFoundError(f"no complete backup for {env_name}", hint=f"make one: ops backup create --env {env_name}")
+    if backup_id is None:
+        return backups[0][0]
+    for manifest, _ in backups:
+        if manifest.id == backup_id:
+            return manifest
+    raise NotFoundError(f"backup {backup_id} not found for {env_name}", hint=f"see: ops backup list --env {env_name}")
+
+
+def _checked_stream(store: ObjectStore, manifest: m.Manifest, progress: Progress) -> tuple[Iterator[bytes], Any]:
+    sha = hashlib.sha256()
+    state = {"bytes": 0}
+
+    def chunks() -> Iterator[bytes]:
+        for chunk in store.stream(manifest.data_key):
+            sha.update(chunk)
+            state["bytes"] += len(chunk)
+            progress(state["bytes"])
+            yield chunk
+
+    return chunks(), (sha, state)
+
+
+def _identity(env: Environment) -> str:
+    if not env.backup_identity_file:
+        raise ConfigError("BACKUP_AGE_IDENTITY_FILE: required to decrypt backups (path to the age key file)")
+    return env.backup_identity_file
+
+
+@dataclass
+class VerifyResult:
+    manifest: m.Manifest
+    verification: m.Verification
+    problems: list[str] = field(default_factory=list)
+
+
+def verify(env: Environment, store: ObjectStore, backup_id: str | None, *, progress: Progress = _noop) -> VerifyResult:
+    """Download, checksum, restore into a scratch database, compare counts, run sanity queries, drop it."""
+    from autoenroll.sanity import SANITY_QUERIES
+
+    manifest = find(env.name, store, backup_id)
+    if env.scratch_database_url is None:
+        raise ConfigError("OPS_SCRATCH_DATABASE_URL: required (a PostgreSQL server where verify may create "
+                          "and drop a scratch database)")
+    admin = env.scratch_database_url.get_secret_value()
+    scratch = f"verify_{manifest.id.lower()}"
+    t0 = time.monotonic()
+    problems: list[str] = []
+    create_database(admin, scratch)
+    try:
+        chunks, (sha, state) = _checked_stream(store, manifest, progress)
+        try:
+            sink(restore_stages(libpq_env(admin, database=scratch), _identity(env), scratch=True), chunks)
+        except Exception as exc:
+            problems.append(f"restore failed: {exc}")
+        if not problems:
+            if state["bytes"] != manifest.stored_bytes:
+                problems.append(f"size {state['bytes']} differs from the manifest's {manifest.stored_bytes}")
+            if sha.hexdigest() != manifest.sha256:
+                problems.append("sha256 of the stored bytes differs from the manifest")
+        sanity: dict[str, int] = {}
+        if not problems:
+            with connect(with_database(admin, scratch)) as conn:
+                restored = row_counts(conn)
+                for table, expected in manifest.tables.items():
+                    if restored.get(table) != expected:
+                        problems.append(f"{table}: {restored.get(table)} rows restored, manifest says {expected}")
+                for name, query in SANITY_QUERIES.items():
+                    found = int(conn.execute(query).fetchone()[0])  # type: ignore[index, arg-type]
+                    sanity[name] = found
+                    if found:
+                        problems.append(f"sanity check {name}: {found} problem rows")
+    finally:
+        drop_database(admin, scratch)
+    verification = m.Verification(
+        backup_id=manifest.id, verified_at=datetime.now(UTC), ok=not problems, tables_checked=len(manifest.tables),
+        rows_checked=manifest.total_rows, sanity_checks=sanity if not problems else {},
+        duration_s=round(time.monotonic() - t0, 2))
+    if not problems:
+        store.put_bytes(m.key(env.name, manifest.id, m.VERIFIED_NAME), verification.model_dump_json(indent=2).encode())
+    return VerifyResult(manifest, verification, problems)
+
+
+def restore_plan(env: Environment, manifest: m.Manifest) -> list[str]:
+    target = env.database_url()
+    from ops.secrets import mask_url
+
+    return [
+        f"download {manifest.data_key} ({manifest.stored_bytes} bytes) and check it against the manifest's sha256",
+        "decrypt (age) and decompress (zstd) as a stream",
+        f"pg_restore --clean --if-exists --single-transaction into {mask_url(target)}: every table is replaced "
+        "in one transaction, so a failure changes nothing",
+        f"expect {len(manifest.tables)} tables, {manifest.total_rows} rows (as dumped at {manifest.finished_at})",
+    ]
+
+
+def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *, progress: Progress = _noop) -> dict[str, Any]:
+    """Replace the environment's database with the backup, atomically."""
+    target = env.database_url()
+    chunks, (sha, state) = _checked_stream(store, manifest, progress)
+    t0 = time.monotonic()
+    sink(restore_stages(libpq_env(target), _identity(env), scratch=False), chunks)
+    # age authenticates every 64 KiB chunk and the stream's end, so corrupted bytes stop the
+    # restore before its single transaction commits; the digest here is a second witness.
+    if sha.hexdigest() != manifest.sha256:
+        raise VerificationError("restored, but the stored object's sha256 differs from the manifest: investigate")
+    with connect(target) as conn:
+        restored = row_counts(conn)
+    mismatched = {t: (restored.get(t), n) for t, n in manifest.tables.items() if restored.get(t) != n}
+    return {"backup": manifest.id, "bytes": state["bytes"], "seconds": round(time.monotonic() - t0, 2),
+            "tables": len(manifest.tables), "mismatched_tables": mismatched}
+
+
+@dataclass
+class PrunePlan:
+    keep: list[str]
+    delete: list[str]
+
+
+def prune_plan(env_name: str, store: ObjectStore, *, daily: int, monthly: int) -> PrunePlan:
+    backups = list_backups(env_name, store)
+    candidates = [Candidate(mf.id, mf.finished_at, bool(v and v.ok)) for mf, v in backups]
+    keep = keep_set(candidates, daily=daily, monthly=monthly)
+    ordered = [c.id for c in candidates]
+    return PrunePlan(keep=[i for i in ordered if i in keep], delete=[i for i in ordered if i not in keep])
+
+
+def prune(env_name: str, store: ObjectStore, plan: PrunePlan) -> list[str]:
+    """Delete the planned backups: manifest first, so a half-deleted backup never lists as complete."""
+    if plan.keep == [] and plan.delete:
+        raise RefusedError("refusing to delete every backup")
+    deleted = []
+    for backup_id in plan.delete:
+        store.delete(m.key(env_name, backup_id, m.MANIFEST_NAME))
+        for name in (m.DATA_NAME, m.VERIFIED_NAME):
+            store.delete(m.key(env_name, backup_id, name))
+        deleted.append(backup_id)
+    return deleted
+
+
+def manifest_json(manifest: m.Manifest) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(manifest.model_dump_json())
+    return data

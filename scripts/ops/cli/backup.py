@@ -1,0 +1,147 @@
+"""`ops backup create|list|verify|restore|prune`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+
+from ops.adapters.heartbeat import HttpHeartbeat
+from ops.adapters.s3_store import S3ObjectStore
+from ops.backup import usecases as uc
+from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
+from ops.environment import Environment, resolve
+from ops.errors import ConfirmationRequired, VerificationError
+from ops.output import print_json, progress, stderr, table
+
+app = OpsTyper(help="Backups: streamed, compressed (zstd), encrypted (age), verified by restore, pruned by policy.")
+
+ID_ARGUMENT = typer.Argument(None, help="Backup id (see `ops backup list`); omit with --latest.")
+LATEST_OPTION = typer.Option(False, "--latest", help="Use the newest complete backup.")
+YES_OPTION = typer.Option(False, "--yes", "-y", help="Carry out the change (without it: print the plan only).")
+
+
+def _store(env: Environment) -> S3ObjectStore:
+    return S3ObjectStore(env.storage, "backups")
+
+
+@contextmanager
+def _bar(label: str, total: int | None, quiet: bool) -> Iterator[Callable[[int], None]]:
+    if quiet:
+        yield lambda _done: None
+        return
+    with Progress(TextColumn(label), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
+                  console=stderr, transient=True) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+def _pick(env: Environment, backup_id: str | None, latest: bool) -> Any:
+    if backup_id is None and not latest:
+        raise typer.BadParameter("give a backup id or --latest")
+    return uc.find(env.name, _store(env), None if latest else backup_id)
+
+
+@app.command("create")
+def create(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Back up the environment's database now, then ping its heartbeat."""
+    env = resolve(env_name)
+    heartbeat = HttpHeartbeat(env.heartbeat_url.get_secret_value()) if env.heartbeat_url else None
+    with _bar("uploading", None, as_json) as bar:
+        result = uc.create(env, _store(env), heartbeat, progress=bar)
+    mf = result.manifest
+    if as_json:
+        print_json({"backup": uc.manifest_json(mf), "cleaned_up": result.aborted_orphans,
+                    "heartbeat": result.heartbeat, "seconds": round(result.seconds, 2)})
+        return
+    for item in result.aborted_orphans:
+        progress(f"cleaned up after an interrupted run: {item}")
+    table(f"backup {mf.id}", ["field", "value"], [
+        ("environment", mf.environment), ("database", f"{mf.database} (PostgreSQL {mf.server_version})"),
+        ("tables / rows", f"{len(mf.tables)} / {mf.total_rows}"), ("stored", f"{mf.stored_bytes} bytes"),
+        ("sha256", mf.sha256), ("took", f"{result.seconds:.1f} s"), ("heartbeat", result.heartbeat)])
+
+
+@app.command("list")
+def list_(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Complete backups, newest first, with when each was last verified."""
+    env = resolve(env_name)
+    backups = uc.list_backups(env.name, _store(env))
+    if as_json:
+        print_json([{**uc.manifest_json(mf), "verified": v.model_dump(mode="json") if v else None}
+                    for mf, v in backups])
+        return
+    table(f"backups of {env.name}", ["id", "finished", "size", "tables", "rows", "verified"], [
+        (mf.id, mf.finished_at.strftime("%Y-%m-%d %H:%M:%S"), mf.stored_bytes, len(mf.tables), mf.total_rows,
+         v.verified_at.strftime("%Y-%m-%d %H:%M") if v and v.ok else "") for mf, v in backups])
+
+
+@app.command("verify")
+def verify(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, env_name: str = ENV_OPTION,
+           as_json: bool = JSON_OPTION) -> None:
+    """Restore a backup into a scratch database and check it; exit 8 when anything is off."""
+    env = resolve(env_name)
+    manifest = _pick(env, backup_id, latest)
+    with _bar("verifying", manifest.stored_bytes, as_json) as bar:
+        result = uc.verify(env, _store(env), manifest.id, progress=bar)
+    if as_json:
+        print_json({"backup": manifest.id, "ok": not result.problems, "problems": result.problems,
+                    "verification": result.verification.model_dump(mode="json")})
+    elif not result.problems:
+        progress(f"backup {manifest.id} verified: {result.verification.tables_checked} tables, "
+                 f"{result.verification.rows_checked} rows, sanity checks clean, "
+                 f"{result.verification.duration_s} s")
+    if result.problems:
+        raise VerificationError(f"backup {manifest.id} failed verification: " + "; ".join(result.problems))
+
+
+@app.command("restore")
+def restore(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, env_name: str = ENV_OPTION,
+            yes: bool = YES_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Replace the environment's database with a backup. Prints the plan unless --yes."""
+    env = resolve(env_name)
+    manifest = _pick(env, backup_id, latest)
+    steps = uc.restore_plan(env, manifest)
+    if not yes:
+        if as_json:
+            print_json({"plan": steps, "backup": manifest.id, "applied": False})
+        else:
+            for number, step in enumerate(steps, 1):
+                stderr.print(f"  {number}. {step}", highlight=False)
+            progress(f"plan only: run again with --yes to restore {manifest.id} into {env.name}")
+        return
+    if env.is_production and not as_json:
+        typed = typer.prompt(f"This replaces production's database with backup {manifest.id}. "
+                             "Type the environment name to confirm", default="", show_default=False)
+        if typed != "production":
+            raise ConfirmationRequired("not confirmed: nothing was changed")
+    with _bar("restoring", manifest.stored_bytes, as_json) as bar:
+        result = uc.restore(env, _store(env), manifest, progress=bar)
+    if as_json:
+        print_json({**result, "applied": True})
+    else:
+        progress(f"restored {manifest.id} into {env.name}: {result['tables']} tables in {result['seconds']} s")
+    if result["mismatched_tables"]:
+        raise VerificationError(f"restored, but row counts differ: {result['mismatched_tables']}")
+
+
+@app.command("prune")
+def prune(env_name: str = ENV_OPTION, daily: int = typer.Option(30, min=1, help="Daily backups kept."),
+          monthly: int = typer.Option(12, min=0, help="Monthly backups kept."), yes: bool = YES_OPTION,
+          as_json: bool = JSON_OPTION) -> None:
+    """Apply the retention policy (30 dailies + 12 monthlies by default). Dry run unless --yes.
+
+    The newest verified backup is always kept."""
+    env = resolve(env_name)
+    store = _store(env)
+    plan = uc.prune_plan(env.name, store, daily=daily, monthly=monthly)
+    deleted = uc.prune(env.name, store, plan) if yes else []
+    if as_json:
+        print_json({"keep": plan.keep, "delete": plan.delete, "deleted": deleted, "applied": yes})
+        return
+    progress(f"keep {len(plan.keep)}, delete {len(plan.delete)}" + ("" if yes else " (dry run: add --yes)"))
+    for backup_id in plan.delete:
+        stderr.print(f"  {'deleted' if yes else 'would delete'} {backup_id}", highlight=False)

@@ -1,0 +1,77 @@
+"""PostgreSQL helpers shared by use-cases: libpq environment from a URL, row counts, scratch databases.
+
+Connection secrets go to child processes through the libpq environment (PGPASSWORD, ...),
+never on argv, where `ps` would show them.
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import psycopg
+from psycopg import sql
+
+from ops.errors import ExternalError
+
+
+def libpq_env(url: str, *, database: str | None = None) -> dict[str, str]:
+    """The environment for pg_dump/pg_restore/psql that points at `url` (optionally another database)."""
+    parts = urlsplit(url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update({
+        "PGHOST": parts.hostname or "localhost",
+        "PGPORT": str(parts.port or 5432),
+        "PGUSER": unquote(parts.username or ""),
+        "PGPASSWORD": unquote(parts.password or ""),
+        "PGDATABASE": database or parts.path.lstrip("/"),
+        "PGCONNECT_TIMEOUT": "10",
+    })
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    if "sslmode" in query:
+        env["PGSSLMODE"] = query["sslmode"]
+    return env
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server and credentials, another database."""
+    parts = urlsplit(url)
+    return parts._replace(path=f"/{database}").geturl()
+
+
+def connect(url: str, **kwargs: object) -> psycopg.Connection[tuple[object, ...]]:
+    try:
+        return psycopg.connect(url, connect_timeout=10, **kwargs)  # type: ignore[arg-type]
+    except psycopg.OperationalError as exc:
+        from ops.secrets import scrub_text
+
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        raise ExternalError(f"database unreachable: {scrub_text(first)}",
+                            hint="is the database up? (sandbox: ops sandbox status)") from None
+
+
+def user_tables(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:
+    rows = conn.execute(
+        "SELECT quote_ident(schemaname) || '.' || quote_ident(relname) FROM pg_stat_user_tables ORDER BY 1"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def row_counts(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, int]:
+    """Exact row counts of every user table (in the connection's current snapshot)."""
+    counts = {}
+    for table in user_tables(conn):
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.SQL(table))).fetchone()
+        counts[table] = int(row[0]) if row else 0  # type: ignore[call-overload]
+    return counts
+
+
+def create_database(admin_url: str, name: str) -> None:
+    with connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def drop_database(admin_url: str, name: str) -> None:
+    with connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
