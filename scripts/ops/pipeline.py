@@ -8,6 +8,7 @@ any error or interruption every stage is killed, so nothing runs on half-fed.
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -32,7 +33,7 @@ class Pipeline:
         self._errs: list[IO[bytes]] = []
         previous: IO[bytes] | None = None
         for index, stage in enumerate(stages):
-            err = tempfile.TemporaryFile()
+            err = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the pipeline
             self._errs.append(err)
             last = index == len(stages) - 1
             stdin: Any = subprocess.PIPE if (index == 0 and feed_stdin) else (previous or subprocess.DEVNULL)
@@ -74,7 +75,11 @@ class Pipeline:
             if proc.returncode != 0:
                 err.seek(0)
                 lines = [ln for ln in err.read().decode(errors="replace").splitlines() if ln.strip()]
-                detail = scrub_text(lines[-1]) if lines else f"exit status {proc.returncode}"
+                # The line that says what went wrong, not a tool's closing boilerplate
+                # (age, for one, ends with "report unexpected or unhelpful errors at ...").
+                errors = [ln for ln in lines if "error" in ln.lower() and "report unexpected" not in ln]
+                chosen = errors[-1] if errors else (lines[-1] if lines else f"exit status {proc.returncode}")
+                detail = scrub_text(chosen)
                 raise ExternalError(f"{stage.name} failed: {detail}")
 
 
@@ -106,10 +111,8 @@ def sink(stages: Sequence[Stage], chunks: Iterable[bytes]) -> None:
         # Only a complete feed ends in EOF. If `chunks` raised (a download failed), we are
         # in the except below and kill every stage first: a consumer like pg_restore must
         # never see a clean end of a truncated stream.
-        try:
+        with contextlib.suppress(BrokenPipeError):
             pipe.stdin.close()
-        except BrokenPipeError:
-            pass
         pipe.check()
     except BaseException:
         pipe.kill()

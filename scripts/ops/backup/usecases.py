@@ -250,7 +250,8 @@ def restore_plan(env: Environment, manifest: m.Manifest) -> list[str]:
     ]
 
 
-def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *, progress: Progress = _noop) -> dict[str, Any]:
+def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *,
+            progress: Progress = _noop) -> dict[str, Any]:
     """Replace the environment's database with the backup, atomically."""
     target = env.database_url()
     chunks, (sha, state) = _checked_stream(store, manifest, progress)

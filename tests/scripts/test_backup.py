@@ -1,0 +1,172 @@
+"""`ops backup` against the real sandbox: round trip, corruption, crashes, and each failure's one clear error."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from typer.testing import CliRunner
+
+from ops.adapters.s3_store import S3ObjectStore
+from ops.backup import manifest as m
+from ops.backup import usecases as uc
+from ops.cli import app
+from ops.environment import Environment, resolve
+from ops.errors import ExternalError, NotFoundError
+from ops.paths import pg_tool
+from ops.pg import libpq_env
+from ops.sandbox.state import SandboxState
+from tests.seed import clear, seed
+
+pytestmark = pytest.mark.integration
+runner = CliRunner()
+
+
+@pytest.fixture()
+def env(sandbox: SandboxState) -> Environment:
+    url = sandbox.database_url("main", admin=True)
+    clear(url)
+    seed(url, tenants=3, employees_per_run=200, tag="backup")
+    return resolve("local")
+
+
+def store(env: Environment) -> S3ObjectStore:
+    return S3ObjectStore(env.storage, "backups")
+
+
+def plain_dump(url: str) -> str:
+    out = subprocess.run([pg_tool("pg_dump"), "--no-owner", "--format=plain"], env=libpq_env(url),
+                         capture_output=True, text=True, check=True)
+    # pg_dump >= 15.14 brackets its output with random \restrict keys; they differ per run.
+    return "\n".join(line for line in out.stdout.splitlines()
+                     if not line.startswith(("-- Dumped", "\\restrict", "\\unrestrict")))
+
+
+def test_round_trip_restores_an_identical_database(env: Environment) -> None:
+    url = env.database_url()
+    before = plain_dump(url)
+    result = runner.invoke(app, ["backup", "create", "--env", "local", "--json"])
+    assert result.exit_code == 0, result.output
+    created = json.loads(result.stdout)
+    assert created["heartbeat"] == "pinged"
+    assert created["backup"]["tables"]["public.employee_results"] == 600
+
+    clear(url)  # disaster
+    assert plain_dump(url) != before
+    plan = runner.invoke(app, ["backup", "restore", "--latest", "--env", "local", "--json"])
+    assert json.loads(plan.stdout)["applied"] is False
+    assert plain_dump(url) != before  # plan mode changed nothing
+    applied = runner.invoke(app, ["backup", "restore", "--latest", "--env", "local", "--yes", "--json"])
+    assert applied.exit_code == 0, applied.output
+    assert plain_dump(url) == before
+
+
+def test_verify_restores_into_scratch_and_records_it(env: Environment) -> None:
+    manifest = uc.create(env, store(env), None).manifest
+    result = runner.invoke(app, ["backup", "verify", manifest.id, "--env", "local", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] and report["verification"]["sanity_checks"]["users_without_tenant"] == 0
+    listed = json.loads(runner.invoke(app, ["backup", "list", "--env", "local", "--json"]).stdout)
+    assert next(b for b in listed if b["id"] == manifest.id)["verified"]["ok"] is True
+
+
+def test_one_flipped_byte_fails_verify(env: Environment) -> None:
+    s = store(env)
+    manifest = uc.create(env, s, None).manifest
+    data = bytearray(s.get_bytes(manifest.data_key) or b"")
+    position = random.Random(7).randrange(200, len(data) - 1)
+    data[position] ^= 0x01
+    s.put_bytes(manifest.data_key, bytes(data))
+    result = runner.invoke(app, ["backup", "verify", manifest.id, "--env", "local"])
+    assert result.exit_code == 8
+    assert "failed verification" in result.output
+    assert s.get_bytes(m.key("local", manifest.id, m.VERIFIED_NAME)) is None
+
+
+def test_kill_9_during_create_leaves_nothing_complete_and_the_next_run_cleans_up(
+    env: Environment, sandbox: SandboxState, tmp_path: Path
+) -> None:
+    url = env.database_url()
+    with subprocess.Popen([pg_tool("psql"), "-q", "-c",
+                           "CREATE TABLE IF NOT EXISTS filler AS SELECT g, md5(g::text) || md5((g*7)::text) AS pad "
+                           "FROM generate_series(1, 600000) g"], env=libpq_env(url)) as proc:
+        assert proc.wait() == 0
+    s = store(env)
+    complete_before = {mf.id for mf, _ in uc.list_backups("local", s)}
+    rng = random.Random(2026)
+    try:
+        for attempt in range(3):
+            proc = subprocess.Popen([sys.executable, "-m", "ops", "backup", "create", "--env", "local", "--json"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                    env={**os.environ, "OPS_SANDBOX_DIR": sandbox.root})
+            time.sleep(rng.uniform(0.8, 2.5))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            complete = {mf.id for mf, _ in uc.list_backups("local", s)}
+            assert complete == complete_before, f"attempt {attempt}: a killed run left a complete-looking backup"
+        result = uc.create(env, s, None)
+        assert s.list_multipart("local/") == []
+        keys = s.list_keys("local/")
+        data_keys = [k for k in keys if k.endswith(m.DATA_NAME)]
+        assert all(k.replace(m.DATA_NAME, m.MANIFEST_NAME) in keys for k in data_keys)
+        assert result.manifest.tables["public.filler"] == 600000
+    finally:
+        with subprocess.Popen([pg_tool("psql"), "-q", "-c", "DROP TABLE IF EXISTS filler"], env=libpq_env(url)) as p:
+            p.wait()
+
+
+def test_wrong_key_is_one_clear_error(env: Environment, tmp_path: Path) -> None:
+    uc.create(env, store(env), None)
+    other = tmp_path / "other.txt"
+    subprocess.run(["age-keygen", "-o", str(other)], check=True, capture_output=True)
+    wrong = env.model_copy(update={"backup_identity_file": str(other)})
+    result = uc.verify(wrong, store(wrong), None)
+    assert result.problems and "age failed" in result.problems[0]
+    assert "no identity matched" in result.problems[0]
+
+
+def test_missing_bucket_is_not_found(env: Environment) -> None:
+    storage = env.storage.model_copy(update={"buckets": {"backups": "autoenroll-local-nope"}})
+    with pytest.raises(NotFoundError, match="bucket 'autoenroll-local-nope' does not exist"):
+        uc.list_backups("local", S3ObjectStore(storage, "backups"))
+
+
+def test_database_down_is_one_clear_error(env: Environment) -> None:
+    from ops.ports import free_port
+
+    down = env.model_copy(update={"database_urls": {"main": SecretStr(
+        f"postgresql://postgres:pw@127.0.0.1:{free_port()}/main")}})
+    with pytest.raises(ExternalError, match="database unreachable") as info:
+        uc.create(down, store(down), None)
+    assert "pw" not in str(info.value)
+    assert store(env).list_multipart("local/") == []
+
+
+def test_s3_errors_name_the_operation(env: Environment) -> None:
+    bad = env.storage.model_copy(update={"secret_access_key": SecretStr("wrong-secret")})
+    with pytest.raises(ExternalError, match=r"S3 list on autoenroll-local-backups: \w+"):
+        uc.list_backups("local", S3ObjectStore(bad, "backups"))
+
+
+def test_prune_keeps_newest_verified_and_is_a_dry_run_by_default(env: Environment) -> None:
+    s = store(env)
+    uc.create(env, s, None)
+    before = [mf.id for mf, _ in uc.list_backups("local", s)]
+    dry = json.loads(runner.invoke(app, ["backup", "prune", "--env", "local", "--daily", "1", "--monthly", "0",
+                                         "--json"]).stdout)
+    assert dry["applied"] is False and [mf.id for mf, _ in uc.list_backups("local", s)] == before
+    applied = json.loads(runner.invoke(app, ["backup", "prune", "--env", "local", "--daily", "1", "--monthly", "0",
+                                             "--yes", "--json"]).stdout)
+    remaining = [mf.id for mf, v in uc.list_backups("local", s)]
+    assert set(remaining) == set(applied["keep"]) and remaining
+    verified = [mf.id for mf, v in uc.list_backups("local", s) if v and v.ok]
+    assert len(verified) <= 1

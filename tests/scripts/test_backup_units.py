@@ -1,0 +1,100 @@
+"""Backup pieces without processes: retention, commands as data, the lock."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ops.backup.commands import dump_stages, restore_stages
+from ops.backup.retention import Candidate, keep_set
+from ops.errors import LockHeldError
+from ops.locks import object_lock
+
+pytestmark = pytest.mark.unit
+T0 = datetime(2026, 11, 21, 2, 0, tzinfo=UTC)
+
+
+def daily(days: int, verified_day: int | None = None) -> list[Candidate]:
+    return [Candidate(f"b{d}", T0 - timedelta(days=d), d == verified_day) for d in range(days)]
+
+
+def test_thirty_dailies_and_twelve_monthlies() -> None:
+    keep = keep_set(daily(400), daily=30, monthly=12)
+    assert {f"b{d}" for d in range(30)} <= keep  # Nov 21 back to Oct 23
+    # Months: Nov and Oct 2026 are covered by dailies (Oct 31 is b21); the ten months before
+    # keep their last day: Sep 30 2026 back to Dec 31 2025.
+    month_ends = {f"b{(T0.date() - d).days}" for d in
+                  [datetime(2026, m, 1, tzinfo=UTC).date() - timedelta(days=1) for m in range(10, 0, -1)]}
+    month_ends.add(f"b{(T0.date() - datetime(2025, 12, 31, tzinfo=UTC).date()).days}")
+    assert month_ends <= keep
+    assert len(keep) == 30 + 10
+
+
+def test_newest_verified_backup_is_never_pruned() -> None:
+    keep = keep_set(daily(100, verified_day=80), daily=5, monthly=0)
+    assert "b80" in keep
+
+
+def test_two_backups_a_day_keep_only_the_newest_of_that_day() -> None:
+    backups = [Candidate("late", T0, False), Candidate("early", T0 - timedelta(hours=1), False)]
+    assert keep_set(backups, daily=30, monthly=0) == {"late"}
+
+
+def test_secrets_never_reach_argv() -> None:
+    env = {"PGHOST": "h", "PGPASSWORD": "hunter2", "PGDATABASE": "main"}
+    for stage in [*dump_stages(env, "age1recipient", snapshot="00000003-1"),
+                  *restore_stages(env, "/keys/id.txt", scratch=False)]:
+        assert "hunter2" not in " ".join(stage.argv)
+    dump = dump_stages(env, "age1recipient", snapshot="00000003-1")
+    assert [s.name for s in dump] == ["pg_dump", "zstd", "age"]
+    assert "--compress=0" in dump[0].argv and "--snapshot=00000003-1" in dump[0].argv
+    restore = restore_stages(env, "/keys/id.txt", scratch=False)
+    assert "--single-transaction" in restore[2].argv and "--clean" in restore[2].argv
+    assert "--no-privileges" in restore_stages(env, "/k", scratch=True)[2].argv
+
+
+class MemoryStore:
+    bucket = "mem"
+
+    def __init__(self) -> None:
+        self.objects: dict[str, bytes] = {}
+
+    def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
+        if if_absent and key in self.objects:
+            return False
+        self.objects[key] = data
+        return True
+
+    def get_bytes(self, key: str) -> bytes | None:
+        return self.objects.get(key)
+
+    def delete(self, key: str) -> None:
+        self.objects.pop(key, None)
+
+
+def test_lock_excludes_a_second_holder_and_names_the_first() -> None:
+    store = MemoryStore()
+    with object_lock(store, "l", ttl=timedelta(hours=1), purpose="backup of local"):  # type: ignore[arg-type]
+        with pytest.raises(LockHeldError, match="backup of local is locked by"):
+            with object_lock(store, "l", ttl=timedelta(hours=1), purpose="backup of local"):  # type: ignore[arg-type]
+                pass
+    assert "l" not in store.objects
+
+
+def test_expired_or_dead_local_owner_locks_are_taken_over() -> None:
+    store = MemoryStore()
+    past = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    store.objects["l"] = json.dumps({"owner": "ci", "expires_at": past, "token": "x"}).encode()
+    with object_lock(store, "l", ttl=timedelta(hours=1), purpose="p") as record:  # type: ignore[arg-type]
+        assert record["took_over_from"] == "ci"
+    import socket
+
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    dead_pid = max(2, os.getpid() + 100000)
+    store.objects["l"] = json.dumps({"owner": "me", "expires_at": future, "token": "y",
+                                     "host": socket.gethostname(), "pid": str(dead_pid)}).encode()
+    with object_lock(store, "l", ttl=timedelta(hours=1), purpose="p") as record:  # type: ignore[arg-type]
+        assert record["took_over_from"] == "me"
