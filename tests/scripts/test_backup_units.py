@@ -77,10 +77,10 @@ class MemoryStore:
 
 def test_lock_excludes_a_second_holder_and_names_the_first() -> None:
     store = MemoryStore()
-    with object_lock(store, "l", ttl=timedelta(hours=1), purpose="backup of local"):  # type: ignore[arg-type]
-        with pytest.raises(LockHeldError, match="backup of local is locked by"):
-            with object_lock(store, "l", ttl=timedelta(hours=1), purpose="backup of local"):  # type: ignore[arg-type]
-                pass
+    first = object_lock(store, "l", ttl=timedelta(hours=1), purpose="backup of local")  # type: ignore[arg-type]
+    second = object_lock(store, "l", ttl=timedelta(hours=1), purpose="backup of local")  # type: ignore[arg-type]
+    with first, pytest.raises(LockHeldError, match="backup of local is locked by"), second:
+        pass
     assert "l" not in store.objects
 
 
