@@ -237,6 +237,16 @@ def verify(env: Environment, store: ObjectStore, backup_id: str | None, *, progr
     return VerifyResult(manifest, verification, problems)
 
 
+def fetch(store: ObjectStore, manifest: m.Manifest, target: Any, *, progress: Progress = _noop) -> int:
+    """Download the stored object to `target` (a binary file), checking its sha256; the bytes written."""
+    chunks, (sha, state) = _checked_stream(store, manifest, progress)
+    for chunk in chunks:
+        target.write(chunk)
+    if sha.hexdigest() != manifest.sha256:
+        raise VerificationError(f"downloaded {manifest.data_key}, but its sha256 differs from the manifest")
+    return int(state["bytes"])
+
+
 def restore_plan(env: Environment, manifest: m.Manifest) -> list[str]:
     target = env.database_url()
     from ops.secrets import mask_url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -126,6 +127,23 @@ def restore(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, e
         progress(f"restored {manifest.id} into {env.name}: {result['tables']} tables in {result['seconds']} s")
     if result["mismatched_tables"]:
         raise VerificationError(f"restored, but row counts differ: {result['mismatched_tables']}")
+
+
+@app.command("fetch")
+def fetch(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, env_name: str = ENV_OPTION,
+          out: Path = typer.Option(..., "--out", "-o", help="File to write the encrypted backup to."),
+          as_json: bool = JSON_OPTION) -> None:
+    """Download a backup's encrypted object (checksum checked), for a restore with the plain tools."""
+    env = resolve(env_name)
+    manifest = _pick(env, backup_id, latest)
+    partial = out.with_name(out.name + ".partial")
+    with _bar("downloading", manifest.stored_bytes, as_json) as bar, open(partial, "wb") as target:
+        written = uc.fetch(_store(env), manifest, target, progress=bar)
+    partial.replace(out)  # only a complete, checked download takes the final name
+    if as_json:
+        print_json({"backup": manifest.id, "file": str(out), "bytes": written, "sha256": manifest.sha256})
+    else:
+        progress(f"{out}: {written} bytes, sha256 matches the manifest")
 
 
 @app.command("prune")
