@@ -57,6 +57,7 @@ class DatabaseConfig:
     suspend_timeout_seconds: int
     database_name: str
     role_name: str
+    owner_role_name: str
     production_stack: str  # "org/project/stack", read by a StackReference when owns_project is false
 
 
@@ -274,6 +275,7 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         suspend_timeout_seconds=d.integer("suspend_timeout_seconds", 0 if production else 300, low=-1),
         database_name=d.text("database_name", APP),
         role_name=d.text("role_name", "autoenroll_app"),
+        owner_role_name=d.text("owner_role_name", "autoenroll_owner"),
         production_stack=d.text("production_stack", "organization/autoenroll/production"),
     )
     d.done()

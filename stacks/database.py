@@ -43,7 +43,8 @@ class Database(pulumi.ComponentResource):
             self.branches["main"] = main
             self.databases["main"] = NeonDatabase(f"{name}-main-db", project_id=project.project_id,
                                                   branch_id=main.branch_id, database=d.database_name,
-                                                  role=d.role_name, inherited=False, opts=data_opts)
+                                                  role=d.role_name, owner_role=d.owner_role_name, inherited=False,
+                                                  opts=data_opts)
         else:
             production = pulumi.StackReference(f"{name}-production", stack_name=d.production_stack,
                                                opts=pulumi.ResourceOptions(parent=self))
@@ -59,13 +60,18 @@ class Database(pulumi.ComponentResource):
                 # Role and database come down from main; only the connection strings are read.
                 self.databases[branch_name] = NeonDatabase(
                     f"{name}-{branch_name}-db", project_id=self.project_id, branch_id=branch.branch_id,
-                    database=d.database_name, role=d.role_name, inherited=True, opts=data_opts)
+                    database=d.database_name, role=d.role_name, owner_role=d.owner_role_name, inherited=True,
+                    opts=data_opts)
 
-        self.branch_outputs: pulumi.Output[dict[str, Any]] = pulumi.Output.all(**{
+        branch_outputs: dict[str, Any] = {
             b: pulumi.Output.all(r.branch_id, r.endpoint_id, r.endpoint_host).apply(
                 lambda v: {"id": v[0], "endpoint_id": v[1], "host": v[2]})
             for b, r in self.branches.items()
-        })
+        }
+        if not d.owns_project:
+            # main belongs to production; its id is here so `ops db refresh staging --from main` can name it.
+            branch_outputs["main"] = main_id.apply(lambda i: {"id": i, "endpoint_id": None, "host": None})
+        self.branch_outputs: pulumi.Output[dict[str, Any]] = pulumi.Output.all(**branch_outputs)
         self.connection_strings: pulumi.Output[dict[str, Any]] = pulumi.Output.secret(pulumi.Output.all(**{
             b: pulumi.Output.all(db.direct_uri, db.pooled_uri).apply(lambda v: {"direct": v[0], "pooled": v[1]})
             for b, db in self.databases.items()

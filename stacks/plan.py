@@ -226,8 +226,10 @@ def _fake_outputs(typ: str, name: str, inputs: dict[str, Any], n: int) -> dict[s
                      "endpoint_id": f"ep-{inputs.get('name')}", "endpoint_host": f"ep-{inputs.get('name')}.neon.tech"}
         elif "database" in inputs:
             host = f"ep-{name}.eu-central-1.aws.neon.tech"
-            uri = f"postgresql://{inputs.get('role')}:{MOCK_PASSWORD}@{host}/{inputs.get('database')}?sslmode=require"
-            fakes = {"direct_uri": uri, "pooled_uri": uri.replace(host, host.replace("ep-", "ep-pooler-"))}
+            db = inputs.get("database")
+            direct = f"postgresql://{inputs.get('owner_role')}:{MOCK_PASSWORD}@{host}/{db}?sslmode=require"
+            pooled = f"postgresql://{inputs.get('role')}:{MOCK_PASSWORD}@{host.replace('ep-', 'ep-pooler-')}/{db}"
+            fakes = {"direct_uri": direct, "pooled_uri": pooled + "?sslmode=require"}
         elif inputs.get("kind") == "heartbeats":
             fakes = {"url": f"https://uptime.betterstack.com/api/v1/heartbeat/{SENTINEL}heartbeat"}
         return {k: v for k, v in fakes.items() if inputs.get(k) is None}

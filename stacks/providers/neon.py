@@ -5,8 +5,9 @@ Three resources, each with create, read, update, delete and diff over the Neon A
 - `NeonProject`: the project in Frankfurt with its point-in-time history window;
 - `NeonBranch`: a branch with its read-write endpoint and autoscaling limits (`adopt` takes
   over the project's default branch instead of creating one);
-- `NeonDatabase`: the app's role and database on a branch, with pooled and direct
-  connection strings as secret outputs.
+- `NeonDatabase`: the owner role (migrations, ops) and the app's role (subject to row-level
+  security, which never applies to a table's owner) with the database on a branch; the
+  direct connection string (owner) and the pooled one (app) as secret outputs.
 The API key comes from `NEON_API_KEY` when the provider runs, so it never enters state.
 """
 
@@ -149,7 +150,7 @@ class NeonBranch(Resource):
 
 # --------------------------------------------------------------------------- role + database
 
-DATABASE_KEYS = ("project_id", "branch_id", "database", "role")
+DATABASE_KEYS = ("project_id", "branch_id", "database", "role", "owner_role")
 
 
 class NeonDatabaseProvider(ResourceProvider):
@@ -157,15 +158,17 @@ class NeonDatabaseProvider(ResourceProvider):
         client = client_factory()
         project_id, branch_id = props["project_id"], props["branch_id"]
         if not props.get("inherited"):
+            client.create_role(project_id, branch_id, props["owner_role"])
             client.create_role(project_id, branch_id, props["role"])
-            client.create_database(project_id, branch_id, props["database"], props["role"])
+            client.create_database(project_id, branch_id, props["database"], props["owner_role"])
         return CreateResult(id_=f"{branch_id}/{props['database']}", outs={**props, **self._uris(client, props)})
 
     @staticmethod
     def _uris(client: NeonClient, props: dict[str, Any]) -> dict[str, str]:
-        common = {"branch_id": props["branch_id"], "database": props["database"], "role": props["role"]}
-        return {"direct_uri": client.connection_uri(props["project_id"], pooled=False, **common),
-                "pooled_uri": client.connection_uri(props["project_id"], pooled=True, **common)}
+        common = {"branch_id": props["branch_id"], "database": props["database"]}
+        return {"direct_uri": client.connection_uri(props["project_id"], pooled=False, role=props["owner_role"],
+                                                    **common),
+                "pooled_uri": client.connection_uri(props["project_id"], pooled=True, role=props["role"], **common)}
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_, {**props, **self._uris(client_factory(), props)})
@@ -182,11 +185,11 @@ class NeonDatabase(Resource):
     pooled_uri: pulumi.Output[str]
 
     def __init__(self, name: str, *, project_id: pulumi.Input[str], branch_id: pulumi.Input[str], database: str,
-                 role: str, inherited: bool, opts: pulumi.ResourceOptions | None = None) -> None:
+                 role: str, owner_role: str, inherited: bool, opts: pulumi.ResourceOptions | None = None) -> None:
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
             additional_secret_outputs=["direct_uri", "pooled_uri"]))
         super().__init__(NeonDatabaseProvider(), name, {
             "project_id": project_id, "branch_id": branch_id, "database": database, "role": role,
-            "inherited": inherited,
+            "owner_role": owner_role, "inherited": inherited,
             "direct_uri": None, "pooled_uri": None,
         }, opts)
