@@ -27,13 +27,13 @@ from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ops.adapters.s3_store import S3ObjectStore  # noqa: E402
-from ops.backup import usecases as uc  # noqa: E402
-from ops.environment import resolve  # noqa: E402
-from ops.paths import pg_tool, sandbox_dir  # noqa: E402
-from ops.pg import connect, create_database, drop_database, libpq_env, with_database  # noqa: E402
-from ops.sandbox import manager  # noqa: E402
-from ops.sandbox.state import load_state  # noqa: E402
+from ops.adapters.s3_store import S3ObjectStore
+from ops.backup import usecases as uc
+from ops.environment import resolve
+from ops.paths import pg_tool, sandbox_dir
+from ops.pg import connect, create_database, drop_database, libpq_env, with_database
+from ops.sandbox import manager
+from ops.sandbox.state import load_state
 
 DB = "bench_backup"
 

@@ -7,8 +7,10 @@ so a new column holding personal data can't slip into staging unmasked.
 Masking is deterministic: the same source value with the same key always gives the same
 masked value (joins and duplicates survive), and the key (MASKING_KEY) never leaves the
 refresh job, so masked values can't be reversed by re-hashing guesses. PPSNs keep a valid
-check letter; dates of birth keep their year (eligibility by age still behaves), never
-their exact day; pay keeps its magnitude (within 10%).
+check letter; names and emails carry a hash suffix, so they can't coincide with a real
+one; dates of birth keep their year (eligibility by age still behaves) and never their
+row's exact day (with 365 days a year, a masked date will be *someone's* birthday: the
+guarantee is per person, not per value); pay keeps its magnitude (within 10%).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ MASK_RULES: dict[str, dict[str, str]] = {
 # Columns that hold no personal data (ids, statuses, technical metadata, aggregates).
 NOT_PERSONAL: dict[str, set[str]] = {
     "alembic_version": {"version_num"},
+    "_ops_masked": {"masked_at", "rows"},  # the refresh's evidence that this copy was masked
     "tenants": {"id", "storage_quota_bytes", "created_at"},
     "users": {"id", "tenant_id", "password_hash", "role", "created_at"},
     "uploads": {"id", "tenant_id", "user_id", "object_key", "content_type", "size_bytes", "sha256", "status",
@@ -54,7 +57,8 @@ CREATE FUNCTION pg_temp.token(v text, k text) RETURNS text LANGUAGE sql IMMUTABL
   $$ SELECT CASE WHEN v IS NULL THEN NULL ELSE 'M' || substring(encode(pg_temp.h(v, k), 'hex') from 1 for 10) END $$;
 CREATE FUNCTION pg_temp.first_name(v text, k text) RETURNS text LANGUAGE sql IMMUTABLE AS
   $$ SELECT CASE WHEN v IS NULL THEN NULL ELSE pg_temp.pick(v, k, ARRAY['Alex','Sam','Jamie','Robin','Casey',
-     'Morgan','Jordan','Taylor','Riley','Quinn','Avery','Rowan','Emerson','Finley','Hayden','Kai']) END $$;
+     'Morgan','Jordan','Taylor','Riley','Quinn','Avery','Rowan','Emerson','Finley','Hayden','Kai']) || '-' ||
+     substring(encode(pg_temp.h(v || '#first', k), 'hex') from 1 for 3) END $$;
 CREATE FUNCTION pg_temp.last_name(v text, k text) RETURNS text LANGUAGE sql IMMUTABLE AS
   $$ SELECT CASE WHEN v IS NULL THEN NULL ELSE pg_temp.pick(v, k, ARRAY['Ash','Birch','Cedar','Elm','Hazel',
      'Juniper','Larch','Maple','Oak','Pine','Rowan','Spruce','Willow','Yew','Alder','Holly']) || '-' ||

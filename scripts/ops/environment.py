@@ -62,6 +62,7 @@ class Environment(BaseModel):
     backup_recipient: str | None = None  # age public key backups are encrypted to
     backup_identity_file: str | None = None  # age private key file, for verify and restore
     scratch_database_url: SecretStr | None = None  # a server where `backup verify` may create scratch databases
+    masking_key: SecretStr | None = None  # key of the deterministic masking in branch refreshes
     outputs: dict[str, Any] = {}
 
     @property
@@ -115,6 +116,7 @@ def _local(root: Path) -> Environment:
         backup_recipient=state.backup_recipient,
         backup_identity_file=state.backup_identity_file(),
         scratch_database_url=SecretStr(state.database_url("postgres", admin=True)),
+        masking_key=SecretStr(state.masking_key),
     )
 
 
@@ -179,6 +181,7 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
             backup_identity_file=os.environ.get("BACKUP_AGE_IDENTITY_FILE") or None,
             scratch_database_url=(SecretStr(os.environ["OPS_SCRATCH_DATABASE_URL"])
                                   if os.environ.get("OPS_SCRATCH_DATABASE_URL") else None),
+            masking_key=SecretStr(os.environ["MASKING_KEY"]) if os.environ.get("MASKING_KEY") else None,
             outputs={k: v for k, v in outputs.items() if k != "connection_strings"},
         )
     except KeyError as exc:

@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from ops.cli import backup, envcmd, plan, sandbox
+from ops.cli import backup, db, envcmd, plan, sandbox
 from ops.cli.base import OpsTyper
 
 app = OpsTyper(
@@ -16,6 +16,7 @@ app = OpsTyper(
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(envcmd.app, name="env")
 app.add_typer(backup.app, name="backup")
+app.add_typer(db.app, name="db")
 app.command("plan")(plan.plan)
 
 

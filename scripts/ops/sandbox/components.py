@@ -22,6 +22,7 @@ from typing import Literal
 import httpx
 
 from ops.errors import SandboxError
+from ops.migrations import head_revision, migrate, schema_revision
 from ops.paths import APP_DIR, pg_tool, postgres_bindir, venv_binary
 from ops.ports import free_port, port_is_free
 from ops.processes import ProcRef, is_running, run_checked, start_process, stop_process
@@ -174,33 +175,8 @@ def bootstrap_postgres(state: SandboxState) -> None:
             future.result()
 
 
-def head_revision() -> str:
-    """The app's newest migration revision."""
-    from autoenroll.migrate import head_revision as app_head
-
-    return app_head()
-
-
-def schema_revision(url: str) -> str | None:
-    """The migration revision a database is at (None before the first migration)."""
-    import psycopg
-
-    with psycopg.connect(url, connect_timeout=5) as conn:
-        try:
-            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
-        except psycopg.errors.UndefinedTable:
-            return None
-    return str(row[0]) if row else None
-
-
-def migrate_argv() -> list[str]:
-    """The app's own migration command (the same one deploys run)."""
-    return [sys.executable, "-m", "autoenroll.migrate", "upgrade"]
-
-
 def migrate_database(admin_url: str, *, app_role: str) -> None:
-    env = {**os.environ, "DATABASE_URL": admin_url, "APP_DB_ROLE": app_role}
-    run_checked(migrate_argv(), env=env, what="database migration")
+    migrate(admin_url, app_role=app_role)
 
 
 # --------------------------------------------------------------------------- Redis

@@ -85,6 +85,7 @@ class SandboxState(BaseModel):
     caddy: CaddyState
     heartbeat: HeartbeatState
     backup_recipient: str | None = None  # age public key; the identity is backup-identity.txt beside this file
+    masking_key: str = Field(default_factory=new_secret)  # the sandbox's MASKING_KEY for branch refreshes
 
     def database_url(self, branch: str, *, admin: bool = False) -> str:
         """Connection URL for one of the branch databases, as the app role or the superuser."""
