@@ -77,6 +77,9 @@ def refresh(env_name: str, branches: BranchStore, objects: ObjectStore, *, targe
         journal: dict[str, Any] = json.loads(raw) if raw else {}
         if journal.get("source") not in (None, source):
             journal = {}  # an abandoned refresh from another source: start over
+        if journal.get("done") and "swap" not in journal["done"] and not branches.exists(scratch):
+            progress("the journal's scratch copy is gone: starting over")
+            journal = {}
         resumed = journal["done"][-1] if journal.get("done") else None
         if not journal:
             stamp = datetime.now(UTC).strftime("%Y%m%dt%H%M%Sz")
