@@ -15,7 +15,8 @@ WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
 
 def test_workflows_exist() -> None:
     names = {w.name for w in WORKFLOWS}
-    assert {"backup-nightly.yml", "backup-verify-weekly.yml"} <= names
+    assert {"backup-nightly.yml", "backup-verify-weekly.yml", "refresh-staging.yml",
+            "refresh-development-weekly.yml"} <= names
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)

@@ -1,4 +1,4 @@
-"""Every command in runbooks/backups.md and runbooks/restore-database.md, run against the sandbox."""
+"""Every command in the runbooks, run against the sandbox as an on-call engineer would."""
 
 from __future__ import annotations
 
@@ -51,10 +51,19 @@ def test_restore_runbook_including_the_plain_tools_path(sandbox: SandboxState, t
 
 
 def test_every_runbook_block_is_run_by_some_test() -> None:
-    tested = {"backups.md", "restore-database.md"}
+    tested = {"backups.md", "restore-database.md", "refresh-branch.md"}
     here = Path(__file__).parent
     for runbook in RUNBOOKS.glob("*.md"):
         if runbook.name == "README.md":
             continue
         mentioned = any(runbook.name in p.read_text() for p in here.glob("test_*.py"))
         assert runbook.name in tested or mentioned, f"{runbook.name} has no test running it"
+
+
+def test_refresh_branch_runbook(sandbox: SandboxState, tmp_path: Path) -> None:
+    url = sandbox.database_url("main", admin=True)
+    clear(url)
+    seed(url, tenants=2, employees_per_run=10, tag="refresh-runbook")
+    result = run_runbook(RUNBOOKS / "refresh-branch.md", _env(sandbox), tmp_path)
+    assert len(result.ran) == 3 and not result.skipped
+    assert "staging_pre_refresh_" in result.output
