@@ -20,16 +20,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ops.adapters.s3_store import S3ObjectStore  # noqa: E402
-from ops.cli.db import smoke_check  # noqa: E402
-from ops.environment import resolve  # noqa: E402
-from ops.paths import REPO_ROOT  # noqa: E402
-from ops.pg import connect, drop_database  # noqa: E402
-from ops.refresh import usecase  # noqa: E402
-from ops.refresh.branch_stores import LocalBranchStore  # noqa: E402
-from ops.sandbox import components as c  # noqa: E402
-from ops.sandbox import manager  # noqa: E402
-from ops.sandbox.state import load_state  # noqa: E402
+from ops.adapters.s3_store import S3ObjectStore
+from ops.cli.db import smoke_check
+from ops.environment import resolve
+from ops.paths import REPO_ROOT
+from ops.pg import connect, drop_database
+from ops.refresh import usecase
+from ops.refresh.branch_stores import LocalBranchStore
+from ops.sandbox import components as c
+from ops.sandbox import manager
+from ops.sandbox.state import load_state
 
 
 def fill(url: str, size_mb: int) -> int:
