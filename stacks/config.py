@@ -113,6 +113,16 @@ class MonitoringConfig:
 
 
 @dataclass(frozen=True)
+class CostConfig:
+    """Usage volumes the cost estimate can't read from resources."""
+
+    r2_storage_gb: float
+    r2_class_a_millions: float
+    r2_class_b_millions: float
+    neon_compute_hours: float
+
+
+@dataclass(frozen=True)
 class StackConfig:
     environment: str
     domain: str
@@ -123,6 +133,7 @@ class StackConfig:
     storage: StorageConfig
     cache: CacheConfig
     monitoring: MonitoringConfig
+    cost: CostConfig
     labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -340,11 +351,23 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         if region not in ("us", "eu", "as", "au"):
             raise StackConfigError(f"monitoring.regions[{index}]: must be one of us, eu, as, au")
 
+    v = top.section("cost", {})
+    assert v is not None
+    cost = CostConfig(
+        r2_storage_gb=v.number("r2_storage_gb", 5, low=0),
+        r2_class_a_millions=v.number("r2_class_a_millions", 0.2, low=0),
+        r2_class_b_millions=v.number("r2_class_b_millions", 2, low=0),
+        # One always-on 0.25 CU endpoint is ~183 CU-hours a month; suspended branches add little.
+        neon_compute_hours=v.number("neon_compute_hours", 190 if production else 60, low=0),
+    )
+    v.done()
+
     config = StackConfig(
         environment=environment,
         domain=top.text("domain"),
         phase=top.choice("phase", PHASES, "pre-revenue"),
         compute=compute, database=database, edge=edge, storage=storage, cache=cache, monitoring=monitoring,
+        cost=cost,
         labels={"app": APP, "environment": environment, "managed-by": "pulumi"},
     )
     top.done()
@@ -354,7 +377,8 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
 SECRET_KEYS = ("redisUrl", "sentryDsn", "r2AccessKeyId", "r2SecretAccessKey", "stripeWebhookSecret",
                "betterstackLogsToken")
 SCALAR_KEYS = ("environment", "domain", "phase")
-PLAIN_KEYS = ("environment", "domain", "phase", "compute", "database", "edge", "storage", "cache", "monitoring")
+PLAIN_KEYS = ("environment", "domain", "phase", "compute", "database", "edge", "storage", "cache", "monitoring",
+              "cost")
 
 
 def load() -> StackConfig:

@@ -67,7 +67,13 @@ class Plan:
                           for r in sorted(self.resources, key=lambda r: (r.type, r.name))],
             "outputs": {k: ("[secret]" if k in self.secret_outputs else v) for k, v in sorted(self.outputs.items())},
             "policies": {name: {"passed": not v, "violations": v} for name, v in self.policies.items()},
+            "cost": self.estimate().to_json(),
         }
+
+    def estimate(self) -> Any:
+        from stacks.cost import estimate
+
+        return estimate(self.stack, self.config, self.resources)
 
 
 def _digest(value: Any) -> dict[str, Any]:

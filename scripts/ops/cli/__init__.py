@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from ops.cli import backup, db, envcmd, plan, sandbox
+from ops.cli import backup, db, envcmd, plan, sandbox, stack_reports
 from ops.cli.base import OpsTyper
 
 app = OpsTyper(
@@ -18,6 +18,8 @@ app.add_typer(envcmd.app, name="env")
 app.add_typer(backup.app, name="backup")
 app.add_typer(db.app, name="db")
 app.command("plan")(plan.plan)
+app.command("cost")(stack_reports.cost)
+app.command("procurement")(stack_reports.procurement)
 
 
 @app.callback()

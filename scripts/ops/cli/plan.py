@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -13,28 +14,35 @@ from ops.output import print_json, progress, table
 
 STACK_OPTION = typer.Option(..., "--stack", "-s", help="staging or production")
 OUT_OPTION = typer.Option(None, "--out", help="Also write the JSON plan to this file.")
+DIAGRAM_OPTION = typer.Option(None, "--diagram", help="Also draw the stack as SVG into this file.")
 
 
-def run(stack: str) -> dict[str, object]:
+def run_plan_or_config_error(stack: str) -> Any:
     from stacks.config import StackConfigError
     from stacks.plan import run_plan
 
     try:
-        plan = run_plan(stack)
+        return run_plan(stack)
     except StackConfigError as exc:
         raise ConfigError(f"Pulumi.{stack}.yaml: {exc}") from None
-    return plan.to_json()
 
 
 def plan(
     stack: str = STACK_OPTION,
     as_json: bool = JSON_OPTION,
     out: Path | None = OUT_OPTION,
+    diagram: Path | None = DIAGRAM_OPTION,
 ) -> None:
     """Preview a stack offline (no credentials, no Pulumi CLI): resources, outputs, policy results.
 
     Exit 8 when a policy fails."""
-    data = run(stack)
+    planned = run_plan_or_config_error(stack)
+    data = planned.to_json()
+    if diagram is not None:
+        from stacks.diagram import render_svg
+
+        diagram.write_text(render_svg(planned))
+        progress(f"diagram written to {diagram}")
     if out is not None:
         out.write_text(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
     if as_json:
@@ -49,7 +57,7 @@ def plan(
         assert isinstance(policies, dict)
         table("policies", ["policy", "result", "violations"],
               [[name, "pass" if p["passed"] else "fail", "; ".join(p["violations"])] for name, p in policies.items()])
-    policy_results: dict[str, dict[str, object]] = data["policies"]  # type: ignore[assignment]
+    policy_results: dict[str, dict[str, object]] = data["policies"]
     failed = [name for name, p in policy_results.items() if not p["passed"]]
     if failed:
         raise VerificationError(f"policies failed: {', '.join(failed)}")
