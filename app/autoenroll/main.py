@@ -33,8 +33,13 @@ async def ready(request: Request) -> Response:
 
 
 async def version(request: Request) -> Response:
-    settings: Settings = request.app.state.resources.settings
-    return JSONResponse({"version": settings.app_version, "code": __version__, "env": settings.app_env})
+    """Which release this is and which database it serves from (failover drills read it)."""
+    resources = request.app.state.resources
+    settings: Settings = resources.settings
+    async with resources.db_pool.connection() as conn:
+        row = await (await conn.execute("SELECT current_database()")).fetchone()
+    return JSONResponse({"version": settings.app_version, "code": __version__, "env": settings.app_env,
+                         "database": row[0] if row else None})
 
 
 def create_app(settings: Settings | None = None) -> Any:

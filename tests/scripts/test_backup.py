@@ -103,16 +103,24 @@ def test_kill_9_during_create_leaves_nothing_complete_and_the_next_run_cleans_up
     s = store(env)
     complete_before = {mf.id for mf, _ in uc.list_backups("local", s)}
     rng = random.Random(2026)
+    base_env = {**os.environ, "OPS_SANDBOX_DIR": sandbox.root}
+    argv = [sys.executable, "-m", "ops", "backup", "create", "--env", "local", "--json"]
+    # Deterministic points (failpoints SIGKILL the process there), then random moments.
+    points = ["backup.upload_started", "backup.part_read:2", "backup.upload_completed", None, None]
     try:
-        for attempt in range(3):
-            proc = subprocess.Popen([sys.executable, "-m", "ops", "backup", "create", "--env", "local", "--json"],
-                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    env={**os.environ, "OPS_SANDBOX_DIR": sandbox.root})
-            time.sleep(rng.uniform(0.8, 2.5))
-            proc.send_signal(signal.SIGKILL)
+        for attempt, point in enumerate(points):
+            env_vars = {**base_env, **({"OPS_FAILPOINT": point} if point else {})}
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env_vars)
+            if point is None:
+                time.sleep(rng.uniform(0.3, 1.5))
+                proc.send_signal(signal.SIGKILL)
             proc.wait()
             complete = {mf.id for mf, _ in uc.list_backups("local", s)}
-            assert complete == complete_before, f"attempt {attempt}: a killed run left a complete-looking backup"
+            if proc.returncode == 0:  # it finished before the random kill: a real, complete backup
+                complete_before = complete
+                continue
+            assert proc.returncode == -9, f"attempt {attempt} ({point}): exit {proc.returncode}"
+            assert complete == complete_before, f"attempt {attempt} ({point}): a killed run left a complete backup"
         result = uc.create(env, s, None)
         assert s.list_multipart("local/") == []
         keys = s.list_keys("local/")

@@ -142,11 +142,13 @@ def test_neon_refresh_restores_a_masked_copy_and_preserves_the_old_state(fake: F
 
 
 def test_a_failed_restore_operation_changes_nothing_and_a_rerun_completes(fake: FakeNeon) -> None:
+    with psycopg.connect(fake.local.url(fake.db("staging"))) as conn:
+        before = conn.execute("SELECT count(*), max(ppsn) FROM employee_results").fetchone()
     fake.fail_restore_op = True
     with pytest.raises(ProviderAPIError, match=r"Neon operation op-\d+ \(restore\) failed: restore failed"):
         run(fake)
     with psycopg.connect(fake.local.url(fake.db("staging"))) as conn:
-        assert conn.execute("SELECT count(*) FROM employee_results").fetchone() == (0,)
+        assert conn.execute("SELECT count(*), max(ppsn) FROM employee_results").fetchone() == before
     fake.fail_restore_op = False
     report = run(fake)
     assert report.resumed_from == "mask"

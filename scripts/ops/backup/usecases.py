@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ops import __version__
+from ops import __version__, failpoints
 from ops.backup import manifest as m
 from ops.backup.commands import dump_stages, restore_stages
 from ops.backup.retention import Candidate, keep_set
@@ -111,6 +111,7 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
 def _upload(store: ObjectStore, key: str, stages: list[Any], progress: Progress) -> tuple[str, int]:
     """Stream the pipeline's output as a multipart upload; abort it on any failure."""
     upload_id = store.start_multipart(key)
+    failpoints.hit("backup.upload_started")
     sha = hashlib.sha256()
     total = 0
     futures: list[Future[str]] = []
@@ -125,10 +126,12 @@ def _upload(store: ObjectStore, key: str, stages: list[Any], progress: Progress)
                 future.add_done_callback(lambda _f: slots.release())
                 futures.append(future)
                 progress(total)
+                failpoints.hit("backup.part_read")
             etags = [f.result() for f in futures]
         if not etags:
             raise VerificationError("the dump produced no output")
         store.complete_multipart(key, upload_id, etags)
+        failpoints.hit("backup.upload_completed")
     except BaseException:
         store.abort_multipart(key, upload_id)
         raise

@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from ops.cli import backup, db, envcmd, plan, sandbox, stack_reports
+from ops.cli import backup, db, deploy, envcmd, failover, plan, sandbox, stack_reports
 from ops.cli.base import OpsTyper
 
 app = OpsTyper(
@@ -20,6 +20,11 @@ app.add_typer(db.app, name="db")
 app.command("plan")(plan.plan)
 app.command("cost")(stack_reports.cost)
 app.command("procurement")(stack_reports.procurement)
+app.command("deploy")(deploy.deploy)
+app.command("rollback")(deploy.rollback)
+app.command("health")(deploy.health)
+app.add_typer(failover.app, name="failover")
+app.command("failback")(failover.failback)
 
 
 @app.callback()

@@ -47,6 +47,11 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def run_guarded(func: Callable[[], Any]) -> Any:
+    """Run `func` with the same error handling as a command (for Typer callbacks)."""
+    return _guard(func)()
+
+
 class OpsTyper(typer.Typer):
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("no_args_is_help", True)

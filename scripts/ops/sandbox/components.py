@@ -307,6 +307,19 @@ def app_argv() -> list[str]:
     return argv
 
 
+def release_env(root: Path, version: str) -> dict[str, str]:
+    """Extra environment a local release carries (`.sandbox/releases/<version>.env`, KEY=VALUE lines).
+
+    In the cloud a version is an image tag; locally the code is the checkout, and a release
+    is that code with its configuration, which is what a bad release usually gets wrong.
+    """
+    path = root / "releases" / f"{version}.env"
+    if not path.exists():
+        return {}
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
 def app_env(state: SandboxState, role: str, version: str) -> dict[str, str]:
     """The app's environment: the same variables a Hetzner host's env file carries."""
     return {
@@ -316,13 +329,14 @@ def app_env(state: SandboxState, role: str, version: str) -> dict[str, str]:
         "APP_VERSION": version,
         "HOST": "127.0.0.1",
         "PORT": str(state.apps[role].port),
-        "DATABASE_URL": state.database_url("main"),
+        "DATABASE_URL": state.database_url(state.apps[role].database),
         "REDIS_URL": state.redis_url(),
         "S3_ENDPOINT_URL": state.s3.endpoint_url,
         "S3_ACCESS_KEY_ID": state.s3.access_key,
         "S3_SECRET_ACCESS_KEY": state.s3.secret_key,
         "S3_BUCKET_UPLOADS": state.s3.buckets["uploads"],
         "S3_REGION": "us-east-1",
+        **release_env(Path(state.root), version),
     }
 
 

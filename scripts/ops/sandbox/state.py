@@ -61,6 +61,7 @@ class AppState(BaseModel):
     port: int
     proc: ProcRef | None = None
     version: str = "dev"
+    database: str = "main"  # which branch database this host's app uses (failover may move it)
 
 
 class CaddyState(BaseModel):
@@ -86,6 +87,7 @@ class SandboxState(BaseModel):
     heartbeat: HeartbeatState
     backup_recipient: str | None = None  # age public key; the identity is backup-identity.txt beside this file
     masking_key: str = Field(default_factory=new_secret)  # the sandbox's MASKING_KEY for branch refreshes
+    deploy_history: list[str] = Field(default_factory=list)  # versions deployed, newest last (for rollback)
 
     def database_url(self, branch: str, *, admin: bool = False) -> str:
         """Connection URL for one of the branch databases, as the app role or the superuser."""

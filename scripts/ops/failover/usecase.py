@@ -1,0 +1,182 @@
+"""`ops failover`: the seed's failover plan as journaled, idempotent steps; `ops failback`.
+
+Steps (seed 002's plan): switch traffic to the standby, restore the database, set the
+environment, deploy, test the endpoints, watch the error rate. Each finished step is
+written to a journal in the object store; running the same command again after a crash
+resumes after the last finished step. The report states the recovery time and the
+data-loss window, and lists writes made after the restored backup's point (they are
+reported, never silently dropped).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+
+from ops import failpoints
+from ops.errors import ConfigError, ExternalError, NotFoundError, VerificationError
+from ops.interfaces import ObjectStore
+from ops.locks import object_lock
+
+STEPS = ("switch-traffic", "restore-database", "set-environment", "deploy", "check-endpoints", "watch-errors")
+
+# The seed's recommended production settings, applied to the PostgreSQL that takes over.
+SEED_SETTINGS = {
+    "max_connections": "100", "shared_buffers": "256MB", "effective_cache_size": "1GB",
+    "maintenance_work_mem": "64MB", "checkpoint_completion_target": "0.9", "wal_buffers": "16MB",
+    "default_statistics_target": "100", "random_page_cost": "1.1", "effective_io_concurrency": "200",
+    "work_mem": "2621kB", "min_wal_size": "1GB", "max_wal_size": "4GB",
+}
+LATE_WRITE_QUERIES = {
+    "tenants": "SELECT count(*) FROM tenants WHERE created_at > %s",
+    "users": "SELECT count(*) FROM users WHERE created_at > %s",
+    "uploads": "SELECT count(*) FROM uploads WHERE created_at > %s",
+    "validation_runs": "SELECT count(*) FROM validation_runs WHERE started_at > %s",
+}
+
+
+@dataclass
+class FailoverPorts:
+    """What the steps act through; the CLI wires the sandbox's or a cloud environment's adapters."""
+
+    move_traffic_to_standby: Callable[[], str]
+    restore_database: Callable[[str], dict[str, Any]]  # db mode -> {"database", "backup_id", "point", ...}
+    set_standby_database: Callable[[str], None]
+    redeploy_standby: Callable[[], str]
+    public_url: str
+    late_writes: Callable[[datetime], dict[str, int] | str]  # writes on the old primary after the point
+
+
+def parse_db_mode(mode: str) -> tuple[str, str | None]:
+    if mode in ("latest-backup", "none"):
+        return mode, None
+    if mode.startswith("neon-pitr@"):
+        moment = mode.split("@", 1)[1]
+        try:
+            datetime.fromisoformat(moment.replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"--db: {moment!r} is not an ISO time (e.g. 2026-11-21T03:00:00Z)") from None
+        return "neon-pitr", moment
+    raise ConfigError(f"--db: {mode!r}: use latest-backup, neon-pitr@TIME or none")
+
+
+def plan(db_mode: str) -> list[str]:
+    mode, moment = parse_db_mode(db_mode)
+    database = {"latest-backup": "restore the latest verified backup into the standby's PostgreSQL, tuned with "
+                                 "the seed's settings",
+                "neon-pitr": f"restore Neon branch main to {moment} (old state preserved)",
+                "none": "keep the current database"}[mode]
+    return ["switch traffic to the standby", database, "point the standby's environment at that database",
+            "redeploy the app on the standby", "check every endpoint", "watch the error rate"]
+
+
+def _journal_key(env_name: str) -> str:
+    return f"_ops/{env_name}/failover.journal.json"
+
+
+def read_journal(objects: ObjectStore, env_name: str) -> dict[str, Any] | None:
+    raw = objects.get_bytes(_journal_key(env_name))
+    return json.loads(raw) if raw else None
+
+
+def watch_errors(url: str, seconds: float, *, max_error_rate: float = 0.05, interval: float = 0.25) -> dict[str, Any]:
+    sent = failed = 0
+    deadline = time.monotonic() + seconds
+    with httpx.Client(timeout=3) as client:
+        while time.monotonic() < deadline:
+            sent += 1
+            try:
+                if client.get(url + "/ready").status_code != 200:
+                    failed += 1
+            except httpx.HTTPError:
+                failed += 1
+            time.sleep(interval)
+    rate = failed / sent if sent else 1.0
+    if rate > max_error_rate:
+        raise VerificationError(f"error rate {rate:.0%} over {seconds:g} s after failover (limit "
+                                f"{max_error_rate:.0%}): the standby is not healthy")
+    return {"requests": sent, "failed": failed, "error_rate": round(rate, 4)}
+
+
+def check_endpoints(url: str) -> dict[str, Any]:
+    out = {}
+    for path in ("/health", "/ready", "/version"):
+        try:
+            response = httpx.get(url + path, timeout=5)
+        except httpx.HTTPError as exc:
+            raise VerificationError(f"endpoint check {path}: {exc.__class__.__name__}") from None
+        if response.status_code != 200:
+            raise VerificationError(f"endpoint check {path}: HTTP {response.status_code}")
+        out[path] = response.status_code
+    out["version"] = httpx.get(url + "/version", timeout=5).json()
+    return out
+
+
+def failover(env_name: str, ports: FailoverPorts, objects: ObjectStore, *, db_mode: str, watch_seconds: float,
+             progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    mode, _moment = parse_db_mode(db_mode)
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failover"):
+        journal = read_journal(objects, env_name) or {}
+        if journal.get("direction") not in (None, "failover") or journal.get("db_mode") not in (None, db_mode):
+            raise ConfigError(f"a failover with --db {journal.get('db_mode')} is in progress: finish it with the "
+                              "same command, or see `ops failover status`")
+        resumed = journal["done"][-1] if journal.get("done") else None
+        if not journal:
+            journal = {"direction": "failover", "db_mode": db_mode, "started_at": datetime.now(UTC).isoformat(),
+                       "done": [], "results": {}}
+
+        def step(name: str, action: Callable[[], Any]) -> None:
+            if name in journal["done"]:
+                progress(f"{name}: already done")
+                return
+            progress(f"{name} ...")
+            journal["results"][name] = action()
+            journal["done"].append(name)
+            objects.put_bytes(_journal_key(env_name), json.dumps(journal, default=str).encode())
+            failpoints.hit(f"failover.after.{name}")
+
+        step("switch-traffic", ports.move_traffic_to_standby)
+        step("restore-database", lambda: ports.restore_database(db_mode) if mode != "none" else {"database": None})
+        restored = journal["results"]["restore-database"]
+        step("set-environment", lambda: ports.set_standby_database(restored["database"]) if restored["database"]
+             else "unchanged")
+        step("deploy", ports.redeploy_standby)
+        step("check-endpoints", lambda: check_endpoints(ports.public_url))
+        if "recovered_at" not in journal:
+            journal["recovered_at"] = datetime.now(UTC).isoformat()
+        step("watch-errors", lambda: watch_errors(ports.public_url, watch_seconds))
+        started = datetime.fromisoformat(journal["started_at"])
+        recovered = datetime.fromisoformat(journal["recovered_at"])
+        report: dict[str, Any] = {"resumed_after": resumed, "steps": journal["done"],
+                                  "recovery_seconds": round((recovered - started).total_seconds(), 2),
+                                  "results": journal["results"]}
+        if restored.get("point"):
+            point = datetime.fromisoformat(restored["point"])
+            report["data_loss_window_seconds"] = round((started - point).total_seconds(), 1)
+            report["restored_point"] = restored["point"]
+            report["writes_after_point"] = ports.late_writes(point)
+        objects.put_bytes(f"_ops/{env_name}/failover.last.json", json.dumps(report, default=str).encode())
+        objects.delete(_journal_key(env_name))
+    return report
+
+
+def require_backup(backups: list[Any]) -> Any:
+    verified = [mf for mf, v in backups if v and v.ok]
+    if verified:
+        return verified[0]
+    if backups:
+        return backups[0][0]
+    raise NotFoundError("no backup to restore from", hint="ops backup create --env ... (and verify it)")
+
+
+def ensure_reachable(url: str) -> None:
+    try:
+        httpx.get(url + "/health", timeout=3)
+    except httpx.HTTPError as exc:
+        raise ExternalError(f"{url} is unreachable: {exc.__class__.__name__}") from None
