@@ -27,10 +27,12 @@ def _local_deploy(env: Environment, version: str, as_json: bool) -> usecase.Depl
 
     root = sandbox_dir()
     state = load_state(root)
+    before = state.apps[state.caddy.active_app].version
 
     def record(v: str) -> None:
         current = load_state(root)
-        current.deploy_history = [*current.deploy_history, v][-10:]
+        history = current.deploy_history or [before]  # the first deploy also remembers what it replaced
+        current.deploy_history = [*history, v][-10:]
         save_state(root, current)
 
     switch = CaddyTrafficSwitch(state.caddy_admin_url())
