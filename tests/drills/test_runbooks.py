@@ -51,7 +51,8 @@ def test_restore_runbook_including_the_plain_tools_path(sandbox: SandboxState, t
 
 
 def test_every_runbook_block_is_run_by_some_test() -> None:
-    tested = {"backups.md", "restore-database.md", "refresh-branch.md"}
+    tested = {"backups.md", "restore-database.md", "refresh-branch.md", "failover.md", "deploy-and-rollback.md",
+              "incident-response.md"}
     here = Path(__file__).parent
     for runbook in RUNBOOKS.glob("*.md"):
         if runbook.name == "README.md":
@@ -67,3 +68,33 @@ def test_refresh_branch_runbook(sandbox: SandboxState, tmp_path: Path) -> None:
     result = run_runbook(RUNBOOKS / "refresh-branch.md", _env(sandbox), tmp_path)
     assert len(result.ran) == 3 and not result.skipped
     assert "staging_pre_refresh_" in result.output
+
+
+def test_failover_deploy_and_incident_runbooks(drill_root: Path, tmp_path: Path) -> None:
+    """failover.md, deploy-and-rollback.md and incident-response.md, in the drill's own sandbox."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from ops.processes import is_running
+    from ops.sandbox import manager
+    from ops.sandbox.state import load_state
+    DRILL_SANDBOX = drill_root
+    manager.up(DRILL_SANDBOX)
+    state = load_state(DRILL_SANDBOX)
+    env = {"ENV": "local", "OPS_SANDBOX_DIR": str(DRILL_SANDBOX), "VERSION": f"runbook-{os.getpid()}"}
+    base = {**os.environ, **env}
+    if state.caddy.active_app != "primary":
+        subprocess.run([sys.executable, "-m", "ops", "failback"], env=base, check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "ops", "backup", "create"], env=base, check=True, capture_output=True)
+    run_runbook(RUNBOOKS / "deploy-and-rollback.md", env, tmp_path)
+    run_runbook(RUNBOOKS / "incident-response.md", env, tmp_path)
+    primary = load_state(DRILL_SANDBOX).apps["primary"].proc
+    assert primary is not None
+    os.kill(primary.pid, signal.SIGKILL)
+    while is_running(primary):
+        pass
+    result = run_runbook(RUNBOOKS / "failover.md", env, tmp_path)
+    assert "recovered in" in result.output
+    assert load_state(DRILL_SANDBOX).caddy.active_app == "primary"  # failed back at the end

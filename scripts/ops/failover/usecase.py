@@ -136,7 +136,9 @@ def failover(env_name: str, ports: FailoverPorts, objects: ObjectStore, *, db_mo
                 progress(f"{name}: already done")
                 return
             progress(f"{name} ...")
+            t0 = time.monotonic()
             journal["results"][name] = action()
+            journal.setdefault("timings", {})[name] = round(time.monotonic() - t0, 3)
             journal["done"].append(name)
             objects.put_bytes(_journal_key(env_name), json.dumps(journal, default=str).encode())
             failpoints.hit(f"failover.after.{name}")
@@ -155,6 +157,7 @@ def failover(env_name: str, ports: FailoverPorts, objects: ObjectStore, *, db_mo
         recovered = datetime.fromisoformat(journal["recovered_at"])
         report: dict[str, Any] = {"resumed_after": resumed, "steps": journal["done"],
                                   "recovery_seconds": round((recovered - started).total_seconds(), 2),
+                                  "timings_s": journal.get("timings", {}),
                                   "results": journal["results"]}
         if restored.get("point"):
             point = datetime.fromisoformat(restored["point"])
