@@ -31,11 +31,11 @@ def build(config: StackConfig) -> dict[str, Any]:
     branch = BRANCH_OF_STACK[config.environment]
     app_env = pulumi.Output.all(
         database.app_database_url(branch), cache.redis_url, secret("r2AccessKeyId"), secret("r2SecretAccessKey"),
-        secret("sentryDsn"),
+        secret("sentryDsn"), secret("authSecret"),
     ).apply(lambda v: {
         "DATABASE_URL": v[0], "REDIS_URL": v[1], "S3_ENDPOINT_URL": storage.endpoint, "S3_REGION": "auto",
         "S3_ACCESS_KEY_ID": v[2], "S3_SECRET_ACCESS_KEY": v[3], "S3_BUCKET_UPLOADS": storage.bucket_names["uploads"],
-        "SENTRY_DSN": v[4],
+        "SENTRY_DSN": v[4], "AUTH_SECRET": v[5],
     })
     compute = Compute("compute", ComputeArgs(config, app_env=pulumi.Output.secret(app_env),
                                              betterstack_logs_token=secret("betterstackLogsToken")))

@@ -375,7 +375,7 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
 
 
 SECRET_KEYS = ("redisUrl", "sentryDsn", "r2AccessKeyId", "r2SecretAccessKey", "stripeWebhookSecret",
-               "betterstackLogsToken")
+               "betterstackLogsToken", "authSecret")
 SCALAR_KEYS = ("environment", "domain", "phase")
 PLAIN_KEYS = ("environment", "domain", "phase", "compute", "database", "edge", "storage", "cache", "monitoring",
               "cost")

@@ -32,6 +32,9 @@ class Settings:
     s3_secret_access_key: str
     s3_bucket_uploads: str
     sentry_dsn: str | None
+    auth_secret: str
+    rate_limit_per_minute: int = 120
+    login_rate_limit_per_minute: int = 10
     db_pool_max: int = 20
     db_pool_max_idle_s: float = 30.0
     db_connect_timeout_s: float = 2.0
@@ -89,7 +92,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     dsn = env.get("SENTRY_DSN", "").strip() or None
     if dsn and urlsplit(dsn).scheme not in ("http", "https"):
         raise ConfigurationError("SENTRY_DSN: must be an http(s) URL")
+    auth_secret = _require(env, "AUTH_SECRET")
+    if len(auth_secret) < 32:
+        raise ConfigurationError("AUTH_SECRET: must be at least 32 characters")
     return Settings(
+        auth_secret=auth_secret,
+        rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", 120, 1, 100000),
+        login_rate_limit_per_minute=_int(env, "LOGIN_RATE_LIMIT_PER_MINUTE", 10, 1, 10000),
         app_env=env.get("APP_ENV", "local"),
         app_version=env.get("APP_VERSION", "dev"),
         host=env.get("HOST", "127.0.0.1"),

@@ -11,7 +11,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from autoenroll import __version__
+from autoenroll import __version__, sentry
+from autoenroll.api import ROUTES
 from autoenroll.config import Settings, load_settings
 from autoenroll.middleware import RequestContextMiddleware
 from autoenroll.readiness import readiness
@@ -45,7 +46,9 @@ async def version(request: Request) -> Response:
 def create_app(settings: Settings | None = None) -> Any:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        resources = await open_resources(settings or load_settings())
+        resolved = settings or load_settings()
+        sentry.init(resolved.sentry_dsn, resolved.app_env, resolved.app_version)
+        resources = await open_resources(resolved)
         app.state.resources = resources
         try:
             yield
@@ -57,6 +60,7 @@ def create_app(settings: Settings | None = None) -> Any:
             Route("/health", health, methods=["GET", "HEAD"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
+            *ROUTES,
         ],
         lifespan=lifespan,
     )

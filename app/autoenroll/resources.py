@@ -28,7 +28,9 @@ def make_s3_client(settings: Settings) -> Any:
         region_name=settings.s3_region,
         aws_access_key_id=settings.s3_access_key_id,
         aws_secret_access_key=settings.s3_secret_access_key,
-        config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 2, "mode": "standard"},
+        # SigV4 always: R2 requires it, and SigV2 presigned URLs with response overrides fail on S3 servers.
+        config=Config(signature_version="s3v4", connect_timeout=2, read_timeout=10,
+                      retries={"max_attempts": 2, "mode": "standard"},
                       s3={"addressing_style": "path"}),
     )
 

@@ -17,6 +17,7 @@ GOOD = {
     "S3_ACCESS_KEY_ID": "key",
     "S3_SECRET_ACCESS_KEY": "secret",
     "S3_BUCKET_UPLOADS": "autoenroll-local-uploads",
+    "AUTH_SECRET": "x" * 40,
 }
 
 
@@ -41,6 +42,7 @@ def test_each_missing_variable_is_named(missing: str) -> None:
         ({"DATABASE_URL": "mysql://x/y"}, "DATABASE_URL: must start with postgresql://"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL: must start with redis://"),
         ({"DATABASE_URL": "postgresql://u:p@ep-x.neon.tech/app?sslmode=disable"}, "sslmode=disable is not allowed"),
+        ({"AUTH_SECRET": "short"}, "AUTH_SECRET: must be at least 32 characters"),
     ],
 )
 def test_malformed_variables_are_named(overrides: dict[str, str], message: str) -> None:

@@ -28,7 +28,8 @@ class S3ObjectStore:
             region_name=storage.region,
             aws_access_key_id=storage.access_key_id.get_secret_value(),
             aws_secret_access_key=storage.secret_access_key.get_secret_value(),
-            config=Config(connect_timeout=5, read_timeout=60, retries={"max_attempts": 5, "mode": "standard"},
+            config=Config(signature_version="s3v4", connect_timeout=5, read_timeout=60,
+                          retries={"max_attempts": 5, "mode": "standard"},
                           s3={"addressing_style": "path"}),
         )
 

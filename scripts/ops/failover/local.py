@@ -16,6 +16,7 @@ from ops.deploy.hosts import LocalHosts
 from ops.environment import Environment
 from ops.errors import ConfigError, ExternalError
 from ops.failover.usecase import LATE_WRITE_QUERIES, SEED_SETTINGS, FailoverPorts, require_backup
+from ops.migrations import migrate
 from ops.pg import connect, create_database, with_database
 from ops.sandbox.state import load_state, save_state
 from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
@@ -61,6 +62,7 @@ def local_ports(env: Environment, root: Path) -> FailoverPorts:
         create_database(admin, FAILOVER_DATABASE)
         target = env.model_copy(update={"database_urls": {"main": SecretStr(with_database(admin, FAILOVER_DATABASE))}})
         result = backups.restore(target, store, manifest)
+        migrate(with_database(admin, FAILOVER_DATABASE))  # the backup may predate the code now deployed
         with connect(admin, autocommit=True) as conn:
             for name, value in SEED_SETTINGS.items():
                 conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")  # names and values are our constants

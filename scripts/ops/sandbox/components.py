@@ -336,6 +336,7 @@ def app_env(state: SandboxState, role: str, version: str) -> dict[str, str]:
         "S3_SECRET_ACCESS_KEY": state.s3.secret_key,
         "S3_BUCKET_UPLOADS": state.s3.buckets["uploads"],
         "S3_REGION": "us-east-1",
+        "AUTH_SECRET": state.auth_secret,
         **release_env(Path(state.root), version),
     }
 

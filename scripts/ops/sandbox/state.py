@@ -87,6 +87,7 @@ class SandboxState(BaseModel):
     heartbeat: HeartbeatState
     backup_recipient: str | None = None  # age public key; the identity is backup-identity.txt beside this file
     masking_key: str = Field(default_factory=new_secret)  # the sandbox's MASKING_KEY for branch refreshes
+    auth_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(48))  # the app's AUTH_SECRET
     deploy_history: list[str] = Field(default_factory=list)  # versions deployed, newest last (for rollback)
 
     def database_url(self, branch: str, *, admin: bool = False) -> str:
