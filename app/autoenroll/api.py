@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from datetime import date
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -26,6 +27,9 @@ from autoenroll import keys
 from autoenroll.files import KINDS, MAX_UPLOAD_BYTES, RejectedFile, detect
 from autoenroll.resources import Resources
 from autoenroll.security import Claims, hash_password, issue_token, read_token, verify_password
+from autoenroll.validation.engine import Validation, validate
+from autoenroll.validation.parse import parse
+from autoenroll.validation.reports import errors_csv, summary_json, summary_pdf
 
 PAGE_MAX = 50
 PRESIGN_SECONDS = 300
@@ -203,9 +207,81 @@ async def list_uploads(request: Request, claims: Claims) -> Response:
                          "next_offset": offset + limit if len(rows) > limit else None})
 
 
+async def store_and_validate(resources: Resources, claims: Claims, data: bytes, filename: str) -> JSONResponse:
+    """Upload -> validate -> report, all or nothing: a file that can't be read is refused before
+    anything is stored, and if the database write fails the stored objects are removed again."""
+    if not data:
+        return error(415, "the file is empty")
+    if len(data) > MAX_UPLOAD_BYTES:
+        return error(413, f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
+    try:
+        kind = detect(data)
+        parsed = await asyncio.to_thread(parse, data, kind)
+    except RejectedFile as exc:
+        status = 415 if "is a" in str(exc) or "binary" in str(exc) or "empty" in str(exc) else 422
+        return error(status, str(exc))
+    validation = await asyncio.to_thread(validate, parsed, date.today())
+    upload_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
+    bucket = resources.settings.s3_bucket_uploads
+    objects = {f"compliance-evidence/{upload_id}": (data, KINDS[kind]),
+               f"reports/{run_id}/summary.json": (summary_json(validation, {"run_id": run_id}), "application/json"),
+               f"reports/{run_id}/errors.csv": (errors_csv(validation), "text/csv"),
+               f"reports/{run_id}/summary.pdf": (await asyncio.to_thread(summary_pdf, validation, filename),
+                                                 "application/pdf")}
+    async with tenant_tx(resources, claims.tenant_id) as conn:
+        used_row = await (await conn.execute(
+            "SELECT coalesce(sum(size_bytes), 0), (SELECT storage_quota_bytes FROM tenants) FROM uploads")).fetchone()
+        used, quota = (int(used_row[0]), int(used_row[1])) if used_row else (0, 0)
+        if used + len(data) > quota:
+            return error(413, f"your storage quota is full ({used} of {quota} bytes used)")
+        written: list[str] = []
+        try:
+            for key, (body, content_type) in objects.items():
+                metadata = {"original-filename": filename.encode("ascii", "replace").decode()}
+                await asyncio.to_thread(resources.s3.put_object, Bucket=bucket, Key=key, Body=body,
+                                        ContentType=content_type, Metadata=metadata)
+                written.append(key)
+            await write_run(conn, claims, upload_id, run_id, filename, KINDS[kind], data, validation)
+        except BaseException:
+            for key in written:  # no orphan object: the rows failed, so the files go too
+                await asyncio.to_thread(resources.s3.delete_object, Bucket=bucket, Key=key)
+            raise
+    return JSONResponse({"id": upload_id, "run_id": run_id, "kind": kind, "size_bytes": len(data),
+                         "summary": validation.summary()}, status_code=201)
+
+
+async def write_run(conn: AsyncConnection[Any], claims: Claims, upload_id: str, run_id: str, filename: str,
+                    content_type: str, data: bytes, validation: Validation) -> None:
+    summary = validation.summary()
+    await conn.execute(
+        "INSERT INTO uploads (id, tenant_id, user_id, object_key, original_filename, content_type, size_bytes,"
+        " sha256, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'validated')",
+        (upload_id, claims.tenant_id, claims.user_id, f"compliance-evidence/{upload_id}", filename, content_type,
+         len(data), hashlib.sha256(data).hexdigest()))
+    await conn.execute(
+        "INSERT INTO validation_runs (id, tenant_id, upload_id, status, assessment_date, row_count, error_count,"
+        " summary, finished_at) VALUES (%s, %s, %s, 'completed', %s, %s, %s, %s, now())",
+        (run_id, claims.tenant_id, upload_id, validation.assessment_date, summary["rows"], summary["errors"],
+         json.dumps(summary)))
+    # COPY FROM is refused under row-level security; executemany runs as a pipeline instead.
+    rows = []
+    for r in validation.results:
+        v = r.values
+        errors = json.dumps([{"column": e.column, "rule": e.rule, "message": e.message} for e in r.errors])
+        rows.append((claims.tenant_id, run_id, r.row, v.get("employee_id", "")[:100], v.get("ppsn", "")[:20],
+                     v.get("first_name", "")[:200], v.get("last_name", "")[:200], r.dob,
+                     v.get("email", "")[:320] or None, r.gross, v.get("pay_frequency", "")[:40], r.eligibility,
+                     r.employee, r.employer, r.state, errors))
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            "INSERT INTO employee_results (tenant_id, run_id, row_number, employee_id, ppsn, first_name, last_name,"
+            " date_of_birth, email, gross_pay, pay_frequency, eligibility, employee_contribution,"
+            " employer_contribution, state_contribution, errors) VALUES"
+            " (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+
+
 @authenticated("/api/uploads:create")
 async def create_upload(request: Request, claims: Claims) -> Response:
-    resources: Resources = request.app.state.resources
     declared = int(request.headers.get("content-length") or 0)
     if declared > MAX_UPLOAD_BYTES:
         return error(413, f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
@@ -215,36 +291,46 @@ async def create_upload(request: Request, claims: Claims) -> Response:
         if size > MAX_UPLOAD_BYTES:
             return error(413, f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
         chunks.append(chunk)
-    data = b"".join(chunks)
-    try:
-        kind = detect(data)
-    except RejectedFile as exc:
-        return error(415, str(exc))
     filename = (request.headers.get("x-filename") or "upload")[:255]
-    upload_id = str(uuid.uuid4())
-    object_key = f"compliance-evidence/{upload_id}"
+    return await store_and_validate(request.app.state.resources, claims, b"".join(chunks), filename)
 
-    async with tenant_tx(resources, claims.tenant_id) as conn:
-        used_row = await (await conn.execute(
-            "SELECT coalesce(sum(size_bytes), 0), (SELECT storage_quota_bytes FROM tenants) FROM uploads")).fetchone()
-        used, quota = (int(used_row[0]), int(used_row[1])) if used_row else (0, 0)
-        if used + size > quota:
-            return error(413, f"your storage quota is full ({used} of {quota} bytes used)")
-        await asyncio.to_thread(
-            resources.s3.put_object, Bucket=resources.settings.s3_bucket_uploads, Key=object_key, Body=data,
-            ContentType=KINDS[kind], Metadata={"original-filename": filename.encode("ascii", "replace").decode()})
-        try:
-            await conn.execute(
-                "INSERT INTO uploads (id, tenant_id, user_id, object_key, original_filename, content_type,"
-                " size_bytes, sha256) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-                (upload_id, claims.tenant_id, claims.user_id, object_key, filename, KINDS[kind], size,
-                 hashlib.sha256(data).hexdigest()))
-        except Exception:
-            # No orphan object: the row failed, so the stored file goes too.
-            await asyncio.to_thread(resources.s3.delete_object, Bucket=resources.settings.s3_bucket_uploads,
-                                    Key=object_key)
-            raise
-    return JSONResponse({"id": upload_id, "kind": kind, "size_bytes": size}, status_code=201)
+
+@authenticated("/api/runs")
+async def get_run(request: Request, claims: Claims) -> Response:
+    async with tenant_tx(request.app.state.resources, claims.tenant_id) as conn:
+        row = await (await conn.execute("SELECT summary, status FROM validation_runs WHERE id = %s",
+                                        (request.path_params["run_id"],))).fetchone()
+        if row is None:
+            return error(404, "no such run")
+        errors = await (await conn.execute(
+            "SELECT row_number, errors FROM employee_results WHERE run_id = %s AND errors <> '[]'::jsonb"
+            " ORDER BY row_number LIMIT %s OFFSET %s",
+            (request.path_params["run_id"], PAGE_MAX, int(request.query_params.get("offset", 0))))).fetchall()
+    return JSONResponse({"status": row[1], "summary": row[0],
+                         "errors": [{"row": r[0], **e} for r in errors for e in r[1]]})
+
+
+REPORT_TYPES = {"json": ("summary.json", "application/json"), "csv": ("errors.csv", "text/csv; charset=utf-8"),
+                "pdf": ("summary.pdf", "application/pdf")}
+
+
+@authenticated("/api/runs/report")
+async def get_report(request: Request, claims: Claims) -> Response:
+    resources: Resources = request.app.state.resources
+    kind = request.path_params["kind"]
+    if kind not in REPORT_TYPES:
+        return error(404, "reports are json, csv or pdf")
+    async with tenant_tx(resources, claims.tenant_id) as conn:  # RLS: only this tenant's runs exist
+        row = await (await conn.execute("SELECT 1 FROM validation_runs WHERE id = %s",
+                                        (request.path_params["run_id"],))).fetchone()
+    if row is None:
+        return error(404, "no such run")
+    name, content_type = REPORT_TYPES[kind]
+    obj = await asyncio.to_thread(resources.s3.get_object, Bucket=resources.settings.s3_bucket_uploads,
+                                  Key=f"reports/{request.path_params['run_id']}/{name}")
+    body = await asyncio.to_thread(obj["Body"].read)
+    return Response(body, media_type=content_type,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
 @authenticated("/api/uploads/download")
@@ -298,4 +384,6 @@ ROUTES = [
     Route("/api/uploads/presign", presign_upload, methods=["POST"]),
     Route("/api/uploads/{upload_id:uuid}/download", download_url, methods=["GET"]),
     Route("/api/employees/{ppsn}", erase_employee, methods=["DELETE"]),
+    Route("/api/runs/{run_id:uuid}", get_run, methods=["GET"]),
+    Route("/api/runs/{run_id:uuid}/report.{kind}", get_report, methods=["GET"]),
 ]

@@ -27,6 +27,9 @@ async def erase_tenant(resources: Resources, tenant_id: str) -> dict[str, Any]:
 
     async with tenant_tx(resources, tenant_id) as conn:
         object_keys = [r[0] for r in await (await conn.execute("SELECT object_key FROM uploads")).fetchall()]
+        run_ids = [str(r[0]) for r in await (await conn.execute("SELECT id FROM validation_runs")).fetchall()]
+        object_keys += [f"reports/{run}/{name}" for run in run_ids
+                        for name in ("summary.json", "errors.csv", "summary.pdf")]
         user_ids = [str(r[0]) for r in await (await conn.execute("SELECT id FROM users")).fetchall()]
         counts = {t: int((await (await conn.execute(f"SELECT count(*) FROM {t}")).fetchone())[0])  # type: ignore[index]  # noqa: S608
                   for t in TENANT_TABLES}

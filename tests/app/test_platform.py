@@ -4,7 +4,6 @@ rate limits, the cache, object storage, tenant isolation through the API, GDPR e
 from __future__ import annotations
 
 import io
-import zipfile
 
 import httpx
 import psycopg
@@ -14,6 +13,7 @@ import redis
 from ops.sandbox import components as c
 from ops.sandbox.state import SandboxState
 from tests.app.conftest import Account, sign_up
+from tests.app.payroll import HEADER, csv_file
 
 pytestmark = pytest.mark.integration
 
@@ -23,10 +23,16 @@ def r(sandbox: SandboxState) -> redis.Redis:
 
 
 def xlsx_bytes() -> bytes:
+    import openpyxl
+
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(HEADER.split(","))
+    for line in csv_file(3).decode().splitlines()[1:]:
+        sheet.append(line.split(","))
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("[Content_Types].xml", "<Types/>")
-        archive.writestr("xl/workbook.xml", "<workbook/>")
+    workbook.save(buffer)
     return buffer.getvalue()
 
 
@@ -73,15 +79,16 @@ def test_cache_is_invalidated_on_write_and_correct_when_flushed(sandbox: Sandbox
 
 def test_uploads_are_stored_under_uuid_keys_with_the_name_as_metadata(sandbox: SandboxState,
                                                                       account: Account) -> None:
+    content = csv_file(2)
     created = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "Payroll March.csv"},
-                                  content=b"employee_id,ppsn\nE1,1234567T\n")
+                                  content=content)
     assert created.status_code == 201, created.text
     upload_id = created.json()["id"]
     s3 = c.s3_client(sandbox)
     head = s3.head_object(Bucket="autoenroll-local-uploads", Key=f"compliance-evidence/{upload_id}")
     assert head["Metadata"]["original-filename"] == "Payroll March.csv"
     url = account.client.get(f"/api/uploads/{upload_id}/download", headers=account.auth).json()["url"]
-    assert httpx.get(url, timeout=10).content == b"employee_id,ppsn\nE1,1234567T\n"
+    assert httpx.get(url, timeout=10).content == content
     xlsx = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "p.xlsx"}, content=xlsx_bytes())
     assert xlsx.status_code == 201 and xlsx.json()["kind"] == "xlsx"
 
@@ -91,7 +98,7 @@ def test_uploads_are_stored_under_uuid_keys_with_the_name_as_metadata(sandbox: S
     [
         (b"", 415, "empty"),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 100, 415, "PNG"),
-        (b"PK\x03\x04not really a zip", 415, "damaged"),
+        (b"PK\x03\x04not really a zip", 422, "damaged"),
         (b"%PDF-1.7\n", 415, "PDF"),
     ],
 )
@@ -105,11 +112,12 @@ def test_size_limit_and_tenant_quota(sandbox: SandboxState, account: Account) ->
     too_big = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "big.csv"},
                                   content=b"a,b\n" * (10 * 1024 * 1024 // 4 + 1))
     assert too_big.status_code == 413 and "10 MB" in too_big.json()["error"]
+    small = csv_file(1)
     with psycopg.connect(sandbox.database_url("main", admin=True), autocommit=True) as conn:
-        conn.execute("UPDATE tenants SET storage_quota_bytes = 40 WHERE id = %s", (account.tenant_id,))
-    first = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "a.csv"}, content=b"x,y\n" * 8)
+        conn.execute("UPDATE tenants SET storage_quota_bytes = %s WHERE id = %s", (len(small) + 10, account.tenant_id))
+    first = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "a.csv"}, content=small)
     assert first.status_code == 201
-    second = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "b.csv"}, content=b"x,y\n" * 8)
+    second = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "b.csv"}, content=small)
     assert second.status_code == 413 and "quota" in second.json()["error"]
 
 
@@ -123,8 +131,8 @@ def test_direct_upload_by_presigned_url(account: Account) -> None:
 def test_listing_paginates_at_most_50_and_sees_only_its_tenant(api: httpx.Client, account: Account) -> None:
     other = sign_up(api, "Other Employer Ltd")
     for n in range(3):
-        account.client.post("/api/uploads", headers={**account.auth, "X-Filename": f"{n}.csv"}, content=b"a,b\n1,2\n")
-    other.client.post("/api/uploads", headers={**other.auth, "X-Filename": "theirs.csv"}, content=b"a,b\n1,2\n")
+        account.client.post("/api/uploads", headers={**account.auth, "X-Filename": f"{n}.csv"}, content=csv_file(1))
+    other.client.post("/api/uploads", headers={**other.auth, "X-Filename": "theirs.csv"}, content=csv_file(1))
     page = api.get("/api/uploads?limit=2", headers=account.auth).json()
     assert len(page["items"]) == 2 and page["next_offset"] == 2
     assert api.get("/api/uploads?limit=500", headers=account.auth).json()["limit"] == 50
@@ -134,11 +142,12 @@ def test_listing_paginates_at_most_50_and_sees_only_its_tenant(api: httpx.Client
 
 def test_gdpr_erasure_of_a_tenant_leaves_nothing(sandbox: SandboxState, account: Account) -> None:
     upload = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "p.csv"},
-                                 content=b"a,b\n1,2\n").json()
+                                 content=csv_file(2)).json()
     account.client.get("/api/me", headers=account.auth)  # populate the cache
     report = account.client.delete("/api/tenant", headers=account.auth).json()
     assert report["erased"] is True
-    assert report["deleted"]["objects"] == 1 and report["remaining"]["objects"] == []
+    assert report["deleted"]["objects"] == 4 and report["remaining"]["objects"] == []  # the file + 3 reports
+    assert report["deleted"]["rows"]["employee_results"] == 2
     with pytest.raises(Exception, match=r"404|Not Found"):
         c.s3_client(sandbox).head_object(Bucket="autoenroll-local-uploads", Key=f"compliance-evidence/{upload['id']}")
     with psycopg.connect(sandbox.database_url("main", admin=True)) as conn:

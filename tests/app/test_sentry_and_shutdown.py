@@ -112,12 +112,14 @@ def test_sigterm_lets_an_in_flight_upload_finish(sandbox: SandboxState) -> None:
             account = sign_up(client)
 
             def slow_body() -> Iterator[bytes]:
-                yield b"employee_id,ppsn\n"
+                from tests.app.payroll import HEADER, row
+
+                yield (HEADER + "\n").encode()
                 for n in range(20):
                     time.sleep(0.1)
                     if n == 3:
                         os.kill(proc.pid, signal.SIGTERM)  # the deploy stops this process mid-request
-                    yield f"E{n},1234567T\n".encode()
+                    yield (row(n) + "\n").encode()
 
             response = client.post("/api/uploads", headers={**account.auth, "X-Filename": "slow.csv"},
                                    content=slow_body())

@@ -1,0 +1,1 @@
+"""Payroll validation for Irish automatic enrolment (DOMAIN.md): parse, check, decide, report."""
