@@ -314,8 +314,8 @@ REPORT_TYPES = {"json": ("summary.json", "application/json"), "csv": ("errors.cs
                 "pdf": ("summary.pdf", "application/pdf")}
 
 
-@authenticated("/api/runs/report")
-async def get_report(request: Request, claims: Claims) -> Response:
+async def report_for(request: Request, claims: Claims) -> Response:
+    """A run's report (json, csv or pdf), if the run is this tenant's."""
     resources: Resources = request.app.state.resources
     kind = request.path_params["kind"]
     if kind not in REPORT_TYPES:
@@ -371,6 +371,8 @@ async def erase_employee(request: Request, claims: Claims) -> Response:
 
     return JSONResponse(await erase(request.app.state.resources, claims.tenant_id, request.path_params["ppsn"]))
 
+
+get_report = authenticated("/api/runs/report")(report_for)
 
 ROUTES = [
     Route("/api/signup", signup, methods=["POST"]),

@@ -17,6 +17,7 @@ from autoenroll.config import Settings, load_settings
 from autoenroll.middleware import RequestContextMiddleware
 from autoenroll.readiness import readiness
 from autoenroll.resources import close_resources, open_resources
+from autoenroll.web import ROUTES as WEB_ROUTES
 
 _HEALTH_BODY = b'{"status":"ok"}'
 
@@ -61,6 +62,7 @@ def create_app(settings: Settings | None = None) -> Any:
             Route("/ready", ready, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
             *ROUTES,
+            *WEB_ROUTES,
         ],
         lifespan=lifespan,
     )
