@@ -13,7 +13,11 @@ from typing import Any
 from autoenroll.logs import request_id_var
 
 log = logging.getLogger("autoenroll.access")
-_QUIET_PATHS = {"/health"}  # probed every few seconds; logging each would drown the rest
+_QUIET_PATHS = {"/health"}
+_HEALTH_START = {"type": "http.response.start", "status": 200,
+                 "headers": [(b"content-type", b"application/json"), (b"content-length", b"15")]}
+_HEALTH_BODY = {"type": "http.response.body", "body": b'{"status":"ok"}'}
+_EMPTY_BODY = {"type": "http.response.body", "body": b""}  # probed every few seconds; logging each would drown the rest
 
 
 class RequestContextMiddleware:
@@ -23,6 +27,12 @@ class RequestContextMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if scope["path"] == "/health" and scope["method"] in ("GET", "HEAD"):
+            # Liveness is probed constantly (Caddy, the load balancer, BetterStack): answer it here,
+            # before routing, with no I/O and no log line.
+            await send(_HEALTH_START)
+            await send(_HEALTH_BODY if scope["method"] == "GET" else _EMPTY_BODY)
             return
         incoming = None
         for key, value in scope.get("headers", ()):

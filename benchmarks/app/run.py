@@ -59,13 +59,13 @@ def main() -> None:
     manager.up(root)
     state = load_state(root)
     app_port, hello_port = free_port(), free_port()
-    env = {**c.app_env(state, "standby", "bench"), "PORT": str(app_port), "RATE_LIMIT_PER_MINUTE": "100000000",
+    env = {**c.app_env(state, "standby", "bench"), "PORT": str(app_port), "RATE_LIMIT_PER_MINUTE": "100000",
            "LOG_LEVEL": "WARNING"}
     app = start_process(c.app_argv(), log_file=root / "logs" / "bench-app.log", env=env, cwd=APP_DIR)
     hello = start_process([sys.executable, "-m", "uvicorn", "hello:app", "--host", "127.0.0.1", "--port",
                            str(hello_port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
                            "--log-level", "warning"], log_file=root / "logs" / "bench-hello.log",
-                          env={**os.environ}, cwd=HERE / "app")
+                          env={**os.environ}, cwd=HERE)
     try:
         wait(f"http://127.0.0.1:{app_port}/ready")
         wait(f"http://127.0.0.1:{hello_port}/")
