@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 
 from ops.paths import REPO_ROOT
-from ops.processes import is_running
 from ops.sandbox import manager
 from ops.sandbox.state import load_state
-from tests.drills.loadloop import LoadLoop
+from tests.drills.loadloop import LoadLoop, kill_primary
 from tests.seed import clear, seed
 
 TARGETS = {"database restore": 3600, "full recovery": 4 * 3600, "data loss (RPO)": 24 * 3600}
@@ -41,12 +39,7 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "ops", *args], env=env, check=True, capture_output=True)
         with LoadLoop(state.public_url() + "/ready") as loop:
             time.sleep(1)
-            proc = load_state(root).apps["primary"].proc
-            assert proc is not None
-            killed = time.monotonic()
-            os.kill(proc.pid, signal.SIGKILL)
-            while is_running(proc):
-                time.sleep(0.01)
+            killed = kill_primary(root)
             out = subprocess.run([sys.executable, "-m", "ops", "failover", "--watch-seconds", "5", "--json"], env=env,
                                  capture_output=True, text=True, check=True)
             done = time.monotonic()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -19,19 +20,28 @@ from ops.sandbox.state import SandboxState, load_state
 TEST_SANDBOX = REPO_ROOT / ".sandbox-test"
 
 
-@pytest.fixture(scope="session")
-def sandbox_root() -> Iterator[Path]:
+@contextmanager
+def sandbox_dir_env(root: Path) -> Iterator[None]:
+    """Point OPS_SANDBOX_DIR (what `ops` resolves --env local from) at `root` for the block."""
     previous = os.environ.get("OPS_SANDBOX_DIR")
-    os.environ["OPS_SANDBOX_DIR"] = str(TEST_SANDBOX)
+    os.environ["OPS_SANDBOX_DIR"] = str(root)
     try:
-        manager.up(TEST_SANDBOX)
-        yield TEST_SANDBOX
+        yield
     finally:
-        manager.down(TEST_SANDBOX)
         if previous is None:
             os.environ.pop("OPS_SANDBOX_DIR", None)
         else:
             os.environ["OPS_SANDBOX_DIR"] = previous
+
+
+@pytest.fixture(scope="session")
+def sandbox_root() -> Iterator[Path]:
+    with sandbox_dir_env(TEST_SANDBOX):
+        try:
+            manager.up(TEST_SANDBOX)
+            yield TEST_SANDBOX
+        finally:
+            manager.down(TEST_SANDBOX)
 
 
 @pytest.fixture()

@@ -1,10 +1,14 @@
-"""A bounded request loop on loopback: counts, in time, what fails while a drill breaks things."""
+"""Drill helpers: a bounded request loop on loopback that counts, in time, what fails while a drill
+breaks things; and killing the primary app host of a sandbox."""
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -48,3 +52,17 @@ class LoadLoop:
     @property
     def sent(self) -> int:
         return len(self.results)
+
+
+def kill_primary(root: Path) -> float:
+    """SIGKILL the sandbox's primary app process; return when (monotonic) it was killed."""
+    from ops.processes import is_running
+    from ops.sandbox.state import load_state
+
+    proc = load_state(root).apps["primary"].proc
+    assert proc is not None
+    killed_at = time.monotonic()
+    os.kill(proc.pid, signal.SIGKILL)
+    while is_running(proc):
+        time.sleep(0.01)
+    return killed_at

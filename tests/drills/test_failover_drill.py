@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,9 +13,8 @@ import psycopg
 import pytest
 
 from ops.failover.usecase import STEPS
-from ops.processes import is_running
 from ops.sandbox.state import load_state
-from tests.drills.loadloop import LoadLoop
+from tests.drills.loadloop import LoadLoop, kill_primary
 from tests.seed import clear, seed
 
 pytestmark = pytest.mark.drill
@@ -41,16 +38,6 @@ def prepare(root: Path, env: dict[str, str], tag: str) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("INSERT INTO tenants (name) VALUES ('written after the backup Ltd')")
     return 3
-
-
-def kill_primary(root: Path) -> float:
-    proc = load_state(root).apps["primary"].proc
-    assert proc is not None
-    killed_at = time.monotonic()
-    os.kill(proc.pid, signal.SIGKILL)
-    while is_running(proc):
-        time.sleep(0.01)
-    return killed_at
 
 
 def test_failover_drill(drill_root: Path, drill_env: dict[str, str]) -> None:

@@ -20,6 +20,7 @@ from ops.processes import is_running
 from ops.sandbox import components as c
 from ops.sandbox import manager
 from ops.sandbox.state import SandboxState, load_state
+from tests.conftest import sandbox_dir_env
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -28,18 +29,13 @@ ROOT = REPO_ROOT / ".sandbox-test-lifecycle"
 
 @pytest.fixture(scope="module")
 def lifecycle_root() -> Iterator[Path]:
-    previous = os.environ.get("OPS_SANDBOX_DIR")
-    os.environ["OPS_SANDBOX_DIR"] = str(ROOT)
-    try:
-        result = runner.invoke(app, ["sandbox", "up", "--json"])
-        assert result.exit_code == 0, result.output
-        yield ROOT
-    finally:
-        manager.down(ROOT)
-        if previous is None:
-            os.environ.pop("OPS_SANDBOX_DIR", None)
-        else:
-            os.environ["OPS_SANDBOX_DIR"] = previous
+    with sandbox_dir_env(ROOT):
+        try:
+            result = runner.invoke(app, ["sandbox", "up", "--json"])
+            assert result.exit_code == 0, result.output
+            yield ROOT
+        finally:
+            manager.down(ROOT)
 
 
 def _procs(state: SandboxState) -> dict[str, int]:
