@@ -14,7 +14,7 @@ from autoenroll.logs import request_id_var
 
 log = logging.getLogger("autoenroll.access")
 _QUIET_PATHS = {"/health"}
-_HEALTH_START = {"type": "http.response.start", "status": 200,
+_HEALTH_START: dict[str, Any] = {"type": "http.response.start", "status": 200,
                  "headers": [(b"content-type", b"application/json"), (b"content-length", b"15")]}
 _HEALTH_BODY = {"type": "http.response.body", "body": b'{"status":"ok"}'}
 _EMPTY_BODY = {"type": "http.response.body", "body": b""}  # probed every few seconds; logging each would drown the rest
@@ -31,7 +31,10 @@ class RequestContextMiddleware:
         if scope["path"] == "/health" and scope["method"] in ("GET", "HEAD"):
             # Liveness is probed constantly (Caddy, the load balancer, BetterStack): answer it here,
             # before routing, with no I/O and no log line.
-            await send(_HEALTH_START)
+            incoming = next((v for k, v in scope.get("headers", ()) if k == b"x-request-id"), None)
+            start = _HEALTH_START if incoming is None else {
+                **_HEALTH_START, "headers": [*_HEALTH_START["headers"], (b"x-request-id", incoming[:64])]}
+            await send(start)
             await send(_HEALTH_BODY if scope["method"] == "GET" else _EMPTY_BODY)
             return
         incoming = None

@@ -52,6 +52,7 @@ def test_restore_runbook_including_the_plain_tools_path(sandbox: SandboxState, t
 
 def test_every_runbook_block_is_run_by_some_test() -> None:
     tested = {"backups.md", "restore-database.md", "refresh-branch.md", "failover.md", "deploy-and-rollback.md",
+              "release.md",
               "incident-response.md"}
     here = Path(__file__).parent
     for runbook in RUNBOOKS.glob("*.md"):

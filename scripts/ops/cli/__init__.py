@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from ops.cli import backup, db, deploy, envcmd, failover, plan, sandbox, stack_reports
+from ops.cli import backup, checklist, db, deploy, envcmd, failover, plan, sandbox, stack_reports
 from ops.cli.base import OpsTyper
 
 app = OpsTyper(
@@ -25,6 +25,7 @@ app.command("rollback")(deploy.rollback)
 app.command("health")(deploy.health)
 app.add_typer(failover.app, name="failover")
 app.command("failback")(failover.failback)
+app.command("checklist")(checklist.checklist)
 
 
 @app.callback()

@@ -1,0 +1,24 @@
+"""`ops checklist --env E`: the seed's deployment checklist as checks with evidence."""
+
+from __future__ import annotations
+
+from ops.cli.base import ENV_OPTION, JSON_OPTION
+from ops.environment import resolve
+from ops.errors import VerificationError
+from ops.output import print_json, progress, table
+
+
+def checklist(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Each of the twelve items with its evidence; exit 8 when any fails (a skip says why)."""
+    from ops import checklist as checks
+
+    env = resolve(env_name)
+    items = checks.run(env, progress=(lambda _m: None) if as_json else progress)
+    if as_json:
+        print_json([item.__dict__ for item in items])
+    else:
+        table(f"deployment checklist: {env.name}", ["#", "item", "result", "evidence"],
+              [(i.number, i.title, i.status, i.evidence) for i in items])
+    failed = [f"{i.number}. {i.title}: {i.evidence}" for i in items if i.status == "fail"]
+    if failed:
+        raise VerificationError("checklist failed: " + " | ".join(failed))
