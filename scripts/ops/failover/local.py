@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from ops.adapters.s3_store import S3ObjectStore
 from ops.backup import usecases as backups
 from ops.deploy.hosts import LocalHosts
+from ops.deploy.usecase import DRAIN_SECONDS
 from ops.environment import Environment
 from ops.errors import ConfigError, ExternalError
 from ops.failover.usecase import LATE_WRITE_QUERIES, SEED_SETTINGS, FailoverPorts, require_backup
@@ -46,6 +47,7 @@ def _redeploy(root: Path, role: str) -> str:
         hosts.discard(candidate)
         raise ExternalError(f"{role} did not become ready on its new environment: {problem}")
     _switch_to(root, role, candidate.address)
+    time.sleep(DRAIN_SECONDS)  # let requests routed under the old upstream finish
     hosts.promote(candidate)
     return f"{role} {version} on {candidate.address}"
 
