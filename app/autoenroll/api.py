@@ -295,19 +295,24 @@ async def create_upload(request: Request, claims: Claims) -> Response:
     return await store_and_validate(request.app.state.resources, claims, b"".join(chunks), filename)
 
 
+async def run_errors(conn: AsyncConnection[Any], run_id: str, offset: int = 0) -> list[dict[str, Any]]:
+    """A page (at most PAGE_MAX rows) of a run's row errors, in file order."""
+    rows = await (await conn.execute(
+        "SELECT row_number, errors FROM employee_results WHERE run_id = %s AND errors <> '[]'::jsonb"
+        " ORDER BY row_number LIMIT %s OFFSET %s", (run_id, PAGE_MAX, offset))).fetchall()
+    return [{"row": r[0], **e} for r in rows for e in r[1]]
+
+
 @authenticated("/api/runs")
 async def get_run(request: Request, claims: Claims) -> Response:
+    run_id = str(request.path_params["run_id"])
     async with tenant_tx(request.app.state.resources, claims.tenant_id) as conn:
         row = await (await conn.execute("SELECT summary, status FROM validation_runs WHERE id = %s",
-                                        (request.path_params["run_id"],))).fetchone()
+                                        (run_id,))).fetchone()
         if row is None:
             return error(404, "no such run")
-        errors = await (await conn.execute(
-            "SELECT row_number, errors FROM employee_results WHERE run_id = %s AND errors <> '[]'::jsonb"
-            " ORDER BY row_number LIMIT %s OFFSET %s",
-            (request.path_params["run_id"], PAGE_MAX, int(request.query_params.get("offset", 0))))).fetchall()
-    return JSONResponse({"status": row[1], "summary": row[0],
-                         "errors": [{"row": r[0], **e} for r in errors for e in r[1]]})
+        errors = await run_errors(conn, run_id, int(request.query_params.get("offset", 0)))
+    return JSONResponse({"status": row[1], "summary": row[0], "errors": errors})
 
 
 REPORT_TYPES = {"json": ("summary.json", "application/json"), "csv": ("errors.csv", "text/csv; charset=utf-8"),

@@ -80,6 +80,13 @@ async def signup(request: Request) -> Response:
     return await login(request)
 
 
+def _with_bearer(request: Request, token: str) -> Request:
+    """The same request, carrying the cookie's token in the header the API handlers read."""
+    scope = dict(request.scope)
+    scope["headers"] = [*request.scope["headers"], (b"authorization", f"Bearer {token}".encode())]
+    return Request(scope, request.receive)
+
+
 def web_auth(handler: Any) -> Any:
     """Cookie authentication for pages: the token moves into the header the API expects; a missing
     or ended session sends the employer back to sign in."""
@@ -89,9 +96,7 @@ def web_auth(handler: Any) -> Any:
         token = request.cookies.get(COOKIE)
         if not token:
             return RedirectResponse("/?error=Please sign in", status_code=303)
-        scope = dict(request.scope)
-        scope["headers"] = [*request.scope["headers"], (b"authorization", f"Bearer {token}".encode())]
-        response: Response = await protected(Request(scope, request.receive))
+        response: Response = await protected(_with_bearer(request, token))
         if response.status_code == 401:
             return RedirectResponse("/?error=Your session ended: sign in again", status_code=303)
         return response
@@ -138,17 +143,15 @@ async def run_page(request: Request, claims: Claims) -> Response:
     run_id = str(request.path_params["run_id"])
     async with api.tenant_tx(request.app.state.resources, claims.tenant_id) as conn:
         row = await (await conn.execute("SELECT summary FROM validation_runs WHERE id = %s", (run_id,))).fetchone()
-        errors = await (await conn.execute(
-            "SELECT row_number, errors FROM employee_results WHERE run_id = %s AND errors <> '[]'::jsonb"
-            " ORDER BY row_number LIMIT 50", (run_id,))).fetchall()
-    if row is None:
-        return page("Not found", "<p>No such check.</p>", status=404)
+        if row is None:
+            return page("Not found", "<p>No such check.</p>", status=404)
+        errors = await api.run_errors(conn, run_id)
     s = row[0]
     stats = "".join(f"<span class='stat'><b>{escape(k.replace('_', ' '))}</b>: {v}</span>"
                     for k, v in s["eligibility"].items())
     money = ", ".join(f"{escape(k)} EUR {escape(str(v))}" for k, v in s["contributions_per_period"].items())
-    error_rows = "".join(f"<tr><td>{r[0]}</td><td>{escape(e['column'])}</td><td>{escape(e['rule'])}</td>"
-                         f"<td>{escape(e['message'])}</td></tr>" for r in errors for e in r[1])
+    error_rows = "".join(f"<tr><td>{e['row']}</td><td>{escape(e['column'])}</td><td>{escape(e['rule'])}</td>"
+                         f"<td>{escape(e['message'])}</td></tr>" for e in errors)
     warnings = "".join(f"<li>{escape(w)}</li>" for w in s.get("warnings", []))
     return page("Payroll check result", f"""
 <div class='box' id='summary'><p><b>{s['rows']}</b> employees checked, <b>{s['rows_with_errors']}</b> rows with
@@ -169,9 +172,7 @@ async def report(request: Request, claims: Claims) -> Response:
 async def logout(request: Request) -> Response:
     token = request.cookies.get(COOKIE)
     if token:
-        scope = dict(request.scope)
-        scope["headers"] = [*request.scope["headers"], (b"authorization", f"Bearer {token}".encode())]
-        await api.logout(Request(scope, request.receive))
+        await api.logout(_with_bearer(request, token))
     redirect = RedirectResponse("/", status_code=303)
     redirect.delete_cookie(COOKIE)
     return redirect

@@ -41,12 +41,8 @@ class BetterStackClient(JsonApiClient):
 
     def get(self, kind: str, resource_id: str) -> dict[str, Any] | None:
         self._check(kind)
-        try:
-            return dict(self.request("GET", f"/{kind}/{resource_id}")["data"])
-        except ProviderAPIError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        body = self.get_or_none(f"/{kind}/{resource_id}")
+        return None if body is None else dict(body["data"])
 
     def update(self, kind: str, resource_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
         self._check(kind)

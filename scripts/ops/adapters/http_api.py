@@ -92,6 +92,15 @@ class JsonApiClient:
         raise ProviderAPIError(f"{self.provider} {method} {path}: gave up after {self._max_attempts} attempts "
                                f"({last_error})")
 
+    def get_or_none(self, path: str) -> Any:
+        """GET `path`; None when the provider answers 404 (the resource is gone)."""
+        try:
+            return self.request("GET", path)
+        except ProviderAPIError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     def _wait(self, attempt: int, retry_after: float | None) -> None:
         self.retries += 1
         delay = retry_after if retry_after is not None else backoff_delay(attempt, self._base, self._cap, self._rng)

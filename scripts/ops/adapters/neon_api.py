@@ -83,12 +83,8 @@ class NeonClient(JsonApiClient):
         return result
 
     def get_project(self, project_id: str) -> dict[str, Any] | None:
-        try:
-            return dict(self.request("GET", f"/projects/{project_id}")["project"])
-        except ProviderAPIError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        body = self.get_or_none(f"/projects/{project_id}")
+        return None if body is None else dict(body["project"])
 
     def update_project(self, project_id: str, **fields: Any) -> dict[str, Any]:
         return self._mutate(project_id, "PATCH", f"/projects/{project_id}", {"project": fields})
@@ -105,12 +101,8 @@ class NeonClient(JsonApiClient):
         return next((b for b in self.list_branches(project_id) if b["name"] == name), None)
 
     def get_branch(self, project_id: str, branch_id: str) -> dict[str, Any] | None:
-        try:
-            return dict(self.request("GET", f"/projects/{project_id}/branches/{branch_id}")["branch"])
-        except ProviderAPIError as exc:
-            if exc.status == 404:
-                return None
-            raise
+        body = self.get_or_none(f"/projects/{project_id}/branches/{branch_id}")
+        return None if body is None else dict(body["branch"])
 
     def create_branch(self, project_id: str, *, name: str, parent_id: str | None,
                       endpoint: dict[str, Any] | None) -> dict[str, Any]:

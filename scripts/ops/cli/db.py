@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import httpx
 import typer
@@ -49,6 +48,7 @@ def smoke_check(env: Environment, target: str) -> usecase.Smoke:
 def _local_app_smoke(env: Environment, owner_url: str) -> str:
     from urllib.parse import urlsplit
 
+    from ops.deploy.hosts import Candidate, LocalHosts
     from ops.paths import APP_DIR, sandbox_dir
     from ops.ports import free_port
     from ops.processes import start_process, stop_process
@@ -60,22 +60,15 @@ def _local_app_smoke(env: Environment, owner_url: str) -> str:
     database = urlsplit(owner_url).path.lstrip("/")
     child_env = {**app_env(state, "standby", "smoke"), "PORT": str(port),
                  "DATABASE_URL": state.database_url(database)}
-    proc = start_process(app_argv(), log_file=sandbox_dir() / "logs" / "smoke.log", env=child_env, cwd=APP_DIR)
+    proc = start_process(app_argv(), log_file=sandbox_dir() / "logs" / "app-smoke.log", env=child_env, cwd=APP_DIR)
+    candidate = Candidate("smoke", "smoke", f"127.0.0.1:{port}", proc)
     try:
-        deadline = time.monotonic() + 30
-        last = "no answer"
-        while time.monotonic() < deadline:
-            try:
-                response = httpx.get(f"http://127.0.0.1:{port}/ready", timeout=3)
-                if response.status_code == 200:
-                    return f"app on {database}: /ready 200"
-                last = f"HTTP {response.status_code}: {response.text[:200]}"
-            except httpx.HTTPError as exc:
-                last = exc.__class__.__name__
-            time.sleep(0.3)
-        raise ExternalError(f"smoke check: the app did not become ready on {database} ({last})")
+        problem = LocalHosts(sandbox_dir()).wait_ready(candidate, 30)
     finally:
         stop_process(proc)
+    if problem is not None:
+        raise ExternalError(f"smoke check: the app did not become ready on {database}: {problem}")
+    return f"app on {database}: /ready 200"
 
 
 @app.command("refresh")

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from ops import failpoints
-from ops.errors import ConfigError, ExternalError, NotFoundError, VerificationError
+from ops.errors import ConfigError, NotFoundError, VerificationError
 from ops.interfaces import ObjectStore
 from ops.locks import object_lock
 
@@ -105,7 +105,7 @@ def watch_errors(url: str, seconds: float, *, max_error_rate: float = 0.05, inte
 
 
 def check_endpoints(url: str) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     for path in ("/health", "/ready", "/version"):
         try:
             response = httpx.get(url + path, timeout=5)
@@ -114,7 +114,8 @@ def check_endpoints(url: str) -> dict[str, Any]:
         if response.status_code != 200:
             raise VerificationError(f"endpoint check {path}: HTTP {response.status_code}")
         out[path] = response.status_code
-    out["version"] = httpx.get(url + "/version", timeout=5).json()
+        if path == "/version":
+            out["version"] = response.json()
     return out
 
 
@@ -176,10 +177,3 @@ def require_backup(backups: list[Any]) -> Any:
     if backups:
         return backups[0][0]
     raise NotFoundError("no backup to restore from", hint="ops backup create --env ... (and verify it)")
-
-
-def ensure_reachable(url: str) -> None:
-    try:
-        httpx.get(url + "/health", timeout=3)
-    except httpx.HTTPError as exc:
-        raise ExternalError(f"{url} is unreachable: {exc.__class__.__name__}") from None

@@ -23,7 +23,7 @@ import httpx
 
 from ops.errors import SandboxError
 from ops.migrations import head_revision, migrate, schema_revision
-from ops.paths import APP_DIR, pg_tool, postgres_bindir, venv_binary
+from ops.paths import APP_DIR, postgres_bindir, venv_binary
 from ops.ports import free_port, port_is_free
 from ops.processes import ProcRef, is_running, run_checked, start_process, stop_process
 from ops.sandbox.state import APP_ROLES, BRANCHES, SandboxState
@@ -169,14 +169,10 @@ def bootstrap_postgres(state: SandboxState) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
     with ThreadPoolExecutor(max_workers=len(BRANCHES)) as pool:
-        futures = [pool.submit(migrate_database, state.database_url(b, admin=True), app_role=pg.app_role)
+        futures = [pool.submit(migrate, state.database_url(b, admin=True), app_role=pg.app_role)
                    for b in behind]
         for future in futures:
             future.result()
-
-
-def migrate_database(admin_url: str, *, app_role: str) -> None:
-    migrate(admin_url, app_role=app_role)
 
 
 # --------------------------------------------------------------------------- Redis
@@ -567,7 +563,3 @@ def tail(path: Path, lines: int) -> list[str]:
         fh.seek(max(0, size - 64 * 1024))
         data = fh.read().decode(errors="replace")
     return data.splitlines()[-lines:]
-
-
-def pg_dump_path() -> str:
-    return pg_tool("pg_dump")
