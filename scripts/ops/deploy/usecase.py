@@ -61,13 +61,17 @@ def deploy(env_name: str, hosts: Hosts, traffic: TrafficSwitch, locks: ObjectSto
                 raise ExternalError(
                     f"{version} did not become ready on {role}: {problem}; rolled back, {old_version} still serving",
                     hint="see `ops sandbox logs app-" + role + "` (or the host's journal) for why")
-            if old_address in serving:
-                traffic.set_upstreams([candidate.address])
+            moving = old_address in serving
+            if moving:
+                # New first, old kept in the list: with lb_policy first all new requests go to the
+                # new version, while requests still being routed under Caddy's previous config
+                # (a config change is a graceful reload) find their upstream still known.
+                traffic.set_upstreams([candidate.address, old_address])
                 progress(f"{role}: traffic moved to {version}; draining {old_version}")
-                # Drain: requests the proxy routed (or pooled connections it holds) under the old
-                # upstream finish before the old process is told to stop.
                 time.sleep(DRAIN_SECONDS)
             hosts.promote(candidate)
+            if moving:
+                traffic.set_upstreams([candidate.address])
             report.hosts.append({"role": role, "from": old_version, "to": version, "address": candidate.address})
         history(version)
     report.seconds = round(time.monotonic() - t0, 2)
