@@ -212,7 +212,10 @@ def render_user_data(args: HostRoleArgs) -> str:
         "ssh_pwauth": False,
         "users": [{
             "name": DEPLOY_USER, "groups": ["docker"], "shell": "/bin/bash", "lock_passwd": True,
-            "sudo": "ALL=(root) NOPASSWD: /usr/local/bin/autoenroll-deploy, /usr/bin/systemctl",
+            # Deploys, plus the two read-only views tests/infra needs as root (effective sshd
+            # settings and the firewall ruleset); sudoers matches these arguments exactly.
+            "sudo": "ALL=(root) NOPASSWD: /usr/local/bin/autoenroll-deploy, /usr/bin/systemctl, "
+                    "/usr/sbin/sshd -T, /usr/sbin/nft -j list ruleset",
             "ssh_authorized_keys": list(args.ssh_public_keys),
         }],
         "package_update": True,

@@ -49,3 +49,9 @@ def sandbox(sandbox_root: Path) -> SandboxState:
     """The running test sandbox, healthy at the start of each test (a previous test may break it)."""
     manager.up(sandbox_root)
     return load_state(sandbox_root)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    # tests/infra against a real server: pytest tests/infra --hosts=ssh://deploy@IP --site-address=NAME
+    parser.addoption("--site-address", action="store", default=None,
+                     help="tests/infra: the site name Caddy serves on the --hosts server(s)")

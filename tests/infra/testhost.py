@@ -1,0 +1,290 @@
+"""A local test host: a network namespace that looks like an app server from the outside.
+
+It has its own address on a veth pair and runs, inside the namespace, what the host role
+runs on a VM: sshd with the role's hardening file, the app started with the image's CMD
+(on loopback, as Docker publishes it), Caddy with the repository's Caddyfile terminating
+TLS, and the role's nftables ruleset. The suite reaches it over SSH exactly as it reaches
+a real server. It shares this machine's filesystem, users and init, so checks about
+packages and systemd units cannot be answered here and are skipped with that reason.
+
+Only the test-host lines below differ from a VM: a private host key, an authorized_keys
+file in this test's folder (with `StrictModes no`, because the folder sits in /tmp, which is
+world-writable), and an internal CA for Caddy's certificate (a `.localhost` name; the CA is
+never installed into the machine's trust store).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ops.paths import REPO_ROOT, venv_binary
+from ops.sandbox.components import app_argv
+from stacks.data import cloudflare_ranges
+from stacks.host_role import DEPLOY_USER, SSHD_HARDENING, nftables_conf
+
+NAMESPACE_PREFIX = "aetest"
+SITE_NAME = "app.autoenroll.localhost"  # .localhost: Caddy issues it from its internal CA
+APP_PORT = 8000
+CADDYFILE = REPO_ROOT / "app" / "Caddyfile"
+
+
+def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=30)
+
+
+def remove_stale_namespaces() -> None:
+    """Delete test namespaces a killed run left behind (ones with no process inside)."""
+    listing = _run(["ip", "netns", "list"], check=False).stdout
+    for line in listing.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if name.startswith(NAMESPACE_PREFIX) and not _run(["ip", "netns", "pids", name], check=False).stdout.strip():
+            _run(["ip", "netns", "delete", name], check=False)
+
+
+def _free_subnet() -> int:
+    used = _run(["ip", "-o", "-4", "addr"]).stdout
+    for third in range(10, 250):
+        if f" 10.213.{third}." not in used:
+            return third
+    raise RuntimeError("no free 10.213.x.0/30 subnet for a test host")
+
+
+@dataclass
+class LocalTestHost:
+    """Create with `start()`, tear down with `stop()`; every part can be restarted changed."""
+
+    folder: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="aetest-host-")))
+    namespace: str = field(default_factory=lambda: f"{NAMESPACE_PREFIX}{os.getpid() % 10000}{time.time_ns() % 1000}")
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    created_user: bool = False
+    third_octet: int = 0
+
+    # ------------------------------------------------------------------ addresses and files
+    @property
+    def runner_address(self) -> str:
+        return f"10.213.{self.third_octet}.1"
+
+    @property
+    def address(self) -> str:
+        return f"10.213.{self.third_octet}.2"
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.folder / "ssh_config"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.folder / "caddy-root-ca.pem"
+
+    @property
+    def sshd_config(self) -> Path:
+        return self.folder / "sshd_config"
+
+    @property
+    def host_spec(self) -> str:
+        return f"ssh://{DEPLOY_USER}@testhost"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> LocalTestHost:
+        try:
+            self.folder.chmod(0o755)  # the deploy user reads authorized_keys and the CA file here
+            remove_stale_namespaces()
+            self._ensure_deploy_user()
+            self._create_network()
+            self._write_keys()
+            self.start_sshd()
+            self.load_firewall()
+            self.start_app()
+            self.start_caddy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        for name in list(self.processes):
+            self.stop_process(name)
+        _run(["ip", "netns", "delete", self.namespace], check=False)
+        if self.created_user:
+            _run(["userdel", DEPLOY_USER], check=False)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def inside(self, argv: list[str]) -> list[str]:
+        """An argv run inside the host's network namespace (what root on the VM would run)."""
+        return ["ip", "netns", "exec", self.namespace, *argv]
+
+    def run_as_root(self, argv: list[str]) -> subprocess.CompletedProcess[str]:
+        return _run(self.inside(argv), check=False)
+
+    # ------------------------------------------------------------------ the parts
+    def _ensure_deploy_user(self) -> None:
+        try:
+            pwd.getpwnam(DEPLOY_USER)
+        except KeyError:
+            _run(["useradd", "--system", "--shell", "/bin/bash", "--home-dir", str(self.folder),
+                  "--no-create-home", DEPLOY_USER])
+            # '*' = no password can ever match, but the account is not "locked" (sshd refuses
+            # even key logins to locked accounts when PAM is off, as it is here).
+            _run(["usermod", "-p", "*", DEPLOY_USER])
+            self.created_user = True
+
+    def _create_network(self) -> None:
+        self.third_octet = _free_subnet()
+        outside, inside = f"{self.namespace}h", f"{self.namespace}n"
+        for argv in (
+            ["ip", "netns", "add", self.namespace],
+            ["ip", "link", "add", outside, "type", "veth", "peer", "name", inside],
+            ["ip", "link", "set", inside, "netns", self.namespace],
+            ["ip", "addr", "add", f"{self.runner_address}/30", "dev", outside],
+            ["ip", "link", "set", outside, "up"],
+            self.inside(["ip", "addr", "add", f"{self.address}/30", "dev", inside]),
+            self.inside(["ip", "link", "set", inside, "up"]),
+            self.inside(["ip", "link", "set", "lo", "up"]),
+        ):
+            _run(argv)
+
+    def _write_keys(self) -> None:
+        for name in ("host_key", "client_key"):
+            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"testhost-{name}",
+                  "-f", str(self.folder / name)])
+        authorized = self.folder / "authorized_keys"
+        authorized.write_text((self.folder / "client_key.pub").read_text())
+        authorized.chmod(0o644)
+        self.ssh_config.write_text(
+            "Host testhost\n"
+            f"    HostName {self.address}\n"
+            f"    User {DEPLOY_USER}\n"
+            f"    IdentityFile {self.folder / 'client_key'}\n"
+            "    IdentitiesOnly yes\n"
+            "    StrictHostKeyChecking no\n"
+            "    UserKnownHostsFile /dev/null\n"
+            "    LogLevel ERROR\n"
+        )
+
+    def start_sshd(self, overrides: str = "") -> None:
+        """sshd with the host role's hardening; `overrides` go first (sshd keeps a keyword's first value)."""
+        self.stop_process("sshd")
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation folder
+        self.sshd_config.write_text(
+            overrides
+            + SSHD_HARDENING
+            + "# Test host only (see tests/infra/testhost.py)\n"
+            f"HostKey {self.folder / 'host_key'}\n"
+            f"AuthorizedKeysFile {self.folder / 'authorized_keys'}\n"
+            f"PidFile {self.folder / 'sshd.pid'}\n"
+            "StrictModes no\n"
+        )
+        self._start("sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", str(self.sshd_config)], {})
+        self._wait_listening(22)
+
+    def load_firewall(self, ruleset: str | None = None) -> None:
+        """The role's ruleset, with this runner's address as the admin CIDR (so SSH gets in)."""
+        conf = self.folder / "nftables.conf"
+        conf.write_text(ruleset if ruleset is not None
+                        else nftables_conf((f"{self.runner_address}/32",), cloudflare_ranges()))
+        _run(self.inside(["nft", "-f", str(conf)]))
+
+    def start_app(self, bind: str = "127.0.0.1") -> None:
+        """The app as the image starts it, published on loopback like `docker run -p 127.0.0.1:...`.
+
+        Its database, Redis and S3 are not reachable from inside the namespace: /health (no
+        I/O) is what the host checks ask for; /ready belongs to the sandbox's tests.
+        """
+        self.stop_process("app")
+        env = {
+            "APP_ENV": "local", "APP_ROLE": "primary", "APP_VERSION": "testhost",
+            "HOST": bind, "PORT": str(APP_PORT),
+            "DATABASE_URL": "postgresql://autoenroll_app@127.0.0.1:5432/main",
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "S3_ENDPOINT_URL": "http://127.0.0.1:8333", "S3_ACCESS_KEY_ID": "testhost",
+            "S3_SECRET_ACCESS_KEY": "testhost-not-a-secret", "S3_BUCKET_UPLOADS": "uploads",
+            "S3_REGION": "us-east-1", "AUTH_SECRET": "testhost-" + "x" * 40,
+        }
+        self._start("app", app_argv(), env)
+        self._wait_listening(APP_PORT)
+
+    def start_caddy(self, caddyfile: Path = CADDYFILE, site_address: str = f"https://{SITE_NAME}") -> None:
+        self.stop_process("caddy")
+        data = self.folder / "caddy"
+        env = {
+            "SITE_ADDRESS": site_address,
+            "APP_UPSTREAMS": f"127.0.0.1:{APP_PORT}",
+            "CADDY_ADMIN": "localhost:2019",
+            "CADDY_EXTRA_GLOBAL_OPTIONS": "skip_install_trust",
+            "XDG_DATA_HOME": str(data / "data"), "XDG_CONFIG_HOME": str(data / "config"), "HOME": str(data),
+        }
+        argv = [venv_binary("caddy", "caddyserver"), "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
+        self._start("caddy", argv, env)
+        self._wait_listening(443)
+        root = data / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
+        self._wait_for(root.exists, f"Caddy's internal CA at {root}")
+        shutil.copyfile(root, self.ca_file)
+        self.ca_file.chmod(0o644)
+
+    # ------------------------------------------------------------------ process helpers
+    def _start(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        log = open(self.folder / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
+        base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+        self.processes[name] = subprocess.Popen(
+            self.inside(argv), stdout=log, stderr=subprocess.STDOUT, env={**base, **env},
+            cwd=str(REPO_ROOT), start_new_session=True,
+        )
+        log.close()
+
+    def stop_process(self, name: str) -> None:
+        process = self.processes.pop(name, None)
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+    def _listening(self, port: int) -> bool:
+        out = self.run_as_root(["ss", "-H", "-tln", f"sport = :{port}"]).stdout
+        return bool(out.strip())
+
+    def _wait_listening(self, port: int) -> None:
+        self._wait_for(lambda: self._listening(port), f"a listener on port {port} inside {self.namespace}")
+
+    def _wait_for(self, condition, what: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                return
+            crashed = [n for n, p in self.processes.items() if p.poll() is not None]
+            if crashed:
+                raise RuntimeError(f"test host: {', '.join(crashed)} exited; see {self.folder}/*.log")
+            time.sleep(0.1)
+        raise RuntimeError(f"test host: timed out waiting for {what}")
+
+    def listen_on(self, port: int, address: str = "0.0.0.0") -> subprocess.Popen[bytes]:
+        """A stray listener inside the host (what a misconfigured service would open)."""
+        code = ("import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); "
+                f"s.bind(({address!r}, {port})); s.listen(); time.sleep(600)")
+        self._start(f"stray-{port}", [sys.executable, "-c", code], {})
+        self._wait_listening(port)
+        return self.processes[f"stray-{port}"]
+
+    def stop_stray(self, port: int) -> None:
+        self.stop_process(f"stray-{port}")
+
+
+def port_open(address: str, port: int, timeout: float = 1.5) -> bool:
+    """Whether a TCP connection from this runner completes (a firewall drop times out)."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
