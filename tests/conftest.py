@@ -55,3 +55,5 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     # tests/infra against a real server: pytest tests/infra --hosts=ssh://deploy@IP --site-address=NAME
     parser.addoption("--site-address", action="store", default=None,
                      help="tests/infra: the site name Caddy serves on the --hosts server(s)")
+    parser.addoption("--ca-file", action="store", default=None,
+                     help="tests/infra: a CA file on the server for the site's certificate (default: system trust)")

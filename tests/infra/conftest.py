@@ -54,4 +54,5 @@ def target(request: pytest.FixtureRequest) -> Target:
     site = config.getoption("site_address")
     if not site:
         raise pytest.UsageError("tests/infra against --hosts needs --site-address=NAME (the name Caddy serves)")
-    return server_target(spec, site, config.getoption("ssh_config"), config.getoption("ssh_identity_file"))
+    return server_target(spec, site, config.getoption("ssh_config"), config.getoption("ssh_identity_file"),
+                         ca_file=config.getoption("ca_file"))

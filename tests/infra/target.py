@@ -75,7 +75,8 @@ def local_target(testhost: LocalTestHost) -> Target:
     )
 
 
-def server_target(spec: str, site_address: str, ssh_config: str | None, identity: str | None) -> Target:
+def server_target(spec: str, site_address: str, ssh_config: str | None, identity: str | None,
+                  ca_file: str | None = None) -> Target:
     """A real server: `ssh://deploy@203.0.113.10` (or an alias from --ssh-config)."""
     host = testinfra.get_host(spec, ssh_config=ssh_config, ssh_identity_file=identity)
     hostspec = host.backend.host
@@ -94,5 +95,5 @@ def server_target(spec: str, site_address: str, ssh_config: str | None, identity
         result = host.run(shlex.join(["sudo", "-n", *argv]))
         return Root(result.rc, result.stdout, result.stderr)
 
-    return Target(host=host, local=False, site_address=site_address, ca_file=None,
+    return Target(host=host, local=False, site_address=site_address, ca_file=ca_file,
                   ssh_base=tuple(ssh_base), public_address=address, run_as_root=as_root)
