@@ -11,6 +11,7 @@ from typing import Any
 import pulumi
 
 from stacks import config as stack_config
+from stacks.billing import Billing, BillingArgs
 from stacks.cache import Cache, CacheArgs
 from stacks.compute import Compute, ComputeArgs
 from stacks.config import StackConfig
@@ -28,14 +29,15 @@ def build(config: StackConfig) -> dict[str, Any]:
     storage = Storage("storage", StorageArgs(config))
     cache = Cache("cache", CacheArgs(config, redis_url=secret("redisUrl")))
     database = Database("database", DatabaseArgs(config))
+    billing = Billing("billing", BillingArgs(config))
     branch = BRANCH_OF_STACK[config.environment]
     app_env = pulumi.Output.all(
         database.app_database_url(branch), cache.redis_url, secret("r2AccessKeyId"), secret("r2SecretAccessKey"),
-        secret("sentryDsn"), secret("authSecret"),
+        secret("sentryDsn"), secret("authSecret"), billing.signing_secret,
     ).apply(lambda v: {
         "DATABASE_URL": v[0], "REDIS_URL": v[1], "S3_ENDPOINT_URL": storage.endpoint, "S3_REGION": "auto",
         "S3_ACCESS_KEY_ID": v[2], "S3_SECRET_ACCESS_KEY": v[3], "S3_BUCKET_UPLOADS": storage.bucket_names["uploads"],
-        "SENTRY_DSN": v[4], "AUTH_SECRET": v[5],
+        "SENTRY_DSN": v[4], "AUTH_SECRET": v[5], "STRIPE_WEBHOOK_SECRET": v[6],
     })
     compute = Compute("compute", ComputeArgs(config, app_env=pulumi.Output.secret(app_env),
                                              betterstack_logs_token=secret("betterstackLogsToken")))
@@ -60,6 +62,7 @@ def build(config: StackConfig) -> dict[str, Any]:
         "heartbeat_url": monitoring.heartbeat_url,
         "status_page_id": monitoring.status_page.id if monitoring.status_page else None,
         "backup_retention_days": config.storage.backup_retention_days,
+        "stripe_webhook": {"endpoint_id": billing.endpoint.id, "url": billing.url, "secret": billing.signing_secret},
     }
 
 

@@ -374,8 +374,7 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     return config
 
 
-SECRET_KEYS = ("redisUrl", "sentryDsn", "r2AccessKeyId", "r2SecretAccessKey", "stripeWebhookSecret",
-               "betterstackLogsToken", "authSecret")
+SECRET_KEYS = ("redisUrl", "sentryDsn", "r2AccessKeyId", "r2SecretAccessKey", "betterstackLogsToken", "authSecret")
 SCALAR_KEYS = ("environment", "domain", "phase")
 PLAIN_KEYS = ("environment", "domain", "phase", "compute", "database", "edge", "storage", "cache", "monitoring",
               "cost")

@@ -236,6 +236,8 @@ def _fake_outputs(typ: str, name: str, inputs: dict[str, Any], n: int) -> dict[s
             direct = f"postgresql://{inputs.get('owner_role')}:{MOCK_PASSWORD}@{host}/{db}?sslmode=require"
             pooled = f"postgresql://{inputs.get('role')}:{MOCK_PASSWORD}@{host.replace('ep-', 'ep-pooler-')}/{db}"
             fakes = {"direct_uri": direct, "pooled_uri": pooled + "?sslmode=require"}
+        elif "enabled_events" in inputs:
+            fakes = {"secret": f"whsec_{SENTINEL}stripe", "status": "enabled"}
         elif inputs.get("kind") == "heartbeats":
             fakes = {"url": f"https://uptime.betterstack.com/api/v1/heartbeat/{SENTINEL}heartbeat"}
         return {k: v for k, v in fakes.items() if inputs.get(k) is None}

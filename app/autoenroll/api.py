@@ -164,10 +164,10 @@ async def _tenant(resources: Resources, tenant_id: str) -> dict[str, Any] | None
     if cached:
         return dict(json.loads(cached))
     async with tenant_tx(resources, tenant_id) as conn:
-        row = await (await conn.execute("SELECT id, name, storage_quota_bytes FROM tenants")).fetchone()
+        row = await (await conn.execute("SELECT id, name, storage_quota_bytes, billing_status FROM tenants")).fetchone()
     if row is None:
         return None
-    tenant = {"id": str(row[0]), "name": row[1], "storage_quota_bytes": row[2]}
+    tenant = {"id": str(row[0]), "name": row[1], "storage_quota_bytes": row[2], "billing_status": row[3]}
     await resources.redis.set(cache_key, json.dumps(tenant), ex=3600)
     return tenant
 

@@ -33,6 +33,7 @@ class Settings:
     s3_bucket_uploads: str
     sentry_dsn: str | None
     auth_secret: str
+    stripe_webhook_secret: str | None = None
     rate_limit_per_minute: int = 120
     login_rate_limit_per_minute: int = 10
     db_pool_max: int = 20
@@ -95,8 +96,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     auth_secret = _require(env, "AUTH_SECRET")
     if len(auth_secret) < 32:
         raise ConfigurationError("AUTH_SECRET: must be at least 32 characters")
+    stripe_secret = env.get("STRIPE_WEBHOOK_SECRET", "").strip() or None
+    if stripe_secret and not stripe_secret.startswith("whsec_"):
+        raise ConfigurationError("STRIPE_WEBHOOK_SECRET: must be a Stripe signing secret (whsec_...)")
     return Settings(
         auth_secret=auth_secret,
+        stripe_webhook_secret=stripe_secret,
         rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", 120, 1, 100000),
         login_rate_limit_per_minute=_int(env, "LOGIN_RATE_LIMIT_PER_MINUTE", 10, 1, 10000),
         app_env=env.get("APP_ENV", "local"),

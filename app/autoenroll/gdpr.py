@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 from autoenroll import keys
 from autoenroll.resources import Resources
 
-TENANT_TABLES = ("users", "uploads", "validation_runs", "employee_results")
+TENANT_TABLES = ("users", "uploads", "validation_runs", "employee_results", "stripe_events")
 
 
 async def _object_exists(resources: Resources, key: str) -> bool:

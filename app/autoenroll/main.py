@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from autoenroll import __version__, sentry
 from autoenroll.api import ROUTES
+from autoenroll.billing import ROUTES as BILLING_ROUTES
 from autoenroll.config import Settings, load_settings
 from autoenroll.middleware import RequestContextMiddleware
 from autoenroll.readiness import readiness
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Any:
             Route("/ready", ready, methods=["GET"]),
             Route("/version", version, methods=["GET"]),
             *ROUTES,
+            *BILLING_ROUTES,
             *WEB_ROUTES,
         ],
         lifespan=lifespan,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 # table -> column -> rule name (see SQL_FUNCTIONS)
 MASK_RULES: dict[str, dict[str, str]] = {
-    "tenants": {"name": "company"},
+    "tenants": {"name": "company", "stripe_customer_id": "token"},
     "users": {"email": "email", "full_name": "full_name"},
     "uploads": {"original_filename": "filename"},
     "employee_results": {
@@ -35,7 +35,8 @@ MASK_RULES: dict[str, dict[str, str]] = {
 NOT_PERSONAL: dict[str, set[str]] = {
     "alembic_version": {"version_num"},
     "_ops_masked": {"masked_at", "rows"},  # the refresh's evidence that this copy was masked
-    "tenants": {"id", "storage_quota_bytes", "created_at"},
+    "tenants": {"id", "storage_quota_bytes", "created_at", "billing_status", "billing_event_at"},
+    "stripe_events": {"id", "tenant_id", "type", "received_at"},
     "users": {"id", "tenant_id", "password_hash", "role", "created_at"},
     "uploads": {"id", "tenant_id", "user_id", "object_key", "content_type", "size_bytes", "sha256", "status",
                 "created_at"},

@@ -1,7 +1,8 @@
 """`ops checklist`: seed 002's twelve deployment items, each a check that runs and shows its evidence.
 
-The sandbox runs every item for real against its own stack. Items that need what this
-repository does not have yet (Stripe) say so as `skip` with the reason, never as a tick.
+The sandbox runs every item for real against its own stack; where an item needs a SaaS
+account the sandbox does not have (Stripe's registration of the webhook), the evidence
+says which part ran and which part only a cloud environment can answer.
 """
 
 from __future__ import annotations
@@ -83,8 +84,75 @@ def _monitoring(env: Environment) -> tuple[str, str]:
     return "pass", "heartbeat URL and monitors are stack outputs (ops plan checks them offline)"
 
 
-def _stripe(_env: Environment) -> tuple[str, str]:
-    return "skip", "not built: the stack has no Stripe webhook yet (no resource, no secret, no handler in the app)"
+def _stripe_registration(env: Environment, endpoint_id: str) -> str:
+    """The endpoint as Stripe has it: the app's URL, enabled, subscribed to every event the app handles."""
+    from autoenroll.stripe_webhook import HANDLED_EVENTS, WEBHOOK_PATH
+    from ops.adapters.stripe_api import StripeClient
+
+    client = StripeClient.from_environ()
+    try:
+        endpoint = client.get_webhook_endpoint(endpoint_id)
+    finally:
+        client.close()
+    if endpoint is None:
+        raise OpsError(f"Stripe has no webhook endpoint {endpoint_id} (deleted in the dashboard?)")
+    problems = []
+    if endpoint.get("url") != env.public_url + WEBHOOK_PATH:
+        problems.append(f"url {endpoint.get('url')} is not {env.public_url + WEBHOOK_PATH}")
+    if endpoint.get("status") != "enabled":
+        problems.append(f"status {endpoint.get('status')}")
+    events = set(endpoint.get("enabled_events") or [])
+    missing = sorted(set(HANDLED_EVENTS) - events) if "*" not in events else []
+    if missing:
+        problems.append(f"not subscribed to {missing}")
+    if problems:
+        raise OpsError(f"Stripe endpoint {endpoint_id}: " + "; ".join(problems))
+    return f"Stripe endpoint {endpoint_id} -> {endpoint['url']}, enabled, {len(HANDLED_EVENTS)} events"
+
+
+def _stripe(env: Environment) -> tuple[str, str]:
+    """Registration (Stripe's API), then the app's signature check, both ways, on a synthetic tenant."""
+    import json
+
+    from autoenroll.stripe_webhook import WEBHOOK_PATH, sign
+
+    hook = env.stripe_webhook
+    if hook is None:
+        return "fail", "no stripe_webhook in the stack outputs (the stack's Billing component)"
+    try:
+        registration = (_stripe_registration(env, hook.endpoint_id) if hook.endpoint_id else
+                        "sandbox: no Stripe account, so registration is checked on staging and production")
+    except OpsError as exc:
+        return "fail", str(exc)
+    with httpx.Client(base_url=env.public_url, timeout=30) as client:
+        auth = _synthetic_account(client)
+        tenant_id = client.get("/api/me", headers=auth).json()["tenant"]["id"]
+        now = int(time.time())
+        event = {"id": f"evt_checklist_{uuid.uuid4().hex}", "object": "event", "type": "customer.subscription.updated",
+                 "created": now, "data": {"object": {"id": "sub_checklist", "object": "subscription",
+                                                     "customer": "cus_checklist", "status": "active",
+                                                     "metadata": {"tenant_id": tenant_id}}}}
+        body = json.dumps(event).encode()
+
+        def deliver(signature: str | None) -> httpx.Response:
+            headers = {"Content-Type": "application/json", **({"Stripe-Signature": signature} if signature else {})}
+            return client.post(WEBHOOK_PATH, content=body, headers=headers)
+
+        unsigned = deliver(None).status_code
+        forged = deliver(sign(body, "whsec_not_the_endpoints_secret", now)).status_code
+        untouched = client.get("/api/me", headers=auth).json()["tenant"]["billing_status"]
+        signature = sign(body, hook.secret.get_secret_value(), now)
+        first = deliver(signature)
+        again = deliver(signature)
+        applied = client.get("/api/me", headers=auth).json()["tenant"]["billing_status"]
+        client.delete("/api/tenant", headers=auth)
+    outcome = first.json().get("outcome") if first.status_code == 200 else first.status_code
+    redelivery = again.json().get("outcome") if again.status_code == 200 else again.status_code
+    ok = (unsigned == 400 and forged == 400 and untouched == "none" and outcome == "applied"
+          and redelivery == "duplicate" and applied == "active")
+    return ("pass" if ok else "fail"), (
+        f"{registration}; unsigned -> {unsigned}, wrong secret -> {forged} (status stays {untouched}), "
+        f"signed -> {outcome} (status {applied}), redelivered -> {redelivery}")
 
 
 def _synthetic_account(client: httpx.Client) -> dict[str, str]:

@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from autoenroll.stripe_webhook import WEBHOOK_PATH
 from ops.errors import ConfigError, NotFoundError
 from ops.paths import sandbox_dir
 
@@ -46,6 +47,13 @@ class AppHost(BaseModel):
     address: str | None = None  # public IPv4 of a real server
 
 
+class StripeWebhook(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    endpoint_id: str | None  # None in the sandbox: it has no Stripe account
+    url: str
+    secret: SecretStr  # the app's STRIPE_WEBHOOK_SECRET
+
+
 class Environment(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: EnvName
@@ -63,6 +71,7 @@ class Environment(BaseModel):
     backup_identity_file: str | None = None  # age private key file, for verify and restore
     scratch_database_url: SecretStr | None = None  # a server where `backup verify` may create scratch databases
     masking_key: SecretStr | None = None  # key of the deterministic masking in branch refreshes
+    stripe_webhook: StripeWebhook | None = None
     outputs: dict[str, Any] = {}
 
     @property
@@ -117,6 +126,8 @@ def _local(root: Path) -> Environment:
         backup_identity_file=state.backup_identity_file(),
         scratch_database_url=SecretStr(state.database_url("postgres", admin=True)),
         masking_key=SecretStr(state.masking_key),
+        stripe_webhook=StripeWebhook(endpoint_id=None, url=state.public_url() + WEBHOOK_PATH,
+                                     secret=SecretStr(state.stripe_webhook_secret)),
     )
 
 
@@ -171,6 +182,7 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
             buckets=dict(outputs["buckets"]),
         )
         heartbeat = outputs.get("heartbeat_url")
+        stripe = outputs.get("stripe_webhook")
         return Environment(
             name=name, branch=branch, database_urls=database_urls,
             app_database_url=SecretStr(app_url) if app_url else None,
@@ -182,7 +194,9 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
             scratch_database_url=(SecretStr(os.environ["OPS_SCRATCH_DATABASE_URL"])
                                   if os.environ.get("OPS_SCRATCH_DATABASE_URL") else None),
             masking_key=SecretStr(os.environ["MASKING_KEY"]) if os.environ.get("MASKING_KEY") else None,
-            outputs={k: v for k, v in outputs.items() if k != "connection_strings"},
+            stripe_webhook=StripeWebhook(endpoint_id=stripe["endpoint_id"], url=stripe["url"],
+                                         secret=SecretStr(stripe["secret"])) if stripe else None,
+            outputs={k: v for k, v in outputs.items() if k not in ("connection_strings", "stripe_webhook")},
         )
     except KeyError as exc:
         raise ConfigError(f"stack outputs for {name}: missing key {exc.args[0]!r}") from None

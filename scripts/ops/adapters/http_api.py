@@ -13,13 +13,15 @@ import random
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
 from ops.errors import ProviderAPIError
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
-REQUEST_ID_HEADERS = ("x-neon-ret-request-id", "x-request-id", "cf-ray", "x-correlation-id")
+REQUEST_ID_HEADERS = ("x-neon-ret-request-id", "x-request-id", "request-id", "cf-ray", "x-correlation-id")
+FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
@@ -70,12 +72,17 @@ class JsonApiClient:
         self._rng = random.Random(seed)
         self.retries = 0  # observable by tests and reports
 
-    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None) -> Any:
-        """Send one logical request, retrying transient failures; return the decoded JSON body."""
+    def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+                form: list[tuple[str, str]] | None = None) -> Any:
+        """Send one logical request, retrying transient failures; return the decoded JSON body.
+
+        `form` sends an application/x-www-form-urlencoded body (Stripe's request format)."""
         last_error = ""
         for attempt in range(self._max_attempts):
             try:
-                response = self._client.request(method, path, json=json, params=params)
+                response = self._client.request(method, path, json=json, params=params,
+                                                content=urlencode(form) if form is not None else None,
+                                                headers=FORM_HEADERS if form is not None else None)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 last_error = exc.__class__.__name__
                 self._wait(attempt, None)

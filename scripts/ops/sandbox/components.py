@@ -333,6 +333,7 @@ def app_env(state: SandboxState, role: str, version: str) -> dict[str, str]:
         "S3_BUCKET_UPLOADS": state.s3.buckets["uploads"],
         "S3_REGION": "us-east-1",
         "AUTH_SECRET": state.auth_secret,
+        "STRIPE_WEBHOOK_SECRET": state.stripe_webhook_secret,
         **release_env(Path(state.root), version),
     }
 

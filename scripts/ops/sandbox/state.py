@@ -88,6 +88,8 @@ class SandboxState(BaseModel):
     backup_recipient: str | None = None  # age public key; the identity is backup-identity.txt beside this file
     masking_key: str = Field(default_factory=new_secret)  # the sandbox's MASKING_KEY for branch refreshes
     auth_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(48))  # the app's AUTH_SECRET
+    # The app's STRIPE_WEBHOOK_SECRET; in the cloud the stack's webhook endpoint mints it.
+    stripe_webhook_secret: str = Field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(32))
     deploy_history: list[str] = Field(default_factory=list)  # versions deployed, newest last (for rollback)
 
     def database_url(self, branch: str, *, admin: bool = False) -> str:

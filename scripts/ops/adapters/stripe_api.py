@@ -1,0 +1,58 @@
+"""Stripe API client for webhook endpoints (form-encoded requests, JSON answers).
+
+Stripe returns an endpoint's signing secret (`whsec_...`) only when it is created; every
+later read omits it, so the stack keeps it from the create as a secret output.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from ops.adapters.http_api import JsonApiClient
+from ops.errors import ConfigError, ProviderAPIError
+
+BASE_URL = "https://api.stripe.com/v1"
+
+
+def endpoint_form(url: str, events: list[str], description: str) -> list[tuple[str, str]]:
+    return [("url", url), ("description", description), *(("enabled_events[]", e) for e in events)]
+
+
+class StripeClient(JsonApiClient):
+    provider = "Stripe API"
+
+    def __init__(self, api_key: str, *, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
+        super().__init__(BASE_URL, api_key, transport=transport, sleep=sleep, **kwargs)
+
+    @classmethod
+    def from_environ(cls, **kwargs: Any) -> StripeClient:
+        key = os.environ.get("STRIPE_API_KEY", "")
+        if not key:
+            raise ConfigError("STRIPE_API_KEY: required to call the Stripe API but not set",
+                              hint="a restricted key with write access to Webhook Endpoints is enough")
+        return cls(key, **kwargs)
+
+    def create_webhook_endpoint(self, url: str, events: list[str], description: str) -> dict[str, Any]:
+        return dict(self.request("POST", "/webhook_endpoints", form=endpoint_form(url, events, description)))
+
+    def get_webhook_endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
+        body = self.get_or_none(f"/webhook_endpoints/{endpoint_id}")
+        return None if body is None else dict(body)
+
+    def update_webhook_endpoint(self, endpoint_id: str, url: str, events: list[str],
+                                description: str) -> dict[str, Any]:
+        form = [*endpoint_form(url, events, description), ("disabled", "false")]
+        return dict(self.request("POST", f"/webhook_endpoints/{endpoint_id}", form=form))
+
+    def delete_webhook_endpoint(self, endpoint_id: str) -> None:
+        try:
+            self.request("DELETE", f"/webhook_endpoints/{endpoint_id}")
+        except ProviderAPIError as exc:
+            if exc.status != 404:  # already gone is what we wanted
+                raise
