@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 
@@ -34,9 +35,32 @@ class Item:
 Check = Callable[[Environment], tuple[str, str]]
 
 
+def stack_secrets(stack_file: Path) -> tuple[list[str], list[str], int]:
+    """(missing, plain, total) for the secrets a stack needs, read from its Pulumi.<stack>.yaml.
+
+    `pulumi config set --secret` writes `{secure: v1:...}` (ciphertext) into that file, so
+    presence and encryption can be checked without the CLI or the passphrase.
+    """
+    import yaml
+
+    from stacks.config import APP, SECRET_KEYS
+
+    config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
+    wanted = [f"{APP}:{k}" for k in SECRET_KEYS] + ["hcloud:token", "cloudflare:apiToken"]
+    missing = [k for k in wanted if k not in config]
+    plain = [k for k in wanted if k in config and not (isinstance(config[k], dict) and "secure" in config[k])]
+    return missing, plain, len(wanted)
+
+
 def _env_vars(env: Environment) -> tuple[str, str]:
     if env.name != "local":
-        return "fail", "the stack's secret config can only be read with the Pulumi CLI (pulumi config --show-secrets)"
+        stack_file = REPO_ROOT / f"Pulumi.{env.name}.yaml"
+        missing, plain, total = stack_secrets(stack_file)
+        if missing or plain:
+            problems = ([f"not set: {missing}"] if missing else []) + ([f"in clear text: {plain}"] if plain else [])
+            return "fail", (f"{stack_file.name}: {'; '.join(problems)} "
+                            f"(pulumi config set --secret KEY --stack {env.name})")
+        return "pass", f"{stack_file.name}: all {total} secrets set, each as an encrypted `secure:` value"
     from autoenroll.config import ConfigurationError, load_settings
     from ops.paths import sandbox_dir
     from ops.sandbox.components import app_env
@@ -68,8 +92,22 @@ def _tls(env: Environment) -> tuple[str, str]:
         ok = bool(hsts) and not policy
         return ("pass" if ok else "fail"), (f"HSTS '{hsts}' from Caddy; production plan: Cloudflare SSL strict, "
                                             f"TLS >= 1.2 ({policy or 'policy passes'})")
-    ok = env.public_url.startswith("https://") and bool(hsts)
-    return ("pass" if ok else "fail"), f"{env.public_url}: certificate verified by httpx, HSTS '{hsts}'"
+    edge = cloudflare_tls(env.outputs["dns"]["zone_id"])
+    ok = env.public_url.startswith("https://") and bool(hsts) and edge.startswith("ok")
+    return ("pass" if ok else "fail"), f"{env.public_url}: certificate verified by httpx, HSTS '{hsts}'; {edge}"
+
+
+def cloudflare_tls(zone_id: str) -> str:
+    """Cloudflare's side of TLS: SSL mode strict (it verifies the origin's certificate), TLS >= 1.2."""
+    from ops.adapters.cloudflare_api import CloudflareClient
+
+    client = CloudflareClient.from_environ()
+    try:
+        mode, minimum = client.zone_setting(zone_id, "ssl"), client.zone_setting(zone_id, "min_tls_version")
+    finally:
+        client.close()
+    ok = mode == "strict" and minimum in ("1.2", "1.3")
+    return f"{'ok' if ok else 'wrong'}: Cloudflare SSL mode {mode}, minimum TLS {minimum} (want strict, >= 1.2)"
 
 
 def _monitoring(env: Environment) -> tuple[str, str]:
@@ -81,7 +119,28 @@ def _monitoring(env: Environment) -> tuple[str, str]:
         alive = httpx.get(base + "/health", timeout=5).status_code == 200
         return ("pass" if alive else "fail"), ("heartbeat recorder answering (BetterStack's stand-in); Sentry is "
                                                "optional in the sandbox and set by the stack's sentryDsn secret")
-    return "pass", "heartbeat URL and monitors are stack outputs (ops plan checks them offline)"
+    return betterstack_and_sentry(env)
+
+
+def betterstack_and_sentry(env: Environment) -> tuple[str, str]:
+    """Every monitor the stack made exists and reports up; Sentry's DSN is a stack secret."""
+    from ops.adapters.betterstack_api import BetterStackClient
+
+    monitor_ids: dict[str, str] = env.outputs.get("monitor_ids") or {}
+    client = BetterStackClient.from_environ()
+    try:
+        states = {}
+        for host, monitor_id in sorted(monitor_ids.items()):
+            data = client.get("monitors", str(monitor_id))
+            states[host] = "missing" if data is None else str(data["attributes"].get("status"))
+    finally:
+        client.close()
+    missing, plain, _ = stack_secrets(REPO_ROOT / f"Pulumi.{env.name}.yaml")
+    sentry = "autoenroll:sentryDsn" not in missing + plain
+    ok = bool(states) and all(v == "up" for v in states.values()) and sentry
+    return ("pass" if ok else "fail"), (f"BetterStack monitors {states or 'none in the outputs'}; backup heartbeat "
+                                        f"{'set' if env.heartbeat_url else 'missing'}; Sentry DSN "
+                                        f"{'a stack secret' if sentry else 'not set as a secret'}")
 
 
 def _stripe_registration(env: Environment, endpoint_id: str) -> str:
@@ -228,9 +287,32 @@ def _backups(env: Environment) -> tuple[str, str]:
                                         f"old (limit 26 h); heartbeat {'set' if env.heartbeat_url else 'missing'}")
 
 
+def cloudflare_dns(env: Environment) -> tuple[str, str]:
+    """The app's record in Cloudflare: one proxied A record at the stack's origin (or a failed-over server)."""
+    from ops.adapters.cloudflare_api import CloudflareClient
+
+    dns = env.outputs["dns"]
+    client = CloudflareClient.from_environ()
+    try:
+        records = client.dns_records(dns["zone_id"], dns["app_record_name"], "A")
+    finally:
+        client.close()
+    origins = {s["ipv4"]: s.get("role", "primary") for s in env.outputs.get("servers", [])}
+    if env.outputs.get("load_balancer_ipv4"):
+        origins = {env.outputs["load_balancer_ipv4"]: "load balancer"}
+    if len(records) != 1:
+        return "fail", f"{dns['app_record_name']}: {len(records)} A records in Cloudflare (want exactly 1)"
+    record = records[0]
+    target = origins.get(record["content"])
+    ok = target is not None and record.get("proxied") is True
+    return ("pass" if ok else "fail"), (f"{dns['app_record_name']} A {record['content']} "
+                                        f"({target or 'not a server of this stack'}), "
+                                        f"{'proxied' if record.get('proxied') else 'NOT proxied (origin exposed)'}")
+
+
 def _dns(env: Environment) -> tuple[str, str]:
     if env.name != "local":
-        return "fail", "comparing Cloudflare's records with the stack outputs needs CLOUDFLARE_API_TOKEN: not wired"
+        return cloudflare_dns(env)
     from ops.paths import sandbox_dir
     from ops.sandbox.state import load_state
     from ops.sandbox.traffic_caddy import CaddyTrafficSwitch

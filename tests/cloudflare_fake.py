@@ -1,0 +1,47 @@
+"""Cloudflare's API v4 (DNS records, zone settings), faked at the HTTP transport.
+
+Answers use Cloudflare's envelope `{"success", "errors", "messages", "result"}`; a bad
+token gets 403 with error code 9109 ("Invalid access token").
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class FakeCloudflare:
+    def __init__(self, token: str = "cf-test-token") -> None:  # noqa: S107 - a fake's own token
+        self.token = token
+        self.records: dict[str, list[dict[str, Any]]] = {}  # zone -> records
+        self.settings: dict[str, dict[str, Any]] = {}  # zone -> setting id -> value
+
+    def transport(self) -> httpx.MockTransport:
+        return httpx.MockTransport(self)
+
+    def add_record(self, zone: str, name: str, content: str, proxied: bool = True, type_: str = "A") -> None:
+        self.records.setdefault(zone, []).append({
+            "id": f"rec{len(self.records.get(zone, []))}", "zone_id": zone, "name": name, "type": type_,
+            "content": content, "proxied": proxied, "ttl": 1})
+
+    @staticmethod
+    def _ok(result: Any) -> httpx.Response:
+        return httpx.Response(200, json={"success": True, "errors": [], "messages": [], "result": result})
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.headers.get("authorization") != f"Bearer {self.token}":
+            return httpx.Response(403, json={"success": False, "errors": [{"code": 9109,
+                                                                           "message": "Invalid access token"}],
+                                             "messages": [], "result": None})
+        parts = request.url.path.removeprefix("/client/v4/zones/").split("/")
+        zone = parts[0]
+        if parts[1:] == ["dns_records"]:
+            name, type_ = request.url.params.get("name.exact"), request.url.params.get("type")
+            return self._ok([r for r in self.records.get(zone, [])
+                             if (name is None or r["name"] == name) and (type_ is None or r["type"] == type_)])
+        if len(parts) == 3 and parts[1] == "settings":
+            value = self.settings.get(zone, {}).get(parts[2])
+            return self._ok({"id": parts[2], "value": value, "editable": True})
+        return httpx.Response(404, json={"success": False, "errors": [{"code": 7003, "message": "No route"}],
+                                         "messages": [], "result": None})
