@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable
 from typing import Any
 
-import httpx
-
-from ops.adapters.http_api import JsonApiClient
-from ops.errors import ConfigError, ProviderAPIError
+from ops.adapters.http_api import ProviderClient
+from ops.errors import ProviderAPIError
 
 BASE_URL = "https://uptime.betterstack.com/api/v2"
 KINDS = ("monitors", "heartbeats", "status-pages")
 
 
-class BetterStackClient(JsonApiClient):
+class BetterStackClient(ProviderClient):
     provider = "BetterStack API"
-
-    def __init__(self, token: str, *, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
-        super().__init__(BASE_URL, token, transport=transport, sleep=sleep, **kwargs)
-
-    @classmethod
-    def from_environ(cls, **kwargs: Any) -> BetterStackClient:
-        token = os.environ.get("BETTERSTACK_API_TOKEN", "")
-        if not token:
-            raise ConfigError("BETTERSTACK_API_TOKEN: required to call the BetterStack API but not set")
-        return cls(token, **kwargs)
+    base_url = BASE_URL
+    credential_variable = "BETTERSTACK_API_TOKEN"
 
     @staticmethod
     def _check(kind: str) -> None:

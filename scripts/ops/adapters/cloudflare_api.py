@@ -5,33 +5,18 @@ Answers come in Cloudflare's envelope `{"success", "errors": [{code, message}], 
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable
 from typing import Any
 
-import httpx
-
-from ops.adapters.http_api import JsonApiClient
-from ops.errors import ConfigError
+from ops.adapters.http_api import ProviderClient
 
 BASE_URL = "https://api.cloudflare.com/client/v4"
 
 
-class CloudflareClient(JsonApiClient):
+class CloudflareClient(ProviderClient):
     provider = "Cloudflare API"
-
-    def __init__(self, token: str, *, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
-        super().__init__(BASE_URL, token, transport=transport, sleep=sleep, **kwargs)
-
-    @classmethod
-    def from_environ(cls, **kwargs: Any) -> CloudflareClient:
-        token = os.environ.get("CLOUDFLARE_API_TOKEN", "")
-        if not token:
-            raise ConfigError("CLOUDFLARE_API_TOKEN: required to read Cloudflare but not set",
-                              hint="a token with Zone:Read and DNS:Read on the zone is enough")
-        return cls(token, **kwargs)
+    base_url = BASE_URL
+    credential_variable = "CLOUDFLARE_API_TOKEN"
+    credential_hint = "a token with Zone:Read and DNS:Read on the zone is enough"
 
     def dns_records(self, zone_id: str, name: str, record_type: str) -> list[dict[str, Any]]:
         body = self.request("GET", f"/zones/{zone_id}/dns_records",

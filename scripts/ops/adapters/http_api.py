@@ -9,15 +9,16 @@ layer with `httpx.MockTransport`.
 
 from __future__ import annotations
 
+import os
 import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlencode
 
 import httpx
 
-from ops.errors import ProviderAPIError
+from ops.errors import ConfigError, ProviderAPIError
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 REQUEST_ID_HEADERS = ("x-neon-ret-request-id", "x-request-id", "request-id", "cf-ray", "x-correlation-id")
@@ -125,3 +126,23 @@ class JsonApiClient:
 
     def close(self) -> None:
         self._client.close()
+
+
+class ProviderClient(JsonApiClient):
+    """A SaaS provider's client: a fixed base URL, and a token from one environment variable."""
+
+    base_url = ""
+    credential_variable = ""
+    credential_hint: str | None = None
+
+    def __init__(self, token: str, *, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
+        super().__init__(self.base_url, token, transport=transport, sleep=sleep, **kwargs)
+
+    @classmethod
+    def from_environ(cls, **kwargs: Any) -> Self:
+        token = os.environ.get(cls.credential_variable, "")
+        if not token:
+            raise ConfigError(f"{cls.credential_variable}: required to call the {cls.provider} but not set",
+                              hint=cls.credential_hint)
+        return cls(token, **kwargs)

@@ -9,38 +9,28 @@ is `finished`, raising on `failed`, `error` or `cancelled`.
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-import httpx
-
-from ops.adapters.http_api import JsonApiClient
-from ops.errors import ConfigError, ProviderAPIError
+from ops.adapters.http_api import ProviderClient
+from ops.errors import ProviderAPIError
 
 BASE_URL = "https://console.neon.tech/api/v2"
 TERMINAL_OK = {"finished", "skipped"}
 TERMINAL_BAD = {"failed", "error", "cancelled"}
 
 
-class NeonClient(JsonApiClient):
+class NeonClient(ProviderClient):
     provider = "Neon API"
+    base_url = BASE_URL
+    credential_variable = "NEON_API_KEY"
 
-    def __init__(self, api_key: str, *, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep, poll_interval: float = 1.0,
-                 operation_timeout: float = 600.0, **kwargs: Any) -> None:
-        super().__init__(BASE_URL, api_key, transport=transport, sleep=sleep,
-                         extra_retry_statuses=frozenset({423}), **kwargs)
+    def __init__(self, api_key: str, *, poll_interval: float = 1.0, operation_timeout: float = 600.0,
+                 **kwargs: Any) -> None:
+        super().__init__(api_key, extra_retry_statuses=frozenset({423}), **kwargs)
         self._poll_interval = poll_interval
         self._operation_timeout = operation_timeout
-
-    @classmethod
-    def from_environ(cls, **kwargs: Any) -> NeonClient:
-        key = os.environ.get("NEON_API_KEY", "")
-        if not key:
-            raise ConfigError("NEON_API_KEY: required to call the Neon API but not set")
-        return cls(key, **kwargs)
 
     # ---------------------------------------------------------------- operations
 

@@ -6,15 +6,10 @@ later read omits it, so the stack keeps it from the create as a secret output.
 
 from __future__ import annotations
 
-import os
-import time
-from collections.abc import Callable
 from typing import Any
 
-import httpx
-
-from ops.adapters.http_api import JsonApiClient
-from ops.errors import ConfigError, ProviderAPIError
+from ops.adapters.http_api import ProviderClient
+from ops.errors import ProviderAPIError
 
 BASE_URL = "https://api.stripe.com/v1"
 
@@ -23,20 +18,11 @@ def endpoint_form(url: str, events: list[str], description: str) -> list[tuple[s
     return [("url", url), ("description", description), *(("enabled_events[]", e) for e in events)]
 
 
-class StripeClient(JsonApiClient):
+class StripeClient(ProviderClient):
     provider = "Stripe API"
-
-    def __init__(self, api_key: str, *, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
-        super().__init__(BASE_URL, api_key, transport=transport, sleep=sleep, **kwargs)
-
-    @classmethod
-    def from_environ(cls, **kwargs: Any) -> StripeClient:
-        key = os.environ.get("STRIPE_API_KEY", "")
-        if not key:
-            raise ConfigError("STRIPE_API_KEY: required to call the Stripe API but not set",
-                              hint="a restricted key with write access to Webhook Endpoints is enough")
-        return cls(key, **kwargs)
+    base_url = BASE_URL
+    credential_variable = "STRIPE_API_KEY"
+    credential_hint = "a restricted key with write access to Webhook Endpoints is enough"
 
     def create_webhook_endpoint(self, url: str, events: list[str], description: str) -> dict[str, Any]:
         return dict(self.request("POST", "/webhook_endpoints", form=endpoint_form(url, events, description)))
