@@ -7,12 +7,14 @@ says which part ran and which part only a cloud environment can answer.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -32,7 +34,7 @@ class Item:
     evidence: str
 
 
-Check = Callable[[Environment], tuple[str, str]]
+Check = Callable[[Environment, "SyntheticTenant"], tuple[str, str]]
 
 
 def stack_secrets(stack_file: Path) -> tuple[list[str], list[str], int]:
@@ -52,7 +54,7 @@ def stack_secrets(stack_file: Path) -> tuple[list[str], list[str], int]:
     return missing, plain, len(wanted)
 
 
-def _env_vars(env: Environment) -> tuple[str, str]:
+def _env_vars(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     if env.name != "local":
         stack_file = REPO_ROOT / f"Pulumi.{env.name}.yaml"
         missing, plain, total = stack_secrets(stack_file)
@@ -74,7 +76,7 @@ def _env_vars(env: Environment) -> tuple[str, str]:
     return "pass", "the serving app's environment passes the app's own validation (config.load_settings)"
 
 
-def _migrations(env: Environment) -> tuple[str, str]:
+def _migrations(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     head = head_revision()
     found = {b: schema_revision(env.database_url(b)) for b in sorted(env.database_urls)}
     behind = [b for b, rev in found.items() if rev != head]
@@ -82,7 +84,7 @@ def _migrations(env: Environment) -> tuple[str, str]:
     return ("fail" if behind else "pass"), evidence
 
 
-def _tls(env: Environment) -> tuple[str, str]:
+def _tls(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     response = httpx.get(env.public_url + "/health", timeout=10)
     hsts = response.headers.get("strict-transport-security", "")
     if env.name == "local":
@@ -110,7 +112,7 @@ def cloudflare_tls(zone_id: str) -> str:
     return f"{'ok' if ok else 'wrong'}: Cloudflare SSL mode {mode}, minimum TLS {minimum} (want strict, >= 1.2)"
 
 
-def _monitoring(env: Environment) -> tuple[str, str]:
+def _monitoring(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     if env.heartbeat_url is None:
         return "fail", "no backup heartbeat URL in the stack outputs"
     url = env.heartbeat_url.get_secret_value()
@@ -169,10 +171,8 @@ def _stripe_registration(env: Environment, endpoint_id: str) -> str:
     return f"Stripe endpoint {endpoint_id} -> {endpoint['url']}, enabled, {len(HANDLED_EVENTS)} events"
 
 
-def _stripe(env: Environment) -> tuple[str, str]:
+def _stripe(env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
     """Registration (Stripe's API), then the app's signature check, both ways, on a synthetic tenant."""
-    import json
-
     from autoenroll.stripe_webhook import WEBHOOK_PATH, sign
 
     hook = env.stripe_webhook
@@ -183,45 +183,72 @@ def _stripe(env: Environment) -> tuple[str, str]:
                         "sandbox: no Stripe account, so registration is checked on staging and production")
     except OpsError as exc:
         return "fail", str(exc)
-    with httpx.Client(base_url=env.public_url, timeout=30) as client:
-        auth = _synthetic_account(client)
-        tenant_id = client.get("/api/me", headers=auth).json()["tenant"]["id"]
-        now = int(time.time())
-        event = {"id": f"evt_checklist_{uuid.uuid4().hex}", "object": "event", "type": "customer.subscription.updated",
-                 "created": now, "data": {"object": {"id": "sub_checklist", "object": "subscription",
-                                                     "customer": "cus_checklist", "status": "active",
-                                                     "metadata": {"tenant_id": tenant_id}}}}
-        body = json.dumps(event).encode()
+    client, auth = tenant.client, tenant.auth
+    me = client.get("/api/me", headers=auth).json()["tenant"]
+    tenant_id, before = me["id"], me["billing_status"]
+    now = int(time.time())
+    event = {"id": f"evt_checklist_{uuid.uuid4().hex}", "object": "event", "type": "customer.subscription.updated",
+             "created": now, "data": {"object": {"id": "sub_checklist", "object": "subscription",
+                                                 "customer": f"cus_checklist_{tenant_id[:8]}", "status": "active",
+                                                 "metadata": {"tenant_id": tenant_id}}}}
+    body = json.dumps(event).encode()
 
-        def deliver(signature: str | None) -> httpx.Response:
-            headers = {"Content-Type": "application/json", **({"Stripe-Signature": signature} if signature else {})}
-            return client.post(WEBHOOK_PATH, content=body, headers=headers)
+    def deliver(signature: str | None) -> httpx.Response:
+        headers = {"Content-Type": "application/json", **({"Stripe-Signature": signature} if signature else {})}
+        return client.post(WEBHOOK_PATH, content=body, headers=headers)
 
-        unsigned = deliver(None).status_code
-        forged = deliver(sign(body, "whsec_not_the_endpoints_secret", now)).status_code
-        untouched = client.get("/api/me", headers=auth).json()["tenant"]["billing_status"]
-        signature = sign(body, hook.secret.get_secret_value(), now)
-        first = deliver(signature)
-        again = deliver(signature)
-        applied = client.get("/api/me", headers=auth).json()["tenant"]["billing_status"]
-        client.delete("/api/tenant", headers=auth)
+    unsigned = deliver(None).status_code
+    forged = deliver(sign(body, "whsec_not_the_endpoints_secret", now)).status_code
+    untouched = client.get("/api/me", headers=auth).json()["tenant"]["billing_status"]
+    signature = sign(body, hook.secret.get_secret_value(), now)
+    first = deliver(signature)
+    again = deliver(signature)
+    applied = client.get("/api/me", headers=auth).json()["tenant"]["billing_status"]
     outcome = first.json().get("outcome") if first.status_code == 200 else first.status_code
     redelivery = again.json().get("outcome") if again.status_code == 200 else again.status_code
-    ok = (unsigned == 400 and forged == 400 and untouched == "none" and outcome == "applied"
+    ok = (unsigned == 400 and forged == 400 and untouched == before and outcome == "applied"
           and redelivery == "duplicate" and applied == "active")
     return ("pass" if ok else "fail"), (
         f"{registration}; unsigned -> {unsigned}, wrong secret -> {forged} (status stays {untouched}), "
         f"signed -> {outcome} (status {applied}), redelivered -> {redelivery}")
 
 
-def _synthetic_account(client: httpx.Client) -> dict[str, str]:
-    email = f"checklist-{uuid.uuid4().hex[:10]}@example.invalid"
-    password = uuid.uuid4().hex
-    created = client.post("/api/signup", json={"company": "Checklist synthetic Ltd", "email": email,
-                                               "full_name": "Checklist", "password": password})
-    created.raise_for_status()
-    token = client.post("/api/auth/login", json={"email": email, "password": password}).json()["token"]
-    return {"Authorization": f"Bearer {token}"}
+class SyntheticTenant:
+    """One synthetic tenant (`@example.invalid`) shared by the items that need an account.
+
+    Sharing keeps a run to two sign-ins (the app allows ten a minute from one address, and
+    a release may run the checklist twice in a row); whatever is left is erased at the end.
+    """
+
+    def __init__(self, env: Environment) -> None:
+        self.client = httpx.Client(base_url=env.public_url, timeout=300)
+        self._auth: dict[str, str] | None = None
+
+    @property
+    def auth(self) -> dict[str, str]:
+        if self._auth is None:
+            email = f"checklist-{uuid.uuid4().hex[:10]}@example.invalid"
+            password = uuid.uuid4().hex
+            created = self.client.post("/api/signup", json={"company": "Checklist synthetic Ltd", "email": email,
+                                                            "full_name": "Checklist", "password": password})
+            created.raise_for_status()
+            login = self.client.post("/api/auth/login", json={"email": email, "password": password})
+            login.raise_for_status()
+            self._auth = {"Authorization": f"Bearer {login.json()['token']}"}
+        return self._auth
+
+    def erase(self) -> dict[str, Any]:
+        """Erase the tenant (GDPR route) and forget it; the next use signs up a new one."""
+        report: dict[str, Any] = self.client.delete("/api/tenant", headers=self.auth).json()
+        self._auth = None
+        return report
+
+    def close(self) -> None:
+        try:
+            if self._auth is not None:
+                self.erase()
+        finally:
+            self.client.close()
 
 
 def _payroll(rows: int) -> bytes:
@@ -234,36 +261,30 @@ def _payroll(rows: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _upload_flow(env: Environment) -> tuple[str, str]:
-    with httpx.Client(base_url=env.public_url, timeout=60) as client:
-        auth = _synthetic_account(client)
-        created = client.post("/api/uploads", headers={**auth, "X-Filename": "synthetic.csv"}, content=_payroll(5))
-        if created.status_code != 201:
-            return "fail", f"upload answered {created.status_code}: {created.text[:200]}"
-        run_id = created.json()["run_id"]
-        pdf = client.get(f"/api/runs/{run_id}/report.pdf", headers=auth)
-        erased = client.delete("/api/tenant", headers=auth).json()
-    ok = pdf.content.startswith(b"%PDF") and erased.get("erased")
-    return ("pass" if ok else "fail"), f"synthetic upload -> run {run_id} -> PDF {len(pdf.content)} bytes; erased"
+def _upload_flow(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
+    client, auth = tenant.client, tenant.auth
+    created = client.post("/api/uploads", headers={**auth, "X-Filename": "synthetic.csv"}, content=_payroll(5))
+    if created.status_code != 201:
+        return "fail", f"upload answered {created.status_code}: {created.text[:200]}"
+    run_id = created.json()["run_id"]
+    pdf = client.get(f"/api/runs/{run_id}/report.pdf", headers=auth)
+    ok = pdf.content.startswith(b"%PDF")
+    return ("pass" if ok else "fail"), f"synthetic upload -> run {run_id} -> PDF {len(pdf.content)} bytes"
 
 
-def _gdpr(env: Environment) -> tuple[str, str]:
-    with httpx.Client(base_url=env.public_url, timeout=60) as client:
-        auth = _synthetic_account(client)
-        client.post("/api/uploads", headers={**auth, "X-Filename": "gdpr.csv"}, content=_payroll(3))
-        report = client.delete("/api/tenant", headers=auth).json()
-    ok = bool(report.get("erased"))
-    remaining = report.get("remaining", {})
-    return ("pass" if ok else "fail"), f"synthetic tenant erased; remaining afterwards: {remaining}"
+def _gdpr(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
+    # The tenant holds the earlier items' data (and one more upload): erase all of it.
+    tenant.client.post("/api/uploads", headers={**tenant.auth, "X-Filename": "gdpr.csv"}, content=_payroll(3))
+    report = tenant.erase()
+    ok = bool(report.get("erased")) and not any(report.get("remaining", {}).values())
+    return ("pass" if ok else "fail"), f"synthetic tenant erased; remaining afterwards: {report.get('remaining', {})}"
 
 
-def _load(env: Environment) -> tuple[str, str]:
-    with httpx.Client(base_url=env.public_url, timeout=300) as client:
-        auth = _synthetic_account(client)
-        started = time.monotonic()
-        created = client.post("/api/uploads", headers={**auth, "X-Filename": "load.csv"}, content=_payroll(10_000))
-        seconds = time.monotonic() - started
-        client.delete("/api/tenant", headers=auth)
+def _load(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
+    started = time.monotonic()
+    created = tenant.client.post("/api/uploads", headers={**tenant.auth, "X-Filename": "load.csv"},
+                                 content=_payroll(10_000))
+    seconds = time.monotonic() - started
     if created.status_code != 201:
         return "fail", f"10,000-record upload answered {created.status_code}"
     per_500 = seconds / 20
@@ -272,7 +293,7 @@ def _load(env: Environment) -> tuple[str, str]:
                                         f"({per_500:.2f} s per 500; seed < 5 s)")
 
 
-def _backups(env: Environment) -> tuple[str, str]:
+def _backups(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     from ops.adapters.s3_store import S3ObjectStore
     from ops.backup.usecases import list_backups
 
@@ -310,7 +331,7 @@ def cloudflare_dns(env: Environment) -> tuple[str, str]:
                                         f"{'proxied' if record.get('proxied') else 'NOT proxied (origin exposed)'}")
 
 
-def _dns(env: Environment) -> tuple[str, str]:
+def _dns(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     if env.name != "local":
         return cloudflare_dns(env)
     from ops.paths import sandbox_dir
@@ -328,7 +349,7 @@ def _dns(env: Environment) -> tuple[str, str]:
     return ("pass" if ok else "fail"), f"traffic -> {upstreams} (state: {state.caddy.active_app} at {wanted})"
 
 
-def _scaling(env: Environment) -> tuple[str, str]:
+def _scaling(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     states = {}
     for host in env.app_hosts:
         try:
@@ -339,7 +360,7 @@ def _scaling(env: Environment) -> tuple[str, str]:
     return ("fail" if bad else "pass"), f"app hosts /ready: {states}" + (f"; not ready: {bad}" if bad else "")
 
 
-def _procedures(_env: Environment) -> tuple[str, str]:
+def _procedures(_env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     runbooks = sorted(p.name for p in (REPO_ROOT / "runbooks").glob("*.md") if p.name != "README.md")
     tests = " ".join(p.read_text() for p in (REPO_ROOT / "tests" / "drills").glob("test_*.py")) \
         if (REPO_ROOT / "tests" / "drills").exists() else ""
@@ -365,15 +386,31 @@ CHECKS: list[tuple[str, Check]] = [
 ]
 
 
+def run_item(check: Check, env: Environment) -> tuple[str, str]:
+    """One item alone, with a synthetic tenant of its own (erased afterwards)."""
+    tenant = SyntheticTenant(env)
+    try:
+        return check(env, tenant)
+    finally:
+        tenant.close()
+
+
 def run(env: Environment, progress: Callable[[str], None] = lambda _m: None) -> list[Item]:
     items = []
-    for number, (title, check) in enumerate(CHECKS, 1):
-        progress(f"{number}. {title}")
+    tenant = SyntheticTenant(env)
+    try:
+        for number, (title, check) in enumerate(CHECKS, 1):
+            progress(f"{number}. {title}")
+            try:
+                status, evidence = check(env, tenant)
+            except (OpsError, httpx.HTTPError, OSError) as exc:
+                status, evidence = "fail", f"{exc.__class__.__name__}: {exc}"
+            items.append(Item(number, title, status, evidence))
+    finally:
         try:
-            status, evidence = check(env)
-        except (OpsError, httpx.HTTPError, OSError) as exc:
-            status, evidence = "fail", f"{exc.__class__.__name__}: {exc}"
-        items.append(Item(number, title, status, evidence))
+            tenant.close()  # nothing synthetic is left behind, even when an item failed
+        except (httpx.HTTPError, OSError) as exc:
+            progress(f"could not erase the synthetic tenant: {exc.__class__.__name__}")
     return items
 
 

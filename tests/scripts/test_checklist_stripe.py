@@ -18,6 +18,16 @@ from tests.stripe_fake import FakeStripe
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(autouse=True)
+def fresh_rate_limits(sandbox: SandboxState) -> None:
+    """Each probe signs in once; earlier tests' sign-ins (same address, same minute) must not count."""
+    import redis
+
+    client = redis.Redis.from_url(sandbox.redis_url())
+    for key in client.scan_iter("rate:*"):
+        client.delete(key)
+
+
 @pytest.fixture()
 def stripe(monkeypatch: pytest.MonkeyPatch) -> FakeStripe:
     fake = FakeStripe()
@@ -36,7 +46,7 @@ def cloud_like(sandbox: SandboxState, endpoint_id: str) -> Environment:
 
 def test_a_registered_endpoint_and_a_verifying_app_pass(sandbox: SandboxState, stripe: FakeStripe) -> None:
     endpoint = stripe.add(sandbox.public_url() + WEBHOOK_PATH, list(HANDLED_EVENTS))
-    status, evidence = checklist._stripe(cloud_like(sandbox, endpoint["id"]))
+    status, evidence = checklist.run_item(checklist._stripe, cloud_like(sandbox, endpoint["id"]))
     assert status == "pass", evidence
     assert f"Stripe endpoint {endpoint['id']}" in evidence
     assert "unsigned -> 400, wrong secret -> 400" in evidence and "redelivered -> duplicate" in evidence
@@ -51,12 +61,12 @@ def test_a_misregistered_endpoint_fails_naming_what_is_wrong(
         sandbox: SandboxState, stripe: FakeStripe, breakage: Callable[[dict[str, object]], None], named: str) -> None:
     endpoint = stripe.add(sandbox.public_url() + WEBHOOK_PATH, list(HANDLED_EVENTS))
     breakage(stripe.endpoints[endpoint["id"]])
-    status, evidence = checklist._stripe(cloud_like(sandbox, endpoint["id"]))
+    status, evidence = checklist.run_item(checklist._stripe, cloud_like(sandbox, endpoint["id"]))
     assert status == "fail" and named in evidence, evidence
 
 
 def test_an_endpoint_deleted_in_stripe_fails(sandbox: SandboxState, stripe: FakeStripe) -> None:
-    status, evidence = checklist._stripe(cloud_like(sandbox, "we_deleted"))
+    status, evidence = checklist.run_item(checklist._stripe, cloud_like(sandbox, "we_deleted"))
     assert status == "fail" and "no webhook endpoint we_deleted" in evidence
 
 
@@ -65,5 +75,5 @@ def test_an_app_with_the_wrong_secret_fails(sandbox: SandboxState, stripe: FakeS
     env = cloud_like(sandbox, endpoint["id"])
     assert env.stripe_webhook is not None
     rotated = env.stripe_webhook.model_copy(update={"secret": SecretStr("whsec_rotated_but_app_not_redeployed")})
-    status, evidence = checklist._stripe(env.model_copy(update={"stripe_webhook": rotated}))
+    status, evidence = checklist.run_item(checklist._stripe, env.model_copy(update={"stripe_webhook": rotated}))
     assert status == "fail" and "signed -> 400" in evidence, evidence
