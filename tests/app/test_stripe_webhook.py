@@ -88,7 +88,8 @@ def test_events_for_unknown_or_erased_tenants_are_acknowledged_and_ignored(
     applied = deliver(api, subscription_event(account.tenant_id, "active"), sandbox.stripe_webhook_secret)
     assert applied.json()["outcome"] == "applied"
     erased = account.client.delete("/api/tenant", headers=account.auth).json()
-    assert erased["erased"] and erased["remaining"].get("stripe_events", 0) == 0
+    assert erased["erased"] and erased["deleted"]["rows"]["stripe_events"] == 1
+    assert erased["remaining"]["rows"]["stripe_events"] == 0
     late = deliver(api, subscription_event(account.tenant_id, "active"), sandbox.stripe_webhook_secret)
     assert late.json()["outcome"] == "ignored"
     with psycopg.connect(sandbox.database_url("main", admin=True)) as conn:
