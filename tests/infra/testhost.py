@@ -226,7 +226,9 @@ class LocalTestHost:
         self._start("caddy", argv, env)
         self._wait_listening(443)
         root = data / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"
-        self._wait_for(root.exists, f"Caddy's internal CA at {root}")
+        leaf = data / "data" / "caddy" / "certificates" / "local" / SITE_NAME / f"{SITE_NAME}.crt"
+        # Caddy listens before it has issued the certificate: wait for both, or a first TLS check races it.
+        self._wait_for(lambda: root.exists() and leaf.exists(), f"Caddy's certificate for {SITE_NAME}")
         shutil.copyfile(root, self.ca_file)
         self.ca_file.chmod(0o644)
 
