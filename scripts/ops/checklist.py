@@ -290,9 +290,10 @@ def _load(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
     seconds = time.monotonic() - started
     if created.status_code != 201:
         return "fail", f"10,000-record upload answered {created.status_code}"
+    rows = created.json()["summary"]["rows"]
     per_500 = seconds / 20
-    ok = per_500 < 5
-    return ("pass" if ok else "fail"), (f"10,000 records validated and stored in {seconds:.1f} s "
+    ok = per_500 < 5 and rows == 10_000
+    return ("pass" if ok else "fail"), (f"{rows:,} records validated and stored in {seconds:.1f} s "
                                         f"({per_500:.2f} s per 500; seed < 5 s)")
 
 
