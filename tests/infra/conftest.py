@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.infra.target import Target, local_target, server_target
-from tests.infra.testhost import LocalTestHost
+from tests.infra.testhost import LocalTestHost, running_test_host
 
 LOCAL = "local-test-host"
 
@@ -37,11 +37,8 @@ def require_local_test_host() -> None:
 @pytest.fixture(scope="session")
 def local_test_host() -> Iterator[LocalTestHost]:
     require_local_test_host()
-    testhost = LocalTestHost().start()
-    try:
+    with running_test_host() as testhost:
         yield testhost
-    finally:
-        testhost.stop()
 
 
 @pytest.fixture(scope="session")

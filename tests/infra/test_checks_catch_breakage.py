@@ -16,7 +16,7 @@ import pytest
 from tests.infra import checks
 from tests.infra.conftest import require_local_test_host
 from tests.infra.target import Target, local_target
-from tests.infra.testhost import CADDYFILE, SITE_NAME, LocalTestHost
+from tests.infra.testhost import CADDYFILE, SITE_NAME, LocalTestHost, running_test_host
 
 Breakage = Callable[[], object]
 
@@ -26,11 +26,8 @@ def testhost(request: pytest.FixtureRequest) -> Iterator[LocalTestHost]:
     if request.config.getoption("hosts"):
         pytest.skip("the breakage proofs run on a local test host only, never on a --hosts server")
     require_local_test_host()
-    host = LocalTestHost().start()
-    try:
+    with running_test_host() as host:
         yield host
-    finally:
-        host.stop()
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -281,6 +283,16 @@ class LocalTestHost:
 
     def stop_stray(self, port: int) -> None:
         self.stop_process(f"stray-{port}")
+
+
+@contextmanager
+def running_test_host() -> Iterator[LocalTestHost]:
+    """A started test host for the block, torn down afterwards whatever happens."""
+    testhost = LocalTestHost().start()
+    try:
+        yield testhost
+    finally:
+        testhost.stop()
 
 
 def port_open(address: str, port: int, timeout: float = 1.5) -> bool:
