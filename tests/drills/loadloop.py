@@ -21,6 +21,7 @@ class LoadLoop:
     interval: float = 0.02
     results: list[tuple[float, bool]] = field(default_factory=list)
     recycled: int = 0  # keep-alive connections closed under us and retried once
+    errors: list[str] = field(default_factory=list)  # exception classes of failed requests, for the report
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -31,16 +32,20 @@ class LoadLoop:
                 started = time.monotonic()
                 try:
                     ok = client.get(self.url).status_code == 200
-                except httpx.RemoteProtocolError:
-                    # The proxy closed an idle keep-alive connection as we reused it (Caddy does
-                    # on every config reload). Browsers and HTTP libraries retry an idempotent
-                    # request once in that case (RFC 9110, 9.2.2); so does this loop, and counts it.
+                except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
+                    # The proxy closed a keep-alive connection as we reused it (Caddy does on
+                    # every config reload): depending on timing the client sees "disconnected
+                    # without a response" or a reset. Browsers and HTTP libraries retry an
+                    # idempotent request once in that case (RFC 9110, 9.2.2); so does this loop,
+                    # on a fresh connection, and counts it. A refused connection is not retried.
                     self.recycled += 1
                     try:
                         ok = client.get(self.url).status_code == 200
-                    except httpx.HTTPError:
+                    except httpx.HTTPError as exc:
+                        self.errors.append(exc.__class__.__name__)
                         ok = False
-                except httpx.HTTPError:
+                except httpx.HTTPError as exc:
+                    self.errors.append(exc.__class__.__name__)
                     ok = False
                 self.results.append((started, ok))
                 time.sleep(self.interval)

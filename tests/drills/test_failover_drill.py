@@ -102,7 +102,8 @@ def test_deploy_under_load_drops_nothing_and_a_broken_release_rolls_back(
         deployed = ops(drill_env, "deploy", "--env", "local", "--version", new, "--json")
         time.sleep(0.5)
     assert deployed.returncode == 0, deployed.stderr
-    assert loop.sent > 100 and loop.failures == [], f"{len(loop.failures)} of {loop.sent} requests failed"
+    assert loop.sent > 100 and loop.failures == [], (
+        f"{len(loop.failures)} of {loop.sent} requests failed ({loop.errors or 'non-200 answers'})")
     assert httpx.get(public + "/version", timeout=5).json()["version"] == new
 
     releases = drill_root / "releases"

@@ -15,9 +15,11 @@ never installed into the machine's trust store).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -115,9 +117,17 @@ class LocalTestHost:
     def stop(self) -> None:
         for name in list(self.processes):
             self.stop_process(name)
+        # sshd's per-connection children (kept alive by the client's ControlPersist) outlive
+        # the listening daemon; they would hold the deploy user, and the namespace, open.
+        for pid in _run(["ip", "netns", "pids", self.namespace], check=False).stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
         _run(["ip", "netns", "delete", self.namespace], check=False)
         if self.created_user:
-            _run(["userdel", DEPLOY_USER], check=False)
+            for _ in range(20):  # the killed sessions' processes may take a moment to be reaped
+                if _run(["userdel", DEPLOY_USER], check=False).returncode in (0, 6):  # 6: no such user
+                    break
+                time.sleep(0.1)
         shutil.rmtree(self.folder, ignore_errors=True)
 
     def inside(self, argv: list[str]) -> list[str]:
