@@ -33,10 +33,14 @@ class SignatureError(Exception):
     """The delivery is not signed by Stripe with our secret (message says how)."""
 
 
+def _digest(payload: bytes, secret: str, timestamp: int) -> str:
+    """Stripe's v1 signature: hex HMAC-SHA256 of "<timestamp>.<body>" with the signing secret."""
+    return hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
+
+
 def sign(payload: bytes, secret: str, timestamp: int) -> str:
     """The Stripe-Signature header Stripe would send for `payload` (for tests and `ops checklist`)."""
-    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + payload, hashlib.sha256).hexdigest()
-    return f"t={timestamp},v1={digest}"
+    return f"t={timestamp},v1={_digest(payload, secret, timestamp)}"
 
 
 def verify(payload: bytes, header: str | None, secret: str, now: float | None = None) -> None:
@@ -50,7 +54,7 @@ def verify(payload: bytes, header: str | None, secret: str, now: float | None = 
     timestamp = int(timestamps[0])
     if abs((time.time() if now is None else now) - timestamp) > TOLERANCE_S:
         raise SignatureError("signature timestamp outside the 5-minute tolerance (replayed or clock skew)")
-    expected = sign(payload, secret, timestamp).split("v1=", 1)[1]
+    expected = _digest(payload, secret, timestamp)
     if not any(hmac.compare_digest(expected, candidate) for candidate in signatures):
         raise SignatureError("no v1 signature matches the signing secret")
 

@@ -103,11 +103,8 @@ def cloudflare_tls(zone_id: str) -> str:
     """Cloudflare's side of TLS: SSL mode strict (it verifies the origin's certificate), TLS >= 1.2."""
     from ops.adapters.cloudflare_api import CloudflareClient
 
-    client = CloudflareClient.from_environ()
-    try:
+    with CloudflareClient.from_environ() as client:
         mode, minimum = client.zone_setting(zone_id, "ssl"), client.zone_setting(zone_id, "min_tls_version")
-    finally:
-        client.close()
     ok = mode == "strict" and minimum in ("1.2", "1.3")
     return f"{'ok' if ok else 'wrong'}: Cloudflare SSL mode {mode}, minimum TLS {minimum} (want strict, >= 1.2)"
 
@@ -129,14 +126,11 @@ def betterstack_and_sentry(env: Environment) -> tuple[str, str]:
     from ops.adapters.betterstack_api import BetterStackClient
 
     monitor_ids: dict[str, str] = env.outputs.get("monitor_ids") or {}
-    client = BetterStackClient.from_environ()
-    try:
-        states = {}
+    states = {}
+    with BetterStackClient.from_environ() as client:
         for host, monitor_id in sorted(monitor_ids.items()):
             data = client.get("monitors", str(monitor_id))
             states[host] = "missing" if data is None else str(data["attributes"].get("status"))
-    finally:
-        client.close()
     missing, plain, _ = stack_secrets(REPO_ROOT / f"Pulumi.{env.name}.yaml")
     sentry = "autoenroll:sentryDsn" not in missing + plain
     ok = bool(states) and all(v == "up" for v in states.values()) and sentry
@@ -150,16 +144,14 @@ def _stripe_registration(env: Environment, endpoint_id: str) -> str:
     from autoenroll.stripe_webhook import HANDLED_EVENTS, WEBHOOK_PATH
     from ops.adapters.stripe_api import StripeClient
 
-    client = StripeClient.from_environ()
-    try:
+    with StripeClient.from_environ() as client:
         endpoint = client.get_webhook_endpoint(endpoint_id)
-    finally:
-        client.close()
     if endpoint is None:
         raise OpsError(f"Stripe has no webhook endpoint {endpoint_id} (deleted in the dashboard?)")
     problems = []
-    if endpoint.get("url") != env.public_url + WEBHOOK_PATH:
-        problems.append(f"url {endpoint.get('url')} is not {env.public_url + WEBHOOK_PATH}")
+    wanted_url = env.public_url + WEBHOOK_PATH
+    if endpoint.get("url") != wanted_url:
+        problems.append(f"url {endpoint.get('url')} is not {wanted_url}")
     if endpoint.get("status") != "enabled":
         problems.append(f"status {endpoint.get('status')}")
     events = set(endpoint.get("enabled_events") or [])
@@ -184,7 +176,11 @@ def _stripe(env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
     except OpsError as exc:
         return "fail", str(exc)
     client, auth = tenant.client, tenant.auth
-    me = client.get("/api/me", headers=auth).json()["tenant"]
+
+    def own_tenant() -> dict[str, Any]:
+        return dict(client.get("/api/me", headers=auth).json()["tenant"])
+
+    me = own_tenant()
     tenant_id, before = me["id"], me["billing_status"]
     now = int(time.time())
     event = {"id": f"evt_checklist_{uuid.uuid4().hex}", "object": "event", "type": "customer.subscription.updated",
@@ -199,11 +195,11 @@ def _stripe(env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
 
     unsigned = deliver(None).status_code
     forged = deliver(sign(body, "whsec_not_the_endpoints_secret", now)).status_code
-    untouched = client.get("/api/me", headers=auth).json()["tenant"]["billing_status"]
+    untouched = own_tenant()["billing_status"]
     signature = sign(body, hook.secret.get_secret_value(), now)
     first = deliver(signature)
     again = deliver(signature)
-    applied = client.get("/api/me", headers=auth).json()["tenant"]["billing_status"]
+    applied = own_tenant()["billing_status"]
     outcome = first.json().get("outcome") if first.status_code == 200 else first.status_code
     redelivery = again.json().get("outcome") if again.status_code == 200 else again.status_code
     ok = (unsigned == 400 and forged == 400 and untouched == before and outcome == "applied"
@@ -317,11 +313,8 @@ def cloudflare_dns(env: Environment) -> tuple[str, str]:
     from ops.adapters.cloudflare_api import CloudflareClient
 
     dns = env.outputs["dns"]
-    client = CloudflareClient.from_environ()
-    try:
+    with CloudflareClient.from_environ() as client:
         records = client.dns_records(dns["zone_id"], dns["app_record_name"], "A")
-    finally:
-        client.close()
     origins = {s["ipv4"]: s.get("role", "primary") for s in env.outputs.get("servers", [])}
     if env.outputs.get("load_balancer_ipv4"):
         origins = {env.outputs["load_balancer_ipv4"]: "load balancer"}

@@ -20,7 +20,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from autoenroll.stripe_webhook import WEBHOOK_PATH
 from ops.errors import ConfigError, NotFoundError
 from ops.paths import sandbox_dir
 
@@ -50,7 +49,6 @@ class AppHost(BaseModel):
 class StripeWebhook(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     endpoint_id: str | None  # None in the sandbox: it has no Stripe account
-    url: str
     secret: SecretStr  # the app's STRIPE_WEBHOOK_SECRET
 
 
@@ -126,8 +124,7 @@ def _local(root: Path) -> Environment:
         backup_identity_file=state.backup_identity_file(),
         scratch_database_url=SecretStr(state.database_url("postgres", admin=True)),
         masking_key=SecretStr(state.masking_key),
-        stripe_webhook=StripeWebhook(endpoint_id=None, url=state.public_url() + WEBHOOK_PATH,
-                                     secret=SecretStr(state.stripe_webhook_secret)),
+        stripe_webhook=StripeWebhook(endpoint_id=None, secret=SecretStr(state.stripe_webhook_secret)),
     )
 
 
@@ -194,8 +191,8 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
             scratch_database_url=(SecretStr(os.environ["OPS_SCRATCH_DATABASE_URL"])
                                   if os.environ.get("OPS_SCRATCH_DATABASE_URL") else None),
             masking_key=SecretStr(os.environ["MASKING_KEY"]) if os.environ.get("MASKING_KEY") else None,
-            stripe_webhook=StripeWebhook(endpoint_id=stripe["endpoint_id"], url=stripe["url"],
-                                         secret=SecretStr(stripe["secret"])) if stripe else None,
+            stripe_webhook=StripeWebhook(endpoint_id=stripe["endpoint_id"], secret=SecretStr(stripe["secret"]))
+            if stripe else None,
             outputs={k: v for k, v in outputs.items() if k not in ("connection_strings", "stripe_webhook")},
         )
     except KeyError as exc:

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -272,7 +272,7 @@ class LocalTestHost:
     def _wait_listening(self, port: int) -> None:
         self._wait_for(lambda: self._listening(port), f"a listener on port {port} inside {self.namespace}")
 
-    def _wait_for(self, condition, what: str, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    def _wait_for(self, condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if condition():

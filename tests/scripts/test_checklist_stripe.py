@@ -38,10 +38,8 @@ def stripe(monkeypatch: pytest.MonkeyPatch) -> FakeStripe:
 
 
 def cloud_like(sandbox: SandboxState, endpoint_id: str) -> Environment:
-    local = resolve("local")
-    hook = StripeWebhook(endpoint_id=endpoint_id, url=local.public_url + WEBHOOK_PATH,
-                         secret=SecretStr(sandbox.stripe_webhook_secret))
-    return local.model_copy(update={"stripe_webhook": hook})
+    hook = StripeWebhook(endpoint_id=endpoint_id, secret=SecretStr(sandbox.stripe_webhook_secret))
+    return resolve("local").model_copy(update={"stripe_webhook": hook})
 
 
 def test_a_registered_endpoint_and_a_verifying_app_pass(sandbox: SandboxState, stripe: FakeStripe) -> None:

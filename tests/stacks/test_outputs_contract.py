@@ -29,7 +29,7 @@ def test_ops_resolves_an_environment_from_the_stacks_outputs(
     assert env.branch in env.database_urls
     assert env.storage.buckets["backups"] == f"autoenroll-{stack}-backups"
     assert env.stripe_webhook is not None and env.stripe_webhook.endpoint_id
-    assert env.stripe_webhook.url == env.public_url + "/api/billing/stripe-webhook"
+    assert plan.outputs["stripe_webhook"]["url"] == env.public_url + "/api/billing/stripe-webhook"
     assert env.stripe_webhook.secret.get_secret_value().startswith("whsec_")
     assert "stripe_webhook" not in env.outputs  # its secret stays in the SecretStr only
     roles = [h.role for h in env.app_hosts]

@@ -127,6 +127,12 @@ class JsonApiClient:
     def close(self) -> None:
         self._client.close()
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
 
 class ProviderClient(JsonApiClient):
     """A SaaS provider's client: a fixed base URL, and a token from one environment variable."""
