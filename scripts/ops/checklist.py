@@ -336,11 +336,8 @@ def _dns(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
 
     state = load_state(sandbox_dir())
-    switch = CaddyTrafficSwitch(state.caddy_admin_url())
-    try:
+    with CaddyTrafficSwitch(state.caddy_admin_url()) as switch:
         upstreams = switch.current_upstreams()
-    finally:
-        switch.close()
     wanted = f"127.0.0.1:{state.apps[state.caddy.active_app].port}"
     ok = upstreams == [wanted]
     return ("pass" if ok else "fail"), f"traffic -> {upstreams} (state: {state.caddy.active_app} at {wanted})"

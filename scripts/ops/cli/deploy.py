@@ -35,12 +35,9 @@ def _local_deploy(env: Environment, version: str, as_json: bool) -> usecase.Depl
         current.deploy_history = [*history, v][-10:]
         save_state(root, current)
 
-    switch = CaddyTrafficSwitch(state.caddy_admin_url())
-    try:
+    with CaddyTrafficSwitch(state.caddy_admin_url()) as switch:
         return usecase.deploy(env.name, LocalHosts(root), switch, S3ObjectStore(env.storage, "backups"), version,
                               history=record, progress=(lambda _m: None) if as_json else progress)
-    finally:
-        switch.close()
 
 
 def _cloud_deploy(env: Environment, version: str) -> usecase.DeployReport:

@@ -28,11 +28,8 @@ FAILOVER_DATABASE = "main_failover"
 def _switch_to(root: Path, role: str, address: str | None = None) -> str:
     state = load_state(root)
     target = address or f"127.0.0.1:{state.apps[role].port}"
-    switch = CaddyTrafficSwitch(state.caddy_admin_url())
-    try:
+    with CaddyTrafficSwitch(state.caddy_admin_url()) as switch:
         switch.set_upstreams([target])
-    finally:
-        switch.close()
     state.caddy.active_app = role
     save_state(root, state)
     return f"Caddy -> {role} ({target})"

@@ -117,13 +117,10 @@ def _point_caddy_at_active_app(state: SandboxState) -> None:
     """A Caddy that outlived an app restart may point at an old port: re-point it (idempotent)."""
     from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
 
-    switch = CaddyTrafficSwitch(state.caddy_admin_url())
-    try:
+    with CaddyTrafficSwitch(state.caddy_admin_url()) as switch:
         wanted = [f"127.0.0.1:{state.apps[state.caddy.active_app].port}"]
         if switch.current_upstreams() != wanted:
             switch.set_upstreams(wanted)
-    finally:
-        switch.close()
 
 
 def status(root: Path) -> list[c.ComponentHealth]:

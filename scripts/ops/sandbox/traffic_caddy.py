@@ -58,3 +58,9 @@ class CaddyTrafficSwitch:
 
     def close(self) -> None:
         self._client.close()
+
+    def __enter__(self) -> CaddyTrafficSwitch:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
