@@ -10,6 +10,8 @@ from typing import Any
 
 import pulumi
 
+from autoenroll.contract import SECRET_ENV_VARS
+from ops.naming import BRANCH_OF_ENV
 from stacks import config as stack_config
 from stacks.billing import Billing, BillingArgs
 from stacks.cache import Cache, CacheArgs
@@ -20,8 +22,6 @@ from stacks.edge import Edge, EdgeArgs
 from stacks.monitoring import Monitoring, MonitoringArgs
 from stacks.storage import Storage, StorageArgs
 
-BRANCH_OF_STACK = {"production": "main", "staging": "staging"}
-
 
 def build(config: StackConfig) -> dict[str, Any]:
     """Register every component of the stack; return the stack outputs."""
@@ -30,17 +30,16 @@ def build(config: StackConfig) -> dict[str, Any]:
     cache = Cache("cache", CacheArgs(config, redis_url=secret("redisUrl")))
     database = Database("database", DatabaseArgs(config))
     billing = Billing("billing", BillingArgs(config))
-    branch = BRANCH_OF_STACK[config.environment]
+    branch = BRANCH_OF_ENV[config.environment]
+    # In SECRET_ENV_VARS order. `ops deploy` writes them to each host's env file over SSH.
     app_env = pulumi.Output.all(
         database.app_database_url(branch), cache.redis_url, secret("r2AccessKeyId"), secret("r2SecretAccessKey"),
         secret("sentryDsn"), secret("authSecret"), billing.signing_secret,
     ).apply(lambda v: {
-        "DATABASE_URL": v[0], "REDIS_URL": v[1], "S3_ENDPOINT_URL": storage.endpoint, "S3_REGION": "auto",
-        "S3_ACCESS_KEY_ID": v[2], "S3_SECRET_ACCESS_KEY": v[3], "S3_BUCKET_UPLOADS": storage.bucket_names["uploads"],
-        "SENTRY_DSN": v[4], "AUTH_SECRET": v[5], "STRIPE_WEBHOOK_SECRET": v[6],
+        **dict(zip(SECRET_ENV_VARS, v, strict=True)),
+        "S3_ENDPOINT_URL": storage.endpoint, "S3_REGION": "auto", "S3_BUCKET_UPLOADS": storage.bucket_names["uploads"],
     })
-    compute = Compute("compute", ComputeArgs(config, app_env=pulumi.Output.secret(app_env),
-                                             betterstack_logs_token=secret("betterstackLogsToken")))
+    compute = Compute("compute", ComputeArgs(config, betterstack_logs_token=secret("betterstackLogsToken")))
     edge = Edge("edge", EdgeArgs(config, origin_ipv4=compute.origin_ipv4()))
     monitoring = Monitoring("monitoring", MonitoringArgs(config, sentry_dsn=secret("sentryDsn")))
 
@@ -62,6 +61,7 @@ def build(config: StackConfig) -> dict[str, Any]:
         "heartbeat_url": monitoring.heartbeat_url,
         "status_page_id": monitoring.status_page.id if monitoring.status_page else None,
         "backup_retention_days": config.storage.backup_retention_days,
+        "app_env": pulumi.Output.secret(app_env),
         "stripe_webhook": {"endpoint_id": billing.endpoint.id, "url": billing.url, "secret": billing.signing_secret},
     }
 

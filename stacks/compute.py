@@ -19,7 +19,6 @@ from stacks.labels import resource_name
 @dataclass(frozen=True)
 class ComputeArgs:
     config: StackConfig
-    app_env: pulumi.Output[dict[str, str]]  # secrets inside
     betterstack_logs_token: pulumi.Output[str]
 
 
@@ -72,11 +71,10 @@ class Compute(pulumi.ComponentResource):
                     hostname=server_name, environment=config.environment, role=role,
                     site_address=config.fqdn(config.edge.app_host), app_image=c.app_image,
                     app_version=c.app_version, admin_cidrs=c.admin_cidrs, cloudflare_ranges=cloudflare_ranges(),
-                    ssh_public_keys=tuple(k for _, k in c.ssh_keys), app_env=values[0],
-                    betterstack_logs_token=values[1]))
+                    ssh_public_keys=tuple(k for _, k in c.ssh_keys), betterstack_logs_token=values[0]))
 
             user_data: pulumi.Output[str] = pulumi.Output.secret(
-                pulumi.Output.all(args.app_env, args.betterstack_logs_token).apply(render))
+                pulumi.Output.all(args.betterstack_logs_token).apply(render))
             network: Any = {"network_id": self.network.id.apply(int), "ip": str(subnet_range[10 + index])}
             server = hcloud.Server(
                 f"{name}-{host}",

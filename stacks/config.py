@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoenroll.contract import APP_DATABASE_ROLE, DATABASE_NAME, OWNER_DATABASE_ROLE
+
 APP = "autoenroll"
 ENVIRONMENTS = ("staging", "production")
 GERMAN_LOCATIONS = ("fsn1", "nbg1")  # Falkenstein, Nuremberg
@@ -284,9 +286,9 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         autoscaling_min_cu=d.number("autoscaling_min_cu", 0.25, low=0.25),
         autoscaling_max_cu=d.number("autoscaling_max_cu", 1.0, low=0.25),
         suspend_timeout_seconds=d.integer("suspend_timeout_seconds", 0 if production else 300, low=-1),
-        database_name=d.text("database_name", APP),
-        role_name=d.text("role_name", "autoenroll_app"),
-        owner_role_name=d.text("owner_role_name", "autoenroll_owner"),
+        database_name=d.text("database_name", DATABASE_NAME),
+        role_name=d.text("role_name", APP_DATABASE_ROLE),
+        owner_role_name=d.text("owner_role_name", OWNER_DATABASE_ROLE),
         production_stack=d.text("production_stack", "organization/autoenroll/production"),
     )
     d.done()

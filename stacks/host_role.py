@@ -1,6 +1,8 @@
 """The host role: cloud-init user data that turns a fresh Debian 12 server into an app host.
 
-Docker runs the app container as a systemd unit (published on loopback only); Caddy, with
+The app runs as containers started by the role's deploy script (stacks/host/autoenroll-deploy),
+which `ops deploy` drives over SSH, published on loopback only; the app's secrets reach the
+host's env file that way too, at deploy time, never through this user data. Caddy, with
 the repository's own Caddyfile, terminates TLS in front of it; nftables mirrors the Hetzner
 firewall (80/443 from Cloudflare only, SSH from admin CIDRs only); sshd is hardened;
 unattended security upgrades are on; Vector (as a pinned container) ships the journal to
@@ -34,7 +36,6 @@ class HostRoleArgs:
     admin_cidrs: tuple[str, ...]
     cloudflare_ranges: tuple[str, ...]
     ssh_public_keys: tuple[str, ...]
-    app_env: dict[str, str]  # secrets included; the rendered text is a secret Output
     betterstack_logs_token: str
 
 
@@ -91,43 +92,8 @@ APT::Periodic::Unattended-Upgrade "1";
 APT::Periodic::AutocleanInterval "7";
 """
 
-DEPLOY_SCRIPT = """\
-#!/bin/sh
-# Usage: autoenroll-deploy VERSION
-# Pulls the app image at VERSION, records it, and restarts the unit. ops deploy runs it
-# over SSH; it is idempotent (the same version twice is a restart).
-set -eu
-version="${1:?usage: autoenroll-deploy VERSION}"
-case "$version" in
-  *[!A-Za-z0-9._-]*) echo "autoenroll-deploy: invalid version: $version" >&2; exit 2 ;;
-esac
-image="$(sed -n 's/^APP_IMAGE=//p' /etc/autoenroll/image)"
-docker pull "$image:$version"
-printf 'APP_IMAGE=%s\\nAPP_VERSION=%s\\n' "$image" "$version" > /etc/autoenroll/image.new
-mv /etc/autoenroll/image.new /etc/autoenroll/image
-systemctl restart autoenroll-app.service
-"""
-
-
-def app_unit() -> str:
-    return f"""\
-[Unit]
-Description=AutoEnroll validation app (container)
-After=docker.service network-online.target
-Requires=docker.service
-
-[Service]
-EnvironmentFile=/etc/autoenroll/image
-ExecStartPre=-/usr/bin/docker rm -f autoenroll-app
-ExecStart=/usr/bin/docker run --rm --name autoenroll-app --env-file /etc/autoenroll/app.env \\
-    --log-driver journald -p 127.0.0.1:{APP_PORT}:{APP_PORT} ${{APP_IMAGE}}:${{APP_VERSION}}
-ExecStop=/usr/bin/docker stop --time 25 autoenroll-app
-Restart=always
-RestartSec=3
-
-[Install]
-WantedBy=multi-user.target
-"""
+# `ops deploy` runs it over SSH, one verb per step (see the script's header).
+DEPLOY_SCRIPT = (Path(__file__).resolve().parent / "host" / "autoenroll-deploy").read_text()
 
 
 def vector_unit() -> str:
@@ -186,12 +152,8 @@ def env_file(values: dict[str, str]) -> str:
 def render_user_data(args: HostRoleArgs) -> str:
     """The `#cloud-config` document for one server."""
     files = [
-        {"path": "/etc/autoenroll/app.env", "permissions": "0600", "owner": "root:root",
-         "content": env_file({**args.app_env, "APP_ENV": args.environment, "APP_ROLE": args.role,
-                              "APP_VERSION": args.app_version, "HOST": "0.0.0.0", "PORT": str(APP_PORT)})},
         {"path": "/etc/autoenroll/image", "permissions": "0644",
          "content": f"APP_IMAGE={args.app_image}\nAPP_VERSION={args.app_version}\n"},
-        {"path": "/etc/systemd/system/autoenroll-app.service", "permissions": "0644", "content": app_unit()},
         {"path": "/usr/local/bin/autoenroll-deploy", "permissions": "0755", "content": DEPLOY_SCRIPT},
         {"path": "/etc/caddy/Caddyfile", "permissions": "0644", "content": CADDYFILE.read_text()},
         {"path": "/etc/systemd/system/caddy.service.d/autoenroll.conf", "permissions": "0644",
@@ -228,7 +190,9 @@ def render_user_data(args: HostRoleArgs) -> str:
             ["nft", "-f", "/etc/nftables.conf"],
             ["systemctl", "restart", "ssh.service"],
             ["systemctl", "enable", "--now", "docker.service"],
-            ["systemctl", "enable", "--now", "autoenroll-app.service", "vector.service"],
+            # The app's env file and its first container come with the first `ops deploy`.
+            ["install", "-d", "-o", DEPLOY_USER, "-g", DEPLOY_USER, "-m", "0750", "/etc/autoenroll"],
+            ["systemctl", "enable", "--now", "vector.service"],
             ["systemctl", "restart", "caddy.service"],
         ],
     }

@@ -8,7 +8,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from ops.naming import bucket_name
+from ops.naming import BUCKET_ROLES, bucket_name
 from stacks.config import StackConfig
 
 DAY = 86400
@@ -30,7 +30,7 @@ class Storage(pulumi.ComponentResource):
         data_opts = pulumi.ResourceOptions(parent=self, protect=config.protect)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.bucket_names = {role: bucket_name(config.environment, role) for role in ("uploads", "agents", "backups")}
+        self.bucket_names = {role: bucket_name(config.environment, role) for role in BUCKET_ROLES}
         buckets = {
             role: cloudflare.R2Bucket(f"{name}-{role}", account_id=account, name=bucket, jurisdiction=s.jurisdiction,
                                       location=s.location_hint, opts=data_opts)

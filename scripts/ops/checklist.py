@@ -54,15 +54,17 @@ def stack_secrets(stack_file: Path) -> tuple[list[str], list[str], int]:
     return missing, plain, len(wanted)
 
 
-def _env_vars(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    if env.name != "local":
-        stack_file = REPO_ROOT / f"Pulumi.{env.name}.yaml"
-        missing, plain, total = stack_secrets(stack_file)
-        if missing or plain:
-            problems = ([f"not set: {missing}"] if missing else []) + ([f"in clear text: {plain}"] if plain else [])
-            return "fail", (f"{stack_file.name}: {'; '.join(problems)} "
-                            f"(pulumi config set --secret KEY --stack {env.name})")
-        return "pass", f"{stack_file.name}: all {total} secrets set, each as an encrypted `secure:` value"
+def _env_vars_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
+    stack_file = REPO_ROOT / f"Pulumi.{env.name}.yaml"
+    missing, plain, total = stack_secrets(stack_file)
+    if missing or plain:
+        problems = ([f"not set: {missing}"] if missing else []) + ([f"in clear text: {plain}"] if plain else [])
+        return "fail", (f"{stack_file.name}: {'; '.join(problems)} "
+                        f"(pulumi config set --secret KEY --stack {env.name})")
+    return "pass", f"{stack_file.name}: all {total} secrets set, each as an encrypted `secure:` value"
+
+
+def _env_vars_sandbox(_env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     from autoenroll.config import ConfigurationError, load_settings
     from ops.paths import sandbox_dir
     from ops.sandbox.components import app_env
@@ -84,17 +86,25 @@ def _migrations(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     return ("fail" if behind else "pass"), evidence
 
 
-def _tls(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    response = httpx.get(env.public_url + "/health", timeout=10)
-    hsts = response.headers.get("strict-transport-security", "")
-    if env.name == "local":
-        from stacks.plan import run_plan
+def _hsts(env: Environment) -> str:
+    return str(httpx.get(env.public_url + "/health", timeout=10).headers.get("strict-transport-security", ""))
 
-        policy = run_plan("production").policies["cloudflare-tls"]
-        ok = bool(hsts) and not policy
-        return ("pass" if ok else "fail"), (f"HSTS '{hsts}' from Caddy; production plan: Cloudflare SSL strict, "
-                                            f"TLS >= 1.2 ({policy or 'policy passes'})")
-    edge = cloudflare_tls(env.outputs["dns"]["zone_id"])
+
+def _tls_sandbox(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
+    from stacks.plan import run_plan
+
+    hsts = _hsts(env)
+    policy = run_plan("production").policies["cloudflare-tls"]
+    ok = bool(hsts) and not policy
+    return ("pass" if ok else "fail"), (f"HSTS '{hsts}' from Caddy; production plan: Cloudflare SSL strict, "
+                                        f"TLS >= 1.2 ({policy or 'policy passes'})")
+
+
+def _tls_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
+    hsts = _hsts(env)
+    if env.dns is None:
+        return "fail", "no dns in the stack outputs"
+    edge = cloudflare_tls(env.dns.zone_id)
     ok = env.public_url.startswith("https://") and bool(hsts) and edge.startswith("ok")
     return ("pass" if ok else "fail"), f"{env.public_url}: certificate verified by httpx, HSTS '{hsts}'; {edge}"
 
@@ -109,15 +119,18 @@ def cloudflare_tls(zone_id: str) -> str:
     return f"{'ok' if ok else 'wrong'}: Cloudflare SSL mode {mode}, minimum TLS {minimum} (want strict, >= 1.2)"
 
 
-def _monitoring(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
+def _monitoring_sandbox(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
+    if env.heartbeat_url is None:
+        return "fail", "no backup heartbeat URL in the sandbox state"
+    base = env.heartbeat_url.get_secret_value().rsplit("/ping/", 1)[0]
+    alive = httpx.get(base + "/health", timeout=5).status_code == 200
+    return ("pass" if alive else "fail"), ("heartbeat recorder answering (BetterStack's stand-in); Sentry is "
+                                           "optional in the sandbox and set by the stack's sentryDsn secret")
+
+
+def _monitoring_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     if env.heartbeat_url is None:
         return "fail", "no backup heartbeat URL in the stack outputs"
-    url = env.heartbeat_url.get_secret_value()
-    if env.name == "local":
-        base = url.rsplit("/ping/", 1)[0]
-        alive = httpx.get(base + "/health", timeout=5).status_code == 200
-        return ("pass" if alive else "fail"), ("heartbeat recorder answering (BetterStack's stand-in); Sentry is "
-                                               "optional in the sandbox and set by the stack's sentryDsn secret")
     return betterstack_and_sentry(env)
 
 
@@ -125,7 +138,7 @@ def betterstack_and_sentry(env: Environment) -> tuple[str, str]:
     """Every monitor the stack made exists and reports up; Sentry's DSN is a stack secret."""
     from ops.adapters.betterstack_api import BetterStackClient
 
-    monitor_ids: dict[str, str] = env.outputs.get("monitor_ids") or {}
+    monitor_ids = env.monitor_ids
     states = {}
     with BetterStackClient.from_environ() as client:
         for host, monitor_id in sorted(monitor_ids.items()):
@@ -312,25 +325,29 @@ def cloudflare_dns(env: Environment) -> tuple[str, str]:
     """The app's record in Cloudflare: one proxied A record at the stack's origin (or a failed-over server)."""
     from ops.adapters.cloudflare_api import CloudflareClient
 
-    dns = env.outputs["dns"]
+    dns = env.dns
+    if dns is None:
+        return "fail", "no dns in the stack outputs"
     with CloudflareClient.from_environ() as client:
-        records = client.dns_records(dns["zone_id"], dns["app_record_name"], "A")
-    origins = {s["ipv4"]: s.get("role", "primary") for s in env.outputs.get("servers", [])}
-    if env.outputs.get("load_balancer_ipv4"):
-        origins = {env.outputs["load_balancer_ipv4"]: "load balancer"}
+        records = client.dns_records(dns.zone_id, dns.app_record_name, "A")
+    origins: dict[str, str] = {h.address: h.role for h in env.app_hosts if h.address}
+    if env.load_balancer_ipv4:
+        origins = {env.load_balancer_ipv4: "load balancer"}
     if len(records) != 1:
-        return "fail", f"{dns['app_record_name']}: {len(records)} A records in Cloudflare (want exactly 1)"
+        return "fail", f"{dns.app_record_name}: {len(records)} A records in Cloudflare (want exactly 1)"
     record = records[0]
     target = origins.get(record["content"])
     ok = target is not None and record.get("proxied") is True
-    return ("pass" if ok else "fail"), (f"{dns['app_record_name']} A {record['content']} "
+    return ("pass" if ok else "fail"), (f"{dns.app_record_name} A {record['content']} "
                                         f"({target or 'not a server of this stack'}), "
                                         f"{'proxied' if record.get('proxied') else 'NOT proxied (origin exposed)'}")
 
 
-def _dns(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    if env.name != "local":
-        return cloudflare_dns(env)
+def _dns_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
+    return cloudflare_dns(env)
+
+
+def _dns_sandbox(_env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     from ops.paths import sandbox_dir
     from ops.sandbox.state import load_state
     from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
@@ -364,17 +381,19 @@ def _procedures(_env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
         (f"; untested: {untested}" if untested else ""))
 
 
-CHECKS: list[tuple[str, Check]] = [
-    ("Set all environment variables", _env_vars),
+# An item that differs by kind of environment names both variants, (sandbox, cloud); which
+# one runs is the wiring's choice (ops.wiring.checklist_checks), not this module's.
+ITEMS: list[tuple[str, Check | tuple[Check, Check]]] = [
+    ("Set all environment variables", (_env_vars_sandbox, _env_vars_cloud)),
     ("Run database migrations", _migrations),
-    ("Configure SSL certificates", _tls),
-    ("Set up monitoring (Sentry, BetterStack)", _monitoring),
+    ("Configure SSL certificates", (_tls_sandbox, _tls_cloud)),
+    ("Set up monitoring (Sentry, BetterStack)", (_monitoring_sandbox, _monitoring_cloud)),
     ("Configure Stripe webhooks", _stripe),
     ("Test file upload flow end-to-end", _upload_flow),
     ("Verify GDPR data deletion", _gdpr),
     ("Load test with 10,000 records", _load),
     ("Set up automated backups", _backups),
-    ("Configure DNS records", _dns),
+    ("Configure DNS records", (_dns_sandbox, _dns_cloud)),
     ("Enable auto-scaling (replicas and health)", _scaling),
     ("Document emergency procedures", _procedures),
 ]
@@ -389,11 +408,12 @@ def run_item(check: Check, env: Environment) -> tuple[str, str]:
         tenant.close()
 
 
-def run(env: Environment, progress: Callable[[str], None] = lambda _m: None) -> list[Item]:
+def run(env: Environment, checks: list[tuple[str, Check]],
+        progress: Callable[[str], None] = lambda _m: None) -> list[Item]:
     items = []
     tenant = SyntheticTenant(env)
     try:
-        for number, (title, check) in enumerate(CHECKS, 1):
+        for number, (title, check) in enumerate(checks, 1):
             progress(f"{number}. {title}")
             try:
                 status, evidence = check(env, tenant)

@@ -20,13 +20,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
+from autoenroll.contract import APP_DATABASE_ROLE, DATABASE_NAME, OWNER_DATABASE_ROLE
 from ops.errors import ConfigError, NotFoundError
-from ops.paths import sandbox_dir
+from ops.naming import BRANCH_OF_ENV
 
 EnvName = Literal["local", "development", "staging", "production"]
 ENV_NAMES: tuple[str, ...] = ("local", "development", "staging", "production")
-# The Neon branch each environment's app uses (the seed's environment strategy).
-BRANCH_OF_ENV = {"local": "main", "development": "development", "staging": "staging", "production": "main"}
 
 
 class ObjectStorage(BaseModel):
@@ -43,7 +42,30 @@ class AppHost(BaseModel):
     name: str
     role: Literal["primary", "standby"]
     url: str  # where the app answers on that host (sandbox: the process; Hetzner: via its private IP)
-    address: str | None = None  # public IPv4 of a real server
+    address: str | None = None  # public IPv4 of a real server (SSH, DNS records)
+    private_ip: str | None = None
+
+
+class DnsRecords(BaseModel):
+    """The Cloudflare zone and the ids of the records `ops` moves (app and api point at the same host)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    zone_id: str
+    app_record_name: str
+    record_ids: dict[str, str]  # app, api, and the stack's other records
+
+    def switched(self) -> dict[str, str]:
+        """The records that follow the serving host at a failover: app and api."""
+        missing = [k for k in ("app", "api") if k not in self.record_ids]
+        if missing:
+            raise ConfigError(f"stack outputs: dns.records has no {' or '.join(missing)} record id")
+        return {k: self.record_ids[k] for k in ("app", "api")}
+
+
+class NeonIds(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    project_id: str
+    branch_ids: dict[str, str]  # branch name -> Neon branch id
 
 
 class StripeWebhook(BaseModel):
@@ -70,7 +92,14 @@ class Environment(BaseModel):
     scratch_database_url: SecretStr | None = None  # a server where `backup verify` may create scratch databases
     masking_key: SecretStr | None = None  # key of the deterministic masking in branch refreshes
     stripe_webhook: StripeWebhook | None = None
-    outputs: dict[str, Any] = {}
+    dns: DnsRecords | None = None
+    neon: NeonIds | None = None
+    monitor_ids: dict[str, str] = {}
+    load_balancer_ipv4: str | None = None
+    app_env: dict[str, SecretStr] = {}  # the app's secret environment, written to each host's env file by deploys
+    database_name: str = DATABASE_NAME
+    owner_role: str = OWNER_DATABASE_ROLE
+    app_role: str = APP_DATABASE_ROLE
 
     @property
     def is_production(self) -> bool:
@@ -99,7 +128,8 @@ class Environment(BaseModel):
         }
 
 
-def _local(root: Path) -> Environment:
+def local_environment(root: Path) -> Environment:
+    """The sandbox's Environment, from its state file."""
     from ops.sandbox.state import BRANCHES, load_state
 
     state = load_state(root)
@@ -128,7 +158,8 @@ def _local(root: Path) -> Environment:
     )
 
 
-def _read_outputs(name: str) -> dict[str, Any]:
+def read_outputs(name: str) -> dict[str, Any]:
+    """The stack's outputs: the file named by OPS_STACK_OUTPUTS[_<ENV>], else the Pulumi CLI."""
     path = os.environ.get(f"OPS_STACK_OUTPUTS_{name.upper()}") or os.environ.get("OPS_STACK_OUTPUTS")
     if path:
         try:
@@ -161,7 +192,15 @@ def _env_secret(var: str) -> SecretStr:
 
 
 def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
-    """Build a cloud Environment from stack outputs; errors name the missing output key."""
+    """Build a cloud Environment from stack outputs; errors name the missing output key.
+
+    The outputs name their stack: a production file handed to `--env staging` is refused
+    (exit 2) rather than deploying to production's hosts without production's safeguards.
+    """
+    carried = outputs.get("environment")
+    if carried != name:
+        raise ConfigError(f"stack outputs are for environment {carried!r}, not --env {name}",
+                          hint="point OPS_STACK_OUTPUTS at this environment's `pulumi stack output --json` file")
     try:
         conn = outputs["connection_strings"]
         branch = BRANCH_OF_ENV[name]
@@ -170,7 +209,8 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
         servers = outputs.get("servers", [])
         hosts = tuple(
             AppHost(name=s["name"], role=s.get("role", "primary"),
-                    url=f"http://{s.get('private_ip') or s['ipv4']}:8000", address=s.get("ipv4"))
+                    url=f"http://{s.get('private_ip') or s['ipv4']}:8000", address=s.get("ipv4"),
+                    private_ip=s.get("private_ip"))
             for s in servers
         )
         storage = ObjectStorage(
@@ -180,6 +220,8 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
         )
         heartbeat = outputs.get("heartbeat_url")
         stripe = outputs.get("stripe_webhook")
+        dns = outputs.get("dns")
+        project = outputs.get("neon_project_id")
         return Environment(
             name=name, branch=branch, database_urls=database_urls,
             app_database_url=SecretStr(app_url) if app_url else None,
@@ -193,7 +235,14 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
             masking_key=SecretStr(os.environ["MASKING_KEY"]) if os.environ.get("MASKING_KEY") else None,
             stripe_webhook=StripeWebhook(endpoint_id=stripe["endpoint_id"], secret=SecretStr(stripe["secret"]))
             if stripe else None,
-            outputs={k: v for k, v in outputs.items() if k not in ("connection_strings", "stripe_webhook")},
+            dns=DnsRecords(zone_id=dns["zone_id"], app_record_name=dns["app_record_name"],
+                           record_ids=dict(dns.get("records") or {})) if dns else None,
+            neon=NeonIds(project_id=str(project), branch_ids={b: str(v["id"]) for b, v in
+                                                              (outputs.get("neon_branches") or {}).items()})
+            if project else None,
+            monitor_ids={str(k): str(v) for k, v in (outputs.get("monitor_ids") or {}).items()},
+            load_balancer_ipv4=outputs.get("load_balancer_ipv4"),
+            app_env={str(k): SecretStr(str(v)) for k, v in (outputs.get("app_env") or {}).items()},
         )
     except KeyError as exc:
         raise ConfigError(f"stack outputs for {name}: missing key {exc.args[0]!r}") from None
@@ -201,10 +250,8 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
         raise ConfigError(f"stack outputs for {name}: malformed ({exc.__class__.__name__})") from None
 
 
-def resolve(name: str, *, root: Path | None = None) -> Environment:
-    """The one way every command turns `--env NAME` into an Environment."""
-    if name not in ENV_NAMES:
-        raise ConfigError(f"--env: unknown environment {name!r}", hint=f"one of: {', '.join(ENV_NAMES)}")
-    if name == "local":
-        return _local(root or sandbox_dir())
-    return from_outputs(name, _read_outputs(name))  # type: ignore[arg-type]
+def resolve(name: str, *, root: Path | None = None, live: bool = True) -> Environment:
+    """The one way every command turns `--env NAME` into an Environment (see ops.wiring.resolve)."""
+    from ops import wiring
+
+    return wiring.resolve(name, root=root, live=live)

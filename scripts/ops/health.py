@@ -48,3 +48,42 @@ def check_endpoints(base_url: str, *, requests: int = 20, timeout: float = 5.0) 
                 detail = f"p95 {p95} ms over the {target:g} ms target"
             results.append(Check(endpoint, ok, status, p50, p95, target, detail))
     return results
+
+
+def remote_ready(public_url: str) -> str:
+    """The running app answers /ready (after a refresh its connection string is unchanged)."""
+    from ops.errors import ExternalError
+
+    response = httpx.get(public_url + "/ready", timeout=10)
+    if response.status_code != 200:
+        raise ExternalError(f"smoke check: {public_url}/ready answered {response.status_code}")
+    return f"{public_url}/ready answered 200"
+
+
+def sandbox_app_ready(owner_url: str) -> str:
+    """An app process of the sandbox started on `owner_url`'s database answers /ready."""
+    from urllib.parse import urlsplit
+
+    from ops.deploy.hosts import LocalHosts
+    from ops.errors import ExternalError
+    from ops.interfaces import Candidate
+    from ops.paths import APP_DIR, sandbox_dir
+    from ops.ports import free_port
+    from ops.processes import start_process, stop_process
+    from ops.sandbox.components import app_argv, app_env
+    from ops.sandbox.state import load_state
+
+    state = load_state(sandbox_dir())
+    port = free_port()
+    database = urlsplit(owner_url).path.lstrip("/")
+    child_env = {**app_env(state, "standby", "smoke"), "PORT": str(port),
+                 "DATABASE_URL": state.database_url(database)}
+    proc = start_process(app_argv(), log_file=sandbox_dir() / "logs" / "app-smoke.log", env=child_env, cwd=APP_DIR)
+    candidate = Candidate("smoke", "smoke", f"127.0.0.1:{port}", proc)
+    try:
+        problem = LocalHosts(sandbox_dir()).wait_ready(candidate, 30)
+    finally:
+        stop_process(proc)
+    if problem is not None:
+        raise ExternalError(f"smoke check: the app did not become ready on {database}: {problem}")
+    return f"app on {database}: /ready 200"

@@ -1,13 +1,17 @@
-"""The ports use-cases depend on (typing.Protocol); adapters in `ops.adapters` implement them.
+"""The ports use-cases depend on (typing.Protocol); adapters in `ops.adapters` (and the
+sandbox's stand-ins) implement them, and `ops.wiring` picks which.
 
 Use-cases never import boto3, httpx or psycopg directly for these concerns: they receive an
 object with this shape, so the same use-case runs against R2 or SeaweedFS, BetterStack or
-the sandbox's recorder.
+the sandbox's recorder, Hetzner hosts over SSH or the sandbox's processes. This module
+imports no adapter (tests/scripts/test_wiring.py checks it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -33,3 +37,79 @@ class Heartbeat(Protocol):
     """Where a job reports success (BetterStack heartbeat; the sandbox's recorder)."""
 
     def ping(self) -> None: ...
+
+
+class BranchStore(Protocol):
+    """Where database branches live: Neon, or databases of the sandbox's PostgreSQL."""
+
+    def url(self, name: str) -> str: ...
+    def exists(self, name: str) -> bool: ...
+    def copy(self, source: str, name: str) -> None: ...
+    def replace(self, target: str, scratch: str, preserve_as: str) -> None: ...
+    def drop(self, name: str) -> None: ...
+    def preserved(self, target: str) -> list[str]: ...
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A new version started beside the old one on a host, not yet serving."""
+
+    role: str
+    version: str
+    address: str  # host:port the candidate answers on, as that host's Caddy dials it
+    handle: Any = None  # the adapter's own reference (a process, a container name)
+
+
+class Hosts(Protocol):
+    """Where app versions run, and each host's own traffic (its Caddy's upstreams).
+
+    The sandbox: local processes behind one Caddy. Hetzner (and the lab): containers on each
+    host, started and switched by the host role's deploy script, reached over SSH.
+    """
+
+    def roles(self) -> list[str]: ...  # the serving host last
+    def current(self, role: str) -> tuple[str, str]: ...  # (version, address)
+    def start_candidate(self, role: str, version: str) -> Candidate: ...
+    def wait_ready(self, candidate: Candidate, timeout: float) -> str | None: ...  # None = ready, else why not
+    def serving(self, role: str) -> list[str]: ...  # the upstreams this host's traffic goes to now
+    def route(self, role: str, dials: list[str]) -> None: ...  # replace them atomically
+    def promote(self, candidate: Candidate) -> None: ...  # record it as current, stop the old one gracefully
+    def discard(self, candidate: Candidate) -> None: ...
+
+
+class Upstreams(Protocol):
+    """One Caddy's reverse-proxy upstreams (the sandbox's edge; a host's Caddy through a tunnel)."""
+
+    def current_upstreams(self) -> list[str]: ...
+    def set_upstreams(self, dials: list[str]) -> None: ...
+
+
+class TrafficSwitch(Protocol):
+    """Which host the public names send traffic to: Cloudflare DNS records, or the sandbox's Caddy."""
+
+    def serving(self) -> str: ...  # the role traffic goes to now
+    def move_to(self, role: str) -> str: ...  # what was changed, for the report
+
+
+class LiveDatabase(Protocol):
+    """Recorded state: which database the app serves from (it changes at a failover).
+
+    Backup, refresh, migrate, failover and the checklist read it rather than assuming the
+    environment's branch; it lives in the object store so every runner sees the same answer.
+    """
+
+    def get(self) -> dict[str, Any]: ...  # {"database": name, "kind": "branch" | "standby", "since": iso}
+    def set(self, database: str, kind: str) -> None: ...
+
+
+class FailoverSite(Protocol):
+    """What the failover and failback steps act through; the wiring builds it per environment."""
+
+    public_url: str
+    home_database: str  # the database the app serves from when nothing has failed
+
+    # -> {"database", "kind": "branch" | "standby", "point": iso time restored to, ...}
+    def restore_database(self, mode: str, moment: str | None) -> dict[str, Any]: ...
+    def set_database(self, role: str, database: str) -> str: ...
+    def redeploy(self, role: str) -> str: ...  # the role's hosts, current version, on the live database
+    def late_writes(self, point: datetime, database: str) -> dict[str, int] | str: ...

@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import sys
 
+from autoenroll.contract import APP_DATABASE_ROLE
 from ops.processes import run_checked
 
-APP_ROLE = "autoenroll_app"
+APP_ROLE = APP_DATABASE_ROLE
 
 
 def migrate_argv() -> list[str]:

@@ -28,7 +28,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, monitor_ids: dict[str, str] | N
                 load_balancer: str | None = None) -> Environment:
     monkeypatch.setenv("R2_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("R2_SECRET_ACCESS_KEY", "s")
-    return from_outputs("staging", {
+    return from_outputs("staging", {"environment": "staging",
         "public_url": f"https://{APP}", "r2_endpoint": "https://acct.eu.r2.cloudflarestorage.com",
         "buckets": {"uploads": "u", "agents": "a", "backups": "b"},
         "connection_strings": {"staging": {"direct": "postgresql://o@h/db", "pooled": "postgresql://a@h/db"}},
@@ -78,7 +78,7 @@ def test_stack_secrets_names_the_missing_and_the_clear_text_ones(tmp_path: Path)
 def test_env_vars_item_passes_when_every_secret_is_encrypted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stack_file(tmp_path, secure=[f"autoenroll:{k}" for k in SECRETS] + ["hcloud:token", "cloudflare:apiToken"])
     monkeypatch.setattr(checklist, "REPO_ROOT", tmp_path)
-    status, evidence = checklist.run_item(checklist._env_vars, environment(monkeypatch))
+    status, evidence = checklist.run_item(checklist._env_vars_cloud, environment(monkeypatch))
     assert status == "pass" and "all 8 secrets" in evidence
 
 
@@ -94,13 +94,13 @@ def test_the_committed_stack_files_hold_no_secret_in_clear(stack: str) -> None:
 def test_dns_passes_on_one_proxied_record_at_the_primary(cloudflare: FakeCloudflare,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     cloudflare.add_record(ZONE, APP, PRIMARY)
-    status, evidence = checklist.run_item(checklist._dns, environment(monkeypatch))
+    status, evidence = checklist.run_item(checklist._dns_cloud, environment(monkeypatch))
     assert status == "pass" and f"A {PRIMARY} (primary), proxied" in evidence
 
 
 def test_dns_after_failover_names_the_standby(cloudflare: FakeCloudflare, monkeypatch: pytest.MonkeyPatch) -> None:
     cloudflare.add_record(ZONE, APP, STANDBY)
-    status, evidence = checklist.run_item(checklist._dns, environment(monkeypatch))
+    status, evidence = checklist.run_item(checklist._dns_cloud, environment(monkeypatch))
     assert status == "pass" and "(standby)" in evidence
 
 
@@ -114,14 +114,14 @@ def test_dns_fails_naming_what_is_wrong(cloudflare: FakeCloudflare, monkeypatch:
                                         records: list[tuple[str, bool]], named: str) -> None:
     for content, proxied in records:
         cloudflare.add_record(ZONE, APP, content, proxied=proxied)
-    status, evidence = checklist.run_item(checklist._dns, environment(monkeypatch))
+    status, evidence = checklist.run_item(checklist._dns_cloud, environment(monkeypatch))
     assert status == "fail" and named in evidence, evidence
 
 
 def test_dns_with_a_load_balancer_wants_the_load_balancer(cloudflare: FakeCloudflare,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     cloudflare.add_record(ZONE, APP, PRIMARY)
-    status, evidence = checklist.run_item(checklist._dns, environment(monkeypatch, load_balancer="203.0.113.250"))
+    status, evidence = checklist.run_item(checklist._dns_cloud, environment(monkeypatch, load_balancer="203.0.113.250"))
     assert status == "fail" and "not a server of this stack" in evidence
 
 
@@ -158,15 +158,15 @@ def test_monitoring_passes_when_every_monitor_is_up_and_sentry_is_a_secret(
         item["attributes"]["status"] = "up"
     stack_file(tmp_path, secure=["autoenroll:sentryDsn"])
     monkeypatch.setattr(checklist, "REPO_ROOT", tmp_path)
-    status, evidence = checklist.run_item(checklist._monitoring, environment(monkeypatch, monitor_ids=ids))
+    status, evidence = checklist.run_item(checklist._monitoring_cloud, environment(monkeypatch, monitor_ids=ids))
     assert status == "pass" and "'app': 'up'" in evidence and "Sentry DSN a stack secret" in evidence
 
     betterstack.items[ids["api"]]["attributes"]["status"] = "down"
-    status, evidence = checklist.run_item(checklist._monitoring, environment(monkeypatch, monitor_ids=ids))
+    status, evidence = checklist.run_item(checklist._monitoring_cloud, environment(monkeypatch, monitor_ids=ids))
     assert status == "fail" and "'api': 'down'" in evidence
 
     del betterstack.items[ids["api"]]
-    status, evidence = checklist.run_item(checklist._monitoring, environment(monkeypatch, monitor_ids=ids))
+    status, evidence = checklist.run_item(checklist._monitoring_cloud, environment(monkeypatch, monitor_ids=ids))
     assert status == "fail" and "'api': 'missing'" in evidence
 
 
@@ -178,5 +178,6 @@ def test_monitoring_fails_without_sentry_in_the_stack_config(
     betterstack.items[only]["attributes"]["status"] = "up"
     stack_file(tmp_path, secure=[])
     monkeypatch.setattr(checklist, "REPO_ROOT", tmp_path)
-    status, evidence = checklist.run_item(checklist._monitoring, environment(monkeypatch, monitor_ids={"app": only}))
+    env = environment(monkeypatch, monitor_ids={"app": only})
+    status, evidence = checklist.run_item(checklist._monitoring_cloud, env)
     assert status == "fail" and "Sentry DSN not set as a secret" in evidence

@@ -19,7 +19,6 @@ ARGS = HostRoleArgs(
     hostname="autoenroll-staging-app-1", environment="staging", role="primary", site_address="staging.example.ie",
     app_image="ghcr.io/komplyone/autoenroll-app", app_version="1.2.3", admin_cidrs=("198.51.100.0/28",),
     cloudflare_ranges=cloudflare_ranges(), ssh_public_keys=("ssh-ed25519 AAAAC3Nza test",),
-    app_env={"DATABASE_URL": "postgresql://u:pw@h/db", "REDIS_URL": "rediss://:pw@r:6379"},
     betterstack_logs_token="logs-token",
 )
 
@@ -64,11 +63,35 @@ def test_sshd_is_hardened_and_root_is_disabled(user_data: str) -> None:
     for line in ("PasswordAuthentication no", "PermitRootLogin no", "MaxAuthTries 3"):
         assert line in sshd
     assert doc["disable_root"] is True and doc["ssh_pwauth"] is False
-    assert files["/etc/autoenroll/app.env"]["permissions"] == "0600"
 
 
-def test_app_is_published_on_loopback_only(user_data: str) -> None:
-    assert "-p 127.0.0.1:8000:8000" in user_data
+def test_app_containers_are_published_on_loopback_only(user_data: str) -> None:
+    script = scripts_in(user_data)["/usr/local/bin/autoenroll-deploy"]
+    assert '-p "127.0.0.1:$port:8000"' in script and "--restart unless-stopped" in script
+    assert "systemctl" not in script  # blue/green is two containers, not a unit restarted
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_no_app_secret_reaches_the_user_data(stack: str, request: pytest.FixtureRequest) -> None:
+    """Every server's rendered cloud-init, grepped for every app secret the stack holds: the
+    secrets reach the host's env file over SSH at deploy time (ops deploy), not through
+    user data, which Hetzner's metadata service serves to anything on the server."""
+    from autoenroll.contract import SECRET_ENV_VARS
+    from stacks.plan import SENTINEL, Plan
+
+    plan: Plan = request.getfixturevalue(f"{stack}_plan")
+    secrets = {name: plan.outputs["app_env"][name] for name in SECRET_ENV_VARS}
+    assert all(SENTINEL in value for value in secrets.values())  # under the plan every secret is a sentinel
+    servers = [r for r in plan.resources if r.type == "hcloud:index/server:Server"]
+    assert servers
+    for server in servers:
+        wrapped = server.props.get("user_data") or server.props["userData"]
+        user_data = wrapped["value"]
+        assert user_data.startswith("#cloud-config")
+        leaked = [name for name, value in secrets.items() if value in user_data]
+        assert not leaked, f"{server.name}: user data carries {leaked}"
+        paths = [f["path"] for f in yaml.safe_load(user_data.split("\n", 1)[1])["write_files"]]
+        assert not [p for p in paths if "app.env" in p]
 
 
 def test_host_firewall_mirrors_the_cloud_one() -> None:

@@ -24,14 +24,25 @@ def test_ops_resolves_an_environment_from_the_stacks_outputs(
     monkeypatch.setenv("OPS_STACK_OUTPUTS", str(path))
     monkeypatch.setenv("R2_ACCESS_KEY_ID", "k")
     monkeypatch.setenv("R2_SECRET_ACCESS_KEY", "s")
-    env = resolve(stack)
+    env = resolve(stack, live=False)  # the recorded live database needs the bucket, not under test here
     assert env.name == stack
     assert env.branch in env.database_urls
     assert env.storage.buckets["backups"] == f"autoenroll-{stack}-backups"
     assert env.stripe_webhook is not None and env.stripe_webhook.endpoint_id
     assert plan.outputs["stripe_webhook"]["url"] == env.public_url + "/api/billing/stripe-webhook"
     assert env.stripe_webhook.secret.get_secret_value().startswith("whsec_")
-    assert "stripe_webhook" not in env.outputs  # its secret stays in the SecretStr only
+    # The typed fields ops reads instead of raw outputs[...] lookups.
+    assert env.dns is not None and set(env.dns.switched()) == {"app", "api"}
+    assert env.dns.app_record_name == env.public_url.removeprefix("https://")
+    assert env.neon is not None and env.neon.project_id and env.branch in env.neon.branch_ids
+    assert env.monitor_ids and all(env.monitor_ids.values())
+    assert all(h.address and h.private_ip for h in env.app_hosts)
+    from autoenroll.contract import OWNER_DATABASE_ROLE, SECRET_ENV_VARS
+    from ops.naming import BRANCH_OF_ENV
+
+    assert set(SECRET_ENV_VARS) <= set(env.app_env)  # what `ops deploy` writes to each host's env file
+    assert env.branch == BRANCH_OF_ENV[stack] and env.owner_role == OWNER_DATABASE_ROLE
+    assert env.app_env["S3_BUCKET_UPLOADS"].get_secret_value() == env.storage.buckets["uploads"]
     roles = [h.role for h in env.app_hosts]
     assert roles.count("primary") >= 1
     assert ("standby" in roles) == (stack == "production")
@@ -43,3 +54,19 @@ def test_every_documented_key_is_exported_and_nothing_else(production_plan: Plan
     first_columns = [line.split("|")[1] for line in doc.splitlines() if line.startswith("| `")]
     documented = {name for column in first_columns for name in re.findall(r"`([a-z_0-9]+)`", column)}
     assert set(production_plan.outputs) == documented
+
+
+def test_outputs_of_another_environment_are_refused(
+    production_plan: Plan, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """OPS_STACK_OUTPUTS=production.json with --env staging must not reach production's hosts."""
+    from typer.testing import CliRunner
+
+    from ops.cli import app
+
+    path = tmp_path / "production.json"
+    path.write_text(json.dumps(production_plan.outputs, default=str))
+    monkeypatch.setenv("OPS_STACK_OUTPUTS", str(path))
+    result = CliRunner().invoke(app, ["deploy", "--env", "staging", "--version", "v2"])
+    assert result.exit_code == 2, result.output
+    assert "are for environment 'production', not --env staging" in result.output

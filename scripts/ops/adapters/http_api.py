@@ -142,8 +142,8 @@ class ProviderClient(JsonApiClient):
     credential_hint: str | None = None
 
     def __init__(self, token: str, *, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep, **kwargs: Any) -> None:
-        super().__init__(self.base_url, token, transport=transport, sleep=sleep, **kwargs)
+                 sleep: Callable[[float], None] = time.sleep, base_url: str | None = None, **kwargs: Any) -> None:
+        super().__init__(base_url or self.base_url, token, transport=transport, sleep=sleep, **kwargs)
 
     @classmethod
     def from_environ(cls, **kwargs: Any) -> Self:

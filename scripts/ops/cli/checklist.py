@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ops import wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION
 from ops.environment import resolve
 from ops.errors import VerificationError
@@ -13,7 +14,7 @@ def checklist(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     from ops import checklist as checks
 
     env = resolve(env_name)
-    items = checks.run(env, progress=(lambda _m: None) if as_json else progress)
+    items = checks.run(env, wiring.checklist_checks(env), progress=(lambda _m: None) if as_json else progress)
     if as_json:
         print_json([item.__dict__ for item in items])
     else:

@@ -2,73 +2,16 @@
 
 from __future__ import annotations
 
-import os
-
-import httpx
 import typer
 
-from ops.adapters.s3_store import S3ObjectStore
+from ops import wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
-from ops.environment import Environment, resolve
-from ops.errors import ExternalError
+from ops.environment import resolve
 from ops.migrations import head_revision, migrate, schema_revision
 from ops.output import print_json, progress, stderr, table
 from ops.refresh import usecase
-from ops.refresh.branch_stores import BranchStore, LocalBranchStore, NeonBranchStore
 
 app = OpsTyper(help="Database branches: refresh with masking, migrations.")
-
-
-def branch_store(env: Environment) -> BranchStore:
-    if env.name == "local":
-        assert env.scratch_database_url is not None
-        return LocalBranchStore(env.scratch_database_url.get_secret_value())
-    from ops.adapters.neon_api import NeonClient
-
-    return NeonBranchStore(NeonClient.from_environ(), str(env.outputs["neon_project_id"]),
-                           database=os.environ.get("NEON_DATABASE", "autoenroll"),
-                           owner_role=os.environ.get("NEON_OWNER_ROLE", "autoenroll_owner"))
-
-
-def smoke_check(env: Environment, target: str) -> usecase.Smoke:
-    """Prove the app works against the refreshed branch: the sandbox starts an app process on
-    it; a real environment asks its running app's /ready (its connection string is unchanged)."""
-    if env.name == "local":
-        return lambda owner_url: _local_app_smoke(env, owner_url)
-
-    def remote(_owner_url: str) -> str:
-        response = httpx.get(env.public_url + "/ready", timeout=10)
-        if response.status_code != 200:
-            raise ExternalError(f"smoke check: {env.public_url}/ready answered {response.status_code}")
-        return f"{env.public_url}/ready answered 200"
-
-    return remote
-
-
-def _local_app_smoke(env: Environment, owner_url: str) -> str:
-    from urllib.parse import urlsplit
-
-    from ops.deploy.hosts import Candidate, LocalHosts
-    from ops.paths import APP_DIR, sandbox_dir
-    from ops.ports import free_port
-    from ops.processes import start_process, stop_process
-    from ops.sandbox.components import app_argv, app_env
-    from ops.sandbox.state import load_state
-
-    state = load_state(sandbox_dir())
-    port = free_port()
-    database = urlsplit(owner_url).path.lstrip("/")
-    child_env = {**app_env(state, "standby", "smoke"), "PORT": str(port),
-                 "DATABASE_URL": state.database_url(database)}
-    proc = start_process(app_argv(), log_file=sandbox_dir() / "logs" / "app-smoke.log", env=child_env, cwd=APP_DIR)
-    candidate = Candidate("smoke", "smoke", f"127.0.0.1:{port}", proc)
-    try:
-        problem = LocalHosts(sandbox_dir()).wait_ready(candidate, 30)
-    finally:
-        stop_process(proc)
-    if problem is not None:
-        raise ExternalError(f"smoke check: the app did not become ready on {database}: {problem}")
-    return f"app on {database}: /ready 200"
 
 
 @app.command("refresh")
@@ -91,9 +34,9 @@ def refresh(
             progress("plan only: run again with --yes")
         return
     report = usecase.refresh(
-        env.name, branch_store(env), S3ObjectStore(env.storage, "backups"), target=target, source=source,
+        env.name, wiring.branch_store(env), wiring.objects(env), target=target, source=source,
         masking_key=env.masking_key.get_secret_value() if env.masking_key else None,
-        smoke=smoke_check(env, target), progress=lambda m: None if as_json else progress(m))
+        smoke=wiring.smoke_check(env), progress=lambda m: None if as_json else progress(m))
     if as_json:
         print_json({**report.to_json(), "applied": True})
         return

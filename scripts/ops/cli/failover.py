@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 import typer
 
-from ops.adapters.s3_store import S3ObjectStore
+from ops import wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, run_guarded
 from ops.environment import resolve
-from ops.errors import ConfigError
+from ops.errors import ConfirmationRequired
 from ops.failover import usecase
 from ops.output import print_json, progress, stderr, table
-from ops.paths import sandbox_dir
 
 app = OpsTyper(help="Fail over to the standby (the seed's plan, journaled and resumable); see its journal.",
                no_args_is_help=False)
 
-DB_OPTION = typer.Option("latest-backup", "--db", help="latest-backup | neon-pitr@TIME | none")
+DB_OPTION = typer.Option("none", "--db", help="none (host-only outage: keep the database) | neon-pitr@TIME | "
+                                              "latest-backup (Neon itself is down)")
+YES_OPTION = typer.Option(False, "--yes", "-y", help="Confirm a database-replacing --db mode.")
+CONFIRM_OPTION = typer.Option("", "--confirm", help="On production: the environment's name, typed (or asked for).")
+
+
+def confirm(env_name: str, db_mode: str, yes: bool, typed: str) -> None:
+    """A database-replacing mode needs --yes; on production also the name typed, which --json never skips."""
+    mode, _moment = usecase.parse_db_mode(db_mode)
+    if mode == "none":
+        return
+    if not yes:
+        raise ConfirmationRequired(f"--db {db_mode} replaces the live database: run again with --yes",
+                                   hint="a host-only outage needs no database change: --db none (the default)")
+    if env_name == "production" and typed != env_name:
+        if not typed and sys.stdin.isatty():
+            typed = typer.prompt(f"--db {db_mode} on production: type the environment name to confirm",
+                                 default="", show_default=False)
+        if typed != env_name:
+            raise ConfirmationRequired("production: not confirmed (--confirm production, or type it): nothing changed")
 
 
 @app.callback(invoke_without_command=True)
@@ -25,6 +46,8 @@ def failover(
     db: str = DB_OPTION,
     plan_only: bool = typer.Option(False, "--plan", help="Print the steps and change nothing."),
     watch_seconds: float = typer.Option(30.0, "--watch-seconds", min=1, help="How long to watch the error rate."),
+    yes: bool = YES_OPTION,
+    typed: str = CONFIRM_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the failover (or resume it after a crash: run the same command again)."""
@@ -40,21 +63,17 @@ def failover(
                 for number, step in enumerate(steps, 1):
                     stderr.print(f"  {number}. {step}", highlight=False)
             return
+        confirm(env_name, db, yes, typed)
         env = resolve(env_name)
-        if env.name != "local":
-            raise ConfigError("cloud failover (Cloudflare DNS, Neon PITR, SSH deploy) is not wired in this version",
-                              hint="follow runbooks/failover.md by hand; see the issue notes")
-        from ops.failover.local import local_ports
-
-        report = usecase.failover(env.name, local_ports(env, sandbox_dir()), S3ObjectStore(env.storage, "backups"),
-                                  db_mode=db, watch_seconds=watch_seconds,
+        report = usecase.failover(env.name, wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env),
+                                  wiring.objects(env), db_mode=db, watch_seconds=watch_seconds,
                                   progress=(lambda _m: None) if as_json else progress)
         if as_json:
             print_json(report)
             return
         progress(f"recovered in {report['recovery_seconds']} s; data-loss window "
                  f"{report.get('data_loss_window_seconds', 0)} s; writes after the restored point: "
-                 f"{report.get('writes_after_point', 'n/a')}")
+                 f"{report.get('writes_after_point', 'n/a')}; live database: {report['live_database']}")
 
     run_guarded(run)
 
@@ -62,31 +81,30 @@ def failover(
 @app.command("status")
 def status(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     """The journal of a failover in progress (or the report of the last one)."""
-    env = resolve(env_name)
-    store = S3ObjectStore(env.storage, "backups")
+    env = resolve(env_name, live=False)
+    store = wiring.objects(env)
     journal = usecase.read_journal(store, env.name)
     last_raw = store.get_bytes(f"_ops/{env.name}/failover.last.json")
-    data = {"in_progress": journal, "last": __import__("json").loads(last_raw) if last_raw else None}
+    data = {"in_progress": journal, "last": json.loads(last_raw) if last_raw else None,
+            "live_database": wiring.live_database(env).get()}
     if as_json:
         print_json(data)
         return
     if journal:
         done = journal["done"]
-        table("failover in progress", ["step", "state"],
-              [(s, "done" if s in done else "pending") for s in usecase.STEPS])
+        steps = usecase.STEPS if journal["direction"] == "failover" else usecase.FAILBACK_STEPS
+        table(f"{journal['direction']} in progress", ["step", "state"],
+              [(s, "done" if s in done else "pending") for s in steps])
     else:
         progress("no failover in progress" + (" (last report available with --json)" if last_raw else ""))
 
 
 def failback(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Return traffic to the primary once it is healthy again."""
+    """Return traffic to the primary once it is healthy again (journaled and resumable, like the failover)."""
     env = resolve(env_name)
-    if env.name != "local":
-        raise ConfigError("cloud failback is not wired in this version", hint="see runbooks/failover.md")
-    from ops.failover.local import failback as local_failback
-
-    report = local_failback(sandbox_dir())
+    report = usecase.failback(env.name, wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env),
+                              wiring.objects(env), progress=(lambda _m: None) if as_json else progress)
     if as_json:
         print_json(report)
     else:
-        progress(f"traffic back on the primary: {report['primary']}. {report['note']}")
+        progress(f"traffic back on the primary: {report['results'].get('deploy', 'already')}. {report['note']}")

@@ -1,40 +1,20 @@
-"""Hosts: where app versions run. Local processes in the sandbox; SSH + Docker on Hetzner.
-
-The deploy use-case needs: the hosts (with their role), a candidate of a new version started
-beside the current one, whether it is ready, and then promoting or discarding it.
-"""
+"""The sandbox's `Hosts`: app processes behind the sandbox's one Caddy (Hetzner's are in
+ops.adapters.ssh_hosts)."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import httpx
 
+from ops.interfaces import Candidate
 from ops.paths import APP_DIR
 from ops.ports import free_port
-from ops.processes import ProcRef, start_process, stop_process
+from ops.processes import start_process, stop_process
 from ops.sandbox import components as c
 from ops.sandbox.state import SandboxState, load_state, save_state
-
-
-@dataclass(frozen=True)
-class Candidate:
-    role: str
-    version: str
-    address: str  # host:port the candidate serves on
-    proc: ProcRef | None = None
-
-
-class Hosts(Protocol):
-    def roles(self) -> list[str]: ...
-    def current(self, role: str) -> tuple[str, str]: ...  # (version, address)
-    def start_candidate(self, role: str, version: str) -> Candidate: ...
-    def wait_ready(self, candidate: Candidate, timeout: float) -> str | None: ...  # None = ready, else why not
-    def promote(self, candidate: Candidate) -> None: ...
-    def discard(self, candidate: Candidate) -> None: ...
+from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
 
 
 class LocalHosts:
@@ -50,6 +30,14 @@ class LocalHosts:
         state = self._state()
         active = state.caddy.active_app
         return sorted(state.apps, key=lambda r: r == active)  # the serving host last
+
+    def serving(self, _role: str) -> list[str]:
+        with CaddyTrafficSwitch(self._state().caddy_admin_url()) as caddy:
+            return caddy.current_upstreams()
+
+    def route(self, _role: str, dials: list[str]) -> None:
+        with CaddyTrafficSwitch(self._state().caddy_admin_url()) as caddy:
+            caddy.set_upstreams(dials)
 
     def current(self, role: str) -> tuple[str, str]:
         app = self._state().apps[role]
@@ -68,7 +56,7 @@ class LocalHosts:
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
-            if not is_running(candidate.proc):
+            if not is_running(candidate.handle):
                 log = c.tail(self.root / "logs" / f"app-{candidate.role}.log", 3)
                 return f"process exited ({' | '.join(log)[-300:]})"
             try:
@@ -85,16 +73,11 @@ class LocalHosts:
         state = self._state()
         app = state.apps[candidate.role]
         old = app.proc
-        app.proc, app.port, app.version = candidate.proc, int(candidate.address.rsplit(":", 1)[1]), candidate.version
+        app.proc, app.port, app.version = candidate.handle, int(candidate.address.rsplit(":", 1)[1]), candidate.version
         save_state(self.root, state)
         # Graceful: uvicorn stops accepting, finishes in-flight requests, then exits.
         stop_process(old, timeout=30)
 
     def discard(self, candidate: Candidate) -> None:
-        stop_process(candidate.proc, timeout=10)
+        stop_process(candidate.handle, timeout=10)
 
-
-def ssh_deploy_argv(address: str, version: str, user: str = "deploy") -> list[str]:
-    """The command `ops deploy` runs per Hetzner host (the host role installs autoenroll-deploy)."""
-    return ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", f"{user}@{address}",
-            "sudo", "/usr/local/bin/autoenroll-deploy", version]

@@ -1,34 +1,34 @@
-"""`ops deploy` and `ops rollback`: rolling, zero-downtime, self-rolling-back.
+"""`ops deploy` and `ops rollback`: rolling, zero-downtime, self-rolling-back, one algorithm
+for every environment (the sandbox's processes and Hetzner's containers are both `Hosts`).
 
 Per host (the serving host last): start the new version beside the old, wait for /ready,
-move traffic to it (Caddy's upstream, swapped atomically by Caddy), drain, then stop the old
-gracefully (in-flight requests finish). Without the drain a fresh-clone CI run saw one of
-638 requests fail: one routed under the old upstream just as the old process stopped. If the
-new version doesn't become ready, it is stopped and the old one keeps serving: nothing
-changed, and the command says so.
+move that host's traffic to it (its Caddy's upstream, swapped atomically by Caddy), drain,
+then stop the old gracefully (in-flight requests finish). Without the drain a fresh-clone
+CI run saw one of 638 requests fail: one routed under the old upstream just as the old
+process stopped. If the new version doesn't become ready, it is discarded and the old one
+keeps serving: nothing changed on that host, and the command says so.
+
+The history lives beside the lock in the object store, so every runner (a laptop, CI) sees
+the same one; `ops rollback` reads it.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Protocol
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from ops.deploy.hosts import Hosts
 from ops.errors import ConfigError, ExternalError, NotFoundError
-from ops.interfaces import ObjectStore
+from ops.interfaces import Hosts, ObjectStore
 from ops.locks import object_lock
 
 READY_TIMEOUT = 30.0
 DRAIN_SECONDS = 2.0
+HISTORY_KEPT = 50
 VERSION_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
-
-
-class TrafficSwitch(Protocol):
-    def current_upstreams(self) -> list[str]: ...
-    def set_upstreams(self, dials: list[str]) -> None: ...
 
 
 @dataclass
@@ -43,44 +43,99 @@ def validate_version(version: str) -> None:
         raise ConfigError(f"--version: {version!r} is not a version (letters, digits, '.', '_', '-')")
 
 
-def deploy(env_name: str, hosts: Hosts, traffic: TrafficSwitch, locks: ObjectStore, version: str, *,
-           history: Callable[[str], None], progress: Callable[[str], None] = lambda _m: None) -> DeployReport:
+def _history_key(env_name: str) -> str:
+    return f"_ops/{env_name}/deploy.history.json"
+
+
+def read_history(store: ObjectStore, env_name: str) -> list[dict[str, Any]]:
+    raw = store.get_bytes(_history_key(env_name))
+    return list(json.loads(raw)) if raw else []
+
+
+def _append_history(store: ObjectStore, env_name: str, entry: dict[str, Any]) -> None:
+    history = [*read_history(store, env_name), {**entry, "at": datetime.now(UTC).isoformat()}]
+    store.put_bytes(_history_key(env_name), json.dumps(history[-HISTORY_KEPT:]).encode())
+
+
+def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = lambda _m: None,
+             roles: list[str] | None = None) -> list[dict[str, Any]]:
+    """Put `version` on each host in turn (the serving host last); the caller holds the lock."""
+    done = []
+    for role in roles if roles is not None else hosts.roles():
+        old_version, old_address = hosts.current(role)
+        progress(f"{role}: starting {version} beside {old_version}")
+        candidate = hosts.start_candidate(role, version)
+        problem = hosts.wait_ready(candidate, READY_TIMEOUT)
+        if problem is not None:
+            hosts.discard(candidate)
+            raise ExternalError(
+                f"{version} did not become ready on {role}: {problem}; rolled back, {old_version} still serving",
+                hint=f"see the app's log on {role} for why (sandbox: `ops sandbox logs app-{role}`)")
+        moving = old_address in hosts.serving(role)
+        if moving:
+            # New first, old kept in the list: with lb_policy first all new requests go to the
+            # new version, while requests still being routed under Caddy's previous config
+            # (a config change is a graceful reload) find their upstream still known.
+            hosts.route(role, [candidate.address, old_address])
+            progress(f"{role}: traffic moved to {version}; draining {old_version}")
+            time.sleep(DRAIN_SECONDS)
+        hosts.promote(candidate)
+        if moving:
+            hosts.route(role, [candidate.address])
+        done.append({"role": role, "from": old_version, "to": version, "address": candidate.address})
+    return done
+
+
+def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
+           record: dict[str, str] | None = None, before: Callable[[], None] = lambda: None,
+           progress: Callable[[str], None] = lambda _m: None) -> DeployReport:
+    """Deploy `version` to every host under the environment's deploy lock, and record it.
+
+    `before` runs under the lock before any host changes (the cloud writes each host's env
+    file there, so a secret rotation is a deploy)."""
     validate_version(version)
     t0 = time.monotonic()
     report = DeployReport(version)
-    with object_lock(locks, f"_ops/{env_name}/deploy.lock", ttl=timedelta(minutes=30),
+    with object_lock(store, f"_ops/{env_name}/deploy.lock", ttl=timedelta(minutes=30),
                      purpose=f"deploy to {env_name}"):
-        serving = set(traffic.current_upstreams())
-        for role in hosts.roles():
-            old_version, old_address = hosts.current(role)
-            progress(f"{role}: starting {version} beside {old_version}")
-            candidate = hosts.start_candidate(role, version)
-            problem = hosts.wait_ready(candidate, READY_TIMEOUT)
-            if problem is not None:
-                hosts.discard(candidate)
-                raise ExternalError(
-                    f"{version} did not become ready on {role}: {problem}; rolled back, {old_version} still serving",
-                    hint="see `ops sandbox logs app-" + role + "` (or the host's journal) for why")
-            moving = old_address in serving
-            if moving:
-                # New first, old kept in the list: with lb_policy first all new requests go to the
-                # new version, while requests still being routed under Caddy's previous config
-                # (a config change is a graceful reload) find their upstream still known.
-                traffic.set_upstreams([candidate.address, old_address])
-                progress(f"{role}: traffic moved to {version}; draining {old_version}")
-                time.sleep(DRAIN_SECONDS)
-            hosts.promote(candidate)
-            if moving:
-                traffic.set_upstreams([candidate.address])
-            report.hosts.append({"role": role, "from": old_version, "to": version, "address": candidate.address})
-        history(version)
+        if not read_history(store, env_name):
+            serving_role = hosts.roles()[-1]
+            # The first deploy also remembers what it replaced, so it can be rolled back.
+            _append_history(store, env_name, {"version": hosts.current(serving_role)[0], "kind": "found"})
+        before()
+        try:
+            report.hosts = roll_out(hosts, version, progress=progress)
+        except ExternalError:
+            _append_history(store, env_name, {"version": version, "kind": "failed"})
+            raise
+        _append_history(store, env_name, {"version": version, "kind": "deploy", **(record or {})})
     report.seconds = round(time.monotonic() - t0, 2)
     return report
 
 
-def previous_version(history: list[str], current: str) -> str:
-    """The version deployed before `current` (for `ops rollback`)."""
-    earlier = [v for v in history if v != current]
-    if not earlier:
-        raise NotFoundError("no earlier version to roll back to", hint="ops deploy --version V deploys a given one")
-    return earlier[-1]
+def rollback_target(history: list[dict[str, Any]]) -> tuple[str, str]:
+    """(current, target): the last version that was good before the current one.
+
+    A version once rolled back from is not good: rolling back twice goes further back
+    (v3 -> v2 -> v1), never bouncing to the version just left (v2 -> v1 -> v2).
+    """
+    served = [e for e in history if e.get("kind") in ("found", "deploy", "rollback")]
+    if not served:
+        raise NotFoundError("no deploy history for this environment", hint="ops deploy --version V deploys one")
+    current = served[-1]["version"]
+    bad = {e["from"] for e in history if e.get("kind") == "rollback"} | {current}
+    bad |= {e["version"] for e in history if e.get("kind") == "failed"}
+    for entry in reversed(served):
+        if entry["version"] not in bad:
+            return current, str(entry["version"])
+    raise NotFoundError(f"no good version before {current} to roll back to",
+                        hint="ops deploy --version V deploys a given one")
+
+
+def rollback(env_name: str, hosts: Hosts, store: ObjectStore, *, before: Callable[[], None] = lambda: None,
+             progress: Callable[[str], None] = lambda _m: None) -> DeployReport:
+    current, target = rollback_target(read_history(store, env_name))
+    progress(f"rolling back {current} -> {target}")
+    # The entry names what it left, so that version is never a rollback target again.
+    return deploy(env_name, hosts, store, target, record={"kind": "rollback", "from": current}, before=before,
+                  progress=progress)

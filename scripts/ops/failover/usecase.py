@@ -13,15 +13,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from ops import failpoints
 from ops.errors import ConfigError, NotFoundError, VerificationError
-from ops.interfaces import ObjectStore
+from ops.interfaces import FailoverSite, LiveDatabase, ObjectStore, TrafficSwitch
+from ops.journal import step_runner
 from ops.locks import object_lock
 
 STEPS = ("switch-traffic", "restore-database", "set-environment", "deploy", "check-endpoints", "watch-errors")
@@ -39,18 +38,6 @@ LATE_WRITE_QUERIES = {
     "uploads": "SELECT count(*) FROM uploads WHERE created_at > %s",
     "validation_runs": "SELECT count(*) FROM validation_runs WHERE started_at > %s",
 }
-
-
-@dataclass
-class FailoverPorts:
-    """What the steps act through; the CLI wires the sandbox's or a cloud environment's adapters."""
-
-    move_traffic_to_standby: Callable[[], str]
-    restore_database: Callable[[str], dict[str, Any]]  # db mode -> {"database", "backup_id", "point", ...}
-    set_standby_database: Callable[[str], None]
-    redeploy_standby: Callable[[], str]
-    public_url: str
-    late_writes: Callable[[datetime], dict[str, int] | str]  # writes on the old primary after the point
 
 
 def parse_db_mode(mode: str) -> tuple[str, str | None]:
@@ -119,55 +106,77 @@ def check_endpoints(url: str) -> dict[str, Any]:
     return out
 
 
-def failover(env_name: str, ports: FailoverPorts, objects: ObjectStore, *, db_mode: str, watch_seconds: float,
-             progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
-    mode, _moment = parse_db_mode(db_mode)
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failover"):
-        journal = read_journal(objects, env_name) or {}
-        if journal.get("direction") not in (None, "failover") or journal.get("db_mode") not in (None, db_mode):
-            raise ConfigError(f"a failover with --db {journal.get('db_mode')} is in progress: finish it with the "
-                              "same command, or see `ops failover status`")
-        resumed = journal["done"][-1] if journal.get("done") else None
-        if not journal:
-            journal = {"direction": "failover", "db_mode": db_mode, "started_at": datetime.now(UTC).isoformat(),
+def _open_journal(objects: ObjectStore, env_name: str, direction: str, db_mode: str) -> dict[str, Any]:
+    journal = read_journal(objects, env_name) or {}
+    if journal and (journal.get("direction") != direction or journal.get("db_mode") != db_mode):
+        raise ConfigError(f"a {journal.get('direction')} with --db {journal.get('db_mode')} is in progress: finish it "
+                          "with the same command, or see `ops failover status`")
+    return journal or {"direction": direction, "db_mode": db_mode, "started_at": datetime.now(UTC).isoformat(),
                        "done": [], "results": {}}
 
-        def step(name: str, action: Callable[[], Any]) -> None:
-            if name in journal["done"]:
-                progress(f"{name}: already done")
-                return
-            progress(f"{name} ...")
-            t0 = time.monotonic()
-            journal["results"][name] = action()
-            journal.setdefault("timings", {})[name] = round(time.monotonic() - t0, 3)
-            journal["done"].append(name)
-            objects.put_bytes(_journal_key(env_name), json.dumps(journal, default=str).encode())
-            failpoints.hit(f"failover.after.{name}")
 
-        step("switch-traffic", ports.move_traffic_to_standby)
-        step("restore-database", lambda: ports.restore_database(db_mode) if mode != "none" else {"database": None})
+def failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: LiveDatabase, objects: ObjectStore, *,
+             db_mode: str, watch_seconds: float, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    mode, moment = parse_db_mode(db_mode)
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failover"):
+        journal = _open_journal(objects, env_name, "failover", db_mode)
+        resumed = journal["done"][-1] if journal["done"] else None
+        # Late writes are counted on the database that was live before this failover.
+        journal.setdefault("old_database", live.get()["database"])
+        step = step_runner(objects, _journal_key(env_name), journal, journal["direction"], progress)
+
+        step("switch-traffic", lambda: traffic.move_to("standby"))
+        step("restore-database", lambda: site.restore_database(mode, moment) if mode != "none" else {"database": None})
         restored = journal["results"]["restore-database"]
-        step("set-environment", lambda: ports.set_standby_database(restored["database"]) if restored["database"]
-             else "unchanged")
-        step("deploy", ports.redeploy_standby)
-        step("check-endpoints", lambda: check_endpoints(ports.public_url))
+
+        def set_environment() -> str:
+            if not restored["database"]:
+                return "unchanged"
+            live.set(restored["database"], restored.get("kind", "branch"))
+            return site.set_database("standby", restored["database"])
+
+        step("set-environment", set_environment)
+        step("deploy", lambda: site.redeploy("standby"))
+        step("check-endpoints", lambda: check_endpoints(site.public_url))
         if "recovered_at" not in journal:
             journal["recovered_at"] = datetime.now(UTC).isoformat()
-        step("watch-errors", lambda: watch_errors(ports.public_url, watch_seconds))
+        step("watch-errors", lambda: watch_errors(site.public_url, watch_seconds))
         started = datetime.fromisoformat(journal["started_at"])
         recovered = datetime.fromisoformat(journal["recovered_at"])
         report: dict[str, Any] = {"resumed_after": resumed, "steps": journal["done"],
                                   "recovery_seconds": round((recovered - started).total_seconds(), 2),
                                   "timings_s": journal.get("timings", {}),
+                                  "live_database": live.get()["database"],
                                   "results": journal["results"]}
         if restored.get("point"):
-            point = datetime.fromisoformat(restored["point"])
+            point = datetime.fromisoformat(restored["point"].replace("Z", "+00:00"))
             report["data_loss_window_seconds"] = round((started - point).total_seconds(), 1)
             report["restored_point"] = restored["point"]
-            report["writes_after_point"] = ports.late_writes(point)
+            report["writes_after_point"] = site.late_writes(point, journal["old_database"])
         objects.put_bytes(f"_ops/{env_name}/failover.last.json", json.dumps(report, default=str).encode())
         objects.delete(_journal_key(env_name))
     return report
+
+
+FAILBACK_STEPS = ("set-environment", "deploy", "check-endpoints", "switch-traffic")
+
+
+def failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: LiveDatabase, objects: ObjectStore, *,
+             progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+    """Traffic back to the primary, on the database that is live now (journaled like the failover)."""
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failback"):
+        journal = _open_journal(objects, env_name, "failback", "live")
+        step = step_runner(objects, _journal_key(env_name), journal, journal["direction"], progress)
+        database = live.get()["database"]
+        step("set-environment", lambda: site.set_database("primary", database))
+        step("deploy", lambda: site.redeploy("primary"))
+        step("check-endpoints", lambda: check_endpoints(site.public_url))
+        step("switch-traffic", lambda: traffic.move_to("primary"))
+        objects.delete(_journal_key(env_name))
+    return {"steps": journal["done"], "database": database, "results": journal["results"],
+            "note": "" if database == site.home_database else (
+                f"data stays in {database}; moving it back is planned maintenance "
+                "(ops backup create, then ops backup restore into the home database)")}
 
 
 def require_backup(backups: list[Any]) -> Any:

@@ -7,8 +7,6 @@ another's while preserving the old state under a name, drop, and list preserved 
 
 from __future__ import annotations
 
-from typing import Protocol
-
 from psycopg import sql
 
 from ops.adapters.neon_api import NeonClient
@@ -16,15 +14,6 @@ from ops.errors import NotFoundError
 from ops.paths import pg_tool
 from ops.pg import connect, create_database, drop_database, libpq_env, with_database
 from ops.pipeline import Pipeline, Stage
-
-
-class BranchStore(Protocol):
-    def url(self, name: str) -> str: ...
-    def exists(self, name: str) -> bool: ...
-    def copy(self, source: str, name: str) -> None: ...
-    def replace(self, target: str, scratch: str, preserve_as: str) -> None: ...
-    def drop(self, name: str) -> None: ...
-    def preserved(self, target: str) -> list[str]: ...
 
 
 def preserved_prefix(target: str) -> str:

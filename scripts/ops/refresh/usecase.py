@@ -9,18 +9,17 @@ journal (kept in the object store, so a CI re-run on another machine resumes too
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ops import failpoints
 from ops.errors import ConfigError
-from ops.interfaces import ObjectStore
+from ops.interfaces import BranchStore, ObjectStore
+from ops.journal import step_runner
 from ops.locks import object_lock
 from ops.migrations import migrate
-from ops.refresh.branch_stores import BranchStore, preserved_prefix
+from ops.refresh.branch_stores import preserved_prefix
 from ops.refresh.masking import mask_database
 from ops.refresh.policy import check
 
@@ -87,17 +86,7 @@ def refresh(env_name: str, branches: BranchStore, objects: ObjectStore, *, targe
                        "done": [], "timings": {}, "rows_masked": {}}
         report = RefreshReport(target, source, journal["preserve_as"], resumed)
 
-        def step(name: str, action: Callable[[], None]) -> None:
-            if name in journal["done"]:
-                progress(f"{name}: already done")
-                return
-            progress(f"{name} ...")
-            t0 = time.monotonic()
-            action()
-            journal["timings"][name] = round(time.monotonic() - t0, 3)
-            journal["done"].append(name)
-            objects.put_bytes(journal_key, json.dumps(journal).encode())
-            failpoints.hit(f"refresh.after.{name}")
+        step = step_runner(objects, journal_key, journal, "refresh", progress)
 
         def do_copy() -> None:
             if branches.exists(scratch):

@@ -7,13 +7,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ops.errors import NotFoundError, SandboxError
-from ops.naming import bucket_name
+from ops.naming import BUCKET_ROLES, bucket_name
 from ops.ports import free_port
 from ops.processes import run_checked
 from ops.sandbox import components as c
 from ops.sandbox.state import (
     APP_ROLES,
-    BUCKET_ROLES,
     AppState,
     CaddyState,
     HeartbeatState,

@@ -15,13 +15,14 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
+from autoenroll.contract import APP_DATABASE_ROLE
 from ops.errors import NotFoundError, SandboxError
 from ops.processes import ProcRef
 
 STATE_FILE = "state.json"
 BRANCHES = ("main", "staging", "development")
 APP_ROLES = ("primary", "standby")
-BUCKET_ROLES = ("uploads", "agents", "backups")
+
 
 
 def new_secret() -> str:
@@ -35,7 +36,7 @@ class PostgresState(BaseModel):
     socket_dir: str
     superuser: str = "postgres"
     superuser_password: str = Field(default_factory=new_secret)
-    app_role: str = "autoenroll_app"
+    app_role: str = APP_DATABASE_ROLE
     app_password: str = Field(default_factory=new_secret)
 
 

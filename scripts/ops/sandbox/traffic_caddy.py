@@ -29,8 +29,9 @@ def _find_reverse_proxy(node: Any, path: list[str]) -> list[str] | None:
 class CaddyTrafficSwitch:
     """Points Caddy's reverse proxy at one or more upstreams (host:port)."""
 
-    def __init__(self, admin_url: str, timeout: float = 5.0) -> None:
-        self._client = httpx.Client(base_url=admin_url, timeout=timeout)
+    def __init__(self, admin_url: str, timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
+        # A transport reaches a host's Caddy over SSH (ops.adapters.ssh_hosts); the API is the same.
+        self._client = httpx.Client(base_url=admin_url, timeout=timeout, transport=transport)
 
     def _handler_path(self) -> str:
         try:
@@ -46,7 +47,8 @@ class CaddyTrafficSwitch:
     def current_upstreams(self) -> list[str]:
         """The dial addresses Caddy proxies to now."""
         response = self._client.get(self._handler_path() + "/upstreams")
-        response.raise_for_status()
+        if response.status_code >= 400:
+            raise ExternalError(f"Caddy admin API: HTTP {response.status_code} reading the upstreams")
         return [str(u["dial"]) for u in response.json() or []]
 
     def set_upstreams(self, dials: list[str]) -> None:

@@ -1,0 +1,84 @@
+"""A cloud environment's failover adapters: Neon point-in-time restore (or the latest verified
+backup restored into PostgreSQL on the standby host, for when Neon itself is down), the
+standby's containers redeployed over SSH with the one deploy algorithm, and the old live
+database asked for its late writes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from ops.adapters.neon_api import NeonClient
+from ops.adapters.ssh_hosts import SshHosts
+from ops.deploy.usecase import roll_out
+from ops.environment import Environment
+from ops.errors import ConfigError, ExternalError
+from ops.failover.restore import count_late_writes, restore_latest_backup
+from ops.interfaces import LiveDatabase, ObjectStore
+from ops.pg import with_database
+
+FAILOVER_DATABASE = "main_failover"
+STANDBY_DATABASE_VARIABLE = "OPS_STANDBY_DATABASE_URL"
+
+
+def standby_server_url() -> str:
+    url = os.environ.get(STANDBY_DATABASE_VARIABLE, "")
+    if not url:
+        raise ConfigError(f"{STANDBY_DATABASE_VARIABLE}: required for --db latest-backup (the owner URL of the "
+                          "PostgreSQL on the standby host)", hint="see runbooks/failover.md")
+    return url
+
+
+class CloudSite:
+    """FailoverSite for staging/production (and the lab, which is the same code)."""
+
+    def __init__(self, env: Environment, store: ObjectStore, hosts: SshHosts, live: LiveDatabase,
+                 neon: Callable[[], NeonClient]) -> None:
+        self.env, self.store, self.hosts, self.live, self._neon = env, store, hosts, live, neon
+        self.public_url = env.public_url
+        self.home_database = env.branch
+
+    def restore_database(self, mode: str, moment: str | None) -> dict[str, Any]:
+        if mode == "latest-backup":
+            return restore_latest_backup(self.env, self.store, standby_server_url(), FAILOVER_DATABASE, tune=False)
+        if self.env.neon is None or self.env.branch not in self.env.neon.branch_ids:
+            raise ConfigError(f"stack outputs: no Neon branch id for {self.env.branch} (neon_branches)")
+        assert moment is not None  # parse_db_mode gives neon-pitr a time
+        branch_id = self.env.neon.branch_ids[self.env.branch]
+        preserve = f"{self.env.branch}_pre_failover_{datetime.now(UTC):%Y%m%dt%H%M%Sz}"
+        with self._neon() as neon:
+            # In place, the old state kept under a name: the branch's endpoints and connection
+            # strings do not change, so the app's DATABASE_URL stays right.
+            neon.restore_branch(self.env.neon.project_id, branch_id, source_branch_id=branch_id,
+                                source_timestamp=moment, preserve_under_name=preserve)
+        return {"database": self.env.branch, "kind": "branch", "point": moment, "preserved_as": preserve}
+
+    def database_url_for_app(self) -> str | None:
+        """DATABASE_URL for the hosts' env files when the live database is not the stack's own."""
+        live = self.live.get()
+        if live["kind"] == "standby":
+            return with_database(standby_server_url(), live["database"])
+        return None
+
+    def set_database(self, role: str, database: str) -> str:
+        # The env file written at the redeploy carries it (see wiring.host_env_file).
+        return f"{role} hosts -> {database} (written with the next env file)"
+
+    def redeploy(self, role: str) -> str:
+        names = [n for n in self.hosts.roles() if self.hosts.host(n).role == role]
+        if not names:
+            raise ConfigError(f"no {role} host in the stack outputs")
+        self.hosts.write_env_files(names)
+        version, _address = self.hosts.current(names[0])
+        done = roll_out(self.hosts, version, roles=names)
+        return ", ".join(f"{d['role']} {version} on {d['address']}" for d in done)
+
+    def late_writes(self, point: datetime, database: str) -> dict[str, int] | str:
+        try:
+            url = (self.env.database_url() if database == self.env.branch
+                   else with_database(standby_server_url(), database))
+            return count_late_writes(url, point)
+        except ExternalError:
+            return f"the old live database is unreachable: writes after {point.isoformat()} can't be counted"

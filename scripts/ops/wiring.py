@@ -1,0 +1,202 @@
+"""The one place that turns an `Environment` into the ports a use-case needs.
+
+It is the only code that branches on the kind of environment (tests/scripts/test_wiring.py
+scans for any other): the sandbox (`local`) gets its local stand-ins, every other
+environment (staging, production, and the lab, which is the same path with the SaaS control
+planes faked) gets the cloud adapters. Commands parse flags, ask here for ports, call a
+use-case and render; they never choose an adapter themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import SecretStr
+
+from ops.environment import ENV_NAMES, Environment, from_outputs, local_environment, read_outputs
+from ops.errors import ConfigError
+from ops.interfaces import BranchStore, FailoverSite, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
+from ops.paths import sandbox_dir
+
+if TYPE_CHECKING:
+    from ops.adapters.ssh_hosts import SshHosts
+
+SANDBOX = "local"
+
+
+def _sandbox(env: Environment) -> bool:
+    return env.name == SANDBOX
+
+
+def resolve(name: str, *, root: Path | None = None, live: bool = True) -> Environment:
+    """`--env NAME` as an Environment; with `live`, its own branch's URL is the recorded live database."""
+    if name not in ENV_NAMES:
+        raise ConfigError(f"--env: unknown environment {name!r}", hint=f"one of: {', '.join(ENV_NAMES)}")
+    env = local_environment(root or sandbox_dir()) if name == SANDBOX else from_outputs(name, read_outputs(name))  # type: ignore[arg-type]
+    return with_live_database(env) if live else env
+
+
+def objects(env: Environment) -> ObjectStore:
+    """The bucket that holds backups and ops' own state (locks, journals, history)."""
+    from ops.adapters.s3_store import S3ObjectStore
+
+    return S3ObjectStore(env.storage, "backups")
+
+
+def live_database(env: Environment) -> LiveDatabase:
+    from ops.live_state import RecordedLiveDatabase
+
+    return RecordedLiveDatabase(objects(env), env.name, env.branch)
+
+
+def _live_url(env: Environment, database: str, kind: str) -> str:
+    from ops.pg import with_database
+
+    if _sandbox(env) or kind == "branch":
+        return with_database(env.database_urls[env.branch].get_secret_value(), database)
+    from ops.failover.cloud import standby_server_url
+
+    return with_database(standby_server_url(), database)
+
+
+def with_live_database(env: Environment) -> Environment:
+    """The environment with its branch's URLs pointing at the database recorded as live."""
+    record = live_database(env).get()
+    if record["database"] == env.branch or env.branch not in env.database_urls:
+        return env
+    url = _live_url(env, record["database"], record["kind"])
+    return env.model_copy(update={"database_urls": {**env.database_urls, env.branch: SecretStr(url)},
+                                  "app_database_url": SecretStr(url)})
+
+
+# --------------------------------------------------------------------------- database branches
+
+
+def branch_store(env: Environment) -> BranchStore:
+    from ops.refresh.branch_stores import LocalBranchStore, NeonBranchStore
+
+    if _sandbox(env):
+        if env.scratch_database_url is None:
+            raise ConfigError("the sandbox state has no scratch database URL: run `ops sandbox up`")
+        return LocalBranchStore(env.scratch_database_url.get_secret_value())
+    if env.neon is None:
+        raise ConfigError(f"stack outputs for {env.name}: no neon_project_id")
+    return NeonBranchStore(neon_client(), env.neon.project_id, database=env.database_name,
+                           owner_role=env.owner_role)
+
+
+def smoke_check(env: Environment) -> Callable[[str], str]:
+    """Prove the app works against a refreshed branch: the sandbox starts an app process on it;
+    a real environment asks its running app's /ready (its connection string is unchanged)."""
+    from ops.health import remote_ready, sandbox_app_ready
+
+    if _sandbox(env):
+        return lambda owner_url: sandbox_app_ready(owner_url)
+    return lambda _owner_url: remote_ready(env.public_url)
+
+
+# --------------------------------------------------------------------------- hosts and traffic
+
+
+def ssh() -> Any:
+    """How this runner reaches the hosts: OPS_SSH_CONFIG (an ssh_config file) and OPS_HOST_COMMAND
+    (the deploy script's command line; the lab prefixes its test hosts' paths)."""
+    from ops.adapters.ssh_hosts import DEFAULT_SCRIPT, Ssh
+
+    return Ssh(config_file=os.environ.get("OPS_SSH_CONFIG") or None,
+               script=tuple(shlex.split(os.environ.get("OPS_HOST_COMMAND") or DEFAULT_SCRIPT)))
+
+
+def host_env_file(env: Environment, host_role: str, database_url: str | None) -> str:
+    """The app's env file for one host: the stack's secret outputs plus the host's own values."""
+    from stacks.host_role import APP_PORT, env_file
+
+    if not env.app_env:
+        raise ConfigError(f"stack outputs for {env.name}: no app_env (the app's secret environment)")
+    values = {k: v.get_secret_value() for k, v in env.app_env.items()}
+    values.update({"APP_ENV": env.name, "APP_ROLE": host_role, "HOST": "0.0.0.0", "PORT": str(APP_PORT)})
+    if database_url:
+        values["DATABASE_URL"] = database_url
+    return env_file(values)
+
+
+def traffic(env: Environment) -> TrafficSwitch:
+    """Where the public names send traffic: Cloudflare's DNS records, or the sandbox's Caddy."""
+    if _sandbox(env):
+        from ops.failover.local import SandboxEdge
+
+        return SandboxEdge(sandbox_dir())
+    from ops.adapters.cloudflare_dns import CloudflareDnsSwitch, client_from_token
+
+    if env.dns is None:
+        raise ConfigError(f"stack outputs for {env.name}: no dns (zone and record ids)")
+    token = os.environ.get("CLOUDFLARE_API_TOKEN", "")
+    if not token:
+        raise ConfigError("CLOUDFLARE_API_TOKEN: required to switch DNS but not set",
+                          hint="a token with DNS:Edit on the zone")
+    # OPS_CLOUDFLARE_API_URL: the lab's loopback fake of Cloudflare's API; unset in real use.
+    client = client_from_token(token, base_url=os.environ.get("OPS_CLOUDFLARE_API_URL") or None)
+    return CloudflareDnsSwitch(client, env.dns, {h.name: h for h in env.app_hosts})
+
+
+def neon_client() -> Any:
+    from ops.adapters.neon_api import NeonClient
+
+    # OPS_NEON_API_URL: the lab's loopback fake of Neon's API; unset in real use.
+    base = os.environ.get("OPS_NEON_API_URL")
+    return NeonClient.from_environ(**({"base_url": base} if base else {}))
+
+
+def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None) -> SshHosts:
+    from ops.adapters.ssh_hosts import SshHosts
+
+    live = live_database(env).get()
+    database_url = _live_url(env, live["database"], live["kind"]) if live["kind"] == "standby" else None
+    secrets = [v.get_secret_value() for v in env.app_env.values()]
+
+    def serving_role() -> str:
+        return (switch or traffic(env)).serving()
+
+    return SshHosts(env.app_hosts, ssh(), serving_role=serving_role,
+                    env_file=lambda host: host_env_file(env, host.role, database_url), secrets=secrets)
+
+
+def deploy_ports(env: Environment) -> tuple[Hosts, Callable[[], None]]:
+    """The hosts, and what a deploy does under its lock before touching one: the cloud rewrites
+    each host's env file from the stack's secrets (so rotating a secret is a deploy); the
+    sandbox's apps read theirs from the sandbox state."""
+    if _sandbox(env):
+        from ops.deploy.hosts import LocalHosts
+
+        return LocalHosts(sandbox_dir()), lambda: None
+    cloud = _cloud_hosts(env)
+
+    def write_env_files() -> None:
+        cloud.write_env_files()
+
+    return cloud, write_env_files
+
+
+def failover_site(env: Environment) -> FailoverSite:
+    if _sandbox(env):
+        from ops.failover.local import SandboxSite
+
+        return SandboxSite(env, sandbox_dir(), objects(env))
+    from ops.failover.cloud import CloudSite
+
+    return CloudSite(env, objects(env), _cloud_hosts(env), live_database(env), neon_client)
+
+
+# --------------------------------------------------------------------------- checklist
+
+
+def checklist_checks(env: Environment) -> list[tuple[str, Any]]:
+    """The checklist's items, each item's sandbox or cloud variant as this environment needs."""
+    from ops.checklist import ITEMS
+
+    pick = 0 if _sandbox(env) else 1
+    return [(title, check[pick] if isinstance(check, tuple) else check) for title, check in ITEMS]
