@@ -9,7 +9,7 @@ import typer
 
 from ops import wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, run_guarded
-from ops.environment import resolve
+from ops.environment import Environment, resolve
 from ops.errors import ConfirmationRequired
 from ops.failover import usecase
 from ops.output import print_json, progress, stderr, table
@@ -23,7 +23,7 @@ YES_OPTION = typer.Option(False, "--yes", "-y", help="Confirm a database-replaci
 CONFIRM_OPTION = typer.Option("", "--confirm", help="On production: the environment's name, typed (or asked for).")
 
 
-def confirm(env_name: str, db_mode: str, yes: bool, typed: str) -> None:
+def confirm(env: Environment, db_mode: str, yes: bool, typed: str) -> None:
     """A database-replacing mode needs --yes; on production also the name typed, which --json never skips."""
     mode, _moment = usecase.parse_db_mode(db_mode)
     if mode == "none":
@@ -31,11 +31,11 @@ def confirm(env_name: str, db_mode: str, yes: bool, typed: str) -> None:
     if not yes:
         raise ConfirmationRequired(f"--db {db_mode} replaces the live database: run again with --yes",
                                    hint="a host-only outage needs no database change: --db none (the default)")
-    if env_name == "production" and typed != env_name:
+    if env.is_production and typed != env.name:
         if not typed and sys.stdin.isatty():
             typed = typer.prompt(f"--db {db_mode} on production: type the environment name to confirm",
                                  default="", show_default=False)
-        if typed != env_name:
+        if typed != env.name:
             raise ConfirmationRequired("production: not confirmed (--confirm production, or type it): nothing changed")
 
 
@@ -63,8 +63,8 @@ def failover(
                 for number, step in enumerate(steps, 1):
                     stderr.print(f"  {number}. {step}", highlight=False)
             return
-        confirm(env_name, db, yes, typed)
         env = resolve(env_name)
+        confirm(env, db, yes, typed)
         report = usecase.failover(env.name, wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env),
                                   wiring.objects(env), db_mode=db, watch_seconds=watch_seconds,
                                   progress=(lambda _m: None) if as_json else progress)
