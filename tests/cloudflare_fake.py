@@ -16,6 +16,7 @@ class FakeCloudflare:
         self.token = token
         self.records: dict[str, list[dict[str, Any]]] = {}  # zone -> records
         self.settings: dict[str, dict[str, Any]] = {}  # zone -> setting id -> value
+        self.edits: list[tuple[str, str]] = []  # (record id, new content), in order
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self)
@@ -40,6 +41,19 @@ class FakeCloudflare:
             name, type_ = request.url.params.get("name.exact"), request.url.params.get("type")
             return self._ok([r for r in self.records.get(zone, [])
                              if (name is None or r["name"] == name) and (type_ is None or r["type"] == type_)])
+        if len(parts) == 3 and parts[1] == "dns_records":
+            record = next((r for r in self.records.get(zone, []) if r["id"] == parts[2]), None)
+            if record is None:
+                return httpx.Response(404, json={"success": False, "errors": [{"code": 81044,
+                                                                               "message": "Record does not exist."}],
+                                                 "messages": [], "result": None})
+            if request.method == "PATCH":  # "Update DNS Record" (partial): the given fields change
+                import json
+
+                record.update({k: v for k, v in json.loads(request.content).items()
+                               if k in ("content", "proxied", "ttl", "name", "type")})
+                self.edits.append((parts[2], record["content"]))
+            return self._ok(record)
         if len(parts) == 3 and parts[1] == "settings":
             value = self.settings.get(zone, {}).get(parts[2])
             return self._ok({"id": parts[2], "value": value, "editable": True})

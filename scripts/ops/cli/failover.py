@@ -23,14 +23,17 @@ YES_OPTION = typer.Option(False, "--yes", "-y", help="Confirm a database-replaci
 CONFIRM_OPTION = typer.Option("", "--confirm", help="On production: the environment's name, typed (or asked for).")
 
 
-def confirm(env: Environment, db_mode: str, yes: bool, typed: str) -> None:
-    """A database-replacing mode needs --yes; on production also the name typed, which --json never skips."""
+def require_yes(db_mode: str, yes: bool) -> bool:
+    """A database-replacing mode needs --yes (checked before anything is resolved); True if destructive."""
     mode, _moment = usecase.parse_db_mode(db_mode)
-    if mode == "none":
-        return
-    if not yes:
+    if mode != "none" and not yes:
         raise ConfirmationRequired(f"--db {db_mode} replaces the live database: run again with --yes",
                                    hint="a host-only outage needs no database change: --db none (the default)")
+    return mode != "none"
+
+
+def confirm_production(env: Environment, db_mode: str, typed: str) -> None:
+    """On production a database-replacing mode also needs the name typed, which --json never skips."""
     if env.is_production and typed != env.name:
         if not typed and sys.stdin.isatty():
             typed = typer.prompt(f"--db {db_mode} on production: type the environment name to confirm",
@@ -63,8 +66,10 @@ def failover(
                 for number, step in enumerate(steps, 1):
                     stderr.print(f"  {number}. {step}", highlight=False)
             return
+        destructive = require_yes(db, yes)
         env = resolve(env_name)
-        confirm(env, db, yes, typed)
+        if destructive:
+            confirm_production(env, db, typed)
         report = usecase.failover(env.name, wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env),
                                   wiring.objects(env), db_mode=db, watch_seconds=watch_seconds,
                                   progress=(lambda _m: None) if as_json else progress)

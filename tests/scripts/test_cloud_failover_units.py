@@ -1,0 +1,57 @@
+"""Cloud traffic switch (Cloudflare DNS through the official SDK, against the fake at the HTTP
+transport) and the failover command's confirmations."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from ops.adapters.cloudflare_dns import CloudflareDnsSwitch, client_from_token
+from ops.cli import app
+from ops.environment import AppHost, DnsRecords
+from ops.errors import ConfigError
+from tests.cloudflare_fake import FakeCloudflare
+
+pytestmark = pytest.mark.unit
+
+ZONE, PRIMARY, STANDBY = "zone1", "203.0.113.10", "203.0.113.20"
+HOSTS = {"app-1": AppHost(name="app-1", role="primary", url="http://10.0.1.10:8000", address=PRIMARY),
+         "standby": AppHost(name="standby", role="standby", url="http://10.0.1.11:8000", address=STANDBY)}
+
+
+def switch(fake: FakeCloudflare) -> CloudflareDnsSwitch:
+    fake.add_record(ZONE, "app.autoenroll.ie", PRIMARY)  # rec0
+    fake.add_record(ZONE, "api.autoenroll.ie", PRIMARY)  # rec1
+    fake.add_record(ZONE, "status.autoenroll.ie", "198.51.100.1")  # rec2, not the app's
+    dns = DnsRecords(zone_id=ZONE, app_record_name="app.autoenroll.ie",
+                     record_ids={"app": "rec0", "api": "rec1", "status": "rec2"})
+    return CloudflareDnsSwitch(client_from_token(fake.token, transport=fake.transport()), dns, HOSTS)
+
+
+def test_failover_moves_the_app_and_api_records_together_and_back() -> None:
+    fake = FakeCloudflare()
+    dns = switch(fake)
+    assert dns.serving() == "primary"
+    assert dns.move_to("standby") == ("Cloudflare DNS: app.autoenroll.ie -> 203.0.113.20, "
+                                      "api.autoenroll.ie -> 203.0.113.20")
+    assert dns.serving() == "standby"
+    records = {r["id"]: r for r in fake.records[ZONE]}
+    assert records["rec0"]["content"] == records["rec1"]["content"] == STANDBY
+    assert records["rec0"]["proxied"] is True and records["rec2"]["content"] == "198.51.100.1"
+    dns.move_to("standby")  # a resumed step changes nothing more
+    assert len(fake.edits) == 2
+    dns.move_to("primary")
+    assert records["rec0"]["content"] == records["rec1"]["content"] == PRIMARY
+
+
+def test_a_stack_without_an_api_record_id_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="no api record id"):
+        DnsRecords(zone_id=ZONE, app_record_name="a", record_ids={"app": "rec0"}).switched()
+
+
+def test_a_database_replacing_failover_needs_yes_and_the_default_keeps_the_database() -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["failover", "--env", "local", "--db", "latest-backup", "--json"])
+    assert result.exit_code == 4 and "replaces the live database: run again with --yes" in result.output
+    plan = runner.invoke(app, ["failover", "--plan", "--json"])
+    assert plan.exit_code == 0 and "keep the current database" in plan.output
