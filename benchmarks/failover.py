@@ -40,7 +40,8 @@ def main() -> None:
         with LoadLoop(state.public_url() + "/ready") as loop:
             time.sleep(1)
             killed = kill_primary(root)
-            out = subprocess.run([sys.executable, "-m", "ops", "failover", "--watch-seconds", "5", "--json"], env=env,
+            out = subprocess.run([sys.executable, "-m", "ops", "failover", "--db", "latest-backup", "--yes",
+                                 "--watch-seconds", "5", "--json"], env=env,
                                  capture_output=True, text=True, check=True)
             done = time.monotonic()
             time.sleep(1)

@@ -46,7 +46,7 @@ def test_failover_drill(drill_root: Path, drill_env: dict[str, str]) -> None:
     with LoadLoop(public + "/ready") as loop:
         time.sleep(1.0)
         killed_at = kill_primary(drill_root)
-        result = ops(drill_env, "failover", "--env", "local", "--db", "latest-backup", "--watch-seconds", "3",
+        result = ops(drill_env, "failover", "--env", "local", "--db", "latest-backup", "--yes", "--watch-seconds", "3",
                      "--json")
         done_at = time.monotonic()
         time.sleep(2.0)
@@ -80,12 +80,13 @@ def test_killing_the_failover_after_each_step_then_rerunning_completes(
 ) -> None:
     prepare(drill_root, drill_env, f"crash-{step}")
     kill_primary(drill_root)
-    crashed = ops(drill_env, "failover", "--env", "local", "--watch-seconds", "1", "--json",
-                  failpoint=f"failover.after.{step}")
+    crashed = ops(drill_env, "failover", "--env", "local", "--db", "latest-backup", "--yes", "--watch-seconds", "1",
+                  "--json", failpoint=f"failover.after.{step}")
     assert crashed.returncode == -9
     status = json.loads(ops(drill_env, "failover", "status", "--env", "local", "--json").stdout)
     assert status["in_progress"]["done"][-1] == step
-    resumed = ops(drill_env, "failover", "--env", "local", "--watch-seconds", "1", "--json")
+    resumed = ops(drill_env, "failover", "--env", "local", "--db", "latest-backup", "--yes", "--watch-seconds", "1",
+                  "--json")
     assert resumed.returncode == 0, resumed.stderr
     report = json.loads(resumed.stdout)
     assert report["resumed_after"] == step and report["steps"] == list(STEPS)
