@@ -1,0 +1,294 @@
+"""The one table of column names: for each field the check reads, the header spellings payroll exports use.
+
+Headers match case-, space- and punctuation-insensitively (`Gross Pay (EUR)` = `gross_pay_eur`). A field is
+never silently left at its default: a header the table does not know but that looks like a field the check reads
+rejects the file (UnrecognisedColumns) until the employer says what it is with a column map, and the yes/no
+fields accept only the values in YES and NO. The README section and the page's help are generated from FIELDS.
+
+    python -m autoenroll.validation.columns README.md   # rewrite the README's section after editing FIELDS
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import unicodedata
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from autoenroll.files import RejectedFile
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    label: str
+    required: bool
+    spellings: tuple[str, ...]  # the first is the canonical name
+    absent: str = ""  # what the check assumes when an optional field's column is not in the file
+    yes_no: bool = False
+
+
+FIELDS: dict[str, Field] = {f.name: f for f in (
+    Field("employee_id", "Employee id", True,
+          ("employee_id", "employee number", "employee no", "employee ref", "employee reference", "emp id",
+           "emp no", "staff id", "staff number", "staff no", "payroll id", "payroll number", "payroll no",
+           "works number", "works no")),
+    Field("ppsn", "PPS number", True,
+          ("ppsn", "pps", "pps number", "pps no", "ppsn number", "ppsn no", "personal public service number")),
+    Field("first_name", "First name", True,
+          ("first_name", "forename", "forenames", "given name", "given names", "christian name")),
+    Field("last_name", "Last name", True, ("last_name", "surname", "family name")),
+    Field("date_of_birth", "Date of birth", True, ("date_of_birth", "dob", "birth date", "birthdate", "birthday")),
+    Field("employment_start", "Employment start date", True,
+          ("employment_start", "employment start date", "start date", "start", "date started", "date joined",
+           "joined", "joining date", "join date", "hire date", "date hired", "date of hire", "commencement date",
+           "date of commencement")),
+    Field("gross_pay", "Gross pay this period", True,
+          ("gross_pay", "gross", "gross pay eur", "gross pay this period", "period gross", "gross this period",
+           "gross earnings", "gross wage", "gross wages", "gross salary")),
+    Field("pay_frequency", "Pay frequency", True,
+          ("pay_frequency", "frequency", "pay period", "pay cycle", "payment frequency", "pay freq", "period type")),
+    Field("email", "E-mail", False, ("email", "email address", "work email", "e-mail address"),
+          absent="no e-mail recorded"),
+    Field("ytd_13_week_gross", "Gross pay over the last 13 weeks", False,
+          ("ytd_13_week_gross", "13 week gross", "gross 13 weeks", "13 weeks gross", "thirteen week gross",
+           "gross last 13 weeks", "last 13 weeks gross", "13 week pay", "ytd 13 weeks"),
+          absent="only the annualised pay is used"),
+    Field("in_pension", "Already in a pension through payroll", False,
+          ("in_pension", "in pension scheme", "in_pension_scheme", "pension scheme", "pension scheme member",
+           "pension member", "pension", "member of pension scheme", "occupational pension",
+           "occupational pension member", "occ pension", "occ pension member", "prsa", "prsa member", "in prsa",
+           "has pension", "existing pension"),
+          absent="no one is treated as already in a pension", yes_no=True),
+    Field("prsi_exempt", "Exempt from PRSI", False,
+          ("prsi_exempt", "prsi exemption", "exempt from prsi", "prsi exempt flag", "prsi exempt yn"),
+          absent="no one is treated as exempt from PRSI", yes_no=True),
+    Field("director", "Company director", False,
+          ("director", "company director", "is director", "director flag", "proprietary director"),
+          absent="directors are known only from the employment type", yes_no=True),
+    Field("employment_type", "Employment type", False,
+          ("employment_type", "employee type", "worker type", "type of employment", "employment category",
+           "employment status", "contract type"),
+          absent="no one is treated as a director or self-employed from their type"),
+)}
+REQUIRED = tuple(f.name for f in FIELDS.values() if f.required)
+YES = frozenset({"yes", "y", "true", "1"})
+NO = frozenset({"no", "n", "false", "0"})
+# Words that mean a header is probably a field the check reads, and which fields it could be.
+LOOKALIKE: dict[str, tuple[str, ...]] = {
+    "pension": ("in_pension",), "prsa": ("in_pension",), "scheme": ("in_pension",), "pps": ("ppsn",),
+    "pay": ("gross_pay", "pay_frequency", "ytd_13_week_gross"), "gross": ("gross_pay", "ytd_13_week_gross"),
+    "salary": ("gross_pay",), "wage": ("gross_pay",), "earning": ("gross_pay", "ytd_13_week_gross"),
+    "13week": ("ytd_13_week_gross",), "thirteen": ("ytd_13_week_gross",), "ytd": ("ytd_13_week_gross",),
+    "freq": ("pay_frequency",), "birth": ("date_of_birth",), "dob": ("date_of_birth",),
+    "start": ("employment_start",), "hire": ("employment_start",), "joined": ("employment_start",),
+    "prsi": ("prsi_exempt",), "exempt": ("prsi_exempt",), "director": ("director", "employment_type"),
+}
+IGNORE = "ignore"  # the column map's key for columns the employer says the check should not read
+MAX_MAP_BYTES = 8192
+
+
+def key(header: str) -> str:
+    """What a header is matched by: lower case, letters and digits only (`Gross Pay (EUR)` -> `grosspayeur`)."""
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", header).casefold())
+
+
+def _spellings() -> dict[str, str]:
+    table: dict[str, str] = {}
+    for f in FIELDS.values():
+        for spelling in f.spellings:
+            if table.setdefault(key(spelling), f.name) != f.name:
+                raise AssertionError(f"{spelling!r} is a spelling of both {table[key(spelling)]} and {f.name}")
+    return table
+
+
+SPELLINGS = _spellings()
+
+
+def yes_no(value: str) -> bool | None:
+    """True or False for a recognised yes/no (any case), None for anything else, a blank included."""
+    text = value.strip().lower()
+    return True if text in YES else False if text in NO else None
+
+
+def _quote(names: list[str]) -> str:
+    return ", ".join(f"'{n}'" for n in names)
+
+
+class BadColumnMap(RejectedFile):
+    """A column map that cannot be used: not JSON, an unknown field, a column the file does not have."""
+
+
+class UnrecognisedColumns(RejectedFile):
+    """Headers the table does not know that look like fields the check reads: the employer must say what they are."""
+
+    def __init__(self, columns: dict[str, tuple[str, ...]]) -> None:
+        self.columns = columns
+        fields = dict.fromkeys(f for fs in columns.values() for f in fs)
+        super().__init__(
+            f"unrecognised column{'s' if len(columns) > 1 else ''} "
+            + "; ".join(f"'{c}' (could be {' or '.join(fs)})" for c, fs in columns.items())
+            + ": the check reads these fields only from the accepted names ("
+            + "; ".join(f"{f}: {', '.join(FIELDS[f].spellings)}" for f in fields)
+            + "). Rename the column, or send a column map saying which field it is or that it is to be ignored")
+
+    def detail(self) -> dict[str, Any]:
+        """For the API's 422 body: what the page needs to offer the mapping."""
+        return {"unrecognised_columns": [{"column": c, "could_be": list(fs),
+                                          "accepted": {f: list(FIELDS[f].spellings) for f in fs}}
+                                         for c, fs in self.columns.items()],
+                "fields": list(FIELDS)}
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """The employer's explicit mapping: field -> header in the file, and headers to ignore."""
+
+    fields: Mapping[str, str] = field(default_factory=dict)
+    ignore: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.fields or self.ignore)
+
+    def as_json(self) -> dict[str, Any]:
+        return {**self.fields, **({IGNORE: list(self.ignore)} if self.ignore else {})}
+
+
+def column_map(raw: str | None) -> ColumnMap:
+    """Parse `{"in_pension": "Scheme Flag", "ignore": ["Country of Birth"]}`; BadColumnMap names what is wrong."""
+    if raw is None or not raw.strip():
+        return ColumnMap()
+    if len(raw) > MAX_MAP_BYTES:
+        raise BadColumnMap(f"the column map is longer than {MAX_MAP_BYTES} characters")
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        raise BadColumnMap('the column map is not JSON: send an object like {"in_pension": "Scheme Flag"}') \
+            from None
+    if not isinstance(body, dict):
+        raise BadColumnMap('the column map must be a JSON object like {"in_pension": "Scheme Flag"}')
+    unknown = [k for k in body if k not in FIELDS and k != IGNORE]
+    if unknown:
+        raise BadColumnMap(f"the column map names fields the check does not read: {_quote(unknown)}; "
+                           f"the fields are {', '.join(FIELDS)} (and {IGNORE!r} for columns to leave out)")
+    ignore = body.pop(IGNORE, [])
+    if not isinstance(ignore, list) or not all(isinstance(i, str) for i in ignore):
+        raise BadColumnMap(f"the column map's {IGNORE!r} must be a list of column names")
+    bad = [k for k, v in body.items() if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise BadColumnMap(f"the column map must give each field a column name: {_quote(bad)} do not")
+    fields = {k: v.strip() for k, v in body.items()}
+    sources = [*fields.values(), *(i.strip() for i in ignore)]
+    twice = sorted({s for s in sources if sources.count(s) > 1})
+    if twice:
+        raise BadColumnMap(f"the column map uses a column for more than one thing: {_quote(twice)}")
+    return ColumnMap(fields, tuple(i.strip() for i in ignore))
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Which field each header of the file feeds (None: not read), and where each field came from."""
+
+    fields: list[str | None]
+    sources: dict[str, str]  # field -> the header in the file that fed it
+    mapped: tuple[str, ...]  # the fields the column map decided
+    warnings: list[str]
+
+
+def _lookalike(header: str) -> tuple[str, ...]:
+    k = key(header)
+    return tuple(dict.fromkeys(f for word, fs in LOOKALIKE.items() if word in k for f in fs))
+
+
+def resolve(headers: list[str], mapping: ColumnMap | None = None) -> Resolved:
+    mapping = mapping or ColumnMap()
+    names = [h.strip() for h in headers]
+    missing_sources = [s for s in (*mapping.fields.values(), *mapping.ignore) if s not in names]
+    if missing_sources:
+        raise BadColumnMap(f"the column map names columns the file does not have: {_quote(missing_sources)}; "
+                           f"its columns are {_quote([n for n in names if n])}")
+    by_source = {s: f for f, s in mapping.fields.items()}
+    fields: list[str | None] = []
+    unread: list[str] = []
+    unknown: dict[str, tuple[str, ...]] = {}
+    overridden: list[str] = []
+    for name in names:
+        target = by_source.get(name) or (None if name in mapping.ignore else SPELLINGS.get(key(name)))
+        if target is not None and target in mapping.fields and name not in by_source:
+            overridden.append(f"'{name}' (the column map reads {target} from '{mapping.fields[target]}')")
+            target = None
+        elif target is None and name and name not in mapping.ignore:
+            if looks := _lookalike(name):
+                unknown[name] = looks
+            else:
+                unread.append(name)
+        fields.append(target)
+    if unknown:
+        raise UnrecognisedColumns(unknown)
+    fed: dict[str, list[str]] = {}
+    for name, target in zip(names, fields, strict=True):
+        if target:
+            fed.setdefault(target, []).append(name)
+    clashes = {f: hs for f, hs in fed.items() if len(hs) > 1}
+    if clashes:
+        raise RejectedFile("more than one column reads as the same field: " + "; ".join(
+            f"{_quote(hs)} are all {f}" for f, hs in clashes.items()) + ". Remove one, or send a column map "
+            "saying which to read")
+    missing = [f for f in REQUIRED if f not in fed]
+    if missing:
+        raise RejectedFile(f"missing required columns: {', '.join(missing)} (accepted names: "
+                           + "; ".join(f"{f}: {', '.join(FIELDS[f].spellings)}" for f in missing) + ")")
+    warnings = [f"ignored extra columns: {', '.join(unread)}"] if unread else []
+    if overridden:
+        warnings.append(f"not read, because of the column map: {', '.join(overridden)}")
+    if mapping.ignore:
+        warnings.append(f"not read, as the column map asked: {', '.join(mapping.ignore)}")
+    return Resolved(fields, {f: hs[0] for f, hs in fed.items()}, tuple(mapping.fields), warnings)
+
+
+def markdown() -> str:
+    """The README's table (between the `columns:` markers)."""
+    lines = ["| field | accepted column names | if the column is missing |", "|---|---|---|"]
+    for f in FIELDS.values():
+        absent = "the file is rejected (required)" if f.required else f.absent
+        kind = " (yes/no)" if f.yes_no else ""
+        lines.append(f"| `{f.name}`: {f.label}{kind} | {', '.join(f'`{s}`' for s in f.spellings[1:])} | "
+                     f"{absent} |")
+    yes, no = "/".join(sorted(YES)), "/".join(sorted(NO))
+    words = ", ".join(f"`{w}`" for w in LOOKALIKE)
+    return "\n".join([*lines, "", f"Yes/no columns accept only {yes} for yes and {no} for no, in any case; any "
+                      "other value, a blank included, is a row error naming the row, the column and the value. "
+                      f"A column not in the table whose name contains {words} rejects the upload (422) until a "
+                      "column map says which field it is or that it is to be ignored; other extra columns are "
+                      "ignored with a warning."])
+
+
+def html_help() -> str:
+    """The page's list of accepted column names, from the same table."""
+    rows = "".join(f"<tr><td>{escape(f.label)}{' (yes/no)' if f.yes_no else ''}"
+                   f"{'' if f.required else ' <i>optional</i>'}</td>"
+                   f"<td>{escape(', '.join(f.spellings))}</td></tr>" for f in FIELDS.values())
+    return (f"<details id='columns-help'><summary>Column names the check reads</summary><table>"
+            f"<tr><th>Field</th><th>Accepted column names (case, spaces and punctuation don't matter)</th></tr>"
+            f"{rows}</table><p>Yes/no columns: {escape('/'.join(sorted(YES)))} or {escape('/'.join(sorted(NO)))}."
+            f"</p></details>")
+
+
+START, END = "<!-- columns:start (generated: python -m autoenroll.validation.columns README.md) -->", \
+    "<!-- columns:end -->"
+
+
+def with_readme_section(readme: str) -> str:
+    before, _, rest = readme.partition(START)
+    _, _, after = rest.partition(END)
+    return f"{before}{START}\n{markdown()}\n{END}{after}"
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1])
+    path.write_text(with_readme_section(path.read_text()))
