@@ -41,7 +41,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     Field("ppsn", "PPS number", True,
           ("ppsn", "pps", "pps number", "pps no", "ppsn number", "ppsn no", "personal public service number")),
     Field("first_name", "First name", True,
-          ("first_name", "forename", "forenames", "given name", "given names", "christian name")),
+          ("first_name", "forename", "forenames", "first names", "given name", "given names", "christian name")),
     Field("last_name", "Last name", True, ("last_name", "surname", "family name")),
     Field("date_of_birth", "Date of birth", True, ("date_of_birth", "dob", "birth date", "birthdate", "birthday")),
     Field("employment_start", "Employment start date", True,
@@ -57,10 +57,10 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
           absent="no e-mail recorded"),
     Field("ytd_13_week_gross", "Gross pay over the last 13 weeks", False,
           ("ytd_13_week_gross", "13 week gross", "gross 13 weeks", "13 weeks gross", "thirteen week gross",
-           "gross last 13 weeks", "last 13 weeks gross", "13 week pay", "ytd 13 weeks"),
+           "gross last 13 weeks", "last 13 weeks gross", "13 week pay", "ytd 13 weeks", "13 week gross ytd"),
           absent="only the annualised pay is used"),
     Field("in_pension", "Already in a pension through payroll", False,
-          ("in_pension", "in pension scheme", "in_pension_scheme", "pension scheme", "pension scheme member",
+          ("in_pension", "in pension scheme", "pension scheme", "pension scheme member",
            "pension member", "pension", "member of pension scheme", "occupational pension",
            "occupational pension member", "occ pension", "occ pension member", "prsa", "prsa member", "in prsa",
            "has pension", "existing pension"),
@@ -77,8 +77,11 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
           absent="no one is treated as a director or self-employed from their type"),
 )}
 REQUIRED = tuple(f.name for f in FIELDS.values() if f.required)
-YES = frozenset({"yes", "y", "true", "1"})
-NO = frozenset({"no", "n", "false", "0"})
+YES = ("yes", "y", "true", "1")
+NO = ("no", "n", "false", "0")
+# employment_type values that exclude someone, matched like headers (`Self Employed` = `self-employed`)
+EXCLUDED_TYPES = {"director": "company directors", "company director": "company directors",
+                  "proprietary director": "company directors", "self-employed": "the self-employed"}
 # Words that mean a header is probably a field the check reads, and which fields it could be.
 LOOKALIKE: dict[str, tuple[str, ...]] = {
     "pension": ("in_pension",), "prsa": ("in_pension",), "scheme": ("in_pension",), "pps": ("ppsn",),
@@ -120,11 +123,15 @@ def _quote(names: list[str]) -> str:
     return ", ".join(f"'{n}'" for n in names)
 
 
-class BadColumnMap(RejectedFile):
+class ColumnProblem(RejectedFile):
+    """The file's headers can't be read as the fields the check needs (always a 422: the employer can fix it)."""
+
+
+class BadColumnMap(ColumnProblem):
     """A column map that cannot be used: not JSON, an unknown field, a column the file does not have."""
 
 
-class UnrecognisedColumns(RejectedFile):
+class UnrecognisedColumns(ColumnProblem):
     """Headers the table does not know that look like fields the check reads: the employer must say what they are."""
 
     def __init__(self, columns: dict[str, tuple[str, ...]]) -> None:
@@ -236,12 +243,12 @@ def resolve(headers: list[str], mapping: ColumnMap | None = None) -> Resolved:
             fed.setdefault(target, []).append(name)
     clashes = {f: hs for f, hs in fed.items() if len(hs) > 1}
     if clashes:
-        raise RejectedFile("more than one column reads as the same field: " + "; ".join(
+        raise ColumnProblem("more than one column reads as the same field: " + "; ".join(
             f"{_quote(hs)} are all {f}" for f, hs in clashes.items()) + ". Remove one, or send a column map "
             "saying which to read")
     missing = [f for f in REQUIRED if f not in fed]
     if missing:
-        raise RejectedFile(f"missing required columns: {', '.join(missing)} (accepted names: "
+        raise ColumnProblem(f"missing required columns: {', '.join(missing)} (accepted names: "
                            + "; ".join(f"{f}: {', '.join(FIELDS[f].spellings)}" for f in missing) + ")")
     warnings = [f"ignored extra columns: {', '.join(unread)}"] if unread else []
     if overridden:
@@ -259,13 +266,14 @@ def markdown() -> str:
         kind = " (yes/no)" if f.yes_no else ""
         lines.append(f"| `{f.name}`: {f.label}{kind} | {', '.join(f'`{s}`' for s in f.spellings[1:])} | "
                      f"{absent} |")
-    yes, no = "/".join(sorted(YES)), "/".join(sorted(NO))
     words = ", ".join(f"`{w}`" for w in LOOKALIKE)
-    return "\n".join([*lines, "", f"Yes/no columns accept only {yes} for yes and {no} for no, in any case; any "
-                      "other value, a blank included, is a row error naming the row, the column and the value. "
-                      f"A column not in the table whose name contains {words} rejects the upload (422) until a "
-                      "column map says which field it is or that it is to be ignored; other extra columns are "
-                      "ignored with a warning."])
+    types = ", ".join(f"`{t}`" for t in EXCLUDED_TYPES)
+    return "\n".join([*lines, "", f"Yes/no columns accept only {'/'.join(YES)} for yes and {'/'.join(NO)} for "
+                      "no, in any case; any other value, a blank included, is a row error naming the row, the "
+                      f"column and the value. An `employment_type` of {types} excludes the employee. A column "
+                      f"not in the table whose name (as letters and digits) contains {words} rejects the upload "
+                      "(422) until a column map says which field it is or that it is to be ignored; other extra "
+                      "columns are ignored with a warning."])
 
 
 def html_help() -> str:
@@ -275,8 +283,8 @@ def html_help() -> str:
                    f"<td>{escape(', '.join(f.spellings))}</td></tr>" for f in FIELDS.values())
     return (f"<details id='columns-help'><summary>Column names the check reads</summary><table>"
             f"<tr><th>Field</th><th>Accepted column names (case, spaces and punctuation don't matter)</th></tr>"
-            f"{rows}</table><p>Yes/no columns: {escape('/'.join(sorted(YES)))} or {escape('/'.join(sorted(NO)))}."
-            f"</p></details>")
+            f"{rows}</table><p>Yes/no columns: {escape('/'.join(YES))} or {escape('/'.join(NO))}."
+            f" Employment types that exclude: {escape(', '.join(EXCLUDED_TYPES))}.</p></details>")
 
 
 START, END = "<!-- columns:start (generated: python -m autoenroll.validation.columns README.md) -->", \

@@ -9,12 +9,10 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from autoenroll.validation import rules
-from autoenroll.validation.columns import FIELDS, key, yes_no
+from autoenroll.validation.columns import EXCLUDED_TYPES, FIELDS, key, yes_no
 from autoenroll.validation.parse import Parsed
 
-# employment_type values, matched like headers (`Self Employed` = `self-employed`)
-EXCLUDED_TYPES = {"director": "company directors", "companydirector": "company directors",
-                  "proprietarydirector": "company directors", "selfemployed": "the self-employed"}
+EXCLUDED = {key(t): why for t, why in EXCLUDED_TYPES.items()}
 YES_NO_FIELDS = tuple(f.name for f in FIELDS.values() if f.yes_no)
 
 
@@ -153,7 +151,7 @@ def validate(parsed: Parsed, assessment_date: date) -> Validation:
             continue
         assert dob is not None and gross is not None
         r.dob, r.gross = dob, gross
-        excluded = (EXCLUDED_TYPES.get(key(v.get("employment_type", "")))
+        excluded = (EXCLUDED.get(key(v.get("employment_type", "")))
                     or ("company directors" if answers.get("director") else None)
                     or ("employees exempt from PRSI" if answers.get("prsi_exempt") else None))
         r.eligibility, r.reason = rules.eligibility(
