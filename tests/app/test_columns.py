@@ -179,7 +179,7 @@ def test_two_columns_for_one_field_are_refused() -> None:
 
 
 def test_missing_required_columns_list_their_accepted_names() -> None:
-    with pytest.raises(RejectedFile, match="missing required columns: pay_frequency .*pay period"):
+    with pytest.raises(RejectedFile, match=r"missing required columns: pay_frequency .*pay period"):
         parse_csv(f"{HEADER.replace(',pay_frequency', '')}\n{row(1).rsplit(',', 1)[0]}\n".encode())
 
 

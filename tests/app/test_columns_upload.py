@@ -84,8 +84,9 @@ def test_the_page_offers_the_mapping_when_a_column_is_unrecognised(sandbox: Sand
         browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         page = browser.new_page()
         page.goto(sandbox.public_url() + "/")
-        for field, value in (("company", "Columns Ltd"), ("full_name", "Pat"),
-                             ("email", f"cols-{uuid.uuid4().hex[:8]}@example.ie"), ("password", "a long enough password")):
+        email = f"cols-{uuid.uuid4().hex[:8]}@example.ie"
+        for field, value in (("company", "Columns Ltd"), ("full_name", "Pat"), ("email", email),
+                             ("password", "a long enough password")):
             page.fill(f"form[action='/signup'] input[name={field}]", value)
         page.click("form[action='/signup'] button")
         page.wait_for_url("**/app")

@@ -16,6 +16,7 @@ import sys
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -43,7 +44,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
     Field("first_name", "First name", True,
           ("first_name", "forename", "forenames", "first names", "given name", "given names", "christian name")),
     Field("last_name", "Last name", True, ("last_name", "surname", "family name")),
-    Field("date_of_birth", "Date of birth", True, ("date_of_birth", "dob", "birth date", "birthdate", "birthday")),
+    Field("date_of_birth", "Date of birth", True, ("date_of_birth", "dob", "birth date", "birthday")),
     Field("employment_start", "Employment start date", True,
           ("employment_start", "employment start date", "start date", "start", "date started", "date joined",
            "joined", "joining date", "join date", "hire date", "date hired", "date of hire", "commencement date",
@@ -53,7 +54,7 @@ FIELDS: dict[str, Field] = {f.name: f for f in (
            "gross earnings", "gross wage", "gross wages", "gross salary")),
     Field("pay_frequency", "Pay frequency", True,
           ("pay_frequency", "frequency", "pay period", "pay cycle", "payment frequency", "pay freq", "period type")),
-    Field("email", "E-mail", False, ("email", "email address", "work email", "e-mail address"),
+    Field("email", "E-mail", False, ("email", "email address", "work email"),
           absent="no e-mail recorded"),
     Field("ytd_13_week_gross", "Gross pay over the last 13 weeks", False,
           ("ytd_13_week_gross", "13 week gross", "gross 13 weeks", "13 weeks gross", "thirteen week gross",
@@ -96,6 +97,7 @@ IGNORE = "ignore"  # the column map's key for columns the employer says the chec
 MAX_MAP_BYTES = 8192
 
 
+@lru_cache(maxsize=4096)  # also used on employment_type cells, which repeat a handful of values
 def key(header: str) -> str:
     """What a header is matched by: lower case, letters and digits only (`Gross Pay (EUR)` -> `grosspayeur`)."""
     return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", header).casefold())
@@ -105,8 +107,9 @@ def _spellings() -> dict[str, str]:
     table: dict[str, str] = {}
     for f in FIELDS.values():
         for spelling in f.spellings:
-            if table.setdefault(key(spelling), f.name) != f.name:
-                raise AssertionError(f"{spelling!r} is a spelling of both {table[key(spelling)]} and {f.name}")
+            if key(spelling) in table:  # two fields, or the same one twice: the docs would mislead
+                raise AssertionError(f"{spelling!r} reads as {table[key(spelling)]} already")
+            table[key(spelling)] = f.name
     return table
 
 

@@ -151,7 +151,7 @@ def validate(parsed: Parsed, assessment_date: date) -> Validation:
             continue
         assert dob is not None and gross is not None
         r.dob, r.gross = dob, gross
-        excluded = (EXCLUDED.get(key(v.get("employment_type", "")))
+        excluded = ((EXCLUDED.get(key(v["employment_type"])) if "employment_type" in v else None)
                     or ("company directors" if answers.get("director") else None)
                     or ("employees exempt from PRSI" if answers.get("prsi_exempt") else None))
         r.eligibility, r.reason = rules.eligibility(
