@@ -190,3 +190,13 @@ def test_the_readme_and_the_page_are_generated_from_the_table() -> None:
     help_html = columns.html_help()
     for f in FIELDS.values():
         assert all(s in readme and s in help_html for s in f.spellings[1:]), f.name
+
+
+def test_a_required_field_under_an_unknown_name_is_offered_for_mapping() -> None:
+    data = f"{HEADER.replace('employee_id', 'Worker Ref')},Department\n{row(1)},Sales\n".encode()
+    with pytest.raises(UnrecognisedColumns, match="missing required columns: employee_id") as caught:
+        parse_csv(data)
+    assert [(d["column"], d["could_be"]) for d in caught.value.detail()["unrecognised_columns"]] == [
+        ("Worker Ref", ["employee_id"]), ("Department", ["employee_id"])]
+    parsed = parse_csv(data, column_map('{"employee_id": "Worker Ref", "ignore": ["Department"]}'))
+    assert parsed.rows[0]["employee_id"] == "E1" and parsed.sources["employee_id"] == "Worker Ref"

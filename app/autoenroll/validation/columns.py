@@ -135,12 +135,13 @@ class BadColumnMap(ColumnProblem):
 
 
 class UnrecognisedColumns(ColumnProblem):
-    """Headers the table does not know that look like fields the check reads: the employer must say what they are."""
+    """Headers the table does not know that the employer must place: they look like fields the check reads, or
+    required fields are missing and these columns might be them."""
 
-    def __init__(self, columns: dict[str, tuple[str, ...]]) -> None:
+    def __init__(self, columns: dict[str, tuple[str, ...]], message: str | None = None) -> None:
         self.columns = columns
         fields = dict.fromkeys(f for fs in columns.values() for f in fs)
-        super().__init__(
+        super().__init__(message or
             f"unrecognised column{'s' if len(columns) > 1 else ''} "
             + "; ".join(f"'{c}' (could be {' or '.join(fs)})" for c, fs in columns.items())
             + ": the check reads these fields only from the accepted names ("
@@ -249,10 +250,15 @@ def resolve(headers: list[str], mapping: ColumnMap | None = None) -> Resolved:
         raise ColumnProblem("more than one column reads as the same field: " + "; ".join(
             f"{_quote(hs)} are all {f}" for f, hs in clashes.items()) + ". Remove one, or send a column map "
             "saying which to read")
-    missing = [f for f in REQUIRED if f not in fed]
+    missing = tuple(f for f in REQUIRED if f not in fed)
     if missing:
-        raise ColumnProblem(f"missing required columns: {', '.join(missing)} (accepted names: "
-                           + "; ".join(f"{f}: {', '.join(FIELDS[f].spellings)}" for f in missing) + ")")
+        message = (f"missing required columns: {', '.join(missing)} (accepted names: "
+                   + "; ".join(f"{f}: {', '.join(FIELDS[f].spellings)}" for f in missing) + ")")
+        if unread:  # one of them may be a missing field under a name unlike any in the table
+            raise UnrecognisedColumns(dict.fromkeys(unread, missing), f"{message}. The check does not read the "
+                                      f"columns {_quote(unread)}: if one is a missing field, send a column map "
+                                      "saying so")
+        raise ColumnProblem(message)
     warnings = [f"ignored extra columns: {', '.join(unread)}"] if unread else []
     if overridden:
         warnings.append(f"not read, because of the column map: {', '.join(overridden)}")
