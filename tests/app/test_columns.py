@@ -200,3 +200,11 @@ def test_a_required_field_under_an_unknown_name_is_offered_for_mapping() -> None
         ("Worker Ref", ["employee_id"]), ("Department", ["employee_id"])]
     parsed = parse_csv(data, column_map('{"employee_id": "Worker Ref", "ignore": ["Department"]}'))
     assert parsed.rows[0]["employee_id"] == "E1" and parsed.sources["employee_id"] == "Worker Ref"
+
+
+def test_a_hostile_header_gets_a_short_answer() -> None:
+    header = ",".join([HEADER, "pension " + "x" * 100_000, *(f"pay {i}" for i in range(1000))])
+    with pytest.raises(UnrecognisedColumns) as caught:
+        parse_csv(f"{header}\n{row(1)}\n".encode())
+    assert len(str(caught.value)) < 5000 and "and 991 more" in str(caught.value)
+    assert len(caught.value.detail()["unrecognised_columns"]) == columns.MAX_OFFERED

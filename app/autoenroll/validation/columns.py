@@ -95,6 +95,7 @@ LOOKALIKE: dict[str, tuple[str, ...]] = {
 }
 IGNORE = "ignore"  # the column map's key for columns the employer says the check should not read
 MAX_MAP_BYTES = 8192
+MAX_OFFERED = 50  # unrecognised columns the 422 offers for mapping; a payroll extract has far fewer
 
 
 @lru_cache(maxsize=4096)  # also used on employment_type cells, which repeat a handful of values
@@ -122,8 +123,14 @@ def yes_no(value: str) -> bool | None:
     return True if text in YES else False if text in NO else None
 
 
-def _quote(names: list[str]) -> str:
-    return ", ".join(f"'{n}'" for n in names)
+def _quote(names: list[str], most: int = 10) -> str:
+    """Column names for a message, kept short: a hostile header can be megabytes or thousands of columns."""
+    shown = ", ".join(f"'{_short(n)}'" for n in names[:most])
+    return shown + (f" and {len(names) - most} more" if len(names) > most else "")
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 80 else name[:77] + "..."
 
 
 class ColumnProblem(RejectedFile):
@@ -139,11 +146,12 @@ class UnrecognisedColumns(ColumnProblem):
     required fields are missing and these columns might be them."""
 
     def __init__(self, columns: dict[str, tuple[str, ...]], message: str | None = None) -> None:
-        self.columns = columns
+        self.columns = dict(list(columns.items())[:MAX_OFFERED])
         fields = dict.fromkeys(f for fs in columns.values() for f in fs)
+        shown = [f"'{_short(c)}' (could be {' or '.join(fs)})" for c, fs in list(columns.items())[:10]]
+        more = f" and {len(columns) - 10} more" if len(columns) > 10 else ""
         super().__init__(message or
-            f"unrecognised column{'s' if len(columns) > 1 else ''} "
-            + "; ".join(f"'{c}' (could be {' or '.join(fs)})" for c, fs in columns.items())
+            f"unrecognised column{'s' if len(columns) > 1 else ''} " + "; ".join(shown) + more
             + ": the check reads these fields only from the accepted names ("
             + "; ".join(f"{f}: {', '.join(FIELDS[f].spellings)}" for f in fields)
             + "). Rename the column, or send a column map saying which field it is or that it is to be ignored")
@@ -162,12 +170,6 @@ class ColumnMap:
 
     fields: Mapping[str, str] = field(default_factory=dict)
     ignore: tuple[str, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.fields or self.ignore)
-
-    def as_json(self) -> dict[str, Any]:
-        return {**self.fields, **({IGNORE: list(self.ignore)} if self.ignore else {})}
 
 
 def column_map(raw: str | None) -> ColumnMap:
@@ -231,7 +233,8 @@ def resolve(headers: list[str], mapping: ColumnMap | None = None) -> Resolved:
     for name in names:
         target = by_source.get(name) or (None if name in mapping.ignore else SPELLINGS.get(key(name)))
         if target is not None and target in mapping.fields and name not in by_source:
-            overridden.append(f"'{name}' (the column map reads {target} from '{mapping.fields[target]}')")
+            overridden.append(f"'{_short(name)}' (the column map reads {target} from "
+                              f"'{_short(mapping.fields[target])}')")
             target = None
         elif target is None and name and name not in mapping.ignore:
             if looks := _lookalike(name):
@@ -259,11 +262,12 @@ def resolve(headers: list[str], mapping: ColumnMap | None = None) -> Resolved:
                                       f"columns {_quote(unread)}: if one is a missing field, send a column map "
                                       "saying so")
         raise ColumnProblem(message)
-    warnings = [f"ignored extra columns: {', '.join(unread)}"] if unread else []
+    warnings = [f"ignored extra columns: {', '.join(map(_short, unread[:50]))}"
+                f"{f' and {len(unread) - 50} more' if len(unread) > 50 else ''}"] if unread else []
     if overridden:
         warnings.append(f"not read, because of the column map: {', '.join(overridden)}")
     if mapping.ignore:
-        warnings.append(f"not read, as the column map asked: {', '.join(mapping.ignore)}")
+        warnings.append(f"not read, as the column map asked: {_quote(list(mapping.ignore), 50)}")
     return Resolved(fields, {f: hs[0] for f, hs in fed.items()}, tuple(mapping.fields), warnings)
 
 
