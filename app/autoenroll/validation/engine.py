@@ -141,7 +141,7 @@ def validate(parsed: Parsed, assessment_date: date) -> Validation:
             thirteen = _money(v["ytd_13_week_gross"])
             if thirteen is None or thirteen < 0:
                 fail("ytd_13_week_gross", "not_numeric", "13-week gross is not a non-negative number")
-        answers = {}
+        answers: dict[str, bool | None] = {}
         for flag in flags:
             answers[flag] = yes_no(v.get(flag, ""))
             if answers[flag] is None:
