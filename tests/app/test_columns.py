@@ -3,16 +3,18 @@ but isn't in the table is refused, yes/no values are strict, and a column map ma
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import date
 
+import openpyxl
 import pytest
 
 from autoenroll.files import RejectedFile
 from autoenroll.validation import columns
 from autoenroll.validation.columns import FIELDS, BadColumnMap, ColumnMap, UnrecognisedColumns, column_map
 from autoenroll.validation.engine import Validation, validate
-from autoenroll.validation.parse import parse_csv
+from autoenroll.validation.parse import parse_csv, parse_xlsx
 from autoenroll.validation.reports import errors_csv
 from ops.paths import REPO_ROOT
 from tests.app.payroll import HEADER, ppsn, row
@@ -208,3 +210,20 @@ def test_a_hostile_header_gets_a_short_answer() -> None:
         parse_csv(f"{header}\n{row(1)}\n".encode())
     assert len(str(caught.value)) < 5000 and "and 991 more" in str(caught.value)
     assert len(caught.value.detail()["unrecognised_columns"]) == columns.MAX_OFFERED
+
+
+def test_an_excel_export_with_renamed_headers_and_boolean_cells() -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["Employee No", "PPS Number", "Forename", "Surname", "Date of Birth", "Start Date",
+                  "Gross Pay (EUR)", "Pay Period", "Occ Pension Member", "PRSI Exempt"])
+    for n, (member, exempt) in enumerate(((True, False), (False, False), (1, 0), (0, "maybe"))):
+        sheet.append([f"E{n}", ppsn(1000000 + n), "Aoife", "Byrne", date(1985, 6, 15), date(2020, 1, 6), 3000.0,
+                      "Monthly", member, exempt])
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    validation = validate(parse_xlsx(buffer.getvalue()), ON)
+    assert [r.eligibility for r in validation.results] == ["excluded", "automatic", "excluded", "invalid"]
+    assert [(e.row, e.column, e.rule) for e in validation.errors] == [(5, "PRSI Exempt", "not_yes_no")]
+    assert validation.summary()["columns"]["in_pension"] == "Occ Pension Member"
