@@ -53,6 +53,7 @@ def test_cloud_environment_without_outputs_names_what_to_set(monkeypatch) -> Non
 
 def test_env_show_from_stack_outputs_hides_secrets(tmp_path, monkeypatch) -> None:
     outputs = {
+        "environment": "staging",
         "public_url": "https://staging.autoenroll.ie",
         "r2_endpoint": "https://acct.eu.r2.cloudflarestorage.com",
         "buckets": {"uploads": "autoenroll-staging-uploads"},
@@ -76,7 +77,7 @@ def test_env_show_from_stack_outputs_hides_secrets(tmp_path, monkeypatch) -> Non
 
 def test_malformed_stack_outputs_name_the_missing_key(tmp_path, monkeypatch) -> None:
     path = tmp_path / "out.json"
-    path.write_text(json.dumps({"public_url": "https://x"}))
+    path.write_text(json.dumps({"environment": "production", "public_url": "https://x"}))
     monkeypatch.setenv("OPS_STACK_OUTPUTS", str(path))
     result = runner.invoke(app, ["env", "show", "--env", "production"])
     assert result.exit_code == 2

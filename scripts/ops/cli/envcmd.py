@@ -12,7 +12,7 @@ app = OpsTyper(help="Inspect the environment `ops` resolves for --env.")
 @app.command("show")
 def show(env: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Show where an environment's database, storage, hosts and traffic switch are."""
-    view = resolve(env).public_view()
+    view = resolve(env, live=False).public_view()
     if as_json:
         print_json(view)
         return
