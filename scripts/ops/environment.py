@@ -96,6 +96,7 @@ class Environment(BaseModel):
     neon: NeonIds | None = None
     monitor_ids: dict[str, str] = {}
     load_balancer_ipv4: str | None = None
+    firewall_id: str | None = None  # the Hetzner firewall CI opens SSH on for one deploy
     app_env: dict[str, SecretStr] = {}  # the app's secret environment, written to each host's env file by deploys
     database_name: str = DATABASE_NAME
     owner_role: str = OWNER_DATABASE_ROLE
@@ -242,6 +243,7 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
             if project else None,
             monitor_ids={str(k): str(v) for k, v in (outputs.get("monitor_ids") or {}).items()},
             load_balancer_ipv4=outputs.get("load_balancer_ipv4"),
+            firewall_id=str(outputs["firewall_id"]) if outputs.get("firewall_id") is not None else None,
             app_env={str(k): SecretStr(str(v)) for k, v in (outputs.get("app_env") or {}).items()},
         )
     except KeyError as exc:

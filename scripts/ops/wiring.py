@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import shlex
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -179,6 +180,26 @@ def deploy_ports(env: Environment) -> tuple[Hosts, Callable[[], None]]:
         cloud.write_env_files()
 
     return cloud, write_env_files
+
+
+def ssh_access(env: Environment, runner_ip: str | None) -> AbstractContextManager[object]:
+    """With `--open-ssh-from IP` (CI), this runner's address admitted through the Hetzner firewall
+    on port 22 for the command and removed after; otherwise nothing to do (admin networks)."""
+    if runner_ip is None or _sandbox(env):
+        return nullcontext()
+    from hcloud import Client
+
+    from ops.adapters.hetzner_firewall import ssh_opened_for
+
+    if env.firewall_id is None:
+        raise ConfigError(f"stack outputs for {env.name}: no firewall_id")
+    token = os.environ.get("HCLOUD_TOKEN", "")
+    if not token:
+        raise ConfigError("HCLOUD_TOKEN: required by --open-ssh-from but not set")
+    # OPS_HCLOUD_API_URL: the tests' loopback fake of Hetzner's API; unset in real use.
+    client = Client(token, api_endpoint=os.environ.get("OPS_HCLOUD_API_URL") or "https://api.hetzner.cloud/v1")
+    run = os.environ.get("GITHUB_RUN_ID", "manual")
+    return ssh_opened_for(client, env.firewall_id, runner_ip, f"run {run}")
 
 
 def failover_site(env: Environment) -> FailoverSite:

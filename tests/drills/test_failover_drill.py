@@ -30,6 +30,10 @@ def ops(env: dict[str, str], *args: str, failpoint: str | None = None,
 def prepare(root: Path, env: dict[str, str], tag: str) -> int:
     """Seed main, take and verify a backup, then make one write after it (to be reported, not lost)."""
     state = load_state(root)
+    # Each drill starts from "nothing has failed": the home database is the live one.
+    from ops import wiring
+
+    wiring.live_database(wiring.resolve("local", root=root, live=False)).set("main", "branch")
     url = state.database_url("main", admin=True)
     clear(url)
     seed(url, tenants=3, employees_per_run=30, tag=tag)
@@ -66,6 +70,12 @@ def test_failover_drill(drill_root: Path, drill_env: dict[str, str]) -> None:
     assert report["writes_after_point"]["tenants"] == 1
     assert report["data_loss_window_seconds"] > 0
     assert 0 < report["recovery_seconds"] < 3600  # the seed's 1 h database restore target
+    assert report["live_database"] == "main_failover"
+
+    # The live database is recorded state: the next backup backs up main_failover, not the stale main.
+    backup = ops(drill_env, "backup", "create", "--env", "local", "--json")
+    assert backup.returncode == 0, backup.stderr
+    assert json.loads(backup.stdout)["backup"]["database"] == "main_failover"
 
     # Failed requests only between the kill and the end of the failover, none before or after.
     assert loop.sent > 50

@@ -36,6 +36,7 @@ def test_ops_resolves_an_environment_from_the_stacks_outputs(
     assert env.dns.app_record_name == env.public_url.removeprefix("https://")
     assert env.neon is not None and env.neon.project_id and env.branch in env.neon.branch_ids
     assert env.monitor_ids and all(env.monitor_ids.values())
+    assert env.firewall_id  # what CI opens SSH on for one deploy (--open-ssh-from)
     assert all(h.address and h.private_ip for h in env.app_hosts)
     from autoenroll.contract import OWNER_DATABASE_ROLE, SECRET_ENV_VARS
     from ops.naming import BRANCH_OF_ENV

@@ -13,6 +13,9 @@ from ops.health import check_endpoints
 from ops.output import print_json, progress, table
 
 VERSION_OPTION = typer.Option(..., "--version", help="The version to deploy (an image tag; locally a release name).")
+OPEN_SSH_OPTION = typer.Option(None, "--open-ssh-from", metavar="IP",
+                               help="CI: admit this runner's address through the Hetzner firewall for SSH during "
+                                    "the command, removed after (HCLOUD_TOKEN).")
 
 
 def _render(report: usecase.DeployReport, title: str, as_json: bool) -> None:
@@ -23,23 +26,27 @@ def _render(report: usecase.DeployReport, title: str, as_json: bool) -> None:
               [(h["role"], h.get("from", ""), h["to"], h["address"]) for h in report.hosts])
 
 
-def deploy(version: str = VERSION_OPTION, env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
+def deploy(version: str = VERSION_OPTION, env_name: str = ENV_OPTION, open_ssh_from: str | None = OPEN_SSH_OPTION,
+           as_json: bool = JSON_OPTION) -> None:
     """Rolling, zero-downtime deploy, host by host (the serving one last); a version that does not
     become ready is discarded and the old one keeps serving."""
     usecase.validate_version(version)
     env = resolve(env_name)
     hosts, before = wiring.deploy_ports(env)
-    report = usecase.deploy(env.name, hosts, wiring.objects(env), version, before=before,
-                            progress=(lambda _m: None) if as_json else progress)
+    with wiring.ssh_access(env, open_ssh_from):
+        report = usecase.deploy(env.name, hosts, wiring.objects(env), version, before=before,
+                                progress=(lambda _m: None) if as_json else progress)
     _render(report, f"deployed {version}", as_json)
 
 
-def rollback(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
+def rollback(env_name: str = ENV_OPTION, open_ssh_from: str | None = OPEN_SSH_OPTION,
+             as_json: bool = JSON_OPTION) -> None:
     """Deploy the last version that was good before the current one (twice goes further back)."""
     env = resolve(env_name)
     hosts, before = wiring.deploy_ports(env)
-    report = usecase.rollback(env.name, hosts, wiring.objects(env), before=before,
-                              progress=(lambda _m: None) if as_json else progress)
+    with wiring.ssh_access(env, open_ssh_from):
+        report = usecase.rollback(env.name, hosts, wiring.objects(env), before=before,
+                                  progress=(lambda _m: None) if as_json else progress)
     _render(report, f"rolled back to {report.version}", as_json)
 
 
