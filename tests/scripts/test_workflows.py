@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from ops.paths import REPO_ROOT, venv_binary
+from stacks.host_role import DEPLOY_SCRIPT, app_unit
 
 pytestmark = pytest.mark.unit
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
@@ -138,9 +139,8 @@ def test_release_reads_the_image_name_the_stacks_configure() -> None:
 
 
 def test_release_tags_the_image_as_the_host_role_pulls_it() -> None:
-    """Tag vX.Y.Z -> IMAGE:X.Y.Z; the host role's unit runs ${APP_IMAGE}:${APP_VERSION}, its deploy script pulls $image:$version."""
-    from stacks.host_role import DEPLOY_SCRIPT, app_unit
-
+    """Tag vX.Y.Z -> IMAGE:X.Y.Z: the host role's unit runs ${APP_IMAGE}:${APP_VERSION}, its deploy script
+    pulls $image:$version, and every configured app_version fits the scheme."""
     steps = _load(REPO_ROOT / ".github" / "workflows" / "release.yml")["jobs"]["image"]["steps"]
     build = next(s for s in steps if s.get("id") == "build")["with"]
     assert build["file"] == "app/Dockerfile"
