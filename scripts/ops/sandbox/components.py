@@ -317,9 +317,13 @@ def release_env(root: Path, version: str) -> dict[str, str]:
 
 
 def app_env(state: SandboxState, role: str, version: str) -> dict[str, str]:
-    """The app's environment: the same variables a Hetzner host's env file carries."""
+    """The app process's environment: this one's, plus the app's own variables."""
+    return {**os.environ, **app_variables(state, role, version)}
+
+
+def app_variables(state: SandboxState, role: str, version: str) -> dict[str, str]:
+    """The app's own variables: the same ones a Hetzner host's env file carries."""
     return {
-        **os.environ,
         "APP_ENV": "local",
         "APP_ROLE": role,
         "APP_VERSION": version,
