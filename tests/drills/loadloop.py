@@ -13,12 +13,22 @@ from pathlib import Path
 import httpx
 
 
+class _WithExtensions:
+    def __init__(self, client: httpx.Client, extensions: dict[str, str]) -> None:
+        self.client, self.extensions = client, extensions
+
+    def get(self, url: str) -> httpx.Response:
+        return self.client.get(url, extensions=self.extensions)
+
+
 @dataclass
 class LoadLoop:
     url: str
     max_seconds: float = 120.0
     max_requests: int = 20000
     interval: float = 0.02
+    verify: str | bool = True  # a CA file for a lab host's Caddy
+    sni: str | None = None  # the site name when `url` dials an address (as Cloudflare's edge dials the origin)
     results: list[tuple[float, bool]] = field(default_factory=list)
     recycled: int = 0  # keep-alive connections closed under us and retried once
     errors: list[str] = field(default_factory=list)  # exception classes of failed requests, for the report
@@ -27,7 +37,10 @@ class LoadLoop:
 
     def _run(self) -> None:
         deadline = time.monotonic() + self.max_seconds
-        with httpx.Client(timeout=5) as client:
+        headers = {"Host": self.sni} if self.sni else {}
+        extensions = {"sni_hostname": self.sni} if self.sni else {}
+        with httpx.Client(timeout=5, verify=self.verify, headers=headers) as plain:
+            client = _WithExtensions(plain, extensions)
             while not self._stop.is_set() and time.monotonic() < deadline and len(self.results) < self.max_requests:
                 started = time.monotonic()
                 try:

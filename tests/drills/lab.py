@@ -1,0 +1,257 @@
+"""The lab: the production-shaped environment the cloud drills run on (DESIGN.md, "Environments").
+
+Two lab hosts (tests/lab: network namespaces with sshd under the role's hardening, their own
+Docker engine, Debian's Caddy), each given the host role's deploy script and /etc/autoenroll,
+reached by `ops` over SSH exactly as a Hetzner server; the app image pulled from the local
+registry; Cloudflare's API faked on loopback; PostgreSQL, Redis and SeaweedFS from the drill
+sandbox, reached from the hosts' containers through the hosts' gateways. `ops` gets a stack
+outputs file shaped like `pulumi stack output --json` (the offline plan's own outputs with
+the addresses of this machine put in), so it takes the staging/production code path.
+
+Only these lines differ from a real environment: the deploy script's folder (sshd's SetEnv,
+as the lab host already does for DOCKER_HOST), the API base URLs of the fakes, and the
+hosts' firewall admitting this runner on 80/443 as if it were Cloudflare's edge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pwd
+import select
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from ops.sandbox.state import SandboxState, load_state
+from stacks.data import cloudflare_ranges
+from stacks.host_role import DEPLOY_SCRIPT, DEPLOY_USER, nftables_conf
+from tests.cloudflare_fake import FakeCloudflare
+from tests.infra.testhost import LocalTestHost
+from tests.lab.host import DOCKER_API_VERSION, LabHost, running_lab_host
+from tests.lab.images import APP_REPOSITORY
+from tests.lab.registry import LocalRegistry
+
+ROLES = ("primary", "standby")
+
+
+class Forwarder:
+    """TCP from `listen` to `target`, both on this machine: how a lab host's containers reach the
+    sandbox's loopback-only PostgreSQL, Redis and S3 (a Hetzner host reaches Neon, Redis and R2)."""
+
+    def __init__(self, listen: tuple[str, int], target: tuple[str, int]) -> None:
+        self.target = target
+        self.server = socket.create_server(listen, reuse_port=False)
+        self.server.settimeout(0.5)
+        self.port = int(self.server.getsockname()[1])
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                continue
+            threading.Thread(target=self._pipe, args=(client,), daemon=True).start()
+
+    def _pipe(self, client: socket.socket) -> None:
+        with contextlib.suppress(OSError), client, socket.create_connection(self.target, timeout=5) as upstream:
+            upstream.settimeout(None)
+            client.settimeout(None)
+            pair = {client: upstream, upstream: client}
+            while not self._stop.is_set():
+                ready, _, _ = select.select(list(pair), [], [], 0.5)
+                for sock in ready:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    pair[sock].sendall(data)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.server.close()
+
+
+@contextlib.contextmanager
+def serve_httpx_handler(handler: Any) -> Iterator[str]:
+    """An httpx-style fake (request -> response) served on loopback, for `ops` run as a subprocess."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            request = httpx.Request(self.command, f"http://fake{self.path}", headers=dict(self.headers),
+                                    content=self.rfile.read(length) if length else b"")
+            response = handler(request)
+            body = response.read()
+            self.send_response(response.status_code)
+            self.send_header("content-type", response.headers.get("content-type", "application/json"))
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _reply
+
+        def log_message(self, *_args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _enable_postgres_tls(state: SandboxState, folder: Path) -> None:
+    """The app requires TLS to a non-local database (as Neon is): give the sandbox's server a
+    self-signed certificate for the lab (reloadable; reset by `_disable_postgres_tls`)."""
+    import psycopg
+
+    data_dir = Path(state.postgres.data_dir)
+    owner = data_dir.stat()
+    cert, key = data_dir / "lab-server.crt", data_dir / "lab-server.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=lab-db",
+                    "-keyout", str(key), "-out", str(cert)], capture_output=True, check=True, timeout=60)
+    for path in (cert, key):
+        os.chown(path, owner.st_uid, owner.st_gid)
+    key.chmod(0o600)
+    with psycopg.connect(state.database_url("postgres", admin=True), autocommit=True) as conn:
+        conn.execute(f"ALTER SYSTEM SET ssl_cert_file = '{cert}'")
+        conn.execute(f"ALTER SYSTEM SET ssl_key_file = '{key}'")
+        conn.execute("ALTER SYSTEM SET ssl = on")
+        conn.execute("SELECT pg_reload_conf()")
+    del folder
+
+
+def _disable_postgres_tls(state: SandboxState) -> None:
+    import psycopg
+
+    with psycopg.connect(state.database_url("postgres", admin=True), autocommit=True) as conn:
+        for name in ("ssl", "ssl_cert_file", "ssl_key_file"):
+            conn.execute(f"ALTER SYSTEM RESET {name}")
+        conn.execute("SELECT pg_reload_conf()")
+    for name in ("lab-server.crt", "lab-server.key"):
+        with contextlib.suppress(FileNotFoundError):
+            (Path(state.postgres.data_dir) / name).unlink()
+
+
+@dataclass
+class Lab:
+    root: Path  # the drill sandbox
+    folder: Path
+    hosts: dict[str, LabHost]
+    registry: LocalRegistry
+    cloudflare: FakeCloudflare
+    cloudflare_url: str
+    outputs_file: Path
+    ssh_config: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+    def site(self, role: str) -> str:
+        """Where a request to the host's Caddy goes from here (as Cloudflare's edge dials the origin)."""
+        return f"https://{self.hosts[role].address}"
+
+    def record_contents(self) -> dict[str, str]:
+        return {r["name"].split(".")[0]: r["content"] for r in self.cloudflare.records["zone-lab"]}
+
+    def containers(self, role: str) -> list[str]:
+        out = self.hosts[role].docker("ps", "--filter", "label=autoenroll.app=1", "--format", "{{.Names}}")
+        return sorted(out.stdout.split())
+
+
+def _prepare_host(host: LabHost, registry_address: str) -> Path:
+    """What cloud-init leaves on a server: /etc/autoenroll (the deploy user's) and the deploy script."""
+    root = host.folder / "etc-autoenroll"
+    root.mkdir(exist_ok=True)
+    (root / "image").write_text(f"APP_IMAGE={registry_address}/{APP_REPOSITORY}\n")
+    user = pwd.getpwnam(DEPLOY_USER)
+    os.chown(root, user.pw_uid, user.pw_gid)
+    root.chmod(0o750)
+    script = host.folder / "autoenroll-deploy"
+    script.write_text(DEPLOY_SCRIPT)
+    script.chmod(0o755)
+    assert host.engine is not None
+    LocalTestHost.start_sshd(host, f"SetEnv DOCKER_HOST={host.engine.host} DOCKER_API_VERSION={DOCKER_API_VERSION} "
+                                   f"AUTOENROLL_ROOT={root} APP_LOG_DRIVER=json-file\n")
+    # This runner stands in for Cloudflare's edge on 80/443 (and is the admin network for SSH).
+    runner = f"{host.runner_address}/32"
+    host.load_firewall(nftables_conf((runner,), (*cloudflare_ranges(), runner)))
+    # The hosts' containers reach this machine's services through any of its addresses.
+    host.run_as_root(["ip", "route", "replace", "default", "via", host.runner_address])
+    return root
+
+
+def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwarded: dict[str, int],
+             stack: str) -> dict[str, Any]:
+    from stacks.plan import run_plan
+
+    outputs: dict[str, Any] = json.loads(json.dumps(run_plan(stack).outputs, default=str))
+    servers = [{"id": index + 1, "name": f"{role}-host", "role": role, "ipv4": host.address,
+                "private_ip": host.address, "location": "lab"} for index, (role, host) in enumerate(hosts.items())]
+    database = urlsplit(state.database_url("main"))
+    app_url = (f"postgresql://{database.username}:{database.password}@{gateway}:{forwarded['postgres']}/main"
+               "?sslmode=require")
+    outputs.update({
+        "servers": servers, "load_balancer_ipv4": None, "public_url": f"https://{hosts['primary'].address}",
+        "r2_endpoint": state.s3.endpoint_url, "buckets": dict(state.s3.buckets),
+        "dns": {**outputs["dns"], "zone_id": "zone-lab", "records": {"app": "rec0", "api": "rec1"}},
+        "connection_strings": {"main": {"direct": state.database_url("main", admin=True), "pooled": app_url},
+                               "staging": {"direct": state.database_url("staging", admin=True), "pooled": app_url}},
+        "app_env": {
+            **outputs["app_env"], "DATABASE_URL": app_url,
+            "REDIS_URL": f"redis://:{state.redis.password}@{gateway}:{forwarded['redis']}/0",
+            "S3_ENDPOINT_URL": f"http://{gateway}:{forwarded['s3']}", "S3_REGION": "us-east-1",
+            "S3_ACCESS_KEY_ID": state.s3.access_key, "S3_SECRET_ACCESS_KEY": state.s3.secret_key,
+            "S3_BUCKET_UPLOADS": state.s3.buckets["uploads"], "SENTRY_DSN": "",
+            "STRIPE_WEBHOOK_SECRET": "whsec_lab", "AUTH_SECRET": "lab-" + "s" * 40,
+        },
+    })
+    return outputs
+
+
+@contextlib.contextmanager
+def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -> Iterator[Lab]:
+    state = load_state(root)
+    with contextlib.ExitStack() as stack_:
+        hosts = {role: stack_.enter_context(running_lab_host(registry)) for role in ROLES}
+        gateway = hosts["primary"].runner_address
+        targets = {"postgres": state.postgres.port, "redis": state.redis.port, "s3": state.s3.ports["s3"]}
+        forwarders = {name: Forwarder((gateway, 0), ("127.0.0.1", port)) for name, port in targets.items()}
+        for forwarder in forwarders.values():
+            stack_.callback(forwarder.close)
+        _enable_postgres_tls(state, folder)
+        stack_.callback(_disable_postgres_tls, state)
+        for host in hosts.values():
+            _prepare_host(host, registry.address_for(host.runner_address))
+        ssh_config = folder / "ssh_config"
+        ssh_config.write_text("".join(
+            f"Host {h.address}\n    User {DEPLOY_USER}\n    IdentityFile {h.folder / 'client_key'}\n"
+            "    IdentitiesOnly yes\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
+            "    LogLevel ERROR\n" for h in hosts.values()))
+        cloudflare = FakeCloudflare()
+        cloudflare.add_record("zone-lab", "app.autoenroll.ie", hosts["primary"].address)
+        cloudflare.add_record("zone-lab", "api.autoenroll.ie", hosts["primary"].address)
+        cloudflare_url = stack_.enter_context(serve_httpx_handler(cloudflare))
+        outputs_file = folder / f"{stack}.json"
+        outputs = _outputs(state, hosts, gateway, {k: f.port for k, f in forwarders.items()}, stack)
+        outputs_file.write_text(json.dumps(outputs))
+        env = {
+            **os.environ, "OPS_SANDBOX_DIR": str(root), "OPS_STACK_OUTPUTS": str(outputs_file),
+            "R2_ACCESS_KEY_ID": state.s3.access_key, "R2_SECRET_ACCESS_KEY": state.s3.secret_key,
+            "OPS_SSH_CONFIG": str(ssh_config), "OPS_HOST_COMMAND": str(hosts["primary"].folder / "autoenroll-deploy"),
+            "CLOUDFLARE_API_TOKEN": cloudflare.token, "OPS_CLOUDFLARE_API_URL": cloudflare_url + "/client/v4",
+        }
+        yield Lab(root, folder, hosts, registry, cloudflare, cloudflare_url, outputs_file, ssh_config, env)
