@@ -50,6 +50,9 @@ class BranchStore(Protocol):
     def preserved(self, target: str) -> list[str]: ...
 
 
+NOTHING_DEPLOYED = "none"  # the version `Hosts.current` reports for a host no deploy has reached yet
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A new version started beside the old one on a host, not yet serving."""

@@ -21,6 +21,7 @@ import os
 import pwd
 import select
 import socket
+import ssl
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -32,6 +33,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from ops.refresh.branch_stores import LocalBranchStore
 from ops.sandbox.state import SandboxState, load_state
 from stacks.data import cloudflare_ranges
 from stacks.host_role import DEPLOY_SCRIPT, DEPLOY_USER, nftables_conf
@@ -40,8 +42,10 @@ from tests.infra.testhost import LocalTestHost
 from tests.lab.host import DOCKER_API_VERSION, LabHost, running_lab_host
 from tests.lab.images import APP_REPOSITORY
 from tests.lab.registry import LocalRegistry
+from tests.neon_pitr_fake import FakeNeonPitr
 
 ROLES = ("primary", "standby")
+NEON_PROJECT = "proj-lab"
 
 
 class Forwarder:
@@ -148,6 +152,30 @@ def _disable_postgres_tls(state: SandboxState) -> None:
             (Path(state.postgres.data_dir) / name).unlink()
 
 
+@contextlib.contextmanager
+def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str]) -> Iterator[str]:
+    """Cloudflare's proxied edge: each request goes to the origin the app record names now
+    (so a DNS switch moves traffic), over TLS to that host's Caddy under the site's name."""
+    from tests.infra.testhost import SITE_NAME
+
+    def forward(request: httpx.Request) -> httpx.Response:
+        record = next(r for r in cloudflare.records[zone] if r["name"].startswith("app."))
+        origin = record["content"]
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        try:
+            with httpx.Client(verify=ssl.create_default_context(cafile=ca_files[origin]), timeout=10) as client:
+                answer = client.request(request.method, f"https://{origin}{request.url.raw_path.decode()}",
+                                        headers={**headers, "Host": SITE_NAME}, content=request.content,
+                                        extensions={"sni_hostname": SITE_NAME})
+        except httpx.HTTPError:
+            return httpx.Response(522, json={"error": "origin unreachable"})  # Cloudflare's "connection timed out"
+        return httpx.Response(answer.status_code, content=answer.content,
+                              headers={"content-type": answer.headers.get("content-type", "application/json")})
+
+    with serve_httpx_handler(forward) as url:
+        yield url
+
+
 @dataclass
 class Lab:
     root: Path  # the drill sandbox
@@ -158,6 +186,8 @@ class Lab:
     cloudflare_url: str
     outputs_file: Path
     ssh_config: Path
+    edge_url: str
+    neon: FakeNeonPitr
     env: dict[str, str] = field(default_factory=dict)
 
     def site(self, role: str) -> str:
@@ -195,7 +225,7 @@ def _prepare_host(host: LabHost, registry_address: str) -> Path:
 
 
 def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwarded: dict[str, int],
-             stack: str) -> dict[str, Any]:
+             stack: str, edge_url: str) -> dict[str, Any]:
     from stacks.plan import run_plan
 
     outputs: dict[str, Any] = json.loads(json.dumps(run_plan(stack).outputs, default=str))
@@ -205,7 +235,9 @@ def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwa
     app_url = (f"postgresql://{database.username}:{database.password}@{gateway}:{forwarded['postgres']}/main"
                "?sslmode=require")
     outputs.update({
-        "servers": servers, "load_balancer_ipv4": None, "public_url": f"https://{hosts['primary'].address}",
+        "servers": servers, "load_balancer_ipv4": None, "public_url": edge_url,
+        "heartbeat_url": state.heartbeat_url(), "neon_project_id": NEON_PROJECT,
+        "neon_branches": {"main": {"id": "br-main", "endpoint_id": "ep-main", "host": "lab"}},
         "r2_endpoint": state.s3.endpoint_url, "buckets": dict(state.s3.buckets),
         "dns": {**outputs["dns"], "zone_id": "zone-lab", "records": {"app": "rec0", "api": "rec1"}},
         "connection_strings": {"main": {"direct": state.database_url("main", admin=True), "pooled": app_url},
@@ -245,13 +277,32 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         cloudflare.add_record("zone-lab", "app.autoenroll.ie", hosts["primary"].address)
         cloudflare.add_record("zone-lab", "api.autoenroll.ie", hosts["primary"].address)
         cloudflare_url = stack_.enter_context(serve_httpx_handler(cloudflare))
-        outputs_file = folder / f"{stack}.json"
-        outputs = _outputs(state, hosts, gateway, {k: f.port for k, f in forwarders.items()}, stack)
-        outputs_file.write_text(json.dumps(outputs))
+        edge_url = stack_.enter_context(serve_edge(cloudflare, "zone-lab",
+                                                   {h.address: str(h.ca_file) for h in hosts.values()}))
+        neon = FakeNeonPitr(LocalBranchStore(state.database_url("postgres", admin=True)), NEON_PROJECT)
+        neon.add("main")
+        stack_.callback(neon.cleanup)
+        neon_url = stack_.enter_context(serve_httpx_handler(neon))
+        files = {}
+        for name in ("staging", "production"):
+            files[name] = folder / f"{name}.json"
+            ports = {k: f.port for k, f in forwarders.items()}
+            files[name].write_text(json.dumps(_outputs(state, hosts, gateway, ports, name, edge_url)))
+        outputs_file = files[stack]
+        admin = urlsplit(state.database_url("postgres", admin=True))
+        standby_pg = (f"postgresql://{admin.username}:{admin.password}@{gateway}:{forwarders['postgres'].port}/postgres"
+                      "?sslmode=require")
         env = {
-            **os.environ, "OPS_SANDBOX_DIR": str(root), "OPS_STACK_OUTPUTS": str(outputs_file),
+            **os.environ, "OPS_SANDBOX_DIR": str(root),
+            "OPS_STACK_OUTPUTS_STAGING": str(files["staging"]),
+            "OPS_STACK_OUTPUTS_PRODUCTION": str(files["production"]),
+            "NEON_API_KEY": "neon-lab-key", "OPS_NEON_API_URL": neon_url + "/api/v2",
+            "OPS_STANDBY_DATABASE_URL": standby_pg,
+            "BACKUP_AGE_RECIPIENT": state.backup_recipient, "BACKUP_AGE_IDENTITY_FILE": state.backup_identity_file(),
+            "OPS_SCRATCH_DATABASE_URL": state.database_url("postgres", admin=True),
             "R2_ACCESS_KEY_ID": state.s3.access_key, "R2_SECRET_ACCESS_KEY": state.s3.secret_key,
             "OPS_SSH_CONFIG": str(ssh_config), "OPS_HOST_COMMAND": str(hosts["primary"].folder / "autoenroll-deploy"),
             "CLOUDFLARE_API_TOKEN": cloudflare.token, "OPS_CLOUDFLARE_API_URL": cloudflare_url + "/client/v4",
         }
-        yield Lab(root, folder, hosts, registry, cloudflare, cloudflare_url, outputs_file, ssh_config, env)
+        yield Lab(root, folder, hosts, registry, cloudflare, cloudflare_url, outputs_file, ssh_config, edge_url, neon,
+                  env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,7 +40,8 @@ class LoadLoop:
         deadline = time.monotonic() + self.max_seconds
         headers = {"Host": self.sni} if self.sni else {}
         extensions = {"sni_hostname": self.sni} if self.sni else {}
-        with httpx.Client(timeout=5, verify=self.verify, headers=headers) as plain:
+        verify = ssl.create_default_context(cafile=self.verify) if isinstance(self.verify, str) else self.verify
+        with httpx.Client(timeout=5, verify=verify, headers=headers) as plain:
             client = _WithExtensions(plain, extensions)
             while not self._stop.is_set() and time.monotonic() < deadline and len(self.results) < self.max_requests:
                 started = time.monotonic()

@@ -18,7 +18,7 @@ import httpx
 
 from ops.environment import AppHost
 from ops.errors import ConfigError, ExternalError
-from ops.interfaces import Candidate
+from ops.interfaces import NOTHING_DEPLOYED, Candidate
 from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
 from ops.secrets import scrub_text
 from stacks.host_role import DEPLOY_USER
@@ -111,7 +111,7 @@ class SshHosts:
 
     def current(self, role: str) -> tuple[str, str]:
         out = self.ssh.run(self._address(role), ["current"]).stdout.decode().split()
-        return (out[0], out[1]) if len(out) == 2 else ("none", "-")
+        return (out[0], out[1]) if len(out) == 2 else (NOTHING_DEPLOYED, "-")
 
     def start_candidate(self, role: str, version: str) -> Candidate:
         address = self.ssh.run(self._address(role), ["start", version]).stdout.decode().strip()

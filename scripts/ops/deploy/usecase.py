@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ops.errors import ConfigError, ExternalError, NotFoundError
-from ops.interfaces import Hosts, ObjectStore
+from ops.interfaces import NOTHING_DEPLOYED, Hosts, ObjectStore
 from ops.locks import object_lock
 
 READY_TIMEOUT = 30.0
@@ -99,9 +99,9 @@ def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
     with object_lock(store, f"_ops/{env_name}/deploy.lock", ttl=timedelta(minutes=30),
                      purpose=f"deploy to {env_name}"):
         if not read_history(store, env_name):
-            serving_role = hosts.roles()[-1]
-            # The first deploy also remembers what it replaced, so it can be rolled back.
-            _append_history(store, env_name, {"version": hosts.current(serving_role)[0], "kind": "found"})
+            found = hosts.current(hosts.roles()[-1])[0]
+            if found != NOTHING_DEPLOYED:  # the first deploy also remembers what it replaced, to roll back to
+                _append_history(store, env_name, {"version": found, "kind": "found"})
         before()
         try:
             report.hosts = roll_out(hosts, version, progress=progress)

@@ -53,7 +53,7 @@ class CloudSite:
             # strings do not change, so the app's DATABASE_URL stays right.
             neon.restore_branch(self.env.neon.project_id, branch_id, source_branch_id=branch_id,
                                 source_timestamp=moment, preserve_under_name=preserve)
-        return {"database": self.env.branch, "kind": "branch", "point": moment, "preserved_as": preserve}
+        return {"database": self.env.branch, "kind": "branch", "point": moment, "old_state": preserve}
 
     def database_url_for_app(self) -> str | None:
         """DATABASE_URL for the hosts' env files when the live database is not the stack's own."""
@@ -75,10 +75,20 @@ class CloudSite:
         done = roll_out(self.hosts, version, roles=names)
         return ", ".join(f"{d['role']} {version} on {d['address']}" for d in done)
 
+    def _url_of(self, database: str) -> str:
+        if database == self.env.branch:
+            return self.env.database_url()
+        if self.env.neon is not None:
+            with self._neon() as neon:
+                branch = neon.find_branch(self.env.neon.project_id, database)
+                if branch is not None:  # a state a Neon restore preserved
+                    return neon.connection_uri(self.env.neon.project_id, branch_id=str(branch["id"]),
+                                               database=self.env.database_name, role=self.env.owner_role,
+                                               pooled=False)
+        return with_database(standby_server_url(), database)
+
     def late_writes(self, point: datetime, database: str) -> dict[str, int] | str:
         try:
-            url = (self.env.database_url() if database == self.env.branch
-                   else with_database(standby_server_url(), database))
-            return count_late_writes(url, point)
+            return count_late_writes(self._url_of(database), point)
         except ExternalError:
             return f"the old live database is unreachable: writes after {point.isoformat()} can't be counted"

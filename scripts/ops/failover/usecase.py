@@ -152,7 +152,8 @@ def failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: Li
             point = datetime.fromisoformat(restored["point"].replace("Z", "+00:00"))
             report["data_loss_window_seconds"] = round((started - point).total_seconds(), 1)
             report["restored_point"] = restored["point"]
-            report["writes_after_point"] = site.late_writes(point, journal["old_database"])
+            # Where the old data is now: the state a restore preserved, else the database that was live.
+            report["writes_after_point"] = site.late_writes(point, restored.get("old_state") or journal["old_database"])
         objects.put_bytes(f"_ops/{env_name}/failover.last.json", json.dumps(report, default=str).encode())
         objects.delete(_journal_key(env_name))
     return report

@@ -1,0 +1,77 @@
+"""Neon's API v2, the routes a failover uses (branch restore at a timestamp with the old state
+preserved under a name, operations, branches, connection_uri), faked at the HTTP transport and
+backed by real PostgreSQL: a branch is a database of the sandbox's server, and the history Neon
+keeps (its point-in-time window) is snapshots the test takes with `snapshot()`; a restore to
+TIME puts back the newest snapshot at or before TIME, as Neon puts back the WAL up to TIME."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+
+from ops.refresh.branch_stores import LocalBranchStore
+
+
+class FakeNeonPitr:
+    def __init__(self, local: LocalBranchStore, project: str) -> None:
+        self.local, self.project = local, project
+        self.branches: dict[str, str] = {}  # id -> name (= database name)
+        self.history: list[tuple[datetime, str]] = []  # (moment, snapshot database)
+        self.restores: list[dict[str, Any]] = []
+        self.ops = 0
+
+    def add(self, name: str) -> str:
+        branch_id = f"br-{name.replace('_', '-')}"
+        self.branches[branch_id] = name
+        return branch_id
+
+    def snapshot(self, name: str, moment: datetime) -> None:
+        database = f"neonpitr_{name}_{len(self.history)}"
+        self.local.copy(name, database)
+        self.history.append((moment, database))
+
+    def cleanup(self) -> None:
+        for _moment, database in self.history:
+            self.local.drop(database)
+        for branch_id, name in list(self.branches.items()):
+            if branch_id != "br-main":
+                self.local.drop(name)
+
+    def _op(self) -> list[dict[str, Any]]:
+        self.ops += 1
+        return [{"id": f"op-{self.ops}", "action": "restore_branch", "status": "running"}]
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if request.headers.get("authorization") != "Bearer neon-lab-key":
+            return httpx.Response(401, json={"message": "authentication required"})
+        path = request.url.path.removeprefix("/api/v2").removeprefix(f"/projects/{self.project}")
+        body = json.loads(request.content) if request.content else {}
+        if request.method == "POST" and path.endswith("/restore"):
+            branch_id = path.split("/")[2]
+            if body.get("source_branch_id") != branch_id or "source_timestamp" not in body:
+                return httpx.Response(400, json={"message": "fake: only a point-in-time restore of a branch itself"})
+            moment = datetime.fromisoformat(body["source_timestamp"].replace("Z", "+00:00"))
+            earlier = [db for at, db in self.history if at <= moment]
+            if not earlier:
+                return httpx.Response(400, json={"message": "timestamp is outside the history retention window"})
+            scratch = f"neonpitr_restore_{self.ops}"
+            self.local.copy(earlier[-1], scratch)
+            preserve = body["preserve_under_name"]
+            self.local.replace(self.branches[branch_id], scratch, preserve)
+            self.add(preserve)
+            self.restores.append(body)
+            return httpx.Response(200, json={"branch": {"id": branch_id}, "operations": self._op()})
+        if request.method == "GET" and path.startswith("/operations/"):
+            op_id = path.rsplit("/", 1)[1]
+            return httpx.Response(200, json={"operation": {"id": op_id, "status": "finished",
+                                                           "action": "restore_branch"}})
+        if request.method == "GET" and path == "/branches":
+            return httpx.Response(200, json={"branches": [{"id": i, "name": n} for i, n in self.branches.items()]})
+        if request.method == "GET" and path == "/connection_uri":
+            query = {k: v[0] for k, v in parse_qs(request.url.query.decode()).items()}
+            return httpx.Response(200, json={"uri": self.local.url(self.branches[query["branch_id"]])})
+        return httpx.Response(404, json={"message": f"no fake route {request.method} {path}"})
