@@ -176,6 +176,20 @@ def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str]) 
         yield url
 
 
+def _forget_recorded_state(state: SandboxState) -> None:
+    """A lab starts as a fresh environment: no deploy history, nothing failed over, no journal."""
+    from ops.adapters.s3_store import S3ObjectStore
+    from ops.backup.manifest import prefix as backup_prefix
+    from ops.environment import local_environment
+
+    store = S3ObjectStore(local_environment(Path(state.root)).storage, "backups")
+    for name in ("staging", "production"):
+        for key in store.list_keys(f"_ops/{name}/"):
+            store.delete(key)
+        for key in store.list_keys(backup_prefix(name)):
+            store.delete(key)
+
+
 @dataclass
 class Lab:
     root: Path  # the drill sandbox
@@ -304,5 +318,6 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             "OPS_SSH_CONFIG": str(ssh_config), "OPS_HOST_COMMAND": str(hosts["primary"].folder / "autoenroll-deploy"),
             "CLOUDFLARE_API_TOKEN": cloudflare.token, "OPS_CLOUDFLARE_API_URL": cloudflare_url + "/client/v4",
         }
+        _forget_recorded_state(state)
         yield Lab(root, folder, hosts, registry, cloudflare, cloudflare_url, outputs_file, ssh_config, edge_url, neon,
                   env)

@@ -180,3 +180,37 @@ def test_lab_failover_with_neon_pitr_resumes_after_every_step_and_fails_back(lab
     assert back.returncode == 0, back.stderr
     assert lab.record_contents() == {"app": lab.hosts["primary"].address, "api": lab.hosts["primary"].address}
     assert httpx.get(f"{lab.edge_url}/ready", timeout=10).status_code == 200
+
+
+def test_lab_failover_from_the_latest_backup_when_neon_is_down(lab: Lab) -> None:
+    import psycopg
+
+    from ops.sandbox.state import load_state
+
+    main = load_state(lab.root).database_url("main", admin=True)
+    for args in (("backup", "create"), ("backup", "verify", "--latest")):
+        done = ops(lab, *args, "--env", "production", "--json")
+        assert done.returncode == 0, done.stderr
+    with psycopg.connect(main, autocommit=True) as conn:
+        conn.execute("INSERT INTO tenants (name) VALUES ('written after the backup Ltd')")
+    stop_primary_host(lab)
+    result = ops(lab, "failover", "--env", "production", "--db", "latest-backup", "--yes", "--confirm", "production",
+                 "--watch-seconds", "3", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["live_database"] == "main_failover" and report["writes_after_point"]["tenants"] == 1
+    assert lab.record_contents()["api"] == lab.hosts["standby"].address
+    assert httpx.get(f"{lab.edge_url}/version", timeout=10).json()["database"] == "main_failover"
+    print(f"\nlab failover (latest-backup): recovery {report['recovery_seconds']} s, data-loss window "
+          f"{report['data_loss_window_seconds']} s")
+
+    # Recorded state: the next backup is of the database the app now serves from, not the stale main.
+    backup = ops(lab, "backup", "create", "--env", "production", "--json")
+    assert backup.returncode == 0, backup.stderr
+    assert json.loads(backup.stdout)["backup"]["database"] == "main_failover"
+
+    start_primary_host_again(lab)
+    back = ops(lab, "failback", "--env", "production", "--json")
+    assert back.returncode == 0, back.stderr
+    assert lab.record_contents()["app"] == lab.hosts["primary"].address
+    assert httpx.get(f"{lab.edge_url}/version", timeout=10).json()["database"] == "main_failover"
