@@ -12,6 +12,8 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+import psycopg
+from psycopg import sql
 
 from ops.refresh.branch_stores import LocalBranchStore
 
@@ -62,6 +64,9 @@ class FakeNeonPitr:
             self.local.copy(earlier[-1], scratch)
             preserve = body["preserve_under_name"]
             self.local.replace(self.branches[branch_id], scratch, preserve)
+            # Neon's preserved branch takes connections (the sandbox store closes the old one off).
+            with psycopg.connect(self.local.admin_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(preserve)))
             self.add(preserve)
             self.restores.append(body)
             return httpx.Response(200, json={"branch": {"id": branch_id}, "operations": self._op()})
