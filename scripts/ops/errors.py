@@ -18,6 +18,9 @@ and exits 1 with a traceback only under `--verbose`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
 
 class OpsError(Exception):
     """Root of every error `ops` reports to a person."""
@@ -116,3 +119,27 @@ EXIT_CODES: dict[str, int] = {
         SandboxError,
     )
 }
+
+
+def describe(exc: BaseException) -> str:
+    """One line about a dependency's exception: its first line of text, else its class; secrets masked."""
+    from ops.secrets import scrub_text
+
+    text = str(exc).strip()
+    return scrub_text(text.splitlines()[0][:300]) if text else exc.__class__.__name__
+
+
+@contextmanager
+def map_exceptions(mapping: Mapping[type[BaseException], type[OpsError]], what: str, *,
+                   hint: str | None = None) -> Iterator[None]:
+    """At an adapter's boundary (as httpx maps its transport's errors): a dependency's exception of a
+    class in `mapping` becomes that OpsError, "`what`: <first line>"; OpsErrors and others pass through."""
+    try:
+        yield
+    except OpsError:
+        raise
+    except Exception as exc:
+        for source, target in mapping.items():
+            if isinstance(exc, source):
+                raise target(f"{what}: {describe(exc)}", hint=hint) from None
+        raise

@@ -8,15 +8,31 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import typer
 
-from ops.errors import OpsError
+from ops.errors import ConfirmationRequired, ExternalError, OpsError, describe
 from ops.output import stderr
 from ops.secrets import scrub_text
+
+
+def typed_confirmation(environment: str, action: str) -> None:
+    """Ask the person at the terminal to type the environment's name; `--json` never skips this, only `--yes`.
+
+    Without a terminal (CI, a pipe) there is nobody to ask: that is exit 4, not a prompt that aborts."""
+    if not sys.stdin.isatty():
+        raise ConfirmationRequired(f"{action} in {environment} needs confirmation and there is no terminal to ask",
+                                   hint="confirm with --yes (CI), or run it in a terminal")
+    stderr.print(f"{action} in [bold]{environment}[/bold]. Type the environment name to confirm: ", end="",
+                 highlight=False)
+    typed = sys.stdin.readline().strip()
+    if typed != environment:
+        raise ConfirmationRequired("not confirmed: nothing was changed")
 
 
 def report_error(exc: OpsError) -> None:
@@ -25,17 +41,51 @@ def report_error(exc: OpsError) -> None:
         stderr.print(f"[dim]hint: {scrub_text(exc.hint)}[/dim]", highlight=False)
 
 
+# Libraries whose exceptions mean "a dependency failed" even when one escaped its adapter's mapping.
+DEPENDENCY_MODULES = frozenset({"botocore", "boto3", "s3transfer", "psycopg", "psycopg_pool", "httpx", "httpcore",
+                                "sqlalchemy", "alembic"})
+
+_interrupt_note: ContextVar[str | None] = ContextVar("interrupt_note", default=None)
+
+
+def on_interrupt(note: str) -> None:
+    """What a Ctrl-C during the rest of this command leaves behind, and how to resume, in a few words."""
+    _interrupt_note.set(note)
+
+
+def _interrupted() -> None:
+    import click
+
+    ctx = click.get_current_context(silent=True)
+    command = ctx.command_path if ctx else "ops"
+    note = _interrupt_note.get() or ("journaled steps that finished are kept; "
+                                     "run the same command again to resume from there")
+    stderr.print(f"[yellow]interrupted:[/yellow] {command} stopped; {scrub_text(note)}", highlight=False)
+
+
+def _is_dependency_error(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in DEPENDENCY_MODULES
+
+
 def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = _interrupt_note.set(None)
         try:
             return func(*args, **kwargs)
         except OpsError as exc:
             report_error(exc)
             raise typer.Exit(exc.exit_code) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            _interrupted()
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
             raise
-        except Exception as exc:  # a bug: say so plainly; the traceback only on request
+        except Exception as exc:
+            if _is_dependency_error(exc):  # an adapter missed it: still a dependency failure (exit 7), not a bug
+                report_error(ExternalError(f"{exc.__class__.__name__}: {describe(exc)}"))
+                raise typer.Exit(ExternalError.exit_code) from None
+            # a bug: say so plainly; the traceback only on request
             stderr.print(f"[red]error:[/red] unexpected {exc.__class__.__name__}: {scrub_text(str(exc))}",
                          highlight=False)
             if os.environ.get("OPS_VERBOSE"):
@@ -43,6 +93,8 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
             else:
                 stderr.print("[dim]hint: run again with --verbose for the traceback[/dim]")
             raise typer.Exit(1) from None
+        finally:
+            _interrupt_note.reset(token)
 
     return wrapper
 

@@ -21,7 +21,7 @@ from typing import Literal
 
 import httpx
 
-from ops.errors import SandboxError
+from ops.errors import ConfigError, SandboxError
 from ops.migrations import head_revision, migrate, schema_revision
 from ops.paths import APP_DIR, postgres_bindir, venv_binary
 from ops.ports import free_port, port_is_free
@@ -501,7 +501,7 @@ def component(name: str) -> Component:
     for comp in COMPONENTS:
         if comp.name == name:
             return comp
-    raise SandboxError(f"unknown component {name!r}", hint=f"one of: {', '.join(COMPONENT_NAMES)}")
+    raise ConfigError(f"unknown component {name!r}", hint=f"one of: {', '.join(COMPONENT_NAMES)}")
 
 
 def health(state: SandboxState, comp: Component) -> ComponentHealth:
