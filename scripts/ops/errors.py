@@ -121,6 +121,16 @@ EXIT_CODES: dict[str, int] = {
 }
 
 
+# Libraries whose exceptions mean "a dependency failed", even when one escaped its adapter's mapping.
+DEPENDENCY_MODULES = frozenset({"botocore", "boto3", "s3transfer", "psycopg", "psycopg_pool", "httpx", "httpcore",
+                                "sqlalchemy", "alembic"})
+
+
+def is_dependency_error(exc: BaseException) -> bool:
+    """An OpsError, or an exception raised by a dependency's client library (not by our own code)."""
+    return isinstance(exc, OpsError) or type(exc).__module__.split(".")[0] in DEPENDENCY_MODULES
+
+
 def describe(exc: BaseException) -> str:
     """One line about a dependency's exception: its first line of text, else its class; secrets masked."""
     from ops.secrets import scrub_text

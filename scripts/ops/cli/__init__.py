@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from ops.cli import backup, checklist, db, deploy, envcmd, failover, plan, sandbox, stack_reports
+from ops.cli import backup, checklist, db, deploy, envcmd, failover, lock, plan, sandbox, stack_reports
 from ops.cli.base import OpsTyper
 
 app = OpsTyper(
@@ -17,6 +17,7 @@ app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(envcmd.app, name="env")
 app.add_typer(backup.app, name="backup")
 app.add_typer(db.app, name="db")
+app.add_typer(lock.app, name="lock")
 app.command("plan")(plan.plan)
 app.command("cost")(stack_reports.cost)
 app.command("procurement")(stack_reports.procurement)

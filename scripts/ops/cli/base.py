@@ -16,7 +16,7 @@ from typing import Any
 
 import typer
 
-from ops.errors import ConfirmationRequired, ExternalError, OpsError, describe
+from ops.errors import ConfirmationRequired, ExternalError, OpsError, describe, is_dependency_error
 from ops.output import stderr
 from ops.secrets import scrub_text
 
@@ -41,10 +41,6 @@ def report_error(exc: OpsError) -> None:
         stderr.print(f"[dim]hint: {scrub_text(exc.hint)}[/dim]", highlight=False)
 
 
-# Libraries whose exceptions mean "a dependency failed" even when one escaped its adapter's mapping.
-DEPENDENCY_MODULES = frozenset({"botocore", "boto3", "s3transfer", "psycopg", "psycopg_pool", "httpx", "httpcore",
-                                "sqlalchemy", "alembic"})
-
 _interrupt_note: ContextVar[str | None] = ContextVar("interrupt_note", default=None)
 
 
@@ -63,10 +59,6 @@ def _interrupted() -> None:
     stderr.print(f"[yellow]interrupted:[/yellow] {command} stopped; {scrub_text(note)}", highlight=False)
 
 
-def _is_dependency_error(exc: BaseException) -> bool:
-    return type(exc).__module__.split(".")[0] in DEPENDENCY_MODULES
-
-
 def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -82,7 +74,7 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
         except (typer.Exit, typer.Abort):
             raise
         except Exception as exc:
-            if _is_dependency_error(exc):  # an adapter missed it: still a dependency failure (exit 7), not a bug
+            if is_dependency_error(exc):  # an adapter missed it: still a dependency failure (exit 7), not a bug
                 report_error(ExternalError(f"{exc.__class__.__name__}: {describe(exc)}"))
                 raise typer.Exit(ExternalError.exit_code) from None
             # a bug: say so plainly; the traceback only on request
