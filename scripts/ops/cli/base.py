@@ -49,17 +49,13 @@ def on_interrupt(note: str) -> None:
     _interrupt_note.set(note)
 
 
-def _interrupted() -> None:
-    import click
-
-    ctx = click.get_current_context(silent=True)
-    command = ctx.command_path if ctx else "ops"
+def _interrupted(command: str) -> None:
     note = _interrupt_note.get() or ("journaled steps that finished are kept; "
                                      "run the same command again to resume from there")
     stderr.print(f"[yellow]interrupted:[/yellow] {command} stopped; {scrub_text(note)}", highlight=False)
 
 
-def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
+def _guard(func: Callable[..., Any], command: Callable[[], str] = lambda: "ops") -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         token = _interrupt_note.set(None)
@@ -69,7 +65,7 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
             report_error(exc)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
-            _interrupted()
+            _interrupted(command())
             raise typer.Exit(130) from None
         except (typer.Exit, typer.Abort):
             raise
@@ -102,6 +98,12 @@ class OpsTyper(typer.Typer):
         kwargs.setdefault("pretty_exceptions_enable", False)
         kwargs.setdefault("add_completion", False)
         super().__init__(**kwargs)
+        self.ops_path = "ops"  # how a person typed this sub-app, for messages ("ops backup")
+
+    def add_typer(self, typer_instance: typer.Typer, **kwargs: Any) -> None:
+        if isinstance(typer_instance, OpsTyper) and kwargs.get("name"):
+            typer_instance.ops_path = f"{self.ops_path} {kwargs['name']}"
+        super().add_typer(typer_instance, **kwargs)
 
     def command(  # type: ignore[override]
         self, *args: Any, **kwargs: Any
@@ -109,7 +111,8 @@ class OpsTyper(typer.Typer):
         register = super().command(*args, **kwargs)
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-            register(_guard(func))
+            name = kwargs.get("name") or (args[0] if args else func.__name__.replace("_", "-"))
+            register(_guard(func, lambda: f"{self.ops_path} {name}"))
             return func
 
         return decorator

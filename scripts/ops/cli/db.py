@@ -95,7 +95,7 @@ def refresh(
     report = usecase.refresh(
         env.name, branch_store(env), S3ObjectStore(env.storage, "backups"), target=target, source=source,
         masking_key=env.masking_key.get_secret_value() if env.masking_key else None,
-        smoke=smoke_check(env, target), progress=lambda m: None if as_json else progress(m))
+        smoke=smoke_check(env, target), progress=progress)  # stderr, so --json's stdout stays JSON alone
     if as_json:
         print_json({**report.to_json(), "applied": True})
         return
