@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -25,33 +24,12 @@ from ops.environment import resolve
 from ops.ports import free_port
 from ops.sandbox import manager
 from ops.sandbox.state import SandboxState, load_state, save_state
+from tests.cloud_shape import outputs, variables
 from tests.conftest import sandbox_dir_env
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
 CLOUD = ("staging", "production")
-
-
-def _with_port(url: str, port: int) -> str:
-    head, tail = url.rsplit("@", 1)
-    host_port, path = tail.split("/", 1)
-    return f"{head}@{host_port.rsplit(':', 1)[0]}:{port}/{path}"
-
-
-def _outputs(state: SandboxState, *, s3_port: int | None = None, pg_port: int | None = None) -> dict[str, Any]:
-    def url(db: str) -> str:
-        plain = state.database_url(db, admin=True)
-        return _with_port(plain, pg_port) if pg_port else plain
-
-    return {
-        "public_url": state.public_url(),
-        "r2_endpoint": f"http://127.0.0.1:{s3_port or state.s3.ports['s3']}",
-        "buckets": dict(state.s3.buckets),
-        # production's branch is main; staging's is staging: both point at the sandbox's databases
-        "connection_strings": {b: {"direct": url(b), "pooled": url(b)} for b in ("main", "staging", "development")},
-        "servers": [],
-        "neon_project_id": "proj-exit-codes",
-    }
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +50,7 @@ def shapes(sandbox_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         found[f"local-{dep}"] = base / f"local-{dep}"
     for name, kwargs in (("ok", {}), ("s3", {"s3_port": closed}), ("postgres", {"pg_port": closed})):
         path = base / f"outputs-{name}.json"
-        path.write_text(json.dumps(_outputs(state, **kwargs)))
+        path.write_text(json.dumps(outputs(state, **kwargs)))
         found[f"outputs-{name}"] = path
     with sandbox_dir_env(sandbox_root), pytest.MonkeyPatch.context() as mp:
         _cloud_env(mp, state, found["outputs-ok"])
@@ -87,14 +65,9 @@ def shapes(sandbox_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
                 store.delete(key)
 
 
-def _cloud_env(mp: pytest.MonkeyPatch, state: SandboxState, outputs: Path) -> None:
-    mp.setenv("OPS_STACK_OUTPUTS", str(outputs))
-    mp.setenv("R2_ACCESS_KEY_ID", state.s3.access_key)
-    mp.setenv("R2_SECRET_ACCESS_KEY", state.s3.secret_key)
-    mp.setenv("BACKUP_AGE_RECIPIENT", state.backup_recipient or "")
-    mp.setenv("BACKUP_AGE_IDENTITY_FILE", state.backup_identity_file())
-    mp.setenv("OPS_SCRATCH_DATABASE_URL", state.database_url("postgres", admin=True))
-    mp.setenv("MASKING_KEY", "exit-codes-masking-key")
+def _cloud_env(mp: pytest.MonkeyPatch, state: SandboxState, outputs_file: Path) -> None:
+    for name, value in variables(state, outputs_file).items():
+        mp.setenv(name, value)
 
 
 @pytest.fixture()
