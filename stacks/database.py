@@ -34,12 +34,13 @@ class Database(pulumi.ComponentResource):
         self.databases: dict[str, NeonDatabase] = {}
 
         if d.owns_project:
-            project = NeonProject(f"{name}-project", project_name=d.project_name, region_id=d.region_id,
-                                  pg_version=d.pg_version, history_retention_seconds=d.history_retention_seconds,
-                                  opts=data_opts)
+            project = NeonProject(f"{name}-project", project_name=d.project_name, org_id=d.org_id,
+                                  region_id=d.region_id, pg_version=d.pg_version,
+                                  history_retention_seconds=d.history_retention_seconds, opts=data_opts)
             self.project_id: pulumi.Output[str] = project.project_id
             main = NeonBranch(f"{name}-main", project_id=project.project_id, branch_name="main", parent_id=None,
-                              protected=True, adopt_id=project.default_branch_id, opts=data_opts, **endpoint)
+                              protected=d.protect_main, adopt_id=project.default_branch_id, opts=data_opts,
+                              **endpoint)
             self.branches["main"] = main
             self.databases["main"] = NeonDatabase(f"{name}-main-db", project_id=project.project_id,
                                                   branch_id=main.branch_id, database=d.database_name,

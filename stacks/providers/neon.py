@@ -33,13 +33,13 @@ def _diff(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...], rep
 
 # --------------------------------------------------------------------------- project
 
-PROJECT_KEYS = ("name", "region_id", "pg_version", "history_retention_seconds")
+PROJECT_KEYS = ("name", "org_id", "region_id", "pg_version", "history_retention_seconds")
 
 
 class NeonProjectProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_factory()
-        result = client.create_project(name=props["name"], region_id=props["region_id"],
+        result = client.create_project(name=props["name"], org_id=props["org_id"], region_id=props["region_id"],
                                        pg_version=int(props["pg_version"]),
                                        history_retention_seconds=int(props["history_retention_seconds"]))
         project, branch = result["project"], result["branch"]
@@ -55,8 +55,8 @@ class NeonProjectProvider(ResourceProvider):
                                 "history_retention_seconds": project.get("history_retention_seconds")})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # A project's region and major version can't change in place.
-        return _diff(olds, news, PROJECT_KEYS, ("region_id", "pg_version"))
+        # A project's organization, region and major version can't change in place.
+        return _diff(olds, news, PROJECT_KEYS, ("org_id", "region_id", "pg_version"))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         client_factory().update_project(id_, name=news["name"],
@@ -71,10 +71,10 @@ class NeonProject(Resource):
     project_id: pulumi.Output[str]
     default_branch_id: pulumi.Output[str]
 
-    def __init__(self, name: str, *, project_name: str, region_id: str, pg_version: int,
+    def __init__(self, name: str, *, project_name: str, org_id: str, region_id: str, pg_version: int,
                  history_retention_seconds: int, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(NeonProjectProvider(), name, {
-            "name": project_name, "region_id": region_id, "pg_version": pg_version,
+            "name": project_name, "org_id": org_id, "region_id": region_id, "pg_version": pg_version,
             "history_retention_seconds": history_retention_seconds,
             "project_id": None, "default_branch_id": None,
         }, opts)
