@@ -15,11 +15,12 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from ops.adapters.betterstack_api import BetterStackClient
+from stacks.providers.portable import Portable
 
 client_factory: Callable[[], BetterStackClient] = BetterStackClient.from_environ
 
 
-class BetterStackProvider(ResourceProvider):
+class BetterStackProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         data = client_factory().create(props["kind"], props["attributes"])
         return CreateResult(id_=str(data["id"]), outs={**props, "url": data["attributes"].get("url")})

@@ -20,6 +20,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from ops.adapters.neon_api import NeonClient
+from stacks.providers.portable import Portable
 
 # Tests replace this with a client on an HTTP fake.
 client_factory: Callable[[], NeonClient] = NeonClient.from_environ
@@ -36,7 +37,7 @@ def _diff(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...], rep
 PROJECT_KEYS = ("name", "org_id", "region_id", "pg_version", "history_retention_seconds")
 
 
-class NeonProjectProvider(ResourceProvider):
+class NeonProjectProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_factory()
         result = client.create_project(name=props["name"], org_id=props["org_id"], region_id=props["region_id"],
@@ -90,7 +91,7 @@ def _endpoint_settings(props: dict[str, Any]) -> dict[str, Any]:
             "suspend_timeout_seconds": int(props["suspend_timeout_seconds"])}
 
 
-class NeonBranchProvider(ResourceProvider):
+class NeonBranchProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_factory()
         project_id = props["project_id"]
@@ -153,7 +154,7 @@ class NeonBranch(Resource):
 DATABASE_KEYS = ("project_id", "branch_id", "database", "role", "owner_role")
 
 
-class NeonDatabaseProvider(ResourceProvider):
+class NeonDatabaseProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_factory()
         project_id, branch_id = props["project_id"], props["branch_id"]
