@@ -66,7 +66,9 @@ class DatabaseConfig:
     database_name: str
     role_name: str
     owner_role_name: str
-    production_stack: str  # "org/project/stack", read by a StackReference when owns_project is false
+    # "org/project/stack" read by a StackReference when owns_project is false; "" means the production
+    # stack of this project in the running stack's own organization (see database.py).
+    production_stack: str
 
 
 @dataclass(frozen=True)
@@ -343,7 +345,7 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         database_name=d.text("database_name", APP),
         role_name=d.text("role_name", "autoenroll_app"),
         owner_role_name=d.text("owner_role_name", "autoenroll_owner"),
-        production_stack=d.text("production_stack", "organization/autoenroll/production"),
+        production_stack=str(d.get("production_stack", "", kind=str)),
     )
     d.done()
     if 0 < database.suspend_timeout_seconds < 60:

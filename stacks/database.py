@@ -47,7 +47,12 @@ class Database(pulumi.ComponentResource):
                                                   role=d.role_name, owner_role=d.owner_role_name, inherited=False,
                                                   opts=data_opts)
         else:
-            production = pulumi.StackReference(f"{name}-production", stack_name=d.production_stack,
+            # Staging reads production's outputs, so production comes up first (README: deploy order).
+            # The name is built from the running stack's organization and project: on Pulumi Cloud
+            # that is the real organization, on a self-managed backend the literal `organization`,
+            # so one name is right on both (a hard-coded `organization/...` is valid only on the latter).
+            reference = d.production_stack or f"{pulumi.get_organization()}/{pulumi.get_project()}/production"
+            production = pulumi.StackReference(f"{name}-production", stack_name=reference,
                                                opts=pulumi.ResourceOptions(parent=self))
             self.project_id = production.require_output("neon_project_id")
             main_id = production.require_output("neon_branches").apply(lambda b: b["main"]["id"])

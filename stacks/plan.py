@@ -139,8 +139,16 @@ def namespaced_config(stack: str, overrides: dict[str, Any] | None = None) -> di
     return values
 
 
-def run_plan(stack: str, overrides: dict[str, Any] | None = None) -> Plan:
-    """Run the program for `stack` under mocks and evaluate every policy."""
+class MissingStackError(RuntimeError):
+    """A StackReference names a stack that has no state yet (it has not come up)."""
+
+
+def run_plan(stack: str, overrides: dict[str, Any] | None = None, *,
+             existing_stacks: dict[str, dict[str, Any]] | None = None, organization: str = "organization") -> Plan:
+    """Run the program for `stack` under mocks and evaluate every policy.
+
+    `existing_stacks` (fully qualified name -> outputs) is the backend's state: a StackReference to
+    a stack not in it fails, as it does on a real backend. None stands in plausible outputs."""
     import pulumi
     from google.protobuf import json_format
     from pulumi.runtime import mocks as pulumi_mocks
@@ -167,6 +175,12 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None) -> Plan:
             # so the plan, and its snapshot, are the same on every run.
             n = int(hashlib.sha256(args.name.encode()).hexdigest()[:6], 16) % 100000
             outputs = dict(args.inputs)
+            if args.typ == "pulumi:pulumi:StackReference" and existing_stacks is not None:
+                name = str(args.inputs.get("name"))
+                if name not in existing_stacks:
+                    raise MissingStackError(f"unknown stack {name!r}: it has not come up yet "
+                                            f"(existing: {', '.join(sorted(existing_stacks)) or 'none'})")
+                return f"ref-{n}", {"name": name, "secretOutputNames": [], "outputs": existing_stacks[name]}
             if args.typ == "pulumi:pulumi:StackReference":
                 return f"ref-{n}", {"name": args.name, "secretOutputNames": [], "outputs": {
                     "neon_project_id": "mock-project",
@@ -186,7 +200,7 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None) -> Plan:
 
     mocks = Mocks()
     pulumi.runtime.set_mocks(mocks, project=APP, stack=stack, preview=False,
-                             monitor=RecordingMonitor(mocks))
+                             monitor=RecordingMonitor(mocks), organization=organization)
     pulumi.runtime.set_all_config(
         {f"{APP}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
         | {f"{APP}:{k}": secret_sentinel(k) for k in SECRET_KEYS},
