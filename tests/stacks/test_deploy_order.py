@@ -37,7 +37,7 @@ def test_stacks_come_up_in_the_documented_order_from_empty_state(organization: s
 
 
 def test_the_other_order_fails_naming_the_missing_stack() -> None:
-    with pytest.raises(Exception) as failure:  # noqa: PT011 - the mock's error arrives wrapped by the runtime
+    with pytest.raises(Exception) as failure:
         run_plan("staging", existing_stacks={})
     assert "organization/autoenroll/production" in str(failure.value)
     assert MissingStackError.__name__ in str(failure.value) or "has not come up" in str(failure.value)
