@@ -40,6 +40,9 @@ def zone_settings(config: StackConfig) -> dict[str, object]:
         "tls_1_3": "on",
         "always_use_https": "on",
         "automatic_https_rewrites": "on",
+        # Authenticated Origin Pulls: Cloudflare shows its client certificate to the origin, whose
+        # Caddy requires it (stacks/host_role.py), so nothing reaches the app around Cloudflare.
+        "tls_client_auth": "on",
         # `value` is free-form JSON, passed to the API as written: the API schema's snake_case keys
         # (camelCase is stored as given and never converges: pulumi/pulumi-cloudflare#1579).
         "security_header": {"strict_transport_security": {

@@ -28,6 +28,8 @@ CADDY_PACKAGE = ("caddy", "2.6.2-5")
 # Where the deploy puts the Cloudflare Origin CA certificate and key (stack output `origin_tls`).
 ORIGIN_TLS_DIR = "/etc/caddy/origin"
 CADDY_TLS_SNIPPET = "/etc/caddy/origin-tls.caddy"
+CLOUDFLARE_PULL_CA = "/etc/caddy/cloudflare-origin-pull-ca.pem"
+PULL_CA_SOURCE = Path(__file__).parent / "data" / "cloudflare_origin_pull_ca.pem"
 VECTOR_DATA_DIR = "/var/lib/vector"
 APP_PORT = 8000
 DEPLOY_USER = "deploy"
@@ -198,15 +200,30 @@ sinks:
 """
 
 
-def origin_tls_snippet(origin_dir: str = ORIGIN_TLS_DIR) -> str:
+def cloudflare_pull_ca() -> str:
+    """The PEM block of Cloudflare's origin-pull CA (the data file's header lines dropped)."""
+    text = PULL_CA_SOURCE.read_text()
+    return text[text.index("-----BEGIN CERTIFICATE-----"):]
+
+
+def origin_tls_snippet(origin_dir: str = ORIGIN_TLS_DIR, pull_ca: str = CLOUDFLARE_PULL_CA) -> str:
     """Caddy's `tls` for a host behind Cloudflare: the stack's Origin CA certificate, not ACME.
 
     Why not ACME: with "Always Use HTTPS" Cloudflare redirects the HTTP-01 challenge, and with SSL
     "Full (strict)" it reaches the origin over HTTPS, which has no certificate yet; TLS-ALPN-01 never
     reaches the origin through the proxy; and with several replicas behind a load balancer the
     challenge lands on any host. An Origin CA certificate is made by the stack (stacks/edge.py),
-    lasts 15 years, is trusted by Cloudflare for SSL strict, and is the same on every host."""
-    return f"tls {origin_dir}/cert.pem {origin_dir}/key.pem\n"
+    lasts 15 years, is trusted by Cloudflare for SSL strict, and is the same on every host.
+
+    Only Cloudflare may connect (Authenticated Origin Pulls, zone setting `tls_client_auth`): the
+    Hetzner firewall admits only Cloudflare's ranges, but a load balancer (replicas > 1) has a public
+    address of its own and no firewall, and passes TLS through; the client certificate closes it."""
+    return (f"tls {origin_dir}/cert.pem {origin_dir}/key.pem {{\n"
+            "\tclient_auth {\n"
+            "\t\tmode require_and_verify\n"
+            f"\t\ttrusted_ca_cert_file {pull_ca}\n"
+            "\t}\n"
+            "}\n")
 
 
 def caddy_env(args: HostRoleArgs) -> str:
@@ -251,6 +268,7 @@ def render_user_data(args: HostRoleArgs) -> str:
         {"path": "/etc/systemd/system/caddy.service.d/autoenroll.conf", "permissions": "0644",
          "content": caddy_env(args)},
         {"path": CADDY_TLS_SNIPPET, "permissions": "0644", "content": origin_tls_snippet()},
+        {"path": CLOUDFLARE_PULL_CA, "permissions": "0644", "content": cloudflare_pull_ca()},
         {"path": "/etc/nftables.conf", "permissions": "0755",
          "content": nftables_conf(args.admin_cidrs, args.cloudflare_ranges, args.private_network)},
         {"path": "/etc/ssh/sshd_config.d/10-autoenroll-hardening.conf", "permissions": "0644",

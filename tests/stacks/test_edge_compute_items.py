@@ -50,3 +50,9 @@ def test_load_balancer_target_waits_for_its_network_attachment() -> None:
     target = next(r for r in plan.resources if r.type == "hcloud:index/loadBalancerTarget:LoadBalancerTarget")
     assert "compute-lb-net" in target.depends_on
     assert plan.policies["fits-the-plan"] == [] and plan.passed
+
+
+def test_only_cloudflare_reaches_the_origin(production_plan: Plan) -> None:
+    # Authenticated Origin Pulls: the hosts' Caddy requires Cloudflare's client certificate, so the
+    # load balancer's public address (no firewall there) doesn't bypass Cloudflare.
+    assert _one(production_plan, ZONE_SETTING, "edge-tls_client_auth")["value"] == "on"

@@ -25,6 +25,7 @@ from stacks.data import cloudflare_ranges
 from stacks.host_role import (
     CADDY_PACKAGE,
     CADDY_TLS_SNIPPET,
+    CLOUDFLARE_PULL_CA,
     HostRoleArgs,
     caddy_environment,
     nftables_conf,
@@ -79,7 +80,9 @@ def _host_caddy_setup(host_files: dict[str, str], origin_cert: Path, tmp_path: P
     caddyfile.write_text(host_files["/etc/caddy/Caddyfile"])
     snippet = tmp_path / "origin-tls.caddy"
     assert host_files[CADDY_TLS_SNIPPET] == origin_tls_snippet()
-    snippet.write_text(origin_tls_snippet(str(origin_cert)))
+    pull_ca = tmp_path / "pull-ca.pem"
+    pull_ca.write_text(host_files[CLOUDFLARE_PULL_CA])
+    snippet.write_text(origin_tls_snippet(str(origin_cert), str(pull_ca)))
     env = caddy_environment(host_files["/etc/systemd/system/caddy.service.d/autoenroll.conf"])
     return caddyfile, {**env, "CADDY_TLS": str(snippet)}
 
@@ -113,6 +116,10 @@ def test_host_caddy_serves_app_and_api_with_the_origin_certificate(host_files: d
     loaded = config["apps"]["tls"]["certificates"]["load_files"]
     assert loaded == [{"certificate": str(origin_cert / "cert.pem"), "key": str(origin_cert / "key.pem"),
                        "tags": ["cert0"]}]
+    # Only a client that shows a certificate from Cloudflare's origin-pull CA gets through (no bypass
+    # through the load balancer's public address).
+    policies_tls = [p for server in servers.values() for p in server.get("tls_connection_policies", [])]
+    assert any(p.get("client_authentication", {}).get("mode") == "require_and_verify" for p in policies_tls)
     # No ACME issuer for the sites: behind Cloudflare's HTTPS redirect an HTTP-01 challenge never completes.
     policies = config["apps"]["tls"].get("automation", {}).get("policies", [])
     sites = {"app.example.ie", "api.example.ie"}
@@ -186,3 +193,14 @@ def test_sudoers_grants_no_systemctl() -> None:
 def test_caddy_is_installed_at_the_pinned_version() -> None:
     doc = yaml.safe_load(render_user_data(ARGS).split("\n", 1)[1])
     assert list(CADDY_PACKAGE) in doc["packages"]
+
+
+def test_cloudflares_origin_pull_ca_is_the_real_one_and_not_about_to_expire(host_files: dict[str, str],
+                                                                            tmp_path: Path) -> None:
+    pem = tmp_path / "ca.pem"
+    pem.write_text(host_files[CLOUDFLARE_PULL_CA])
+    out = subprocess.run(["openssl", "x509", "-in", str(pem), "-noout", "-subject", "-checkend", str(180 * 86400)],
+                         capture_output=True, text=True, check=False)
+    assert "CN = origin-pull.cloudflare.net" in out.stdout
+    if out.returncode != 0:
+        pytest.fail("Cloudflare's origin-pull CA expires within 180 days: fetch its successor from Cloudflare's docs")
