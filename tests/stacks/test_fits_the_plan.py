@@ -3,6 +3,7 @@ the fits-the-plan policy naming the resource, the setting and the limit."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -129,3 +130,37 @@ def test_neon_branches_and_monitors_are_dynamic_resources(production_plan: Plan)
     # The policy recognises Neon branches and BetterStack monitors by their inputs: keep it honest.
     dynamic = [r for r in production_plan.resources if r.type == DYNAMIC]
     assert any("min_cu" in r.props for r in dynamic) and any(r.props.get("kind") == "monitors" for r in dynamic)
+
+
+@pytest.mark.parametrize("phase", ["pre-revenue", "growth"])
+@pytest.mark.parametrize("stack", ["production", "staging"])
+def test_ops_plan_passes_in_both_phases(stack: str, phase: str) -> None:
+    from typer.testing import CliRunner
+
+    from ops.cli import app
+
+    result = CliRunner().invoke(app, ["plan", "--stack", stack, "--phase", phase, "--json"])
+    assert result.exit_code == 0, result.output[-2000:]
+    assert '"fits-the-plan"' in result.stdout
+
+
+def test_ops_plan_fails_an_out_of_plan_setting_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from ops.cli import app
+    from stacks import plan as plan_module
+
+    real = plan_module.read_stack_file
+
+    def with_a_week_of_history(stack: str) -> dict[str, Any]:
+        values = real(stack)
+        return {**values, "autoenroll:database": {**values["autoenroll:database"],
+                                                  "history_retention_seconds": 604800}}
+
+    monkeypatch.setattr(plan_module, "read_stack_file", with_a_week_of_history)
+    result = CliRunner().invoke(app, ["plan", "--stack", "production", "--json"])
+    assert result.exit_code == 8, result.output[-2000:]
+    violations = json.loads(result.stdout)["policies"]["fits-the-plan"]["violations"]
+    assert [v for v in violations if v.startswith("database-project: history_retention_seconds = 604800")
+            and "neon free max_history_seconds" in v]
+    assert CliRunner().invoke(app, ["plan", "--stack", "production", "--phase", "growth"]).exit_code == 0
