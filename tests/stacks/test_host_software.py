@@ -23,7 +23,8 @@ import yaml
 from ops.sandbox.components import venv_binary
 from stacks.data import cloudflare_ranges
 from stacks.host_role import (
-    CADDY_PACKAGE,
+    CADDY_APT_PIN,
+    CADDY_VERSION,
     CADDY_TLS_SNIPPET,
     CLOUDFLARE_PULL_CA,
     HostRoleArgs,
@@ -88,11 +89,11 @@ def _host_caddy_setup(host_files: dict[str, str], origin_cert: Path, tmp_path: P
 
 
 def test_the_pinned_caddy_is_the_one_installed_here() -> None:
-    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", CADDY_PACKAGE[0]], capture_output=True, text=True,
-                         check=False)
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "caddy"], capture_output=True, text=True, check=False)
     assert out.returncode == 0, "Debian's caddy is not installed: bin/setup installs it"
-    assert out.stdout == CADDY_PACKAGE[1], f"host role pins caddy {CADDY_PACKAGE[1]}, this machine has {out.stdout}"
-    assert DEBIAN_CADDY.exists()
+    assert out.stdout.startswith(CADDY_VERSION + "-"), f"host role pins caddy {CADDY_VERSION}, here: {out.stdout}"
+    version = subprocess.run([str(DEBIAN_CADDY), "version"], capture_output=True, text=True, check=True).stdout
+    assert version.split()[0].lstrip("v") == CADDY_VERSION
 
 
 def test_host_caddyfile_validates_under_the_hosts_caddy(host_files: dict[str, str], origin_cert: Path,
@@ -190,9 +191,11 @@ def test_sudoers_grants_no_systemctl() -> None:
     assert "/usr/local/bin/autoenroll-deploy" in sudo
 
 
-def test_caddy_is_installed_at_the_pinned_version() -> None:
+def test_caddy_is_installed_at_the_pinned_version(host_files: dict[str, str]) -> None:
     doc = yaml.safe_load(render_user_data(ARGS).split("\n", 1)[1])
-    assert list(CADDY_PACKAGE) in doc["packages"]
+    assert "caddy" in doc["packages"]
+    assert host_files["/etc/apt/preferences.d/caddy"] == CADDY_APT_PIN
+    assert f"Pin: version {CADDY_VERSION}*" in CADDY_APT_PIN
 
 
 def test_cloudflares_origin_pull_ca_is_the_real_one_and_not_about_to_expire(host_files: dict[str, str],
