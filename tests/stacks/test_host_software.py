@@ -24,8 +24,8 @@ from ops.sandbox.components import venv_binary
 from stacks.data import cloudflare_ranges
 from stacks.host_role import (
     CADDY_APT_PIN,
-    CADDY_VERSION,
     CADDY_TLS_SNIPPET,
+    CADDY_VERSION,
     CLOUDFLARE_PULL_CA,
     HostRoleArgs,
     caddy_environment,
