@@ -25,7 +25,7 @@ def run_plan_or_config_error(stack: str, phase: str | None = None) -> Any:
     from stacks.plan import run_plan
 
     try:
-        return run_plan(stack, {"phase": phase} if phase is not None else None)
+        return run_plan(stack) if phase is None else run_plan(stack, {"phase": phase})
     except StackConfigError as exc:
         raise ConfigError(f"Pulumi.{stack}.yaml: {exc}") from None
 
