@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -348,6 +349,8 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         production_stack=str(d.get("production_stack", "", kind=str)),
     )
     d.done()
+    if database.org_id and not re.fullmatch(r"[a-z0-9-]{1,60}", database.org_id):
+        raise StackConfigError(f"database.org_id: {database.org_id!r} is not a Neon organization id (e.g. org-cool-41)")
     if 0 < database.suspend_timeout_seconds < 60:
         raise StackConfigError("database.suspend_timeout_seconds: must be -1 (never), 0 (Neon's default, 300 s) "
                                "or 60..604800")

@@ -168,6 +168,10 @@ Requires=docker.service
 
 [Service]
 ExecStartPre=-/usr/bin/docker rm -f vector
+# A config the pinned Vector refuses fails the unit here, by name, rather than in a restart loop.
+ExecStartPre=/usr/bin/docker run --rm --env-file /etc/vector/vector.env \\
+    -v /etc/vector/vector.yaml:/etc/vector/vector.yaml:ro {VECTOR_IMAGE} validate --no-environment \\
+    /etc/vector/vector.yaml
 ExecStart=/usr/bin/docker run --rm --name vector --env-file /etc/vector/vector.env \\
     -v {VECTOR_DATA_DIR}:{VECTOR_DATA_DIR} \\
     -v /etc/vector/vector.yaml:/etc/vector/vector.yaml:ro -v /var/log/journal:/var/log/journal:ro \\

@@ -43,6 +43,7 @@ def test_production_defaults_protect_and_standby_in_the_other_location() -> None
         (lambda c: c["database"].update(history_retention_seconds=600), r"^database\.history_retention_seconds"),
         (lambda c: c["database"].update(suspend_timeout_seconds=30), r"^database\.suspend_timeout_seconds: must be -1"),
         (lambda c: c["database"].pop("org_id"), r"^database\.org_id: required$"),
+        (lambda c: c["database"].update(org_id="My Org"), r"^database\.org_id: 'My Org' is not a Neon"),
         (lambda c: c["monitoring"].pop("logs_ingest_host"), r"^monitoring\.logs_ingest_host: required$"),
         (lambda c: c["compute"]["ssh_keys"].update(bad="ssh-ed25519 not-a-key"), r"^compute\.ssh_keys\.bad: not an"),
         (lambda c: c["compute"]["ssh_keys"].update(bad="ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQAB x"),

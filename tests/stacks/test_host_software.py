@@ -179,7 +179,9 @@ def test_vector_ships_to_the_sources_ingest_host_and_keeps_its_checkpoints(host_
     assert config["sinks"]["betterstack"]["uri"] == "https://s123.eu-nbg-2.betterstackdata.com"
     assert "in.logs.betterstack.com" not in host_files["/etc/vector/vector.yaml"]
     assert config["data_dir"] == "/var/lib/vector"
-    assert "-v /var/lib/vector:/var/lib/vector" in host_files["/etc/systemd/system/vector.service"]
+    unit = host_files["/etc/systemd/system/vector.service"]
+    assert "-v /var/lib/vector:/var/lib/vector" in unit
+    assert "validate --no-environment" in unit  # the pinned image checks the config before it runs
     with pytest.raises(ValueError, match="logs ingest host"):
         vector_config("")
 
