@@ -164,3 +164,9 @@ def test_ops_plan_fails_an_out_of_plan_setting_naming_it(monkeypatch: pytest.Mon
     assert [v for v in violations if v.startswith("database-project: history_retention_seconds = 604800")
             and "neon free max_history_seconds" in v]
     assert CliRunner().invoke(app, ["plan", "--stack", "production", "--phase", "growth"]).exit_code == 0
+
+
+def test_more_replicas_than_a_spread_group_holds_is_named() -> None:
+    violations = run_plan("production", {"compute": {"replicas": 11}}).policies["fits-the-plan"]
+    assert [v for v in violations if v.startswith("compute-spread: servers in the spread placement group = 11")
+            and "hetzner cloud spread_group_servers" in v], violations
