@@ -57,7 +57,7 @@ def cloud_drill(root: Path) -> dict[str, Any]:
                 time.sleep(1)
                 stopped = stop_primary_host(lab)
                 out = run([sys.executable, "-m", "ops", "failover", "--env", "production", "--db",
-                           f"neon-pitr@{moment.isoformat()}", "--yes", "--confirm", "production",
+                           f"neon-pitr@{moment.isoformat()}", "--yes",
                            "--watch-seconds", "5", "--json"])
                 done = time.monotonic()
                 time.sleep(1)

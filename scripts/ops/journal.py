@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ops import failpoints
@@ -18,16 +18,22 @@ Step = Callable[[str, Callable[[], Any]], None]
 
 
 def step_runner(objects: ObjectStore, key: str, journal: dict[str, Any], failpoint_prefix: str,
-                progress: Callable[[str], None]) -> Step:
-    """`step(name, action)`: run `action` unless the journal says it is done; keep what it returns."""
+                progress: Callable[[str], None], *, steps: Sequence[str] = (),
+                describe: Mapping[str, str] | None = None) -> Step:
+    """`step(name, action)`: run `action` unless the journal says it is done; keep what it returns.
+
+    Each step names itself, its place among `steps` and what it works on (`describe`), so a
+    long one is never a silent wait."""
 
     def step(name: str, action: Callable[[], Any]) -> None:
+        counter = f"[{list(steps).index(name) + 1}/{len(steps)}] {name}" if name in steps else name
         if name in journal["done"]:
-            progress(f"{name}: already done")
+            progress(f"{counter}: already done (journal)")
             return
-        progress(f"{name} ...")
+        progress(f"{counter}: {(describe or {}).get(name, name)} ...")
         t0 = time.monotonic()
         result = action()
+        progress(f"{counter}: done in {time.monotonic() - t0:.1f} s")
         if result is not None:
             journal.setdefault("results", {})[name] = result
         journal.setdefault("timings", {})[name] = round(time.monotonic() - t0, 3)

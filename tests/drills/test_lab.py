@@ -146,13 +146,13 @@ def test_lab_failover_with_neon_pitr_resumes_after_every_step_and_fails_back(lab
     with psycopg.connect(main, autocommit=True) as conn:
         conn.execute("INSERT INTO tenants (name) VALUES ('written after the restore point Ltd')")
 
-    assert ops(lab, "failover", "--env", "production", "--db", f"neon-pitr@{moment.isoformat()}",
-               "--json").returncode == 4  # no --yes: nothing happens
+    refused = ops(lab, "failover", "--env", "production", "--db", f"neon-pitr@{moment.isoformat()}", "--json")
+    assert refused.returncode == 4 and "no terminal to ask" in refused.stderr  # no --yes, no person: nothing happens
     with LoadLoop(f"{lab.edge_url}/ready") as loop:
         time.sleep(0.5)
         stopped_at = stop_primary_host(lab)
         args = ("failover", "--env", "production", "--db", f"neon-pitr@{moment.isoformat()}", "--yes",
-                "--confirm", "production", "--watch-seconds", "3", "--json")
+                "--watch-seconds", "3", "--json")
         for step in STEPS[:-1]:
             crashed = subprocess.run([sys.executable, "-m", "ops", *args], capture_output=True, text=True,
                                      env={**lab.env, "OPS_FAILPOINT": f"failover.after.{step}"}, timeout=600)
@@ -194,7 +194,7 @@ def test_lab_failover_from_the_latest_backup_when_neon_is_down(lab: Lab) -> None
     with psycopg.connect(main, autocommit=True) as conn:
         conn.execute("INSERT INTO tenants (name) VALUES ('written after the backup Ltd')")
     stop_primary_host(lab)
-    result = ops(lab, "failover", "--env", "production", "--db", "latest-backup", "--yes", "--confirm", "production",
+    result = ops(lab, "failover", "--env", "production", "--db", "latest-backup", "--yes",
                  "--watch-seconds", "3", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

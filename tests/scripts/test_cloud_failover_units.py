@@ -3,6 +3,9 @@ transport) and the failover command's confirmations."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -49,9 +52,35 @@ def test_a_stack_without_an_api_record_id_is_a_config_error() -> None:
         DnsRecords(zone_id=ZONE, app_record_name="a", record_ids={"app": "rec0"}).switched()
 
 
-def test_a_database_replacing_failover_needs_yes_and_the_default_keeps_the_database() -> None:
+def _outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"environment": name, "public_url": "https://x.invalid", "r2_endpoint": "https://r2",
+                                "buckets": {"backups": "b"}, "servers": [],
+                                "connection_strings": {"main": {"direct": "postgresql://o@h/db"},
+                                                       "staging": {"direct": "postgresql://o@h/db"}}}))
+    monkeypatch.setenv(f"OPS_STACK_OUTPUTS_{name.upper()}", str(path))
+    monkeypatch.setenv("R2_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("R2_SECRET_ACCESS_KEY", "s")
+
+
+def test_a_database_replacing_failover_needs_yes_or_on_production_a_typed_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ops import wiring
+
+    # Resolving reads the recorded live database; these outputs have no bucket behind them.
+    monkeypatch.setattr(wiring, "with_live_database", lambda env: env)
     runner = CliRunner()
-    result = runner.invoke(app, ["failover", "--env", "local", "--db", "latest-backup", "--json"])
-    assert result.exit_code == 4 and "replaces the live database: run again with --yes" in result.output
+    for name in ("staging", "production"):
+        _outputs(tmp_path, monkeypatch, name)
+    staging = runner.invoke(app, ["failover", "--env", "staging", "--db", "latest-backup", "--json"])
+    assert staging.exit_code == 4 and "replaces the live database: run again with --yes" in staging.output
+    production = runner.invoke(app, ["failover", "--env", "production", "--db", "neon-pitr@2026-12-01T03:00:00Z",
+                                     "--json"])
+    assert production.exit_code == 4 and "there is no terminal to ask" in production.output  # --json skips nothing
+
+
+def test_the_default_failover_keeps_the_database() -> None:
+    runner = CliRunner()
     plan = runner.invoke(app, ["failover", "--plan", "--json"])
     assert plan.exit_code == 0 and "keep the current database" in plan.output

@@ -19,7 +19,7 @@ ARGS = HostRoleArgs(
     hostname="autoenroll-staging-app-1", environment="staging", role="primary", site_address="staging.example.ie",
     app_image="ghcr.io/komplyone/autoenroll-app", app_version="1.2.3", admin_cidrs=("198.51.100.0/28",),
     cloudflare_ranges=cloudflare_ranges(), ssh_public_keys=("ssh-ed25519 AAAAC3Nza test",),
-    betterstack_logs_token="logs-token",
+    betterstack_logs_token="logs-token", logs_ingest_host="s1.eu-nbg-2.betterstackdata.com",
 )
 
 

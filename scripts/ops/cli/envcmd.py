@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
-from ops.environment import resolve
+from ops.environment import resolve_from_sources as resolve
 from ops.output import print_json, table
 
 app = OpsTyper(help="Inspect the environment `ops` resolves for --env.")
@@ -12,7 +12,7 @@ app = OpsTyper(help="Inspect the environment `ops` resolves for --env.")
 @app.command("show")
 def show(env: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Show where an environment's database, storage, hosts and traffic switch are."""
-    view = resolve(env, live=False).public_view()
+    view = resolve(env).public_view()
     if as_json:
         print_json(view)
         return

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import typer
 
 from ops import wiring
-from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, run_guarded
+from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, run_guarded, typed_confirmation
 from ops.environment import Environment, resolve
 from ops.errors import ConfirmationRequired
 from ops.failover import usecase
@@ -20,26 +19,19 @@ app = OpsTyper(help="Fail over to the standby (the seed's plan, journaled and re
 DB_OPTION = typer.Option("none", "--db", help="none (host-only outage: keep the database) | neon-pitr@TIME | "
                                               "latest-backup (Neon itself is down)")
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Confirm a database-replacing --db mode.")
-CONFIRM_OPTION = typer.Option("", "--confirm", help="On production: the environment's name, typed (or asked for).")
 
 
-def require_yes(db_mode: str, yes: bool) -> bool:
-    """A database-replacing mode needs --yes (checked before anything is resolved); True if destructive."""
+def confirm(env: Environment, db_mode: str, yes: bool) -> None:
+    """A database-replacing mode needs --yes; on production a person may instead type the
+    environment's name (which --json never skips)."""
     mode, _moment = usecase.parse_db_mode(db_mode)
-    if mode != "none" and not yes:
-        raise ConfirmationRequired(f"--db {db_mode} replaces the live database: run again with --yes",
-                                   hint="a host-only outage needs no database change: --db none (the default)")
-    return mode != "none"
-
-
-def confirm_production(env: Environment, db_mode: str, typed: str) -> None:
-    """On production a database-replacing mode also needs the name typed, which --json never skips."""
-    if env.is_production and typed != env.name:
-        if not typed and sys.stdin.isatty():
-            typed = typer.prompt(f"--db {db_mode} on production: type the environment name to confirm",
-                                 default="", show_default=False)
-        if typed != env.name:
-            raise ConfirmationRequired("production: not confirmed (--confirm production, or type it): nothing changed")
+    if mode == "none" or yes:
+        return
+    if env.is_production:
+        typed_confirmation(env.name, f"fail over with --db {db_mode}, replacing the live database,")
+        return
+    raise ConfirmationRequired(f"--db {db_mode} replaces the live database: run again with --yes",
+                               hint="a host-only outage needs no database change: --db none (the default)")
 
 
 @app.callback(invoke_without_command=True)
@@ -50,7 +42,6 @@ def failover(
     plan_only: bool = typer.Option(False, "--plan", help="Print the steps and change nothing."),
     watch_seconds: float = typer.Option(30.0, "--watch-seconds", min=1, help="How long to watch the error rate."),
     yes: bool = YES_OPTION,
-    typed: str = CONFIRM_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the failover (or resume it after a crash: run the same command again)."""
@@ -66,10 +57,8 @@ def failover(
                 for number, step in enumerate(steps, 1):
                     stderr.print(f"  {number}. {step}", highlight=False)
             return
-        destructive = require_yes(db, yes)
         env = resolve(env_name)
-        if destructive:
-            confirm_production(env, db, typed)
+        confirm(env, db, yes)
         report = usecase.failover(env.name, wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env),
                                   wiring.objects(env), db_mode=db, watch_seconds=watch_seconds,
                                   progress=(lambda _m: None) if as_json else progress)

@@ -123,7 +123,8 @@ def failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: Li
         resumed = journal["done"][-1] if journal["done"] else None
         # Late writes are counted on the database that was live before this failover.
         journal.setdefault("old_database", live.get()["database"])
-        step = step_runner(objects, _journal_key(env_name), journal, journal["direction"], progress)
+        step = step_runner(objects, _journal_key(env_name), journal, journal["direction"], progress,
+                           steps=STEPS if journal["direction"] == "failover" else FAILBACK_STEPS)
 
         step("switch-traffic", lambda: traffic.move_to("standby"))
         step("restore-database", lambda: site.restore_database(mode, moment) if mode != "none" else {"database": None})
@@ -167,7 +168,8 @@ def failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: Li
     """Traffic back to the primary, on the database that is live now (journaled like the failover)."""
     with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failback"):
         journal = _open_journal(objects, env_name, "failback", "live")
-        step = step_runner(objects, _journal_key(env_name), journal, journal["direction"], progress)
+        step = step_runner(objects, _journal_key(env_name), journal, journal["direction"], progress,
+                           steps=STEPS if journal["direction"] == "failover" else FAILBACK_STEPS)
         database = live.get()["database"]
         step("set-environment", lambda: site.set_database("primary", database))
         step("deploy", lambda: site.redeploy("primary"))

@@ -86,7 +86,17 @@ def refresh(env_name: str, branches: BranchStore, objects: ObjectStore, *, targe
                        "done": [], "timings": {}, "rows_masked": {}}
         report = RefreshReport(target, source, journal["preserve_as"], resumed)
 
-        step = step_runner(objects, journal_key, journal, "refresh", progress)
+        # Each step names itself and what it works on, so a long one is never a silent wait.
+        what = {
+            "copy": f"copy {source} into {scratch} (pg_dump | pg_restore, the longest step)",
+            "mask": f"mask personal data in {scratch} (one transaction)",
+            "swap": f"swap {scratch} in as {target}, keeping the old one as {journal['preserve_as']}",
+            "migrate": f"migrate {target} to the app's head revision",
+            "smoke": f"smoke check: the app against {target}",
+            "retention": f"drop preserved copies of {target} beyond the newest {KEEP_PRESERVED}",
+        }
+
+        step = step_runner(objects, journal_key, journal, "refresh", progress, steps=STEPS, describe=what)
 
         def do_copy() -> None:
             if branches.exists(scratch):
