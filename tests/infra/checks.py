@@ -303,7 +303,8 @@ def check_health_through_caddy(target: Target) -> str:
 
 
 ROLE_PACKAGES = ("docker.io", "caddy", "nftables", "unattended-upgrades", "curl")
-ROLE_SERVICES = ("docker", "autoenroll-app", "caddy", "vector", "nftables")
+# The app is containers with a restart policy (the deploy script's), not a unit.
+ROLE_SERVICES = ("docker", "caddy", "vector", "nftables")
 
 
 def check_packages_installed(target: Target) -> str:
@@ -321,8 +322,11 @@ def check_services_running(target: Target) -> str:
 
 def check_app_container_healthy(target: Target) -> str:
     # The deploy user is in the docker group; the image's HEALTHCHECK calls /health.
-    result = target.host.run("docker inspect --format '{{.State.Health.Status}}' autoenroll-app")
-    assert result.rc == 0 and result.stdout.strip() == "healthy", f"app container: {result.stdout or result.stderr}"
+    # The serving container is the one the deploy script promoted (label autoenroll.app).
+    result = target.host.run("docker ps --filter label=autoenroll.app=1 --format '{{.Names}} {{.Status}}'")
+    lines = result.stdout.strip().splitlines()
+    assert result.rc == 0 and len(lines) == 1 and "(healthy)" in lines[0], (
+        f"app container: {result.stdout or result.stderr}")
     return "app container healthy"
 
 
