@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pwd
 import select
 import socket
 import ssl
@@ -36,8 +35,9 @@ import httpx
 from ops.refresh.branch_stores import LocalBranchStore
 from ops.sandbox.state import SandboxState, load_state
 from stacks.data import cloudflare_ranges
-from stacks.host_role import DEPLOY_SCRIPT, DEPLOY_USER, nftables_conf
+from stacks.host_role import DEPLOY_USER, nftables_conf
 from tests.cloudflare_fake import FakeCloudflare
+from tests.infra.role_files import install_role_files
 from tests.infra.testhost import LocalTestHost
 from tests.lab.host import DOCKER_API_VERSION, LabHost, running_lab_host
 from tests.lab.images import APP_REPOSITORY
@@ -218,15 +218,7 @@ class Lab:
 
 def _prepare_host(host: LabHost, registry_address: str) -> Path:
     """What cloud-init leaves on a server: /etc/autoenroll (the deploy user's) and the deploy script."""
-    root = host.folder / "etc-autoenroll"
-    root.mkdir(exist_ok=True)
-    (root / "image").write_text(f"APP_IMAGE={registry_address}/{APP_REPOSITORY}\n")
-    user = pwd.getpwnam(DEPLOY_USER)
-    os.chown(root, user.pw_uid, user.pw_gid)
-    root.chmod(0o750)
-    script = host.folder / "autoenroll-deploy"
-    script.write_text(DEPLOY_SCRIPT)
-    script.chmod(0o755)
+    root, _script = install_role_files(host.folder, f"{registry_address}/{APP_REPOSITORY}")
     assert host.engine is not None
     LocalTestHost.start_sshd(host, f"SetEnv DOCKER_HOST={host.engine.host} DOCKER_API_VERSION={DOCKER_API_VERSION} "
                                    f"AUTOENROLL_ROOT={root} APP_LOG_DRIVER=json-file\n")

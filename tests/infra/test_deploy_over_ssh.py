@@ -5,7 +5,6 @@ moved through its admin API on loopback, reached over SSH."""
 
 from __future__ import annotations
 
-import os
 import pwd
 import stat
 from pathlib import Path
@@ -16,7 +15,8 @@ from pydantic import SecretStr
 from ops import wiring
 from ops.adapters.ssh_hosts import Ssh, SshHosts, host_caddy
 from ops.environment import AppHost, Environment, ObjectStorage
-from stacks.host_role import DEPLOY_SCRIPT, DEPLOY_USER
+from stacks.host_role import DEPLOY_USER
+from tests.infra.role_files import install_role_files
 from tests.infra.testhost import APP_PORT, LocalTestHost
 
 SENTINELS = {"DATABASE_URL": "postgresql://app:SENTINEL-db-pw@db.invalid/autoenroll?sslmode=require",
@@ -27,15 +27,7 @@ SENTINELS = {"DATABASE_URL": "postgresql://app:SENTINEL-db-pw@db.invalid/autoenr
 def host_root(local_test_host: LocalTestHost) -> Path:
     """The role's /etc/autoenroll and deploy script, inside the test host's folder (it shares
     this machine's filesystem, so the real paths are not ours to write)."""
-    root = local_test_host.folder / "etc-autoenroll"
-    root.mkdir(exist_ok=True)
-    (root / "image").write_text("APP_IMAGE=registry.invalid/autoenroll-app\n")
-    user = pwd.getpwnam(DEPLOY_USER)
-    os.chown(root, user.pw_uid, user.pw_gid)
-    root.chmod(0o750)
-    script = local_test_host.folder / "autoenroll-deploy"
-    script.write_text(DEPLOY_SCRIPT)
-    script.chmod(0o755)
+    root, _script = install_role_files(local_test_host.folder, "registry.invalid/autoenroll-app")
     return root
 
 
