@@ -48,18 +48,26 @@ ROLES = ("primary", "standby")
 NEON_PROJECT = "proj-lab"
 
 
+POSTGRES_SSL_REQUEST = (80877103).to_bytes(4, "big")
+POSTGRES_GSS_REQUEST = (80877104).to_bytes(4, "big")
+
+
 class Forwarder:
     """TCP from `listen` to `target`, both on this machine: how a lab host's containers reach the
-    sandbox's loopback-only PostgreSQL, Redis and S3 (a Hetzner host reaches Neon, Redis and R2)."""
+    sandbox's loopback-only PostgreSQL, Redis and S3 (a Hetzner host reaches Neon, Redis and R2).
 
-    def __init__(self, listen: tuple[str, int], target: tuple[str, int]) -> None:
-        self.target = target
-        self.server = socket.create_server(listen, reuse_port=False)
+    With `postgres_tls`, it answers PostgreSQL's SSLRequest itself and terminates TLS: the app
+    requires TLS to a database that is not local (as Neon is), and the sandbox's server may be
+    built without it."""
+
+    def __init__(self, listen: tuple[str, int], target: tuple[str, int],
+                 postgres_tls: ssl.SSLContext | None = None) -> None:
+        self.target, self.tls = target, postgres_tls
+        self.server = socket.create_server(listen)
         self.server.settimeout(0.5)
         self.port = int(self.server.getsockname()[1])
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self) -> None:
         while not self._stop.is_set():
@@ -67,24 +75,52 @@ class Forwarder:
                 client, _ = self.server.accept()
             except OSError:
                 continue
-            threading.Thread(target=self._pipe, args=(client,), daemon=True).start()
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
 
-    def _pipe(self, client: socket.socket) -> None:
-        with contextlib.suppress(OSError), client, socket.create_connection(self.target, timeout=5) as upstream:
+    def _connect(self, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            first = b""
+            if self.tls is not None:
+                first = client.recv(8, socket.MSG_WAITALL)
+                if first[4:] == POSTGRES_GSS_REQUEST:  # libpq asks for GSS encryption first: decline
+                    client.sendall(b"N")
+                    first = client.recv(8, socket.MSG_WAITALL)
+                if first[4:] == POSTGRES_SSL_REQUEST:
+                    client.sendall(b"S")
+                    client = self.tls.wrap_socket(client, server_side=True)
+                    first = b""
+            upstream = socket.create_connection(self.target, timeout=5)
             upstream.settimeout(None)
-            client.settimeout(None)
-            pair = {client: upstream, upstream: client}
+            if first:
+                upstream.sendall(first)
+            self._pipe(client, upstream)
+
+    def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
+        # One thread per connection: an SSL socket must not be read and written from two threads.
+        other = {client: upstream, upstream: client}
+        with contextlib.suppress(OSError), client, upstream:
             while not self._stop.is_set():
-                ready, _, _ = select.select(list(pair), [], [], 0.5)
+                pending = isinstance(client, ssl.SSLSocket) and client.pending() > 0
+                ready = [client] if pending else select.select(list(other), [], [], 0.5)[0]
                 for sock in ready:
                     data = sock.recv(65536)
                     if not data:
                         return
-                    pair[sock].sendall(data)
+                    other[sock].sendall(data)
 
     def close(self) -> None:
         self._stop.set()
         self.server.close()
+
+
+def _postgres_tls(folder: Path) -> ssl.SSLContext:
+    """A self-signed certificate for the lab's database address (sslmode=require does not verify it)."""
+    cert, key = folder / "lab-db.crt", folder / "lab-db.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=lab-db",
+                    "-keyout", str(key), "-out", str(cert)], capture_output=True, check=True, timeout=60)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
 
 
 @contextlib.contextmanager
@@ -117,39 +153,6 @@ def serve_httpx_handler(handler: Any) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def _enable_postgres_tls(state: SandboxState, folder: Path) -> None:
-    """The app requires TLS to a non-local database (as Neon is): give the sandbox's server a
-    self-signed certificate for the lab (reloadable; reset by `_disable_postgres_tls`)."""
-    import psycopg
-
-    data_dir = Path(state.postgres.data_dir)
-    owner = data_dir.stat()
-    cert, key = data_dir / "lab-server.crt", data_dir / "lab-server.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=lab-db",
-                    "-keyout", str(key), "-out", str(cert)], capture_output=True, check=True, timeout=60)
-    for path in (cert, key):
-        os.chown(path, owner.st_uid, owner.st_gid)
-    key.chmod(0o600)
-    with psycopg.connect(state.database_url("postgres", admin=True), autocommit=True) as conn:
-        conn.execute(f"ALTER SYSTEM SET ssl_cert_file = '{cert}'")
-        conn.execute(f"ALTER SYSTEM SET ssl_key_file = '{key}'")
-        conn.execute("ALTER SYSTEM SET ssl = on")
-        conn.execute("SELECT pg_reload_conf()")
-    del folder
-
-
-def _disable_postgres_tls(state: SandboxState) -> None:
-    import psycopg
-
-    with psycopg.connect(state.database_url("postgres", admin=True), autocommit=True) as conn:
-        for name in ("ssl", "ssl_cert_file", "ssl_key_file"):
-            conn.execute(f"ALTER SYSTEM RESET {name}")
-        conn.execute("SELECT pg_reload_conf()")
-    for name in ("lab-server.crt", "lab-server.key"):
-        with contextlib.suppress(FileNotFoundError):
-            (Path(state.postgres.data_dir) / name).unlink()
 
 
 @contextlib.contextmanager
@@ -267,11 +270,11 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         hosts = {role: stack_.enter_context(running_lab_host(registry)) for role in ROLES}
         gateway = hosts["primary"].runner_address
         targets = {"postgres": state.postgres.port, "redis": state.redis.port, "s3": state.s3.ports["s3"]}
-        forwarders = {name: Forwarder((gateway, 0), ("127.0.0.1", port)) for name, port in targets.items()}
+        tls = _postgres_tls(folder)
+        forwarders = {name: Forwarder((gateway, 0), ("127.0.0.1", port), tls if name == "postgres" else None)
+                      for name, port in targets.items()}
         for forwarder in forwarders.values():
             stack_.callback(forwarder.close)
-        _enable_postgres_tls(state, folder)
-        stack_.callback(_disable_postgres_tls, state)
         for host in hosts.values():
             _prepare_host(host, registry.address_for(host.runner_address))
         ssh_config = folder / "ssh_config"
