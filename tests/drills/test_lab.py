@@ -112,10 +112,11 @@ def stop_primary_host(lab: Lab) -> float:
     import time
 
     host = lab.hosts["primary"]
+    started = time.monotonic()  # the outage begins as the stop does
     host.stop_process("caddy")
     for name in lab.containers("primary"):
         host.docker("stop", "--time", "1", name)
-    return time.monotonic()
+    return started
 
 
 def start_primary_host_again(lab: Lab) -> None:
@@ -176,7 +177,8 @@ def test_lab_failover_with_neon_pitr_resumes_after_every_step_and_fails_back(lab
     early = [round(t - stopped_at, 2) for t in loop.failures if t < stopped_at - 1.0]
     assert not early, f"requests failed before the primary was stopped (s relative to the stop): {early}"
     print(f"\nlab failover (neon-pitr): recovery {report['recovery_seconds']} s, data-loss window "
-          f"{report['data_loss_window_seconds']} s, {len(loop.failures)} of {loop.sent} requests failed")
+          f"{report['data_loss_window_seconds']} s, {len(loop.failures)} of {loop.sent} requests failed, "
+          f"stop -> command done {done_at - stopped_at:.1f} s (6 runs: 5 killed, 1 resumed)")
 
     start_primary_host_again(lab)
     back = ops(lab, "failback", "--env", "production", "--json")
