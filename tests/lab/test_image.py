@@ -14,7 +14,7 @@ from ops.sandbox.state import SandboxState
 from tests.infra import checks
 from tests.infra.target import local_target
 from tests.infra.testhost import APP_PORT
-from tests.lab.docker import DockerEngine
+from tests.lab.docker import DockerEngine, EngineError
 from tests.lab.fixtures import PushedImage
 from tests.lab.host import APP_CONTAINER, LabHost
 from tests.lab.images import BuiltImage, from_images, stand_in
@@ -29,7 +29,7 @@ def test_every_base_image_of_the_dockerfile_has_an_offline_stand_in() -> None:
 
 
 def test_an_unknown_base_image_is_named_in_the_error() -> None:
-    with pytest.raises(RuntimeError, match=r"no offline stand-in for base image 'alpine:3\.20'"):
+    with pytest.raises(EngineError, match=r"no offline stand-in for base image 'alpine:3\.20'"):
         stand_in("alpine:3.20")
 
 
