@@ -14,15 +14,18 @@ there on a VM.
 from __future__ import annotations
 
 import contextlib
+import shlex
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ops.registry import login_argv
 from stacks.host_role import DEPLOY_USER
 from tests.infra.testhost import APP_PORT, LocalTestHost, placeholder_app_env, remove_stale_namespaces
 from tests.lab.docker import DockerEngine
-from tests.lab.registry import LocalRegistry
+from tests.lab.registry import READER, LocalRegistry
 
 DEBIAN_CADDY = "/usr/bin/caddy"
 APP_CONTAINER = "autoenroll-app"
@@ -53,6 +56,7 @@ class LabHost(LocalTestHost):
             self.load_firewall()  # before dockerd, as nftables.service is ordered before docker.service
             self.start_docker()
             self.start_sshd()
+            self.login_to_registry()
             self.start_caddy()
         except BaseException:
             self.stop()
@@ -72,6 +76,27 @@ class LabHost(LocalTestHost):
         if self.created_user:
             subprocess.run(["usermod", "--append", "--groups", "docker", DEPLOY_USER], capture_output=True, check=True)
         self.engine.folder.chmod(0o755)  # the way to the socket; the socket itself is 0660 root:docker
+
+    def login_to_registry(self) -> None:
+        """Log in with the read-only token, as root and as the deploy user over SSH (what a deploy does),
+        the token on stdin only (ops.registry.login_argv)."""
+        if self.registry is None or self.engine is None:
+            return
+        argv = login_argv(self.registry_address, READER)
+        self.engine.docker(*argv[1:], stdin=self.registry.reader_token)
+        if self.created_user:  # its home is this folder (root's): give it the CLI's config folder
+            config = self.folder / ".docker"
+            config.mkdir(exist_ok=True)
+            shutil.chown(config, DEPLOY_USER, DEPLOY_USER)
+        result = self.ssh(argv, stdin=self.registry.reader_token)
+        if result.returncode != 0:
+            raise RuntimeError(f"lab host: docker login over SSH failed: {result.stderr.strip()[-500:]}")
+
+    def ssh(self, command: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """A command as the deploy user over SSH (its docker talks to this host's engine)."""
+        return subprocess.run(["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", "testhost",
+                               shlex.join(command)], input=stdin, capture_output=True, text=True, timeout=300,
+                              check=False)
 
     def start_sshd(self, overrides: str = "") -> None:
         session_env = ""

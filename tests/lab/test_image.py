@@ -70,3 +70,18 @@ def test_a_lab_host_pulls_the_image_by_digest_and_serves_it_behind_caddy(lab_hos
     target = local_target(lab_host)
     checks.check_health_through_caddy(target)
     checks.check_app_container_healthy(target)
+
+
+def test_hosts_pull_with_a_read_only_token(lab_host: LabHost, lab_registry: PushedImage) -> None:
+    """The deploy user (logged in as `reader` at start) pulls over SSH; it cannot push; nobody pulls anonymously."""
+    by_tag = lab_registry.by_tag(lab_host)
+    pulled = lab_host.ssh(["docker", "pull", "--quiet", by_tag])
+    assert pulled.returncode == 0, pulled.stderr
+    pushed = lab_host.ssh(["docker", "push", by_tag])
+    assert pushed.returncode != 0 and "unauthorized" in (pushed.stdout + pushed.stderr).lower(), pushed
+    config = lab_host.folder / ".docker" / "config.json"
+    assert lab_registry.registry.reader_token not in pulled.stdout + pulled.stderr
+    anonymous = httpx.get(f"http://{lab_registry.registry.push_address}/v2/{lab_registry.repository}/tags/list",
+                          timeout=5)
+    assert anonymous.status_code == 401
+    assert config.exists()  # docker login stored the credential for the deploy user, as on a VM

@@ -188,11 +188,12 @@ class EngineClient:
         return [DOCKER_CLI, f"--host={self.host}", *args]
 
     def docker(self, *args: str, check: bool = True, timeout: float = 120.0,
-               env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+               env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """Run a docker command; `stdin` feeds it (a token for `login --password-stdin`)."""
         base = {"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "HOME": str(self.config_dir),
                 "DOCKER_CONFIG": str(self.config_dir / "cli")}
         result = subprocess.run(self.cli(*args), capture_output=True, text=True, timeout=timeout,
-                                env={**base, **(env or {})}, stdin=subprocess.DEVNULL, check=False)
+                                env={**base, **(env or {})}, input=stdin if stdin is not None else "", check=False)
         if check and result.returncode != 0:
             raise EngineError(f"docker {' '.join(args[:2])} failed ({result.returncode}): "
                               f"{result.stderr.strip()[-2000:]}")
