@@ -96,7 +96,11 @@ class JsonApiClient:
                 raise self._error(method, path, response)
             if not response.content:
                 return None
-            return response.json()
+            try:
+                return response.json()
+            except ValueError:  # a proxy's HTML page, a truncated body: the provider failed, not us
+                raise ProviderAPIError(f"{self.provider} {method} {path}: the answer is not JSON",
+                                       status=response.status_code) from None
         raise ProviderAPIError(f"{self.provider} {method} {path}: gave up after {self._max_attempts} attempts "
                                f"({last_error})")
 

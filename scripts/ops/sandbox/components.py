@@ -21,7 +21,7 @@ from typing import Literal
 
 import httpx
 
-from ops.errors import SandboxError
+from ops.errors import ConfigError, SandboxError
 from ops.migrations import head_revision, migrate, schema_revision
 from ops.paths import APP_DIR, postgres_bindir, venv_binary
 from ops.ports import free_port, port_is_free
@@ -125,7 +125,17 @@ def choose_pg_dir(root: Path, sandbox_id: str) -> Path:
 def ensure_pg_initialised(state: SandboxState) -> None:
     data_dir = Path(state.postgres.data_dir)
     if (data_dir / "PG_VERSION").exists():
-        return
+        from ops import pgtools
+
+        found = (data_dir / "PG_VERSION").read_text().strip()
+        wanted = pgtools.tool_major("postgres")
+        if found == str(wanted):
+            return
+        # A sandbox made before the move to production's major: its data can't be opened by the new
+        # server. Sandbox data is disposable (bootstrap rebuilds the branches), but keep it aside.
+        aside = data_dir.with_name(f"{data_dir.name}.pg{found}-old")
+        shutil.rmtree(aside, ignore_errors=True)
+        data_dir.rename(aside)
     pg_root = data_dir.parent
     pg_root.mkdir(parents=True, exist_ok=True)
     Path(state.postgres.socket_dir).mkdir(parents=True, exist_ok=True)
@@ -557,7 +567,7 @@ def component(name: str) -> Component:
     for comp in (*COMPONENTS, DOCKER):
         if comp.name == name:
             return comp
-    raise SandboxError(f"unknown component {name!r}", hint=f"one of: {', '.join((*COMPONENT_NAMES, DOCKER.name))}")
+    raise ConfigError(f"unknown component {name!r}", hint=f"one of: {', '.join((*COMPONENT_NAMES, DOCKER.name))}")
 
 
 def health(state: SandboxState, comp: Component) -> ComponentHealth:
