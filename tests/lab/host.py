@@ -40,6 +40,11 @@ class LabHost(LocalTestHost):
     app_image: str | None = field(default=None)
 
     @property
+    def docker_config(self) -> Path:
+        """The deploy user's docker CLI config (credentials of `docker login`) on this host."""
+        return self.folder / "docker-config"
+
+    @property
     def registry_address(self) -> str:
         """The registry as this host reaches it (its route to this machine is the veth peer)."""
         if self.registry is None:
@@ -73,8 +78,8 @@ class LabHost(LocalTestHost):
         insecure = (self.registry_address,) if self.registry is not None else ()
         self.engine = DockerEngine(netns=self.namespace, insecure_registries=insecure).start()
         # The role puts the deploy user in the docker group, the socket's group (dockerd's default).
-        if self.created_user:
-            subprocess.run(["usermod", "--append", "--groups", "docker", DEPLOY_USER], capture_output=True, check=True)
+        # (Also when another test host created the user: idempotent.)
+        subprocess.run(["usermod", "--append", "--groups", "docker", DEPLOY_USER], capture_output=True, check=True)
         self.engine.folder.chmod(0o755)  # the way to the socket; the socket itself is 0660 root:docker
 
     def login_to_registry(self) -> None:
@@ -84,10 +89,10 @@ class LabHost(LocalTestHost):
             return
         argv = login_argv(self.registry_address, READER)
         self.engine.docker(*argv[1:], stdin=self.registry.reader_token)
-        if self.created_user:  # its home is this folder (root's): give it the CLI's config folder
-            config = self.folder / ".docker"
-            config.mkdir(exist_ok=True)
-            shutil.chown(config, DEPLOY_USER, DEPLOY_USER)
+        # The deploy user's CLI config is this host's own (sshd sets DOCKER_CONFIG): the user, and
+        # its home, may be shared with another test host on this machine.
+        self.docker_config.mkdir(exist_ok=True)
+        shutil.chown(self.docker_config, DEPLOY_USER, DEPLOY_USER)
         result = self.ssh(argv, stdin=self.registry.reader_token)
         if result.returncode != 0:
             raise RuntimeError(f"lab host: docker login over SSH failed: {result.stderr.strip()[-500:]}")
@@ -101,7 +106,8 @@ class LabHost(LocalTestHost):
     def start_sshd(self, overrides: str = "") -> None:
         session_env = ""
         if self.engine is not None:
-            session_env = f"SetEnv DOCKER_HOST={self.engine.host} DOCKER_API_VERSION={DOCKER_API_VERSION}\n"
+            session_env = (f"SetEnv DOCKER_HOST={self.engine.host} DOCKER_API_VERSION={DOCKER_API_VERSION} "
+                           f"DOCKER_CONFIG={self.docker_config}\n")
         super().start_sshd(session_env + overrides)
 
     def docker(self, *args: str, check: bool = True, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:

@@ -79,7 +79,7 @@ def test_hosts_pull_with_a_read_only_token(lab_host: LabHost, lab_registry: Push
     assert pulled.returncode == 0, pulled.stderr
     pushed = lab_host.ssh(["docker", "push", by_tag])
     assert pushed.returncode != 0 and "unauthorized" in (pushed.stdout + pushed.stderr).lower(), pushed
-    config = lab_host.folder / ".docker" / "config.json"
+    config = lab_host.docker_config / "config.json"
     assert lab_registry.registry.reader_token not in pulled.stdout + pulled.stderr
     anonymous = httpx.get(f"http://{lab_registry.registry.push_address}/v2/{lab_registry.repository}/tags/list",
                           timeout=5)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops.errors import SandboxError
+from ops.secrets import scrub_text
 
 ENGINES_ROOT = Path(os.environ.get("AUTOENROLL_LAB_ENGINES", "/var/lib/autoenroll-lab/engines"))
 # Debian's CLI speaks the API of Debian's dockerd (1.41); the newer CLI on PATH may not build with it.
@@ -196,7 +197,7 @@ class EngineClient:
                                 env={**base, **(env or {})}, input=stdin if stdin is not None else "", check=False)
         if check and result.returncode != 0:
             raise EngineError(f"docker {' '.join(args[:2])} failed ({result.returncode}): "
-                              f"{result.stderr.strip()[-2000:]}")
+                              f"{scrub_text(result.stderr.strip()[-2000:])}")
         return result
 
     def inspect(self, kind: str, name: str) -> dict[str, object]:
@@ -219,7 +220,7 @@ class EngineClient:
                 return ""
             if state.get("Status") == "exited":
                 logs = self.docker("logs", container, check=False)
-                raise EngineError(f"container {container} exited: {(logs.stdout + logs.stderr)[-1500:]}")
+                raise EngineError(f"container {container} exited: {scrub_text((logs.stdout + logs.stderr)[-1500:])}")
             health = state.get("Health") or {}
             return str(health.get("Status", "")) if isinstance(health, dict) else ""
         self._wait_for(lambda: status() == "healthy", f"container {container} to be healthy", timeout)
