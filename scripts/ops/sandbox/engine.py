@@ -126,7 +126,7 @@ def remove_engine_folder(folder: Path) -> None:
         return
     # An engine's image layers are tens of thousands of files: delete them in the background
     # (out of the test's teardown time). The ownerless trash folder is swept again next run.
-    trash = folder.with_name(f"trash-{folder.name}")
+    trash = folder if folder.name.startswith("trash-") else folder.with_name(f"trash-{folder.name}")
     try:
         folder.rename(trash)
     except OSError:
