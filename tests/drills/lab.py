@@ -223,8 +223,10 @@ def _prepare_host(host: LabHost, registry_address: str) -> Path:
     """What cloud-init leaves on a server: /etc/autoenroll (the deploy user's) and the deploy script."""
     root, _script = install_role_files(host.folder, f"{registry_address}/{APP_REPOSITORY}")
     assert host.engine is not None
+    # The lab host's own session variables (its engine, its docker login), plus the role folder's.
     LocalTestHost.start_sshd(host, f"SetEnv DOCKER_HOST={host.engine.host} DOCKER_API_VERSION={DOCKER_API_VERSION} "
-                                   f"AUTOENROLL_ROOT={root} APP_LOG_DRIVER=json-file\n")
+                                   f"DOCKER_CONFIG={host.docker_config} AUTOENROLL_ROOT={root} "
+                                   "APP_LOG_DRIVER=json-file\n")
     # This runner stands in for Cloudflare's edge on 80/443 (and is the admin network for SSH).
     runner = f"{host.runner_address}/32"
     host.load_firewall(nftables_conf((runner,), (*cloudflare_ranges(), runner)))
