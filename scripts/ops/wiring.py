@@ -125,6 +125,18 @@ def host_env_file(env: Environment, host_role: str, database_url: str | None) ->
     return env_file(values)
 
 
+def app_database_url(url: str) -> str:
+    """The URL the hosts' app gets for a database ops reached at `url`: always TLS (the app refuses
+    a non-local database without it; ops's own tools use the URL as the operator gave it)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    if query.get("sslmode") in (None, "disable", "allow", "prefer"):
+        query["sslmode"] = "require"
+    return parts._replace(query=urlencode(query)).geturl()
+
+
 def traffic(env: Environment) -> TrafficSwitch:
     """Where the public names send traffic: Cloudflare's DNS records, or the sandbox's Caddy."""
     if _sandbox(env):
@@ -156,7 +168,8 @@ def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None) -> SshHo
     from ops.adapters.ssh_hosts import SshHosts
 
     live = live_database(env).get()
-    database_url = _live_url(env, live["database"], live["kind"]) if live["kind"] == "standby" else None
+    database_url = app_database_url(_live_url(env, live["database"], live["kind"])) if live["kind"] == "standby" \
+        else None
     secrets = [v.get_secret_value() for v in env.app_env.values()]
 
     def serving_role() -> str:

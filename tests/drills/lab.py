@@ -301,8 +301,10 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             files[name].write_text(json.dumps(_outputs(state, hosts, gateway, ports, name, edge_url)))
         outputs_file = files[stack]
         admin = urlsplit(state.database_url("postgres", admin=True))
+        # The runner's PostgreSQL client tools may be built without TLS: "prefer"; the hosts' app gets
+        # the same server with sslmode=require (ops.wiring.app_database_url).
         standby_pg = (f"postgresql://{admin.username}:{admin.password}@{gateway}:{forwarders['postgres'].port}/postgres"
-                      "?sslmode=require")
+                      "?sslmode=prefer")
         env = {
             **os.environ, "OPS_SANDBOX_DIR": str(root),
             "OPS_STACK_OUTPUTS_STAGING": str(files["staging"]),

@@ -192,6 +192,8 @@ def test_lab_failover_from_the_latest_backup_when_neon_is_down(lab: Lab) -> None
 
     from ops.sandbox.state import load_state
 
+    deployed = ops(lab, "deploy", "--env", "production", "--version", "lab-v1", "--json")
+    assert deployed.returncode == 0, deployed.stderr
     main = load_state(lab.root).database_url("main", admin=True)
     for args in (("backup", "create"), ("backup", "verify", "--latest")):
         done = ops(lab, *args, "--env", "production", "--json")
