@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from ops.environment import ENV_NAMES, Environment, from_outputs, local_environment, read_outputs
+from ops.environment import ENV_NAMES, AppHost, Environment, from_outputs, local_environment, read_outputs
 from ops.errors import ConfigError
 from ops.interfaces import BranchStore, FailoverSite, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.paths import sandbox_dir
@@ -167,16 +167,19 @@ def neon_client() -> Any:
 def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None) -> SshHosts:
     from ops.adapters.ssh_hosts import SshHosts
 
-    live = live_database(env).get()
-    database_url = app_database_url(_live_url(env, live["database"], live["kind"])) if live["kind"] == "standby" \
-        else None
     secrets = [v.get_secret_value() for v in env.app_env.values()]
+
+    def env_file(host: AppHost) -> str:
+        # Read when the file is written: a failover records a new live database mid-command.
+        live = live_database(env).get()
+        url = _live_url(env, live["database"], live["kind"]) if live["kind"] == "standby" else None
+        return host_env_file(env, host.role, app_database_url(url) if url else None)
 
     def serving_role() -> str:
         return (switch or traffic(env)).serving()
 
     return SshHosts(env.app_hosts, ssh(), serving_role=serving_role,
-                    env_file=lambda host: host_env_file(env, host.role, database_url), secrets=secrets)
+                    env_file=env_file, secrets=secrets)
 
 
 def deploy_ports(env: Environment) -> tuple[Hosts, Callable[[], None]]:
