@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,24 +17,31 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from ops import __version__, failpoints
 from ops.backup import manifest as m
-from ops.backup.commands import dump_stages, restore_stages
+from ops.backup import swap
+from ops.backup.commands import decode_stages, dump_stages, parallel_restore, restore_stages
 from ops.backup.retention import Candidate, keep_set
 from ops.environment import Environment
 from ops.errors import ConfigError, NotFoundError, RefusedError, VerificationError
 from ops.interfaces import Heartbeat, ObjectStore
 from ops.locks import object_lock
 from ops.pg import connect, create_database, drop_database, libpq_env, row_counts, with_database
-from ops.pipeline import sink, source
+from ops.pipeline import Pipeline, Stage, sink, source
 
 PART_SIZE = 16 * 1024 * 1024  # R2 wants equal-sized parts (but the last); 16 MiB keeps memory bounded
 UPLOAD_WORKERS = 3
 Progress = Callable[[int], None]  # bytes done so far
+Phase = Callable[[str], None]  # a long step starts
 
 
 def _noop(_done: int) -> None:
+    return None
+
+
+def _no_phase(_step: str) -> None:
     return None
 
 
@@ -250,35 +259,79 @@ def fetch(store: ObjectStore, manifest: m.Manifest, target: Any, *, progress: Pr
     return int(state["bytes"])
 
 
-def restore_plan(env: Environment, manifest: m.Manifest) -> list[str]:
+def default_jobs() -> int:
+    """pg_restore jobs: one per core of the machine running it (the server builds the indexes)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def restore_plan(env: Environment, manifest: m.Manifest, *, jobs: int | None = None) -> list[str]:
     target = env.database_url()
     from ops.secrets import mask_url
 
+    name = unquote(urlsplit(target).path.lstrip("/"))
     return [
-        f"download {manifest.data_key} ({manifest.stored_bytes} bytes) and check it against the manifest's sha256",
-        "decrypt (age) and decompress (zstd) as a stream",
-        f"pg_restore --clean --if-exists --single-transaction into {mask_url(target)}: every table is replaced "
-        "in one transaction, so a failure changes nothing",
-        f"expect {len(manifest.tables)} tables, {manifest.total_rows} rows (as dumped at {manifest.finished_at})",
+        f"download {manifest.data_key} ({manifest.stored_bytes} bytes), decrypt (age) and decompress (zstd) "
+        "to a local archive; check it against the manifest's sha256",
+        f"pg_restore --jobs {jobs or default_jobs()} into a new database {swap.staging_name(name)} beside "
+        f"{mask_url(target)}: tables and rows, then indexes and constraints",
+        f"expect {len(manifest.tables)} tables, {manifest.total_rows} rows (as dumped at {manifest.finished_at}); "
+        "on any difference or failure the new database is dropped and nothing has changed",
+        f"swap: {name} is renamed aside, the restored database takes its name (sessions on {name} are ended), "
+        "the old one is dropped",
     ]
 
 
-def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *,
-            progress: Progress = _noop) -> dict[str, Any]:
-    """Replace the environment's database with the backup, atomically."""
+def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *, jobs: int | None = None,
+            progress: Progress = _noop, phase: Phase = _no_phase) -> dict[str, Any]:
+    """Replace the environment's database with the backup, atomically (a new database, then a swap)."""
     target = env.database_url()
-    chunks, (sha, state) = _checked_stream(store, manifest, progress)
+    name = unquote(urlsplit(target).path.lstrip("/"))
+    admin = with_database(target, "postgres")
+    jobs = jobs or default_jobs()
     t0 = time.monotonic()
-    sink(restore_stages(libpq_env(target), _identity(env), scratch=False), chunks)
-    # age authenticates every 64 KiB chunk and the stream's end, so corrupted bytes stop the
-    # restore before its single transaction commits; the digest here is a second witness.
-    if sha.hexdigest() != manifest.sha256:
-        raise VerificationError("restored, but the stored object's sha256 differs from the manifest: investigate")
-    with connect(target) as conn:
-        restored = row_counts(conn)
-    mismatched = {t: (restored.get(t), n) for t, n in manifest.tables.items() if restored.get(t) != n}
+    for item in swap.recover(admin, name):
+        phase(item)
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="ops-restore-") as tmp:
+        archive = os.path.join(tmp, "dump.pgc")
+        phase("download, decrypt, decompress")
+        chunks, (sha, state) = _checked_stream(store, manifest, progress)
+        sink(decode_stages(_identity(env), archive), chunks)
+        if sha.hexdigest() != manifest.sha256:
+            raise VerificationError("the stored object's sha256 differs from the manifest: nothing was restored")
+        timings["download"] = round(time.monotonic() - t0, 2)
+        staging = swap.create_staging(admin, name)
+        try:
+            staging_env = libpq_env(target, database=staging)
+            for section, label in (("data", "tables and rows"), ("post-data", "indexes and constraints")):
+                phase(f"restore {label} ({jobs} jobs)")
+                t1 = time.monotonic()
+                _run(parallel_restore(staging_env, archive, jobs=jobs, section=section), staging_env)
+                timings[section] = round(time.monotonic() - t1, 2)
+                failpoints.hit(f"restore.after.{section}")
+            with connect(with_database(target, staging)) as conn:
+                restored = row_counts(conn)
+            mismatched = {t: (restored.get(t), n) for t, n in manifest.tables.items() if restored.get(t) != n}
+            if mismatched:
+                raise VerificationError(f"row counts differ from the manifest: {mismatched}; nothing was changed")
+        except BaseException:
+            drop_database(admin, staging)
+            raise
+    phase(f"swap {staging} into {name}")
+    t1 = time.monotonic()
+    swap.swap(admin, name)
+    timings["swap"] = round(time.monotonic() - t1, 2)
     return {"backup": manifest.id, "bytes": state["bytes"], "seconds": round(time.monotonic() - t0, 2),
-            "tables": len(manifest.tables), "mismatched_tables": mismatched}
+            "jobs": jobs, "timings_s": timings, "tables": len(manifest.tables), "mismatched_tables": {}}
+
+
+def _run(argv: list[str], db_env: dict[str, str]) -> None:
+    pipe = Pipeline([Stage(argv[0].rsplit("/", 1)[-1], argv, db_env)], feed_stdin=False, capture_stdout=False)
+    try:
+        pipe.check()
+    except BaseException:
+        pipe.kill()
+        raise
 
 
 @dataclass

@@ -101,11 +101,13 @@ def verify(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, en
 
 @app.command("restore")
 def restore(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, env_name: str = ENV_OPTION,
-            yes: bool = YES_OPTION, as_json: bool = JSON_OPTION) -> None:
+            yes: bool = YES_OPTION, as_json: bool = JSON_OPTION,
+            jobs: int | None = typer.Option(None, "--jobs", "-j", min=1,
+                                            help="pg_restore jobs (default: this machine's cores).")) -> None:
     """Replace the environment's database with a backup. Prints the plan unless --yes."""
     env = resolve(env_name)
     manifest = _pick(env, backup_id, latest)
-    steps = uc.restore_plan(env, manifest)
+    steps = uc.restore_plan(env, manifest, jobs=jobs)
     if not yes:
         if as_json:
             print_json({"plan": steps, "backup": manifest.id, "applied": False})
@@ -119,8 +121,9 @@ def restore(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, e
                              "Type the environment name to confirm", default="", show_default=False)
         if typed != "production":
             raise ConfirmationRequired("not confirmed: nothing was changed")
-    with _bar("restoring", manifest.stored_bytes, as_json) as bar:
-        result = uc.restore(env, _store(env), manifest, progress=bar)
+    with _bar("downloading", manifest.stored_bytes, as_json) as bar:
+        result = uc.restore(env, _store(env), manifest, jobs=jobs, progress=bar,
+                            phase=(lambda _step: None) if as_json else progress)
     if as_json:
         print_json({**result, "applied": True})
     else:
