@@ -104,5 +104,6 @@ def scaling(rows: dict[str, dict[float, Run]], db_mb: dict[float, float]) -> lis
             s = db_mb[big] / db_mb[small]
             growth = f"x{t:.2f} for x{s:.2f} data ({'sub-linear' if t <= s * 1.05 else 'super-linear'})"
         out.append(f"  {label:<48}{cells}  {growth}")
-        out.append(f"  {'  peak memory':<48}{mem}")
+        if any(run.peak_mb for run in by_size.values()):  # steps timed inside a run have none of their own
+            out.append(f"  {'  peak memory':<48}{mem}")
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -159,6 +160,22 @@ def test_kill_9_during_a_parallel_restore_changes_nothing_and_the_next_run_compl
     with psycopg.connect(sandbox.database_url("postgres", admin=True)) as conn:
         left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'main\\_%'").fetchall()
     assert left == [], f"databases left behind: {left}"
+
+
+def test_create_shows_the_total_and_restore_shows_its_phases(env: Environment, sandbox: SandboxState) -> None:
+    run_env = {**os.environ, "OPS_SANDBOX_DIR": sandbox.root}
+    ops = [sys.executable, "-m", "ops", "backup"]
+    created = subprocess.run([*ops, "create", "--env", "local"], env=run_env, capture_output=True, text=True,
+                             check=False)
+    assert created.returncode == 0, created.stderr
+    assert re.search(r"database \d+ MB, of which tables \d+ MB", created.stderr), created.stderr
+    restored = subprocess.run([*ops, "restore", "--latest", "--env", "local", "--yes", "--jobs", "2"], env=run_env,
+                              capture_output=True, text=True, check=False)
+    assert restored.returncode == 0, restored.stderr
+    phases = ["download, decrypt, decompress", "restore tables and rows (2 jobs)",
+              "restore indexes and constraints (2 jobs)", "swap main_restoring into main"]
+    positions = [restored.stderr.find(p) for p in phases]
+    assert -1 not in positions and positions == sorted(positions), restored.stderr
 
 
 def test_wrong_key_is_one_clear_error(env: Environment, tmp_path: Path) -> None:

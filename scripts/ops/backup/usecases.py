@@ -35,6 +35,7 @@ PART_SIZE = 16 * 1024 * 1024  # R2 wants equal-sized parts (but the last); 16 Mi
 UPLOAD_WORKERS = 3
 Progress = Callable[[int], None]  # bytes done so far
 Phase = Callable[[str], None]  # a long step starts
+Sized = Callable[[int, int], None]  # database bytes, table data bytes
 
 
 def _noop(_done: int) -> None:
@@ -76,9 +77,17 @@ def _recipient(env: Environment) -> str:
     return env.backup_recipient
 
 
+def _no_size(_database: int, _data: int) -> None:
+    return None
+
+
 def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
-           progress: Progress = _noop) -> CreateResult:
-    """Dump, compress, encrypt and stream the environment's database to the store; manifest last."""
+           progress: Progress = _noop, sized: Sized = _no_size) -> CreateResult:
+    """Dump, compress, encrypt and stream the environment's database to the store; manifest last.
+
+    `sized` gets the database's size and its tables' (what pg_dump reads, without indexes) before
+    the dump starts; `progress` then gets the bytes pg_dump has written so far (where the system
+    shows them; else the bytes stored), so a caller can show a total and an ETA."""
     recipient = _recipient(env)
     started = datetime.now(UTC)
     t0 = time.monotonic()
@@ -97,6 +106,9 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
             version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
             database = str(conn.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
             tables = row_counts(conn)
+            sizes = conn.execute("SELECT pg_database_size(current_database()), coalesce(sum(pg_table_size(relid)), 0)"
+                                 " FROM pg_stat_user_tables").fetchone()
+            sized(int(sizes[0]), int(sizes[1]))  # type: ignore[index, arg-type]
             digest, stored = _upload(store, data_key, dump_stages(libpq_env(url), recipient, snapshot=snapshot),
                                      progress)
             conn.rollback()
@@ -125,16 +137,18 @@ def _upload(store: ObjectStore, key: str, stages: list[Any], progress: Progress)
     total = 0
     futures: list[Future[str]] = []
     slots = threading.BoundedSemaphore(UPLOAD_WORKERS + 1)  # bounds memory: parts in flight
+    running: list[Pipeline] = []
     try:
         with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool:
-            for number, block in enumerate(source(stages, PART_SIZE), start=1):
+            for number, block in enumerate(source(stages, PART_SIZE, running.append), start=1):
                 sha.update(block)
                 total += len(block)
                 slots.acquire()
                 future = pool.submit(store.upload_part, key, upload_id, number, block)
                 future.add_done_callback(lambda _f: slots.release())
                 futures.append(future)
-                progress(total)
+                dumped = _bytes_read(running[0].procs[1].pid) if len(running[0].procs) > 1 else None
+                progress(total if dumped is None else dumped)
                 failpoints.hit("backup.part_read")
             etags = [f.result() for f in futures]
         if not etags:
@@ -145,6 +159,18 @@ def _upload(store: ObjectStore, key: str, stages: list[Any], progress: Progress)
         store.abort_multipart(key, upload_id)
         raise
     return sha.hexdigest(), total
+
+
+def _bytes_read(pid: int) -> int | None:
+    """What a process has read so far (Linux /proc): for the compressor, the bytes pg_dump wrote."""
+    try:
+        with open(f"/proc/{pid}/io") as io:
+            for line in io:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
 
 
 def list_backups(env_name: str, store: ObjectStore) -> list[tuple[m.Manifest, m.Verification | None]]:
