@@ -12,20 +12,28 @@ alternating pairs (medians of --pairs), each in its own process with its peak me
 - ours: `ops backup restore` with `--jobs 2` and `--jobs 1` (download, decrypt, decompress
   to a local archive, parallel pg_restore into a new database, swap).
 Then it prints the ratios and how time and memory grow with the size. Never passes or fails
-on time. pgBackRest is compared when `pgbackrest` can reach the sandbox's S3 over TLS, which
-SeaweedFS's plain-HTTP gateway does not offer here; the script says so instead of guessing.
+on time. Beside ours it runs pgBackRest (Debian's `pgbackrest`), a full backup of the
+sandbox's cluster to the same S3 (through a local Caddy for TLS, which pgBackRest requires),
+when both are installed, and prints the ratios of wall time and stored size.
+`--steps backup,restore,peer` picks the comparisons.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -117,6 +125,72 @@ def step(args: list[str]) -> None:
         raise SystemExit(f"unknown step {kind}")
 
 
+@contextmanager
+def pgbackrest_peer(state: Any, work: Path) -> Iterator[tuple[Callable[[], measure.Run] | None,
+                                                              Callable[[], int], str]]:
+    """pgBackRest 2.x against the sandbox's cluster and S3: yields (run one full backup, the bytes its
+    newest backup stored, why it can't run).
+
+    pgBackRest speaks S3 only over TLS, so a Caddy (`tls internal`) in front of SeaweedFS's
+    gateway gives it HTTPS; it reads the data directory, so it runs as the cluster's owner.
+    Its repository is a prefix of the backups bucket, deleted afterwards."""
+    caddy = shutil.which("caddy")
+    if shutil.which("pgbackrest") is None or caddy is None:
+        yield None, lambda: 0, "pgbackrest or caddy is not installed"
+        return
+    from ops.ports import free_port
+
+    peer = work / "pgbackrest"
+    peer.mkdir()
+    owner = os.stat(state.postgres.data_dir).st_uid
+    port, s3 = free_port(), urlsplit(state.s3.endpoint_url)
+    (peer / "Caddyfile").write_text(
+        "{\n\tadmin off\n\tauto_https disable_redirects\n\tskip_install_trust\n"
+        f"\tstorage file_system {peer}/caddy\n}}\n"
+        f"https://127.0.0.1:{port} {{\n\ttls internal\n\treverse_proxy {s3.hostname}:{s3.port}\n}}\n")
+    conf = peer / "pgbackrest.conf"
+    conf.write_text("\n".join([
+        "[global]", "repo1-type=s3", "repo1-s3-endpoint=127.0.0.1", "repo1-storage-host=127.0.0.1",
+        f"repo1-storage-port={port}", "repo1-storage-verify-tls=n", "repo1-s3-uri-style=path",
+        f"repo1-s3-bucket={state.s3.buckets['backups']}", "repo1-s3-region=us-east-1",
+        f"repo1-s3-key={state.s3.access_key}", f"repo1-s3-key-secret={state.s3.secret_key}",
+        f"repo1-path=/bench-pgbackrest-{port}", "repo1-retention-full=1",
+        # The same choices as ours: zstd level 1, two processes (the cores), a checkpoint right away.
+        "compress-type=zst", "compress-level=1", "process-max=2", "start-fast=y", "archive-check=n",
+        f"log-path={peer}", f"lock-path={peer}", "log-level-console=warn", "log-level-file=off",
+        "[bench]", f"pg1-path={state.postgres.data_dir}", f"pg1-port={state.postgres.port}",
+        f"pg1-socket-path={state.postgres.socket_dir}", f"pg1-user={state.postgres.superuser}", ""]))
+    conf.chmod(0o600)
+    for path in (peer, conf):
+        os.chown(path, owner, -1)
+    env = {**os.environ, "PGPASSWORD": state.postgres.superuser_password}
+    as_owner = [] if owner == os.getuid() else ["runuser", "-w", "PGPASSWORD", "-u", pwd.getpwuid(owner).pw_name, "--"]
+    base = [*as_owner, "pgbackrest", f"--config={conf}", "--stanza=bench"]
+    proxy = subprocess.Popen([caddy, "run", "--config", str(peer / "Caddyfile"), "--adapter", "caddyfile"],
+                             env={**os.environ, "HOME": str(peer)}, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while subprocess.run(["curl", "-skf", "-o", "/dev/null", f"https://127.0.0.1:{port}/"], check=False,
+                             capture_output=True).returncode not in (0, 22):  # 22: the gateway's 403, so it's up
+            if time.monotonic() > deadline:
+                yield None, lambda: 0, "the TLS proxy for pgBackRest did not start"
+                return
+            time.sleep(0.2)
+        subprocess.run([*base, "stanza-create"], env=env, check=True, capture_output=True)
+
+        def stored() -> int:
+            out = subprocess.run([*base, "--output=json", "info"], env=env, capture_output=True, text=True, check=True)
+            return int(json.loads(out.stdout)[0]["backup"][-1]["info"]["repository"]["delta"])
+
+        yield partial(measure.run, [*base, "--type=full", "backup"], env), stored, ""
+    finally:
+        subprocess.run([*base, "stop"], env=env, check=False, capture_output=True)
+        subprocess.run([*base, "--force", "stanza-delete"], env=env, check=False, capture_output=True)
+        proxy.terminate()
+        proxy.wait()
+
+
 def bash(script: str) -> list[str]:
     return ["bash", "-o", "pipefail", "-c", script]
 
@@ -132,7 +206,10 @@ def floor_restore(admin: str, restore_tool: str, work: Path, pg_env: dict[str, s
 
 
 def main() -> None:
-    args = measure.parser(__doc__).parse_args()
+    cli = measure.parser(__doc__)
+    cli.add_argument("--steps", type=lambda v: set(v.split(",")), default={"backup", "restore", "peer"},
+                     help="which comparisons: backup,restore,peer (default all)")
+    args = cli.parse_args()
     if args.one:
         step(args.one)
         return
@@ -145,49 +222,54 @@ def main() -> None:
     rows: dict[str, dict[float, measure.Run]] = {}
     db_mb: dict[float, float] = {}
     ratios: dict[float, list[str]] = {}
+    state, _, _ = _context()
     for gb in args.gb:
         db = f"bench_backup_{int(gb * 1000)}"
         print(f"generating {db} (>= {gb} GB) ...", file=sys.stderr)
         db_mb[gb] = fill(admin, db, gb * 1024) / 1e6
         pg_env = {**libpq_env(with_database(admin, db)), "PATH": os.environ["PATH"]}
+        steps: dict[str, list[measure.Run]] = {}
+        lines = ratios.setdefault(gb, [])
         with tempfile.TemporaryDirectory(dir=sandbox_dir()) as tmp:
             work = Path(tmp)
             floor_b = [measure.run(bash(f"{dump} --format=custom --compress=0 > /dev/null"), pg_env)
                        for _ in range(args.pairs)]
-            base_b, ours_b = measure.pairs(partial(ours, "baseline-backup", db, work),
-                                           partial(ours, "ours-backup", db, work), args.pairs)
-            backup_id = str(ours_b[-1].out["id"])
-            measure.run(bash(f"{dump} --format=custom --compress=0 > {work}/floor.pgc"), pg_env)
-            floor_r = [floor_restore(admin, restore_tool, work, pg_env) for _ in range(args.pairs)]
-            base_r, ours_r = measure.pairs(partial(ours, "baseline-restore", db, work),
-                                           partial(ours, "ours-restore", db, work, backup_id, "2"), args.pairs)
-            jobs1, jobs2 = measure.pairs(partial(ours, "ours-restore", db, work, backup_id, "1"),
-                                         partial(ours, "ours-restore", db, work, backup_id, "2"), args.pairs)
-            for name in ("r_floor", "r_baseline", "r_ours"):
-                drop_database(admin, name)
-        steps = {
-            "backup floor: pg_dump -Fc -Z0 > /dev/null": floor_b,
-            "backup baseline: pg_dump | gzip > file; upload": base_b,
-            "ours: ops backup create": ours_b,
-            "restore floor: pg_restore (1 job) from local dump": floor_r,
-            "restore baseline: download; gunzip | psql": base_r,
-            "ours: ops backup restore --jobs 2": ours_r,
-            "ours: ops backup restore --jobs 1": jobs1,
-        }
+            steps["backup floor: pg_dump -Fc -Z0 > /dev/null"] = floor_b
+            if "backup" in args.steps or "restore" in args.steps:
+                base_b, ours_b = measure.pairs(partial(ours, "baseline-backup", db, work),
+                                               partial(ours, "ours-backup", db, work), args.pairs)
+                steps["backup baseline: pg_dump | gzip > file; upload"] = base_b
+                steps["ours: ops backup create"] = ours_b
+                stored_ours, stored_base = int(ours_b[-1].out["stored"]), int(base_b[-1].out["stored"])  # type: ignore[call-overload]
+                to_floor = measure.median(ours_b).seconds / measure.median(floor_b).seconds
+                lines += [
+                    f"backup:  {measure.ratio_of_pairs(base_b, ours_b):.2f}x faster than the baseline; "
+                    f"{to_floor:.2f}x the floor (goal <= 1.3x); "
+                    f"stored {stored_ours / 1e6:.1f} MB = {stored_ours / stored_base:.2f}x the baseline's"]
+            if "restore" in args.steps:
+                backup_id = str(ours_b[-1].out["id"])
+                measure.run(bash(f"{dump} --format=custom --compress=0 > {work}/floor.pgc"), pg_env)
+                floor_r = [floor_restore(admin, restore_tool, work, pg_env) for _ in range(args.pairs)]
+                base_r, ours_r = measure.pairs(partial(ours, "baseline-restore", db, work),
+                                               partial(ours, "ours-restore", db, work, backup_id, "2"), args.pairs)
+                jobs1, jobs2 = measure.pairs(partial(ours, "ours-restore", db, work, backup_id, "1"),
+                                             partial(ours, "ours-restore", db, work, backup_id, "2"), args.pairs)
+                for name in ("r_floor", "r_baseline", "r_ours"):
+                    drop_database(admin, name)
+                steps.update({"restore floor: pg_restore (1 job) from local dump": floor_r,
+                              "restore baseline: download; gunzip | psql": base_r,
+                              "ours: ops backup restore --jobs 2": ours_r,
+                              "ours: ops backup restore --jobs 1": jobs1})
+                phases = ", ".join(f"{k} {v} s" for k, v in ours_r[-1].out.items())
+                lines += [
+                    f"restore: {measure.ratio_of_pairs(base_r, ours_r):.2f}x faster than the baseline (goal >= 2x); "
+                    f"{measure.median(ours_r).seconds / measure.median(floor_r).seconds:.2f}x the 1-job floor; "
+                    f"--jobs 1 / --jobs 2 = {measure.ratio_of_pairs(jobs1, jobs2):.2f}",
+                    f"         ours' phases (last run): {phases}"]
+            if "peer" in args.steps:
+                lines += peer_lines(state, admin, db, work, args.pairs, steps)
         for label, runs in steps.items():
             rows.setdefault(label, {})[gb] = measure.median(runs)
-        stored_ours, stored_base = int(ours_b[-1].out["stored"]), int(base_b[-1].out["stored"])  # type: ignore[call-overload]
-        phases = ", ".join(f"{k} {v} s" for k, v in ours_r[-1].out.items())
-        ratios[gb] = [
-            f"backup:  {measure.ratio_of_pairs(base_b, ours_b):.2f}x faster than the baseline; "
-            f"{measure.median(ours_b).seconds / measure.median(floor_b).seconds:.2f}x the floor (goal <= 1.3x); "
-            f"stored {stored_ours / 1e6:.1f} MB = {stored_ours / stored_base:.2f}x the baseline's",
-            f"restore: {measure.ratio_of_pairs(base_r, ours_r):.2f}x faster than the baseline (goal >= 2x); "
-            f"{measure.median(ours_r).seconds / measure.median(floor_r).seconds:.2f}x the 1-job floor; "
-            f"--jobs 1 / --jobs 2 = {measure.ratio_of_pairs(jobs1, jobs2):.2f}",
-            f"         ours' phases (last run): {phases}",
-            "pgBackRest: not run: it speaks S3 only over TLS and the sandbox's SeaweedFS gateway is plain HTTP",
-        ]
     print(f"\n{os.cpu_count()} cores; medians of {args.pairs} alternating pairs; peak memory = largest process")
     for gb in args.gb:
         print(f"\n{db_mb[gb]:.0f} MB database")
@@ -196,9 +278,27 @@ def main() -> None:
     print("\nscaling (median seconds; peak memory)")
     for line in measure.scaling(rows, db_mb):
         print(line)
-    if shutil.which("pgbackrest") is None:
-        print("(pgbackrest is not installed)")
 
+
+def peer_lines(state: Any, admin: str, db: str, work: Path, n: int, steps: dict[str, list[measure.Run]]) -> list[str]:
+    """pgBackRest beside ours, as alternating pairs. pgBackRest copies the whole cluster (its
+    unit is the data directory), so the bench database should be nearly all of it: we say how much."""
+    with connect(admin) as conn:
+        sizes = conn.execute("SELECT sum(pg_database_size(datname)), pg_database_size(%s) FROM pg_database",
+                             (db,)).fetchone()
+    cluster, own = int(sizes[0]), int(sizes[1])  # type: ignore[index, call-overload]
+    with pgbackrest_peer(state, work) as (backup, stored, why):
+        if backup is None:
+            return [f"pgBackRest: not run: {why}"]
+        theirs, ours_p = measure.pairs(backup, partial(ours, "ours-backup", db, work), n)
+        their_bytes = stored()
+    steps["peer: pgbackrest backup --type=full (cluster)"] = theirs
+    steps["ours: ops backup create (beside the peer)"] = ours_p
+    ours_bytes = int(ours_p[-1].out["stored"])  # type: ignore[call-overload]
+    return [f"pgBackRest 2.x full backup (zstd -1, process-max 2) of the cluster ({cluster / 1e6:.0f} MB, of which "
+            f"this database {own / 1e6:.0f} MB) to the same S3: ours/pgBackRest wall = "
+            f"{measure.ratio_of_pairs(ours_p, theirs):.2f} (goal <= 0.8); stored {ours_bytes / 1e6:.1f} MB vs "
+            f"{their_bytes / 1e6:.1f} MB = {ours_bytes / their_bytes:.2f}x (goal <= 1)"]
 
 if __name__ == "__main__":
     main()
