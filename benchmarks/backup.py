@@ -140,8 +140,9 @@ def pgbackrest_peer(state: Any, work: Path) -> Iterator[tuple[Callable[[], measu
         return
     from ops.ports import free_port
 
-    peer = work / "pgbackrest"
-    peer.mkdir()
+    # Its own folder outside the (private) work folder: pgBackRest runs as the cluster's owner.
+    peer = Path(tempfile.mkdtemp(prefix="bench-pgbackrest-"))
+    peer.chmod(0o755)
     owner = os.stat(state.postgres.data_dir).st_uid
     port, s3 = free_port(), urlsplit(state.s3.endpoint_url)
     (peer / "Caddyfile").write_text(
@@ -177,7 +178,10 @@ def pgbackrest_peer(state: Any, work: Path) -> Iterator[tuple[Callable[[], measu
                 yield None, lambda: 0, "the TLS proxy for pgBackRest did not start"
                 return
             time.sleep(0.2)
-        subprocess.run([*base, "stanza-create"], env=env, check=True, capture_output=True)
+        made = subprocess.run([*base, "stanza-create"], env=env, check=False, capture_output=True, text=True)
+        if made.returncode != 0:
+            yield None, lambda: 0, f"pgbackrest stanza-create failed: {(made.stderr or made.stdout).strip()[-300:]}"
+            return
 
         def stored() -> int:
             out = subprocess.run([*base, "--output=json", "info"], env=env, capture_output=True, text=True, check=True)
@@ -189,6 +193,7 @@ def pgbackrest_peer(state: Any, work: Path) -> Iterator[tuple[Callable[[], measu
         subprocess.run([*base, "--force", "stanza-delete"], env=env, check=False, capture_output=True)
         proxy.terminate()
         proxy.wait()
+        shutil.rmtree(peer, ignore_errors=True)
 
 
 def bash(script: str) -> list[str]:
