@@ -27,6 +27,7 @@ from autoenroll import keys
 from autoenroll.files import KINDS, MAX_UPLOAD_BYTES, RejectedFile, detect
 from autoenroll.resources import Resources
 from autoenroll.security import Claims, hash_password, issue_token, read_token, verify_password
+from autoenroll.validation.columns import ColumnProblem, UnrecognisedColumns, column_map
 from autoenroll.validation.engine import Validation, validate
 from autoenroll.validation.parse import parse
 from autoenroll.validation.reports import errors_csv, summary_json, summary_pdf
@@ -207,18 +208,23 @@ async def list_uploads(request: Request, claims: Claims) -> Response:
                          "next_offset": offset + limit if len(rows) > limit else None})
 
 
-async def store_and_validate(resources: Resources, claims: Claims, data: bytes, filename: str) -> JSONResponse:
+async def store_and_validate(resources: Resources, claims: Claims, data: bytes, filename: str,
+                             raw_column_map: str | None = None) -> JSONResponse:
     """Upload -> validate -> report, all or nothing: a file that can't be read is refused before
-    anything is stored, and if the database write fails the stored objects are removed again."""
+    anything is stored, and if the database write fails the stored objects are removed again.
+    `raw_column_map` is the employer's JSON {field: header in the file} (validation/columns.py)."""
     if not data:
         return error(415, "the file is empty")
     if len(data) > MAX_UPLOAD_BYTES:
         return error(413, f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
     try:
         kind = detect(data)
-        parsed = await asyncio.to_thread(parse, data, kind)
+        parsed = await asyncio.to_thread(parse, data, kind, column_map(raw_column_map))
+    except UnrecognisedColumns as exc:  # the body says what the page needs to offer a column map
+        return JSONResponse({"error": str(exc), **exc.detail()}, status_code=422)
     except RejectedFile as exc:
-        status = 415 if "is a" in str(exc) or "binary" in str(exc) or "empty" in str(exc) else 422
+        not_a_payroll = "is a" in str(exc) or "binary" in str(exc) or "empty" in str(exc)
+        status = 415 if not_a_payroll and not isinstance(exc, ColumnProblem) else 422
         return error(status, str(exc))
     validation = await asyncio.to_thread(validate, parsed, date.today())
     upload_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
@@ -292,7 +298,16 @@ async def create_upload(request: Request, claims: Claims) -> Response:
             return error(413, f"the file is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB")
         chunks.append(chunk)
     filename = (request.headers.get("x-filename") or "upload")[:255]
-    return await store_and_validate(request.app.state.resources, claims, b"".join(chunks), filename)
+    return await store_and_validate(request.app.state.resources, claims, b"".join(chunks), filename,
+                                    utf8_header(request.headers.get("x-column-map")))
+
+
+def utf8_header(value: str | None) -> str | None:
+    """A header as its sender meant it: raw UTF-8 bytes arrive decoded as Latin-1."""
+    try:
+        return value.encode("latin-1").decode("utf-8") if value else value
+    except UnicodeError:
+        return value
 
 
 async def run_errors(conn: AsyncConnection[Any], run_id: str, offset: int = 0) -> list[dict[str, Any]]:

@@ -44,6 +44,9 @@ async def open_resources(settings: Settings) -> Resources:
         max_idle=settings.db_pool_max_idle_s,
         timeout=settings.db_connect_timeout_s,
         kwargs={"connect_timeout": int(settings.db_connect_timeout_s)},
+        # A connection the server ended (a restore's swap, a failover, a Neon restart) is replaced
+        # before a request gets it, instead of failing that request.
+        check=AsyncConnectionPool.check_connection,
         open=False,
     )
     await pool.open(wait=False)

@@ -1,40 +1,43 @@
 """Reading payroll files: CSV (comma or semicolon; UTF-8 with or without BOM, UTF-16, Latin-1)
 and XLSX, defensively: a zip bomb, a damaged workbook or a file without the required columns
-is rejected with a message an employer can act on, before anything is stored."""
+is rejected with a message an employer can act on, before anything is stored. Which header
+feeds which field is columns.py's table (and the employer's column map)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from autoenroll.files import RejectedFile
+from autoenroll.validation.columns import ColumnMap, resolve
 
-REQUIRED = ("employee_id", "ppsn", "first_name", "last_name", "date_of_birth", "employment_start", "gross_pay",
-            "pay_frequency")
-OPTIONAL = ("email", "ytd_13_week_gross", "in_pension", "employment_type", "prsi_exempt")
 MAX_ROWS = 200_000
 MAX_UNCOMPRESSED = 100 * 1024 * 1024  # a 10 MB workbook never legitimately unpacks to more
 MAX_RATIO = 200
 MAX_MEMBERS = 2000
-ALIASES = {"ppsn_number": "ppsn", "pps_number": "ppsn", "pps": "ppsn", "dob": "date_of_birth",
-           "start_date": "employment_start", "gross": "gross_pay", "frequency": "pay_frequency",
-           "surname": "last_name", "forename": "first_name"}
 
 
 @dataclass
 class Parsed:
     columns: list[str]
-    rows: list[dict[str, str]]  # row number in the file is index + 2 (row 1 is the header)
+    rows: list[dict[str, str]]  # keyed by field; row number in the file is index + 2 (row 1 is the header)
     encoding: str
     warnings: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # field -> the header that fed it
+    mapped: tuple[str, ...] = ()  # the fields an explicit column map decided
 
 
-def _normalise(header: str) -> str:
-    key = header.strip().lower().replace(" ", "_").replace("-", "_")
-    return ALIASES.get(key, key)
+def _reader(fields: list[str | None]) -> Callable[[list[str]], dict[str, str]]:
+    """Record -> {field: cell}, leaving out the columns no field reads."""
+    if all(fields):
+        names = [f or "" for f in fields]
+        return lambda record: dict(zip(names, record, strict=False))
+    used = [(i, f) for i, f in enumerate(fields) if f]
+    return lambda record: {f: record[i] for i, f in used if i < len(record)}
 
 
 def _decode(data: bytes) -> tuple[str, str]:
@@ -48,15 +51,7 @@ def _decode(data: bytes) -> tuple[str, str]:
         return data.decode("latin-1"), "Latin-1"
 
 
-def _check_columns(columns: list[str]) -> list[str]:
-    missing = [c for c in REQUIRED if c not in columns]
-    if missing:
-        raise RejectedFile(f"missing required columns: {', '.join(missing)}")
-    extra = [c for c in columns if c not in REQUIRED and c not in OPTIONAL and c]
-    return [f"ignored extra columns: {', '.join(extra)}"] if extra else []
-
-
-def parse_csv(data: bytes) -> Parsed:
+def parse_csv(data: bytes, mapping: ColumnMap | None = None) -> Parsed:
     text, encoding = _decode(data)
     first_line = text.split("\n", 1)[0]
     delimiter = ";" if first_line.count(";") > first_line.count(",") else ","
@@ -67,8 +62,8 @@ def parse_csv(data: bytes) -> Parsed:
         raise RejectedFile("the file is empty") from None
     except csv.Error as exc:
         raise RejectedFile(f"the file is not readable as CSV: {exc}") from None
-    columns = [_normalise(h) for h in header]
-    warnings = _check_columns(columns)
+    resolved = resolve(header, mapping)
+    read, warnings = _reader(resolved.fields), resolved.warnings
     if encoding == "Latin-1":
         warnings.append("the file is not UTF-8: read as Latin-1 (check names with accents)")
     rows: list[dict[str, str]] = []
@@ -76,14 +71,14 @@ def parse_csv(data: bytes) -> Parsed:
         for record in reader:
             if not any(cell.strip() for cell in record):
                 continue
-            rows.append(dict(zip(columns, record, strict=False)))
+            rows.append(read(record))
             if len(rows) > MAX_ROWS:
                 raise RejectedFile(f"the file has more than {MAX_ROWS:,} rows: split it")
     except csv.Error as exc:
         raise RejectedFile(f"the file is not readable as CSV near row {len(rows) + 2}: {exc}") from None
     if not rows:
         raise RejectedFile("the file has a header but no employees")
-    return Parsed(columns, rows, encoding, warnings)
+    return Parsed(header, rows, encoding, warnings, resolved.sources, resolved.mapped)
 
 
 def _guard_zip(data: bytes) -> None:
@@ -111,7 +106,7 @@ def _cell(value: object) -> str:
     return str(value)
 
 
-def parse_xlsx(data: bytes) -> Parsed:
+def parse_xlsx(data: bytes, mapping: ColumnMap | None = None) -> Parsed:
     _guard_zip(data)
     import openpyxl
 
@@ -122,14 +117,15 @@ def parse_xlsx(data: bytes) -> Parsed:
         header = next(iterator, None)
         if header is None:
             raise RejectedFile("the workbook's first sheet is empty")
-        columns = [_normalise(_cell(h)) for h in header]
-        warnings = _check_columns(columns)
+        columns = [_cell(h) for h in header]
+        resolved = resolve(columns, mapping)
+        read, warnings = _reader(resolved.fields), resolved.warnings
         rows = []
         for record in iterator:
             cells = [_cell(v) for v in record]
             if not any(c.strip() for c in cells):
                 continue
-            rows.append(dict(zip(columns, cells, strict=False)))
+            rows.append(read(cells))
             if len(rows) > MAX_ROWS:
                 raise RejectedFile(f"the workbook has more than {MAX_ROWS:,} rows: split it")
     except RejectedFile:
@@ -138,8 +134,8 @@ def parse_xlsx(data: bytes) -> Parsed:
         raise RejectedFile(f"the workbook is damaged or not a real .xlsx ({exc.__class__.__name__})") from None
     if not rows:
         raise RejectedFile("the workbook has a header but no employees")
-    return Parsed(columns, rows, "XLSX", warnings)
+    return Parsed(columns, rows, "XLSX", warnings, resolved.sources, resolved.mapped)
 
 
-def parse(data: bytes, kind: str) -> Parsed:
-    return parse_xlsx(data) if kind == "xlsx" else parse_csv(data)
+def parse(data: bytes, kind: str, mapping: ColumnMap | None = None) -> Parsed:
+    return parse_xlsx(data, mapping) if kind == "xlsx" else parse_csv(data, mapping)
