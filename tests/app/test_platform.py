@@ -113,10 +113,15 @@ def test_size_limit_and_tenant_quota(sandbox: SandboxState, account: Account) ->
                                   content=b"a,b\n" * (10 * 1024 * 1024 // 4 + 1))
     assert too_big.status_code == 413 and "10 MB" in too_big.json()["error"]
     small = csv_file(1)
-    with psycopg.connect(sandbox.database_url("main", admin=True), autocommit=True) as conn:
-        conn.execute("UPDATE tenants SET storage_quota_bytes = %s WHERE id = %s", (len(small) + 10, account.tenant_id))
     first = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "a.csv"}, content=small)
     assert first.status_code == 201
+    with psycopg.connect(sandbox.database_url("main", admin=True), autocommit=True) as conn:
+        reports = conn.execute("SELECT report_bytes FROM validation_runs WHERE id = %s",
+                               (first.json()["run_id"],)).fetchone()
+        assert reports is not None and reports[0] > 0  # the stored reports count, not only the upload
+        # Room for one more upload of the file, but not for its reports as well.
+        conn.execute("UPDATE tenants SET storage_quota_bytes = %s WHERE id = %s",
+                     (2 * len(small) + reports[0] + 10, account.tenant_id))
     second = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "b.csv"}, content=small)
     assert second.status_code == 413 and "quota" in second.json()["error"]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
+import os
 import resource
 import signal
 import time
@@ -168,6 +169,7 @@ class Checker:
                 if gone is not None and not readable.done() and await gone():
                     return self._refused("the client hung up before the file was read")
             loop.remove_reader(receiver.fileno())
+            os.set_blocking(receiver.fileno(), True)  # uvloop's add_reader made it non-blocking; recv needs it whole
             try:
                 outcome = await asyncio.to_thread(receiver.recv)
             except EOFError:  # the worker died without answering: the kernel's hard CPU limit, or a crash
