@@ -122,10 +122,6 @@ async def list_uploads(request: Request, claims: Claims) -> Response:
     return JSONResponse(await uploads.list_uploads(_resources(request), claims.tenant_id, page.limit, page.offset))
 
 
-def _server_timing(stored: uploads.Stored) -> dict[str, str]:
-    return {"Server-Timing": f"parse-cpu;dur={stored.cpu_seconds * 1000:.1f}"}
-
-
 @authenticated("/api/uploads:create")
 async def create_upload(request: Request, claims: Claims) -> Response:
     try:
@@ -134,7 +130,7 @@ async def create_upload(request: Request, claims: Claims) -> Response:
         raise uploads.too_large() from None
     name = filename(request.headers.get("x-filename"))
     stored = await uploads.check_and_store(_resources(request), claims, data, name, request.is_disconnected)
-    return JSONResponse(stored.body(), status_code=201, headers=_server_timing(stored))
+    return JSONResponse(stored.body(), status_code=201, headers=uploads.server_timing(stored.cpu_seconds))
 
 
 @authenticated("/api/runs")

@@ -30,6 +30,11 @@ PRESIGN_SECONDS = 300
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
+def server_timing(cpu_seconds: float) -> dict[str, str]:
+    """The worker's CPU time for the file, for clients and tests to see (never the file's content)."""
+    return {"Server-Timing": f"parse-cpu;dur={cpu_seconds * 1000:.1f}"}
+
+
 def temp_prefix(tenant_id: str) -> str:
     """Where the tenant's direct (pre-signed) uploads land before they are checked."""
     return f"temp/{tenant_id}/"
@@ -95,7 +100,8 @@ async def _check_then_store(resources: Resources, claims: Claims, data: bytes, f
     upload_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
     outcome = await resources.checker.run(data, kind, filename, run_id, date.today(), gone)
     if isinstance(outcome, Refused):
-        raise Unreadable(outcome.message, field="file", extra={"limits": outcome.limits})
+        raise Unreadable(outcome.message, field="file", extra={"limits": outcome.limits},
+                         headers=server_timing(outcome.cpu_seconds))
     return await _store(resources, claims, data, filename, kind, upload_id, run_id, outcome)
 
 

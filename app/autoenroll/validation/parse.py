@@ -54,11 +54,12 @@ def delimiter_of(text: str) -> str:
 
 
 def _row_of(text: str) -> int:
-    """The record number (the header is 1) that the end of `text` falls in, as a spreadsheet counts rows."""
+    """The record number (the header is 1) that the character after `text` falls in, as a spreadsheet counts rows."""
     try:
-        return sum(1 for _ in csv.reader(io.StringIO(text, newline=""))) or 1
+        records = sum(1 for _ in csv.reader(io.StringIO(text, newline="")))
     except csv.Error:
-        return text.count("\n") + 1
+        records = text.count("\n")
+    return records + 1 if not text or text.endswith(("\n", "\r")) else records
 
 
 def _decode(data: bytes) -> tuple[str, str]:

@@ -47,6 +47,7 @@ class Refused:
     message: str
     status: int = 422
     limits: dict[str, float] = field(default_factory=dict)
+    cpu_seconds: float = 0.0
 
 
 class CpuLimit(Exception):
@@ -85,13 +86,15 @@ def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: 
                    "errors.csv": errors_csv(validation), "summary.pdf": summary_pdf(validation, filename)}
         rows_json = _rows_json(validation)
     except RejectedFile as exc:
-        return Refused(str(exc), 422, limits.describe())
+        return Refused(str(exc), 422, limits.describe(), time.process_time() - started)
     except CpuLimit:
         return Refused(f"reading the file took more than {limits.parse_cpu_seconds} s of CPU "
-                       "(limit parse_cpu_seconds): split it or save it as CSV", 422, limits.describe())
+                       "(limit parse_cpu_seconds): split it or save it as CSV", 422, limits.describe(),
+                       time.process_time() - started)
     except MemoryError:
         return Refused(f"reading the file needed more than {limits.parse_memory_mb} MB of memory "
-                       "(limit parse_memory_mb): split it or save it as CSV", 422, limits.describe())
+                       "(limit parse_memory_mb): split it or save it as CSV", 422, limits.describe(),
+                       time.process_time() - started)
     return Checked(validation.summary(), reports, rows_json, time.process_time() - started,
                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
