@@ -3,6 +3,7 @@ and closed on shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,8 +54,9 @@ async def open_resources(settings: Settings) -> Resources:
     client = aioredis.Redis.from_url(
         settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10
     )
-    return Resources(settings=settings, db_pool=pool, redis=client, s3=make_s3_client(settings),
-                     checker=Checker(settings.limits))
+    checker = Checker(settings.limits)
+    await asyncio.to_thread(checker.start)
+    return Resources(settings=settings, db_pool=pool, redis=client, s3=make_s3_client(settings), checker=checker)
 
 
 async def close_resources(resources: Resources) -> None:

@@ -131,9 +131,14 @@ async def _store(resources: Resources, claims: Claims, data: bytes, filename: st
     return Stored(upload_id, run_id, kind, len(data), outcome.summary, outcome.cpu_seconds)
 
 
-async def insert_results(conn: AsyncConnection[Any], tenant_id: str, run_id: str, rows_json: str) -> None:
-    # COPY FROM is refused under row-level security; one INSERT ... SELECT over a JSON array is one
-    # statement for 100,000 rows, unpacked by the server.
+async def insert_results(conn: AsyncConnection[Any], tenant_id: str, run_id: str, chunks: list[str]) -> None:
+    # COPY FROM is refused under row-level security; an INSERT ... SELECT over a JSON array is one
+    # statement for thousands of rows, unpacked by the server.
+    for chunk in chunks:
+        await _insert_chunk(conn, tenant_id, run_id, chunk)
+
+
+async def _insert_chunk(conn: AsyncConnection[Any], tenant_id: str, run_id: str, rows_json: str) -> None:
     await conn.execute(
         "INSERT INTO employee_results (tenant_id, run_id, row_number, employee_id, ppsn, first_name, last_name,"
         " date_of_birth, email, gross_pay, pay_frequency, eligibility, employee_contribution,"

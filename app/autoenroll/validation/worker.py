@@ -15,6 +15,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -35,7 +36,7 @@ class Checked:
 
     summary: dict[str, Any]
     reports: dict[str, bytes]
-    rows_json: str  # employee_results rows, one JSON array (the database unpacks it in one statement)
+    rows_json: list[str]  # employee_results rows as JSON arrays of ROWS_PER_CHUNK (one statement each)
     cpu_seconds: float
     peak_rss_kb: int
 
@@ -58,7 +59,12 @@ def _raise_cpu_limit(_signum: int, _frame: object) -> None:
     raise CpuLimit
 
 
-def _rows_json(validation: Validation) -> str:
+# libpq keeps its send buffer as large as the largest statement it sent, for the life of the pooled
+# connection: chunks keep that (and the app's peak) to a few MB, whatever the file.
+ROWS_PER_CHUNK = 5000
+
+
+def _rows_json(validation: Validation) -> list[str]:
     # Lengths match employee_results' use of each text column; numbers are already in numeric(12, 2) range.
     rows = []
     for r in validation.results:
@@ -74,7 +80,8 @@ def _rows_json(validation: Validation) -> str:
             "state_contribution": str(r.state) if r.state is not None else None,
             "errors": [{"column": e.column, "rule": e.rule, "message": e.message} for e in r.errors],
         })
-    return json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+    return [json.dumps(rows[i:i + ROWS_PER_CHUNK], ensure_ascii=False, separators=(",", ":"))
+            for i in range(0, len(rows), ROWS_PER_CHUNK)]
 
 
 def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: UploadLimits) -> Checked | Refused:
@@ -128,8 +135,17 @@ class Checker:
     def __init__(self, limits: UploadLimits) -> None:
         self.limits = limits
         self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload(["autoenroll.validation.worker"])
+        # Each worker re-runs the parent's __main__ module (multiprocessing's "main fixup"): preloading it
+        # too (autoenroll.serve in the container) keeps that to the module's own few lines.
+        main = getattr(sys.modules["__main__"].__spec__, "name", None)
+        self._context.set_forkserver_preload(["autoenroll.validation.preload", *([main] if main else [])])
         self._slots = asyncio.Semaphore(limits.parse_workers)
+
+    def start(self) -> None:
+        """Start the forkserver now (it imports the parsers once), not on the first upload."""
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
 
     def _refused(self, message: str) -> Refused:
         return Refused(message, 422, self.limits.describe())
