@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date
 
 import defusedxml.ElementTree  # noqa: F401
-import openpyxl  # noqa: F401
+import openpyxl
 import openpyxl.worksheet._reader  # noqa: F401
 from fpdf import FPDF  # noqa: F401
 
