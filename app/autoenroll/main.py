@@ -20,6 +20,7 @@ from autoenroll.logs import request_id_var
 from autoenroll.middleware import RequestContextMiddleware
 from autoenroll.readiness import readiness
 from autoenroll.resources import close_resources, open_resources
+from autoenroll.uploads import return_large_buffers_to_the_system
 from autoenroll.web import ROUTES as WEB_ROUTES
 
 _HEALTH_BODY = b'{"status":"ok"}'
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> Any:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         resolved = settings or load_settings()
+        return_large_buffers_to_the_system()
         sentry.init(resolved.sentry_dsn, resolved.app_env, resolved.app_version)
         resources = await open_resources(resolved)
         app.state.resources = resources
