@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import json
+import zipfile
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -81,10 +83,7 @@ async def _get(resources: Resources, key: str) -> bytes | None:
 
 def _holds(body: bytes, ppsn: str) -> bool:
     """Whether a stored object still spells the PPSN, in any of the encodings a payroll file comes in."""
-    if body.startswith(b"PK"):
-        import io
-        import zipfile
-
+    if zipfile.is_zipfile(io.BytesIO(body)):
         with zipfile.ZipFile(io.BytesIO(body)) as archive:
             return any(_holds(archive.read(name), ppsn) for name in archive.namelist())
     upper = body.upper()
