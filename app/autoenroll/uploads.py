@@ -39,9 +39,9 @@ def return_large_buffers_to_the_system() -> None:
     _LIBC.mallopt(_M_MMAP_THRESHOLD, LARGE_BUFFER)
 
 
-def server_timing(cpu_seconds: float) -> dict[str, str]:
-    """The worker's CPU time for the file, for clients and tests to see (never the file's content)."""
-    return {"Server-Timing": f"parse-cpu;dur={cpu_seconds * 1000:.1f}"}
+def server_timing(cpu_seconds: float, peak_rss_kb: int = 0) -> dict[str, str]:
+    """The worker's CPU time and peak memory for the file, for clients, tests and benchmarks to see."""
+    return {"Server-Timing": f"parse-cpu;dur={cpu_seconds * 1000:.1f}, parse-rss;desc=\"{peak_rss_kb} kB\""}
 
 
 def temp_prefix(tenant_id: str) -> str:
@@ -67,6 +67,7 @@ class Stored:
     size_bytes: int
     summary: dict[str, Any]
     cpu_seconds: float
+    peak_rss_kb: int
 
     def body(self) -> dict[str, Any]:
         return {"id": self.upload_id, "run_id": self.run_id, "kind": self.kind, "size_bytes": self.size_bytes,
@@ -137,7 +138,7 @@ async def _store(resources: Resources, claims: Claims, data: bytes, filename: st
             for key in written:  # no orphan object: the rows failed, so the files go too
                 await asyncio.to_thread(resources.s3.delete_object, Bucket=bucket, Key=key)
             raise
-    return Stored(upload_id, run_id, kind, len(data), outcome.summary, outcome.cpu_seconds)
+    return Stored(upload_id, run_id, kind, len(data), outcome.summary, outcome.cpu_seconds, outcome.peak_rss_kb)
 
 
 async def insert_results(conn: AsyncConnection[Any], tenant_id: str, run_id: str, chunks: list[str]) -> None:
