@@ -130,7 +130,8 @@ async def create_upload(request: Request, claims: Claims) -> Response:
         raise uploads.too_large() from None
     name = filename(request.headers.get("x-filename"))
     stored = await uploads.check_and_store(_resources(request), claims, data, name, request.is_disconnected)
-    return JSONResponse(stored.body(), status_code=201, headers=uploads.server_timing(stored.cpu_seconds, stored.peak_rss_kb))
+    return JSONResponse(stored.body(), status_code=201,
+                        headers=uploads.server_timing(stored.cpu_seconds, stored.peak_rss_kb))
 
 
 @authenticated("/api/runs")
