@@ -57,3 +57,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="tests/infra: the site name Caddy serves on the --hosts server(s)")
     parser.addoption("--ca-file", action="store", default=None,
                      help="tests/infra: a CA file on the server for the site's certificate (default: system trust)")
+
+
+# The container lab's session fixtures (engine, app image, registry, lab host), for any test folder.
+from tests.lab.fixtures import app_image, docker_engine, lab_host, lab_registry  # noqa: E402,F401

@@ -129,9 +129,18 @@ async def create_upload(request: Request, claims: Claims) -> Response:
     except TooLarge:
         raise uploads.too_large() from None
     name = filename(request.headers.get("x-filename"))
-    stored = await uploads.check_and_store(_resources(request), claims, data, name, request.is_disconnected)
+    stored = await uploads.check_and_store(_resources(request), claims, data, name,
+                                           utf8_header(request.headers.get("x-column-map")), request.is_disconnected)
     return JSONResponse(stored.body(), status_code=201,
                         headers=uploads.server_timing(stored.cpu_seconds, stored.peak_rss_kb))
+
+
+def utf8_header(value: str | None) -> str | None:
+    """A header as its sender meant it: raw UTF-8 bytes arrive decoded as Latin-1."""
+    try:
+        return value.encode("latin-1").decode("utf-8") if value else value
+    except UnicodeError:
+        return value
 
 
 @authenticated("/api/runs")

@@ -26,7 +26,7 @@ class UploadLimits:
     Each is an environment variable (the name in the comment)."""
 
     max_rows: int = 200_000  # UPLOAD_MAX_ROWS: employees in one file
-    max_columns: int = 64  # UPLOAD_MAX_COLUMNS: a header (or any row) wider than this is refused
+    max_columns: int = 1024  # UPLOAD_MAX_COLUMNS: a header (or any row) wider than this is refused
     max_cells: int = 3_000_000  # UPLOAD_MAX_CELLS: cells and row records read, blank ones included
     max_shared_strings: int = 1_000_000  # UPLOAD_MAX_SHARED_STRINGS: an .xlsx's shared-strings table
     parse_seconds: float = 30.0  # UPLOAD_PARSE_SECONDS: wall time to read, check and report one file
@@ -142,7 +142,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         db_pool_max=_int(env, "DB_POOL_MAX", 20, 1, 200),
         limits=UploadLimits(
             max_rows=_int(env, "UPLOAD_MAX_ROWS", 200_000, 1, 1_048_575),
-            max_columns=_int(env, "UPLOAD_MAX_COLUMNS", 64, 8, 16_384),
+            max_columns=_int(env, "UPLOAD_MAX_COLUMNS", 1024, 8, 16_384),
             max_cells=_int(env, "UPLOAD_MAX_CELLS", 3_000_000, 100, 100_000_000),
             max_shared_strings=_int(env, "UPLOAD_MAX_SHARED_STRINGS", 1_000_000, 100, 100_000_000),
             parse_seconds=float(_int(env, "UPLOAD_PARSE_SECONDS", 30, 1, 3600)),

@@ -99,7 +99,8 @@ async def erase_employee(resources: Resources, tenant_id: str, ppsn: str) -> dic
     bucket = resources.settings.s3_bucket_uploads
     async with tenant_tx(resources, tenant_id) as conn:
         runs = await (await conn.execute(
-            "SELECT DISTINCT v.id, v.assessment_date, u.id, u.object_key, u.original_filename, u.content_type"
+            "SELECT DISTINCT v.id, v.assessment_date, u.id, u.object_key, u.original_filename, u.content_type,"
+            " v.summary"
             " FROM employee_results e JOIN validation_runs v ON v.id = e.run_id JOIN uploads u ON u.id = v.upload_id"
             " WHERE upper(replace(ppsn, ' ', '')) = %s", (target,))).fetchall()
         found = await (await conn.execute(
@@ -107,18 +108,24 @@ async def erase_employee(resources: Resources, tenant_id: str, ppsn: str) -> dic
     rewritten: list[str] = []
     missing: list[str] = []
     refused: dict[str, str] = {}
-    for run_id, assessment_date, upload_id, object_key, filename, content_type in runs:
+    unreadable: dict[str, str] = {}
+    for run_id, assessment_date, upload_id, object_key, filename, content_type, summary in runs:
         run_id, upload_id = str(run_id), str(upload_id)
         original = await _get(resources, object_key)
         if original is None:
             missing.append(object_key)
             continue
         kind = "xlsx" if "spreadsheetml" in content_type else "csv"
-        redacted, _blanked, outcome = await resources.checker.call(
-            redact_and_check, (original, kind, filename, run_id, assessment_date, resources.checker.limits, target))
+        result = await resources.checker.call(
+            redact_and_check, (original, kind, filename, run_id, assessment_date, resources.checker.limits, target,
+                               summary.get("columns", {}), summary.get("column_map")))
+        if isinstance(result, Refused):  # a limit stopped the rewrite: the file is left as it is, and said so
+            unreadable[object_key] = result.message
+            continue
+        redacted, _blanked, outcome = result
         if not isinstance(outcome, Checked):
             # Nobody else left in the file (or it can't be re-read): the evidence goes, with its reports.
-            refused[object_key] = outcome.message if isinstance(outcome, Refused) else "unreadable"
+            refused[object_key] = outcome.message
             for key in (object_key, *report_keys(run_id)):
                 await asyncio.to_thread(resources.s3.delete_object, Bucket=bucket, Key=key)
             rewritten += [object_key, *report_keys(run_id)]
@@ -147,11 +154,12 @@ async def erase_employee(resources: Resources, tenant_id: str, ppsn: str) -> dic
     remaining = int(row[0]) if row else 0
     deleted = (int(found[0]) if found else 0) - remaining
     # The proof: read back every object that was rewritten, and look for the PPSN in it.
-    still = []
+    still = list(unreadable)
     for key in rewritten:
         body = await _get(resources, key)
         if body is not None and _holds(body, target):
             still.append(key)
     return {"deleted_rows": deleted, "remaining_rows": remaining, "rewritten_objects": rewritten,
             "removed_files": refused, "missing_objects": missing, "remaining_objects": still,
+            "not_rewritten": unreadable,
             "erased": remaining == 0 and not still}

@@ -15,6 +15,8 @@ guarantee is per person, not per value); pay keeps its magnitude (within 10%).
 
 from __future__ import annotations
 
+import hashlib
+
 # table -> column -> rule name (see SQL_FUNCTIONS)
 MASK_RULES: dict[str, dict[str, str]] = {
     "tenants": {"name": "company", "stripe_customer_id": "token"},
@@ -46,10 +48,25 @@ NOT_PERSONAL: dict[str, set[str]] = {
                          "employee_contribution", "employer_contribution", "state_contribution", "errors"},
 }
 
-# SQL functions (created in pg_temp for the masking transaction only). `k` is the key.
+
+def sql_key(key: str) -> str:
+    """The masking key as the SQL functions take it: HMAC-SHA256's inner and outer padded keys, in hex.
+
+    HMAC is built from core sha256() rather than pgcrypto's hmac(), so masking needs no extension
+    (the sandbox's PostgreSQL build has none); the pads are derived once here, not per value.
+    The result equals hmac(v, key, 'sha256') byte for byte."""
+    block = key.encode()
+    if len(block) > 64:
+        block = hashlib.sha256(block).digest()
+    block = block.ljust(64, b"\0")
+    return bytes(b ^ 0x36 for b in block).hex() + bytes(b ^ 0x5C for b in block).hex()
+
+
+# SQL functions (created in pg_temp for the masking transaction only). `k` is `sql_key(key)`.
 SQL_FUNCTIONS = r"""
 CREATE FUNCTION pg_temp.h(v text, k text) RETURNS bytea LANGUAGE sql IMMUTABLE AS
-  $$ SELECT hmac(convert_to(v, 'UTF8'), convert_to(k, 'UTF8'), 'sha256') $$;
+  $$ SELECT sha256(decode(substring(k from 129 for 128), 'hex')
+                   || sha256(decode(substring(k from 1 for 128), 'hex') || convert_to(v, 'UTF8'))) $$;
 CREATE FUNCTION pg_temp.n(v text, k text, modulo int) RETURNS int LANGUAGE sql IMMUTABLE AS
   $$ SELECT (('x' || encode(substring(pg_temp.h(v, k) from 1 for 4), 'hex'))::bit(32)::bigint % modulo)::int $$;
 CREATE FUNCTION pg_temp.pick(v text, k text, words text[]) RETURNS text LANGUAGE sql IMMUTABLE AS

@@ -84,9 +84,12 @@ async def _used_and_quota(conn: AsyncConnection[Any]) -> tuple[int, int]:
 
 
 async def check_and_store(resources: Resources, claims: Claims, data: bytes, filename: str,
+                          raw_column_map: str | None = None,
                           gone: Callable[[], Awaitable[bool]] | None = None) -> Stored:
     """Upload -> validate -> report, all or nothing: a file that can't be read is refused before
-    anything is stored, and if the database write fails the stored objects are removed again."""
+    anything is stored, and if the database write fails the stored objects are removed again.
+    `raw_column_map` is the employer's JSON {field: header in the file} (validation/columns.py);
+    `gone()` says whether the client hung up (then the worker is stopped)."""
     if not data:
         raise UnsupportedFile("the file is empty", field="file")
     if len(data) > MAX_UPLOAD_BYTES:
@@ -98,7 +101,7 @@ async def check_and_store(resources: Resources, claims: Claims, data: bytes, fil
     except RejectedFile as exc:
         raise Unreadable(str(exc), field="file") from None
     try:
-        return await _check_then_store(resources, claims, data, filename, kind, gone)
+        return await _check_then_store(resources, claims, data, filename, kind, raw_column_map, gone)
     finally:
         # The reports and rows of a big file were tens of MB in this process: give them back to the system.
         gc.collect()
@@ -106,11 +109,12 @@ async def check_and_store(resources: Resources, claims: Claims, data: bytes, fil
 
 
 async def _check_then_store(resources: Resources, claims: Claims, data: bytes, filename: str, kind: str,
-                            gone: Callable[[], Awaitable[bool]] | None) -> Stored:
+                            raw_column_map: str | None, gone: Callable[[], Awaitable[bool]] | None) -> Stored:
     upload_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
-    outcome = await resources.checker.run(data, kind, filename, run_id, date.today(), gone)
+    outcome = await resources.checker.run(data, kind, filename, run_id, date.today(), raw_column_map, gone)
     if isinstance(outcome, Refused):
-        raise Unreadable(outcome.message, field="file", extra={"limits": outcome.limits},
+        # the detail of unrecognised columns is what the page needs to offer a column map
+        raise Unreadable(outcome.message, field="file", extra={**outcome.detail, "limits": outcome.limits},
                          headers=server_timing(outcome.cpu_seconds))
     return await _store(resources, claims, data, filename, kind, upload_id, run_id, outcome)
 

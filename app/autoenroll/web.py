@@ -14,11 +14,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from autoenroll import accounts, api, keys, runs, uploads
+from autoenroll import accounts, api, columns_page, keys, runs, uploads
 from autoenroll.errors import AppError, NotFound, Unauthorized
 from autoenroll.files import MAX_UPLOAD_BYTES
 from autoenroll.schemas import SignIn, SignUp, filename, parse_as
 from autoenroll.security import Claims
+from autoenroll.validation.columns import html_help as columns_help
 
 COOKIE = "ae_token"
 STYLE = """body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
@@ -128,7 +129,7 @@ async def dashboard(request: Request, claims: Claims) -> Response:
 <form method='post' action='/app/upload' enctype='multipart/form-data'>
 <input type='file' name='file' accept='.csv,.xlsx' required> <button type='submit'>Upload and check</button></form>
 <p>CSV or Excel (.xlsx), up to 10 MB, with columns employee_id, ppsn, first_name, last_name, date_of_birth,
-employment_start, gross_pay, pay_frequency.</p></div>
+employment_start, gross_pay, pay_frequency (or any of the names below).</p>{columns_help()}</div>
 <table><tr><th>File</th><th>Employees</th><th>Errors</th><th>Checked</th></tr>{rows}</table>
 <form method='post' action='/logout'><button type='submit'>Sign out</button></form>""")
 
@@ -140,12 +141,14 @@ async def upload(request: Request, claims: Claims) -> Response:
     if file is None or isinstance(file, str):
         return RedirectResponse("/app?error=Choose a file first", status_code=303)
     data = await file.read(MAX_UPLOAD_BYTES + 1)
+    column_map = columns_page.map_from_form(form)
     try:
         stored = await uploads.check_and_store(request.app.state.resources, claims, data, filename(file.filename),
-                                               request.is_disconnected)
+                                               column_map, request.is_disconnected)
     except AppError as exc:
-        return page("That file could not be checked", f"{_message(exc.message)}<p><a href='/app'>Back</a></p>",
-                    status=exc.status)
+        mapping = columns_page.mapping_form(exc.extra, column_map) if "unrecognised_columns" in exc.extra else ""
+        return page("That file could not be checked",
+                    f"{_message(exc.message)}{mapping}<p><a href='/app'>Back</a></p>", status=exc.status)
     return RedirectResponse(f"/app/runs/{stored.run_id}", status_code=303)
 
 
@@ -166,7 +169,7 @@ async def run_page(request: Request, claims: Claims) -> Response:
     return page("Payroll check result", f"""
 <div class='box' id='summary'><p><b>{s['rows']}</b> employees checked, <b>{s['rows_with_errors']}</b> rows with
 errors.</p><p>{stats}</p><p>Contributions per pay period for those automatically enrolled: {money}</p>
-<ul>{warnings}</ul>
+<ul>{warnings}</ul>{columns_page.columns_read(s)}
 <p>Download: <a href='/app/runs/{run_id}/report.pdf'>PDF summary</a> · <a href='/app/runs/{run_id}/report.csv'>
 errors (CSV)</a> · <a href='/app/runs/{run_id}/report.json'>JSON</a></p></div>
 <h2>Row errors</h2><table id='errors'><tr><th>Row</th><th>Column</th><th>Rule</th><th>What to fix</th></tr>

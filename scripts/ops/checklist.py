@@ -19,9 +19,10 @@ from typing import Any
 import httpx
 
 from ops.environment import Environment
-from ops.errors import OpsError
+from ops.errors import OpsError, describe, is_dependency_error
 from ops.migrations import head_revision, schema_revision
 from ops.paths import REPO_ROOT
+from ops.secrets import scrub_text
 
 MAX_BACKUP_AGE = timedelta(hours=26)
 
@@ -397,13 +398,17 @@ def run(env: Environment, progress: Callable[[str], None] = lambda _m: None) -> 
             progress(f"{number}. {title}")
             try:
                 status, evidence = check(env, tenant)
-            except (OpsError, httpx.HTTPError, OSError) as exc:
-                status, evidence = "fail", f"{exc.__class__.__name__}: {exc}"
+            except Exception as exc:  # an unreachable dependency fails its item; the others still run
+                if not (is_dependency_error(exc) or isinstance(exc, OSError)):
+                    raise
+                status, evidence = "fail", f"{exc.__class__.__name__}: {scrub_text(describe(exc))}"
             items.append(Item(number, title, status, evidence))
     finally:
         try:
             tenant.close()  # nothing synthetic is left behind, even when an item failed
-        except (httpx.HTTPError, OSError) as exc:
+        except Exception as exc:
+            if not (is_dependency_error(exc) or isinstance(exc, OSError)):
+                raise
             progress(f"could not erase the synthetic tenant: {exc.__class__.__name__}")
     return items
 

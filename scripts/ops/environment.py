@@ -33,9 +33,12 @@ class ObjectStorage(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     endpoint_url: str | None
     region: str
-    access_key_id: SecretStr
-    secret_access_key: SecretStr
+    # None until a command that touches storage needs them (the adapter then names the variable):
+    # a read-only diagnostic such as `ops health` or `ops env show` needs no R2 keys.
+    access_key_id: SecretStr | None
+    secret_access_key: SecretStr | None
     buckets: dict[str, str]
+    credential_variables: tuple[str, str] = ("R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY")
 
 
 class AppHost(BaseModel):
@@ -134,7 +137,15 @@ def _read_outputs(name: str) -> dict[str, Any]:
         try:
             data = json.loads(Path(path).read_text())
         except FileNotFoundError:
-            raise ConfigError(f"OPS_STACK_OUTPUTS: {path} does not exist") from None
+            raise NotFoundError(f"OPS_STACK_OUTPUTS: {path} does not exist",
+                                hint=f"write it with: pulumi stack output --json --show-secrets --stack {name} > {path}"
+                                ) from None
+        except IsADirectoryError:
+            raise ConfigError(f"OPS_STACK_OUTPUTS: {path} is a folder, not a file",
+                              hint="point it at the JSON file `pulumi stack output --json --show-secrets` wrote"
+                              ) from None
+        except (PermissionError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"OPS_STACK_OUTPUTS: {path} can't be read ({exc.__class__.__name__})") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"OPS_STACK_OUTPUTS: {path} is not JSON ({exc.msg} at line {exc.lineno})") from None
         if not isinstance(data, dict):
@@ -153,15 +164,54 @@ def _read_outputs(name: str) -> dict[str, Any]:
     )
 
 
-def _env_secret(var: str) -> SecretStr:
+def _optional_secret(var: str) -> SecretStr | None:
     value = os.environ.get(var, "")
-    if not value:
-        raise ConfigError(f"{var}: required for this environment but not set")
-    return SecretStr(value)
+    return SecretStr(value) if value else None
+
+
+class _ConnectionStrings(BaseModel):
+    direct: str
+    pooled: str | None = None
+
+
+class _Server(BaseModel):
+    name: str
+    ipv4: str
+    role: Literal["primary", "standby"] = "primary"
+    private_ip: str | None = None
+
+
+class _OutputsShape(BaseModel):
+    """The shape of the outputs `from_outputs` reads (others pass through), so errors name the key path."""
+
+    model_config = ConfigDict(extra="allow")
+    connection_strings: dict[str, _ConnectionStrings]
+    r2_endpoint: str
+    buckets: dict[str, str]
+    public_url: str
+    servers: list[_Server] = []
+    heartbeat_url: str | None = None
+
+
+def _path_of(loc: tuple[int | str, ...]) -> str:
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc).lstrip(".")
+
+
+def check_outputs_shape(name: str, outputs: dict[str, Any]) -> None:
+    """Raise ConfigError naming the first wrongly shaped or missing key, e.g. `servers[0].ipv4`."""
+    try:
+        _OutputsShape.model_validate(outputs)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = _path_of(tuple(first["loc"]))
+        if first["type"] == "missing":
+            raise ConfigError(f"stack outputs for {name}: missing key {where!r}") from None
+        raise ConfigError(f"stack outputs for {name}: {where}: {first['msg'].lower()}") from None
 
 
 def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
     """Build a cloud Environment from stack outputs; errors name the missing output key."""
+    check_outputs_shape(name, outputs)
     try:
         conn = outputs["connection_strings"]
         branch = BRANCH_OF_ENV[name]
@@ -175,7 +225,8 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
         )
         storage = ObjectStorage(
             endpoint_url=outputs["r2_endpoint"], region="auto",
-            access_key_id=_env_secret("R2_ACCESS_KEY_ID"), secret_access_key=_env_secret("R2_SECRET_ACCESS_KEY"),
+            access_key_id=_optional_secret("R2_ACCESS_KEY_ID"),
+            secret_access_key=_optional_secret("R2_SECRET_ACCESS_KEY"),
             buckets=dict(outputs["buckets"]),
         )
         heartbeat = outputs.get("heartbeat_url")

@@ -18,6 +18,9 @@ and exits 1 with a traceback only under `--verbose`.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+
 
 class OpsError(Exception):
     """Root of every error `ops` reports to a person."""
@@ -116,3 +119,37 @@ EXIT_CODES: dict[str, int] = {
         SandboxError,
     )
 }
+
+
+# Libraries whose exceptions mean "a dependency failed", even when one escaped its adapter's mapping.
+DEPENDENCY_MODULES = frozenset({"botocore", "boto3", "s3transfer", "psycopg", "psycopg_pool", "httpx", "httpcore",
+                                "sqlalchemy", "alembic"})
+
+
+def is_dependency_error(exc: BaseException) -> bool:
+    """An OpsError, or an exception raised by a dependency's client library (not by our own code)."""
+    return isinstance(exc, OpsError) or type(exc).__module__.split(".")[0] in DEPENDENCY_MODULES
+
+
+def describe(exc: BaseException) -> str:
+    """One line about a dependency's exception: its first line of text, else its class; secrets masked."""
+    from ops.secrets import scrub_text
+
+    text = str(exc).strip()
+    return scrub_text(text.splitlines()[0][:300]) if text else exc.__class__.__name__
+
+
+@contextmanager
+def map_exceptions(mapping: Mapping[type[BaseException], type[OpsError]], what: str, *,
+                   hint: str | None = None) -> Iterator[None]:
+    """At an adapter's boundary (as httpx maps its transport's errors): a dependency's exception of a
+    class in `mapping` becomes that OpsError, "`what`: <first line>"; OpsErrors and others pass through."""
+    try:
+        yield
+    except OpsError:
+        raise
+    except Exception as exc:
+        for source, target in mapping.items():
+            if isinstance(exc, source):
+                raise target(f"{what}: {describe(exc)}", hint=hint) from None
+        raise

@@ -16,8 +16,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from ops.errors import LockHeldError
+from ops.errors import ConfigError, LockHeldError, NotFoundError
 from ops.interfaces import ObjectStore
 
 
@@ -60,7 +61,7 @@ def object_lock(store: ObjectStore, key: str, *, ttl: timedelta, purpose: str) -
             raise LockHeldError(
                 f"{purpose} is locked by {existing.get('owner', '?')} since {existing.get('acquired_at', '?')}",
                 hint=f"it expires at {existing.get('expires_at')}; if that run is dead, wait for the expiry "
-                     f"or delete the lock object {key!r}")
+                     "or break it: ops lock list --env ENV, then ops lock release NAME --env ENV")
         record["took_over_from"] = str(existing.get("owner", "?"))
         store.delete(key)  # stale: its owner is gone
         if not store.put_bytes(key, json.dumps(record).encode(), if_absent=True):
@@ -71,3 +72,49 @@ def object_lock(store: ObjectStore, key: str, *, ttl: timedelta, purpose: str) -
         current = store.get_bytes(key)
         if current and json.loads(current).get("token") == token:
             store.delete(key)
+
+
+def lock_keys(env_name: str) -> dict[str, str]:
+    """Short name -> key of every lock an environment's operations take (what `ops lock` knows)."""
+    return {"backup": f"{env_name}/.lock", "deploy": f"_ops/{env_name}/deploy.lock",
+            "failover": f"_ops/{env_name}/failover.lock",
+            **{f"refresh-{t}": f"_ops/{env_name}/refresh-{t}.lock" for t in ("staging", "development")}}
+
+
+def _describe(key: str, record: dict[str, str]) -> dict[str, Any]:
+    expires = datetime.fromisoformat(record.get("expires_at", "1970-01-01T00:00:00+00:00"))
+    return {"key": key, "purpose": record.get("purpose", "?"), "owner": record.get("owner", "?"),
+            "acquired_at": record.get("acquired_at"), "expires_at": record.get("expires_at"),
+            "expired": expires <= _now(), "owner_gone": _stale_local_owner(record)}
+
+
+def list_locks(store: ObjectStore, env_name: str) -> list[dict[str, Any]]:
+    """The locks held now (or left by a dead run), with owner and expiry; the `name` is what release takes."""
+    found = []
+    for name, key in lock_keys(env_name).items():
+        raw = store.get_bytes(key)
+        if raw is not None:
+            found.append({"name": name, **_describe(key, json.loads(raw))})
+    return found
+
+
+def release_lock(store: ObjectStore, env_name: str, name: str) -> dict[str, Any]:
+    """Break one lock; the record of who broke which lock (and whose it was) stays in the store."""
+    keys = lock_keys(env_name)
+    key = keys.get(name, name)
+    if key not in keys.values():
+        raise ConfigError(f"unknown lock {name!r}", hint=f"one of: {', '.join(keys)} (see: ops lock list)")
+    raw = store.get_bytes(key)
+    if raw is None:
+        raise NotFoundError(f"no lock {name!r} is held in {env_name}", hint=f"see: ops lock list --env {env_name}")
+    broken = {**_describe(key, json.loads(raw)), "broken_by": _owner(), "broken_at": _now().isoformat()}
+    store.delete(key)
+    stamp = _now().strftime("%Y%m%dT%H%M%S%fZ")
+    store.put_bytes(f"_ops/{env_name}/broken-locks/{stamp}.json", json.dumps(broken, indent=2).encode())
+    return broken
+
+
+def broken_locks(store: ObjectStore, env_name: str) -> list[dict[str, Any]]:
+    """Every recorded lock break, oldest first."""
+    keys = sorted(store.list_keys(f"_ops/{env_name}/broken-locks/"))
+    return [json.loads(raw) for raw in (store.get_bytes(k) for k in keys) if raw is not None]

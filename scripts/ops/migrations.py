@@ -30,7 +30,9 @@ def schema_revision(url: str) -> str | None:
     """The revision a database is at (None before the first migration)."""
     import psycopg
 
-    with psycopg.connect(url, connect_timeout=10) as conn:
+    from ops.pg import connect, pg_errors
+
+    with connect(url) as conn, pg_errors("reading the schema revision"):
         try:
             row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
         except psycopg.errors.UndefinedTable:

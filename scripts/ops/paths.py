@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -33,22 +32,14 @@ def venv_binary(name: str, *aliases: str) -> str:
 
 
 def postgres_bindir() -> Path:
-    """PostgreSQL's server binaries (initdb, postgres, pg_dump), as `pg_config --bindir` reports."""
-    candidates: list[Path] = []
-    if shutil.which("pg_config"):
-        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=False)
-        if out.returncode == 0:
-            candidates.append(Path(out.stdout.strip()))
-    candidates += sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
-    for bindir in candidates:
-        if (bindir / "initdb").exists() and (bindir / "postgres").exists():
-            return bindir
-    raise SandboxError(
-        "PostgreSQL server binaries (initdb, postgres) not found",
-        hint="run bin/setup, which installs Debian's postgresql package",
-    )
+    """PostgreSQL's binaries (initdb, postgres, pg_dump); `ops.pgtools` decides which build."""
+    from ops import pgtools
+
+    return pgtools.bindir()
 
 
 def pg_tool(name: str) -> str:
-    """Path of a PostgreSQL client tool matching the server version (pg_dump, pg_restore, psql)."""
-    return str(postgres_bindir() / name)
+    """Path of a PostgreSQL tool (pg_dump, pg_restore, psql) of production's major version or newer."""
+    from ops import pgtools
+
+    return pgtools.tool(name)

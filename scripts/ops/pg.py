@@ -7,12 +7,13 @@ never on argv, where `ps` would show them.
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import psycopg
 from psycopg import sql
 
-from ops.errors import ExternalError
+from ops.errors import ExternalError, map_exceptions
 
 
 def libpq_env(url: str, *, database: str | None = None) -> dict[str, str]:
@@ -48,6 +49,12 @@ def connect(url: str, **kwargs: object) -> psycopg.Connection[tuple[object, ...]
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
         raise ExternalError(f"database unreachable: {scrub_text(first)}",
                             hint="is the database up? (sandbox: ops sandbox status)") from None
+
+
+def pg_errors(what: str) -> AbstractContextManager[None]:
+    """The boundary for queries: a psycopg error (a lost connection, a failed statement) is exit 7, not a bug."""
+    return map_exceptions({psycopg.Error: ExternalError}, what,
+                          hint="is the database up? (sandbox: ops sandbox status)")
 
 
 def user_tables(conn: psycopg.Connection[tuple[object, ...]]) -> list[str]:

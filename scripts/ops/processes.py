@@ -109,7 +109,11 @@ def run_checked(argv: Sequence[str], *, env: Mapping[str, str] | None = None, wh
     from ops.errors import ExternalError
     from ops.secrets import scrub_text
 
-    out = subprocess.run(list(argv), capture_output=True, text=True, env=dict(env) if env else None, check=False)
+    try:
+        out = subprocess.run(list(argv), capture_output=True, text=True, env=dict(env) if env else None, check=False)
+    except OSError as exc:  # the binary is missing or not executable: a dependency, not a bug
+        raise ExternalError(f"{what} failed: can't run {argv[0]} ({exc.strerror or exc.__class__.__name__})"
+                            ) from None
     if out.returncode != 0:
         lines = (out.stderr or out.stdout).strip().splitlines()
         detail = scrub_text(lines[-1]) if lines else "no output"

@@ -56,8 +56,8 @@ def test_shared_strings_past_the_limit_are_counted_before_openpyxl_loads_them() 
     limits = UploadLimits(max_shared_strings=1000)
     data = workbook(payroll_rows(2), shared_xml=shared_strings(1001))
     with pytest.raises(RejectedFile, match=r"more than 1,000 shared strings.*max_shared_strings"):
-        parse_xlsx(data, limits)
-    assert parse_xlsx(workbook(payroll_rows(2), shared_xml=shared_strings(1000)), limits).rows
+        parse_xlsx(data, limits=limits)
+    assert parse_xlsx(workbook(payroll_rows(2), shared_xml=shared_strings(1000)), limits=limits).rows
 
 
 def test_entity_expansion_is_refused() -> None:
@@ -69,9 +69,9 @@ def test_cells_past_the_limit_are_refused_blank_rows_included() -> None:
     limits = UploadLimits(max_cells=500)
     blank_rows = [f'<row r="{n}"/>' for n in range(2, 600)]
     with pytest.raises(RejectedFile, match=r"more than 500 cells.*max_cells"):
-        parse_xlsx(workbook([row_xml(1, HEADER.split(",")), *blank_rows]), limits)
+        parse_xlsx(workbook([row_xml(1, HEADER.split(",")), *blank_rows]), limits=limits)
     with pytest.raises(RejectedFile, match=r"more than 500 cells.*max_cells"):
-        parse_csv(csv_file(100), limits)
+        parse_csv(csv_file(100), limits=limits)
 
 
 @pytest.mark.parametrize(("numbers", "message"), [

@@ -45,6 +45,20 @@ def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str
     return subprocess.run(argv, capture_output=True, text=True, check=check, timeout=30)
 
 
+def placeholder_app_env() -> dict[str, str]:
+    """The app's variables on a test host: its database, Redis and S3 are not reachable from inside
+    the namespace, so only /health (no I/O) answers; /ready belongs to the sandbox's tests."""
+    return {
+        "APP_ENV": "local", "APP_ROLE": "primary", "APP_VERSION": "testhost",
+        "HOST": "127.0.0.1", "PORT": str(APP_PORT),
+        "DATABASE_URL": "postgresql://autoenroll_app@127.0.0.1:5432/main",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "S3_ENDPOINT_URL": "http://127.0.0.1:8333", "S3_ACCESS_KEY_ID": "testhost",
+        "S3_SECRET_ACCESS_KEY": "testhost-not-a-secret", "S3_BUCKET_UPLOADS": "uploads",
+        "S3_REGION": "us-east-1", "AUTH_SECRET": "testhost-" + "x" * 40,
+    }
+
+
 def remove_stale_namespaces() -> None:
     """Delete test namespaces a killed run left behind (ones with no process inside)."""
     listing = _run(["ip", "netns", "list"], check=False).stdout
@@ -71,6 +85,8 @@ class LocalTestHost:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     created_user: bool = False
     third_octet: int = 0
+    # The venv's Caddy by default; a lab host runs Debian's package, which is what the role installs.
+    caddy_binary: str = field(default_factory=lambda: venv_binary("caddy", "caddyserver"))
 
     # ------------------------------------------------------------------ addresses and files
     @property
@@ -212,15 +228,7 @@ class LocalTestHost:
         I/O) is what the host checks ask for; /ready belongs to the sandbox's tests.
         """
         self.stop_process("app")
-        env = {
-            "APP_ENV": "local", "APP_ROLE": "primary", "APP_VERSION": "testhost",
-            "HOST": bind, "PORT": str(APP_PORT),
-            "DATABASE_URL": "postgresql://autoenroll_app@127.0.0.1:5432/main",
-            "REDIS_URL": "redis://127.0.0.1:6379/0",
-            "S3_ENDPOINT_URL": "http://127.0.0.1:8333", "S3_ACCESS_KEY_ID": "testhost",
-            "S3_SECRET_ACCESS_KEY": "testhost-not-a-secret", "S3_BUCKET_UPLOADS": "uploads",
-            "S3_REGION": "us-east-1", "AUTH_SECRET": "testhost-" + "x" * 40,
-        }
+        env = {**placeholder_app_env(), "HOST": bind}
         self._start("app", app_argv(), env)
         self._wait_listening(APP_PORT)
 
@@ -234,7 +242,7 @@ class LocalTestHost:
             "CADDY_EXTRA_GLOBAL_OPTIONS": "skip_install_trust",
             "XDG_DATA_HOME": str(data / "data"), "XDG_CONFIG_HOME": str(data / "config"), "HOME": str(data),
         }
-        argv = [venv_binary("caddy", "caddyserver"), "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
+        argv = [self.caddy_binary, "run", "--config", str(caddyfile), "--adapter", "caddyfile"]
         self._start("caddy", argv, env)
         self._wait_listening(443)
         root = data / "data" / "caddy" / "pki" / "authorities" / "local" / "root.crt"

@@ -88,6 +88,9 @@ def test_refresh_masks_everything_and_keeps_joins(seeded: SandboxState) -> None:
     report = json.loads(result.stdout)
     assert report["total_rows_masked"] == 4 + 4 + 4 + 600
     assert set(report["timings_s"]) == set(STEPS)
+    for number, step in enumerate(STEPS, 1):  # each long step names itself on stderr, also under --json
+        assert f"[{number}/{len(STEPS)}] {step}: " in result.stderr
+    assert "copy main into staging_refresh_scratch" in result.stderr
     assert report["preserved_as"].startswith("staging_pre_refresh_")
     assert "/ready 200" in report["smoke"]
     assert_masked(seeded)

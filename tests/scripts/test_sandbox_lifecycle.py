@@ -86,7 +86,7 @@ def test_logs_show_a_components_output(lifecycle_root: Path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["component"] == "postgres"
     bad = runner.invoke(app, ["sandbox", "logs", "nginx"])
-    assert bad.exit_code == 9 and "unknown component" in bad.output
+    assert bad.exit_code == 2 and "unknown component" in bad.output  # bad input, not an unhealthy sandbox
 
 
 def test_down_stops_ours_frees_ports_and_spares_others(lifecycle_root: Path) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 
 from ops.paths import REPO_ROOT, venv_binary
+from stacks.host_role import DEPLOY_SCRIPT, app_unit
 
 pytestmark = pytest.mark.unit
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
@@ -16,7 +20,7 @@ WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
 def test_workflows_exist() -> None:
     names = {w.name for w in WORKFLOWS}
     assert {"backup-nightly.yml", "backup-verify-weekly.yml", "refresh-staging.yml",
-            "refresh-development-weekly.yml"} <= names
+            "refresh-development-weekly.yml", "ci.yml", "infra-preview.yml", "release.yml"} <= names
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
@@ -31,3 +35,122 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
                    "      - uses: actions/checkout@v4\n        with: 3\n")
     out = subprocess.run([venv_binary("actionlint"), str(bad)], capture_output=True, text=True, check=False)
     assert out.returncode != 0
+
+
+# --------------------------------------------------------------------------- least privilege, pinning, release
+
+
+def _load(workflow: Path) -> dict[str, Any]:
+    data = yaml.safe_load(workflow.read_text())
+    assert isinstance(data, dict), workflow
+    return data
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_every_job_has_explicit_least_privilege_permissions(workflow: Path) -> None:
+    data = _load(workflow)
+    assert data.get("permissions") == {}, f"{workflow.name}: the workflow-level default must grant nothing"
+    for name, job in data["jobs"].items():
+        permissions = job.get("permissions")
+        assert isinstance(permissions, dict) and permissions, f"{workflow.name}: job {name} has no permissions:"
+        assert "write-all" not in str(permissions) and set(permissions.values()) <= {"read", "write", "none"}
+        writes = {scope for scope, level in permissions.items() if level == "write"}
+        assert writes <= {"packages", "pull-requests"}, f"{workflow.name}: job {name} writes {writes}"
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_actions_are_pinned_to_commits(workflow: Path) -> None:
+    uses = re.findall(r"uses:\s*(\S+)", workflow.read_text())
+    unpinned = [u for u in uses if not re.fullmatch(r"[\w.-]+/[\w./-]+@[0-9a-f]{40}", u)]
+    assert not unpinned, f"{workflow.name}: not pinned to a commit: {unpinned}"
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_secrets_come_from_environments_and_are_never_echoed(workflow: Path) -> None:
+    data = _load(workflow)
+    for name, job in data["jobs"].items():
+        text = yaml.safe_dump(job)
+        used = set(re.findall(r"secrets\.(\w+)", text)) - {"GITHUB_TOKEN"}
+        assert not used or job.get("environment"), f"{workflow.name}: job {name} reads {used} outside an environment"
+        for step in job.get("steps", []):
+            run = step.get("run", "")
+            assert "secrets." not in run, f"{workflow.name}: job {name} puts a secret in a command line"
+            for variable in re.findall(r"\b([A-Z_]*(?:TOKEN|KEY|SECRET|PASSWORD)[A-Z_]*)\b", run):
+                echoed = re.search(rf"\b(echo|cat)\b[^\n|>]*\${{?{variable}\b", run)
+                assert not echoed, f"{workflow.name}: job {name} prints {variable}"
+
+
+def test_ci_runs_the_suite_on_pull_requests_and_main() -> None:
+    data = _load(REPO_ROOT / ".github" / "workflows" / "ci.yml")
+    triggers = data[True]  # YAML 1.1 reads the key `on` as a boolean
+    assert "pull_request" in triggers and triggers["push"]["branches"] == ["main"]
+    assert any(step.get("run") == "bin/test" for step in data["jobs"]["test"]["steps"])
+
+
+def test_infra_preview_runs_for_both_stacks_on_stack_changes() -> None:
+    data = _load(REPO_ROOT / ".github" / "workflows" / "infra-preview.yml")
+    assert set(data[True]["pull_request"]["paths"]) >= {"stacks/**", "Pulumi.*.yaml"}
+    job = data["jobs"]["preview"]
+    assert job["strategy"]["matrix"]["stack"] == ["staging", "production"]
+    runs = " ".join(step.get("run", "") for step in job["steps"])
+    assert 'ops plan --stack "$STACK"' in runs and 'ops cost --stack "$STACK"' in runs
+    preview = [s for s in job["steps"] if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert preview and preview[0]["with"]["command"] == "preview" and preview[0]["with"]["comment-on-pr"] is True
+
+
+def test_release_goes_through_staging_and_waits_for_the_production_environment() -> None:
+    jobs = _load(REPO_ROOT / ".github" / "workflows" / "release.yml")["jobs"]
+    assert jobs["staging"]["environment"] == "staging" and "image" in jobs["staging"]["needs"]
+    assert jobs["production"]["environment"] == "production"
+    assert set(jobs["production"]["needs"]) == {"image", "staging"}
+    for stage in ("staging", "production"):
+        steps = jobs[stage]["steps"]
+        commands = [s.get("run", "") for s in steps]
+        order = [next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions@")),
+                 next(i for i, c in enumerate(commands) if "ops deploy" in c),
+                 next(i for i, c in enumerate(commands) if "ops checklist" in c)]
+        assert order == sorted(order), f"{stage}: pulumi up, then ops deploy, then ops checklist"
+    assert jobs["image"]["permissions"] == {"contents": "read", "packages": "write"}
+
+
+# --------------------------------------------------------------------------- one image name, one tag scheme
+
+
+def _release_name_step() -> str:
+    steps = _load(REPO_ROOT / ".github" / "workflows" / "release.yml")["jobs"]["image"]["steps"]
+    return str(next(s for s in steps if s.get("id") == "name")["run"])
+
+
+def _stack_compute(stack: str) -> dict[str, Any]:
+    config = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())["config"]
+    compute: dict[str, Any] = config["autoenroll:compute"]
+    return compute
+
+
+def test_release_reads_the_image_name_the_stacks_configure() -> None:
+    """release.yml's sed finds exactly the stacks' compute.app_image (run here, on the real files)."""
+    script = _release_name_step()
+    pattern = re.search(r"sed -n '(s/\^    app_image: //p)' Pulumi\.production\.yaml", script)
+    assert pattern, "release.yml no longer reads app_image from Pulumi.production.yaml"
+    for stack in ("staging", "production"):
+        found = subprocess.run(["sed", "-n", pattern.group(1), f"Pulumi.{stack}.yaml"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+        assert found == _stack_compute(stack)["app_image"]
+
+
+def test_release_tags_the_image_as_the_host_role_pulls_it() -> None:
+    """Tag vX.Y.Z -> IMAGE:X.Y.Z: the host role's unit runs ${APP_IMAGE}:${APP_VERSION}, its deploy script
+    pulls $image:$version, and every configured app_version fits the scheme."""
+    steps = _load(REPO_ROOT / ".github" / "workflows" / "release.yml")["jobs"]["image"]["steps"]
+    build = next(s for s in steps if s.get("id") == "build")["with"]
+    assert build["file"] == "app/Dockerfile"
+    assert build["tags"] == "${{ steps.name.outputs.image }}:${{ steps.name.outputs.version }}"
+    assert "${APP_IMAGE}:${APP_VERSION}" in app_unit()
+    assert 'docker pull "$image:$version"' in DEPLOY_SCRIPT
+    scheme = re.search(r"grep -Eq '([^']+)'", _release_name_step())
+    assert scheme, "release.yml no longer checks the tag scheme"
+    for stack in ("staging", "production"):
+        assert re.fullmatch(scheme.group(1).strip("^$"), str(_stack_compute(stack)["app_version"]))
+    deploy_refuses = re.search(r"\*\[!([^\]]+)\]\*", DEPLOY_SCRIPT)
+    assert deploy_refuses, "the deploy script no longer validates its version"
+    assert re.fullmatch(f"[{deploy_refuses.group(1)}]+", "1.22.333"), "a release version the deploy script refuses"

@@ -9,19 +9,20 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from autoenroll.validation import rules
+from autoenroll.validation.columns import EXCLUDED_TYPES, FIELDS, key, yes_no
 from autoenroll.validation.parse import Parsed
 
-YES = {"yes", "y", "true", "1"}
-EXCLUDED_TYPES = {"director": "company directors", "self-employed": "the self-employed",
-                  "self_employed": "the self-employed"}
+EXCLUDED = {key(t): why for t, why in EXCLUDED_TYPES.items()}
+YES_NO_FIELDS = tuple(f.name for f in FIELDS.values() if f.yes_no)
 
 
 @dataclass(frozen=True)
 class RowError:
     row: int
-    column: str
+    column: str  # as the file's header spells it
     rule: str
     message: str
+    field_name: str = ""  # the field the column fed (the key of RowResult.values)
 
 
 @dataclass
@@ -44,6 +45,8 @@ class Validation:
     warnings: list[str]
     encoding: str
     assessment_date: date
+    sources: dict[str, str] = field(default_factory=dict)
+    mapped: tuple[str, ...] = ()
 
     @property
     def errors(self) -> list[RowError]:
@@ -59,7 +62,10 @@ class Validation:
                 "eligibility": {k: counts.get(k, 0) for k in ("automatic", "may_opt_in", "excluded", "invalid")},
                 "contributions_per_period": total, "assessment_date": self.assessment_date.isoformat(),
                 "scheme_rates": {k: str(v) for k, v in vars(rules.rates_for(self.assessment_date.year)).items()},
-                "encoding": self.encoding, "warnings": self.warnings}
+                "encoding": self.encoding, "warnings": self.warnings,
+                # which header fed each field (None: not in the file, so the field's default), so a reviewer
+                # can see that the pension flag was read
+                "columns": {f: self.sources.get(f) for f in FIELDS}, "columns_mapped": list(self.mapped)}
 
 
 def parse_date(value: str) -> date | None:
@@ -100,11 +106,13 @@ def validate(parsed: Parsed, assessment_date: date) -> Validation:
     ppsns = Counter(r.values.get("ppsn", "").strip().upper() for r in results)
     ids = Counter(r.values.get("employee_id", "").strip() for r in results)
     year = assessment_date.year
+    sources = parsed.sources
+    flags = [f for f in YES_NO_FIELDS if f in sources]
     for r in results:
         v = r.values
 
-        def fail(column: str, rule: str, message: str, r: RowResult = r) -> None:
-            r.errors.append(RowError(r.row, column, rule, message))
+        def fail(name: str, rule: str, message: str, r: RowResult = r) -> None:
+            r.errors.append(RowError(r.row, sources.get(name, name), rule, message, name))
 
         for column in ("employee_id", "ppsn", "first_name", "last_name"):
             if not v.get(column, "").strip():
@@ -155,17 +163,22 @@ def validate(parsed: Parsed, assessment_date: date) -> Validation:
             elif not _in_range(thirteen):
                 fail("ytd_13_week_gross", "out_of_range",
                      f"13-week gross must be below EUR {MONEY_MAX + Decimal('0.01'):,}")
+        answers: dict[str, bool | None] = {}
+        for flag in flags:
+            answers[flag] = yes_no(v.get(flag, ""))
+            if answers[flag] is None:
+                fail(flag, "not_yes_no", f"{sources[flag]!r} is {v.get(flag, '')[:40]!r}, not yes or no "
+                                         "(use yes/no, y/n, true/false or 1/0)")
         if r.errors:
             continue
         assert dob is not None and gross is not None
         r.dob, r.gross = dob, gross
-        kind = v.get("employment_type", "").strip().lower()
-        excluded = EXCLUDED_TYPES.get(kind) or (
-            "employees exempt from PRSI" if v.get("prsi_exempt", "").strip().lower() in YES else None)
+        excluded = ((EXCLUDED.get(key(v["employment_type"])) if "employment_type" in v else None)
+                    or ("company directors" if answers.get("director") else None)
+                    or ("employees exempt from PRSI" if answers.get("prsi_exempt") else None))
         r.eligibility, r.reason = rules.eligibility(
             age=rules.age_on(dob, assessment_date), annual_earnings=rules.annualise(gross, frequency),
-            thirteen_week_gross=thirteen, in_pension=v.get("in_pension", "").strip().lower() in YES,
-            excluded_category=excluded)
+            thirteen_week_gross=thirteen, in_pension=bool(answers.get("in_pension")), excluded_category=excluded)
         if r.eligibility == "automatic":
             r.employee, r.employer, r.state = rules.contributions(gross, frequency, year)
-    return Validation(results, parsed.warnings, parsed.encoding, assessment_date)
+    return Validation(results, parsed.warnings, parsed.encoding, assessment_date, parsed.sources, parsed.mapped)

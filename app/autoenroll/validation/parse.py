@@ -1,51 +1,63 @@
 """Reading payroll files: CSV (comma or semicolon; UTF-8 with or without BOM, UTF-16, Latin-1)
 and XLSX, defensively: a zip bomb, a damaged workbook or a file without the required columns
-is rejected with a message an employer can act on, before anything is stored."""
+is rejected with a message an employer can act on, before anything is stored. Which header
+feeds which field is columns.py's table (and the employer's column map). Every file's cost is
+bounded by UploadLimits (config.py), and each row keeps the number the file gives it."""
 
 from __future__ import annotations
 
 import csv
 import io
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from autoenroll.config import UploadLimits
 from autoenroll.files import RejectedFile
+from autoenroll.validation.columns import ColumnMap, Resolved, key, resolve
 
-REQUIRED = ("employee_id", "ppsn", "first_name", "last_name", "date_of_birth", "employment_start", "gross_pay",
-            "pay_frequency")
-OPTIONAL = ("email", "ytd_13_week_gross", "in_pension", "employment_type", "prsi_exempt")
 XLSX_MAX_ROW = 1_048_576  # Excel's last row
 SHEET_MAIN_NS = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
 DEFAULT_LIMITS = UploadLimits()
 MAX_UNCOMPRESSED = 100 * 1024 * 1024  # a 10 MB workbook never legitimately unpacks to more
 MAX_RATIO = 200
 MAX_MEMBERS = 2000
-ALIASES = {"ppsn_number": "ppsn", "pps_number": "ppsn", "pps": "ppsn", "dob": "date_of_birth",
-           "start_date": "employment_start", "gross": "gross_pay", "frequency": "pay_frequency",
-           "surname": "last_name", "forename": "first_name"}
 
 
 @dataclass
 class Parsed:
     columns: list[str]
-    rows: list[dict[str, str]]
+    rows: list[dict[str, str]]  # keyed by field
     encoding: str
     warnings: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)  # field -> the header that fed it
+    mapped: tuple[str, ...] = ()  # the fields an explicit column map decided
     numbers: list[int] = field(default_factory=list)  # each row's number in the file (the header is row 1)
 
 
-def _normalise(header: str) -> str:
-    key = header.strip().lower().replace(" ", "_").replace("-", "_")
-    return ALIASES.get(key, key)
+def _reader(fields: list[str | None]) -> Callable[[list[str]], dict[str, str]]:
+    """Record -> {field: cell}, leaving out the columns no field reads."""
+    if all(fields):
+        names = [f or "" for f in fields]
+        return lambda record: dict(zip(names, record, strict=False))
+    used = [(i, f) for i, f in enumerate(fields) if f]
+    return lambda record: {f: record[i] for i, f in used if i < len(record)}
 
 
-def column_of(header: list[str], name: str) -> int | None:
-    """Which column of `header` feeds the field `name` (None: none does)."""
-    columns = [_normalise(h) for h in header]
-    return columns.index(name) if name in columns else None
+def column_of(header: list[str], name: str, source: str | None = None) -> int | None:
+    """Which column of `header` fed the field `name`: the one headed `source` (as a run's summary records
+    it), else the one the table of spellings reads as `name`; None if neither is there."""
+    if source is not None:
+        for wanted in (source, key(source)):
+            for i, h in enumerate(header):
+                if h == wanted or key(h) == wanted:
+                    return i
+    try:
+        fields = resolve(header).fields
+    except RejectedFile:
+        return None
+    return fields.index(name) if name in fields else None
 
 
 def delimiter_of(text: str) -> str:
@@ -82,14 +94,6 @@ def _decode(data: bytes) -> tuple[str, str]:
                            f"cannot be read: {exc.reason}): save the file again as UTF-8") from None
 
 
-def _check_columns(columns: list[str]) -> list[str]:
-    missing = [c for c in REQUIRED if c not in columns]
-    if missing:
-        raise RejectedFile(f"missing required columns: {', '.join(missing)}")
-    extra = [c for c in columns if c not in REQUIRED and c not in OPTIONAL and c]
-    return [f"ignored extra columns: {', '.join(extra)}"] if extra else []
-
-
 class Budget:
     """Counts the work an upload causes against its limits, so a small file built to blow up (too
     many columns, cells or rows) stops early with a message that names the limit."""
@@ -118,7 +122,7 @@ class Budget:
             raise RejectedFile(f"the file has more than {self.limits.max_rows:,} rows (limit max_rows): split it")
 
 
-def parse_csv(data: bytes, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
+def parse_csv(data: bytes, mapping: ColumnMap | None = None, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
     text, encoding = _decode(data)
     nul = text.find("\x00")
     if nul >= 0:
@@ -132,8 +136,8 @@ def parse_csv(data: bytes, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
     except csv.Error as exc:
         raise RejectedFile(f"the file is not readable as CSV: {exc}") from None
     budget.record(1, len(header))
-    columns = [_normalise(h) for h in header]
-    warnings = _check_columns(columns)
+    resolved = resolve(header, mapping)
+    read, warnings = _reader(resolved.fields), resolved.warnings
     if encoding == "Latin-1":
         warnings.append("the file is not UTF-8: read as Latin-1 (check names with accents)")
     rows: list[dict[str, str]] = []
@@ -145,13 +149,13 @@ def parse_csv(data: bytes, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
             if not any(cell.strip() for cell in record):
                 continue  # a blank row still counts: the rows after it keep the numbers the employer sees
             budget.employee()
-            rows.append(dict(zip(columns, record, strict=False)))
+            rows.append(read(record))
             numbers.append(number)
     except csv.Error as exc:
         raise RejectedFile(f"the file is not readable as CSV near row {number + 1}: {exc}") from None
     if not rows:
         raise RejectedFile("the file has a header but no employees")
-    return Parsed(columns, rows, encoding, warnings, numbers)
+    return Parsed(header, rows, encoding, warnings, resolved.sources, resolved.mapped, numbers)
 
 
 def _guard_zip(data: bytes, limits: UploadLimits) -> None:
@@ -247,10 +251,12 @@ def _sheet_rows(data: bytes, limits: UploadLimits) -> Iterator[tuple[int, dict[i
             yield number, values, len(cells)
 
 
-def parse_xlsx(data: bytes, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
+def parse_xlsx(data: bytes, mapping: ColumnMap | None = None, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
     _guard_zip(data, limits)
     budget = Budget(limits)
     header: list[str] | None = None
+    resolved: Resolved | None = None
+    read = _reader([])
     rows: list[dict[str, str]] = []
     numbers: list[int] = []
     try:
@@ -259,15 +265,16 @@ def parse_xlsx(data: bytes, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
             if header is None:
                 if not values:
                     continue
-                header = [_normalise(values.get(i, "")) for i in range(1, max(values) + 1)]
-                warnings = _check_columns(header)
+                header = [values.get(i, "") for i in range(1, max(values) + 1)]
+                resolved = resolve(header, mapping)
+                read = _reader(resolved.fields)
                 continue
             if "\x00" in "".join(values.values()):
                 raise RejectedFile(f"row {number} contains a NUL character: the workbook is damaged")
             if not any(v.strip() for v in values.values()):
                 continue
             budget.employee()
-            rows.append({column: values.get(i, "") for i, column in enumerate(header, start=1)})
+            rows.append(read([values.get(i, "") for i in range(1, len(header) + 1)]))
             numbers.append(number)
     except RejectedFile:
         raise
@@ -275,12 +282,12 @@ def parse_xlsx(data: bytes, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
         raise
     except Exception as exc:  # openpyxl raises many kinds on malformed parts
         raise RejectedFile(f"the workbook is damaged or not a real .xlsx ({exc.__class__.__name__})") from None
-    if header is None:
+    if header is None or resolved is None:
         raise RejectedFile("the workbook's first sheet is empty")
     if not rows:
         raise RejectedFile("the workbook has a header but no employees")
-    return Parsed(header, rows, "XLSX", warnings, numbers)
+    return Parsed(header, rows, "XLSX", resolved.warnings, resolved.sources, resolved.mapped, numbers)
 
 
-def parse(data: bytes, kind: str, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
-    return parse_xlsx(data, limits) if kind == "xlsx" else parse_csv(data, limits)
+def parse(data: bytes, kind: str, mapping: ColumnMap | None = None, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
+    return parse_xlsx(data, mapping, limits) if kind == "xlsx" else parse_csv(data, mapping, limits)

@@ -14,20 +14,21 @@ def same_ppsn(cell: object, ppsn: str) -> bool:
     return str(cell or "").replace(" ", "").strip().upper() == ppsn
 
 
-def redact(data: bytes, kind: str, ppsn: str) -> tuple[bytes, int]:
-    """`data` with every row whose PPSN is `ppsn` blanked, and how many rows that was."""
+def redact(data: bytes, kind: str, ppsn: str, source: str | None = None) -> tuple[bytes, int]:
+    """`data` with every row whose PPSN is `ppsn` blanked, and how many rows that was; `source` is the
+    header the PPSN was read from when the file was checked (a column map may have chosen it)."""
     target = ppsn.replace(" ", "").strip().upper()
-    return _redact_xlsx(data, target) if kind == "xlsx" else _redact_csv(data, target)
+    return _redact_xlsx(data, target, source) if kind == "xlsx" else _redact_csv(data, target, source)
 
 
 _CODECS = {"UTF-8 (with BOM)": "utf-8-sig", "UTF-16": "utf-16", "UTF-8": "utf-8", "Latin-1": "latin-1"}
 
 
-def _redact_csv(data: bytes, ppsn: str) -> tuple[bytes, int]:
+def _redact_csv(data: bytes, ppsn: str, source: str | None) -> tuple[bytes, int]:
     text, encoding = _decode(data)
     delimiter = delimiter_of(text)
     records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    column = column_of(records[0] if records else [], "ppsn")
+    column = column_of(records[0] if records else [], "ppsn", source)
     if column is None:
         raise RejectedFile("the stored file has no PPSN column")
     blanked = 0
@@ -40,7 +41,7 @@ def _redact_csv(data: bytes, ppsn: str) -> tuple[bytes, int]:
     return out.getvalue().encode(_CODECS[encoding]), blanked
 
 
-def _redact_xlsx(data: bytes, ppsn: str) -> tuple[bytes, int]:
+def _redact_xlsx(data: bytes, ppsn: str, source: str | None) -> tuple[bytes, int]:
     import openpyxl
 
     workbook = openpyxl.load_workbook(io.BytesIO(data))
@@ -51,7 +52,7 @@ def _redact_xlsx(data: bytes, ppsn: str) -> tuple[bytes, int]:
         if column is None:
             header = [str(c.value or "") for c in row]
             if any(header):
-                column = column_of(header, "ppsn")
+                column = column_of(header, "ppsn", source)
                 if column is None:
                     raise RejectedFile("the stored workbook has no PPSN column")
             continue

@@ -29,13 +29,22 @@ def errors_csv(validation: Validation) -> bytes:
     for result in validation.results:
         for error in result.errors:
             writer.writerow([error.row, safe_cell(error.column), error.rule, safe_cell(error.message),
-                             safe_cell(result.values.get(error.column, ""))])
+                             safe_cell(result.values.get(error.field_name or error.column, ""))])
     return out.getvalue().encode("utf-8-sig")  # BOM: Excel opens UTF-8 correctly
 
 
 def _pdf_text(value: object) -> str:
     # The core fonts are Latin-1; names with other characters degrade, never crash.
     return str(value).encode("latin-1", "replace").decode("latin-1")
+
+
+def columns_line(summary: dict[str, Any]) -> str:
+    """Which column fed each field, so a reader can check that the pension flag was read."""
+    mapped = set(summary.get("columns_mapped", []))
+    read = [f"{f} <- '{c}'{' (column map)' if f in mapped else ''}"
+            for f, c in summary.get("columns", {}).items() if c is not None]
+    unread = [f for f, c in summary.get("columns", {}).items() if c is None]
+    return "Columns read: " + "; ".join(read) + (f". Not in the file: {', '.join(unread)}" if unread else "")
 
 
 def summary_pdf(validation: Validation, title: str) -> bytes:
@@ -58,7 +67,7 @@ def summary_pdf(validation: Validation, title: str) -> bytes:
         "Rates this scheme year (% of gross, earnings capped at EUR 80,000 a year): "
         + ", ".join(f"{k} {v}%" for k, v in s["scheme_rates"].items()),
     ]
-    for line in lines + [f"Note: {w}" for w in s["warnings"]]:
+    for line in lines + [f"Note: {w}" for w in s["warnings"]] + [columns_line(s)]:
         pdf.multi_cell(0, 7, _pdf_text(line), new_x="LMARGIN", new_y="NEXT")
     errors = validation.errors[:25]
     if errors:

@@ -24,6 +24,7 @@ from typing import Any
 
 from autoenroll.config import UploadLimits
 from autoenroll.files import RejectedFile
+from autoenroll.validation.columns import UnrecognisedColumns, column_map
 from autoenroll.validation.engine import Validation, validate
 from autoenroll.validation.parse import parse
 from autoenroll.validation.redact import redact
@@ -49,6 +50,7 @@ class Refused:
     status: int = 422
     limits: dict[str, float] = field(default_factory=dict)
     cpu_seconds: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)  # columns.UnrecognisedColumns: what the page offers
 
 
 class CpuLimit(Exception):
@@ -84,14 +86,18 @@ def _rows_json(validation: Validation) -> list[str]:
             for i in range(0, len(rows), ROWS_PER_CHUNK)]
 
 
-def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: UploadLimits) -> Checked | Refused:
-    """Parse, validate and build the reports, in this process (the worker, or a test)."""
+def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: UploadLimits,
+          raw_column_map: str | None = None) -> Checked | Refused:
+    """Parse, validate and build the reports, in this process (the worker, or a test). `raw_column_map`
+    is the employer's JSON {field: header in the file} (validation/columns.py)."""
     started = time.process_time()
     try:
-        validation = validate(parse(data, kind, limits), on)
+        validation = validate(parse(data, kind, column_map(raw_column_map), limits), on)
         reports = {"summary.json": summary_json(validation, {"run_id": run_id}),
                    "errors.csv": errors_csv(validation), "summary.pdf": summary_pdf(validation, filename)}
         rows_json = _rows_json(validation)
+    except UnrecognisedColumns as exc:
+        return Refused(str(exc), 422, limits.describe(), time.process_time() - started, exc.detail())
     except RejectedFile as exc:
         return Refused(str(exc), 422, limits.describe(), time.process_time() - started)
     except CpuLimit:
@@ -102,19 +108,24 @@ def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: 
         return Refused(f"reading the file needed more than {limits.parse_memory_mb} MB of memory "
                        "(limit parse_memory_mb): split it or save it as CSV", 422, limits.describe(),
                        time.process_time() - started)
-    return Checked(validation.summary(), reports, rows_json, time.process_time() - started,
+    summary = validation.summary()
+    if raw_column_map:
+        summary["column_map"] = raw_column_map  # kept with the run: an erasure re-reads the file the same way
+    return Checked(summary, reports, rows_json, time.process_time() - started,
                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def redact_and_check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: UploadLimits,
-                     ppsn: str) -> tuple[bytes, int, Checked | Refused]:
+                     ppsn: str, columns: dict[str, str | None], raw_column_map: str | None) -> tuple[
+                         bytes, int, Checked | Refused]:
     """The file without `ppsn`'s rows (blanked, so every other row keeps its number), how many rows
-    were blanked, and the check of what is left: what an employee's erasure stores in place of both."""
+    were blanked, and the check of what is left, read with the same columns as the first time
+    (`columns`: the run summary's field -> header): what an employee's erasure stores in place of both."""
     try:
-        redacted, blanked = redact(data, kind, ppsn)
+        redacted, blanked = redact(data, kind, ppsn, columns.get("ppsn"))
     except RejectedFile as exc:
         return data, 0, Refused(str(exc), 422, limits.describe())
-    return redacted, blanked, check(redacted, kind, filename, run_id, on, limits)
+    return redacted, blanked, check(redacted, kind, filename, run_id, on, limits, raw_column_map)
 
 
 def _worker(conn: Any, task: Callable[..., Any], args: tuple[Any, ...], limits: UploadLimits) -> None:
@@ -151,9 +162,10 @@ class Checker:
         return Refused(message, 422, self.limits.describe())
 
     async def run(self, data: bytes, kind: str, filename: str, run_id: str, on: date,
+                  raw_column_map: str | None = None,
                   gone: Callable[[], Awaitable[bool]] | None = None) -> Checked | Refused:
         """The check's outcome; `gone()` is asked now and then whether the client hung up (then the work stops)."""
-        outcome = await self.call(check, (data, kind, filename, run_id, on, self.limits), gone)
+        outcome = await self.call(check, (data, kind, filename, run_id, on, self.limits, raw_column_map), gone)
         assert isinstance(outcome, Checked | Refused)
         return outcome
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -10,7 +11,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ops.environment import ObjectStorage
-from ops.errors import ExternalError, NotFoundError
+from ops.errors import ConfigError, ExternalError, NotFoundError, describe
 
 
 def _code(exc: ClientError) -> str:
@@ -22,6 +23,12 @@ class S3ObjectStore:
         if bucket_role not in storage.buckets:
             raise NotFoundError(f"no {bucket_role!r} bucket in this environment")
         self.bucket = storage.buckets[bucket_role]
+        for variable, value in zip(storage.credential_variables, (storage.access_key_id, storage.secret_access_key),
+                                   strict=True):
+            if value is None:
+                raise ConfigError(f"{variable}: required to reach object storage but not set",
+                                  hint="only commands that touch storage (backups, locks, journals) need it")
+        assert storage.access_key_id is not None and storage.secret_access_key is not None
         self._client: Any = boto3.client(
             "s3",
             endpoint_url=storage.endpoint_url,
@@ -33,39 +40,48 @@ class S3ObjectStore:
                           s3={"addressing_style": "path"}),
         )
 
-    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+    @contextmanager
+    def _errors(self, what: str, key: str | None = None) -> Iterator[None]:
+        """The boundary: every botocore exception leaves as NotFoundError (no bucket) or ExternalError (exit 7)."""
+        where = f"{self.bucket}/{key}" if key else self.bucket
         try:
-            return fn(Bucket=self.bucket, **kwargs)
+            yield
         except ClientError as exc:
             code = _code(exc)
             if code == "NoSuchBucket":
                 raise NotFoundError(f"bucket {self.bucket!r} does not exist",
                                     hint="check the environment's buckets (ops env show)") from None
             request_id = exc.response.get("ResponseMetadata", {}).get("RequestId")
-            raise ExternalError(f"S3 {what} on {self.bucket}: {code or 'error'}"
+            raise ExternalError(f"S3 {what} on {where}: {code or 'error'}"
                                 + (f" (request id {request_id})" if request_id else "")) from None
         except BotoCoreError as exc:
-            raise ExternalError(f"S3 {what} on {self.bucket}: {exc.__class__.__name__}") from None
+            raise ExternalError(f"S3 {what} on {where}: {describe(exc)}",
+                                hint="is the object store reachable? (sandbox: ops sandbox status)") from None
+
+    def _call(self, what: str, fn: Any, **kwargs: Any) -> Any:
+        with self._errors(what, kwargs.get("Key")):
+            return fn(Bucket=self.bucket, **kwargs)
 
     def put_bytes(self, key: str, data: bytes, *, if_absent: bool = False) -> bool:
         """Write an object; with `if_absent`, only if none exists (False when one does)."""
         extra = {"IfNoneMatch": "*"} if if_absent else {}
-        try:
-            self._client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
-            return True
-        except ClientError as exc:
-            if if_absent and _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                return False
-            return bool(self._call("put", self._client.put_object, Key=key, Body=data, **extra))
+        with self._errors("put", key):
+            try:
+                self._client.put_object(Bucket=self.bucket, Key=key, Body=data, **extra)
+                return True
+            except ClientError as exc:
+                if if_absent and _code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                    return False
+                raise
 
     def get_bytes(self, key: str) -> bytes | None:
-        try:
-            return bytes(self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
-        except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404"):
-                return None
-            self._call("get", self._client.get_object, Key=key)
-            return None
+        with self._errors("get", key):
+            try:
+                return bytes(self._client.get_object(Bucket=self.bucket, Key=key)["Body"].read())
+            except ClientError as exc:
+                if _code(exc) in ("NoSuchKey", "404"):
+                    return None
+                raise
 
     def delete(self, key: str) -> None:
         self._call("delete", self._client.delete_object, Key=key)
@@ -81,12 +97,13 @@ class S3ObjectStore:
             token = {"ContinuationToken": page["NextContinuationToken"]}
 
     def size(self, key: str) -> int | None:
-        try:
-            return int(self._client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
-        except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404", "NotFound"):
-                return None
-            raise ExternalError(f"S3 head on {self.bucket}/{key}: {_code(exc)}") from None
+        with self._errors("head", key):
+            try:
+                return int(self._client.head_object(Bucket=self.bucket, Key=key)["ContentLength"])
+            except ClientError as exc:
+                if _code(exc) in ("NoSuchKey", "404", "NotFound"):
+                    return None
+                raise
 
     def start_multipart(self, key: str) -> str:
         return str(self._call("multipart start", self._client.create_multipart_upload, Key=key)["UploadId"])
@@ -102,11 +119,12 @@ class S3ObjectStore:
                    MultipartUpload={"Parts": parts})
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
-        try:
-            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
-        except ClientError as exc:
-            if _code(exc) not in ("NoSuchUpload", "404"):
-                raise ExternalError(f"S3 multipart abort on {self.bucket}/{key}: {_code(exc)}") from None
+        with self._errors("multipart abort", key):
+            try:
+                self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if _code(exc) not in ("NoSuchUpload", "404"):
+                    raise
 
     def list_multipart(self, prefix: str) -> list[dict[str, Any]]:
         page = self._call("list multipart", self._client.list_multipart_uploads, Prefix=prefix)
@@ -114,10 +132,12 @@ class S3ObjectStore:
                 for u in page.get("Uploads", [])]
 
     def stream(self, key: str, chunk_size: int = 8 * 1024 * 1024) -> Iterator[bytes]:
-        try:
-            body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
-        except ClientError as exc:
-            if _code(exc) in ("NoSuchKey", "404"):
-                raise NotFoundError(f"object {key} not found in {self.bucket}") from None
-            raise ExternalError(f"S3 get on {self.bucket}/{key}: {_code(exc)}") from None
-        yield from body.iter_chunks(chunk_size)
+        with self._errors("get", key):
+            try:
+                body = self._client.get_object(Bucket=self.bucket, Key=key)["Body"]
+            except ClientError as exc:
+                if _code(exc) in ("NoSuchKey", "404"):
+                    raise NotFoundError(f"object {key} not found in {self.bucket}") from None
+                raise
+            # A connection lost mid-download is a dependency failure too, not a bug.
+            yield from body.iter_chunks(chunk_size)

@@ -25,6 +25,7 @@ from ops.errors import ConfigError, NotFoundError, RefusedError, VerificationErr
 from ops.interfaces import Heartbeat, ObjectStore
 from ops.locks import object_lock
 from ops.pg import connect, create_database, drop_database, libpq_env, row_counts, with_database
+from ops.pgtools import require_client_for
 from ops.pipeline import sink, source
 
 PART_SIZE = 16 * 1024 * 1024  # R2 wants equal-sized parts (but the last); 16 MiB keeps memory bounded
@@ -86,6 +87,7 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             snapshot = str(conn.execute("SELECT pg_export_snapshot()").fetchone()[0])  # type: ignore[index]
             version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+            require_client_for(version, name="pg_dump", what=f"the {env.name} database")
             database = str(conn.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
             tables = row_counts(conn)
             digest, stored = _upload(store, data_key, dump_stages(libpq_env(url), recipient, snapshot=snapshot),
@@ -198,6 +200,7 @@ def verify(env: Environment, store: ObjectStore, backup_id: str | None, *, progr
     from autoenroll.sanity import SANITY_QUERIES
 
     manifest = find(env.name, store, backup_id)
+    require_client_for(manifest.server_version, name="pg_restore", what=f"backup {manifest.id}")
     if env.scratch_database_url is None:
         raise ConfigError("OPS_SCRATCH_DATABASE_URL: required (a PostgreSQL server where verify may create "
                           "and drop a scratch database)")
@@ -267,6 +270,7 @@ def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *,
             progress: Progress = _noop) -> dict[str, Any]:
     """Replace the environment's database with the backup, atomically."""
     target = env.database_url()
+    require_client_for(manifest.server_version, name="pg_restore", what=f"backup {manifest.id}")
     chunks, (sha, state) = _checked_stream(store, manifest, progress)
     t0 = time.monotonic()
     sink(restore_stages(libpq_env(target), _identity(env), scratch=False), chunks)

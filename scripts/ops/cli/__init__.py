@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from ops.cli import backup, checklist, db, deploy, envcmd, failover, plan, sandbox, stack_reports
+from ops.cli import backup, checklist, db, deploy, envcmd, failover, lock, plan, sandbox, stack_reports
 from ops.cli.base import OpsTyper
 
 app = OpsTyper(
@@ -17,6 +17,7 @@ app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(envcmd.app, name="env")
 app.add_typer(backup.app, name="backup")
 app.add_typer(db.app, name="db")
+app.add_typer(lock.app, name="lock")
 app.command("plan")(plan.plan)
 app.command("cost")(stack_reports.cost)
 app.command("procurement")(stack_reports.procurement)
@@ -28,9 +29,20 @@ app.command("failback")(failover.failback)
 app.command("checklist")(checklist.checklist)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from ops import __version__, pgtools
+
+        # The client tools' major is part of what a bug report needs (it must be >= the server's).
+        typer.echo(f"ops {__version__} (pg_dump {pgtools.tool_major('pg_dump')})")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks for unexpected errors."),
+    _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                  help="Print the version of ops (and of its pg_dump) and exit."),
 ) -> None:
     """Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 refused, 4 needs confirmation, 5 not found,
     6 lock held, 7 external failure, 8 verification failed, 9 sandbox unhealthy."""

@@ -13,9 +13,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeE
 from ops.adapters.heartbeat import HttpHeartbeat
 from ops.adapters.s3_store import S3ObjectStore
 from ops.backup import usecases as uc
-from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
+from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt, typed_confirmation
 from ops.environment import Environment, resolve
-from ops.errors import ConfirmationRequired, VerificationError
+from ops.errors import ConfigError, VerificationError
 from ops.output import print_json, progress, stderr, table
 
 app = OpsTyper(help="Backups: streamed, compressed (zstd), encrypted (age), verified by restore, pruned by policy.")
@@ -40,9 +40,16 @@ def _bar(label: str, total: int | None, quiet: bool) -> Iterator[Callable[[int],
         yield lambda done: bar.update(task, completed=done)
 
 
-def _pick(env: Environment, backup_id: str | None, latest: bool) -> Any:
+def _check_pick(backup_id: str | None, latest: bool) -> None:
+    """Bad input is refused before anything is resolved or contacted."""
     if backup_id is None and not latest:
-        raise typer.BadParameter("give a backup id or --latest")
+        raise ConfigError("give a backup id or --latest", hint="see: ops backup list")
+    if backup_id is not None and latest:
+        raise ConfigError(f"give a backup id or --latest, not both (got {backup_id} and --latest)")
+
+
+def _pick(env: Environment, backup_id: str | None, latest: bool) -> Any:
+    _check_pick(backup_id, latest)
     return uc.find(env.name, _store(env), None if latest else backup_id)
 
 
@@ -50,6 +57,8 @@ def _pick(env: Environment, backup_id: str | None, latest: bool) -> Any:
 def create(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Back up the environment's database now, then ping its heartbeat."""
     env = resolve(env_name)
+    on_interrupt("no backup was recorded (the manifest is written last); the next run cleans up the partial "
+                 f"upload: run `ops backup create --env {env.name}` again")
     heartbeat = HttpHeartbeat(env.heartbeat_url.get_secret_value()) if env.heartbeat_url else None
     with _bar("uploading", None, as_json) as bar:
         result = uc.create(env, _store(env), heartbeat, progress=bar)
@@ -84,8 +93,11 @@ def list_(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
 def verify(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, env_name: str = ENV_OPTION,
            as_json: bool = JSON_OPTION) -> None:
     """Restore a backup into a scratch database and check it; exit 8 when anything is off."""
+    _check_pick(backup_id, latest)
     env = resolve(env_name)
     manifest = _pick(env, backup_id, latest)
+    on_interrupt("verify changes nothing but its scratch database, which is dropped (or replaced by the next verify): "
+                 "run the same command again")
     with _bar("verifying", manifest.stored_bytes, as_json) as bar:
         result = uc.verify(env, _store(env), manifest.id, progress=bar)
     if as_json:
@@ -103,22 +115,23 @@ def verify(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, en
 def restore(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, env_name: str = ENV_OPTION,
             yes: bool = YES_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Replace the environment's database with a backup. Prints the plan unless --yes."""
+    _check_pick(backup_id, latest)
     env = resolve(env_name)
     manifest = _pick(env, backup_id, latest)
     steps = uc.restore_plan(env, manifest)
     if not yes:
-        if as_json:
-            print_json({"plan": steps, "backup": manifest.id, "applied": False})
-        else:
-            for number, step in enumerate(steps, 1):
-                stderr.print(f"  {number}. {step}", highlight=False)
-            progress(f"plan only: run again with --yes to restore {manifest.id} into {env.name}")
-        return
-    if env.is_production and not as_json:
-        typed = typer.prompt(f"This replaces production's database with backup {manifest.id}. "
-                             "Type the environment name to confirm", default="", show_default=False)
-        if typed != "production":
-            raise ConfirmationRequired("not confirmed: nothing was changed")
+        for number, step in enumerate(steps, 1):
+            stderr.print(f"  {number}. {step}", highlight=False)
+        if not env.is_production:
+            if as_json:
+                print_json({"plan": steps, "backup": manifest.id, "applied": False})
+            else:
+                progress(f"plan only: run again with --yes to restore {manifest.id} into {env.name}")
+            return
+        # Production: the plan above, then the typed name (never skipped by --json; --yes is CI's confirmation).
+        typed_confirmation(env.name, f"replace the database with backup {manifest.id}")
+    on_interrupt(f"the restore runs in one transaction, so {env.name}'s database is unchanged; "
+                 "run the same command again")
     with _bar("restoring", manifest.stored_bytes, as_json) as bar:
         result = uc.restore(env, _store(env), manifest, progress=bar)
     if as_json:
@@ -134,6 +147,7 @@ def fetch(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, env
           out: Path = typer.Option(..., "--out", "-o", help="File to write the encrypted backup to."),
           as_json: bool = JSON_OPTION) -> None:
     """Download a backup's encrypted object (checksum checked), for a restore with the plain tools."""
+    _check_pick(backup_id, latest)
     env = resolve(env_name)
     manifest = _pick(env, backup_id, latest)
     partial = out.with_name(out.name + ".partial")

@@ -8,15 +8,31 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 import typer
 
-from ops.errors import OpsError
+from ops.errors import ConfirmationRequired, ExternalError, OpsError, describe, is_dependency_error
 from ops.output import stderr
 from ops.secrets import scrub_text
+
+
+def typed_confirmation(environment: str, action: str) -> None:
+    """Ask the person at the terminal to type the environment's name; `--json` never skips this, only `--yes`.
+
+    Without a terminal (CI, a pipe) there is nobody to ask: that is exit 4, not a prompt that aborts."""
+    if not sys.stdin.isatty():
+        raise ConfirmationRequired(f"{action} in {environment} needs confirmation and there is no terminal to ask",
+                                   hint="confirm with --yes (CI), or run it in a terminal")
+    stderr.print(f"{action} in [bold]{environment}[/bold]. Type the environment name to confirm: ", end="",
+                 highlight=False)
+    typed = sys.stdin.readline().strip()
+    if typed != environment:
+        raise ConfirmationRequired("not confirmed: nothing was changed")
 
 
 def report_error(exc: OpsError) -> None:
@@ -25,17 +41,39 @@ def report_error(exc: OpsError) -> None:
         stderr.print(f"[dim]hint: {scrub_text(exc.hint)}[/dim]", highlight=False)
 
 
-def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
+_interrupt_note: ContextVar[str | None] = ContextVar("interrupt_note", default=None)
+
+
+def on_interrupt(note: str) -> None:
+    """What a Ctrl-C during the rest of this command leaves behind, and how to resume, in a few words."""
+    _interrupt_note.set(note)
+
+
+def _interrupted(command: str) -> None:
+    note = _interrupt_note.get() or ("journaled steps that finished are kept; "
+                                     "run the same command again to resume from there")
+    stderr.print(f"[yellow]interrupted:[/yellow] {command} stopped; {scrub_text(note)}", highlight=False)
+
+
+def _guard(func: Callable[..., Any], command: Callable[[], str] = lambda: "ops") -> Callable[..., Any]:
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        token = _interrupt_note.set(None)
         try:
             return func(*args, **kwargs)
         except OpsError as exc:
             report_error(exc)
             raise typer.Exit(exc.exit_code) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+        except KeyboardInterrupt:
+            _interrupted(command())
+            raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort):
             raise
-        except Exception as exc:  # a bug: say so plainly; the traceback only on request
+        except Exception as exc:
+            if is_dependency_error(exc):  # an adapter missed it: still a dependency failure (exit 7), not a bug
+                report_error(ExternalError(f"{exc.__class__.__name__}: {describe(exc)}"))
+                raise typer.Exit(ExternalError.exit_code) from None
+            # a bug: say so plainly; the traceback only on request
             stderr.print(f"[red]error:[/red] unexpected {exc.__class__.__name__}: {scrub_text(str(exc))}",
                          highlight=False)
             if os.environ.get("OPS_VERBOSE"):
@@ -43,6 +81,8 @@ def _guard(func: Callable[..., Any]) -> Callable[..., Any]:
             else:
                 stderr.print("[dim]hint: run again with --verbose for the traceback[/dim]")
             raise typer.Exit(1) from None
+        finally:
+            _interrupt_note.reset(token)
 
     return wrapper
 
@@ -58,6 +98,12 @@ class OpsTyper(typer.Typer):
         kwargs.setdefault("pretty_exceptions_enable", False)
         kwargs.setdefault("add_completion", False)
         super().__init__(**kwargs)
+        self.ops_path = "ops"  # how a person typed this sub-app, for messages ("ops backup")
+
+    def add_typer(self, typer_instance: typer.Typer, **kwargs: Any) -> None:
+        if isinstance(typer_instance, OpsTyper) and kwargs.get("name"):
+            typer_instance.ops_path = f"{self.ops_path} {kwargs['name']}"
+        super().add_typer(typer_instance, **kwargs)
 
     def command(  # type: ignore[override]
         self, *args: Any, **kwargs: Any
@@ -65,7 +111,8 @@ class OpsTyper(typer.Typer):
         register = super().command(*args, **kwargs)
 
         def decorator(func: Callable[..., Any]) -> Callable[..., Any]:
-            register(_guard(func))
+            name = kwargs.get("name") or (args[0] if args else func.__name__.replace("_", "-"))
+            register(_guard(func, lambda: f"{self.ops_path} {name}"))
             return func
 
         return decorator

@@ -8,7 +8,7 @@ import httpx
 import typer
 
 from ops.adapters.s3_store import S3ObjectStore
-from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
+from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt, typed_confirmation
 from ops.environment import Environment, resolve
 from ops.errors import ExternalError
 from ops.migrations import head_revision, migrate, schema_revision
@@ -90,10 +90,12 @@ def refresh(
                 stderr.print(f"  {number}. {text}", highlight=False)
             progress("plan only: run again with --yes")
         return
+    on_interrupt(f"the refresh of {target} is journaled and {target} is untouched until its swap step: "
+                 f"run `ops db refresh {target} --from {source} --env {env.name} --yes` again to resume")
     report = usecase.refresh(
         env.name, branch_store(env), S3ObjectStore(env.storage, "backups"), target=target, source=source,
         masking_key=env.masking_key.get_secret_value() if env.masking_key else None,
-        smoke=smoke_check(env, target), progress=lambda m: None if as_json else progress(m))
+        smoke=smoke_check(env, target), progress=progress)  # stderr, so --json's stdout stays JSON alone
     if as_json:
         print_json({**report.to_json(), "applied": True})
         return
@@ -106,15 +108,29 @@ def refresh(
 def migrate_cmd(
     env_name: str = ENV_OPTION,
     branch: str | None = typer.Option(None, "--branch", help="Branch database (default: the environment's own)."),
+    plan_only: bool = typer.Option(False, "--plan", help="Print the revisions it would apply and change nothing."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm a migration of production (CI)."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Bring a branch's schema to the app's head revision (idempotent)."""
+    """Bring a branch's schema to the app's head revision (idempotent). --plan changes nothing."""
     env = resolve(env_name)
     url = env.database_url(branch)
     before = schema_revision(url)
+    head = head_revision()
+    if plan_only:
+        plan = {"branch": branch or env.branch, "before": before, "head": head, "applied": False,
+                "plan": [] if before == head else [f"alembic upgrade {before or 'base'} -> {head}"]}
+        if as_json:
+            print_json(plan)
+        else:
+            progress(f"{plan['branch']}: at {before}, head {head}: "
+                     + ("nothing to do" if before == head else f"would upgrade to {head}") + " (plan only)")
+        return
+    if env.is_production and before != head and not yes:
+        typed_confirmation(env.name, f"migrate the {branch or env.branch} database {before} -> {head}")
     migrate(url)
     after = schema_revision(url)
-    result = {"branch": branch or env.branch, "before": before, "after": after, "head": head_revision()}
+    result = {"branch": branch or env.branch, "before": before, "after": after, "head": head}
     if as_json:
         print_json(result)
     else:

@@ -9,8 +9,6 @@ from ops.cli.plan import STACK_OPTION, run_plan_or_config_error
 from ops.errors import ConfigError, VerificationError
 from ops.output import print_json, progress, table
 
-FORMAT_OPTION = typer.Option("md", "--format", help="md or json")
-
 
 def cost(stack: str = STACK_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Monthly cost of a stack from the dated price table, against its phase's budget; exit 8 when over."""
@@ -33,14 +31,12 @@ def cost(stack: str = STACK_OPTION, as_json: bool = JSON_OPTION) -> None:
                                 f"budget of {estimate.budget:.2f}")
 
 
-def procurement(stack: str = STACK_OPTION, fmt: str = FORMAT_OPTION) -> None:
-    """The seed's procurement answers with their evidence; refuses (exit 8) if anything is outside the EU."""
+def procurement(stack: str = STACK_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """The seed's procurement answers with evidence (Markdown, or --json); exit 8 if anything is outside the EU."""
     from stacks.procurement import answers
 
-    if fmt not in ("md", "json"):
-        raise ConfigError(f"--format: must be md or json, got {fmt!r}")
     result = answers(run_plan_or_config_error(stack))
-    if fmt == "json":
+    if as_json:
         print_json(result.to_json())
     else:
         typer.echo(result.to_markdown(), nl=False)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 
-from autoenroll.masking import SQL_FUNCTIONS, update_statements
+from autoenroll.masking import SQL_FUNCTIONS, sql_key, update_statements
 from ops import failpoints
 from ops.pg import connect
 
@@ -23,11 +23,10 @@ def mask_database(url: str, key: str) -> tuple[dict[str, int], bool]:
         if exists and exists[0]:
             row = conn.execute(f"SELECT rows FROM {MARKER} ORDER BY masked_at DESC LIMIT 1").fetchone()  # noqa: S608
             return (dict(row[0]) if row else {}), False  # type: ignore[call-overload]
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
         conn.execute(SQL_FUNCTIONS)
         counts: dict[str, int] = {}
         for table, statement in update_statements().items():
-            cursor = conn.execute(statement, {"key": key})
+            cursor = conn.execute(statement, {"key": sql_key(key)})
             counts[table] = cursor.rowcount
             failpoints.hit("refresh.mask.table")
         conn.execute(f"CREATE TABLE {MARKER} (masked_at timestamptz NOT NULL DEFAULT now(), rows jsonb NOT NULL)")

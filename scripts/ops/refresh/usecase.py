@@ -87,13 +87,25 @@ def refresh(env_name: str, branches: BranchStore, objects: ObjectStore, *, targe
                        "done": [], "timings": {}, "rows_masked": {}}
         report = RefreshReport(target, source, journal["preserve_as"], resumed)
 
+        # Each step names itself and what it works on, so a long one is never a silent wait.
+        what = {
+            "copy": f"copy {source} into {scratch} (pg_dump | pg_restore, the longest step)",
+            "mask": f"mask personal data in {scratch} (one transaction)",
+            "swap": f"swap {scratch} in as {target}, keeping the old one as {journal['preserve_as']}",
+            "migrate": f"migrate {target} to the app's head revision",
+            "smoke": f"smoke check: the app against {target}",
+            "retention": f"drop preserved copies of {target} beyond the newest {KEEP_PRESERVED}",
+        }
+
         def step(name: str, action: Callable[[], None]) -> None:
+            counter = f"[{STEPS.index(name) + 1}/{len(STEPS)}] {name}"
             if name in journal["done"]:
-                progress(f"{name}: already done")
+                progress(f"{counter}: already done (journal)")
                 return
-            progress(f"{name} ...")
+            progress(f"{counter}: {what[name]} ...")
             t0 = time.monotonic()
             action()
+            progress(f"{counter}: done in {time.monotonic() - t0:.1f} s")
             journal["timings"][name] = round(time.monotonic() - t0, 3)
             journal["done"].append(name)
             objects.put_bytes(journal_key, json.dumps(journal).encode())

@@ -21,7 +21,7 @@ from typing import Literal
 
 import httpx
 
-from ops.errors import SandboxError
+from ops.errors import ConfigError, SandboxError
 from ops.migrations import head_revision, migrate, schema_revision
 from ops.paths import APP_DIR, postgres_bindir, venv_binary
 from ops.ports import free_port, port_is_free
@@ -124,7 +124,17 @@ def choose_pg_dir(root: Path, sandbox_id: str) -> Path:
 def ensure_pg_initialised(state: SandboxState) -> None:
     data_dir = Path(state.postgres.data_dir)
     if (data_dir / "PG_VERSION").exists():
-        return
+        from ops import pgtools
+
+        found = (data_dir / "PG_VERSION").read_text().strip()
+        wanted = pgtools.tool_major("postgres")
+        if found == str(wanted):
+            return
+        # A sandbox made before the move to production's major: its data can't be opened by the new
+        # server. Sandbox data is disposable (bootstrap rebuilds the branches), but keep it aside.
+        aside = data_dir.with_name(f"{data_dir.name}.pg{found}-old")
+        shutil.rmtree(aside, ignore_errors=True)
+        data_dir.rename(aside)
     pg_root = data_dir.parent
     pg_root.mkdir(parents=True, exist_ok=True)
     Path(state.postgres.socket_dir).mkdir(parents=True, exist_ok=True)
@@ -317,9 +327,13 @@ def release_env(root: Path, version: str) -> dict[str, str]:
 
 
 def app_env(state: SandboxState, role: str, version: str) -> dict[str, str]:
-    """The app's environment: the same variables a Hetzner host's env file carries."""
+    """The app process's environment: this one's, plus the app's own variables."""
+    return {**os.environ, **app_variables(state, role, version)}
+
+
+def app_variables(state: SandboxState, role: str, version: str) -> dict[str, str]:
+    """The app's own variables: the same ones a Hetzner host's env file carries."""
     return {
-        **os.environ,
         "APP_ENV": "local",
         "APP_ROLE": role,
         "APP_VERSION": version,
@@ -491,7 +505,7 @@ def component(name: str) -> Component:
     for comp in COMPONENTS:
         if comp.name == name:
             return comp
-    raise SandboxError(f"unknown component {name!r}", hint=f"one of: {', '.join(COMPONENT_NAMES)}")
+    raise ConfigError(f"unknown component {name!r}", hint=f"one of: {', '.join(COMPONENT_NAMES)}")
 
 
 def health(state: SandboxState, comp: Component) -> ComponentHealth:

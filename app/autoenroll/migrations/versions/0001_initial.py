@@ -19,7 +19,6 @@ TENANT_TABLES = ("users", "uploads", "validation_runs", "employee_results")
 
 def upgrade() -> None:
     app_role = os.environ.get("APP_DB_ROLE", "autoenroll_app")
-    op.execute("CREATE EXTENSION IF NOT EXISTS pgcrypto")
     op.execute(f"""
         DO $$ BEGIN
             IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{app_role}') THEN

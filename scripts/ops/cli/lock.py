@@ -1,0 +1,53 @@
+"""`ops lock list|release --env E`: see and break the locks operations hold in the object store."""
+
+from __future__ import annotations
+
+import typer
+
+from ops import locks
+from ops.adapters.s3_store import S3ObjectStore
+from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, typed_confirmation
+from ops.environment import resolve
+from ops.output import print_json, progress, table
+
+app = OpsTyper(help="Locks held by backups, refreshes, deploys and failovers: list them, break a dead run's.")
+
+
+@app.command("list")
+def list_(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Every lock held in the environment: what for, by whom, since when, until when."""
+    env = resolve(env_name)
+    held = locks.list_locks(S3ObjectStore(env.storage, "backups"), env.name)
+    if as_json:
+        print_json(held)
+        return
+    if not held:
+        progress(f"no locks held in {env.name}")
+        return
+    table(f"locks in {env.name}", ["name", "purpose", "owner", "since", "expires", "state"],
+          [(h["name"], h["purpose"], h["owner"], h["acquired_at"], h["expires_at"],
+            "expired" if h["expired"] else "owner gone" if h["owner_gone"] else "held") for h in held])
+
+
+@app.command("release")
+def release(
+    name: str = typer.Argument(..., help="The lock's name from `ops lock list` (backup, deploy, failover, ...)."),
+    env_name: str = ENV_OPTION,
+    yes: bool = typer.Option(False, "--yes", "-y", help="Break it without the typed confirmation (CI)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Break a lock left by a dead run (a cancelled CI job, a lost SSH session); the break is recorded."""
+    env = resolve(env_name)
+    store = S3ObjectStore(env.storage, "backups")
+    held = {h["name"]: h for h in locks.list_locks(store, env.name)}
+    if name in held and not yes:
+        lock = held[name]
+        progress(f"{name}: {lock['purpose']}, held by {lock['owner']} since {lock['acquired_at']} "
+                 f"(expires {lock['expires_at']})")
+        # A live run loses its protection when its lock is broken: make the person say which environment.
+        typed_confirmation(env.name, f"break the {name} lock")
+    broken = locks.release_lock(store, env.name, name)
+    if as_json:
+        print_json(broken)
+    else:
+        progress(f"broke the {name} lock of {broken['owner']}; recorded as broken by {broken['broken_by']}")

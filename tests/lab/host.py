@@ -1,0 +1,131 @@
+"""A lab host: the local test host (tests/infra/testhost.py) with its own Docker engine.
+
+What a staging/production VM runs, in a network namespace: sshd with the role's hardening,
+the role's nftables ruleset, a `dockerd` of its own (bridge, iptables and docker-proxy inside
+the namespace, `--insecure-registry` for the test registry), Debian's Caddy 2.6.2 (the package
+the role installs) in front of the app container published on 127.0.0.1:8000, as the host
+role's unit runs it. The app runs only when a test pulls an image into it (`run_app`).
+
+Over SSH the deploy user's `docker` talks to this host's engine: sshd sets DOCKER_HOST (and the
+API version Debian's engine speaks) for every session, the way /var/run/docker.sock is simply
+there on a VM.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from stacks.host_role import DEPLOY_USER
+from tests.infra.testhost import APP_PORT, LocalTestHost, placeholder_app_env, remove_stale_namespaces
+from tests.lab.docker import DockerEngine
+from tests.lab.registry import LocalRegistry
+
+DEBIAN_CADDY = "/usr/bin/caddy"
+APP_CONTAINER = "autoenroll-app"
+DOCKER_API_VERSION = "1.41"  # Debian 12's engine; newer CLIs on PATH negotiate down to it only if told
+
+
+@dataclass
+class LabHost(LocalTestHost):
+    registry: LocalRegistry | None = None
+    engine: DockerEngine | None = None
+    caddy_binary: str = DEBIAN_CADDY
+    app_image: str | None = field(default=None)
+
+    @property
+    def registry_address(self) -> str:
+        """The registry as this host reaches it (its route to this machine is the veth peer)."""
+        if self.registry is None:
+            raise RuntimeError("this lab host was started without a registry")
+        return self.registry.address_for(self.runner_address)
+
+    def start(self) -> LabHost:
+        try:
+            self.folder.chmod(0o755)
+            remove_stale_namespaces()
+            self._ensure_deploy_user()
+            self._create_network()
+            self._write_keys()
+            self.load_firewall()  # before dockerd, as nftables.service is ordered before docker.service
+            self.start_docker()
+            self.start_sshd()
+            self.start_caddy()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
+        super().stop()
+
+    def start_docker(self) -> None:
+        insecure = (self.registry_address,) if self.registry is not None else ()
+        self.engine = DockerEngine(netns=self.namespace, insecure_registries=insecure).start()
+        # The role puts the deploy user in the docker group, the socket's group (dockerd's default).
+        if self.created_user:
+            subprocess.run(["usermod", "--append", "--groups", "docker", DEPLOY_USER], capture_output=True, check=True)
+        self.engine.folder.chmod(0o755)  # the way to the socket; the socket itself is 0660 root:docker
+
+    def start_sshd(self, overrides: str = "") -> None:
+        session_env = ""
+        if self.engine is not None:
+            session_env = f"SetEnv DOCKER_HOST={self.engine.host} DOCKER_API_VERSION={DOCKER_API_VERSION}\n"
+        super().start_sshd(session_env + overrides)
+
+    def docker(self, *args: str, check: bool = True, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+        """A docker command as root on this host."""
+        if self.engine is None:
+            raise RuntimeError("the lab host's engine is not running")
+        return self.engine.docker(*args, check=check, timeout=timeout)
+
+    def pull(self, reference: str) -> str:
+        """Pull `reference` (name@sha256:... or name:tag) into this host's engine; returns its image id."""
+        self.docker("pull", "--quiet", reference)
+        return str(self.docker("image", "inspect", "--format", "{{.Id}}", reference).stdout.strip())
+
+    def run_app(self, reference: str, env: dict[str, str] | None = None, health_interval: str = "1s") -> None:
+        """Pull and (re)start the app container as the role's unit does: env file, 127.0.0.1 publish.
+
+        The image's HEALTHCHECK command runs as built; only its 30 s interval is shortened (pass
+        health_interval="30s" for the image's own timing), so a test's wait is seconds.
+        """
+        self.pull(reference)
+        env_file = self.folder / "app.env"
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in {**placeholder_app_env(), **(env or {})}.items()))
+        env_file.chmod(0o600)
+        self.docker("rm", "--force", APP_CONTAINER, check=False)
+        # HOST=0.0.0.0 inside the container (the image's default): the publish is what keeps it on loopback.
+        self.docker("run", "--detach", "--name", APP_CONTAINER, "--env-file", str(env_file), "--env", "HOST=0.0.0.0",
+                    "--publish", f"127.0.0.1:{APP_PORT}:{APP_PORT}", f"--health-interval={health_interval}",
+                    reference)
+        self.app_image = reference
+        self._wait_listening(APP_PORT)
+
+    def wait_app_healthy(self, timeout: float = 60.0) -> str:
+        if self.engine is None:
+            raise RuntimeError("the lab host's engine is not running")
+        return self.engine.wait_healthy(APP_CONTAINER, timeout=timeout)
+
+    def app_image_digest(self) -> str:
+        """The repo digest of the image the running container was started from (what a deploy records)."""
+        image_id = self.docker("container", "inspect", "--format", "{{.Image}}", APP_CONTAINER).stdout.strip()
+        digests = self.docker("image", "inspect", "--format", "{{join .RepoDigests \" \"}}", image_id).stdout.split()
+        return digests[0].partition("@")[2] if digests else ""
+
+
+@contextlib.contextmanager
+def running_lab_host(registry: LocalRegistry | None, folder: Path | None = None) -> Iterator[LabHost]:
+    """A started lab host for the block, torn down afterwards (engine, containers, namespace) whatever happens."""
+    host = LabHost(registry=registry) if folder is None else LabHost(registry=registry, folder=folder)
+    host.start()
+    try:
+        yield host
+    finally:
+        host.stop()

@@ -1,0 +1,90 @@
+"""PostgreSQL tools match production: the sandbox's server is production's major, an older client is refused,
+and masking's core-SQL HMAC equals HMAC-SHA256."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from autoenroll.masking import SQL_FUNCTIONS, sql_key
+from ops import pgtools
+from ops.cli import app
+from ops.pg import connect
+from ops.sandbox.state import SandboxState
+
+runner = CliRunner()
+DEBIAN_15 = Path("/usr/lib/postgresql/15/bin")
+
+
+@pytest.fixture()
+def fresh_tool_cache() -> Iterator[None]:
+    pgtools.bindir.cache_clear()
+    pgtools.tool_major.cache_clear()
+    yield
+    pgtools.bindir.cache_clear()
+    pgtools.tool_major.cache_clear()
+
+
+@pytest.mark.unit
+def test_server_major_reads_both_version_forms() -> None:
+    assert pgtools.server_major(160014) == 16
+    assert pgtools.server_major("150018") == 15
+    assert pgtools.server_major("16.4 (Debian 16.4-1.pgdg120+1)") == 16
+    with pytest.raises(pgtools.ConfigError):
+        pgtools.server_major("beta")
+
+
+@pytest.mark.unit
+def test_the_tools_are_at_least_productions_major() -> None:
+    assert pgtools.production_major() == 16  # Pulumi.production.yaml: autoenroll:database.pg_version
+    for name in ("pg_dump", "pg_restore", "psql", "postgres"):
+        assert pgtools.tool_major(name) >= pgtools.production_major(), name
+
+
+@pytest.mark.unit
+def test_an_older_client_is_refused_naming_both_versions(fresh_tool_cache: None, monkeypatch) -> None:
+    if not (DEBIAN_15 / "pg_dump").exists():
+        pytest.skip("Debian's PostgreSQL 15 client is not installed")
+    monkeypatch.setenv("OPS_PG_BINDIR", str(DEBIAN_15))
+    with pytest.raises(pgtools.RefusedError, match=r"pg_dump is PostgreSQL 15 but the production database is "
+                                                   r"PostgreSQL 16"):
+        pgtools.require_client_for("160014", name="pg_dump", what="the production database")
+    pgtools.require_client_for("15.18", name="pg_dump", what="a 15 server")  # same major: fine
+
+
+@pytest.mark.integration
+def test_sandbox_server_runs_productions_major(sandbox: SandboxState) -> None:
+    with connect(sandbox.database_url("postgres", admin=True)) as conn:
+        row = conn.execute("SHOW server_version_num").fetchone()
+    assert row is not None
+    assert pgtools.server_major(str(row[0])) == pgtools.production_major()
+
+
+@pytest.mark.integration
+def test_backup_create_with_an_older_pg_dump_is_refused(sandbox: SandboxState, fresh_tool_cache: None,
+                                                        monkeypatch) -> None:
+    if not (DEBIAN_15 / "pg_dump").exists():
+        pytest.skip("Debian's PostgreSQL 15 client is not installed")
+    monkeypatch.setenv("OPS_PG_BINDIR", str(DEBIAN_15))
+    result = runner.invoke(app, ["backup", "create", "--env", "local"])
+    assert result.exit_code == 3, result.output
+    assert "pg_dump is PostgreSQL 15 but the local database is PostgreSQL 16" in result.output
+    assert "bin/setup" in result.output
+
+
+@pytest.mark.integration
+def test_core_sql_hmac_equals_hmac_sha256(sandbox: SandboxState) -> None:
+    values = ["Aoife", "héllo wörld", ""]
+    keys = ["k", "a-masking-key-0123456789", "x" * 100]  # short, typical, longer than SHA-256's block
+    with connect(sandbox.database_url("postgres", admin=True)) as conn:
+        conn.execute(SQL_FUNCTIONS)
+        for key in keys:
+            for value in values:
+                row = conn.execute("SELECT pg_temp.h(%s, %s)", (value, sql_key(key))).fetchone()
+                assert row is not None
+                assert bytes(row[0]) == hmac.new(key.encode(), value.encode(), hashlib.sha256).digest()
