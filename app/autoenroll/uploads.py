@@ -10,7 +10,7 @@ import gc
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -130,19 +130,25 @@ async def _store(resources: Resources, claims: Claims, data: bytes, filename: st
         if used + len(data) + report_bytes > quota:
             raise TooLarge(f"your storage quota is full ({used} of {quota} bytes used; this file and its reports "
                            f"need {len(data) + report_bytes})", field="file")
-        written: list[str] = []
+        # The four objects go up at once. On any failure every put is first let finish (a thread can't be
+        # stopped, and a put landing after the delete would be an orphan), then all four keys are deleted.
+        metadata = {"original-filename": filename.encode("ascii", "replace").decode()}
+        puts = [asyncio.ensure_future(asyncio.to_thread(resources.s3.put_object, Bucket=bucket, Key=key, Body=body,
+                                                        ContentType=content_type, Metadata=metadata))
+                for key, (body, content_type) in objects.items()]
         try:
-            for key, (body, content_type) in objects.items():
-                metadata = {"original-filename": filename.encode("ascii", "replace").decode()}
-                await asyncio.to_thread(resources.s3.put_object, Bucket=bucket, Key=key, Body=body,
-                                        ContentType=content_type, Metadata=metadata)
-                written.append(key)
+            await asyncio.gather(*puts)
             await _write_run(conn, claims, upload_id, run_id, filename, KINDS[kind], data, outcome, report_bytes)
         except BaseException:
-            for key in written:  # no orphan object: the rows failed, so the files go too
-                await asyncio.to_thread(resources.s3.delete_object, Bucket=bucket, Key=key)
+            await asyncio.shield(_remove(resources, bucket, list(objects), puts))
             raise
     return Stored(upload_id, run_id, kind, len(data), outcome.summary, outcome.cpu_seconds, outcome.peak_rss_kb)
+
+
+async def _remove(resources: Resources, bucket: str, keys: list[str], puts: Sequence[asyncio.Future[Any]]) -> None:
+    await asyncio.wait(puts)
+    for key in keys:  # deleting a key never written is a no-op
+        await asyncio.to_thread(resources.s3.delete_object, Bucket=bucket, Key=key)
 
 
 async def insert_results(conn: AsyncConnection[Any], tenant_id: str, run_id: str, chunks: list[str]) -> None:

@@ -103,8 +103,9 @@ def test_uploads_with_hostile_names_and_values_are_4xx_or_stored(account: Accoun
     # Written by hand: httpx would percent-encode the NUL and the quote a hostile client sends as they are.
     body = (b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="march\x00\x07.csv"\r\n'
             b"Content-Type: text/csv\r\n\r\n" + csv_file(2) + b"\r\n--b0undary--\r\n")
-    page = account.client.post("/app/upload", cookies={"ae_token": account.token}, follow_redirects=False,
-                               headers={"Content-Type": "multipart/form-data; boundary=b0undary"}, content=body)
+    page = account.client.post("/app/upload", follow_redirects=False, content=body,
+                               headers={"Content-Type": "multipart/form-data; boundary=b0undary",
+                                        "Cookie": f"ae_token={account.token}"})
     assert page.status_code == 303, page.text
     names = [i["filename"] for i in account.client.get("/api/uploads", headers=account.auth).json()["items"]]
     assert "march__.csv" in names
