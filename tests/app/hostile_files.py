@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import zipfile
+from collections.abc import Sequence
 from xml.sax.saxutils import escape
 
 from tests.app.payroll import HEADER, ppsn
@@ -20,7 +21,7 @@ def cell(ref: str, value: str | int) -> str:
     return f'<c r="{ref}" t="inlineStr"><is><t>{escape(value)}</t></is></c>'
 
 
-def row_xml(number: int | str, values: list[str | int], first_column: int = 0) -> str:
+def row_xml(number: int | str, values: Sequence[str | int], first_column: int = 0) -> str:
     cells = "".join(cell(f"{chr(65 + first_column + i)}{number}", v) for i, v in enumerate(values))
     return f'<row r="{number}">{cells}</row>'
 

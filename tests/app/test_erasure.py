@@ -43,8 +43,10 @@ def objects_holding(sandbox: SandboxState, value: str, prefixes: list[str]) -> l
 
 def test_erasing_an_employee_leaves_no_object_with_their_ppsn(sandbox: SandboxState, account: Account) -> None:
     target = ppsn(1000002)  # row(2)'s PPSN
-    upload = lambda name, content: account.client.post(  # noqa: E731
-        "/api/uploads", headers={**account.auth, "X-Filename": name}, content=content)
+
+    def upload(name: str, content: bytes) -> httpx.Response:
+        return account.client.post("/api/uploads", headers={**account.auth, "X-Filename": name}, content=content)
+
     # A CSV where they have an error (duplicated: the message and the errors report quote the PPSN),
     # a workbook, a UTF-16 file, and a file with no one else in it.
     csv_lines = [HEADER, row(1), row(2), row(3), row(2).replace("E2,", "E9,")]

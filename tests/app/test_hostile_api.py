@@ -131,7 +131,7 @@ def test_an_unexpected_error_is_a_json_500_logged_with_its_request_id() -> None:
     handler, logger = Lines(), logging.getLogger("autoenroll.access")
     logger.addHandler(handler)
     try:
-        with TestClient(app, raise_server_exceptions=False) as client:
+        with TestClient(app, raise_server_exceptions=False) as client:  # type: ignore[arg-type]
             response = client.get("/boom", headers={"X-Request-ID": "req-42"})
     finally:
         logger.removeHandler(handler)
