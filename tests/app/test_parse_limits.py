@@ -153,3 +153,21 @@ def test_redaction_blanks_the_employees_rows_and_keeps_the_others_numbers() -> N
     xlsx = workbook(payroll_rows(3))
     redacted_xlsx, blanked = redact(xlsx, "xlsx", ppsn(2000001))
     assert blanked == 1 and parse_xlsx(redacted_xlsx).numbers == [2, 4]
+
+
+@pytest.mark.parametrize("text", ["2020-01-06", "2020-13-01", "2020-02-30", "0000-01-01", "2020-1-6", "06/01/2020",
+                                  "٢٠٢٠-٠١-٠٦", "2020-01-0a", "20200106", " 2020-01-06 ", "2020-W01-1", "1985-06-15"])
+def test_the_iso_fast_path_reads_dates_as_strptime_does(text: str) -> None:
+    from datetime import datetime
+
+    from autoenroll.validation.engine import parse_date
+
+    def slow(value: str) -> date | None:
+        for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y"):
+            try:
+                return datetime.strptime(value.strip(), fmt).date()
+            except ValueError:
+                continue
+        return None
+
+    assert parse_date(text) == slow(text)

@@ -70,6 +70,14 @@ class Validation:
 
 def parse_date(value: str) -> date | None:
     text = value.strip()
+    if len(text) == 10 and text[4] == text[7] == "-" and text.replace("-", "").isascii() \
+            and text.replace("-", "").isdigit():
+        # YYYY-MM-DD, what most files hold: fromisoformat is ~20x faster than strptime (which stays the
+        # reader of every other form, including this one's one-digit variants)
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            return None
     for fmt in ("%Y-%m-%d", "%d/%m/%Y", "%d-%m-%Y", "%d.%m.%Y"):
         try:
             return datetime.strptime(text, fmt).date()
