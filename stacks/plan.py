@@ -40,6 +40,7 @@ class PlannedResource:
     protect: bool
     props: dict[str, Any]
     plain_secret_paths: list[str] = field(default_factory=list)
+    depends_on: list[str] = field(default_factory=list)  # names of explicit and input dependencies
 
     def view(self) -> ResourceView:
         return ResourceView(self.type, self.name, self.props, self.protect, tuple(self.plain_secret_paths))
@@ -138,8 +139,16 @@ def namespaced_config(stack: str, overrides: dict[str, Any] | None = None) -> di
     return values
 
 
-def run_plan(stack: str, overrides: dict[str, Any] | None = None) -> Plan:
-    """Run the program for `stack` under mocks and evaluate every policy."""
+class MissingStackError(RuntimeError):
+    """A StackReference names a stack that has no state yet (it has not come up)."""
+
+
+def run_plan(stack: str, overrides: dict[str, Any] | None = None, *,
+             existing_stacks: dict[str, dict[str, Any]] | None = None, organization: str = "organization") -> Plan:
+    """Run the program for `stack` under mocks and evaluate every policy.
+
+    `existing_stacks` (fully qualified name -> outputs) is the backend's state: a StackReference to
+    a stack not in it fails, as it does on a real backend. None stands in plausible outputs."""
     import pulumi
     from google.protobuf import json_format
     from pulumi.runtime import mocks as pulumi_mocks
@@ -156,7 +165,8 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None) -> Plan:
                 recorded.append(PlannedResource(
                     type=request.type, name=request.name, parent=request.parent.rsplit("::", 1)[-1],
                     protect=bool(request.protect), props={},
-                    plain_secret_paths=[p for p in _plain_secret_paths(wire) if not p.startswith("__")]))
+                    plain_secret_paths=[p for p in _plain_secret_paths(wire) if not p.startswith("__")],
+                    depends_on=sorted({urn.rsplit("::", 1)[-1] for urn in request.dependencies})))
             return super().RegisterResource(request)  # type: ignore[no-untyped-call]
 
     class Mocks(pulumi.runtime.Mocks):
@@ -165,6 +175,12 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None) -> Plan:
             # so the plan, and its snapshot, are the same on every run.
             n = int(hashlib.sha256(args.name.encode()).hexdigest()[:6], 16) % 100000
             outputs = dict(args.inputs)
+            if args.typ == "pulumi:pulumi:StackReference" and existing_stacks is not None:
+                name = str(args.inputs.get("name"))
+                if name not in existing_stacks:
+                    raise MissingStackError(f"unknown stack {name!r}: it has not come up yet "
+                                            f"(existing: {', '.join(sorted(existing_stacks)) or 'none'})")
+                return f"ref-{n}", {"name": name, "secretOutputNames": [], "outputs": existing_stacks[name]}
             if args.typ == "pulumi:pulumi:StackReference":
                 return f"ref-{n}", {"name": args.name, "secretOutputNames": [], "outputs": {
                     "neon_project_id": "mock-project",
@@ -176,11 +192,15 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None) -> Plan:
             return (str(n) if args.typ.startswith("hcloud:") else f"{args.name}-id"), outputs
 
         def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+            if args.token == "hcloud:index/getSshKey:getSshKey":  # noqa: S105 - an invoke token, not a password
+                fingerprint = str(args.args.get("fingerprint"))
+                n = int(hashlib.sha256(fingerprint.encode()).hexdigest()[:6], 16) % 100000
+                return {"id": n, "fingerprint": fingerprint, "name": f"key-{n}", "public_key": ""}, []
             return {}, None
 
     mocks = Mocks()
     pulumi.runtime.set_mocks(mocks, project=APP, stack=stack, preview=False,
-                             monitor=RecordingMonitor(mocks))
+                             monitor=RecordingMonitor(mocks), organization=organization)
     pulumi.runtime.set_all_config(
         {f"{APP}:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()}
         | {f"{APP}:{k}": secret_sentinel(k) for k in SECRET_KEYS},
@@ -223,6 +243,14 @@ def _fake_outputs(typ: str, name: str, inputs: dict[str, Any], n: int) -> dict[s
         return {"ipv4_address": f"203.0.113.{10 + n % 200}", "ipv6_address": f"2001:db8::{n}"}
     if typ == "hcloud:index/loadBalancer:LoadBalancer":
         return {"ipv4": "203.0.113.250"}
+    if typ == "cloudflare:index/pagesProject:PagesProject":
+        return {"subdomain": f"{inputs.get('name')}.pages.dev"}
+    if typ == "tls:index/privateKey:PrivateKey":
+        return {"privateKeyPem": f"{SENTINEL}origin-private-key", "publicKeyPem": "-----BEGIN PUBLIC KEY-----"}
+    if typ == "tls:index/certRequest:CertRequest":
+        return {"certRequestPem": "-----BEGIN CERTIFICATE REQUEST-----\nmock\n-----END CERTIFICATE REQUEST-----\n"}
+    if typ == "cloudflare:index/originCaCertificate:OriginCaCertificate":
+        return {"certificate": "-----BEGIN CERTIFICATE-----\nmock origin ca\n-----END CERTIFICATE-----\n"}
     if typ == "pulumi-python:dynamic:Resource":
         fakes: dict[str, Any] = {}
         if "region_id" in inputs:

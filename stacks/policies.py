@@ -8,10 +8,12 @@ policy pack in `stacks/policy_pack/` for `pulumi preview --policy-pack` where th
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from stacks import plans
 from stacks.config import EU_NEON_REGIONS, GERMAN_LOCATIONS
 
 HCLOUD_PREFIX = "hcloud:index/"
@@ -21,6 +23,8 @@ FIREWALL = "hcloud:index/firewall:Firewall"
 R2_BUCKET = "cloudflare:index/r2Bucket:R2Bucket"
 ZONE_SETTING = "cloudflare:index/zoneSetting:ZoneSetting"
 DNS_RECORD = "cloudflare:index/dnsRecord:DnsRecord"
+RULESET = "cloudflare:index/ruleset:Ruleset"
+PLACEMENT_GROUP = "hcloud:index/placementGroup:PlacementGroup"
 DYNAMIC = "pulumi-python:dynamic:Resource"
 FORBIDDEN_PORTS = (5432, 6379)
 WORLD = ("0.0.0.0/0", "::/0")
@@ -153,6 +157,97 @@ def _labellable(type_: str) -> set[str]:
     return {"labels"} if any(type_.endswith(n) for n in names) else set()
 
 
+FIELD = re.compile(r"\b(?:http|cf|ip|ssl|raw)\.[a-z0-9_.]*[a-z0-9_]")
+
+
+def _phase(resources: Sequence[ResourceView]) -> str:
+    """The stack's phase, from the `phase` label every labelled hcloud resource carries."""
+    for r in resources:
+        labels = r.props.get("labels") or {}
+        if r.type.startswith(HCLOUD_PREFIX) and labels.get("phase"):
+            return str(labels["phase"])
+    return "pre-revenue"
+
+
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def fits_the_plan(_env: str, resources: Sequence[ResourceView]) -> list[str]:
+    """Every setting that a provider's plan limits, checked against the phase's plan
+    (stacks/data/plans.json); each violation names the resource, the setting and the limit."""
+    phase = _phase(resources)
+    out: list[str] = []
+
+    def over(r: ResourceView, setting: str, value: Any, limit: plans.Limit) -> None:
+        out.append(f"{r.name}: {setting} = {_whole(value)!r} is outside the {phase} plan: limit {limit}")
+
+    def rules_of(r: ResourceView) -> list[Mapping[str, Any]]:
+        return list(r.props.get("rules") or [])
+
+    rulesets = {str(r.props.get("phase")): r for r in resources if r.type == RULESET}
+    if (rl := rulesets.get("http_ratelimit")) is not None:
+        count = plans.limit(phase, "cloudflare", "rate_limit_rules")
+        if len(rules_of(rl)) > int(count.value):
+            over(rl, "number of rate limiting rules", len(rules_of(rl)), count)
+        periods = plans.limit(phase, "cloudflare", "rate_limit_periods")
+        timeouts = plans.limit(phase, "cloudflare", "rate_limit_mitigation_timeouts")
+        fields = plans.limit(phase, "cloudflare", "rate_limit_fields")
+        characteristics = plans.limit(phase, "cloudflare", "rate_limit_characteristics")
+        for index, rule in enumerate(rules_of(rl)):
+            limits = rule.get("ratelimit") or {}
+            where = f"rules[{index}]"
+            if _whole(limits.get("period")) not in periods.value:
+                over(rl, f"{where}.ratelimit.period", limits.get("period"), periods)
+            timeout = _get(limits, "mitigation_timeout")
+            if _whole(timeout) not in timeouts.value:
+                over(rl, f"{where}.ratelimit.mitigation_timeout", timeout, timeouts)
+            for name in sorted(set(FIELD.findall(str(rule.get("expression", "")))) - set(fields.value)):
+                over(rl, f"{where}.expression field", name, fields)
+            for name in sorted(set(limits.get("characteristics") or []) - set(characteristics.value)):
+                over(rl, f"{where}.ratelimit.characteristics", name, characteristics)
+    for phase_name, key in (("http_request_firewall_custom", "custom_rules"),
+                            ("http_request_cache_settings", "cache_rules")):
+        if (ruleset := rulesets.get(phase_name)) is not None:
+            count = plans.limit(phase, "cloudflare", key)
+            if len(rules_of(ruleset)) > int(count.value):
+                over(ruleset, f"number of {key.replace('_', ' ')}", len(rules_of(ruleset)), count)
+
+    protected = plans.limit(phase, "neon", "protected_branches")
+    never = plans.limit(phase, "neon", "can_disable_suspend")
+    history = plans.limit(phase, "neon", "max_history_seconds")
+    protected_branches = [r for r in resources
+                          if r.type == DYNAMIC and "min_cu" in r.props and r.props.get("protected")]
+    for r in protected_branches[int(protected.value):]:
+        over(r, "protected", True, protected)
+    for r in resources:
+        if r.type == DYNAMIC and "min_cu" in r.props and _whole(r.props.get("suspend_timeout_seconds")) == -1 \
+                and not never.value:
+            over(r, "suspend_timeout_seconds (-1: never suspend)", -1, never)
+        if _is_neon_project(r) and float(r.props.get("history_retention_seconds") or 0) > float(history.value):
+            over(r, "history_retention_seconds", r.props.get("history_retention_seconds"), history)
+        if r.type == DYNAMIC and r.props.get("kind") == "monitors":
+            frequency = plans.limit(phase, "betterstack", "min_check_frequency_seconds")
+            value = (r.props.get("attributes") or {}).get("check_frequency")
+            if value is not None and float(value) < float(frequency.value):
+                over(r, "attributes.check_frequency", value, frequency)
+
+    spread = plans.limit(phase, "hetzner", "spread_group_servers")
+    in_spread = [r for r in resources if r.type == SERVER and _get(r.props, "placement_group_id") is not None]
+    if len(in_spread) > int(spread.value):
+        group = next((r for r in resources if r.type == PLACEMENT_GROUP), in_spread[0])
+        over(group, "servers in the spread placement group", len(in_spread), spread)
+    keys: dict[str, str] = {}
+    unique = plans.limit(phase, "hetzner", "ssh_key_unique_per_project")
+    for r in resources:
+        if r.type == "hcloud:index/sshKey:SshKey":
+            key = " ".join(str(_get(r.props, "public_key") or "").split()[:2])
+            if key in keys and unique.value:
+                over(r, "public_key (same key as " + keys[key] + ")", key[:24] + "...", unique)
+            keys.setdefault(key, r.name)
+    return out
+
+
 def no_plain_secrets(_env: str, resources: Sequence[ResourceView]) -> list[str]:
     return [f"{r.name}: secret in clear text at {path}" for r in resources for path in r.plain_secret_paths]
 
@@ -167,6 +262,7 @@ POLICIES: dict[str, tuple[str, Policy]] = {
     "production-protected": ("every production data resource protected", production_data_protected),
     "labelled": ("every resource labelled with environment and app", labelled),
     "no-plain-secrets": ("no secret in plain text", no_plain_secrets),
+    "fits-the-plan": ("every resource within the limits of its provider's plan in the stack's phase", fits_the_plan),
 }
 
 

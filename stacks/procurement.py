@@ -99,7 +99,9 @@ def answers(plan: Any) -> Procurement:
     used = ["Hetzner", "Neon", "Cloudflare", "Redis Cloud", "BetterStack", "Sentry", "Mailjet"]
     at_rest = "; ".join(f"{p}: {facts[p]['at_rest']}" for p in used)
     soc2 = "; ".join(f"{p}: {facts[p]['certification']}" for p in used)
-    retention_days = config.database.history_retention_seconds // 86400
+    seconds = config.database.history_retention_seconds
+    # Neon Free keeps hours, not days: say which.
+    retention = f"{seconds // 86400} days" if seconds >= 86400 else f"{seconds // 3600} hours"
 
     eu_refused = "refused: not every resource is in the EU (see outside_eu)"
     result = [
@@ -114,7 +116,7 @@ def answers(plan: Any) -> Procurement:
         Answer("Encrypted in transit?", transit, transit_evidence),
         Answer("Encrypted at rest?", at_rest, [f"{p}: {facts[p]['source']}" for p in used]),
         Answer("Backup policy?",
-               f"Neon point-in-time restore over {retention_days} days; nightly encrypted logical backups, "
+               f"Neon point-in-time restore over {retention}; nightly encrypted logical backups, "
                f"30 dailies + 12 monthlies kept (bucket lifecycle {config.storage.backup_retention_days} days)",
                [f"database.history_retention_seconds={config.database.history_retention_seconds}",
                 f"storage.backup_retention_days={config.storage.backup_retention_days}",

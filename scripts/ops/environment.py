@@ -155,7 +155,12 @@ def _read_outputs(name: str) -> dict[str, Any]:
         out = subprocess.run(["pulumi", "stack", "output", "--json", "--show-secrets", "--stack", name],
                              capture_output=True, text=True, check=False)
         if out.returncode == 0:
-            parsed: dict[str, Any] = json.loads(out.stdout)
+            try:
+                parsed = json.loads(out.stdout)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"pulumi stack output --stack {name}: not JSON ({exc.msg})") from None
+            if not isinstance(parsed, dict):
+                raise ConfigError(f"pulumi stack output --stack {name}: not a JSON object")
             return parsed
         raise ConfigError(f"pulumi stack output --stack {name} failed: {out.stderr.strip()[:200]}")
     raise ConfigError(

@@ -15,13 +15,27 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from ops.adapters.betterstack_api import BetterStackClient
+from stacks.providers.portable import Portable
 
 client_factory: Callable[[], BetterStackClient] = BetterStackClient.from_environ
 
 
-class BetterStackProvider(ResourceProvider):
+def integers(value: Any) -> Any:
+    """Whole numbers as JSON integers. Pulumi carries every number as a double (protobuf Struct),
+    so `check_frequency: 60` reaches the provider as 60.0; BetterStack's numeric attributes are all
+    integers (its Terraform schema: TypeInt), and the API refuses or misreads `60.0`."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [integers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: integers(v) for k, v in value.items()}
+    return value
+
+
+class BetterStackProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        data = client_factory().create(props["kind"], props["attributes"])
+        data = client_factory().create(props["kind"], integers(props["attributes"]))
         return CreateResult(id_=str(data["id"]), outs={**props, "url": data["attributes"].get("url")})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -37,7 +51,7 @@ class BetterStackProvider(ResourceProvider):
         return DiffResult(changes=changed, replaces=replaces, delete_before_replace=bool(replaces))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        data = client_factory().update(news["kind"], id_, news["attributes"])
+        data = client_factory().update(news["kind"], id_, integers(news["attributes"]))
         return UpdateResult(outs={**olds, **news, "url": data["attributes"].get("url")})
 
     def delete(self, id_: str, props: dict[str, Any]) -> None:

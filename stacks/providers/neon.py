@@ -20,6 +20,7 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from ops.adapters.neon_api import NeonClient
+from stacks.providers.portable import Portable
 
 # Tests replace this with a client on an HTTP fake.
 client_factory: Callable[[], NeonClient] = NeonClient.from_environ
@@ -33,13 +34,13 @@ def _diff(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...], rep
 
 # --------------------------------------------------------------------------- project
 
-PROJECT_KEYS = ("name", "region_id", "pg_version", "history_retention_seconds")
+PROJECT_KEYS = ("name", "org_id", "region_id", "pg_version", "history_retention_seconds")
 
 
-class NeonProjectProvider(ResourceProvider):
+class NeonProjectProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_factory()
-        result = client.create_project(name=props["name"], region_id=props["region_id"],
+        result = client.create_project(name=props["name"], org_id=props["org_id"], region_id=props["region_id"],
                                        pg_version=int(props["pg_version"]),
                                        history_retention_seconds=int(props["history_retention_seconds"]))
         project, branch = result["project"], result["branch"]
@@ -55,8 +56,8 @@ class NeonProjectProvider(ResourceProvider):
                                 "history_retention_seconds": project.get("history_retention_seconds")})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        # A project's region and major version can't change in place.
-        return _diff(olds, news, PROJECT_KEYS, ("region_id", "pg_version"))
+        # A project's organization, region and major version can't change in place.
+        return _diff(olds, news, PROJECT_KEYS, ("org_id", "region_id", "pg_version"))
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         client_factory().update_project(id_, name=news["name"],
@@ -71,10 +72,10 @@ class NeonProject(Resource):
     project_id: pulumi.Output[str]
     default_branch_id: pulumi.Output[str]
 
-    def __init__(self, name: str, *, project_name: str, region_id: str, pg_version: int,
+    def __init__(self, name: str, *, project_name: str, org_id: str, region_id: str, pg_version: int,
                  history_retention_seconds: int, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(NeonProjectProvider(), name, {
-            "name": project_name, "region_id": region_id, "pg_version": pg_version,
+            "name": project_name, "org_id": org_id, "region_id": region_id, "pg_version": pg_version,
             "history_retention_seconds": history_retention_seconds,
             "project_id": None, "default_branch_id": None,
         }, opts)
@@ -90,7 +91,7 @@ def _endpoint_settings(props: dict[str, Any]) -> dict[str, Any]:
             "suspend_timeout_seconds": int(props["suspend_timeout_seconds"])}
 
 
-class NeonBranchProvider(ResourceProvider):
+class NeonBranchProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_factory()
         project_id = props["project_id"]
@@ -153,7 +154,7 @@ class NeonBranch(Resource):
 DATABASE_KEYS = ("project_id", "branch_id", "database", "role", "owner_role")
 
 
-class NeonDatabaseProvider(ResourceProvider):
+class NeonDatabaseProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_factory()
         project_id, branch_id = props["project_id"], props["branch_id"]

@@ -15,12 +15,13 @@ import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
 from ops.adapters.stripe_api import StripeClient
+from stacks.providers.portable import Portable
 
 client_factory: Callable[[], StripeClient] = StripeClient.from_environ
 FIELDS = ("url", "enabled_events", "description")
 
 
-class StripeWebhookProvider(ResourceProvider):
+class StripeWebhookProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         data = client_factory().create_webhook_endpoint(props["url"], list(props["enabled_events"]),
                                                         props["description"])

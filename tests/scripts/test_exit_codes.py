@@ -204,3 +204,12 @@ def test_a_dead_runs_lock_is_listed_and_broken_with_a_record(at) -> None:
         assert again.exit_code == 5
     finally:
         store.delete("staging/.lock")
+
+
+@pytest.mark.parametrize("shape", ["local", "production"])
+def test_migrate_plan_changes_nothing_and_says_so(at, shape: str) -> None:
+    at(shape, None)
+    result = runner.invoke(app, ["db", "migrate", "--plan", "--env", shape, "--json"])
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.stdout)
+    assert plan["applied"] is False and plan["before"] == plan["head"] and plan["plan"] == []

@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import httpx
 import psycopg
 import pytest
 from botocore.exceptions import EndpointConnectionError
@@ -195,3 +196,12 @@ def test_typed_confirmation(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO("production\n"))  # a pipe is not a person
     with pytest.raises(errors.ConfirmationRequired, match="no terminal"):
         base.typed_confirmation("production", "replace the database")
+
+
+def test_a_provider_answering_html_is_a_provider_error() -> None:
+    from ops.adapters.http_api import JsonApiClient
+
+    transport = httpx.MockTransport(lambda _r: httpx.Response(200, text="<html>gateway</html>"))
+    with JsonApiClient("https://api.example.invalid", "t", transport=transport) as client, \
+            pytest.raises(errors.ProviderAPIError, match="the answer is not JSON"):
+        client.request("GET", "/things")

@@ -59,7 +59,7 @@ def test_procurement_answers_with_evidence(production_plan: Plan) -> None:
     assert by_question["Where is data stored?"].answer.startswith("EU only")
     assert any("jurisdiction=eu" in e for e in by_question["Where is data stored?"].evidence)
     assert "Full (strict)" in by_question["Encrypted in transit?"].answer
-    assert "7 days" in by_question["Backup policy?"].answer
+    assert "6 hours" in by_question["Backup policy?"].answer  # Neon Free's restore window (pre-revenue)
     assert "no SOC 2 report" in by_question["SOC 2?"].answer  # the seed's blanket claim isn't quite true
     cli = runner.invoke(app, ["procurement", "--stack", "production", "--json"])
     assert cli.exit_code == 0 and json.loads(cli.stdout)["ok"] is True

@@ -20,7 +20,7 @@ ARGS = HostRoleArgs(
     app_image="ghcr.io/komplyone/autoenroll-app", app_version="1.2.3", admin_cidrs=("198.51.100.0/28",),
     cloudflare_ranges=cloudflare_ranges(), ssh_public_keys=("ssh-ed25519 AAAAC3Nza test",),
     app_env={"DATABASE_URL": "postgresql://u:pw@h/db", "REDIS_URL": "rediss://:pw@r:6379"},
-    betterstack_logs_token="logs-token",
+    betterstack_logs_token="logs-token", logs_ingest_host="s1.eu-nbg-2.betterstackdata.com",
 )
 
 

@@ -97,13 +97,14 @@ def neon(monkeypatch: pytest.MonkeyPatch) -> FakeNeon:
 
 def test_project_create_waits_for_its_operations(neon: FakeNeon) -> None:
     result = neon_provider.NeonProjectProvider().create(
-        {"name": "autoenroll", "region_id": "aws-eu-central-1", "pg_version": 16,
+        {"name": "autoenroll", "org_id": "org-1", "region_id": "aws-eu-central-1", "pg_version": 16,
          "history_retention_seconds": 604800})
     assert result.id == "p-1" and result.outs["default_branch_id"] == "br-main"
     polls = [r for r in neon.requests if r[1] == "/projects/p-1/operations/op-1"]
     assert len(polls) == 2  # running, then finished
     sent = neon.requests[0][2]["project"]
     assert sent["region_id"] == "aws-eu-central-1" and sent["history_retention_seconds"] == 604800
+    assert sent["org_id"] == "org-1"
 
 
 def test_branch_create_retries_423_locked_and_429_with_retry_after(neon: FakeNeon) -> None:

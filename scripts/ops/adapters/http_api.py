@@ -21,6 +21,9 @@ import httpx
 from ops.errors import ConfigError, ProviderAPIError
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
+# A request that never reached the provider is safe to send again, whatever it does.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+SAFE_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})  # idempotent by HTTP's definition
 REQUEST_ID_HEADERS = ("x-neon-ret-request-id", "x-request-id", "request-id", "cf-ray", "x-correlation-id")
 FORM_HEADERS = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -74,21 +77,34 @@ class JsonApiClient:
         self.retries = 0  # observable by tests and reports
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
-                form: list[tuple[str, str]] | None = None) -> Any:
+                form: list[tuple[str, str]] | None = None, idempotency_key: str | None = None) -> Any:
         """Send one logical request, retrying transient failures; return the decoded JSON body.
 
-        `form` sends an application/x-www-form-urlencoded body (Stripe's request format)."""
+        `form` sends an application/x-www-form-urlencoded body (Stripe's request format).
+        A POST or PATCH may have been carried out when its answer timed out or was a 5xx: it is
+        retried only with an `idempotency_key` (sent as `Idempotency-Key`, the same on every
+        attempt, so the provider does it once); without one, only when it never left (a refused
+        connection) or was refused before any work (429 and the provider's extra statuses)."""
+        headers = dict(FORM_HEADERS) if form is not None else {}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        replayable = method.upper() in SAFE_METHODS or idempotency_key is not None
+        unprocessed = (self._retry_statuses - RETRY_STATUSES) | {429}
         last_error = ""
         for attempt in range(self._max_attempts):
             try:
                 response = self._client.request(method, path, json=json, params=params,
                                                 content=urlencode(form) if form is not None else None,
-                                                headers=FORM_HEADERS if form is not None else None)
+                                                headers=headers or None)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
+                if not replayable and not isinstance(exc, NOT_SENT):
+                    raise ProviderAPIError(f"{self.provider} {method} {path}: {exc.__class__.__name__}; not retried "
+                                           "(it may have been carried out): check before running it again") from None
                 last_error = exc.__class__.__name__
                 self._wait(attempt, None)
                 continue
-            if response.status_code in self._retry_statuses and attempt < self._max_attempts - 1:
+            retry = response.status_code in self._retry_statuses and (replayable or response.status_code in unprocessed)
+            if retry and attempt < self._max_attempts - 1:
                 last_error = f"HTTP {response.status_code}"
                 self._wait(attempt, _retry_after(response))
                 continue
@@ -96,7 +112,11 @@ class JsonApiClient:
                 raise self._error(method, path, response)
             if not response.content:
                 return None
-            return response.json()
+            try:
+                return response.json()
+            except ValueError:  # a proxy's HTML page, a truncated body: the provider failed, not us
+                raise ProviderAPIError(f"{self.provider} {method} {path}: the answer is not JSON",
+                                       status=response.status_code) from None
         raise ProviderAPIError(f"{self.provider} {method} {path}: gave up after {self._max_attempts} attempts "
                                f"({last_error})")
 

@@ -62,12 +62,13 @@ class NeonClient(ProviderClient):
 
     # ---------------------------------------------------------------- projects
 
-    def create_project(self, *, name: str, region_id: str, pg_version: int,
+    def create_project(self, *, name: str, org_id: str, region_id: str, pg_version: int,
                        history_retention_seconds: int) -> dict[str, Any]:
+        # Projects live in organizations: with a personal API key Neon answers "org_id is required".
+        # The default branch's endpoint settings are the branch resource's business (NeonBranch).
         result: dict[str, Any] = self.request("POST", "/projects", json={"project": {
-            "name": name, "region_id": region_id, "pg_version": pg_version,
-            "history_retention_seconds": history_retention_seconds,
-            "default_endpoint_settings": {"suspend_timeout_seconds": 0},
+            "name": name, "org_id": org_id, "region_id": region_id, "pg_version": int(pg_version),
+            "history_retention_seconds": int(history_retention_seconds),
         }})
         self.wait(result["project"]["id"], result.get("operations", []))
         return result

@@ -6,6 +6,7 @@ later read omits it, so the stack keeps it from the create as a secret output.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from ops.adapters.http_api import ProviderClient
@@ -25,7 +26,9 @@ class StripeClient(ProviderClient):
     credential_hint = "a restricted key with write access to Webhook Endpoints is enough"
 
     def create_webhook_endpoint(self, url: str, events: list[str], description: str) -> dict[str, Any]:
-        return dict(self.request("POST", "/webhook_endpoints", form=endpoint_form(url, events, description)))
+        # One key per logical create: a retry after a timeout returns the first endpoint, not a second.
+        return dict(self.request("POST", "/webhook_endpoints", form=endpoint_form(url, events, description),
+                                 idempotency_key=str(uuid.uuid4())))
 
     def get_webhook_endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
         body = self.get_or_none(f"/webhook_endpoints/{endpoint_id}")
@@ -34,7 +37,8 @@ class StripeClient(ProviderClient):
     def update_webhook_endpoint(self, endpoint_id: str, url: str, events: list[str],
                                 description: str) -> dict[str, Any]:
         form = [*endpoint_form(url, events, description), ("disabled", "false")]
-        return dict(self.request("POST", f"/webhook_endpoints/{endpoint_id}", form=form))
+        return dict(self.request("POST", f"/webhook_endpoints/{endpoint_id}", form=form,
+                                 idempotency_key=str(uuid.uuid4())))
 
     def delete_webhook_endpoint(self, endpoint_id: str) -> None:
         try:

@@ -15,14 +15,17 @@ from ops.output import print_json, progress, table
 STACK_OPTION = typer.Option(..., "--stack", "-s", help="staging or production")
 OUT_OPTION = typer.Option(None, "--out", help="Also write the JSON plan to this file.")
 DIAGRAM_OPTION = typer.Option(None, "--diagram", help="Also draw the stack as SVG into this file.")
+PHASE_OPTION = typer.Option(None, "--phase",
+                            help="Plan as if autoenroll:phase were this (pre-revenue, growth, scale): what the "
+                                 "next phase's plans allow, before changing the stack file.")
 
 
-def run_plan_or_config_error(stack: str) -> Any:
+def run_plan_or_config_error(stack: str, phase: str | None = None) -> Any:
     from stacks.config import StackConfigError
     from stacks.plan import run_plan
 
     try:
-        return run_plan(stack)
+        return run_plan(stack) if phase is None else run_plan(stack, {"phase": phase})
     except StackConfigError as exc:
         raise ConfigError(f"Pulumi.{stack}.yaml: {exc}") from None
 
@@ -32,11 +35,12 @@ def plan(
     as_json: bool = JSON_OPTION,
     out: Path | None = OUT_OPTION,
     diagram: Path | None = DIAGRAM_OPTION,
+    phase: str | None = PHASE_OPTION,
 ) -> None:
     """Preview a stack offline (no credentials, no Pulumi CLI): resources, outputs, policy results.
 
-    Exit 8 when a policy fails."""
-    planned = run_plan_or_config_error(stack)
+    Exit 8 when a policy fails (fits-the-plan names the resource, setting and plan limit)."""
+    planned = run_plan_or_config_error(stack, phase)
     data = planned.to_json()
     if diagram is not None:
         from stacks.diagram import render_svg

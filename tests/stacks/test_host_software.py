@@ -1,0 +1,211 @@
+"""The host role's files are checked by the software the hosts really run.
+
+Caddy: Debian 12's package (the version the host role pins), `caddy validate` and `caddy adapt` on
+the rendered Caddyfile with the host's environment; the sandbox's 2.11 wheel must accept the same
+file. sshd: `sshd -t` on the rendered hardening. nftables: `nft -c` on the rendered ruleset.
+Vector: no packaged binary exists on the registries this project reaches (Debian 12 has no
+`vector`, and the PyPI and npm packages of that name are unrelated), so its config is checked for
+the fields that matter and the real check (`vector validate`) is left to the pinned image on a host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from ops.sandbox.components import venv_binary
+from stacks.data import cloudflare_ranges
+from stacks.host_role import (
+    CADDY_APT_PIN,
+    CADDY_TLS_SNIPPET,
+    CADDY_VERSION,
+    CLOUDFLARE_PULL_CA,
+    HostRoleArgs,
+    caddy_environment,
+    nftables_conf,
+    origin_tls_snippet,
+    render_user_data,
+    vector_config,
+)
+
+pytestmark = pytest.mark.stacks
+
+DEBIAN_CADDY = Path("/usr/bin/caddy")
+ARGS = HostRoleArgs(
+    hostname="autoenroll-production-app-1", environment="production", role="primary",
+    site_address="app.example.ie", extra_site_addresses=("api.example.ie",),
+    app_image="ghcr.io/komplyone/autoenroll-app", app_version="1.2.3", admin_cidrs=("198.51.100.0/28",),
+    cloudflare_ranges=cloudflare_ranges(), ssh_public_keys=("ssh-ed25519 AAAAC3Nza test",),
+    app_env={"DATABASE_URL": "postgresql://u:pw@h/db"}, betterstack_logs_token="logs-token",
+    logs_ingest_host="s123.eu-nbg-2.betterstackdata.com", private_network="10.20.0.0/16",
+)
+
+
+def _files(user_data: str) -> dict[str, str]:
+    doc: dict[str, Any] = yaml.safe_load(user_data.split("\n", 1)[1])
+    return {str(f["path"]): str(f["content"]) for f in doc["write_files"]}
+
+
+@pytest.fixture(scope="module")
+def host_files() -> dict[str, str]:
+    return _files(render_user_data(ARGS))
+
+
+@pytest.fixture(scope="module")
+def origin_cert(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A stand-in for the Origin CA certificate and key the deploy writes (Caddy loads them to validate)."""
+    folder = tmp_path_factory.mktemp("origin")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-days", "2", "-subj", "/CN=app.example.ie", "-keyout", str(folder / "key.pem"),
+                    "-out", str(folder / "cert.pem")], check=True, capture_output=True)
+    return folder
+
+
+def _caddy(binary: str, command: str, caddyfile: Path, env: dict[str, str],
+           home: Path) -> subprocess.CompletedProcess[str]:
+    full = {"PATH": os.environ.get("PATH", ""), "HOME": str(home), "XDG_DATA_HOME": str(home / "data"),
+            "XDG_CONFIG_HOME": str(home / "config"), **env}
+    return subprocess.run([binary, command, "--config", str(caddyfile), "--adapter", "caddyfile"],
+                          capture_output=True, text=True, env=full, check=False, timeout=60)
+
+
+def _host_caddy_setup(host_files: dict[str, str], origin_cert: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    caddyfile = tmp_path / "Caddyfile"
+    caddyfile.write_text(host_files["/etc/caddy/Caddyfile"])
+    snippet = tmp_path / "origin-tls.caddy"
+    assert host_files[CADDY_TLS_SNIPPET] == origin_tls_snippet()
+    pull_ca = tmp_path / "pull-ca.pem"
+    pull_ca.write_text(host_files[CLOUDFLARE_PULL_CA])
+    snippet.write_text(origin_tls_snippet(str(origin_cert), str(pull_ca)))
+    env = caddy_environment(host_files["/etc/systemd/system/caddy.service.d/autoenroll.conf"])
+    return caddyfile, {**env, "CADDY_TLS": str(snippet)}
+
+
+def test_the_pinned_caddy_is_the_one_installed_here() -> None:
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "caddy"], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, "Debian's caddy is not installed: bin/setup installs it"
+    assert out.stdout.startswith(CADDY_VERSION + "-"), f"host role pins caddy {CADDY_VERSION}, here: {out.stdout}"
+    version = subprocess.run([str(DEBIAN_CADDY), "version"], capture_output=True, text=True, check=True).stdout
+    assert version.split()[0].lstrip("v") == CADDY_VERSION
+
+
+def test_host_caddyfile_validates_under_the_hosts_caddy(host_files: dict[str, str], origin_cert: Path,
+                                                        tmp_path: Path) -> None:
+    caddyfile, env = _host_caddy_setup(host_files, origin_cert, tmp_path)
+    for binary in (str(DEBIAN_CADDY), venv_binary("caddy", "caddyserver")):
+        out = _caddy(binary, "validate", caddyfile, env, tmp_path)
+        assert out.returncode == 0, f"{binary}: {out.stderr[-600:]}"
+
+
+def test_host_caddy_serves_app_and_api_with_the_origin_certificate(host_files: dict[str, str], origin_cert: Path,
+                                                                   tmp_path: Path) -> None:
+    caddyfile, env = _host_caddy_setup(host_files, origin_cert, tmp_path)
+    out = _caddy(str(DEBIAN_CADDY), "adapt", caddyfile, env, tmp_path)
+    assert out.returncode == 0, out.stderr[-600:]
+    config = json.loads(out.stdout)
+    servers = config["apps"]["http"]["servers"]
+    hosts = {h for server in servers.values() for route in server.get("routes", [])
+             for match in route.get("match", []) for h in match.get("host", [])}
+    assert {"app.example.ie", "api.example.ie"} <= hosts
+    loaded = config["apps"]["tls"]["certificates"]["load_files"]
+    assert loaded == [{"certificate": str(origin_cert / "cert.pem"), "key": str(origin_cert / "key.pem"),
+                       "tags": ["cert0"]}]
+    # Only a client that shows a certificate from Cloudflare's origin-pull CA gets through (no bypass
+    # through the load balancer's public address).
+    policies_tls = [p for server in servers.values() for p in server.get("tls_connection_policies", [])]
+    assert any(p.get("client_authentication", {}).get("mode") == "require_and_verify" for p in policies_tls)
+    # No ACME issuer for the sites: behind Cloudflare's HTTPS redirect an HTTP-01 challenge never completes.
+    policies = config["apps"]["tls"].get("automation", {}).get("policies", [])
+    sites = {"app.example.ie", "api.example.ie"}
+    assert not any(p.get("issuers") for p in policies if sites & set(p.get("subjects", [])))
+
+
+def test_sandbox_caddy_still_accepts_the_same_file(host_files: dict[str, str], tmp_path: Path) -> None:
+    caddyfile = tmp_path / "Caddyfile"
+    caddyfile.write_text(host_files["/etc/caddy/Caddyfile"])
+    env = {"SITE_ADDRESS": "http://127.0.0.1:8443", "APP_UPSTREAMS": "127.0.0.1:8000", "CADDY_ADMIN": "127.0.0.1:2999"}
+    for binary in (venv_binary("caddy", "caddyserver"), str(DEBIAN_CADDY)):
+        out = _caddy(binary, "validate", caddyfile, env, tmp_path)
+        assert out.returncode == 0, f"{binary}: {out.stderr[-600:]}"
+
+
+def test_caddy_validate_catches_a_global_option_2_6_2_lacks(tmp_path: Path) -> None:
+    caddyfile = tmp_path / "Caddyfile"
+    caddyfile.write_text("{\n\tpersist_config off\n}\n:8080 {\n\trespond ok\n}\n")
+    out = _caddy(str(DEBIAN_CADDY), "validate", caddyfile, {}, tmp_path)
+    assert out.returncode != 0 and "persist_config" in out.stderr
+
+
+def test_sshd_accepts_the_rendered_hardening(host_files: dict[str, str], tmp_path: Path) -> None:
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    # sshd -t insists on its privilege separation directory, which ssh.service makes at boot.
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)
+    key = tmp_path / "host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    config = tmp_path / "sshd_config"
+    hardening = host_files["/etc/ssh/sshd_config.d/10-autoenroll-hardening.conf"]
+    config.write_text(f"HostKey {key}\n{hardening}")
+    out = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    config.write_text(f"HostKey {key}\n{hardening}MaxAuthTries three\n")
+    broken = subprocess.run([sshd, "-t", "-f", str(config)], capture_output=True, text=True, check=False)
+    assert broken.returncode != 0  # the check can fail
+
+
+def test_nft_accepts_the_rendered_ruleset(host_files: dict[str, str], tmp_path: Path) -> None:
+    ruleset = tmp_path / "nftables.conf"
+    ruleset.write_text(host_files["/etc/nftables.conf"])
+    out = subprocess.run(["nft", "-c", "-f", str(ruleset)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    ruleset.write_text(host_files["/etc/nftables.conf"].replace("policy drop", "policy dropp"))
+    assert subprocess.run(["nft", "-c", "-f", str(ruleset)], capture_output=True, check=False).returncode != 0
+
+
+def test_host_firewall_admits_the_load_balancers_private_network() -> None:
+    conf = nftables_conf(("198.51.100.0/28",), cloudflare_ranges(), "10.20.0.0/16")
+    assert "ip saddr 10.20.0.0/16 tcp dport { 80, 443 } accept" in conf
+    assert "10.20.0.0/16" not in nftables_conf(("198.51.100.0/28",), cloudflare_ranges())
+
+
+def test_vector_ships_to_the_sources_ingest_host_and_keeps_its_checkpoints(host_files: dict[str, str]) -> None:
+    config = yaml.safe_load(host_files["/etc/vector/vector.yaml"])
+    assert config["sinks"]["betterstack"]["uri"] == "https://s123.eu-nbg-2.betterstackdata.com"
+    assert "in.logs.betterstack.com" not in host_files["/etc/vector/vector.yaml"]
+    assert config["data_dir"] == "/var/lib/vector"
+    unit = host_files["/etc/systemd/system/vector.service"]
+    assert "-v /var/lib/vector:/var/lib/vector" in unit
+    assert "validate --no-environment" in unit  # the pinned image checks the config before it runs
+    with pytest.raises(ValueError, match="logs ingest host"):
+        vector_config("")
+
+
+def test_sudoers_grants_no_systemctl() -> None:
+    doc = yaml.safe_load(render_user_data(ARGS).split("\n", 1)[1])
+    sudo = doc["users"][0]["sudo"]
+    assert "systemctl" not in sudo
+    assert "/usr/local/bin/autoenroll-deploy" in sudo
+
+
+def test_caddy_is_installed_at_the_pinned_version(host_files: dict[str, str]) -> None:
+    doc = yaml.safe_load(render_user_data(ARGS).split("\n", 1)[1])
+    assert "caddy" in doc["packages"]
+    assert host_files["/etc/apt/preferences.d/caddy"] == CADDY_APT_PIN
+    assert f"Pin: version {CADDY_VERSION}*" in CADDY_APT_PIN
+
+
+def test_cloudflares_origin_pull_ca_is_the_real_one_and_not_about_to_expire(host_files: dict[str, str],
+                                                                            tmp_path: Path) -> None:
+    pem = tmp_path / "ca.pem"
+    pem.write_text(host_files[CLOUDFLARE_PULL_CA])
+    out = subprocess.run(["openssl", "x509", "-in", str(pem), "-noout", "-subject", "-checkend", str(180 * 86400)],
+                         capture_output=True, text=True, check=False)
+    assert "CN = origin-pull.cloudflare.net" in out.stdout
+    if out.returncode != 0:
+        pytest.fail("Cloudflare's origin-pull CA expires within 180 days: fetch its successor from Cloudflare's docs")
