@@ -25,7 +25,7 @@ from typing import Any
 from autoenroll.config import UploadLimits
 from autoenroll.files import RejectedFile
 from autoenroll.validation.columns import UnrecognisedColumns, column_map
-from autoenroll.validation.engine import Validation, validate
+from autoenroll.validation.engine import RowResult, Validation, validate
 from autoenroll.validation.parse import parse
 from autoenroll.validation.redact import redact
 from autoenroll.validation.reports import errors_csv, summary_json, summary_pdf
@@ -66,24 +66,27 @@ def _raise_cpu_limit(_signum: int, _frame: object) -> None:
 ROWS_PER_CHUNK = 5000
 
 
-def _rows_json(validation: Validation) -> list[str]:
+def _row(r: RowResult) -> dict[str, Any]:
     # Lengths match employee_results' use of each text column; numbers are already in numeric(12, 2) range.
-    rows = []
-    for r in validation.results:
-        v = r.values
-        rows.append({
-            "row_number": r.row, "employee_id": v.get("employee_id", "")[:100], "ppsn": v.get("ppsn", "")[:20],
-            "first_name": v.get("first_name", "")[:200], "last_name": v.get("last_name", "")[:200],
-            "date_of_birth": r.dob.isoformat() if r.dob else None, "email": v.get("email", "")[:320] or None,
-            "gross_pay": str(r.gross) if r.gross is not None else None,
-            "pay_frequency": v.get("pay_frequency", "")[:40], "eligibility": r.eligibility,
-            "employee_contribution": str(r.employee) if r.employee is not None else None,
-            "employer_contribution": str(r.employer) if r.employer is not None else None,
-            "state_contribution": str(r.state) if r.state is not None else None,
-            "errors": [{"column": e.column, "rule": e.rule, "message": e.message} for e in r.errors],
-        })
-    return [json.dumps(rows[i:i + ROWS_PER_CHUNK], ensure_ascii=False, separators=(",", ":"))
-            for i in range(0, len(rows), ROWS_PER_CHUNK)]
+    v = r.values
+    return {
+        "row_number": r.row, "employee_id": v.get("employee_id", "")[:100], "ppsn": v.get("ppsn", "")[:20],
+        "first_name": v.get("first_name", "")[:200], "last_name": v.get("last_name", "")[:200],
+        "date_of_birth": r.dob.isoformat() if r.dob else None, "email": v.get("email", "")[:320] or None,
+        "gross_pay": str(r.gross) if r.gross is not None else None,
+        "pay_frequency": v.get("pay_frequency", "")[:40], "eligibility": r.eligibility,
+        "employee_contribution": str(r.employee) if r.employee is not None else None,
+        "employer_contribution": str(r.employer) if r.employer is not None else None,
+        "state_contribution": str(r.state) if r.state is not None else None,
+        "errors": [{"column": e.column, "rule": e.rule, "message": e.message} for e in r.errors],
+    }
+
+
+def _rows_json(validation: Validation) -> list[str]:
+    # One chunk's dicts at a time: all 100,000 at once would be the worker's largest allocation.
+    results = validation.results
+    return [json.dumps([_row(r) for r in results[i:i + ROWS_PER_CHUNK]], ensure_ascii=False, separators=(",", ":"))
+            for i in range(0, len(results), ROWS_PER_CHUNK)]
 
 
 def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: UploadLimits,
