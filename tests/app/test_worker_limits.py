@@ -51,13 +51,13 @@ def test_a_small_file_is_checked_in_a_worker() -> None:
     assert isinstance(outcome, Checked) and outcome.summary["rows"] == 3 and outcome.peak_rss_kb > 0
 
 
-@pytest.mark.parametrize(("limits", "named"), [
-    (UploadLimits(parse_cpu_seconds=1), "parse_cpu_seconds"),
-    (UploadLimits(parse_seconds=1.0), "parse_seconds"),
-    (UploadLimits(parse_memory_mb=200), "parse_memory_mb"),
+@pytest.mark.parametrize(("limits", "data", "named"), [
+    (UploadLimits(parse_cpu_seconds=1), BIG, "parse_cpu_seconds"),
+    (UploadLimits(parse_seconds=1.0), BIG, "parse_seconds"),
+    (UploadLimits(parse_memory_mb=256), csv_file(150_000), "parse_memory_mb"),  # ~380 MB to read it all
 ])
-def test_each_limit_stops_the_worker_and_is_named(limits: UploadLimits, named: str) -> None:
-    outcome = run(limits, BIG)
+def test_each_limit_stops_the_worker_and_is_named(limits: UploadLimits, data: bytes, named: str) -> None:
+    outcome = run(limits, data)
     assert isinstance(outcome, Refused) and named in outcome.message, outcome
     assert outcome.limits[named] == getattr(limits, named)
     assert workers() == set()
