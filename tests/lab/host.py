@@ -14,15 +14,18 @@ there on a VM.
 from __future__ import annotations
 
 import contextlib
+import shlex
+import shutil
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ops.registry import login_argv
 from stacks.host_role import DEPLOY_USER
 from tests.infra.testhost import APP_PORT, LocalTestHost, placeholder_app_env, remove_stale_namespaces
 from tests.lab.docker import DockerEngine
-from tests.lab.registry import LocalRegistry
+from tests.lab.registry import READER, LocalRegistry
 
 DEBIAN_CADDY = "/usr/bin/caddy"
 APP_CONTAINER = "autoenroll-app"
@@ -35,6 +38,11 @@ class LabHost(LocalTestHost):
     engine: DockerEngine | None = None
     caddy_binary: str = DEBIAN_CADDY
     app_image: str | None = field(default=None)
+
+    @property
+    def docker_config(self) -> Path:
+        """The deploy user's docker CLI config (credentials of `docker login`) on this host."""
+        return self.folder / "docker-config"
 
     @property
     def registry_address(self) -> str:
@@ -53,6 +61,7 @@ class LabHost(LocalTestHost):
             self.load_firewall()  # before dockerd, as nftables.service is ordered before docker.service
             self.start_docker()
             self.start_sshd()
+            self.login_to_registry()
             self.start_caddy()
         except BaseException:
             self.stop()
@@ -69,14 +78,36 @@ class LabHost(LocalTestHost):
         insecure = (self.registry_address,) if self.registry is not None else ()
         self.engine = DockerEngine(netns=self.namespace, insecure_registries=insecure).start()
         # The role puts the deploy user in the docker group, the socket's group (dockerd's default).
-        if self.created_user:
-            subprocess.run(["usermod", "--append", "--groups", "docker", DEPLOY_USER], capture_output=True, check=True)
+        # (Also when another test host created the user: idempotent.)
+        subprocess.run(["usermod", "--append", "--groups", "docker", DEPLOY_USER], capture_output=True, check=True)
         self.engine.folder.chmod(0o755)  # the way to the socket; the socket itself is 0660 root:docker
+
+    def login_to_registry(self) -> None:
+        """Log in with the read-only token, as root and as the deploy user over SSH (what a deploy does),
+        the token on stdin only (ops.registry.login_argv)."""
+        if self.registry is None or self.engine is None:
+            return
+        argv = login_argv(self.registry_address, READER)
+        self.engine.docker(*argv[1:], stdin=self.registry.reader_token)
+        # The deploy user's CLI config is this host's own (sshd sets DOCKER_CONFIG): the user, and
+        # its home, may be shared with another test host on this machine.
+        self.docker_config.mkdir(exist_ok=True)
+        shutil.chown(self.docker_config, DEPLOY_USER, DEPLOY_USER)
+        result = self.ssh(argv, stdin=self.registry.reader_token)
+        if result.returncode != 0:
+            raise RuntimeError(f"lab host: docker login over SSH failed: {result.stderr.strip()[-500:]}")
+
+    def ssh(self, command: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
+        """A command as the deploy user over SSH (its docker talks to this host's engine)."""
+        return subprocess.run(["ssh", "-F", str(self.ssh_config), "-o", "BatchMode=yes", "testhost",
+                               shlex.join(command)], input=stdin, capture_output=True, text=True, timeout=300,
+                              check=False)
 
     def start_sshd(self, overrides: str = "") -> None:
         session_env = ""
         if self.engine is not None:
-            session_env = f"SetEnv DOCKER_HOST={self.engine.host} DOCKER_API_VERSION={DOCKER_API_VERSION}\n"
+            session_env = (f"SetEnv DOCKER_HOST={self.engine.host} DOCKER_API_VERSION={DOCKER_API_VERSION} "
+                           f"DOCKER_CONFIG={self.docker_config}\n")
         super().start_sshd(session_env + overrides)
 
     def docker(self, *args: str, check: bool = True, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:

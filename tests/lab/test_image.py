@@ -14,7 +14,7 @@ from ops.sandbox.state import SandboxState
 from tests.infra import checks
 from tests.infra.target import local_target
 from tests.infra.testhost import APP_PORT
-from tests.lab.docker import DockerEngine
+from tests.lab.docker import DockerEngine, EngineError
 from tests.lab.fixtures import PushedImage
 from tests.lab.host import APP_CONTAINER, LabHost
 from tests.lab.images import BuiltImage, from_images, stand_in
@@ -29,7 +29,7 @@ def test_every_base_image_of_the_dockerfile_has_an_offline_stand_in() -> None:
 
 
 def test_an_unknown_base_image_is_named_in_the_error() -> None:
-    with pytest.raises(RuntimeError, match=r"no offline stand-in for base image 'alpine:3\.20'"):
+    with pytest.raises(EngineError, match=r"no offline stand-in for base image 'alpine:3\.20'"):
         stand_in("alpine:3.20")
 
 
@@ -70,3 +70,18 @@ def test_a_lab_host_pulls_the_image_by_digest_and_serves_it_behind_caddy(lab_hos
     target = local_target(lab_host)
     checks.check_health_through_caddy(target)
     checks.check_app_container_healthy(target)
+
+
+def test_hosts_pull_with_a_read_only_token(lab_host: LabHost, lab_registry: PushedImage) -> None:
+    """The deploy user (logged in as `reader` at start) pulls over SSH; it cannot push; nobody pulls anonymously."""
+    by_tag = lab_registry.by_tag(lab_host)
+    pulled = lab_host.ssh(["docker", "pull", "--quiet", by_tag])
+    assert pulled.returncode == 0, pulled.stderr
+    pushed = lab_host.ssh(["docker", "push", by_tag])
+    assert pushed.returncode != 0 and "unauthorized" in (pushed.stdout + pushed.stderr).lower(), pushed
+    config = lab_host.docker_config / "config.json"
+    assert lab_registry.registry.reader_token not in pulled.stdout + pulled.stderr
+    anonymous = httpx.get(f"http://{lab_registry.registry.push_address}/v2/{lab_registry.repository}/tags/list",
+                          timeout=5)
+    assert anonymous.status_code == 401
+    assert config.exists()  # docker login stored the credential for the deploy user, as on a VM

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from ops.paths import REPO_ROOT, venv_binary
-from stacks.host_role import DEPLOY_SCRIPT, app_unit
+from stacks.host_role import DEPLOY_SCRIPT
 
 pytestmark = pytest.mark.unit
 WORKFLOWS = sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml"))
@@ -139,14 +139,14 @@ def test_release_reads_the_image_name_the_stacks_configure() -> None:
 
 
 def test_release_tags_the_image_as_the_host_role_pulls_it() -> None:
-    """Tag vX.Y.Z -> IMAGE:X.Y.Z: the host role's unit runs ${APP_IMAGE}:${APP_VERSION}, its deploy script
-    pulls $image:$version, and every configured app_version fits the scheme."""
+    """Tag vX.Y.Z -> IMAGE:X.Y.Z: the host role's deploy script pulls "$image:$version" with $image the
+    APP_IMAGE the role writes from the stack config, and every configured app_version fits the scheme."""
     steps = _load(REPO_ROOT / ".github" / "workflows" / "release.yml")["jobs"]["image"]["steps"]
     build = next(s for s in steps if s.get("id") == "build")["with"]
     assert build["file"] == "app/Dockerfile"
     assert build["tags"] == "${{ steps.name.outputs.image }}:${{ steps.name.outputs.version }}"
-    assert "${APP_IMAGE}:${APP_VERSION}" in app_unit()
-    assert 'docker pull "$image:$version"' in DEPLOY_SCRIPT
+    assert "s/^APP_IMAGE=//p" in DEPLOY_SCRIPT and '"$image:$version"' in DEPLOY_SCRIPT
+    assert re.search(r'docker pull (-q )?"\$image:\$version"', DEPLOY_SCRIPT)
     scheme = re.search(r"grep -Eq '([^']+)'", _release_name_step())
     assert scheme, "release.yml no longer checks the tag scheme"
     for stack in ("staging", "production"):

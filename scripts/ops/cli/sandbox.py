@@ -30,11 +30,17 @@ def _as_dicts(results: list[ComponentHealth]) -> list[dict[str, Any]]:
 COLUMNS = ["component", "state", "pid", "endpoint", "ms", "detail"]
 
 
+CONTAINERS_OPTION = typer.Option(
+    None, "--containers/--processes",
+    help="Run the apps as the image built from app/Dockerfile (in a Docker engine of the sandbox's own, "
+         "or OPS_SANDBOX_DOCKER_HOST's), or as processes of this checkout. Default: as the sandbox already does.")
+
+
 @app.command("up")
-def up(as_json: bool = JSON_OPTION) -> None:
+def up(as_json: bool = JSON_OPTION, containers: bool | None = CONTAINERS_OPTION) -> None:
     """Start every component that is not running (idempotent), then show their health."""
     root = sandbox_dir()
-    results = manager.up(root, progress=progress)
+    results = manager.up(root, progress=progress, containers=containers)
     if as_json:
         print_json({"components": _as_dicts(results), **load_state(root).public_view()})
     else:

@@ -26,6 +26,7 @@ from ops.migrations import head_revision, migrate, schema_revision
 from ops.paths import APP_DIR, postgres_bindir, venv_binary
 from ops.ports import free_port, port_is_free
 from ops.processes import ProcRef, is_running, run_checked, start_process, stop_process
+from ops.sandbox.engine import DOCKER_CLI, EngineClient, dockerd_argv
 from ops.sandbox.state import APP_ROLES, BRANCHES, SandboxState
 
 Health = Literal["up", "down", "unhealthy"]
@@ -442,11 +443,39 @@ def _start_s3(state: SandboxState, root: Path) -> ProcRef:
     return start_process(weed_argv(state, root, identities), log_file=root / "logs" / "s3.log", cwd=root / "s3")
 
 
+def container_name(state: SandboxState, role: str) -> str:
+    return f"autoenroll-sandbox-{state.sandbox_id}-{role}"
+
+
+def engine_client(state: SandboxState, root: Path) -> EngineClient:
+    return EngineClient(state.docker_host(), root / "docker-cli")
+
+
+def app_container_argv(state: SandboxState, role: str) -> list[str]:
+    """`docker run` of the image in the foreground: the CLI is the process the sandbox tracks.
+
+    The CLI forwards SIGTERM to the container (uvicorn's graceful stop) and `--rm` removes it.
+    Variables go by name only (`--env KEY`, values from the CLI's environment), so no secret is
+    on a command line. The host network: the app reaches the sandbox's loopback services and
+    listens on its own port, as the process would.
+    """
+    variables = app_variables(state, role, state.apps[role].version)
+    image = state.containers.image if state.containers is not None else ""
+    return [DOCKER_CLI, f"--host={state.docker_host()}", "run", "--rm", "--name", container_name(state, role),
+            "--network=host", *(arg for key in variables for arg in ("--env", key)), image]
+
+
 def _app_component(role: str) -> Component:
     def start(state: SandboxState, root: Path) -> ProcRef:
         app = state.apps[role]
-        return start_process(app_argv(), log_file=root / "logs" / f"app-{role}.log",
-                             env=app_env(state, role, app.version), cwd=APP_DIR)
+        log = root / "logs" / f"app-{role}.log"
+        if state.containers is not None:
+            # A container left by a killed CLI would hold the name (and the port).
+            engine_client(state, root).docker("rm", "--force", container_name(state, role), check=False)
+            env = {**app_variables(state, role, app.version), "PATH": os.environ.get("PATH", ""),
+                   "DOCKER_CONFIG": str(root / "docker-cli")}
+            return start_process(app_container_argv(state, role), log_file=log, env=env, cwd=root)
+        return start_process(app_argv(), log_file=log, env=app_env(state, role, app.version), cwd=APP_DIR)
 
     def set_proc(s: SandboxState, proc: ProcRef | None) -> None:
         s.apps[role].proc = proc
@@ -461,6 +490,27 @@ def _app_component(role: str) -> Component:
         probe=lambda s: probe_app(s, role),
         start_timeout=30.0,
     )
+
+
+def _start_docker(state: SandboxState, root: Path) -> ProcRef:
+    folder = root / "docker"
+    folder.mkdir(parents=True, exist_ok=True)
+    return start_process(dockerd_argv(folder), log_file=root / "logs" / "docker.log")
+
+
+def probe_docker(state: SandboxState) -> str:
+    client = EngineClient(state.docker_host(), Path(state.root) / "docker-cli")
+    version = client.docker("version", "--format", "{{.Server.Version}}", timeout=10).stdout.strip()
+    return f"dockerd {version}"
+
+
+def _docker_proc(state: SandboxState) -> ProcRef | None:
+    return state.containers.proc if state.containers is not None else None
+
+
+def _set_docker_proc(state: SandboxState, proc: ProcRef | None) -> None:
+    if state.containers is not None:
+        state.containers.proc = proc
 
 
 def _start_caddy(state: SandboxState, root: Path) -> ProcRef:
@@ -498,14 +548,26 @@ COMPONENTS: tuple[Component, ...] = (
               lambda s: [s.caddy.port, s.caddy.admin_port], _start_caddy, probe_caddy, start_timeout=30.0),
 )
 
-COMPONENT_NAMES = tuple(c.name for c in COMPONENTS)
+# Only in --containers mode with the sandbox's own engine (see components_for).
+DOCKER = Component("docker", lambda s: s.docker_host(), _docker_proc, _set_docker_proc, lambda s: [],
+                   _start_docker, probe_docker, start_timeout=60.0)
+
+COMPONENT_NAMES = tuple(c.name for c in COMPONENTS)  # the default mode's; --containers adds DOCKER
+
+
+def components_for(state: SandboxState) -> tuple[Component, ...]:
+    """The sandbox's components in start order: the engine, when it runs its own, before the apps."""
+    if state.containers is None or state.containers.engine_host is not None:
+        return COMPONENTS
+    first_app = next(i for i, comp in enumerate(COMPONENTS) if comp.name.startswith("app-"))
+    return (*COMPONENTS[:first_app], DOCKER, *COMPONENTS[first_app:])
 
 
 def component(name: str) -> Component:
-    for comp in COMPONENTS:
+    for comp in (*COMPONENTS, DOCKER):
         if comp.name == name:
             return comp
-    raise ConfigError(f"unknown component {name!r}", hint=f"one of: {', '.join(COMPONENT_NAMES)}")
+    raise ConfigError(f"unknown component {name!r}", hint=f"one of: {', '.join((*COMPONENT_NAMES, DOCKER.name))}")
 
 
 def health(state: SandboxState, comp: Component) -> ComponentHealth:
@@ -519,7 +581,13 @@ def health(state: SandboxState, comp: Component) -> ComponentHealth:
 
 
 def stop(state: SandboxState, comp: Component) -> bool:
-    return stop_process(comp.get_proc(state), sig=comp.stop_signal, timeout=comp.stop_timeout)
+    stopped = stop_process(comp.get_proc(state), sig=comp.stop_signal, timeout=comp.stop_timeout)
+    if state.containers is not None and comp.name.startswith("app-"):
+        # The CLI's --rm removes the container; this catches one whose CLI was killed.
+        client = EngineClient(state.docker_host(), Path(state.root) / "docker-cli")
+        if client.answers():
+            client.docker("rm", "--force", container_name(state, comp.name.removeprefix("app-")), check=False)
+    return stopped
 
 
 def ports_free(state: SandboxState, comp: Component) -> bool:

@@ -16,6 +16,7 @@ from ops.sandbox.state import (
     BUCKET_ROLES,
     AppState,
     CaddyState,
+    ContainersState,
     HeartbeatState,
     PostgresState,
     RedisState,
@@ -59,19 +60,29 @@ def _fail_with_log(root: Path, result: c.ComponentHealth) -> SandboxError:
     )
 
 
-def up(root: Path, progress: Progress = lambda _msg: None) -> list[c.ComponentHealth]:
-    """Start every component that is not already up. Safe to run again at any time."""
+def up(root: Path, progress: Progress = lambda _msg: None, containers: bool | None = None) -> list[c.ComponentHealth]:
+    """Start every component that is not already up. Safe to run again at any time.
+
+    `containers`: True runs the apps as the image built from app/Dockerfile, False as processes
+    of this checkout, None keeps what the sandbox already does (processes for a new one).
+    """
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o755)  # noqa: S103 - the postgres user must traverse it; secrets inside are 0600
     state = load_state(root) if state_path(root).exists() else _new_state(root)
     state.backup_recipient = ensure_backup_key(Path(state.backup_identity_file()))
+    if containers is not None and containers != (state.containers is not None):
+        _switch_app_mode(root, state, containers, progress)
     save_state(root, state)
     results: list[c.ComponentHealth] = []
-    for comp in c.COMPONENTS:
+    image_ready = False
+    for comp in c.components_for(state):
         current = c.health(state, comp)
         if current.state == "up":
             progress(f"{comp.name}: already up")
         else:
+            if state.containers is not None and comp.name.startswith("app-") and not image_ready:
+                _build_app_image(root, state, progress)  # the checkout as it is now, like a release
+                image_ready = True
             if current.state == "unhealthy":
                 progress(f"{comp.name}: running but unhealthy, restarting")
                 c.stop(state, comp)
@@ -88,6 +99,29 @@ def up(root: Path, progress: Progress = lambda _msg: None) -> list[c.ComponentHe
         results.append(current)
     save_state(root, state)
     return results
+
+
+def _switch_app_mode(root: Path, state: SandboxState, containers: bool, progress: Progress) -> None:
+    """Stop the apps (and the sandbox's own engine, when leaving containers), then record the new mode."""
+    for comp in reversed(c.components_for(state)):
+        if comp.name.startswith("app-") or comp.name == "docker":
+            if c.stop(state, comp):
+                progress(f"{comp.name}: stopped (switching to {'containers' if containers else 'processes'})")
+            comp.set_proc(state, None)
+    state.containers = ContainersState(engine_host=os.environ.get("OPS_SANDBOX_DOCKER_HOST") or None) \
+        if containers else None
+    save_state(root, state)
+
+
+def _build_app_image(root: Path, state: SandboxState, progress: Progress) -> None:
+    """Build app/Dockerfile into the engine (its layer cache makes an unchanged rebuild take seconds)."""
+    from ops.sandbox.images import build_app_image
+
+    if state.containers is None:
+        return
+    progress(f"image: building {state.containers.image} from app/Dockerfile")
+    image = build_app_image(c.engine_client(state, root), reference=state.containers.image)
+    progress(f"image: {image.reference} {image.size_bytes / 1e6:.0f} MB, user {image.user}")
 
 
 def ensure_backup_key(identity: Path) -> str:
@@ -126,7 +160,7 @@ def _point_caddy_at_active_app(state: SandboxState) -> None:
 def status(root: Path) -> list[c.ComponentHealth]:
     """Health of every component; a crashed process is `down`, never `up`."""
     state = load_state(root)
-    return [c.health(state, comp) for comp in c.COMPONENTS]
+    return [c.health(state, comp) for comp in c.components_for(state)]
 
 
 def down(root: Path, progress: Progress = lambda _msg: None) -> list[str]:
@@ -136,7 +170,7 @@ def down(root: Path, progress: Progress = lambda _msg: None) -> list[str]:
     except NotFoundError:
         return []
     stopped: list[str] = []
-    for comp in reversed(c.COMPONENTS):
+    for comp in reversed(c.components_for(state)):
         if c.stop(state, comp):
             progress(f"{comp.name}: stopped")
             stopped.append(comp.name)

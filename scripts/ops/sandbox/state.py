@@ -76,6 +76,18 @@ class HeartbeatState(BaseModel):
     proc: ProcRef | None = None
 
 
+class ContainersState(BaseModel):
+    """`ops sandbox up --containers`: the apps run as the image built from app/Dockerfile.
+
+    In an engine the sandbox starts itself (`proc`, folder `docker/` in the sandbox), or in the
+    one at `engine_host` when OPS_SANDBOX_DOCKER_HOST named it at the first `up --containers`.
+    """
+
+    engine_host: str | None = None
+    proc: ProcRef | None = None
+    image: str = "autoenroll/app:sandbox"
+
+
 class SandboxState(BaseModel):
     sandbox_id: str = Field(default_factory=lambda: uuid.uuid4().hex[:12])
     root: str
@@ -90,6 +102,7 @@ class SandboxState(BaseModel):
     auth_secret: str = Field(default_factory=lambda: secrets.token_urlsafe(48))  # the app's AUTH_SECRET
     # The app's STRIPE_WEBHOOK_SECRET; in the cloud the stack's webhook endpoint mints it.
     stripe_webhook_secret: str = Field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(32))
+    containers: ContainersState | None = None  # None: the apps run as processes of this checkout
     deploy_history: list[str] = Field(default_factory=list)  # versions deployed, newest last (for rollback)
 
     def database_url(self, branch: str, *, admin: bool = False) -> str:
@@ -129,7 +142,15 @@ class SandboxState(BaseModel):
             "caddy": {"url": self.public_url(), "admin_url": self.caddy_admin_url(),
                       "active_app": self.caddy.active_app},
             "heartbeat": {"url": self.heartbeat_url()},
+            "containers": ({"image": self.containers.image, "engine": self.docker_host()}
+                           if self.containers is not None else None),
         }
+
+    def docker_host(self) -> str:
+        """The engine the app containers run in (only in --containers mode)."""
+        if self.containers is None:
+            raise SandboxError("this sandbox runs its apps as processes", hint="ops sandbox up --containers")
+        return self.containers.engine_host or f"unix://{Path(self.root) / 'docker' / 'docker.sock'}"
 
 
 def state_path(root: Path) -> Path:
