@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -160,6 +161,7 @@ def test_kill_9_during_a_parallel_restore_changes_nothing_and_the_next_run_compl
     with psycopg.connect(sandbox.database_url("postgres", admin=True)) as conn:
         left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'main\\_%'").fetchall()
     assert left == [], f"databases left behind: {left}"
+    assert not (Path(tempfile.gettempdir()) / "ops-restore-main").exists(), "the archive folder was left behind"
 
 
 def test_create_shows_the_total_and_restore_shows_its_phases(env: Environment, sandbox: SandboxState) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -16,6 +17,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -322,8 +324,12 @@ def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *, jobs:
     for item in swap.recover(admin, name):
         phase(item)
     timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="ops-restore-") as tmp:
-        archive = os.path.join(tmp, "dump.pgc")
+    # One folder per database, emptied first: a run killed with -9 leaves its archive for the next run to remove.
+    work = Path(tempfile.gettempdir()) / f"ops-restore-{name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(mode=0o700)
+    try:
+        archive = str(work / "dump.pgc")
         phase("download, decrypt, decompress")
         chunks, (sha, state) = _checked_stream(store, manifest, progress)
         sink(decode_stages(_identity(env), archive), chunks)
@@ -347,6 +353,8 @@ def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *, jobs:
         except BaseException:
             drop_database(admin, staging)
             raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     phase(f"swap {staging} into {name}")
     t1 = time.monotonic()
     swap.swap(admin, name)
