@@ -1,55 +1,62 @@
-"""Backup and restore, side by side in one run, on a generated database (default >= 1 GB).
+"""Backup and restore side by side, at several database sizes, on the running sandbox.
 
-    .venv/bin/python benchmarks/backup.py [--size-mb 1024] [--rounds 1]
+    .venv/bin/python benchmarks/backup.py [--gb 0.25,1,4] [--pairs 3]
 
-Compares, on the running sandbox (`ops sandbox up`):
-- the seed's baseline: `pg_dump | gzip` to a file, then upload it (and for restore:
-  download, `gunzip | psql`);
-- the floor: `pg_dump --format=custom --compress=0` to /dev/null (restore: `pg_restore`
-  from a local uncompressed dump);
-- ours: `ops backup create` / `ops backup restore` (pg_dump | zstd | age, streamed by
-  multipart upload; download | age | zstd | pg_restore in one transaction).
-Prints times, sizes and ratios; never passes or fails on time.
+For each size it generates a database (once; kept for the next run) and times, as
+alternating pairs (medians of --pairs), each in its own process with its peak memory:
+- backup floor: `pg_dump --format=custom --compress=0 > /dev/null`;
+- backup baseline (the seed's): `pg_dump | gzip` to a file, then upload it;
+- ours: `ops backup create` (pg_dump | zstd | age, streamed by multipart upload);
+- restore floor: single-job `pg_restore` from a local uncompressed dump;
+- restore baseline: download, `gunzip | psql`;
+- ours: `ops backup restore` with `--jobs 2` and `--jobs 1` (download, decrypt, decompress
+  to a local archive, parallel pg_restore into a new database, swap).
+Then it prints the ratios and how time and memory grow with the size. Never passes or fails
+on time. Beside ours it runs pgBackRest (Debian's `pgbackrest`), a full backup of the
+sandbox's cluster to the same S3 (through a local Caddy for TLS, which pgBackRest requires),
+when both are installed, and prints the ratios of wall time and stored size.
+`--steps backup,restore,peer` picks the comparisons.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
+import pwd
+import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-
-import boto3
-from pydantic import SecretStr
+from typing import Any
+from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ops.adapters.s3_store import S3ObjectStore
-from ops.backup import usecases as uc
-from ops.environment import resolve
-from ops.paths import pg_tool, sandbox_dir
+import measure
+from pydantic import SecretStr
+
 from ops.pg import connect, create_database, drop_database, libpq_env, with_database
-from ops.sandbox import manager
-from ops.sandbox.state import load_state
-
-DB = "bench_backup"
 
 
-def fill(admin: str, size_mb: int) -> int:
+def fill(admin: str, db: str, size_mb: float) -> int:
     """Create (once) a database of at least size_mb with payroll-like rows: ids, hashes, names, dates, amounts."""
     with connect(admin, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (DB,)).fetchone()
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone()
     if not exists:
-        create_database(admin, DB)
-    url = with_database(admin, DB)
+        create_database(admin, db)
+    url = with_database(admin, db)
     with connect(url, autocommit=True) as conn:
         conn.execute("""CREATE TABLE IF NOT EXISTS payroll_rows (
             id bigint PRIMARY KEY, tenant int, ppsn text, first_name text, last_name text, dob date,
             gross numeric(12,2), frequency text, note text)""")
-        batch = 500_000
+        conn.execute("CREATE INDEX IF NOT EXISTS payroll_rows_tenant ON payroll_rows (tenant, ppsn)")
+        batch = 250_000
         while True:
             size = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
             if size >= size_mb * 1024 * 1024:
@@ -63,87 +70,242 @@ def fill(admin: str, size_mb: int) -> int:
                        (ARRAY['weekly','fortnightly','monthly'])[1 + (g % 3)::int],
                        md5(g::text) || ' ' || repeat('x', (g % 40)::int)
                 FROM generate_series({start + 1}, {start + batch}) g""")  # noqa: S608 - integers we computed
-            print(f"  filled to {size / 1e6:.0f} MB", file=sys.stderr)
+            print(f"  {db}: filled to {size / 1e6:.0f} MB", file=sys.stderr)
 
 
-def timed(argv: str, env: dict[str, str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(["bash", "-o", "pipefail", "-c", argv], env=env, check=True)
-    return time.perf_counter() - t0
+def _context() -> tuple[object, str, object]:
+    from ops.environment import resolve
+    from ops.paths import sandbox_dir
+    from ops.sandbox.state import load_state
+
+    state = load_state(sandbox_dir())
+    return state, state.database_url("postgres", admin=True), resolve("local")
+
+
+def _env_for(env: object, url: str) -> object:
+    return env.model_copy(update={"database_urls": {"main": SecretStr(url)}})  # type: ignore[attr-defined]
+
+
+def step(args: list[str]) -> None:
+    """One measured step, in this fresh process; prints its result as JSON."""
+    import boto3
+
+    from ops.adapters.s3_store import S3ObjectStore
+    from ops.backup import usecases as uc
+    from ops.paths import pg_tool
+
+    state, admin, env = _context()
+    s3 = boto3.client("s3", endpoint_url=state.s3.endpoint_url,  # type: ignore[attr-defined]
+                      aws_access_key_id=state.s3.access_key, aws_secret_access_key=state.s3.secret_key,  # type: ignore[attr-defined]
+                      region_name="us-east-1")
+    bucket = state.s3.buckets["backups"]  # type: ignore[attr-defined]
+    kind, db, work = args[0], args[1], Path(args[2])
+    pg_env = {**libpq_env(with_database(admin, db)), "PATH": os.environ["PATH"]}
+    if kind == "baseline-backup":
+        subprocess.run(["bash", "-o", "pipefail", "-c", f"{pg_tool('pg_dump')} | gzip > {work}/baseline.sql.gz"],
+                       env=pg_env, check=True)
+        s3.upload_file(str(work / "baseline.sql.gz"), bucket, f"bench/{db}.sql.gz")
+        print(json.dumps({"stored": (work / "baseline.sql.gz").stat().st_size}))
+    elif kind == "baseline-restore":
+        create_database(admin, "r_baseline")
+        s3.download_file(bucket, f"bench/{db}.sql.gz", str(work / "download.sql.gz"))
+        subprocess.run(["bash", "-o", "pipefail", "-c", f"gunzip -c {work}/download.sql.gz | {pg_tool('psql')} -q "
+                        "-v ON_ERROR_STOP=1 >/dev/null"], env={**pg_env, "PGDATABASE": "r_baseline"}, check=True)
+    elif kind == "ours-backup":
+        created = uc.create(_env_for(env, with_database(admin, db)), S3ObjectStore(env.storage, "backups"), None)  # type: ignore[arg-type, attr-defined]
+        print(json.dumps({"id": created.manifest.id, "stored": created.manifest.stored_bytes}))
+    elif kind == "ours-restore":
+        store = S3ObjectStore(env.storage, "backups")  # type: ignore[attr-defined]
+        source_env = _env_for(env, with_database(admin, db))
+        manifest = uc.find("local", store, args[3])
+        target = _env_for(source_env, with_database(admin, "r_ours"))
+        result = uc.restore(target, store, manifest, jobs=int(args[4]))  # type: ignore[arg-type]
+        print(json.dumps(result["timings_s"]))
+    else:
+        raise SystemExit(f"unknown step {kind}")
+
+
+@contextmanager
+def pgbackrest_peer(state: Any, work: Path) -> Iterator[tuple[Callable[[], measure.Run] | None,
+                                                              Callable[[], int], str]]:
+    """pgBackRest 2.x against the sandbox's cluster and S3: yields (run one full backup, the bytes its
+    newest backup stored, why it can't run).
+
+    pgBackRest speaks S3 only over TLS, so a Caddy (`tls internal`) in front of SeaweedFS's
+    gateway gives it HTTPS; it reads the data directory, so it runs as the cluster's owner.
+    Its repository is a prefix of the backups bucket, deleted afterwards."""
+    caddy = shutil.which("caddy")
+    if shutil.which("pgbackrest") is None or caddy is None:
+        yield None, lambda: 0, "pgbackrest or caddy is not installed"
+        return
+    from ops.ports import free_port
+
+    # Its own folder outside the (private) work folder: pgBackRest runs as the cluster's owner.
+    peer = Path(tempfile.mkdtemp(prefix="bench-pgbackrest-"))
+    peer.chmod(0o755)
+    owner = os.stat(state.postgres.data_dir).st_uid
+    port, s3 = free_port(), urlsplit(state.s3.endpoint_url)
+    (peer / "Caddyfile").write_text(
+        "{\n\tadmin off\n\tauto_https disable_redirects\n\tskip_install_trust\n"
+        f"\tstorage file_system {peer}/caddy\n}}\n"
+        f"https://127.0.0.1:{port} {{\n\ttls internal\n\treverse_proxy {s3.hostname}:{s3.port}\n}}\n")
+    conf = peer / "pgbackrest.conf"
+    conf.write_text("\n".join([
+        "[global]", "repo1-type=s3", "repo1-s3-endpoint=127.0.0.1", "repo1-storage-host=127.0.0.1",
+        f"repo1-storage-port={port}", "repo1-storage-verify-tls=n", "repo1-s3-uri-style=path",
+        f"repo1-s3-bucket={state.s3.buckets['backups']}", "repo1-s3-region=us-east-1",
+        f"repo1-s3-key={state.s3.access_key}", f"repo1-s3-key-secret={state.s3.secret_key}",
+        f"repo1-path=/bench-pgbackrest-{port}", "repo1-retention-full=1",
+        # The same choices as ours: zstd level 1, two processes (the cores), a checkpoint right away.
+        "compress-type=zst", "compress-level=1", "process-max=2", "start-fast=y", "archive-check=n",
+        f"log-path={peer}", f"lock-path={peer}", "log-level-console=warn", "log-level-file=off",
+        "[bench]", f"pg1-path={state.postgres.data_dir}", f"pg1-port={state.postgres.port}",
+        f"pg1-socket-path={state.postgres.socket_dir}", f"pg1-user={state.postgres.superuser}", ""]))
+    conf.chmod(0o600)
+    for path in (peer, conf):
+        os.chown(path, owner, -1)
+    env = {**os.environ, "PGPASSWORD": state.postgres.superuser_password}
+    as_owner = [] if owner == os.getuid() else ["runuser", "-w", "PGPASSWORD", "-u", pwd.getpwuid(owner).pw_name, "--"]
+    base = [*as_owner, "pgbackrest", f"--config={conf}", "--stanza=bench"]
+    proxy = subprocess.Popen([caddy, "run", "--config", str(peer / "Caddyfile"), "--adapter", "caddyfile"],
+                             env={**os.environ, "HOME": str(peer)}, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while subprocess.run(["curl", "-skf", "-o", "/dev/null", f"https://127.0.0.1:{port}/"], check=False,
+                             capture_output=True).returncode not in (0, 22):  # 22: the gateway's 403, so it's up
+            if time.monotonic() > deadline:
+                yield None, lambda: 0, "the TLS proxy for pgBackRest did not start"
+                return
+            time.sleep(0.2)
+        made = subprocess.run([*base, "stanza-create"], env=env, check=False, capture_output=True, text=True)
+        if made.returncode != 0:
+            yield None, lambda: 0, f"pgbackrest stanza-create failed: {(made.stderr or made.stdout).strip()[-300:]}"
+            return
+
+        def stored() -> int:
+            out = subprocess.run([*base, "--output=json", "info"], env=env, capture_output=True, text=True, check=True)
+            return int(json.loads(out.stdout)[0]["backup"][-1]["info"]["repository"]["delta"])
+
+        yield partial(measure.run, [*base, "--type=full", "backup"], env), stored, ""
+    finally:
+        subprocess.run([*base, "stop"], env=env, check=False, capture_output=True)
+        subprocess.run([*base, "--force", "stanza-delete"], env=env, check=False, capture_output=True)
+        proxy.terminate()
+        proxy.wait()
+        shutil.rmtree(peer, ignore_errors=True)
+
+
+def bash(script: str) -> list[str]:
+    return ["bash", "-o", "pipefail", "-c", script]
+
+
+def ours(kind: str, db: str, work: Path, *rest: str) -> measure.Run:
+    return measure.run(measure.one(kind, db, str(work), *rest))
+
+
+def floor_restore(admin: str, restore_tool: str, work: Path, pg_env: dict[str, str]) -> measure.Run:
+    create_database(admin, "r_floor")
+    return measure.run(bash(f"{restore_tool} --no-owner -d r_floor {work}/floor.pgc"),
+                       {**pg_env, "PGDATABASE": "r_floor"})
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size-mb", type=int, default=1024)
-    args = parser.parse_args()
+    cli = measure.parser(__doc__)
+    cli.add_argument("--steps", type=lambda v: set(v.split(",")), default={"backup", "restore", "peer"},
+                     help="which comparisons: backup,restore,peer (default all)")
+    args = cli.parse_args()
+    if args.one:
+        step(args.one)
+        return
+    from ops.paths import pg_tool, sandbox_dir
+    from ops.sandbox import manager
 
-    root = sandbox_dir()
-    manager.up(root)
-    state = load_state(root)
-    admin = state.database_url("postgres", admin=True)
-    print(f"generating a database of >= {args.size_mb} MB ...", file=sys.stderr)
-    db_bytes = fill(admin, args.size_mb)
-    url = with_database(admin, DB)
-    env = resolve("local").model_copy(update={"database_urls": {"main": SecretStr(url)}})
-    store = S3ObjectStore(env.storage, "backups")
-    s3 = boto3.client("s3", endpoint_url=state.s3.endpoint_url, aws_access_key_id=state.s3.access_key,
-                      aws_secret_access_key=state.s3.secret_key, region_name="us-east-1")
-    bucket = state.s3.buckets["backups"]
-    pg_env = {**libpq_env(url), "PATH": os.environ["PATH"]}
-    dump, restore_tool, psql = pg_tool("pg_dump"), pg_tool("pg_restore"), pg_tool("psql")
-    results: dict[str, tuple[float, int | None]] = {}
-    with tempfile.TemporaryDirectory(dir=root) as tmp:
-        work = Path(tmp)
-        # --- backup
-        results["floor: pg_dump -Fc -Z0 > /dev/null"] = (
-            timed(f"{dump} --format=custom --compress=0 > /dev/null", pg_env), None)
-        t0 = time.perf_counter()
-        subprocess.run(["bash", "-o", "pipefail", "-c", f"{dump} | gzip > {work}/baseline.sql.gz"], env=pg_env,
-                       check=True)
-        s3.upload_file(str(work / "baseline.sql.gz"), bucket, "bench/baseline.sql.gz")
-        baseline_size = (work / "baseline.sql.gz").stat().st_size
-        results["baseline: pg_dump | gzip > file; upload"] = (time.perf_counter() - t0, baseline_size)
-        t0 = time.perf_counter()
-        created = uc.create(env, store, None)
-        results["ours: ops backup create"] = (time.perf_counter() - t0, created.manifest.stored_bytes)
+    manager.up(sandbox_dir())
+    _state, admin, _env = _context()
+    dump, restore_tool = pg_tool("pg_dump"), pg_tool("pg_restore")
+    rows: dict[str, dict[float, measure.Run]] = {}
+    db_mb: dict[float, float] = {}
+    ratios: dict[float, list[str]] = {}
+    state, _, _ = _context()
+    for gb in args.gb:
+        db = f"bench_backup_{int(gb * 1000)}"
+        print(f"generating {db} (>= {gb} GB) ...", file=sys.stderr)
+        db_mb[gb] = fill(admin, db, gb * 1024) / 1e6
+        pg_env = {**libpq_env(with_database(admin, db)), "PATH": os.environ["PATH"]}
+        steps: dict[str, list[measure.Run]] = {}
+        lines = ratios.setdefault(gb, [])
+        with tempfile.TemporaryDirectory(dir=sandbox_dir()) as tmp:
+            work = Path(tmp)
+            floor_b = [measure.run(bash(f"{dump} --format=custom --compress=0 > /dev/null"), pg_env)
+                       for _ in range(args.pairs)]
+            steps["backup floor: pg_dump -Fc -Z0 > /dev/null"] = floor_b
+            if "backup" in args.steps or "restore" in args.steps:
+                # Restore alone needs one backup of each kind, not the timed pairs.
+                base_b, ours_b = measure.pairs(partial(ours, "baseline-backup", db, work),
+                                               partial(ours, "ours-backup", db, work),
+                                               args.pairs if "backup" in args.steps else 1)
+                steps["backup baseline: pg_dump | gzip > file; upload"] = base_b
+                steps["ours: ops backup create"] = ours_b
+                stored_ours, stored_base = int(ours_b[-1].out["stored"]), int(base_b[-1].out["stored"])  # type: ignore[call-overload]
+                to_floor = measure.median(ours_b).seconds / measure.median(floor_b).seconds
+                lines += [
+                    f"backup:  {measure.ratio_of_pairs(base_b, ours_b):.2f}x faster than the baseline; "
+                    f"{to_floor:.2f}x the floor (goal <= 1.3x); "
+                    f"stored {stored_ours / 1e6:.1f} MB = {stored_ours / stored_base:.2f}x the baseline's"]
+            if "restore" in args.steps:
+                backup_id = str(ours_b[-1].out["id"])
+                measure.run(bash(f"{dump} --format=custom --compress=0 > {work}/floor.pgc"), pg_env)
+                floor_r = [floor_restore(admin, restore_tool, work, pg_env) for _ in range(args.pairs)]
+                base_r, ours_r = measure.pairs(partial(ours, "baseline-restore", db, work),
+                                               partial(ours, "ours-restore", db, work, backup_id, "2"), args.pairs)
+                jobs1, jobs2 = measure.pairs(partial(ours, "ours-restore", db, work, backup_id, "1"),
+                                             partial(ours, "ours-restore", db, work, backup_id, "2"), args.pairs)
+                for name in ("r_floor", "r_baseline", "r_ours"):
+                    drop_database(admin, name)
+                steps.update({"restore floor: pg_restore (1 job) from local dump": floor_r,
+                              "restore baseline: download; gunzip | psql": base_r,
+                              "ours: ops backup restore --jobs 2": ours_r,
+                              "ours: ops backup restore --jobs 1": jobs1})
+                phases = ", ".join(f"{k} {v} s" for k, v in ours_r[-1].out.items())
+                lines += [
+                    f"restore: {measure.ratio_of_pairs(base_r, ours_r):.2f}x faster than the baseline (goal >= 2x); "
+                    f"{measure.median(ours_r).seconds / measure.median(floor_r).seconds:.2f}x the 1-job floor; "
+                    f"--jobs 1 / --jobs 2 = {measure.ratio_of_pairs(jobs1, jobs2):.2f}",
+                    f"         ours' phases (last run): {phases}"]
+            if "peer" in args.steps:
+                lines += peer_lines(state, admin, db, work, args.pairs, steps)
+        for label, runs in steps.items():
+            rows.setdefault(label, {})[gb] = measure.median(runs)
+    print(f"\n{os.cpu_count()} cores; medians of {args.pairs} alternating pairs; peak memory = largest process")
+    for gb in args.gb:
+        print(f"\n{db_mb[gb]:.0f} MB database")
+        for line in ratios[gb]:
+            print(f"  {line}")
+    print("\nscaling (median seconds; peak memory)")
+    for line in measure.scaling(rows, db_mb):
+        print(line)
 
-        # --- restore (each into a fresh database)
-        subprocess.run(["bash", "-c", f"{dump} --format=custom --compress=0 > {work}/floor.pgc"], env=pg_env,
-                       check=True)
-        for name in ("r_floor", "r_baseline", "r_ours"):
-            create_database(admin, name)
-        results["floor: pg_restore from a local uncompressed dump"] = (
-            timed(f"{restore_tool} --no-owner -d r_floor {work}/floor.pgc", {**pg_env, "PGDATABASE": "r_floor"}),
-            None)
-        t0 = time.perf_counter()
-        s3.download_file(bucket, "bench/baseline.sql.gz", str(work / "download.sql.gz"))
-        subprocess.run(["bash", "-o", "pipefail", "-c",
-                        f"gunzip -c {work}/download.sql.gz | {psql} -q -v ON_ERROR_STOP=1 -d r_baseline >/dev/null"],
-                       env={**pg_env, "PGDATABASE": "r_baseline"}, check=True)
-        results["baseline: download; gunzip | psql"] = (time.perf_counter() - t0, None)
-        target = env.model_copy(update={"database_urls": {"main": SecretStr(with_database(admin, "r_ours"))}})
-        t0 = time.perf_counter()
-        uc.restore(target, store, created.manifest)
-        results["ours: ops backup restore"] = (time.perf_counter() - t0, None)
-        for name in ("r_floor", "r_baseline", "r_ours"):
-            drop_database(admin, name)
-        s3.delete_object(Bucket=bucket, Key="bench/baseline.sql.gz")
 
-    print(f"\ndatabase: {db_bytes / 1e6:.0f} MB on disk (PostgreSQL {env.name} sandbox), {os.cpu_count()} cores")
-    for label, (seconds, size) in results.items():
-        extra = f"{size / 1e6:8.1f} MB" if size else ""
-        print(f"  {label:<52} {seconds:8.2f} s  {extra}")
-    r = results
-    b_base, b_ours, b_floor = (r["baseline: pg_dump | gzip > file; upload"][0], r["ours: ops backup create"][0],
-                               r["floor: pg_dump -Fc -Z0 > /dev/null"][0])
-    r_base, r_ours, r_floor = (r["baseline: download; gunzip | psql"][0], r["ours: ops backup restore"][0],
-                               r["floor: pg_restore from a local uncompressed dump"][0])
-    size_ratio = created.manifest.stored_bytes / baseline_size
-    print(f"\nbackup:  {b_base / b_ours:.2f}x faster than the baseline (goal >= 3x); "
-          f"{b_ours / b_floor:.2f}x the floor (goal <= 1.3x)")
-    print(f"restore: {r_base / r_ours:.2f}x faster than the baseline; {r_ours / r_floor:.2f}x the floor")
-    print(f"size:    {size_ratio:.2f}x the baseline's output (goal <= 1.0)")
-
+def peer_lines(state: Any, admin: str, db: str, work: Path, n: int, steps: dict[str, list[measure.Run]]) -> list[str]:
+    """pgBackRest beside ours, as alternating pairs. pgBackRest copies the whole cluster (its
+    unit is the data directory), so the bench database should be nearly all of it: we say how much."""
+    with connect(admin) as conn:
+        sizes = conn.execute("SELECT sum(pg_database_size(datname)), pg_database_size(%s) FROM pg_database",
+                             (db,)).fetchone()
+    cluster, own = int(sizes[0]), int(sizes[1])  # type: ignore[index, call-overload]
+    with pgbackrest_peer(state, work) as (backup, stored, why):
+        if backup is None:
+            return [f"pgBackRest: not run: {why}"]
+        theirs, ours_p = measure.pairs(backup, partial(ours, "ours-backup", db, work), n)
+        their_bytes = stored()
+    steps["peer: pgbackrest backup --type=full (cluster)"] = theirs
+    steps["ours: ops backup create (beside the peer)"] = ours_p
+    ours_bytes = int(ours_p[-1].out["stored"])  # type: ignore[call-overload]
+    return [f"pgBackRest 2.x full backup (zstd -1, process-max 2) of the cluster ({cluster / 1e6:.0f} MB, of which "
+            f"this database {own / 1e6:.0f} MB) to the same S3: ours/pgBackRest wall = "
+            f"{measure.ratio_of_pairs(ours_p, theirs):.2f} (goal <= 0.8); stored {ours_bytes / 1e6:.1f} MB vs "
+            f"{their_bytes / 1e6:.1f} MB = {ours_bytes / their_bytes:.2f}x (goal <= 1)"]
 
 if __name__ == "__main__":
     main()

@@ -1,41 +1,40 @@
-"""Sandbox refresh of a ~1 GB database beside the floor of copying it, in one run.
+"""Sandbox refresh beside the floor of copying the database, at several sizes, in one run.
 
-    .venv/bin/python benchmarks/refresh.py [--size-mb 1024]
+    .venv/bin/python benchmarks/refresh.py [--gb 0.25,1,4] [--pairs 3]
 
-Runs in its own sandbox (`.sandbox-bench/`), fills `main` with payroll results until the
-database is at least --size-mb, then times:
+Runs in its own sandbox (`.sandbox-bench/`), grows `main` with payroll results to each
+size in turn (smallest first), and times as alternating pairs (medians of --pairs), each
+in its own process with its peak memory:
 - the floor: `CREATE DATABASE ... TEMPLATE main` (a file-level copy; it needs main without
   connections, which is why the refresh itself can't use it while the app is serving);
 - ours: `ops db refresh staging --from main` end to end (copy, mask, swap, migrate, smoke).
-Prints seconds per step and the ratio; never passes or fails on time.
+Prints seconds per step, the ratio, and how time and memory grow with the size; never
+passes or fails on time.
 """
 
 from __future__ import annotations
 
-import argparse
+import json
 import os
 import sys
-import time
+from functools import partial
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ops.adapters.s3_store import S3ObjectStore
-from ops.cli.db import smoke_check
-from ops.environment import resolve
-from ops.paths import REPO_ROOT
-from ops.pg import connect, drop_database
-from ops.refresh import usecase
-from ops.refresh.branch_stores import LocalBranchStore
-from ops.sandbox import components as c
-from ops.sandbox import manager
-from ops.sandbox.state import load_state
+import measure
+
+from ops.paths import REPO_ROOT, pg_tool
+from ops.pg import connect, libpq_env
+
+ROOT = REPO_ROOT / ".sandbox-bench"
 
 
-def fill(url: str, size_mb: int) -> int:
+def fill(url: str, size_mb: float) -> int:
     with connect(url, autocommit=True) as conn:
         conn.execute("INSERT INTO tenants (id, name) VALUES ('00000000-0000-0000-0000-000000000001', 'Bench Ltd')"
-                      " ON CONFLICT DO NOTHING")
+                     " ON CONFLICT DO NOTHING")
         conn.execute("INSERT INTO users (id, tenant_id, email, full_name, password_hash) VALUES"
                      " ('00000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-000000000001',"
                      " 'bench@example.ie', 'Bench User', 'x') ON CONFLICT DO NOTHING")
@@ -50,52 +49,86 @@ def fill(url: str, size_mb: int) -> int:
             size = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
             if size >= size_mb * 1024 * 1024:
                 return size
-            conn.execute("""
+            start = int(conn.execute("SELECT coalesce(max(row_number), 0) FROM employee_results").fetchone()[0])  # type: ignore[index]
+            conn.execute(f"""
                 INSERT INTO employee_results (tenant_id, run_id, row_number, employee_id, ppsn, first_name,
                     last_name, date_of_birth, email, gross_pay, pay_frequency, eligibility)
                 SELECT '00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000004', g,
                        'E' || g, lpad((g::bigint * 7919 % 9999999)::text, 7, '0') || 'A', 'First' || (g % 5000),
                        'Last' || (g % 20000), date '1960-01-01' + (g % 15000)::int, 'e' || g || '@example.ie',
                        20000 + g % 60000, 'monthly', 'automatic'
-                FROM generate_series(1, 500000) g""")
+                FROM generate_series({start + 1}, {start + 250000}) g""")  # noqa: S608 - integers we computed
             print(f"  filled to {size / 1e6:.0f} MB", file=sys.stderr)
 
 
+def step(args: list[str]) -> None:
+    """One measured refresh, in this fresh process; prints its report as JSON."""
+    from ops.adapters.s3_store import S3ObjectStore
+    from ops.cli.db import smoke_check
+    from ops.environment import resolve
+    from ops.refresh import usecase
+    from ops.refresh.branch_stores import LocalBranchStore
+    from ops.sandbox.state import load_state
+
+    assert args == ["refresh"], args
+    state = load_state(ROOT)
+    env = resolve("local")
+    report = usecase.refresh("local", LocalBranchStore(state.database_url("postgres", admin=True)),
+                             S3ObjectStore(env.storage, "backups"), target="staging", source="main",
+                             masking_key=env.masking_key.get_secret_value() if env.masking_key else "k",
+                             smoke=smoke_check(env, "staging"))
+    print(json.dumps(report.to_json()))
+
+
+def floor(admin_env: dict[str, str]) -> measure.Run:
+    psql = [pg_tool("psql"), "-q", "-v", "ON_ERROR_STOP=1", "-c"]
+    measure.run([*psql, "DROP DATABASE IF EXISTS floor_copy"], admin_env)
+    run = measure.run([*psql, "CREATE DATABASE floor_copy TEMPLATE main"], admin_env)
+    measure.run([*psql, "DROP DATABASE floor_copy"], admin_env)
+    return run
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--size-mb", type=int, default=1024)
-    args = parser.parse_args()
-    root = REPO_ROOT / ".sandbox-bench"
-    os.environ["OPS_SANDBOX_DIR"] = str(root)
-    manager.up(root)
+    args = measure.parser(__doc__).parse_args()
+    os.environ["OPS_SANDBOX_DIR"] = str(ROOT)
+    if args.one:
+        step(args.one)
+        return
+    from ops.sandbox import components as c
+    from ops.sandbox import manager
+    from ops.sandbox.state import load_state
+
+    manager.up(ROOT)
+    rows: dict[str, dict[float, measure.Run]] = {}
+    db_mb: dict[float, float] = {}
+    lines: list[str] = []
     try:
-        state = load_state(root)
-        admin = state.database_url("postgres", admin=True)
-        size = fill(state.database_url("main", admin=True), args.size_mb)
-        env = resolve("local")
+        state = load_state(ROOT)
+        admin_env = {**libpq_env(state.database_url("postgres", admin=True)), "PATH": os.environ["PATH"]}
         # The floor needs main without connections: stop the app processes for it.
         for role in ("primary", "standby"):
             c.stop(state, c.component(f"app-{role}"))
-        drop_database(admin, "floor_copy")
-        t0 = time.perf_counter()
-        with connect(admin, autocommit=True) as conn:
-            conn.execute("CREATE DATABASE floor_copy TEMPLATE main")
-        floor = time.perf_counter() - t0
-        drop_database(admin, "floor_copy")
-        t0 = time.perf_counter()
-        report = usecase.refresh("local", LocalBranchStore(admin), S3ObjectStore(env.storage, "backups"),
-                                 target="staging", source="main",
-                                 masking_key=env.masking_key.get_secret_value() if env.masking_key else "k",
-                                 smoke=smoke_check(env, "staging"))
-        ours = time.perf_counter() - t0
+        for gb in sorted(args.gb):
+            db_mb[gb] = fill(state.database_url("main", admin=True), gb * 1024) / 1e6
+            floors, refreshes = measure.pairs(partial(floor, admin_env),
+                                              partial(measure.run, measure.one("refresh")), args.pairs)
+            rows.setdefault("floor: CREATE DATABASE ... TEMPLATE main", {})[gb] = measure.median(floors)
+            rows.setdefault("ours: ops db refresh staging --from main", {})[gb] = measure.median(refreshes)
+            for name in ("copy", "mask", "swap", "migrate", "smoke"):
+                seconds = sorted(float(r.out["timings_s"][name]) for r in refreshes)  # type: ignore[index]
+                rows.setdefault(f"    {name}", {})[gb] = measure.Run(seconds[len(seconds) // 2], 0.0)
+            masked = int(refreshes[-1].out["total_rows_masked"])  # type: ignore[call-overload]
+            lines.append(f"{db_mb[gb]:.0f} MB, {masked} rows masked: refresh is "
+                         f"{measure.ratio_of_pairs(refreshes, floors):.2f}x the floor of copying (goal <= 3x; "
+                         "and the floor can't run while the app serves)")
     finally:
-        manager.down(root)
-    print(f"database: {size / 1e6:.0f} MB, {sum(report.rows_masked.values())} rows masked, {os.cpu_count()} cores")
-    print(f"  floor: CREATE DATABASE ... TEMPLATE main      {floor:8.2f} s")
-    print(f"  ours: ops db refresh staging --from main      {ours:8.2f} s")
-    for step, seconds in report.timings.items():
-        print(f"      {step:<10} {seconds:8.2f} s")
-    print(f"\nrefresh: {ours / floor:.2f}x the floor of copying (and the floor can't run while the app serves)")
+        manager.down(ROOT)
+    print(f"\n{os.cpu_count()} cores; medians of {args.pairs} alternating pairs; peak memory = largest process")
+    for line in lines:
+        print(f"  {line}")
+    print("\nscaling (median seconds; peak memory; steps from the refresh's own timings)")
+    for line in measure.scaling(rows, db_mb):
+        print(line)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from autoenroll import keys
-from autoenroll.api import error, tenant_tx
+from autoenroll.api import error
+from autoenroll.db import tenant_tx
 from autoenroll.resources import Resources
 from autoenroll.stripe_webhook import WEBHOOK_PATH, SignatureError, billing_change, verify
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
@@ -16,6 +16,28 @@ LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 class ConfigurationError(Exception):
     """A configuration variable is missing or malformed; the message names it."""
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one upload may cost the app. A payroll extract of 200,000 rows by 13 columns fits well inside
+    these; a file built to exhaust the server (a sheet declaring 16,384 columns, millions of shared
+    strings, a header of 100,000 fields) meets one of them and is refused with a 422 that names it.
+    Each is an environment variable (the name in the comment)."""
+
+    max_rows: int = 200_000  # UPLOAD_MAX_ROWS: employees in one file
+    max_columns: int = 1024  # UPLOAD_MAX_COLUMNS: a header (or any row) wider than this is refused
+    max_cells: int = 3_000_000  # UPLOAD_MAX_CELLS: cells and row records read, blank ones included
+    max_shared_strings: int = 1_000_000  # UPLOAD_MAX_SHARED_STRINGS: an .xlsx's shared-strings table
+    parse_seconds: float = 30.0  # UPLOAD_PARSE_SECONDS: wall time to read, check and report one file
+    parse_cpu_seconds: int = 20  # UPLOAD_PARSE_CPU_SECONDS: CPU time of the worker reading one file
+    parse_memory_mb: int = 1024  # UPLOAD_PARSE_MEMORY_MB: address space of that worker
+    parse_workers: int = 2  # UPLOAD_PARSE_WORKERS: files read at once; more wait their turn
+
+    def describe(self) -> dict[str, float]:
+        return {"max_rows": self.max_rows, "max_columns": self.max_columns, "max_cells": self.max_cells,
+                "max_shared_strings": self.max_shared_strings, "parse_seconds": self.parse_seconds,
+                "parse_cpu_seconds": self.parse_cpu_seconds, "parse_memory_mb": self.parse_memory_mb}
 
 
 @dataclass(frozen=True)
@@ -40,6 +62,7 @@ class Settings:
     db_pool_max_idle_s: float = 30.0
     db_connect_timeout_s: float = 2.0
     ready_check_timeout_s: float = 2.0
+    limits: UploadLimits = field(default_factory=lambda: UploadLimits())
 
     def __repr__(self) -> str:  # never print secrets, even in a debugger
         return f"Settings(app_env={self.app_env!r}, version={self.app_version!r}, port={self.port})"
@@ -117,4 +140,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         s3_bucket_uploads=_require(env, "S3_BUCKET_UPLOADS"),
         sentry_dsn=dsn,
         db_pool_max=_int(env, "DB_POOL_MAX", 20, 1, 200),
+        limits=UploadLimits(
+            max_rows=_int(env, "UPLOAD_MAX_ROWS", 200_000, 1, 1_048_575),
+            max_columns=_int(env, "UPLOAD_MAX_COLUMNS", 1024, 8, 16_384),
+            max_cells=_int(env, "UPLOAD_MAX_CELLS", 3_000_000, 100, 100_000_000),
+            max_shared_strings=_int(env, "UPLOAD_MAX_SHARED_STRINGS", 1_000_000, 100, 100_000_000),
+            parse_seconds=float(_int(env, "UPLOAD_PARSE_SECONDS", 30, 1, 3600)),
+            parse_cpu_seconds=_int(env, "UPLOAD_PARSE_CPU_SECONDS", 20, 1, 3600),
+            parse_memory_mb=_int(env, "UPLOAD_PARSE_MEMORY_MB", 1024, 256, 65536),
+            parse_workers=_int(env, "UPLOAD_PARSE_WORKERS", 2, 1, 64),
+        ),
     )

@@ -8,6 +8,8 @@ import logging
 import sys
 from datetime import UTC, datetime
 
+from autoenroll.sentry import scrub
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 
 
@@ -25,6 +27,8 @@ class JsonFormatter(logging.Formatter):
             entry.update(extra)
         if record.exc_info:
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
+            # Scrubbed as Sentry events are: an exception's message may quote a row of the file.
+            entry["traceback"] = scrub(self.formatException(record.exc_info))
         return json.dumps(entry, default=str)
 
 

@@ -15,9 +15,12 @@ from autoenroll import __version__, sentry
 from autoenroll.api import ROUTES
 from autoenroll.billing import ROUTES as BILLING_ROUTES
 from autoenroll.config import Settings, load_settings
+from autoenroll.errors import AppError
+from autoenroll.logs import request_id_var
 from autoenroll.middleware import RequestContextMiddleware
 from autoenroll.readiness import readiness
 from autoenroll.resources import close_resources, open_resources
+from autoenroll.uploads import return_large_buffers_to_the_system
 from autoenroll.web import ROUTES as WEB_ROUTES
 
 _HEALTH_BODY = b'{"status":"ok"}'
@@ -45,10 +48,23 @@ async def version(request: Request) -> Response:
                          "database": row[0] if row else None})
 
 
+async def app_error(_request: Request, exc: Exception) -> Response:
+    """An AppError answers with the status it carries and a body naming what is wrong."""
+    assert isinstance(exc, AppError)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers or None)
+
+
+async def unexpected(_request: Request, exc: Exception) -> Response:
+    """Still JSON, with the request id to quote; the middleware logs the traceback under the same id."""
+    return JSONResponse({"error": "something went wrong on our side; quote this request id if you report it",
+                         "request_id": request_id_var.get()}, status_code=500)
+
+
 def create_app(settings: Settings | None = None) -> Any:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         resolved = settings or load_settings()
+        return_large_buffers_to_the_system()
         sentry.init(resolved.sentry_dsn, resolved.app_env, resolved.app_version)
         resources = await open_resources(resolved)
         app.state.resources = resources
@@ -67,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Any:
             *WEB_ROUTES,
         ],
         lifespan=lifespan,
+        exception_handlers={AppError: app_error, Exception: unexpected},
     )
     return RequestContextMiddleware(starlette)
 

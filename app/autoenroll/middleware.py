@@ -56,6 +56,11 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Starlette has answered with main.unexpected's JSON 500 and re-raised: log it here, where the
+            # request id is still set (uvicorn would log it again without one, and without a traceback).
+            status_holder[0] = status_holder[0] or 500
+            log.exception("unhandled error", extra={"fields": {"method": scope["method"], "path": scope["path"]}})
         finally:
             if scope["path"] not in _QUIET_PATHS or status_holder[0] >= 400:
                 log.info(

@@ -1,7 +1,9 @@
-"""Long-lived clients (database pool, Redis, S3), opened at start-up and closed on shutdown."""
+"""Long-lived clients (database pool, Redis, S3) and the upload checker's workers, opened at start-up
+and closed on shutdown."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +13,7 @@ from botocore.config import Config
 from psycopg_pool import AsyncConnectionPool
 
 from autoenroll.config import Settings
+from autoenroll.validation.worker import Checker
 
 
 @dataclass
@@ -19,6 +22,7 @@ class Resources:
     db_pool: AsyncConnectionPool
     redis: aioredis.Redis
     s3: Any
+    checker: Checker
 
 
 def make_s3_client(settings: Settings) -> Any:
@@ -44,13 +48,18 @@ async def open_resources(settings: Settings) -> Resources:
         max_idle=settings.db_pool_max_idle_s,
         timeout=settings.db_connect_timeout_s,
         kwargs={"connect_timeout": int(settings.db_connect_timeout_s)},
+        # A connection the server ended (a restore's swap, a failover, a Neon restart) is replaced
+        # before a request gets it, instead of failing that request.
+        check=AsyncConnectionPool.check_connection,
         open=False,
     )
     await pool.open(wait=False)
     client = aioredis.Redis.from_url(
         settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10
     )
-    return Resources(settings=settings, db_pool=pool, redis=client, s3=make_s3_client(settings))
+    checker = Checker(settings.limits)
+    await asyncio.to_thread(checker.start)
+    return Resources(settings=settings, db_pool=pool, redis=client, s3=make_s3_client(settings), checker=checker)
 
 
 async def close_resources(resources: Resources) -> None:

@@ -1,19 +1,23 @@
 """The employer's pages, server-rendered: sign up, sign in, upload a payroll file, read the summary and
-the row errors, download the reports. The same handlers as the API, with the token in a cookie
-(HttpOnly, SameSite=Strict) instead of a header."""
+the row errors, download the reports. Thin HTML over the same domain functions as the API, with the
+token in a cookie (HttpOnly, SameSite=Strict) instead of a header."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from html import escape
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from autoenroll import api, columns_page, keys
+from autoenroll import accounts, api, columns_page, keys, runs, uploads
+from autoenroll.errors import AppError, NotFound, Unauthorized
 from autoenroll.files import MAX_UPLOAD_BYTES
+from autoenroll.schemas import SignIn, SignUp, filename, parse_as
 from autoenroll.security import Claims
 from autoenroll.validation.columns import html_help as columns_help
 
@@ -50,57 +54,66 @@ async def home(request: Request) -> Response:
 <button type='submit'>Create account</button></form></div>""")
 
 
-async def _call_json(request: Request, handler: Any, body: dict[str, Any]) -> Response:
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}
-
-    inner = Request(request.scope, receive)
-    response: Response = await handler(inner)
-    return response
+def _back_home(message: str) -> RedirectResponse:
+    return RedirectResponse("/?" + urlencode({"error": message}), status_code=303)
 
 
-async def login(request: Request) -> Response:
-    form = await request.form()
-    response = await _call_json(request, api.login, {"email": form.get("email", ""),
-                                                     "password": form.get("password", "")})
-    if response.status_code != 200:
-        return RedirectResponse("/?error=" + json.loads(bytes(response.body))["error"], status_code=303)
-    token = json.loads(bytes(response.body))["token"]
+def _form_fields(form: Any, *names: str) -> dict[str, Any]:
+    return {n: form.get(n, "") for n in names}
+
+
+async def _signed_in(request: Request, form: SignIn) -> Response:
+    try:
+        token, _claims = await accounts.sign_in(request.app.state.resources, form)
+    except AppError as exc:
+        return _back_home(exc.message)
     redirect = RedirectResponse("/app", status_code=303)
     secure = request.app.state.resources.settings.app_env != "local"
     redirect.set_cookie(COOKIE, token, max_age=keys.SESSION_TTL_S, httponly=True, samesite="strict", secure=secure)
     return redirect
 
 
+async def login(request: Request) -> Response:
+    resources = request.app.state.resources
+    try:
+        await accounts.rate_limit(resources, api.client_ip(request), "/api/auth/login",
+                                  resources.settings.login_rate_limit_per_minute)
+        form = parse_as(SignIn, _form_fields(await request.form(), "email", "password"))
+    except AppError as exc:
+        return _back_home(exc.message)
+    return await _signed_in(request, form)
+
+
 async def signup(request: Request) -> Response:
-    form = await request.form()
-    body = {k: str(form.get(k, "")) for k in ("company", "full_name", "email", "password")}
-    response = await _call_json(request, api.signup, body)
-    if response.status_code != 201:
-        return RedirectResponse("/?error=" + json.loads(bytes(response.body))["error"], status_code=303)
-    return await login(request)
+    resources = request.app.state.resources
+    try:
+        await accounts.rate_limit(resources, api.client_ip(request), "/api/signup",
+                                  resources.settings.login_rate_limit_per_minute)
+        form = parse_as(SignUp, _form_fields(await request.form(), "company", "full_name", "email", "password"))
+        await accounts.sign_up(resources, form)
+    except AppError as exc:
+        return _back_home(exc.message)
+    return await _signed_in(request, SignIn(email=form.email, password=form.password))
 
 
-def _with_bearer(request: Request, token: str) -> Request:
-    """The same request, carrying the cookie's token in the header the API handlers read."""
-    scope = dict(request.scope)
-    scope["headers"] = [*request.scope["headers"], (b"authorization", f"Bearer {token}".encode())]
-    return Request(scope, request.receive)
+PageHandler = Callable[[Request, Claims], Awaitable[Response]]
 
 
-def web_auth(handler: Any) -> Any:
-    """Cookie authentication for pages: the token moves into the header the API expects; a missing
-    or ended session sends the employer back to sign in."""
-    protected = api.authenticated("/app")(handler)
+def web_auth(handler: PageHandler) -> Callable[[Request], Awaitable[Response]]:
+    """Cookie authentication for pages (the same session checks as the API's bearer token); a missing or
+    ended session sends the employer back to sign in."""
 
     async def endpoint(request: Request) -> Response:
+        resources = request.app.state.resources
         token = request.cookies.get(COOKIE)
         if not token:
-            return RedirectResponse("/?error=Please sign in", status_code=303)
-        response: Response = await protected(_with_bearer(request, token))
-        if response.status_code == 401:
-            return RedirectResponse("/?error=Your session ended: sign in again", status_code=303)
-        return response
+            return _back_home("Please sign in")
+        await accounts.rate_limit(resources, api.client_ip(request), "/app", resources.settings.rate_limit_per_minute)
+        try:
+            claims = await accounts.authenticate(resources, token)
+        except Unauthorized:
+            return _back_home("Your session ended: sign in again")
+        return await handler(request, claims)
 
     return endpoint
 
@@ -108,12 +121,9 @@ def web_auth(handler: Any) -> Any:
 @web_auth
 async def dashboard(request: Request, claims: Claims) -> Response:
     message = request.query_params.get("error")
-    async with api.tenant_tx(request.app.state.resources, claims.tenant_id) as conn:
-        runs = await (await conn.execute(
-            "SELECT v.id, u.original_filename, v.row_count, v.error_count, v.finished_at FROM validation_runs v"
-            " JOIN uploads u ON u.id = v.upload_id ORDER BY v.started_at DESC LIMIT 20")).fetchall()
+    recent = await runs.recent_runs(request.app.state.resources, claims.tenant_id)
     rows = "".join(f"<tr><td><a href='/app/runs/{r[0]}'>{escape(r[1])}</a></td><td>{r[2]}</td><td>{r[3]}</td>"
-                   f"<td>{r[4]:%Y-%m-%d %H:%M}</td></tr>" for r in runs)
+                   f"<td>{r[4]:%Y-%m-%d %H:%M}</td></tr>" for r in recent)
     return page("Your payroll checks", f"""{_message(message)}
 <div class='box'><h2>Check a payroll file</h2>
 <form method='post' action='/app/upload' enctype='multipart/form-data'>
@@ -132,25 +142,24 @@ async def upload(request: Request, claims: Claims) -> Response:
         return RedirectResponse("/app?error=Choose a file first", status_code=303)
     data = await file.read(MAX_UPLOAD_BYTES + 1)
     column_map = columns_page.map_from_form(form)
-    response = await api.store_and_validate(request.app.state.resources, claims, data, file.filename or "upload",
-                                            column_map)
-    result = json.loads(bytes(response.body))
-    if response.status_code != 201:
-        mapping = columns_page.mapping_form(result, column_map) if "unrecognised_columns" in result else ""
+    try:
+        stored = await uploads.check_and_store(request.app.state.resources, claims, data, filename(file.filename),
+                                               column_map, request.is_disconnected)
+    except AppError as exc:
+        mapping = columns_page.mapping_form(exc.extra, column_map) if "unrecognised_columns" in exc.extra else ""
         return page("That file could not be checked",
-                    f"{_message(result['error'])}{mapping}<p><a href='/app'>Back</a></p>", status=response.status_code)
-    return RedirectResponse(f"/app/runs/{result['run_id']}", status_code=303)
+                    f"{_message(exc.message)}{mapping}<p><a href='/app'>Back</a></p>", status=exc.status)
+    return RedirectResponse(f"/app/runs/{stored.run_id}", status_code=303)
 
 
 @web_auth
 async def run_page(request: Request, claims: Claims) -> Response:
     run_id = str(request.path_params["run_id"])
-    async with api.tenant_tx(request.app.state.resources, claims.tenant_id) as conn:
-        row = await (await conn.execute("SELECT summary FROM validation_runs WHERE id = %s", (run_id,))).fetchone()
-        if row is None:
-            return page("Not found", "<p>No such check.</p>", status=404)
-        errors = await api.run_errors(conn, run_id)
-    s = row[0]
+    try:
+        run = await runs.get_run(request.app.state.resources, claims.tenant_id, run_id)
+    except NotFound:
+        return page("Not found", "<p>No such check.</p>", status=404)
+    s, errors = run["summary"], run["errors"]
     stats = "".join(f"<span class='stat'><b>{escape(k.replace('_', ' '))}</b>: {v}</span>"
                     for k, v in s["eligibility"].items())
     money = ", ".join(f"{escape(k)} EUR {escape(str(v))}" for k, v in s["contributions_per_period"].items())
@@ -169,14 +178,16 @@ errors (CSV)</a> · <a href='/app/runs/{run_id}/report.json'>JSON</a></p></div>
 
 @web_auth
 async def report(request: Request, claims: Claims) -> Response:
-    response: Response = await api.report_for(request, claims)
-    return response
+    return await api.report_response(request.app.state.resources, claims, str(request.path_params["run_id"]),
+                                     str(request.path_params["kind"]))
 
 
 async def logout(request: Request) -> Response:
     token = request.cookies.get(COOKIE)
     if token:
-        await api.logout(_with_bearer(request, token))
+        resources = request.app.state.resources
+        with suppress(Unauthorized):  # already signed out: the cookie goes all the same
+            await accounts.sign_out(resources, await accounts.authenticate(resources, token))
     redirect = RedirectResponse("/", status_code=303)
     redirect.delete_cookie(COOKIE)
     return redirect

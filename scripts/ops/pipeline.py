@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -83,9 +83,13 @@ class Pipeline:
                 raise ExternalError(f"{stage.name} failed: {detail}")
 
 
-def source(stages: Sequence[Stage], block_size: int) -> Iterator[bytes]:
-    """Run the pipeline and yield its output in blocks of exactly `block_size` (the last may be short)."""
+def source(stages: Sequence[Stage], block_size: int,
+           started: Callable[[Pipeline], None] | None = None) -> Iterator[bytes]:
+    """Run the pipeline and yield its output in blocks of exactly `block_size` (the last may be short).
+    `started` gets the running pipeline (to watch its processes' progress)."""
     pipe = Pipeline(stages, feed_stdin=False, capture_stdout=True)
+    if started is not None:
+        started(pipe)
     try:
         while True:
             block = pipe.stdout.read(block_size)  # BufferedReader.read(n) fills n bytes unless at EOF

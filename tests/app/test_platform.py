@@ -113,19 +113,34 @@ def test_size_limit_and_tenant_quota(sandbox: SandboxState, account: Account) ->
                                   content=b"a,b\n" * (10 * 1024 * 1024 // 4 + 1))
     assert too_big.status_code == 413 and "10 MB" in too_big.json()["error"]
     small = csv_file(1)
-    with psycopg.connect(sandbox.database_url("main", admin=True), autocommit=True) as conn:
-        conn.execute("UPDATE tenants SET storage_quota_bytes = %s WHERE id = %s", (len(small) + 10, account.tenant_id))
     first = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "a.csv"}, content=small)
     assert first.status_code == 201
+    with psycopg.connect(sandbox.database_url("main", admin=True), autocommit=True) as conn:
+        reports = conn.execute("SELECT report_bytes FROM validation_runs WHERE id = %s",
+                               (first.json()["run_id"],)).fetchone()
+        assert reports is not None and reports[0] > 0  # the stored reports count, not only the upload
+        # Room for one more upload of the file, but not for its reports as well.
+        conn.execute("UPDATE tenants SET storage_quota_bytes = %s WHERE id = %s",
+                     (2 * len(small) + reports[0] + 10, account.tenant_id))
     second = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "b.csv"}, content=small)
     assert second.status_code == 413 and "quota" in second.json()["error"]
 
 
-def test_direct_upload_by_presigned_url(account: Account) -> None:
-    presigned = account.client.post("/api/uploads/presign", headers=account.auth).json()
-    assert presigned["key"].startswith("temp/")
-    put = httpx.put(presigned["url"], content=b"a,b\n1,2\n", timeout=10)
-    assert put.status_code == 200
+def test_direct_upload_by_presigned_url_is_bounded_and_erased_with_the_tenant(sandbox: SandboxState,
+                                                                              account: Account) -> None:
+    content = b"a,b\n1,2\n"
+    presigned = account.client.post("/api/uploads/presign", headers=account.auth,
+                                    json={"size_bytes": len(content)}).json()
+    assert presigned["key"].startswith(f"temp/{account.tenant_id}/")
+    assert httpx.put(presigned["url"], content=content + b"3,4\n" * 1000, timeout=10).status_code >= 400
+    assert httpx.put(presigned["url"], content=content, timeout=10).status_code == 200
+    too_big = account.client.post("/api/uploads/presign", headers=account.auth, json={"size_bytes": 10 ** 9})
+    assert too_big.status_code == 413 and too_big.json()["field"] == "size_bytes"
+    report = account.client.delete("/api/tenant", headers=account.auth).json()
+    assert report["erased"] is True
+    listing = c.s3_client(sandbox).list_objects_v2(Bucket="autoenroll-local-uploads",
+                                                   Prefix=f"temp/{account.tenant_id}/")
+    assert listing.get("KeyCount", 0) == 0
 
 
 def test_listing_paginates_at_most_50_and_sees_only_its_tenant(api: httpx.Client, account: Account) -> None:
@@ -169,4 +184,5 @@ def test_gdpr_erasure_of_one_employee(sandbox: SandboxState, account: Account) -
             conn.execute("INSERT INTO employee_results (tenant_id, run_id, row_number, ppsn) VALUES (%s, %s, 2, %s)",
                          (account.tenant_id, run[0], ppsn))  # type: ignore[index]
     report = account.client.delete("/api/employees/1234567t", headers=account.auth).json()
-    assert report == {"deleted_rows": 2, "remaining_rows": 0, "erased": True}
+    assert (report["deleted_rows"], report["remaining_rows"], report["erased"]) == (2, 0, True)
+    assert report["missing_objects"] == [f"k-{account.user_id}"]  # the row named an object that was never stored

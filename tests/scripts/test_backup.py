@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
+import psycopg
 import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
@@ -130,6 +133,51 @@ def test_kill_9_during_create_leaves_nothing_complete_and_the_next_run_cleans_up
     finally:
         with subprocess.Popen([pg_tool("psql"), "-q", "-c", "DROP TABLE IF EXISTS filler"], env=libpq_env(url)) as p:
             p.wait()
+
+
+def test_kill_9_during_a_parallel_restore_changes_nothing_and_the_next_run_completes(
+    env: Environment, sandbox: SandboxState
+) -> None:
+    url = env.database_url()
+    backed_up = plain_dump(url)
+    s = store(env)
+    manifest = uc.create(env, s, None).manifest
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM employee_results WHERE row_number > 100")  # the state a restore replaces
+    before = plain_dump(url)
+    argv = [sys.executable, "-m", "ops", "backup", "restore", manifest.id, "--env", "local", "--yes", "--json",
+            "--jobs", "2"]
+    base_env = {**os.environ, "OPS_SANDBOX_DIR": sandbox.root}
+    for point in ("restore.after.data", "restore.after.post-data", "restore.mid_swap"):
+        crashed = subprocess.run(argv, env={**base_env, "OPS_FAILPOINT": point}, capture_output=True, check=False)
+        assert crashed.returncode == -9, (point, crashed.stderr[-500:])
+        if point != "restore.mid_swap":
+            assert plain_dump(url) == before, f"{point}: a killed restore changed the live database"
+        # Killed between the two renames, the live name is briefly missing: the next run puts it back first.
+    resumed = subprocess.run(argv, env=base_env, capture_output=True, text=True, check=False)
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads(resumed.stdout)["jobs"] == 2
+    assert plain_dump(url) == backed_up
+    with psycopg.connect(sandbox.database_url("postgres", admin=True)) as conn:
+        left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'main\\_%'").fetchall()
+    assert left == [], f"databases left behind: {left}"
+    assert not (Path(tempfile.gettempdir()) / "ops-restore-main").exists(), "the archive folder was left behind"
+
+
+def test_create_shows_the_total_and_restore_shows_its_phases(env: Environment, sandbox: SandboxState) -> None:
+    run_env = {**os.environ, "OPS_SANDBOX_DIR": sandbox.root}
+    ops = [sys.executable, "-m", "ops", "backup"]
+    created = subprocess.run([*ops, "create", "--env", "local"], env=run_env, capture_output=True, text=True,
+                             check=False)
+    assert created.returncode == 0, created.stderr
+    assert re.search(r"database \d+ MB, of which tables \d+ MB", created.stderr), created.stderr
+    restored = subprocess.run([*ops, "restore", "--latest", "--env", "local", "--yes", "--jobs", "2"], env=run_env,
+                              capture_output=True, text=True, check=False)
+    assert restored.returncode == 0, restored.stderr
+    phases = ["download, decrypt, decompress", "restore tables and rows (2 jobs)",
+              "restore indexes and constraints (2 jobs)", "swap main_restoring into main"]
+    positions = [restored.stderr.find(p) for p in phases]
+    assert -1 not in positions and positions == sorted(positions), restored.stderr
 
 
 def test_wrong_key_is_one_clear_error(env: Environment, tmp_path: Path) -> None:

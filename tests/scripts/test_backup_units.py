@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ops.backup.commands import dump_stages, restore_stages
+from ops.backup.commands import decode_stages, dump_stages, parallel_restore, restore_stages
 from ops.backup.retention import Candidate, keep_set
 from ops.errors import LockHeldError
 from ops.locks import object_lock
@@ -54,6 +54,19 @@ def test_secrets_never_reach_argv() -> None:
     restore = restore_stages(env, "/keys/id.txt", scratch=False)
     assert "--single-transaction" in restore[2].argv and "--clean" in restore[2].argv
     assert "--no-privileges" in restore_stages(env, "/k", scratch=True)[2].argv
+
+
+def test_the_parallel_restore_runs_in_two_phases_from_a_local_archive() -> None:
+    env = {"PGHOST": "h", "PGPASSWORD": "hunter2", "PGDATABASE": "main_restoring"}
+    decode = decode_stages("/keys/id.txt", "/tmp/x/dump.pgc")
+    assert [s.name for s in decode] == ["age", "zstd"] and decode[1].argv[-2:] == ["-o", "/tmp/x/dump.pgc"]
+    data = parallel_restore(env, "/tmp/x/dump.pgc", jobs=3, section="data")
+    post = parallel_restore(env, "/tmp/x/dump.pgc", jobs=3, section="post-data")
+    for argv in (data, post):
+        assert "--jobs=3" in argv and argv[-3:] == ["-d", "main_restoring", "/tmp/x/dump.pgc"]
+        assert "hunter2" not in " ".join(argv) and "--single-transaction" not in argv
+    assert "--section=pre-data" in data and "--section=data" in data and "--section=post-data" not in data
+    assert "--section=post-data" in post and "--section=data" not in post
 
 
 class MemoryStore:

@@ -182,3 +182,35 @@ def test_db_migrate_reports_head(seeded: SandboxState) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["after"] == report["head"]
+
+
+def test_the_set_wise_rules_hold_over_many_values(seeded: SandboxState) -> None:
+    """Every PPSN shape (with and without a second letter, lower case, its own digits) keeps a valid
+    check letter and changes; NULLs stay NULL; years and pay magnitude survive; the key matters."""
+    from autoenroll.masking import masked_select
+
+    values = [(f"{n * 7919 % 10_000_000:07d}{'AW'[n % 2]}{'' if n % 3 else 'A'}".lower() if n % 5 == 0
+               else f"{n * 7919 % 10_000_000:07d}{'AW'[n % 2]}{'' if n % 3 else 'A'}",
+               f"19{50 + n % 50}-0{1 + n % 9}-1{n % 9}", 1000 + n * 3.17) for n in range(2000)]
+    values.append((None, None, None))
+    url = seeded.database_url("development", admin=True)
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE TEMP TABLE employee_results (ppsn text, date_of_birth date, gross_pay numeric(12,2))")
+        with conn.cursor().copy("COPY employee_results FROM STDIN") as copy:
+            for row in values:
+                copy.write_row(row)
+        query = masked_select("employee_results", ["ppsn", "date_of_birth", "gross_pay"]).replace(
+            '"employee_results"', "pg_temp.employee_results")
+        masked = conn.execute(query, {"key": "k1"}).fetchall()
+        other_key = conn.execute(query, {"key": "k2"}).fetchall()
+        again = conn.execute(query, {"key": "k1"}).fetchall()
+    assert masked == again, "masking must be deterministic"
+    assert masked[-1] == (None, None, None)
+    for (ppsn, dob, pay), (m_ppsn, m_dob, m_pay) in zip(values[:-1], masked[:-1], strict=True):
+        assert is_valid(m_ppsn), (ppsn, m_ppsn)
+        assert m_ppsn[:7] != ppsn[:7]
+        assert len(m_ppsn) == len(ppsn), "a second letter is kept exactly when the source had one"
+        assert m_dob.year == int(dob[:4]) and str(m_dob) != dob
+        assert abs(float(m_pay) - pay) <= pay * 0.1 + 0.011 and float(m_pay) != round(pay, 2)
+    changed = sum(a[0] != b[0] for a, b in zip(masked, other_key, strict=True))
+    assert changed > len(values) * 0.99, "another key gives other values"

@@ -52,6 +52,7 @@ def summary_pdf(validation: Validation, title: str) -> bytes:
 
     s = validation.summary()
     pdf = FPDF(format="A4")
+    pdf.set_compression(False)  # so an erasure can prove, by reading the bytes back, that a PPSN is gone
     pdf.set_auto_page_break(True, margin=15)
     pdf.add_page()
     pdf.set_font("Helvetica", "B", 16)

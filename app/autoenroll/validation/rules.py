@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 
-PPSN_RE = re.compile(r"^(\d{7})([A-W])([A-Z]?)$")
+PPSN_RE = re.compile(r"^([0-9]{7})([A-W])([A-Z]?)$")  # ASCII digits only: \d also matches ٣ and ３
 PERIODS_PER_YEAR = {"weekly": 52, "fortnightly": 26, "four-weekly": 13, "monthly": 12}
 EARNINGS_THRESHOLD = Decimal(20000)
 THIRTEEN_WEEK_THRESHOLD = Decimal(5000)
@@ -28,7 +28,8 @@ def check_letter(digits: str, second: str = "") -> str:
 
 def ppsn_problem(value: str) -> str | None:
     """None if `value` is a valid PPSN, else what is wrong with it."""
-    match = PPSN_RE.match(value.strip().upper())
+    # isascii first: str.upper() maps some non-ASCII letters (the dotless ı) onto ASCII ones.
+    match = PPSN_RE.fullmatch(value.strip().upper()) if value.isascii() else None
     if not match:
         return "must be seven digits, a check letter and an optional second letter (e.g. 1234567T or 1234567FA)"
     digits, letter, second = match.groups()

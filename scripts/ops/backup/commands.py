@@ -2,6 +2,10 @@
 
     age -d -i KEY.txt < OBJECT | zstd -d | pg_restore --no-owner -d TARGET
 
+or, in parallel, from a file (pg_restore can only run jobs on an archive it can seek in):
+
+    age -d -i KEY.txt < OBJECT | zstd -d -o dump.pgc && pg_restore --no-owner -j 4 -d TARGET dump.pgc
+
 pg_dump writes its custom format uncompressed (`--compress=0`) so that zstd, multithreaded
 and far faster than pg_dump's built-in gzip, does the compressing; age encrypts to a
 public key, so the machine that makes backups can't read them.
@@ -26,6 +30,22 @@ def dump_stages(db_env: Mapping[str, str], recipient: str, *, snapshot: str | No
         Stage("zstd", ["zstd", f"-{ZSTD_LEVEL}", "-T0", "-q", "-c"]),
         Stage("age", ["age", "--encrypt", "-r", recipient]),
     ]
+
+
+def decode_stages(identity_file: str, archive: str) -> list[Stage]:
+    """Decrypt and decompress a stream into a local archive file: `pg_restore --jobs` needs to seek."""
+    return [
+        Stage("age", ["age", "--decrypt", "-i", identity_file]),
+        Stage("zstd", ["zstd", "-d", "-q", "-f", "-o", archive]),
+    ]
+
+
+def parallel_restore(db_env: Mapping[str, str], archive: str, *, jobs: int, section: str) -> list[str]:
+    """pg_restore of one phase into a new, empty database: `data` (tables and their rows) or
+    `post-data` (indexes, constraints, triggers: built `jobs` at a time)."""
+    sections = ["--section=pre-data", "--section=data"] if section == "data" else ["--section=post-data"]
+    return [pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "--no-password", f"--jobs={jobs}", *sections,
+            "-d", db_env["PGDATABASE"], archive]
 
 
 def restore_stages(db_env: Mapping[str, str], identity_file: str, *, scratch: bool) -> list[Stage]:

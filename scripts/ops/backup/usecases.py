@@ -8,17 +8,23 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from ops import __version__, failpoints
 from ops.backup import manifest as m
-from ops.backup.commands import dump_stages, restore_stages
+from ops.backup import swap
+from ops.backup.commands import decode_stages, dump_stages, parallel_restore, restore_stages
 from ops.backup.retention import Candidate, keep_set
 from ops.environment import Environment
 from ops.errors import ConfigError, NotFoundError, RefusedError, VerificationError
@@ -26,14 +32,20 @@ from ops.interfaces import Heartbeat, ObjectStore
 from ops.locks import object_lock
 from ops.pg import connect, create_database, drop_database, libpq_env, row_counts, with_database
 from ops.pgtools import require_client_for
-from ops.pipeline import sink, source
+from ops.pipeline import Pipeline, Stage, sink, source
 
 PART_SIZE = 16 * 1024 * 1024  # R2 wants equal-sized parts (but the last); 16 MiB keeps memory bounded
 UPLOAD_WORKERS = 3
 Progress = Callable[[int], None]  # bytes done so far
+Phase = Callable[[str], None]  # a long step starts
+Sized = Callable[[int, int], None]  # database bytes, table data bytes
 
 
 def _noop(_done: int) -> None:
+    return None
+
+
+def _no_phase(_step: str) -> None:
     return None
 
 
@@ -68,9 +80,17 @@ def _recipient(env: Environment) -> str:
     return env.backup_recipient
 
 
+def _no_size(_database: int, _data: int) -> None:
+    return None
+
+
 def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
-           progress: Progress = _noop) -> CreateResult:
-    """Dump, compress, encrypt and stream the environment's database to the store; manifest last."""
+           progress: Progress = _noop, sized: Sized = _no_size) -> CreateResult:
+    """Dump, compress, encrypt and stream the environment's database to the store; manifest last.
+
+    `sized` gets the database's size and its tables' (what pg_dump reads, without indexes) before
+    the dump starts; `progress` then gets the bytes pg_dump has written so far (where the system
+    shows them; else the bytes stored), so a caller can show a total and an ETA."""
     recipient = _recipient(env)
     started = datetime.now(UTC)
     t0 = time.monotonic()
@@ -90,6 +110,9 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
             require_client_for(version, name="pg_dump", what=f"the {env.name} database")
             database = str(conn.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
             tables = row_counts(conn)
+            sizes = conn.execute("SELECT pg_database_size(current_database()), coalesce(sum(pg_table_size(relid)), 0)"
+                                 " FROM pg_stat_user_tables").fetchone()
+            sized(int(sizes[0]), int(sizes[1]))  # type: ignore[index, arg-type]
             digest, stored = _upload(store, data_key, dump_stages(libpq_env(url), recipient, snapshot=snapshot),
                                      progress)
             conn.rollback()
@@ -118,16 +141,18 @@ def _upload(store: ObjectStore, key: str, stages: list[Any], progress: Progress)
     total = 0
     futures: list[Future[str]] = []
     slots = threading.BoundedSemaphore(UPLOAD_WORKERS + 1)  # bounds memory: parts in flight
+    running: list[Pipeline] = []
     try:
         with ThreadPoolExecutor(max_workers=UPLOAD_WORKERS) as pool:
-            for number, block in enumerate(source(stages, PART_SIZE), start=1):
+            for number, block in enumerate(source(stages, PART_SIZE, running.append), start=1):
                 sha.update(block)
                 total += len(block)
                 slots.acquire()
                 future = pool.submit(store.upload_part, key, upload_id, number, block)
                 future.add_done_callback(lambda _f: slots.release())
                 futures.append(future)
-                progress(total)
+                dumped = _bytes_read(running[0].procs[1].pid) if len(running[0].procs) > 1 else None
+                progress(total if dumped is None else dumped)
                 failpoints.hit("backup.part_read")
             etags = [f.result() for f in futures]
         if not etags:
@@ -138,6 +163,18 @@ def _upload(store: ObjectStore, key: str, stages: list[Any], progress: Progress)
         store.abort_multipart(key, upload_id)
         raise
     return sha.hexdigest(), total
+
+
+def _bytes_read(pid: int) -> int | None:
+    """What a process has read so far (Linux /proc): for the compressor, the bytes pg_dump wrote."""
+    try:
+        with open(f"/proc/{pid}/io") as io:
+            for line in io:
+                if line.startswith("rchar:"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
 
 
 def list_backups(env_name: str, store: ObjectStore) -> list[tuple[m.Manifest, m.Verification | None]]:
@@ -253,36 +290,86 @@ def fetch(store: ObjectStore, manifest: m.Manifest, target: Any, *, progress: Pr
     return int(state["bytes"])
 
 
-def restore_plan(env: Environment, manifest: m.Manifest) -> list[str]:
+def default_jobs() -> int:
+    """pg_restore jobs: one per core of the machine running it (the server builds the indexes)."""
+    return max(1, os.cpu_count() or 1)
+
+
+def restore_plan(env: Environment, manifest: m.Manifest, *, jobs: int | None = None) -> list[str]:
     target = env.database_url()
     from ops.secrets import mask_url
 
+    name = unquote(urlsplit(target).path.lstrip("/"))
     return [
-        f"download {manifest.data_key} ({manifest.stored_bytes} bytes) and check it against the manifest's sha256",
-        "decrypt (age) and decompress (zstd) as a stream",
-        f"pg_restore --clean --if-exists --single-transaction into {mask_url(target)}: every table is replaced "
-        "in one transaction, so a failure changes nothing",
-        f"expect {len(manifest.tables)} tables, {manifest.total_rows} rows (as dumped at {manifest.finished_at})",
+        f"download {manifest.data_key} ({manifest.stored_bytes} bytes), decrypt (age) and decompress (zstd) "
+        "to a local archive; check it against the manifest's sha256",
+        f"pg_restore --jobs {jobs or default_jobs()} into a new database {swap.staging_name(name)} beside "
+        f"{mask_url(target)}: tables and rows, then indexes and constraints",
+        f"expect {len(manifest.tables)} tables, {manifest.total_rows} rows (as dumped at {manifest.finished_at}); "
+        "on any difference or failure the new database is dropped and nothing has changed",
+        f"swap: {name} is renamed aside, the restored database takes its name (sessions on {name} are ended), "
+        "the old one is dropped",
     ]
 
 
-def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *,
-            progress: Progress = _noop) -> dict[str, Any]:
-    """Replace the environment's database with the backup, atomically."""
+def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *, jobs: int | None = None,
+            progress: Progress = _noop, phase: Phase = _no_phase) -> dict[str, Any]:
+    """Replace the environment's database with the backup, atomically (a new database, then a swap)."""
     target = env.database_url()
     require_client_for(manifest.server_version, name="pg_restore", what=f"backup {manifest.id}")
-    chunks, (sha, state) = _checked_stream(store, manifest, progress)
+    name = unquote(urlsplit(target).path.lstrip("/"))
+    admin = with_database(target, "postgres")
+    jobs = jobs or default_jobs()
     t0 = time.monotonic()
-    sink(restore_stages(libpq_env(target), _identity(env), scratch=False), chunks)
-    # age authenticates every 64 KiB chunk and the stream's end, so corrupted bytes stop the
-    # restore before its single transaction commits; the digest here is a second witness.
-    if sha.hexdigest() != manifest.sha256:
-        raise VerificationError("restored, but the stored object's sha256 differs from the manifest: investigate")
-    with connect(target) as conn:
-        restored = row_counts(conn)
-    mismatched = {t: (restored.get(t), n) for t, n in manifest.tables.items() if restored.get(t) != n}
+    for item in swap.recover(admin, name):
+        phase(item)
+    timings: dict[str, float] = {}
+    # One folder per database, emptied first: a run killed with -9 leaves its archive for the next run to remove.
+    work = Path(tempfile.gettempdir()) / f"ops-restore-{name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(mode=0o700)
+    try:
+        archive = str(work / "dump.pgc")
+        phase("download, decrypt, decompress")
+        chunks, (sha, state) = _checked_stream(store, manifest, progress)
+        sink(decode_stages(_identity(env), archive), chunks)
+        if sha.hexdigest() != manifest.sha256:
+            raise VerificationError("the stored object's sha256 differs from the manifest: nothing was restored")
+        timings["download"] = round(time.monotonic() - t0, 2)
+        staging = swap.create_staging(admin, name)
+        try:
+            staging_env = libpq_env(target, database=staging)
+            for section, label in (("data", "tables and rows"), ("post-data", "indexes and constraints")):
+                phase(f"restore {label} ({jobs} jobs)")
+                t1 = time.monotonic()
+                _run(parallel_restore(staging_env, archive, jobs=jobs, section=section), staging_env)
+                timings[section] = round(time.monotonic() - t1, 2)
+                failpoints.hit(f"restore.after.{section}")
+            with connect(with_database(target, staging)) as conn:
+                restored = row_counts(conn)
+            mismatched = {t: (restored.get(t), n) for t, n in manifest.tables.items() if restored.get(t) != n}
+            if mismatched:
+                raise VerificationError(f"row counts differ from the manifest: {mismatched}; nothing was changed")
+        except BaseException:
+            drop_database(admin, staging)
+            raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    phase(f"swap {staging} into {name}")
+    t1 = time.monotonic()
+    swap.swap(admin, name)
+    timings["swap"] = round(time.monotonic() - t1, 2)
     return {"backup": manifest.id, "bytes": state["bytes"], "seconds": round(time.monotonic() - t0, 2),
-            "tables": len(manifest.tables), "mismatched_tables": mismatched}
+            "jobs": jobs, "timings_s": timings, "tables": len(manifest.tables), "mismatched_tables": {}}
+
+
+def _run(argv: list[str], db_env: dict[str, str]) -> None:
+    pipe = Pipeline([Stage(argv[0].rsplit("/", 1)[-1], argv, db_env)], feed_stdin=False, capture_stdout=False)
+    try:
+        pipe.check()
+    except BaseException:
+        pipe.kill()
+        raise
 
 
 @dataclass

@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TransferSpeedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 
 from ops.adapters.heartbeat import HttpHeartbeat
 from ops.adapters.s3_store import S3ObjectStore
@@ -40,6 +48,24 @@ def _bar(label: str, total: int | None, quiet: bool) -> Iterator[Callable[[int],
         yield lambda done: bar.update(task, completed=done)
 
 
+@contextmanager
+def _dump_bar(quiet: bool) -> Iterator[tuple[Callable[[int, int], None], Callable[[int], None]]]:
+    """The dump's progress against its tables' size (pg_dump reads the tables, not the indexes), with an ETA."""
+    if quiet:
+        yield (lambda _db, _data: None), (lambda _done: None)
+        return
+    with Progress(TextColumn("dumping"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
+                  TextColumn("ETA"), TimeRemainingColumn(), console=stderr, transient=True) as bar:
+        task = bar.add_task("dumping", total=None)
+
+        def sized(database: int, data: int) -> None:
+            bar.console.print(f"[dim]·[/dim] database {database / 1e6:.0f} MB, of which tables {data / 1e6:.0f} MB "
+                              "(indexes are rebuilt on restore, not dumped)", highlight=False)
+            bar.update(task, total=max(data, 1))
+
+        yield sized, lambda done: bar.update(task, completed=done)
+
+
 def _check_pick(backup_id: str | None, latest: bool) -> None:
     """Bad input is refused before anything is resolved or contacted."""
     if backup_id is None and not latest:
@@ -60,8 +86,8 @@ def create(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     on_interrupt("no backup was recorded (the manifest is written last); the next run cleans up the partial "
                  f"upload: run `ops backup create --env {env.name}` again")
     heartbeat = HttpHeartbeat(env.heartbeat_url.get_secret_value()) if env.heartbeat_url else None
-    with _bar("uploading", None, as_json) as bar:
-        result = uc.create(env, _store(env), heartbeat, progress=bar)
+    with _dump_bar(as_json) as (sized, bar):
+        result = uc.create(env, _store(env), heartbeat, progress=bar, sized=sized)
     mf = result.manifest
     if as_json:
         print_json({"backup": uc.manifest_json(mf), "cleaned_up": result.aborted_orphans,
@@ -113,12 +139,14 @@ def verify(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, en
 
 @app.command("restore")
 def restore(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, env_name: str = ENV_OPTION,
-            yes: bool = YES_OPTION, as_json: bool = JSON_OPTION) -> None:
+            yes: bool = YES_OPTION, as_json: bool = JSON_OPTION,
+            jobs: int | None = typer.Option(None, "--jobs", "-j", min=1,
+                                            help="pg_restore jobs (default: this machine's cores).")) -> None:
     """Replace the environment's database with a backup. Prints the plan unless --yes."""
     _check_pick(backup_id, latest)
     env = resolve(env_name)
     manifest = _pick(env, backup_id, latest)
-    steps = uc.restore_plan(env, manifest)
+    steps = uc.restore_plan(env, manifest, jobs=jobs)
     if not yes:
         for number, step in enumerate(steps, 1):
             stderr.print(f"  {number}. {step}", highlight=False)
@@ -130,10 +158,11 @@ def restore(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, e
             return
         # Production: the plan above, then the typed name (never skipped by --json; --yes is CI's confirmation).
         typed_confirmation(env.name, f"replace the database with backup {manifest.id}")
-    on_interrupt(f"the restore runs in one transaction, so {env.name}'s database is unchanged; "
-                 "run the same command again")
-    with _bar("restoring", manifest.stored_bytes, as_json) as bar:
-        result = uc.restore(env, _store(env), manifest, progress=bar)
+    on_interrupt(f"{env.name}'s database changes only at the final swap (the restore builds a new database beside "
+                 "it); run the same command again: it first cleans up or puts back what this run left")
+    with _bar("downloading", manifest.stored_bytes, as_json) as bar:
+        result = uc.restore(env, _store(env), manifest, jobs=jobs, progress=bar,
+                            phase=(lambda _step: None) if as_json else progress)
     if as_json:
         print_json({**result, "applied": True})
     else:

@@ -104,7 +104,7 @@ def refresh(env_name: str, branches: BranchStore, objects: ObjectStore, *, targe
             branches.copy(source, scratch)
 
         def do_mask() -> None:
-            counts, _did = mask_database(branches.url(scratch), masking_key)
+            counts, _did = mask_database(branches.url(scratch), masking_key, progress=progress)
             journal["rows_masked"] = counts
 
         def do_swap() -> None:

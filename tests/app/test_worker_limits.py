@@ -1,0 +1,75 @@
+"""The upload worker stops at each of its limits, and a stopped worker is gone: CPU time (the kernel's
+RLIMIT_CPU), memory (RLIMIT_AS), wall time, and a client that hangs up."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from datetime import date
+
+import pytest
+
+from autoenroll.config import UploadLimits
+from autoenroll.validation.worker import Checked, Checker, Refused
+from tests.app.payroll import csv_file
+
+pytestmark = pytest.mark.unit
+ON = date(2026, 11, 21)
+BIG = csv_file(60_000)  # a few seconds of CPU: more than the limits below allow
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return {int(p) for p in f.read().split()}
+    except FileNotFoundError:
+        return set()
+
+
+def workers() -> set[int]:
+    """Live workers: the children of this process's forkserver (its command line names it)."""
+    found = set()
+    for pid in _children(os.getpid()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if b"forkserver" in f.read():
+                    found |= _children(pid)
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def run(limits: UploadLimits, data: bytes, gone: object = None) -> Checked | Refused:
+    async def go() -> Checked | Refused:
+        return await Checker(limits).run(data, "csv", "x.csv", "run", ON, None, gone)  # type: ignore[arg-type]
+
+    return asyncio.run(go())
+
+
+def test_a_small_file_is_checked_in_a_worker() -> None:
+    outcome = run(UploadLimits(), csv_file(3))
+    assert isinstance(outcome, Checked) and outcome.summary["rows"] == 3 and outcome.peak_rss_kb > 0
+
+
+@pytest.mark.parametrize(("limits", "data", "named"), [
+    (UploadLimits(parse_cpu_seconds=1), BIG, "parse_cpu_seconds"),
+    (UploadLimits(parse_seconds=1.0), BIG, "parse_seconds"),
+    (UploadLimits(parse_memory_mb=256), csv_file(150_000), "parse_memory_mb"),  # ~380 MB to read it all
+])
+def test_each_limit_stops_the_worker_and_is_named(limits: UploadLimits, data: bytes, named: str) -> None:
+    outcome = run(limits, data)
+    assert isinstance(outcome, Refused) and named in outcome.message, outcome
+    assert outcome.limits[named] == getattr(limits, named)
+    assert workers() == set()
+
+
+def test_a_client_that_hangs_up_stops_the_work() -> None:
+    asked = []
+
+    async def gone() -> bool:
+        asked.append(True)
+        return True
+
+    outcome = run(UploadLimits(), BIG, gone)
+    assert isinstance(outcome, Refused) and "hung up" in outcome.message and asked
+    assert workers() == set()
