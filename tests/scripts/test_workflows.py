@@ -110,6 +110,11 @@ def test_release_goes_through_staging_and_waits_for_the_production_environment()
                  next(i for i, c in enumerate(commands) if "ops deploy" in c),
                  next(i for i, c in enumerate(commands) if "ops checklist" in c)]
         assert order == sorted(order), f"{stage}: pulumi up, then ops deploy, then ops checklist"
+        # The hosts' SSH admits only the admin CIDRs: the deploy must open it for this runner, and it
+        # writes its history and lock to the environment's bucket.
+        deploy = next(c for c in commands if "ops deploy" in c)
+        assert "--open-ssh-from" in deploy, f"{stage}: ops deploy cannot reach the hosts from a runner"
+        assert {"R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "HCLOUD_TOKEN"} <= set(jobs[stage]["env"]), stage
     assert jobs["image"]["permissions"] == {"contents": "read", "packages": "write"}
 
 
