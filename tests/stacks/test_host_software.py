@@ -43,7 +43,7 @@ ARGS = HostRoleArgs(
     site_address="app.example.ie", extra_site_addresses=("api.example.ie",),
     app_image="ghcr.io/komplyone/autoenroll-app", app_version="1.2.3", admin_cidrs=("198.51.100.0/28",),
     cloudflare_ranges=cloudflare_ranges(), ssh_public_keys=("ssh-ed25519 AAAAC3Nza test",),
-    app_env={"DATABASE_URL": "postgresql://u:pw@h/db"}, betterstack_logs_token="logs-token",
+    betterstack_logs_token="logs-token",
     logs_ingest_host="s123.eu-nbg-2.betterstackdata.com", private_network="10.20.0.0/16",
 )
 

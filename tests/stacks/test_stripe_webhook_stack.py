@@ -95,5 +95,7 @@ def test_the_plan_subscribes_the_apps_url_to_the_handled_events(plan_name: str, 
     # The whole output is secret (it carries the signing secret), and nothing of it leaks in plain.
     assert "stripe_webhook" in plan.secret_outputs
     assert "whsec_" not in json.dumps(plan.to_json())
-    # The app's environment carries it, inside the servers' (secret) user data.
-    assert "STRIPE_WEBHOOK_SECRET" in json.dumps([r.props for r in plan.resources if r.type.startswith("hcloud:")])
+    # The app's environment carries it as a secret stack output that `ops deploy` writes to each host
+    # over SSH; the servers' user data never holds it (secrets left cloud-init).
+    assert "app_env" in plan.secret_outputs and "STRIPE_WEBHOOK_SECRET" in plan.outputs["app_env"]
+    assert "STRIPE_WEBHOOK_SECRET" not in json.dumps([r.props for r in plan.resources if r.type.startswith("hcloud:")])
