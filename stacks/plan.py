@@ -199,6 +199,10 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None, *,
             return {}, None
 
     mocks = Mocks()
+    # Pulumi's mocks run on this thread's current event loop. An asyncio.run() earlier in the same
+    # process (a test, an async client) leaves the thread with none set, and Pulumi's Future() then
+    # raises "no current event loop": each plan gets a loop of its own.
+    asyncio.set_event_loop(asyncio.new_event_loop())
     pulumi.runtime.set_mocks(mocks, project=APP, stack=stack, preview=False,
                              monitor=RecordingMonitor(mocks), organization=organization)
     pulumi.runtime.set_all_config(

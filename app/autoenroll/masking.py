@@ -53,7 +53,7 @@ NOT_PERSONAL: dict[str, set[str]] = {
     "uploads": {"id", "tenant_id", "user_id", "object_key", "content_type", "size_bytes", "sha256", "status",
                 "created_at"},
     "validation_runs": {"id", "tenant_id", "upload_id", "status", "assessment_date", "row_count", "error_count",
-                        "summary", "started_at", "finished_at"},
+                        "summary", "started_at", "finished_at", "report_bytes"},
     "employee_results": {"id", "tenant_id", "run_id", "row_number", "pay_frequency", "eligibility",
                          "employee_contribution", "employer_contribution", "state_contribution", "errors"},
 }

@@ -156,13 +156,19 @@ class LocalTestHost:
     # ------------------------------------------------------------------ the parts
     def _ensure_deploy_user(self) -> None:
         try:
-            pwd.getpwnam(DEPLOY_USER)
+            entry = pwd.getpwnam(DEPLOY_USER)
         except KeyError:
             _run(["useradd", "--system", "--shell", "/bin/bash", "--home-dir", str(self.folder),
                   "--no-create-home", DEPLOY_USER])
             # '*' = no password can ever match, but the account is not "locked" (sshd refuses
             # even key logins to locked accounts when PAM is off, as it is here).
             _run(["usermod", "-p", "*", DEPLOY_USER])
+            self.created_user = True
+            return
+        if not Path(entry.pw_dir).is_dir():
+            # A killed run's user: its home (that run's folder) is gone, and every SSH command would
+            # begin with "Could not chdir to home directory". Take it over; this host removes it.
+            _run(["usermod", "--home", str(self.folder), "-p", "*", DEPLOY_USER])
             self.created_user = True
 
     def _create_network(self) -> None:

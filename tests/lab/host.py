@@ -135,7 +135,9 @@ class LabHost(LocalTestHost):
         # HOST=0.0.0.0 inside the container (the image's default): the publish is what keeps it on loopback.
         self.docker("run", "--detach", "--name", APP_CONTAINER, "--env-file", str(env_file), "--env", "HOST=0.0.0.0",
                     "--publish", f"127.0.0.1:{APP_PORT}:{APP_PORT}", f"--health-interval={health_interval}",
-                    reference)
+                    # The label the role's deploy script gives the container it serves: the host
+                    # checks (tests/infra/checks.py) look for the app by it.
+                    "--restart", "unless-stopped", "--label", "autoenroll.app=1", reference)
         self.app_image = reference
         self._wait_listening(APP_PORT)
 
