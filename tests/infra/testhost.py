@@ -59,6 +59,18 @@ def placeholder_app_env() -> dict[str, str]:
     }
 
 
+def terminate(process: subprocess.Popen[bytes]) -> None:
+    """Stop a child this test started: SIGTERM, then SIGKILL if it has not gone within 10 s."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
 def remove_stale_namespaces() -> None:
     """Delete test namespaces a killed run left behind (ones with no process inside)."""
     listing = _run(["ip", "netns", "list"], check=False).stdout
@@ -270,14 +282,8 @@ class LocalTestHost:
 
     def stop_process(self, name: str) -> None:
         process = self.processes.pop(name, None)
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
+        if process is not None:
+            terminate(process)
 
     def _listening(self, port: int) -> bool:
         out = self.run_as_root(["ss", "-H", "-tln", f"sport = :{port}"]).stdout

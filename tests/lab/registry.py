@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from tests.infra.testhost import terminate
 from tests.lab.docker import DockerEngine, EngineError
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
@@ -121,13 +122,7 @@ class LocalRegistry:
 
     def stop(self) -> None:
         for process in self.processes.values():
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(timeout=5)
+            terminate(process)
         self.processes.clear()
         shutil.rmtree(self.folder, ignore_errors=True)
 
