@@ -86,7 +86,7 @@ def status(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
         table(f"{data['direction']} in progress (--db {data['db_mode']})", ["step", "state"],
               [(s, "done" if s in data["done"] else "pending") for s in [*data["done"], *data["pending"]]])
     progress(data["summary"])
-    progress(f"traffic per {source}")
+    progress(f"traffic per {data['serving_source']}")
     if data.get("note"):
         progress(f"note: {data['note']}")
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from ops.errors import ConfigError, NotFoundError, VerificationError
+from ops.errors import ConfigError, ExternalError, NotFoundError, VerificationError
 from ops.interfaces import FailoverSite, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.journal import step_runner
 from ops.locks import object_lock
@@ -107,8 +107,12 @@ def status(env_name: str, objects: ObjectStore, live: LiveDatabase, *, home_data
     last = json.loads(last_raw) if last_raw else None
     recorded = json.loads(traffic_raw) if traffic_raw else None
     database = live.get()
-    recorded_on = recorded["serving"] if recorded else "primary"
-    on = serving() if serving is not None else recorded_on
+    on = recorded["serving"] if recorded else "primary"
+    if serving is not None:
+        try:
+            on = serving()
+        except ExternalError as exc:  # Cloudflare down is when this is asked: answer from the record, and say so
+            serving_source = f"the recorded state ({serving_source} unreachable: {exc.message})"
     out: dict[str, Any] = {"environment": env_name, "serving": on, "serving_source": serving_source,
                            "live_database": database, "home_database": home_database,
                            "in_progress": journal, "last": last, "traffic_record": recorded}
