@@ -12,6 +12,7 @@ import pulumi
 
 from autoenroll.contract import SECRET_ENV_VARS
 from ops.naming import BRANCH_OF_ENV
+from ops.registry import registry_of
 from stacks import config as stack_config
 from stacks.billing import Billing, BillingArgs
 from stacks.cache import Cache, CacheArgs
@@ -65,6 +66,10 @@ def build(config: StackConfig) -> dict[str, Any]:
         "stripe_webhook": {"endpoint_id": billing.endpoint.id, "url": billing.url, "secret": billing.signing_secret},
         # The hosts' Cloudflare Origin CA certificate and its key (secret): `ops deploy` installs them.
         "origin_tls": edge.origin_tls,
+        # The hosts' registry login (a read-only token, secret): `ops deploy` logs each host in before a pull.
+        "registry_login": pulumi.Output.secret(secret("registryReadToken").apply(lambda token: {
+            "registry": registry_of(config.compute.app_image), "username": config.compute.registry_username,
+            "token": token})),
     }
 
 
