@@ -12,7 +12,6 @@ import pulumi
 
 from autoenroll.contract import SECRET_ENV_VARS
 from ops.naming import BRANCH_OF_ENV
-from ops.registry import registry_of
 from stacks import config as stack_config
 from stacks.billing import Billing, BillingArgs
 from stacks.cache import Cache, CacheArgs
@@ -68,8 +67,7 @@ def build(config: StackConfig) -> dict[str, Any]:
         "origin_tls": edge.origin_tls,
         # The hosts' registry login (a read-only token, secret): `ops deploy` logs each host in before a pull.
         "registry_login": pulumi.Output.secret(secret("registryReadToken").apply(lambda token: {
-            "registry": registry_of(config.compute.app_image), "username": config.compute.registry_username,
-            "token": token})),
+            "username": config.compute.registry_username, "token": token})),
     }
 
 

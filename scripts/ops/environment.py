@@ -94,9 +94,8 @@ class RegistryLogin(BaseModel):
     """How the hosts log in to the image registry: a read-only token (stack output `registry_login`)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    registry: str
     username: str
-    token: SecretStr
+    token: SecretStr  # for the registry the hosts' image names (the deploy script derives it)
 
 
 class Environment(BaseModel):

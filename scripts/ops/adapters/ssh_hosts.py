@@ -126,7 +126,7 @@ class SshHosts:
                              root=True)
             if self._registry_login is not None:
                 login = self._registry_login
-                self.ssh.run(address, ["login", login.registry, login.username],
+                self.ssh.run(address, ["login", login.username],
                              stdin=login.token.get_secret_value().encode(), secrets=self._secrets)
         return chosen
 
