@@ -17,7 +17,7 @@ import contextlib
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,7 +29,6 @@ from tests.infra.testhost import (
     SITE_NAME,
     LocalTestHost,
     placeholder_app_env,
-    remove_stale_namespaces,
 )
 from tests.lab.docker import DockerEngine
 from tests.lab.registry import READER, LocalRegistry
@@ -67,23 +66,12 @@ class LabHost(LocalTestHost):
             raise RuntimeError("this lab host was started without a registry")
         return self.registry.address_for(self.runner_address)
 
-    def start(self) -> LabHost:
-        try:
-            self.folder.chmod(0o755)
-            remove_stale_namespaces()
-            self._ensure_deploy_user()
-            self._create_network()
-            self._write_keys()
-            self.load_firewall()  # before dockerd, as nftables.service is ordered before docker.service
-            self.start_docker()
-            self.start_sshd()
-            if self.login:
-                self.login_to_registry()
-            self.start_caddy()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def start_steps(self) -> list[Callable[[], None]]:
+        # The firewall before dockerd, as nftables.service is ordered before docker.service; no app
+        # process (the app runs as a container when a test or a deploy starts one).
+        login = [self.login_to_registry] if self.login else []
+        return [self._ensure_deploy_user, self._create_network, self._write_keys, self.load_firewall,
+                self.start_docker, self.start_sshd, *login, self.start_caddy]
 
     def stop(self) -> None:
         if self.engine is not None:
