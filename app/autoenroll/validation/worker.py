@@ -25,8 +25,8 @@ from typing import Any
 from autoenroll.config import UploadLimits
 from autoenroll.files import RejectedFile
 from autoenroll.validation.columns import UnrecognisedColumns, column_map
-from autoenroll.validation.engine import RowResult, Validation, validate
-from autoenroll.validation.parse import parse
+from autoenroll.validation.engine import RowResult, Tally, Validation, check_rows, key_counts
+from autoenroll.validation.parse import read
 from autoenroll.validation.redact import redact
 from autoenroll.validation.reports import errors_csv, summary_json, summary_pdf
 
@@ -37,7 +37,7 @@ class Checked:
 
     summary: dict[str, Any]
     reports: dict[str, bytes]
-    rows_json: list[str]  # employee_results rows as JSON arrays of ROWS_PER_CHUNK (one statement each)
+    rows_copy: list[bytes]  # employee_results rows in COPY's text format (RESULT_COLUMNS), ROWS_PER_CHUNK a chunk
     cpu_seconds: float
     peak_rss_kb: int
 
@@ -61,32 +61,75 @@ def _raise_cpu_limit(_signum: int, _frame: object) -> None:
     raise CpuLimit
 
 
-# libpq keeps its send buffer as large as the largest statement it sent, for the life of the pooled
-# connection: chunks keep that (and the app's peak) to a few MB, whatever the file.
+# A chunk is one write to the database's COPY: a few hundred kB, whatever the file.
 ROWS_PER_CHUNK = 5000
+RESULT_COLUMNS = ("row_number", "employee_id", "ppsn", "first_name", "last_name", "date_of_birth", "email", "gross_pay",
+                  "pay_frequency", "eligibility", "employee_contribution", "employer_contribution",
+                  "state_contribution", "errors")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
 
 
-def _row(r: RowResult) -> dict[str, Any]:
-    # Lengths match employee_results' use of each text column; numbers are already in numeric(12, 2) range.
-    v = r.values
-    return {
-        "row_number": r.row, "employee_id": v.get("employee_id", "")[:100], "ppsn": v.get("ppsn", "")[:20],
-        "first_name": v.get("first_name", "")[:200], "last_name": v.get("last_name", "")[:200],
-        "date_of_birth": r.dob.isoformat() if r.dob else None, "email": v.get("email", "")[:320] or None,
-        "gross_pay": str(r.gross) if r.gross is not None else None,
-        "pay_frequency": v.get("pay_frequency", "")[:40], "eligibility": r.eligibility,
-        "employee_contribution": str(r.employee) if r.employee is not None else None,
-        "employer_contribution": str(r.employer) if r.employer is not None else None,
-        "state_contribution": str(r.state) if r.state is not None else None,
-        "errors": [{"column": e.column, "rule": e.rule, "message": e.message} for e in r.errors],
-    }
+def _copy_text(value: str) -> str:
+    return value.translate(_COPY_ESCAPES) if ("\\" in value or "\t" in value or "\n" in value or "\r" in value) \
+        else value
 
 
-def _rows_json(validation: Validation) -> list[str]:
-    # One chunk's dicts at a time: all 100,000 at once would be the worker's largest allocation.
-    results = validation.results
-    return [json.dumps([_row(r) for r in results[i:i + ROWS_PER_CHUNK]], ensure_ascii=False, separators=(",", ":"))
-            for i in range(0, len(results), ROWS_PER_CHUNK)]
+def _number(value: object) -> str:
+    return _NULL if value is None else str(value)
+
+
+class ResultRows:
+    """employee_results rows, written as COPY text while the rows are checked, so no row is kept for it."""
+
+    def __init__(self) -> None:
+        self.chunks: list[bytes] = []
+        self._lines: list[str] = []
+
+    def add(self, r: RowResult) -> None:
+        # Lengths match employee_results' use of each text column; numbers are already in numeric(12, 2) range.
+        v = r.values
+        get = v.get
+        texts = (get("employee_id", "")[:100], get("ppsn", "")[:20], get("first_name", "")[:200],
+                 get("last_name", "")[:200])
+        email = get("email", "")[:320]
+        errors = json.dumps([{"column": e.column, "rule": e.rule, "message": e.message} for e in r.errors],
+                            ensure_ascii=False) if r.errors else "[]"
+        self._lines.append("\t".join((
+            str(r.row), *map(_copy_text, texts), r.dob.isoformat() if r.dob else _NULL,
+            _copy_text(email) if email else _NULL, _number(r.gross), _copy_text(get("pay_frequency", "")[:40]),
+            r.eligibility, _number(r.employee), _number(r.employer), _number(r.state), _copy_text(errors))) + "\n")
+        if len(self._lines) == ROWS_PER_CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._lines:
+            # "replace": a lone surrogate (which no decoder here produces) becomes "?", never a failed COPY
+            self.chunks.append("".join(self._lines).encode("utf-8", "replace"))
+            self._lines = []
+
+    def done(self) -> list[bytes]:
+        self._flush()
+        return self.chunks
+
+
+def _checked(data: bytes, kind: str, run_id: str, filename: str, on: date, limits: UploadLimits,
+             raw_column_map: str | None) -> tuple[Validation, dict[str, bytes], list[bytes]]:
+    """Read the file twice (the duplicate rules count the whole file first), keeping only the rows with errors:
+    the reports need those, and every other row goes straight into COPY text."""
+    sheet = read(data, kind, column_map(raw_column_map), limits)
+    ppsns, ids = key_counts(values for _, values in sheet.rows())
+    tally, with_errors, rows = Tally(), [], ResultRows()
+    for r in check_rows(sheet.rows(), ppsns, ids, sheet.sources, on):
+        tally.add(r)
+        rows.add(r)
+        if r.errors:
+            with_errors.append(r)
+    del ppsns, ids
+    validation = Validation(with_errors, sheet.warnings, sheet.encoding, on, sheet.sources, sheet.mapped, tally)
+    reports = {"summary.json": summary_json(validation, {"run_id": run_id}),
+               "errors.csv": errors_csv(validation), "summary.pdf": summary_pdf(validation, filename)}
+    return validation, reports, rows.done()
 
 
 def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: UploadLimits,
@@ -95,10 +138,7 @@ def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: 
     is the employer's JSON {field: header in the file} (validation/columns.py)."""
     started = time.process_time()
     try:
-        validation = validate(parse(data, kind, column_map(raw_column_map), limits), on)
-        reports = {"summary.json": summary_json(validation, {"run_id": run_id}),
-                   "errors.csv": errors_csv(validation), "summary.pdf": summary_pdf(validation, filename)}
-        rows_json = _rows_json(validation)
+        validation, reports, rows_copy = _checked(data, kind, run_id, filename, on, limits, raw_column_map)
     except UnrecognisedColumns as exc:
         return Refused(str(exc), 422, limits.describe(), time.process_time() - started, exc.detail())
     except RejectedFile as exc:
@@ -114,7 +154,7 @@ def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: 
     summary = validation.summary()
     if raw_column_map:
         summary["column_map"] = raw_column_map  # kept with the run: an erasure re-reads the file the same way
-    return Checked(summary, reports, rows_json, time.process_time() - started,
+    return Checked(summary, reports, rows_copy, time.process_time() - started,
                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
