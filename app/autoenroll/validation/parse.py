@@ -171,7 +171,7 @@ def read_csv(data: bytes, mapping: ColumnMap | None = None, limits: UploadLimits
             budget.record(1, len(next(records)))
             for number, record in enumerate(records, start=2):
                 budget.record(number, len(record))
-                if not any(cell.strip() for cell in record):
+                if not "".join(record).strip():
                     continue  # a blank row still counts: the rows after it keep the numbers the employer sees
                 budget.employee()
                 yield number, read(record)

@@ -92,15 +92,19 @@ class ResultRows:
         # Lengths match employee_results' use of each text column; numbers are already in numeric(12, 2) range.
         v = r.values
         get = v.get
-        texts = (get("employee_id", "")[:100], get("ppsn", "")[:20], get("first_name", "")[:200],
-                 get("last_name", "")[:200])
-        email = get("email", "")[:320]
-        errors = json.dumps([{"column": e.column, "rule": e.rule, "message": e.message} for e in r.errors],
-                            ensure_ascii=False) if r.errors else "[]"
-        self._lines.append("\t".join((
-            str(r.row), *map(_copy_text, texts), r.dob.isoformat() if r.dob else _NULL,
-            _copy_text(email) if email else _NULL, _number(r.gross), _copy_text(get("pay_frequency", "")[:40]),
-            r.eligibility, _number(r.employee), _number(r.employer), _number(r.state), _copy_text(errors))) + "\n")
+        texts = [get("employee_id", "")[:100], get("ppsn", "")[:20], get("first_name", "")[:200],
+                 get("last_name", "")[:200], get("email", "")[:320], get("pay_frequency", "")[:40],
+                 json.dumps([{"column": e.column, "rule": e.rule, "message": e.message} for e in r.errors],
+                            ensure_ascii=False) if r.errors else "[]"]
+        # Most rows hold nothing COPY must escape: one look at all the text at once instead of one per field.
+        text = "\t".join(texts)
+        if "\\" in text or "\n" in text or "\r" in text or text.count("\t") != len(texts) - 1:
+            texts = [_copy_text(t) for t in texts]
+        employee_id, ppsn, first_name, last_name, email, frequency, errors = texts
+        line = "\t".join((str(r.row), employee_id, ppsn, first_name, last_name,
+                           r.dob.isoformat() if r.dob else _NULL, email or _NULL, _number(r.gross), frequency,
+                           r.eligibility, _number(r.employee), _number(r.employer), _number(r.state), errors))
+        self._lines.append(line + "\n")
         if len(self._lines) == ROWS_PER_CHUNK:
             self._flush()
 
