@@ -114,7 +114,8 @@ async def _check_and_store(resources: Resources, claims: Claims, data: bytes, fi
     """One transaction around the whole check: the rows go into the database chunk by chunk while the worker
     is still checking the rest (so the two overlap), and a refused or failed check rolls every row back."""
     upload_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
-    async with tenant_tx(resources, claims.tenant_id) as conn:
+    # The worker slot first: an upload waiting for a worker must not hold one of the pool's connections.
+    async with resources.checker.slot(), tenant_tx(resources, claims.tenant_id) as conn:
         await conn.execute(
             "INSERT INTO uploads (id, tenant_id, user_id, object_key, original_filename, content_type, size_bytes,"
             " sha256, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'processing')",
@@ -125,7 +126,7 @@ async def _check_and_store(resources: Resources, claims: Claims, data: bytes, fi
         results = ResultsWriter(conn, claims.tenant_id, run_id)
         await results.start()
         outcome = await resources.checker.run(data, kind, filename, run_id, date.today(), raw_column_map, gone,
-                                              results.write)
+                                              results.write, slot_held=True)
         if isinstance(outcome, Refused):
             # the detail of unrecognised columns is what the page needs to offer a column map
             raise Unreadable(outcome.message, field="file", extra={**outcome.detail, "limits": outcome.limits},

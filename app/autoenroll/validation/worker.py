@@ -217,14 +217,21 @@ class Checker:
     def _refused(self, message: str) -> Refused:
         return Refused(message, 422, self.limits.describe())
 
+    def slot(self) -> asyncio.Semaphore:
+        """A worker slot, for `async with`: a caller that opens a database transaction around a streamed check
+        takes it first (and passes slot_held=True), so uploads waiting for a worker hold no connection."""
+        return self._slots
+
     async def run(self, data: bytes, kind: str, filename: str, run_id: str, on: date,
                   raw_column_map: str | None = None,
                   gone: Callable[[], Awaitable[bool]] | None = None,
-                  on_rows: Callable[[bytes], Awaitable[None]] | None = None) -> Checked | Refused:
+                  on_rows: Callable[[bytes], Awaitable[None]] | None = None, slot_held: bool = False) -> (
+                      Checked | Refused):
         """The check's outcome; `gone()` is asked now and then whether the client hung up (then the work stops);
         `on_rows`, if given, is handed the employee_results rows (COPY text) chunk by chunk while the check runs."""
-        outcome = await self.call(check, (data, kind, filename, run_id, on, self.limits, raw_column_map), gone,
-                                  on_rows)
+        args = (data, kind, filename, run_id, on, self.limits, raw_column_map)
+        outcome = await (self._call(check, args, gone, on_rows) if slot_held else
+                         self.call(check, args, gone, on_rows))
         assert isinstance(outcome, Checked | Refused)
         return outcome
 
