@@ -156,7 +156,7 @@ def through_the_api(rows: int, fuzz: int, seed: int, repeat: int = 3) -> None:
         print(f"  upload -> validate -> stored report: {upload_s:.2f} s (all runs: "
               + ", ".join(f"{r[0]:.2f}" for r in runs) + f"); with the report read back: {total_s:.2f} s"
               " (goal < 3 s)")
-        print(f"  beside the csv module's bare parse of the same file ({baseline:.3f} s CPU, no checks):"
+        print(f"  beside the csv module's bare parse of the same file ({baseline:.3f} s, no checks):"
               f" {upload_s / baseline:.0f}x")
         print(f"  worker: {cpu:.2f} s CPU, peak RSS {worker_peak / 1024:.0f} MB;"
               f" app: peak RSS {app_peak / 1024:.0f} MB (was {rss_before / 1024:.0f} MB before the upload),"
