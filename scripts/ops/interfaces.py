@@ -61,6 +61,7 @@ class Candidate:
     version: str
     address: str  # host:port the candidate answers on, as that host's Caddy dials it
     handle: Any = None  # the adapter's own reference (a process, a container name)
+    digest: str | None = None  # the image digest a container was started from (None: not a container)
 
 
 class Hosts(Protocol):

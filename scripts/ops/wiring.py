@@ -104,12 +104,15 @@ def smoke_check(env: Environment) -> Callable[[str], str]:
 
 
 def ssh() -> Any:
-    """How this runner reaches the hosts: OPS_SSH_CONFIG (an ssh_config file) and OPS_HOST_COMMAND
-    (the deploy script's command line; the lab prefixes its test hosts' paths)."""
-    from ops.adapters.ssh_hosts import DEFAULT_SCRIPT, Ssh
+    """How this runner reaches the hosts: OPS_SSH_CONFIG (an ssh_config file), OPS_HOST_COMMAND
+    (the deploy script's command line; the lab prefixes its test hosts' paths) and
+    OPS_HOST_ROOT_COMMAND (the same as root: sudo on a server; the lab's deploy user has no sudo)."""
+    from ops.adapters.ssh_hosts import DEFAULT_ROOT_SCRIPT, DEFAULT_SCRIPT, Ssh
 
+    root = os.environ.get("OPS_HOST_ROOT_COMMAND")
     return Ssh(config_file=os.environ.get("OPS_SSH_CONFIG") or None,
-               script=tuple(shlex.split(os.environ.get("OPS_HOST_COMMAND") or DEFAULT_SCRIPT)))
+               script=tuple(shlex.split(os.environ.get("OPS_HOST_COMMAND") or DEFAULT_SCRIPT)),
+               root_script=tuple(shlex.split(root)) if root else DEFAULT_ROOT_SCRIPT)
 
 
 def host_env_file(env: Environment, host_role: str, database_url: str | None) -> str:
@@ -178,8 +181,8 @@ def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None) -> SshHo
     def serving_role() -> str:
         return (switch or traffic(env)).serving()
 
-    return SshHosts(env.app_hosts, ssh(), serving_role=serving_role,
-                    env_file=env_file, secrets=secrets)
+    return SshHosts(env.app_hosts, ssh(), serving_role=serving_role, env_file=env_file, secrets=secrets,
+                    origin_tls=env.origin_tls, registry_login=env.registry_login)
 
 
 def deploy_ports(env: Environment) -> tuple[Hosts, Callable[[], None]]:

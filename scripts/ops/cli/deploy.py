@@ -22,8 +22,8 @@ def _render(report: usecase.DeployReport, title: str, as_json: bool) -> None:
     if as_json:
         print_json({"version": report.version, "hosts": report.hosts, "seconds": report.seconds})
     else:
-        table(title, ["host", "from", "to", "address"],
-              [(h["role"], h.get("from", ""), h["to"], h["address"]) for h in report.hosts])
+        table(title, ["host", "from", "to", "address", "image digest"],
+              [(h["role"], h.get("from", ""), h["to"], h["address"], h.get("digest", "")) for h in report.hosts])
 
 
 def deploy(version: str = VERSION_OPTION, env_name: str = ENV_OPTION, open_ssh_from: str | None = OPEN_SSH_OPTION,

@@ -82,7 +82,9 @@ def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = la
         hosts.promote(candidate)
         if moving:
             hosts.route(role, [candidate.address])
-        done.append({"role": role, "from": old_version, "to": version, "address": candidate.address})
+        # A container's digest is what ran, whatever the tag points at later: rollbacks and audits use it.
+        done.append({"role": role, "from": old_version, "to": version, "address": candidate.address,
+                     **({"digest": candidate.digest} if candidate.digest else {})})
     return done
 
 
@@ -108,7 +110,9 @@ def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
         except ExternalError:
             _append_history(store, env_name, {"version": version, "kind": "failed"})
             raise
-        _append_history(store, env_name, {"version": version, "kind": "deploy", **(record or {})})
+        digests = {h["role"]: h["digest"] for h in report.hosts if "digest" in h}
+        entry = {"version": version, "kind": "deploy", **({"digests": digests} if digests else {})}
+        _append_history(store, env_name, {**entry, **(record or {})})
     report.seconds = round(time.monotonic() - t0, 2)
     return report
 
