@@ -1,7 +1,7 @@
 """Validation throughput and PDF time, beside the seed's targets, then the same work end to end
 through the API, in one run.
 
-    .venv/bin/python benchmarks/validation.py [--rows 100000] [--fuzz 0 --seed 18] [--no-api]
+    .venv/bin/python benchmarks/validation.py [--rows 100000] [--repeat 3] [--fuzz 0 --seed 18] [--no-api|--api-only]
     .venv/bin/python benchmarks/validation.py --renamed-pension   # only the renamed-column run
 
 In process: rows per second (parse + validate, no I/O) for 500, 10,000 and 100,000 rows, and the PDF
@@ -12,7 +12,9 @@ rows were read as pension members.
 
 Through the API (the sandbox, started if it is not up; through Caddy): a --rows CSV uploaded,
 validated, stored with its reports and read back, with the seconds and the peak RSS of the app
-process and of the worker that read the file (issue goal: 100,000 rows in under 3 s and 300 MB).
+process and of the worker that read the file, added up (issue goal: 100,000 rows in under 3 s and 300 MB),
+the best of --repeat uploads with the load average around them, and the ratio to the csv module's bare
+parse of the same file (wall time on a shared machine is noisy; the ratio less so).
 --fuzz N sends N generated hostile files (tests/app/fuzz.py, --seed) and prints the statuses and the
 largest worker CPU time. Prints; never fails on time.
 """
@@ -20,6 +22,9 @@ largest worker CPU time. Prints; never fails on time.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import os
 import re
 import sys
 import time
@@ -109,7 +114,7 @@ def _timing(headers: httpx.Headers) -> tuple[float, int]:
     return (float(cpu.group(1)) / 1000 if cpu else 0.0), (int(rss.group(1)) if rss else 0)
 
 
-def through_the_api(rows: int, fuzz: int, seed: int) -> None:
+def through_the_api(rows: int, fuzz: int, seed: int, repeat: int = 3) -> None:
     import redis
 
     from ops.paths import sandbox_dir
@@ -130,23 +135,34 @@ def through_the_api(rows: int, fuzz: int, seed: int) -> None:
         auth = {"Authorization": f"Bearer {token}"}
         client.post("/api/uploads", headers={**auth, "X-Filename": "warm.csv"}, content=payroll(100))
         data = payroll(rows)
-        Path(f"/proc/{proc.pid}/clear_refs").write_text("5")  # the app's peak RSS counts from here
-        rss_before = _status_kb(proc.pid, "VmRSS")
-        t0 = time.perf_counter()
-        response = client.post("/api/uploads", headers={**auth, "X-Filename": "bench.csv"}, content=data)
-        upload_s = time.perf_counter() - t0
-        response.raise_for_status()
-        report = client.get(f"/api/runs/{response.json()['run_id']}/report.json", headers=auth)
-        total_s = time.perf_counter() - t0
-        assert report.json()["rows"] == rows, report.text
-        app_peak = _status_kb(proc.pid, "VmHWM")
-        cpu, worker_peak = _timing(response.headers)
-        print(f"\nThrough the API (Caddy -> app), {rows:,} rows, {len(data) / 1e6:.1f} MB CSV:")
-        print(f"  upload -> validate -> stored report: {upload_s:.2f} s; with the report read back: {total_s:.2f} s"
+        baseline = best_of(3, lambda: sum(1 for _ in csv.reader(io.StringIO(data.decode(), newline=""))))
+        load_before = os.getloadavg()[0]
+        runs = []
+        for _ in range(repeat):
+            Path(f"/proc/{proc.pid}/clear_refs").write_text("5")  # the app's peak RSS counts from here
+            rss_before = _status_kb(proc.pid, "VmRSS")
+            t0 = time.perf_counter()
+            response = client.post("/api/uploads", headers={**auth, "X-Filename": "bench.csv"}, content=data)
+            upload_s = time.perf_counter() - t0
+            response.raise_for_status()
+            report = client.get(f"/api/runs/{response.json()['run_id']}/report.json", headers=auth)
+            total_s = time.perf_counter() - t0
+            assert report.json()["rows"] == rows, report.text
+            cpu, worker_peak = _timing(response.headers)
+            runs.append((upload_s, total_s, cpu, worker_peak, _status_kb(proc.pid, "VmHWM"), rss_before))
+        upload_s, total_s, cpu, worker_peak, app_peak, rss_before = min(runs)
+        print(f"\nThrough the API (Caddy -> app), {rows:,} rows, {len(data) / 1e6:.1f} MB CSV, best of {repeat}"
+              f" (load average {load_before:.2f} before, {os.getloadavg()[0]:.2f} after, {os.cpu_count()} CPUs):")
+        print(f"  upload -> validate -> stored report: {upload_s:.2f} s (all runs: "
+              + ", ".join(f"{r[0]:.2f}" for r in runs) + f"); with the report read back: {total_s:.2f} s"
               " (goal < 3 s)")
+        print(f"  beside the csv module's bare parse of the same file ({baseline:.3f} s, no checks):"
+              f" {upload_s / baseline:.0f}x")
         print(f"  worker: {cpu:.2f} s CPU, peak RSS {worker_peak / 1024:.0f} MB;"
               f" app: peak RSS {app_peak / 1024:.0f} MB (was {rss_before / 1024:.0f} MB before the upload),"
-              f" now {_status_kb(proc.pid, 'VmRSS') / 1024:.0f} MB (goal: peak < 300 MB)")
+              f" now {_status_kb(proc.pid, 'VmRSS') / 1024:.0f} MB")
+        print(f"  app + worker peak RSS: {(app_peak + worker_peak) / 1024:.0f} MB (goal < 300 MB; the worker's"
+              " peak includes the pages it shares with its forkserver)")
         if fuzz:
             from tests.app.fuzz import hostile_inputs
 
@@ -172,14 +188,17 @@ def main() -> None:
     parser.add_argument("--fuzz", type=int, default=0, help="hostile files to send through the API")
     parser.add_argument("--seed", type=int, default=18)
     parser.add_argument("--no-api", action="store_true", help="only the in-process figures")
+    parser.add_argument("--api-only", action="store_true", help="only the figures through the API")
+    parser.add_argument("--repeat", type=int, default=3, help="uploads of the --rows file (the best is reported)")
     parser.add_argument("--renamed-pension", action="store_true", help="only the renamed-column run")
     args = parser.parse_args()
     if args.renamed_pension:
         renamed_pension_column()
         return
-    in_process()
+    if not args.api_only:
+        in_process()
     if not args.no_api:
-        through_the_api(args.rows, args.fuzz, args.seed)
+        through_the_api(args.rows, args.fuzz, args.seed, args.repeat)
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ async def erase_employee(resources: Resources, tenant_id: str, ppsn: str) -> dic
         rewritten += [object_key, *report_keys(run_id)]
         async with tenant_tx(resources, tenant_id) as conn:
             await conn.execute("DELETE FROM employee_results WHERE run_id = %s", (run_id,))
-            await insert_results(conn, tenant_id, run_id, outcome.rows_json)
+            await insert_results(conn, tenant_id, run_id, outcome.rows_copy)
             await conn.execute(
                 "UPDATE validation_runs SET summary = %s, row_count = %s, error_count = %s, report_bytes = %s"
                 " WHERE id = %s", (json.dumps(outcome.summary), outcome.summary["rows"], outcome.summary["errors"],

@@ -10,7 +10,7 @@ import gc
 import hashlib
 import json
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -24,7 +24,7 @@ from autoenroll.files import KINDS, MAX_UPLOAD_BYTES, NotAPayrollFile, RejectedF
 from autoenroll.resources import Resources
 from autoenroll.runs import PAGE_MAX, REPORT_NAMES
 from autoenroll.security import Claims
-from autoenroll.validation.worker import Checked, Refused
+from autoenroll.validation.worker import RESULT_COLUMNS, Checked, Refused
 
 PRESIGN_SECONDS = 300
 _LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
@@ -74,12 +74,13 @@ class Stored:
                 "summary": self.summary}
 
 
-async def _used_and_quota(conn: AsyncConnection[Any]) -> tuple[int, int]:
+async def _used_and_quota(conn: AsyncConnection[Any], upload_id: str) -> tuple[int, int]:
+    """Bytes stored by the tenant's other uploads and their reports, and the quota."""
     # FOR UPDATE: two uploads of one tenant at once must not both fit into the same free space.
     row = await (await conn.execute(
-        "SELECT (SELECT coalesce(sum(size_bytes), 0) FROM uploads)"
-        " + (SELECT coalesce(sum(report_bytes), 0) FROM validation_runs), storage_quota_bytes"
-        " FROM tenants FOR UPDATE")).fetchone()
+        "SELECT (SELECT coalesce(sum(size_bytes), 0) FROM uploads WHERE id <> %s)"
+        " + (SELECT coalesce(sum(report_bytes), 0) FROM validation_runs WHERE upload_id <> %s), storage_quota_bytes"
+        " FROM tenants FOR UPDATE", (upload_id, upload_id))).fetchone()
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
@@ -101,48 +102,68 @@ async def check_and_store(resources: Resources, claims: Claims, data: bytes, fil
     except RejectedFile as exc:
         raise Unreadable(str(exc), field="file") from None
     try:
-        return await _check_then_store(resources, claims, data, filename, kind, raw_column_map, gone)
+        return await _check_and_store(resources, claims, data, filename, kind, raw_column_map, gone)
     finally:
         # The reports and rows of a big file were tens of MB in this process: give them back to the system.
         gc.collect()
         await asyncio.to_thread(_LIBC.malloc_trim, 0)
 
 
-async def _check_then_store(resources: Resources, claims: Claims, data: bytes, filename: str, kind: str,
-                            raw_column_map: str | None, gone: Callable[[], Awaitable[bool]] | None) -> Stored:
+async def _check_and_store(resources: Resources, claims: Claims, data: bytes, filename: str, kind: str,
+                           raw_column_map: str | None, gone: Callable[[], Awaitable[bool]] | None) -> Stored:
+    """One transaction around the whole check: the rows go into the database chunk by chunk while the worker
+    is still checking the rest (so the two overlap), and a refused or failed check rolls every row back."""
     upload_id, run_id = str(uuid.uuid4()), str(uuid.uuid4())
-    outcome = await resources.checker.run(data, kind, filename, run_id, date.today(), raw_column_map, gone)
-    if isinstance(outcome, Refused):
-        # the detail of unrecognised columns is what the page needs to offer a column map
-        raise Unreadable(outcome.message, field="file", extra={**outcome.detail, "limits": outcome.limits},
-                         headers=server_timing(outcome.cpu_seconds))
-    return await _store(resources, claims, data, filename, kind, upload_id, run_id, outcome)
+    # The worker slot first: an upload waiting for a worker must not hold one of the pool's connections.
+    async with resources.checker.slot(), tenant_tx(resources, claims.tenant_id) as conn:
+        await conn.execute(
+            "INSERT INTO uploads (id, tenant_id, user_id, object_key, original_filename, content_type, size_bytes,"
+            " sha256, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'processing')",
+            (upload_id, claims.tenant_id, claims.user_id, f"compliance-evidence/{upload_id}", filename, KINDS[kind],
+             len(data), hashlib.sha256(data).hexdigest()))
+        await conn.execute("INSERT INTO validation_runs (id, tenant_id, upload_id, status) VALUES (%s, %s, %s,"
+                           " 'processing')", (run_id, claims.tenant_id, upload_id))
+        results = ResultsWriter(conn, claims.tenant_id, run_id)
+        await results.start()
+        outcome = await resources.checker.run(data, kind, filename, run_id, date.today(), raw_column_map, gone,
+                                              results.write, slot_held=True)
+        if isinstance(outcome, Refused):
+            # the detail of unrecognised columns is what the page needs to offer a column map
+            raise Unreadable(outcome.message, field="file", extra={**outcome.detail, "limits": outcome.limits},
+                             headers=server_timing(outcome.cpu_seconds))
+        for chunk in outcome.rows_copy:  # none when streamed; kept for a worker that hands them back at the end
+            await results.write(chunk)
+        await results.finish()
+        await _store(resources, conn, data, filename, kind, upload_id, run_id, outcome)
+    return Stored(upload_id, run_id, kind, len(data), outcome.summary, outcome.cpu_seconds, outcome.peak_rss_kb)
 
 
-async def _store(resources: Resources, claims: Claims, data: bytes, filename: str, kind: str, upload_id: str,
-                 run_id: str, outcome: Checked) -> Stored:
+async def _store(resources: Resources, conn: AsyncConnection[Any], data: bytes, filename: str, kind: str,
+                 upload_id: str, run_id: str, outcome: Checked) -> None:
     bucket = resources.settings.s3_bucket_uploads
     objects = {f"compliance-evidence/{upload_id}": (data, KINDS[kind]),
                **{f"reports/{run_id}/{name}": (outcome.reports[name], REPORT_NAMES[name]) for name in REPORT_NAMES}}
     report_bytes = sum(len(b) for b in outcome.reports.values())
-    async with tenant_tx(resources, claims.tenant_id) as conn:
-        used, quota = await _used_and_quota(conn)
-        if used + len(data) + report_bytes > quota:
-            raise TooLarge(f"your storage quota is full ({used} of {quota} bytes used; this file and its reports "
-                           f"need {len(data) + report_bytes})", field="file")
-        # The four objects go up at once. On any failure every put is first let finish (a thread can't be
-        # stopped, and a put landing after the delete would be an orphan), then all four keys are deleted.
-        metadata = {"original-filename": filename.encode("ascii", "replace").decode()}
-        puts = [asyncio.ensure_future(asyncio.to_thread(resources.s3.put_object, Bucket=bucket, Key=key, Body=body,
-                                                        ContentType=content_type, Metadata=metadata))
-                for key, (body, content_type) in objects.items()]
-        try:
-            await asyncio.gather(*puts)
-            await _write_run(conn, claims, upload_id, run_id, filename, KINDS[kind], data, outcome, report_bytes)
-        except BaseException:
-            await asyncio.shield(_remove(resources, bucket, list(objects), puts))
-            raise
-    return Stored(upload_id, run_id, kind, len(data), outcome.summary, outcome.cpu_seconds, outcome.peak_rss_kb)
+    used, quota = await _used_and_quota(conn, upload_id)
+    if used + len(data) + report_bytes > quota:
+        raise TooLarge(f"your storage quota is full ({used} of {quota} bytes used; this file and its reports "
+                       f"need {len(data) + report_bytes})", field="file")
+    # The four objects go up at once, while the run is finished in the database. On any failure every put is
+    # first let finish (a thread can't be stopped, and a put landing after the delete would be an orphan), and
+    # so is the database write (the transaction is rolled back after it), then all four keys are deleted.
+    metadata = {"original-filename": filename.encode("ascii", "replace").decode()}
+    puts = [asyncio.ensure_future(asyncio.to_thread(resources.s3.put_object, Bucket=bucket, Key=key, Body=body,
+                                                    ContentType=content_type, Metadata=metadata))
+            for key, (body, content_type) in objects.items()]
+    try:
+        done = await asyncio.gather(*puts, _finish_run(conn, upload_id, run_id, outcome, report_bytes),
+                                    return_exceptions=True)
+        failure = next((d for d in done if isinstance(d, BaseException)), None)
+        if failure is not None:
+            raise failure
+    except BaseException:
+        await asyncio.shield(_remove(resources, bucket, list(objects), puts))
+        raise
 
 
 async def _remove(resources: Resources, bucket: str, keys: list[str], puts: Sequence[asyncio.Future[Any]]) -> None:
@@ -151,41 +172,52 @@ async def _remove(resources: Resources, bucket: str, keys: list[str], puts: Sequ
         await asyncio.to_thread(resources.s3.delete_object, Bucket=bucket, Key=key)
 
 
-async def insert_results(conn: AsyncConnection[Any], tenant_id: str, run_id: str, chunks: list[str]) -> None:
-    # COPY FROM is refused under row-level security; an INSERT ... SELECT over a JSON array is one
-    # statement for thousands of rows, unpacked by the server.
+# COPY FROM is refused on a table under row-level security, so each chunk is copied into a temporary table
+# (the fastest way in) and moved from there by one INSERT ... SELECT, which the tenant policy still checks.
+_INCOMING = ("CREATE TEMP TABLE incoming_results (row_number integer, employee_id text, ppsn text, first_name text,"
+             " last_name text, date_of_birth date, email text, gross_pay numeric, pay_frequency text, eligibility text,"
+             " employee_contribution numeric, employer_contribution numeric, state_contribution numeric,"
+             " errors jsonb) ON COMMIT DROP")
+_COLUMNS = ", ".join(RESULT_COLUMNS)
+
+
+class ResultsWriter:
+    """A run's employee_results, written chunk by chunk (COPY text, worker.ResultRows) in the caller's transaction."""
+
+    def __init__(self, conn: AsyncConnection[Any], tenant_id: str, run_id: str) -> None:
+        self.conn, self.tenant_id, self.run_id = conn, tenant_id, run_id
+
+    async def start(self) -> None:
+        await self.conn.execute(_INCOMING)
+
+    async def write(self, chunk: bytes) -> None:
+        async with self.conn.cursor().copy(f"COPY incoming_results ({_COLUMNS}) FROM STDIN") as copy:
+            await copy.write(chunk)
+        await self.conn.execute(f"INSERT INTO employee_results (tenant_id, run_id, {_COLUMNS})"  # noqa: S608
+                                f" SELECT %s, %s, {_COLUMNS} FROM incoming_results", (self.tenant_id, self.run_id))
+        await self.conn.execute("TRUNCATE incoming_results")
+
+    async def finish(self) -> None:
+        await self.conn.execute("DROP TABLE incoming_results")  # a second run in the same transaction makes its own
+
+
+async def insert_results(conn: AsyncConnection[Any], tenant_id: str, run_id: str, chunks: Iterable[bytes]) -> None:
+    """Store a run's employee_results, given as COPY text (worker.ResultRows), inside the caller's transaction."""
+    writer = ResultsWriter(conn, tenant_id, run_id)
+    await writer.start()
     for chunk in chunks:
-        await _insert_chunk(conn, tenant_id, run_id, chunk)
+        await writer.write(chunk)
+    await writer.finish()
 
 
-async def _insert_chunk(conn: AsyncConnection[Any], tenant_id: str, run_id: str, rows_json: str) -> None:
-    await conn.execute(
-        "INSERT INTO employee_results (tenant_id, run_id, row_number, employee_id, ppsn, first_name, last_name,"
-        " date_of_birth, email, gross_pay, pay_frequency, eligibility, employee_contribution,"
-        " employer_contribution, state_contribution, errors)"
-        " SELECT %s, %s, r.row_number, r.employee_id, r.ppsn, r.first_name, r.last_name, r.date_of_birth, r.email,"
-        " r.gross_pay, r.pay_frequency, r.eligibility, r.employee_contribution, r.employer_contribution,"
-        " r.state_contribution, r.errors FROM jsonb_to_recordset(%s::jsonb) AS r(row_number integer,"
-        " employee_id text, ppsn text, first_name text, last_name text, date_of_birth date, email text,"
-        " gross_pay numeric, pay_frequency text, eligibility text, employee_contribution numeric,"
-        " employer_contribution numeric, state_contribution numeric, errors jsonb)",
-        (tenant_id, run_id, rows_json))
-
-
-async def _write_run(conn: AsyncConnection[Any], claims: Claims, upload_id: str, run_id: str, filename: str,
-                     content_type: str, data: bytes, outcome: Checked, report_bytes: int) -> None:
+async def _finish_run(conn: AsyncConnection[Any], upload_id: str, run_id: str, outcome: Checked,
+                      report_bytes: int) -> None:
     summary = outcome.summary
+    await conn.execute("UPDATE uploads SET status = 'validated' WHERE id = %s", (upload_id,))
     await conn.execute(
-        "INSERT INTO uploads (id, tenant_id, user_id, object_key, original_filename, content_type, size_bytes,"
-        " sha256, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'validated')",
-        (upload_id, claims.tenant_id, claims.user_id, f"compliance-evidence/{upload_id}", filename, content_type,
-         len(data), hashlib.sha256(data).hexdigest()))
-    await conn.execute(
-        "INSERT INTO validation_runs (id, tenant_id, upload_id, status, assessment_date, row_count, error_count,"
-        " summary, report_bytes, finished_at) VALUES (%s, %s, %s, 'completed', %s, %s, %s, %s, %s, now())",
-        (run_id, claims.tenant_id, upload_id, summary["assessment_date"], summary["rows"], summary["errors"],
-         json.dumps(summary), report_bytes))
-    await insert_results(conn, claims.tenant_id, run_id, outcome.rows_json)
+        "UPDATE validation_runs SET status = 'completed', assessment_date = %s, row_count = %s, error_count = %s,"
+        " summary = %s, report_bytes = %s, finished_at = now() WHERE id = %s",
+        (summary["assessment_date"], summary["rows"], summary["errors"], json.dumps(summary), report_bytes, run_id))
 
 
 async def list_uploads(resources: Resources, tenant_id: str, limit: int, offset: int) -> dict[str, Any]:

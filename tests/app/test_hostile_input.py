@@ -13,7 +13,7 @@ import pytest
 from ops.sandbox import components as c
 from ops.sandbox.state import SandboxState
 from tests.app.conftest import Account
-from tests.app.payroll import HEADER, csv_file, row
+from tests.app.payroll import HEADER, csv_file, ppsn, row
 
 pytestmark = pytest.mark.integration
 
@@ -104,3 +104,25 @@ def test_mixed_line_endings_quoted_newlines_and_formulas(sandbox: SandboxState, 
     pdf = account.client.get(f"/api/runs/{run_id}/report.pdf", headers=account.auth)
     assert pdf.content.startswith(b"%PDF")
     assert account.client.get(f"/api/runs/{run_id}/report.json", headers=account.auth).json()["rows"] == 6
+
+
+def test_cells_that_copy_must_escape_are_stored_as_they_were(sandbox: SandboxState, account: Account) -> None:
+    # The rows reach the database as COPY text: a tab, a backslash, a newline or a literal \N in a cell
+    # must come back as written, not split a row, shift a column or turn into NULL.
+    names = [("Tab\there", "back\\slash"), ("\\N", "line\nbreak"), ("carriage\rreturn", "plain")]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n", quoting=csv.QUOTE_ALL)  # a lone \r is a record end unquoted
+    writer.writerow(HEADER.split(","))
+    for n, (first, last) in enumerate(names, start=1):
+        writer.writerow([f"E{n}", ppsn(1000000 + n), first, last, "1985-06-15", "2020-01-06", "3000", "monthly"])
+    writer.writerow(["E9", ppsn(1000009), "Aoife", "Byrne", "1985-06-15", "2020-01-06", "3000", "we\\ek\tly"])
+    response = account.client.post("/api/uploads", headers={**account.auth, "X-Filename": "escapes.csv"},
+                                   content=out.getvalue().encode())
+    assert response.status_code == 201, response.text
+    with psycopg.connect(sandbox.database_url("main", admin=True)) as conn:
+        stored = conn.execute("SELECT first_name, last_name, pay_frequency, errors FROM employee_results"
+                              " WHERE run_id = %s ORDER BY row_number", (response.json()["run_id"],)).fetchall()
+    assert [(first, last) for first, last, _, _ in stored] == [*names, ("Aoife", "Byrne")]
+    assert stored[3][2] == "we\\ek\tly"
+    assert [e["rule"] for e in stored[3][3]] == ["unknown_frequency"]
+    assert "we\\\\ek\\tly" in stored[3][3][0]["message"]  # the message quotes the value as Python's repr

@@ -122,40 +122,69 @@ class Budget:
             raise RejectedFile(f"the file has more than {self.limits.max_rows:,} rows (limit max_rows): split it")
 
 
-def parse_csv(data: bytes, mapping: ColumnMap | None = None, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
+@dataclass
+class Sheet:
+    """A file whose header is read and whose columns are resolved; `rows()` reads its employee rows, as
+    (row number in the file, {field: cell}), as often as it is called, with every limit checked on the way.
+    A check reads a CSV twice (the duplicate rules count the whole file first) rather than keep every row."""
+
+    columns: list[str]
+    encoding: str
+    rows: Callable[[], Iterator[tuple[int, dict[str, str]]]]
+    warnings: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+    mapped: tuple[str, ...] = ()
+
+    def parsed(self) -> Parsed:
+        numbers: list[int] = []
+        rows: list[dict[str, str]] = []
+        for number, values in self.rows():
+            numbers.append(number)
+            rows.append(values)
+        return Parsed(self.columns, rows, self.encoding, self.warnings, self.sources, self.mapped, numbers)
+
+
+def read_csv(data: bytes, mapping: ColumnMap | None = None, limits: UploadLimits = DEFAULT_LIMITS) -> Sheet:
     text, encoding = _decode(data)
     nul = text.find("\x00")
     if nul >= 0:
         raise RejectedFile(f"row {_row_of(text[:nul])} contains a NUL character: the file is damaged or not a CSV")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_of(text))
-    budget = Budget(limits)
+    delimiter = delimiter_of(text)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
         raise RejectedFile("the file is empty") from None
     except csv.Error as exc:
         raise RejectedFile(f"the file is not readable as CSV: {exc}") from None
-    budget.record(1, len(header))
+    Budget(limits).record(1, len(header))
     resolved = resolve(header, mapping)
     read, warnings = _reader(resolved.fields), resolved.warnings
     if encoding == "Latin-1":
         warnings.append("the file is not UTF-8: read as Latin-1 (check names with accents)")
-    rows: list[dict[str, str]] = []
-    numbers: list[int] = []
-    number = 1
-    try:
-        for number, record in enumerate(reader, start=2):
-            budget.record(number, len(record))
-            if not any(cell.strip() for cell in record):
-                continue  # a blank row still counts: the rows after it keep the numbers the employer sees
-            budget.employee()
-            rows.append(read(record))
-            numbers.append(number)
-    except csv.Error as exc:
-        raise RejectedFile(f"the file is not readable as CSV near row {number + 1}: {exc}") from None
-    if not rows:
-        raise RejectedFile("the file has a header but no employees")
-    return Parsed(header, rows, encoding, warnings, resolved.sources, resolved.mapped, numbers)
+
+    def rows() -> Iterator[tuple[int, dict[str, str]]]:
+        records = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        budget = Budget(limits)
+        number = 1
+        try:
+            budget.record(1, len(next(records)))
+            for number, record in enumerate(records, start=2):
+                budget.record(number, len(record))
+                if not "".join(record).strip():
+                    continue  # a blank row still counts: the rows after it keep the numbers the employer sees
+                budget.employee()
+                yield number, read(record)
+        except csv.Error as exc:
+            raise RejectedFile(f"the file is not readable as CSV near row {number + 1}: {exc}") from None
+        if not budget.rows:
+            raise RejectedFile("the file has a header but no employees")
+
+    return Sheet(header, encoding, rows, warnings, resolved.sources, resolved.mapped)
+
+
+def parse_csv(data: bytes, mapping: ColumnMap | None = None, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
+    return read_csv(data, mapping, limits).parsed()
 
 
 def _guard_zip(data: bytes, limits: UploadLimits) -> None:
@@ -251,7 +280,8 @@ def _sheet_rows(data: bytes, limits: UploadLimits) -> Iterator[tuple[int, dict[i
             yield number, values, len(cells)
 
 
-def parse_xlsx(data: bytes, mapping: ColumnMap | None = None, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
+def read_xlsx(data: bytes, mapping: ColumnMap | None = None, limits: UploadLimits = DEFAULT_LIMITS) -> Sheet:
+    # openpyxl is slow and a workbook is small (MAX_UPLOAD_BYTES, MAX_UNCOMPRESSED): its rows are read once and kept.
     _guard_zip(data, limits)
     budget = Budget(limits)
     header: list[str] | None = None
@@ -286,8 +316,17 @@ def parse_xlsx(data: bytes, mapping: ColumnMap | None = None, limits: UploadLimi
         raise RejectedFile("the workbook's first sheet is empty")
     if not rows:
         raise RejectedFile("the workbook has a header but no employees")
-    return Parsed(header, rows, "XLSX", resolved.warnings, resolved.sources, resolved.mapped, numbers)
+    pairs = list(zip(numbers, rows, strict=True))
+    return Sheet(header, "XLSX", lambda: iter(pairs), resolved.warnings, resolved.sources, resolved.mapped)
+
+
+def parse_xlsx(data: bytes, mapping: ColumnMap | None = None, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
+    return read_xlsx(data, mapping, limits).parsed()
+
+
+def read(data: bytes, kind: str, mapping: ColumnMap | None = None, limits: UploadLimits = DEFAULT_LIMITS) -> Sheet:
+    return read_xlsx(data, mapping, limits) if kind == "xlsx" else read_csv(data, mapping, limits)
 
 
 def parse(data: bytes, kind: str, mapping: ColumnMap | None = None, limits: UploadLimits = DEFAULT_LIMITS) -> Parsed:
-    return parse_xlsx(data, mapping, limits) if kind == "xlsx" else parse_csv(data, mapping, limits)
+    return read(data, kind, mapping, limits).parsed()

@@ -25,8 +25,8 @@ from typing import Any
 from autoenroll.config import UploadLimits
 from autoenroll.files import RejectedFile
 from autoenroll.validation.columns import UnrecognisedColumns, column_map
-from autoenroll.validation.engine import RowResult, Validation, validate
-from autoenroll.validation.parse import parse
+from autoenroll.validation.engine import RowResult, Tally, Validation, check_rows, key_counts
+from autoenroll.validation.parse import read
 from autoenroll.validation.redact import redact
 from autoenroll.validation.reports import errors_csv, summary_json, summary_pdf
 
@@ -37,7 +37,7 @@ class Checked:
 
     summary: dict[str, Any]
     reports: dict[str, bytes]
-    rows_json: list[str]  # employee_results rows as JSON arrays of ROWS_PER_CHUNK (one statement each)
+    rows_copy: list[bytes]  # employee_results rows in COPY's text format (RESULT_COLUMNS), ROWS_PER_CHUNK a chunk
     cpu_seconds: float
     peak_rss_kb: int
 
@@ -61,44 +61,96 @@ def _raise_cpu_limit(_signum: int, _frame: object) -> None:
     raise CpuLimit
 
 
-# libpq keeps its send buffer as large as the largest statement it sent, for the life of the pooled
-# connection: chunks keep that (and the app's peak) to a few MB, whatever the file.
+# A chunk is one write to the database's COPY: a few hundred kB, whatever the file.
 ROWS_PER_CHUNK = 5000
+RESULT_COLUMNS = ("row_number", "employee_id", "ppsn", "first_name", "last_name", "date_of_birth", "email", "gross_pay",
+                  "pay_frequency", "eligibility", "employee_contribution", "employer_contribution",
+                  "state_contribution", "errors")
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_NULL = "\\N"
 
 
-def _row(r: RowResult) -> dict[str, Any]:
-    # Lengths match employee_results' use of each text column; numbers are already in numeric(12, 2) range.
-    v = r.values
-    return {
-        "row_number": r.row, "employee_id": v.get("employee_id", "")[:100], "ppsn": v.get("ppsn", "")[:20],
-        "first_name": v.get("first_name", "")[:200], "last_name": v.get("last_name", "")[:200],
-        "date_of_birth": r.dob.isoformat() if r.dob else None, "email": v.get("email", "")[:320] or None,
-        "gross_pay": str(r.gross) if r.gross is not None else None,
-        "pay_frequency": v.get("pay_frequency", "")[:40], "eligibility": r.eligibility,
-        "employee_contribution": str(r.employee) if r.employee is not None else None,
-        "employer_contribution": str(r.employer) if r.employer is not None else None,
-        "state_contribution": str(r.state) if r.state is not None else None,
-        "errors": [{"column": e.column, "rule": e.rule, "message": e.message} for e in r.errors],
-    }
+def _copy_text(value: str) -> str:
+    return value.translate(_COPY_ESCAPES) if ("\\" in value or "\t" in value or "\n" in value or "\r" in value) \
+        else value
 
 
-def _rows_json(validation: Validation) -> list[str]:
-    # One chunk's dicts at a time: all 100,000 at once would be the worker's largest allocation.
-    results = validation.results
-    return [json.dumps([_row(r) for r in results[i:i + ROWS_PER_CHUNK]], ensure_ascii=False, separators=(",", ":"))
-            for i in range(0, len(results), ROWS_PER_CHUNK)]
+def _number(value: object) -> str:
+    return _NULL if value is None else str(value)
+
+
+class ResultRows:
+    """employee_results rows, written as COPY text while the rows are checked, so no row is kept for it; each
+    chunk goes to `emit` as soon as it is full (the app stores it while the rest is checked), or is kept."""
+
+    def __init__(self, emit: Callable[[bytes], None] | None = None) -> None:
+        self.chunks: list[bytes] = []
+        self._lines: list[str] = []
+        self._emit = emit
+
+    def add(self, r: RowResult) -> None:
+        # Lengths match employee_results' use of each text column; numbers are already in numeric(12, 2) range.
+        v = r.values
+        get = v.get
+        texts = [get("employee_id", "")[:100], get("ppsn", "")[:20], get("first_name", "")[:200],
+                 get("last_name", "")[:200], get("email", "")[:320], get("pay_frequency", "")[:40],
+                 json.dumps([{"column": e.column, "rule": e.rule, "message": e.message} for e in r.errors],
+                            ensure_ascii=False) if r.errors else "[]"]
+        # Most rows hold nothing COPY must escape: one look at all the text at once instead of one per field.
+        text = "\t".join(texts)
+        if "\\" in text or "\n" in text or "\r" in text or text.count("\t") != len(texts) - 1:
+            texts = [_copy_text(t) for t in texts]
+        employee_id, ppsn, first_name, last_name, email, frequency, errors = texts
+        line = "\t".join((str(r.row), employee_id, ppsn, first_name, last_name,
+                           r.dob.isoformat() if r.dob else _NULL, email or _NULL, _number(r.gross), frequency,
+                           r.eligibility, _number(r.employee), _number(r.employer), _number(r.state), errors))
+        self._lines.append(line + "\n")
+        if len(self._lines) == ROWS_PER_CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._lines:
+            # "replace": a lone surrogate (which no decoder here produces) becomes "?", never a failed COPY
+            chunk = "".join(self._lines).encode("utf-8", "replace")
+            self._lines = []
+            if self._emit is None:
+                self.chunks.append(chunk)
+            else:
+                self._emit(chunk)
+
+    def done(self) -> list[bytes]:
+        self._flush()
+        return self.chunks
+
+
+def _checked(data: bytes, kind: str, run_id: str, filename: str, on: date, limits: UploadLimits,
+             raw_column_map: str | None, emit: Callable[[bytes], None] | None) -> tuple[
+                 Validation, dict[str, bytes], list[bytes]]:
+    """Read the file twice (the duplicate rules count the whole file first), keeping only the rows with errors:
+    the reports need those, and every other row goes straight into COPY text."""
+    sheet = read(data, kind, column_map(raw_column_map), limits)
+    ppsns, ids = key_counts(values for _, values in sheet.rows())
+    tally, with_errors, rows = Tally(), [], ResultRows(emit)
+    for r in check_rows(sheet.rows(), ppsns, ids, sheet.sources, on):
+        tally.add(r)
+        rows.add(r)
+        if r.errors:
+            with_errors.append(r)
+    del ppsns, ids
+    validation = Validation(with_errors, sheet.warnings, sheet.encoding, on, sheet.sources, sheet.mapped, tally)
+    reports = {"summary.json": summary_json(validation, {"run_id": run_id}),
+               "errors.csv": errors_csv(validation), "summary.pdf": summary_pdf(validation, filename)}
+    return validation, reports, rows.done()
 
 
 def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: UploadLimits,
-          raw_column_map: str | None = None) -> Checked | Refused:
+          raw_column_map: str | None = None, emit: Callable[[bytes], None] | None = None) -> Checked | Refused:
     """Parse, validate and build the reports, in this process (the worker, or a test). `raw_column_map`
-    is the employer's JSON {field: header in the file} (validation/columns.py)."""
+    is the employer's JSON {field: header in the file} (validation/columns.py); `emit`, if given, receives
+    the employee_results rows chunk by chunk as they are checked (then Checked.rows_copy is empty)."""
     started = time.process_time()
     try:
-        validation = validate(parse(data, kind, column_map(raw_column_map), limits), on)
-        reports = {"summary.json": summary_json(validation, {"run_id": run_id}),
-                   "errors.csv": errors_csv(validation), "summary.pdf": summary_pdf(validation, filename)}
-        rows_json = _rows_json(validation)
+        validation, reports, rows_copy = _checked(data, kind, run_id, filename, on, limits, raw_column_map, emit)
     except UnrecognisedColumns as exc:
         return Refused(str(exc), 422, limits.describe(), time.process_time() - started, exc.detail())
     except RejectedFile as exc:
@@ -114,7 +166,7 @@ def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: 
     summary = validation.summary()
     if raw_column_map:
         summary["column_map"] = raw_column_map  # kept with the run: an erasure re-reads the file the same way
-    return Checked(summary, reports, rows_json, time.process_time() - started,
+    return Checked(summary, reports, rows_copy, time.process_time() - started,
                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
@@ -131,15 +183,16 @@ def redact_and_check(data: bytes, kind: str, filename: str, run_id: str, on: dat
     return redacted, blanked, check(redacted, kind, filename, run_id, on, limits, raw_column_map)
 
 
-def _worker(conn: Any, task: Callable[..., Any], args: tuple[Any, ...], limits: UploadLimits) -> None:
+def _worker(conn: Any, task: Callable[..., Any], args: tuple[Any, ...], limits: UploadLimits, stream: bool) -> None:
     signal.signal(signal.SIGXCPU, _raise_cpu_limit)  # the soft limit; the hard one, a second later, kills
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CPU, (limits.parse_cpu_seconds, limits.parse_cpu_seconds + 1))
     memory = limits.parse_memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    outcome = task(*args)
+    # Messages: ("rows", COPY text chunk) while a streamed check runs, then one ("done", outcome).
+    outcome = task(*args, emit=lambda chunk: conn.send(("rows", chunk))) if stream else task(*args)
     del args
-    conn.send(outcome)
+    conn.send(("done", outcome))
     conn.close()
 
 
@@ -164,27 +217,79 @@ class Checker:
     def _refused(self, message: str) -> Refused:
         return Refused(message, 422, self.limits.describe())
 
+    def slot(self) -> asyncio.Semaphore:
+        """A worker slot, for `async with`: a caller that opens a database transaction around a streamed check
+        takes it first (and passes slot_held=True), so uploads waiting for a worker hold no connection."""
+        return self._slots
+
     async def run(self, data: bytes, kind: str, filename: str, run_id: str, on: date,
                   raw_column_map: str | None = None,
-                  gone: Callable[[], Awaitable[bool]] | None = None) -> Checked | Refused:
-        """The check's outcome; `gone()` is asked now and then whether the client hung up (then the work stops)."""
-        outcome = await self.call(check, (data, kind, filename, run_id, on, self.limits, raw_column_map), gone)
+                  gone: Callable[[], Awaitable[bool]] | None = None,
+                  on_rows: Callable[[bytes], Awaitable[None]] | None = None, slot_held: bool = False) -> (
+                      Checked | Refused):
+        """The check's outcome; `gone()` is asked now and then whether the client hung up (then the work stops);
+        `on_rows`, if given, is handed the employee_results rows (COPY text) chunk by chunk while the check runs."""
+        args = (data, kind, filename, run_id, on, self.limits, raw_column_map)
+        outcome = await (self._call(check, args, gone, on_rows) if slot_held else
+                         self.call(check, args, gone, on_rows))
         assert isinstance(outcome, Checked | Refused)
         return outcome
 
     async def call(self, task: Callable[..., Any], args: tuple[Any, ...],
-                   gone: Callable[[], Awaitable[bool]] | None = None) -> Any:
-        """`task(*args)` in a worker under the limits, or a Refused saying which limit stopped it."""
+                   gone: Callable[[], Awaitable[bool]] | None = None,
+                   on_rows: Callable[[bytes], Awaitable[None]] | None = None) -> Any:
+        """`task(*args)` in a worker under the limits, or a Refused saying which limit stopped it. With `on_rows`,
+        the task is also given `emit=`, and what it emits is handed to `on_rows` in order, as it arrives."""
         async with self._slots:
-            return await self._call(task, args, gone)
+            return await self._call(task, args, gone, on_rows)
 
     async def _call(self, task: Callable[..., Any], args: tuple[Any, ...],
-                    gone: Callable[[], Awaitable[bool]] | None) -> Any:
+                    gone: Callable[[], Awaitable[bool]] | None,
+                    on_rows: Callable[[bytes], Awaitable[None]] | None) -> Any:
         loop = asyncio.get_running_loop()
         receiver, sender = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=_worker, args=(sender, task, args, self.limits), daemon=True)
+        process = self._context.Process(target=_worker, args=(sender, task, args, self.limits, on_rows is not None),
+                                        daemon=True)
         await asyncio.to_thread(process.start)
         sender.close()
+        # The pipe is read as fast as the worker writes (a full pipe would stop it); chunks wait here for on_rows.
+        chunks: asyncio.Queue[bytes | None] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while (chunk := await chunks.get()) is not None:
+                assert on_rows is not None
+                await on_rows(chunk)
+
+        delivering = asyncio.ensure_future(deliver()) if on_rows is not None else None
+        deadline = loop.time() + self.limits.parse_seconds
+        try:
+            while True:
+                message = await self._next(receiver, process, deadline, gone, delivering)
+                if isinstance(message, Refused):
+                    return message
+                tag, payload = message
+                if tag == "rows":
+                    chunks.put_nowait(payload)
+                    continue
+                if delivering is not None:
+                    chunks.put_nowait(None)
+                    await delivering
+                return payload
+        finally:
+            if delivering is not None and not delivering.done():
+                delivering.cancel()
+                await asyncio.wait({delivering})
+            if process.is_alive():
+                process.kill()
+            await asyncio.to_thread(process.join)
+            receiver.close()
+            process.close()
+
+    async def _next(self, receiver: Any, process: Any, deadline: float, gone: Callable[[], Awaitable[bool]] | None,
+                    delivering: asyncio.Future[None] | None) -> tuple[str, Any] | Refused:
+        """The worker's next message, or a Refused when a limit, the client or the worker ends the work; a failed
+        on_rows (the database) raises here."""
+        loop = asyncio.get_running_loop()
         readable: asyncio.Future[None] = loop.create_future()
 
         def ready() -> None:
@@ -192,34 +297,30 @@ class Checker:
                 readable.set_result(None)
 
         loop.add_reader(receiver.fileno(), ready)
-        deadline = loop.time() + self.limits.parse_seconds
         try:
             while not readable.done():
+                if delivering is not None and delivering.done():
+                    delivering.result()  # on_rows failed: its exception
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return self._refused(f"reading the file took longer than {self.limits.parse_seconds:g} s "
                                          "(limit parse_seconds): split it or save it as CSV")
-                await asyncio.wait({readable}, timeout=min(0.2, remaining))
+                waiting: set[asyncio.Future[None]] = {readable} if delivering is None else {readable, delivering}
+                await asyncio.wait(waiting, timeout=min(0.2, remaining), return_when=asyncio.FIRST_COMPLETED)
                 if gone is not None and not readable.done() and await gone():
                     return self._refused("the client hung up before the file was read")
-            loop.remove_reader(receiver.fileno())
-            os.set_blocking(receiver.fileno(), True)  # uvloop's add_reader made it non-blocking; recv needs it whole
-            try:
-                outcome = await asyncio.to_thread(receiver.recv)
-            except EOFError:  # the worker died without answering: the kernel's hard CPU limit, or a crash
-                await asyncio.to_thread(process.join, 5)
-                if process.exitcode == -signal.SIGKILL or process.exitcode == -signal.SIGXCPU:
-                    return self._refused(f"reading the file took more than {self.limits.parse_cpu_seconds} s of "
-                                         "CPU (limit parse_cpu_seconds): split it or save it as CSV")
-                return self._refused(f"the file could not be read within this service's limits (the reader "
-                                     f"stopped with code {process.exitcode})")
-            return outcome
         finally:
             if not readable.done():
                 readable.cancel()
             loop.remove_reader(receiver.fileno())
-            if process.is_alive():
-                process.kill()
-            await asyncio.to_thread(process.join)
-            receiver.close()
-            process.close()
+        os.set_blocking(receiver.fileno(), True)  # uvloop's add_reader made it non-blocking; recv needs it whole
+        try:
+            message: tuple[str, Any] = await asyncio.to_thread(receiver.recv)
+        except EOFError:  # the worker died without answering: the kernel's hard CPU limit, or a crash
+            await asyncio.to_thread(process.join, 5)
+            if process.exitcode == -signal.SIGKILL or process.exitcode == -signal.SIGXCPU:
+                return self._refused(f"reading the file took more than {self.limits.parse_cpu_seconds} s of "
+                                     "CPU (limit parse_cpu_seconds): split it or save it as CSV")
+            return self._refused(f"the file could not be read within this service's limits (the reader "
+                                 f"stopped with code {process.exitcode})")
+        return message
