@@ -64,7 +64,7 @@ def fill(url: str, size_mb: float) -> int:
 def step(args: list[str]) -> None:
     """One measured refresh, in this fresh process; prints its report as JSON."""
     from ops.adapters.s3_store import S3ObjectStore
-    from ops.cli.db import smoke_check
+    from ops.wiring import smoke_check
     from ops.environment import resolve
     from ops.refresh import usecase
     from ops.refresh.branch_stores import LocalBranchStore
@@ -76,7 +76,7 @@ def step(args: list[str]) -> None:
     report = usecase.refresh("local", LocalBranchStore(state.database_url("postgres", admin=True)),
                              S3ObjectStore(env.storage, "backups"), target="staging", source="main",
                              masking_key=env.masking_key.get_secret_value() if env.masking_key else "k",
-                             smoke=smoke_check(env, "staging"))
+                             smoke=smoke_check(env))
     print(json.dumps(report.to_json()))
 
 

@@ -155,9 +155,11 @@ def _ident(name: str) -> str:
     return f'"{name}"'
 
 
-def masked_select(table: str, columns: Sequence[str], *, source: str = "s") -> str:
+def masked_select(table: str, columns: Sequence[str], *, source: str = "s", key: str | None = None) -> str:
     """A SELECT of every column of `table` in order (read from `source`), personal ones masked;
-    run it with psycopg and the parameter `key` (the masking key, text).
+    run it with psycopg and the parameter `key` (the masking key, text). With `key` (an SQL
+    expression giving the masking key, e.g. a session setting's) it is plain SQL with no parameters,
+    for `COPY (...) TO STDOUT`, which takes none.
 
     A NULL stays NULL: every rule is strict in its source value (a hash of NULL is NULL)."""
     rules = MASK_RULES.get(table, {})
@@ -177,5 +179,7 @@ def masked_select(table: str, columns: Sequence[str], *, source: str = "s") -> s
         sql += f" CROSS JOIN LATERAL (SELECT {', '.join(digests)} OFFSET 0) d"
     if middles:
         sql += f" CROSS JOIN LATERAL (SELECT {', '.join(middles)} OFFSET 0) m"
+    if key is not None:
+        return sql.replace(KEY, f"({key})")
     # For psycopg: the modulo operators are escaped, the key is its one parameter.
     return sql.replace("%", "%%").replace(KEY, "%(key)s")
