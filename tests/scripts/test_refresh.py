@@ -225,3 +225,37 @@ def test_the_set_wise_rules_hold_over_many_values(seeded: SandboxState) -> None:
         assert abs(float(m_pay) - pay) <= pay * 0.1 + 0.011 and float(m_pay) != round(pay, 2)
     changed = sum(a[0] != b[0] for a, b in zip(masked, other_key, strict=True))
     assert changed > len(values) * 0.99, "another key gives other values"
+
+
+def schema_of(url: str) -> str:
+    from ops.paths import pg_tool
+    from ops.pg import libpq_env
+
+    out = subprocess.run([pg_tool("pg_dump"), "--schema-only", "--no-password", "--exclude-table=_ops_masked"],
+                         env={**libpq_env(url), "PATH": os.environ["PATH"]}, capture_output=True, text=True,
+                         check=True)
+    skip = ("--", "\\restrict", "\\unrestrict")  # comments and pg_dump's per-run random keys
+    return "\n".join(line for line in out.stdout.splitlines() if not line.startswith(skip))
+
+
+def test_the_stream_copy_keeps_the_schema_grants_policies_and_sequence_values(seeded: SandboxState) -> None:
+    result = runner.invoke(app, ["db", "refresh", "staging", "--from", "main", "--env", "local", "--yes", "--json"])
+    assert result.exit_code == 0, result.output
+    main, staging = (seeded.database_url(db, admin=True) for db in ("main", "staging"))
+    assert schema_of(staging) == schema_of(main)
+    sequence = "SELECT last_value FROM employee_results_id_seq"
+    with psycopg.connect(main) as a, psycopg.connect(staging) as b:
+        assert a.execute(sequence).fetchone() == b.execute(sequence).fetchone()
+
+
+def test_an_unclassified_column_stops_the_copy_before_any_row_is_read(seeded: SandboxState) -> None:
+    before = personal_values(seeded.database_url("staging", admin=True))
+    with psycopg.connect(seeded.database_url("main", admin=True), autocommit=True) as conn:
+        conn.execute("ALTER TABLE users ADD COLUMN phone text")
+        try:
+            result = refresh_cli(seeded, "staging", "--from", "main", "--env", "local", "--yes")
+        finally:
+            conn.execute("ALTER TABLE users DROP COLUMN phone")
+    assert result.returncode == 2, result.stderr
+    assert "users.phone" in result.stderr
+    assert personal_values(seeded.database_url("staging", admin=True)) == before

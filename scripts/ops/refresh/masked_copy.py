@@ -180,11 +180,12 @@ def masked_copy(source_url: str, target_url: str, key: str, *, jobs: int | None 
             marked = conn.execute("SELECT to_regclass(%s)", (f"public.{MARKER}",)).fetchone()
             already = bool(marked and marked[0])
             units = plan_units(conn, masked=not already)
-            # Everything but the rows: table definitions, sequence values, indexes, keys, policies, grants.
+            # Everything but the tables' rows: definitions, sequence values, indexes, keys, policies, grants.
+            # Table by table: a pattern (public.*) would match the sequences too and drop their values.
+            skip = [f"--exclude-table-data=public.{_quote(t)}" for t in sorted({u.table for u in units})]
             Pipeline([Stage("pg_dump (schema)", [
-                pg_tool("pg_dump"), "--format=custom", "--no-password", f"--snapshot={snapshot}",
-                "--exclude-table-data=public.*", "-f", str(archive)], source_env)],
-                feed_stdin=False, capture_stdout=False).check()
+                pg_tool("pg_dump"), "--format=custom", "--no-password", f"--snapshot={snapshot}", *skip,
+                "-f", str(archive)], source_env)], feed_stdin=False, capture_stdout=False).check()
             _restore(archive, target_env, "pre-data")
             progress(f"copy: {len(units)} parts of {len({u.table for u in units})} tables, {jobs} at a time, "
                      + ("as they are (the source is a masked copy)" if already else "masked in the stream"))
