@@ -309,6 +309,10 @@ def main() -> None:
                 lines += peer_lines(state, admin, db, work, args.pairs, steps)
         for label, runs in steps.items():
             rows.setdefault(label, {})[gb] = measure.median(runs)
+        # Each size as it finishes (stderr): a long run interrupted keeps what it measured.
+        medians = {label.split(":")[0]: round(measure.median(runs).seconds, 2) for label, runs in steps.items()}
+        print(f"  {db_mb[gb]:.0f} MB: {lines}; load average {os.getloadavg()[0]:.1f}; {medians}", file=sys.stderr,
+              flush=True)
     print(f"\n{os.cpu_count()} cores; medians of {args.pairs} alternating pairs; peak memory = largest process")
     for gb in args.gb:
         print(f"\n{db_mb[gb]:.0f} MB database")
