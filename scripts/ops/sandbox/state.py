@@ -104,7 +104,6 @@ class SandboxState(BaseModel):
     # The app's STRIPE_WEBHOOK_SECRET; in the cloud the stack's webhook endpoint mints it.
     stripe_webhook_secret: str = Field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(32))
     containers: ContainersState | None = None  # None: the apps run as processes of this checkout
-    deploy_history: list[str] = Field(default_factory=list)  # versions deployed, newest last (for rollback)
 
     def database_url(self, branch: str, *, admin: bool = False) -> str:
         """Connection URL for one of the branch databases, as the app role or the superuser."""
