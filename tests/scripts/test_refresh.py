@@ -259,3 +259,23 @@ def test_an_unclassified_column_stops_the_copy_before_any_row_is_read(seeded: Sa
     assert result.returncode == 2, result.stderr
     assert "users.phone" in result.stderr
     assert personal_values(seeded.database_url("staging", admin=True)) == before
+
+
+def test_the_stream_masks_with_the_key_exactly_even_with_quotes_and_backslashes(seeded: SandboxState) -> None:
+    from autoenroll.masking import masked_select
+    from ops.pg import create_database, drop_database
+    from ops.refresh.masked_copy import masked_copy
+
+    key, admin = "a 'b\\c\\n $1", seeded.database_url("postgres", admin=True)
+    create_database(admin, "stream_key_check")
+    try:
+        copy = seeded.database_url("stream_key_check", admin=True)
+        masked_copy(seeded.database_url("main", admin=True), copy, key)
+        columns = ["id", "email", "full_name"]
+        with psycopg.connect(seeded.database_url("main", admin=True)) as conn:
+            expected = sorted(conn.execute(masked_select("users", columns), {"key": key}).fetchall())
+        with psycopg.connect(copy) as conn:
+            got = sorted(conn.execute("SELECT id, email, full_name FROM users").fetchall())
+        assert got == expected and len(got) == 4
+    finally:
+        drop_database(admin, "stream_key_check")

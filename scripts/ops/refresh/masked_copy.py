@@ -18,8 +18,9 @@ stops the copy before anything is read, and the `_ops_masked` marker is written 
 after every table, sequence, index and key is in place, so a copy with the marker is
 complete and masked; one without it (a crash) is dropped and made again.
 
-The masking key reaches the source's backends as a session setting (`ops.masking_key`),
-sent on psql's stdin, never on argv or in the text of the statements that read the rows.
+The masking key reaches the source's backends as a session setting (`ops.masking_key`), set
+by a statement with the key as a bound parameter, sent on psql's stdin: never on argv, never
+in any statement's text.
 """
 
 from __future__ import annotations
@@ -142,7 +143,10 @@ def _copy_unit(unit: Unit, source_env: dict[str, str], target_env: dict[str, str
             f"COPY {_quote(unit.table)} ({target_columns}) FROM STDIN (FORMAT binary)"], target_env),
     ], feed_stdin=True, capture_stdout=True)
     try:
-        script = (f"SET jit = off;\nSET {KEY_SETTING} = {_literal(key)};\n" if unit.masked else "") + (
+        # The key as a bound parameter (psql's \bind), so not even the statement's text holds it.
+        bound = "'" + key.replace("\\", "\\\\").replace("'", "''") + "'"
+        script = (f"SET jit = off;\nSELECT set_config('{KEY_SETTING}', $1, false) \\bind {bound} \\g /dev/null\n"
+                  if unit.masked else "") + (
             f"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSET TRANSACTION SNAPSHOT {_literal(snapshot)};\n"
             f"COPY ({unit.select()}) TO STDOUT (FORMAT binary);\nCOMMIT;\n")
         pipe.stdin.write(script.encode())
