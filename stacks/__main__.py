@@ -65,6 +65,9 @@ def build(config: StackConfig) -> dict[str, Any]:
         "stripe_webhook": {"endpoint_id": billing.endpoint.id, "url": billing.url, "secret": billing.signing_secret},
         # The hosts' Cloudflare Origin CA certificate and its key (secret): `ops deploy` installs them.
         "origin_tls": edge.origin_tls,
+        # The hosts' registry login (a read-only token, secret): `ops deploy` logs each host in before a pull.
+        "registry_login": pulumi.Output.secret(secret("registryReadToken").apply(lambda token: {
+            "username": config.compute.registry_username, "token": token})),
     }
 
 

@@ -47,6 +47,8 @@ class ComputeConfig:
     network_ip_range: str
     app_image: str
     app_version: str
+    # The account the hosts' read-only registry token (secret `registryReadToken`) belongs to.
+    registry_username: str = "autoenroll-deploy"
 
     @property
     def standby_location(self) -> str:
@@ -317,6 +319,7 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         network_ip_range=c.text("network_ip_range", "10.20.0.0/16"),
         app_image=c.text("app_image"),
         app_version=c.text("app_version"),
+        registry_username=c.text("registry_username", "autoenroll-deploy"),
     )
     c.done()
     if not ipaddress.ip_network(compute.network_ip_range).is_private:
@@ -446,7 +449,8 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     return config
 
 
-SECRET_KEYS = ("redisUrl", "sentryDsn", "r2AccessKeyId", "r2SecretAccessKey", "betterstackLogsToken", "authSecret")
+SECRET_KEYS = ("redisUrl", "sentryDsn", "r2AccessKeyId", "r2SecretAccessKey", "betterstackLogsToken", "authSecret",
+               "registryReadToken")
 SCALAR_KEYS = ("environment", "domain", "phase")
 PLAIN_KEYS = ("environment", "domain", "phase", "compute", "database", "edge", "storage", "cache", "monitoring",
               "cost")

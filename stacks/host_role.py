@@ -122,6 +122,7 @@ APT::Periodic::AutocleanInterval "7";
 """
 
 # `ops deploy` runs it over SSH, one verb per step (see the script's header).
+DEPLOY_SCRIPT_PATH = "/usr/local/bin/autoenroll-deploy"
 DEPLOY_SCRIPT = (Path(__file__).resolve().parent / "host" / "autoenroll-deploy").read_text()
 
 
@@ -200,9 +201,16 @@ def origin_tls_snippet(origin_dir: str = ORIGIN_TLS_DIR, pull_ca: str = CLOUDFLA
 
 
 def caddy_env(args: HostRoleArgs) -> str:
+    """Caddy's systemd drop-in. Restart=always with no start limit: on a fresh host Caddy cannot
+    load its certificate until the first `ops deploy` writes it (`autoenroll-deploy tls`), so it
+    keeps retrying and serves within seconds of the deploy, with no systemctl for the deploy user."""
     sites = " ".join((args.site_address, *args.extra_site_addresses))
     return (
+        "[Unit]\n"
+        "StartLimitIntervalSec=0\n"
         "[Service]\n"
+        "Restart=always\n"
+        "RestartSec=3s\n"
         f'Environment="SITE_ADDRESS={sites}"\n'
         f"Environment=APP_UPSTREAMS=127.0.0.1:{APP_PORT}\n"
         "Environment=CADDY_ADMIN=localhost:2019\n"
@@ -232,7 +240,7 @@ def render_user_data(args: HostRoleArgs) -> str:
     files = [
         {"path": "/etc/autoenroll/image", "permissions": "0644",
          "content": f"APP_IMAGE={args.app_image}\nAPP_VERSION={args.app_version}\n"},
-        {"path": "/usr/local/bin/autoenroll-deploy", "permissions": "0755", "content": DEPLOY_SCRIPT},
+        {"path": DEPLOY_SCRIPT_PATH, "permissions": "0755", "content": DEPLOY_SCRIPT},
         {"path": "/etc/caddy/Caddyfile", "permissions": "0644", "content": CADDYFILE.read_text()},
         {"path": "/etc/systemd/system/caddy.service.d/autoenroll.conf", "permissions": "0644",
          "content": caddy_env(args)},
@@ -256,11 +264,12 @@ def render_user_data(args: HostRoleArgs) -> str:
         "ssh_pwauth": False,
         "users": [{
             "name": DEPLOY_USER, "groups": ["docker"], "shell": "/bin/bash", "lock_passwd": True,
-            # Deploys, plus the two read-only views tests/infra needs as root (effective sshd
-            # settings and the firewall ruleset); sudoers matches these arguments exactly. No
-            # systemctl: the deploy script restarts the app unit itself, and `systemctl` with any
-            # argument is root (a unit file that runs anything).
-            "sudo": "ALL=(root) NOPASSWD: /usr/local/bin/autoenroll-deploy, "
+            # As root only what needs root, each with its arguments matched exactly by sudoers:
+            # the deploy script's `tls` verb (the origin key is root:caddy; the other verbs run as
+            # the deploy user, in the docker group), and the two read-only views tests/infra needs
+            # (effective sshd settings, the firewall ruleset). No systemctl: `systemctl` with any
+            # argument is root (a unit file that runs anything); Caddy's unit restarts by itself.
+            "sudo": f"ALL=(root) NOPASSWD: {DEPLOY_SCRIPT_PATH} tls, "
                     "/usr/sbin/sshd -T, /usr/sbin/nft -j list ruleset",
             "ssh_authorized_keys": list(args.ssh_public_keys),
         }],

@@ -16,8 +16,17 @@ def with_port(url: str, port: int) -> str:
     return f"{head}@{host_port.rsplit(':', 1)[0]}:{port}/{path}"
 
 
-def outputs(state: SandboxState, *, s3_port: int | None = None, pg_port: int | None = None) -> dict[str, Any]:
-    """Outputs shaped like `pulumi stack output --json`; a port given points that dependency at nothing."""
+# Two app hosts on loopback addresses, and the Cloudflare records that point at them: reached over
+# SSH through an ssh_config the test writes (a closed port there is "the hosts are unreachable").
+HOSTS = ({"id": 1, "name": "primary-host", "role": "primary", "ipv4": "127.0.0.1", "location": "fsn1"},
+         {"id": 2, "name": "standby-host", "role": "standby", "ipv4": "127.0.0.2", "location": "nbg1"})
+ZONE = "zone-cloud-shape"
+
+
+def outputs(state: SandboxState, *, s3_port: int | None = None, pg_port: int | None = None,
+            hosts: bool = False) -> dict[str, Any]:
+    """Outputs shaped like `pulumi stack output --json`; a port given points that dependency at nothing;
+    `hosts` adds the app servers and the DNS records (see HOSTS)."""
     def url(db: str) -> str:
         plain = state.database_url(db, admin=True)
         return with_port(plain, pg_port) if pg_port else plain
@@ -30,6 +39,9 @@ def outputs(state: SandboxState, *, s3_port: int | None = None, pg_port: int | N
         "connection_strings": {b: {"direct": url(b), "pooled": url(b)} for b in ("main", "staging", "development")},
         "servers": [],
         "neon_project_id": "proj-cloud-shape",
+        **({"servers": list(HOSTS), "app_env": {"AUTH_SECRET": "cloud-shape-" + "s" * 32},
+            "dns": {"zone_id": ZONE, "app_record_name": "app.autoenroll.ie", "records": {"app": "rec0", "api": "rec1"}}}
+           if hosts else {}),
     }
 
 

@@ -77,6 +77,27 @@ class StripeWebhook(BaseModel):
     secret: SecretStr  # the app's STRIPE_WEBHOOK_SECRET
 
 
+class OriginTls(BaseModel):
+    """The hosts' Cloudflare Origin CA certificate and its key (stack output `origin_tls`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    certificate: str
+    private_key: SecretStr
+
+    def pem(self) -> str:
+        """Certificate then key, what the deploy script's `tls` verb reads on stdin."""
+        cert = self.certificate if self.certificate.endswith("\n") else self.certificate + "\n"
+        return cert + self.private_key.get_secret_value()
+
+
+class RegistryLogin(BaseModel):
+    """How the hosts log in to the image registry: a read-only token (stack output `registry_login`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    username: str
+    token: SecretStr  # for the registry the hosts' image names (the deploy script derives it)
+
+
 class Environment(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     name: EnvName
@@ -101,6 +122,8 @@ class Environment(BaseModel):
     load_balancer_ipv4: str | None = None
     firewall_id: str | None = None  # the Hetzner firewall CI opens SSH on for one deploy
     app_env: dict[str, SecretStr] = {}  # the app's secret environment, written to each host's env file by deploys
+    origin_tls: OriginTls | None = None  # written to each host's Caddy by deploys
+    registry_login: RegistryLogin | None = None  # each host's `docker login`, done by deploys before a pull
     database_name: str = DATABASE_NAME
     owner_role: str = OWNER_DATABASE_ROLE
     app_role: str = APP_DATABASE_ROLE
@@ -228,6 +251,8 @@ class _OutputsShape(BaseModel):
     public_url: str
     servers: list[_Server] = []
     heartbeat_url: str | None = None
+    origin_tls: OriginTls | None = None
+    registry_login: RegistryLogin | None = None
 
 
 def _path_of(loc: tuple[int | str, ...]) -> str:
@@ -301,6 +326,9 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
             load_balancer_ipv4=outputs.get("load_balancer_ipv4"),
             firewall_id=str(outputs["firewall_id"]) if outputs.get("firewall_id") is not None else None,
             app_env={str(k): SecretStr(str(v)) for k, v in (outputs.get("app_env") or {}).items()},
+            origin_tls=OriginTls.model_validate(outputs["origin_tls"]) if outputs.get("origin_tls") else None,
+            registry_login=(RegistryLogin.model_validate(outputs["registry_login"])
+                            if outputs.get("registry_login") else None),
         )
     except KeyError as exc:
         raise ConfigError(f"stack outputs for {name}: missing key {exc.args[0]!r}") from None

@@ -63,6 +63,7 @@ class Candidate:
     version: str
     address: str  # host:port the candidate answers on, as that host's Caddy dials it
     handle: Any = None  # the adapter's own reference (a process, a container name)
+    digest: str | None = None  # the image digest a container was started from (None: not a container)
 
 
 class Hosts(Protocol):
@@ -117,4 +118,5 @@ class FailoverSite(Protocol):
     def restore_database(self, mode: str, moment: str | None) -> dict[str, Any]: ...
     def set_database(self, role: str, database: str) -> str: ...
     def redeploy(self, role: str) -> str: ...  # the role's hosts, current version, on the live database
+    def describe_hosts(self, role: str) -> list[dict[str, str]]: ...  # [{"host", "version", "address"}], read only
     def late_writes(self, point: datetime, database: str) -> dict[str, int] | str: ...

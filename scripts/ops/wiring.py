@@ -106,12 +106,15 @@ def smoke_check(env: Environment) -> Callable[[str], str]:
 
 
 def ssh() -> Any:
-    """How this runner reaches the hosts: OPS_SSH_CONFIG (an ssh_config file) and OPS_HOST_COMMAND
-    (the deploy script's command line; the lab prefixes its test hosts' paths)."""
-    from ops.adapters.ssh_hosts import DEFAULT_SCRIPT, Ssh
+    """How this runner reaches the hosts: OPS_SSH_CONFIG (an ssh_config file), OPS_HOST_COMMAND
+    (the deploy script's command line; the lab prefixes its test hosts' paths) and
+    OPS_HOST_ROOT_COMMAND (the same as root: sudo on a server; the lab's deploy user has no sudo)."""
+    from ops.adapters.ssh_hosts import DEFAULT_ROOT_SCRIPT, DEFAULT_SCRIPT, Ssh
 
+    root = os.environ.get("OPS_HOST_ROOT_COMMAND")
     return Ssh(config_file=os.environ.get("OPS_SSH_CONFIG") or None,
-               script=tuple(shlex.split(os.environ.get("OPS_HOST_COMMAND") or DEFAULT_SCRIPT)))
+               script=tuple(shlex.split(os.environ.get("OPS_HOST_COMMAND") or DEFAULT_SCRIPT)),
+               root_script=tuple(shlex.split(root)) if root else DEFAULT_ROOT_SCRIPT)
 
 
 def host_env_file(env: Environment, host_role: str, database_url: str | None) -> str:
@@ -158,6 +161,17 @@ def traffic(env: Environment) -> TrafficSwitch:
     return CloudflareDnsSwitch(client, env.dns, {h.name: h for h in env.app_hosts})
 
 
+def traffic_reader(env: Environment) -> tuple[Callable[[], str] | None, str]:
+    """How a read-only command asks where traffic goes, and what answers: the switch itself, or
+    (without a DNS token, as a diagnostic needs only the credentials it uses) nothing, so the
+    state recorded at the last switch answers."""
+    try:
+        switch = traffic(env)
+    except ConfigError as exc:
+        return None, f"the recorded state (DNS not asked: {exc.message.split(':')[0]})"
+    return switch.serving, ("the sandbox's Caddy" if _sandbox(env) else "Cloudflare DNS")
+
+
 def neon_client() -> Any:
     from ops.adapters.neon_api import NeonClient
 
@@ -180,8 +194,8 @@ def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None) -> SshHo
     def serving_role() -> str:
         return (switch or traffic(env)).serving()
 
-    return SshHosts(env.app_hosts, ssh(), serving_role=serving_role,
-                    env_file=env_file, secrets=secrets)
+    return SshHosts(env.app_hosts, ssh(), serving_role=serving_role, env_file=env_file, secrets=secrets,
+                    origin_tls=env.origin_tls, registry_login=env.registry_login)
 
 
 def deploy_ports(env: Environment) -> tuple[Hosts, Callable[[], None]]:
@@ -218,6 +232,23 @@ def ssh_access(env: Environment, runner_ip: str | None) -> AbstractContextManage
     client = Client(token, api_endpoint=os.environ.get("OPS_HCLOUD_API_URL") or "https://api.hetzner.cloud/v1")
     run = os.environ.get("GITHUB_RUN_ID", "manual")
     return ssh_opened_for(client, env.firewall_id, runner_ip, f"run {run}")
+
+
+def preflight(env: Environment) -> None:
+    """A quick check that what a failback stands on answers, before it takes a lock or waits on a
+    redeploy: the sandbox's servers (exit 9, as `ops sandbox status`). The apps are left out, as a
+    dead primary app is what a failback redeploys; the cloud's hosts fail fast already (SSH's
+    ConnectTimeout)."""
+    if not _sandbox(env):
+        return
+    from ops.errors import SandboxError
+    from ops.sandbox import manager
+
+    bad = [f"{h.name} {h.state}" for h in manager.status(sandbox_dir()) if not h.name.startswith("app-")
+           and h.state != "up"]
+    if bad:
+        raise SandboxError(f"the sandbox is not healthy ({', '.join(bad)}): nothing was changed",
+                           hint="run: ops sandbox up, then the same command again")
 
 
 def failover_site(env: Environment) -> FailoverSite:

@@ -8,9 +8,12 @@ sandbox, reached from the hosts' containers through the hosts' gateways. `ops` g
 outputs file shaped like `pulumi stack output --json` (the offline plan's own outputs with
 the addresses of this machine put in), so it takes the staging/production code path.
 
-Only these lines differ from a real environment: the deploy script's folder (sshd's SetEnv,
-as the lab host already does for DOCKER_HOST), the API base URLs of the fakes, and the
-hosts' firewall admitting this runner on 80/443 as if it were Cloudflare's edge.
+Only these lines differ from a real environment: the deploy script's folders (sshd's SetEnv,
+as the lab host already does for DOCKER_HOST), its root verb run without sudo (the lab's deploy
+user has none, and the origin folder is its own), the API base URLs of the fakes, the hosts'
+firewall admitting this runner on 80/443 as if it were Cloudflare's edge, and test CAs in place
+of Cloudflare's Origin CA and origin-pull CA (the edge and the tests show the client certificate
+the role's `client_auth` requires, as Cloudflare does).
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import pwd
 import select
+import shutil
 import socket
 import ssl
 import subprocess
@@ -35,13 +40,14 @@ import httpx
 from ops.refresh.branch_stores import LocalBranchStore
 from ops.sandbox.state import SandboxState, load_state
 from stacks.data import cloudflare_ranges
-from stacks.host_role import DEPLOY_USER, nftables_conf
+from stacks.host_role import DEPLOY_USER, nftables_conf, origin_tls_snippet
 from tests.cloudflare_fake import FakeCloudflare
 from tests.infra.role_files import install_role_files
-from tests.infra.testhost import LocalTestHost
+from tests.infra.testhost import SITE_NAME, LocalTestHost
 from tests.lab.host import DOCKER_API_VERSION, LabHost, running_lab_host
 from tests.lab.images import APP_REPOSITORY
-from tests.lab.registry import LocalRegistry
+from tests.lab.registry import READER, LocalRegistry
+from tests.lab.tls import Pem, issue, make_ca
 from tests.neon_pitr_fake import FakeNeonPitr
 
 ROLES = ("primary", "standby")
@@ -155,19 +161,25 @@ def serve_httpx_handler(handler: Any) -> Iterator[str]:
         server.server_close()
 
 
+def origin_client(ca_file: str, client: Pem) -> ssl.SSLContext:
+    """TLS to a lab host's Caddy as Cloudflare's edge makes it: the origin CA trusted, the pull certificate shown."""
+    context = ssl.create_default_context(cafile=ca_file)
+    context.load_cert_chain(str(client.cert), str(client.key))
+    return context
+
+
 @contextlib.contextmanager
-def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str]) -> Iterator[str]:
+def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str], client: Pem) -> Iterator[str]:
     """Cloudflare's proxied edge: each request goes to the origin the app record names now
     (so a DNS switch moves traffic), over TLS to that host's Caddy under the site's name."""
-    from tests.infra.testhost import SITE_NAME
 
     def forward(request: httpx.Request) -> httpx.Response:
         record = next(r for r in cloudflare.records[zone] if r["name"].startswith("app."))
         origin = record["content"]
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         try:
-            with httpx.Client(verify=ssl.create_default_context(cafile=ca_files[origin]), timeout=10) as client:
-                answer = client.request(request.method, f"https://{origin}{request.url.raw_path.decode()}",
+            with httpx.Client(verify=origin_client(ca_files[origin], client), timeout=10) as session:
+                answer = session.request(request.method, f"https://{origin}{request.url.raw_path.decode()}",
                                         headers={**headers, "Host": SITE_NAME}, content=request.content,
                                         extensions={"sni_hostname": SITE_NAME})
         except httpx.HTTPError:
@@ -205,7 +217,13 @@ class Lab:
     ssh_config: Path
     edge_url: str
     neon: FakeNeonPitr
+    edge_client: Pem  # the origin-pull client certificate (Cloudflare's, here a test CA's)
+    origin_cert: Pem  # what the stack output origin_tls carries
     env: dict[str, str] = field(default_factory=dict)
+
+    def tls(self, role: str) -> ssl.SSLContext:
+        """How a request to a host's Caddy verifies it and is admitted (see `origin_client`)."""
+        return origin_client(str(self.hosts[role].ca_file), self.edge_client)
 
     def site(self, role: str) -> str:
         """Where a request to the host's Caddy goes from here (as Cloudflare's edge dials the origin)."""
@@ -219,24 +237,36 @@ class Lab:
         return sorted(out.stdout.split())
 
 
-def _prepare_host(host: LabHost, registry_address: str) -> Path:
-    """What cloud-init leaves on a server: /etc/autoenroll (the deploy user's) and the deploy script."""
+def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca: Pem) -> Path:
+    """What cloud-init leaves on a server: /etc/autoenroll (the deploy user's), the deploy script, and
+    Caddy with the role's origin snippet but no certificate yet (the first deploy writes it)."""
     root, _script = install_role_files(host.folder, f"{registry_address}/{APP_REPOSITORY}")
     assert host.engine is not None
-    # The lab host's own session variables (its engine, its docker login), plus the role folder's.
+    user = pwd.getpwnam(DEPLOY_USER)
+    host.origin_dir.mkdir(exist_ok=True)
+    os.chown(host.origin_dir, user.pw_uid, user.pw_gid)
+    host.docker_config.mkdir(exist_ok=True)  # empty: no registry login until a deploy does it
+    shutil.chown(host.docker_config, DEPLOY_USER, DEPLOY_USER)
+    # The lab host's own session variables (its engine, its docker login), plus the role folders.
     LocalTestHost.start_sshd(host, f"SetEnv DOCKER_HOST={host.engine.host} DOCKER_API_VERSION={DOCKER_API_VERSION} "
                                    f"DOCKER_CONFIG={host.docker_config} AUTOENROLL_ROOT={root} "
+                                   f"ORIGIN_TLS_DIR={host.origin_dir} CADDY_GROUP={DEPLOY_USER} "
                                    "APP_LOG_DRIVER=json-file\n")
+    snippet = host.folder / "origin-tls.caddy"
+    snippet.write_text(origin_tls_snippet(str(host.origin_dir), str(pull_ca.cert)))
+    shutil.copyfile(origin_ca.cert, host.ca_file)  # what verifies this host's certificate from here on
+    host.origin_snippet = snippet
     # This runner stands in for Cloudflare's edge on 80/443 (and is the admin network for SSH).
     runner = f"{host.runner_address}/32"
     host.load_firewall(nftables_conf((runner,), (*cloudflare_ranges(), runner)))
     # The hosts' containers reach this machine's services through any of its addresses.
     host.run_as_root(["ip", "route", "replace", "default", "via", host.runner_address])
+    host.start_caddy()
     return root
 
 
 def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwarded: dict[str, int],
-             stack: str, edge_url: str) -> dict[str, Any]:
+             stack: str, edge_url: str, origin: Pem, registry: LocalRegistry) -> dict[str, Any]:
     from stacks.plan import run_plan
 
     outputs: dict[str, Any] = json.loads(json.dumps(run_plan(stack).outputs, default=str))
@@ -251,6 +281,8 @@ def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwa
         "neon_branches": {"main": {"id": "br-main", "endpoint_id": "ep-main", "host": "lab"}},
         "r2_endpoint": state.s3.endpoint_url, "buckets": dict(state.s3.buckets),
         "dns": {**outputs["dns"], "zone_id": "zone-lab", "records": {"app": "rec0", "api": "rec1"}},
+        "origin_tls": {"certificate": origin.cert.read_text(), "private_key": origin.key.read_text()},
+        "registry_login": {"username": READER, "token": registry.reader_token},
         "connection_strings": {"main": {"direct": state.database_url("main", admin=True), "pooled": app_url},
                                "staging": {"direct": state.database_url("staging", admin=True), "pooled": app_url}},
         "app_env": {
@@ -269,7 +301,7 @@ def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwa
 def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -> Iterator[Lab]:
     state = load_state(root)
     with contextlib.ExitStack() as stack_:
-        hosts = {role: stack_.enter_context(running_lab_host(registry)) for role in ROLES}
+        hosts = {role: stack_.enter_context(running_lab_host(registry, login=False)) for role in ROLES}
         gateway = hosts["primary"].runner_address
         targets = {"postgres": state.postgres.port, "redis": state.redis.port, "s3": state.s3.ports["s3"]}
         tls = _postgres_tls(folder)
@@ -277,8 +309,13 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
                       for name, port in targets.items()}
         for forwarder in forwarders.values():
             stack_.callback(forwarder.close)
+        tls_dir = folder / "tls"
+        origin_ca, pull_ca = make_ca(tls_dir, "origin"), make_ca(tls_dir, "origin-pull")
+        origin_cert = issue(origin_ca, tls_dir, "origin", (SITE_NAME,))
+        edge_client = issue(pull_ca, tls_dir, "edge", client=True)
+        tls_dir.chmod(0o755)  # Caddy reads the pull CA from here
         for host in hosts.values():
-            _prepare_host(host, registry.address_for(host.runner_address))
+            _prepare_host(host, registry.address_for(host.runner_address), origin_ca, pull_ca)
         ssh_config = folder / "ssh_config"
         ssh_config.write_text("".join(
             f"Host {h.address}\n    User {DEPLOY_USER}\n    IdentityFile {h.folder / 'client_key'}\n"
@@ -289,7 +326,7 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         cloudflare.add_record("zone-lab", "api.autoenroll.ie", hosts["primary"].address)
         cloudflare_url = stack_.enter_context(serve_httpx_handler(cloudflare))
         edge_url = stack_.enter_context(serve_edge(cloudflare, "zone-lab",
-                                                   {h.address: str(h.ca_file) for h in hosts.values()}))
+                                                   {h.address: str(h.ca_file) for h in hosts.values()}, edge_client))
         neon = FakeNeonPitr(LocalBranchStore(state.database_url("postgres", admin=True)), NEON_PROJECT)
         neon.add("main")
         stack_.callback(neon.cleanup)
@@ -298,7 +335,8 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         for name in ("staging", "production"):
             files[name] = folder / f"{name}.json"
             ports = {k: f.port for k, f in forwarders.items()}
-            files[name].write_text(json.dumps(_outputs(state, hosts, gateway, ports, name, edge_url)))
+            files[name].write_text(json.dumps(_outputs(state, hosts, gateway, ports, name, edge_url, origin_cert,
+                                                       registry)))
         outputs_file = files[stack]
         admin = urlsplit(state.database_url("postgres", admin=True))
         # The runner's PostgreSQL client tools may be built without TLS: "prefer"; the hosts' app gets
@@ -315,8 +353,9 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             "OPS_SCRATCH_DATABASE_URL": state.database_url("postgres", admin=True),
             "R2_ACCESS_KEY_ID": state.s3.access_key, "R2_SECRET_ACCESS_KEY": state.s3.secret_key,
             "OPS_SSH_CONFIG": str(ssh_config), "OPS_HOST_COMMAND": str(hosts["primary"].folder / "autoenroll-deploy"),
+            "OPS_HOST_ROOT_COMMAND": str(hosts["primary"].folder / "autoenroll-deploy"),
             "CLOUDFLARE_API_TOKEN": cloudflare.token, "OPS_CLOUDFLARE_API_URL": cloudflare_url + "/client/v4",
         }
         _forget_recorded_state(state)
         yield Lab(root, folder, hosts, registry, cloudflare, cloudflare_url, outputs_file, ssh_config, edge_url, neon,
-                  env)
+                  edge_client, origin_cert, env)

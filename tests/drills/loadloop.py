@@ -28,7 +28,7 @@ class LoadLoop:
     max_seconds: float = 120.0
     max_requests: int = 20000
     interval: float = 0.02
-    verify: str | bool = True  # a CA file for a lab host's Caddy
+    verify: str | bool | ssl.SSLContext = True  # a CA file for a lab host's Caddy (a context: with a client cert)
     sni: str | None = None  # the site name when `url` dials an address (as Cloudflare's edge dials the origin)
     results: list[tuple[float, bool]] = field(default_factory=list)
     recycled: int = 0  # keep-alive connections closed under us and retried once

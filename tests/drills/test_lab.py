@@ -5,6 +5,7 @@ itself; rollback; a concurrent deploy refused with exit 6. `pytest tests/drills 
 from __future__ import annotations
 
 import json
+import socket
 import ssl
 import stat
 import subprocess
@@ -21,6 +22,7 @@ from tests.infra.testhost import SITE_NAME
 from tests.lab.docker import DockerEngine
 from tests.lab.fixtures import PushedImage
 from tests.lab.images import APP_REPOSITORY
+from tests.lab.tls import fingerprint
 
 pytestmark = pytest.mark.drill
 
@@ -48,11 +50,61 @@ def lab(drill_root: Path, lab_registry: PushedImage, docker_engine: DockerEngine
 
 
 def version_on(lab: Lab, role: str) -> str:
-    host = lab.hosts[role]
-    verify = ssl.create_default_context(cafile=str(host.ca_file))
-    with httpx.Client(verify=verify, timeout=10, headers={"Host": SITE_NAME}) as client:
+    with httpx.Client(verify=lab.tls(role), timeout=10, headers={"Host": SITE_NAME}) as client:
         response = client.get(f"{lab.site(role)}/version", extensions={"sni_hostname": SITE_NAME})
     return str(response.json()["version"])
+
+
+def served_certificate(lab: Lab, role: str) -> str | None:
+    """The fingerprint of the certificate a host's Caddy serves for the site; None if nothing answers TLS."""
+    try:
+        with socket.create_connection((lab.hosts[role].address, 443), timeout=3) as raw, \
+                lab.tls(role).wrap_socket(raw, server_hostname=SITE_NAME) as tls:
+            der = tls.getpeercert(binary_form=True)
+    except OSError:
+        return None
+    return fingerprint(ssl.DER_cert_to_PEM_cert(der)) if der else None
+
+
+def test_lab_a_fresh_host_serves_after_ops_deploy_with_its_login_and_certificate(
+        lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a first boot meets: no registry login (the registry requires one) and no origin certificate
+    (Caddy cannot start). `ops deploy` logs the hosts in and writes the certificate; both then serve,
+    and the digest the deploy records is the registry's for the tag it deployed."""
+    from ops.adapters.s3_store import S3ObjectStore
+    from ops.deploy.usecase import read_history
+    from ops.environment import from_outputs
+
+    for host in lab.hosts.values():  # fresh, whatever ran before in this module
+        (host.docker_config / "config.json").unlink(missing_ok=True)
+        for name in ("cert.pem", "key.pem"):
+            (host.origin_dir / name).unlink(missing_ok=True)
+        host.start_caddy()
+    primary = lab.hosts["primary"]
+    image = f"{lab.registry.address_for(primary.runner_address)}/{APP_REPOSITORY}:lab-v1"
+    refused = primary.ssh(["docker", "pull", "--quiet", image])
+    assert refused.returncode != 0 and "no basic auth credentials" in refused.stderr + refused.stdout, refused.stderr
+    assert served_certificate(lab, "primary") is None
+
+    deployed = ops(lab, "deploy", "--env", "staging", "--version", "lab-v1", "--json")
+    assert deployed.returncode == 0, deployed.stderr
+    assert served_certificate(lab, "primary") == served_certificate(lab, "standby") == \
+        fingerprint(lab.origin_cert.cert.read_text())
+    assert version_on(lab, "primary") == version_on(lab, "standby") == "lab-v1"
+    assert primary.ssh(["docker", "pull", "--quiet", image]).returncode == 0  # the deploy's login, the user's own
+    key = primary.origin_dir / "key.pem"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o640
+    # Secrets on stdin only: neither the key nor the token is in the report.
+    assert lab.origin_cert.key.read_text().splitlines()[1] not in deployed.stdout + deployed.stderr
+    assert lab.registry.reader_token not in deployed.stdout + deployed.stderr
+
+    digest = lab.registry.manifest_digest(APP_REPOSITORY, "lab-v1")
+    report = json.loads(deployed.stdout)
+    assert {h["role"]: h["digest"] for h in report["hosts"]} == {"standby-host": digest, "primary-host": digest}
+    for name in ("R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, lab.env[name])
+    store = S3ObjectStore(from_outputs("staging", json.loads(lab.outputs_file.read_text())).storage, "backups")
+    assert read_history(store, "staging")[-1]["digests"] == {"standby-host": digest, "primary-host": digest}
 
 
 def test_lab_deploy_rollback_and_lock_on_the_cloud_path(lab: Lab) -> None:
@@ -66,8 +118,7 @@ def test_lab_deploy_rollback_and_lock_on_the_cloud_path(lab: Lab) -> None:
         assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
         assert "AUTH_SECRET=lab-" in env_file.read_text()
 
-    primary = lab.hosts["primary"]
-    with LoadLoop(f"{lab.site('primary')}/health", interval=0.005, verify=str(primary.ca_file), sni=SITE_NAME) as loop:
+    with LoadLoop(f"{lab.site('primary')}/health", interval=0.005, verify=lab.tls("primary"), sni=SITE_NAME) as loop:
         second = ops(lab, "deploy", "--env", "staging", "--version", "lab-v2", "--json")
     assert second.returncode == 0, second.stderr
     report = json.loads(second.stdout)
@@ -77,7 +128,7 @@ def test_lab_deploy_rollback_and_lock_on_the_cloud_path(lab: Lab) -> None:
     assert version_on(lab, "primary") == "lab-v2"
     assert len(lab.containers("primary")) == 1  # the old container is gone, not left running
 
-    with LoadLoop(f"{lab.site('primary')}/health", interval=0.005, verify=str(primary.ca_file), sni=SITE_NAME) as loop:
+    with LoadLoop(f"{lab.site('primary')}/health", interval=0.005, verify=lab.tls("primary"), sni=SITE_NAME) as loop:
         broken = ops(lab, "deploy", "--env", "staging", "--version", "lab-broken")
     assert broken.returncode == 7, broken.stderr
     assert "did not become ready" in broken.stderr and "lab-v2 still serving" in broken.stderr

@@ -1,13 +1,14 @@
-"""backups.md and restore-database.md on the production-shaped path (ENV=staging, stack outputs in a file,
-credentials in variables), pointing at the sandbox's PostgreSQL and S3; test_runbooks.py runs them on `local`.
-
-The runbooks that need a host (deploy, failover) run on the lab of the one-code-path issue."""
+"""backups.md, restore-database.md and refresh-branch.md on the production-shaped path (ENV=staging, stack
+outputs in a file, credentials in variables), pointing at the sandbox's PostgreSQL and S3, and for the
+refresh at the Neon fake (its branches real databases) served on loopback; test_runbooks.py runs them on
+`local`. The runbooks that need a host (deploy, failover) run on the lab of the one-code-path issue."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,3 +71,62 @@ def run_runbook_create(env: dict[str, str], cwd: Path) -> bool:
                          env={**__import__("os").environ, **env}, capture_output=True, text=True, check=False)
     assert out.returncode == 0, out.stderr
     return True
+
+
+@pytest.fixture()
+def neon(sandbox: SandboxState) -> Iterator[tuple[Any, str]]:
+    """Neon's API (tests/scripts/test_refresh_neon.py's fake) with main seeded and staging and
+    development branched off, served on loopback for `ops` run by the runbook."""
+    from ops.refresh.branch_stores import LocalBranchStore
+    from tests.drills.lab import serve_httpx_handler
+    from tests.scripts.test_refresh_neon import FakeNeon
+
+    local = LocalBranchStore(sandbox.database_url("postgres", admin=True))
+    main_url = sandbox.database_url("main", admin=True)
+    clear(main_url)
+    seed(main_url, tenants=2, employees_per_run=12, tag="cloud-refresh-runbook")
+    fake = FakeNeon(local)
+    local.copy("main", fake.db("main"))
+    for name in ("staging", "development"):
+        local.copy("development", fake.db(name))  # empty, migrated branches
+    for name in ("main", "staging", "development"):
+        fake.add(name)
+    try:
+        with serve_httpx_handler(fake) as url:
+            yield fake, url
+    finally:
+        for name in list(fake.branches.values()):
+            local.drop(fake.db(name))
+
+
+def test_refresh_branch_runbook_on_the_production_shape(sandbox: SandboxState, neon: tuple[Any, str],
+                                                       tmp_path: Path) -> None:
+    import psycopg
+
+    from tests.scripts.test_refresh_neon import PROJECT
+
+    fake, url = neon
+    shaped = outputs(sandbox)
+    # The branches' connection strings are Neon's (the fake's databases), as in the stack's outputs.
+    shaped["connection_strings"] = {b: {"direct": fake.local.url(fake.db(b)), "pooled": fake.local.url(fake.db(b))}
+                                    for b in ("main", "staging", "development")}
+    shaped["neon_project_id"] = PROJECT
+    path = tmp_path / "staging-outputs.json"
+    path.write_text(json.dumps(shaped))
+    env = {"ENV": "staging", "OPS_SANDBOX_DIR": "/nonexistent-no-sandbox-here", **variables(sandbox, path),
+           "NEON_API_KEY": "neon-cloud-shape-key", "OPS_NEON_API_URL": f"{url}/api/v2"}
+    try:
+        result = run_runbook(RUNBOOKS / "refresh-branch.md", env, tmp_path)
+    finally:
+        store = S3ObjectStore(resolve("local").storage, "backups")
+        for key in store.list_keys("_ops/staging/"):
+            store.delete(key)
+    assert len(result.ran) == 3 and not result.skipped
+    assert "staging_pre_refresh_" in result.output
+    assert any(c.endswith("/restore") for c in fake.calls)  # the refresh went through Neon's API
+    with psycopg.connect(fake.local.url(fake.db("main"))) as conn:
+        source = {r[0] for r in conn.execute("SELECT ppsn FROM employee_results")}
+    for branch in ("staging", "development"):
+        with psycopg.connect(fake.local.url(fake.db(branch))) as conn:
+            ppsns = {r[0] for r in conn.execute("SELECT ppsn FROM employee_results")}
+        assert len(ppsns) == 24 and not ppsns & source, branch  # refreshed, and masked

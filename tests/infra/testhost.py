@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from ops.paths import REPO_ROOT, venv_binary
 from ops.sandbox.components import app_argv
@@ -126,19 +127,19 @@ class LocalTestHost:
         return f"ssh://{DEPLOY_USER}@testhost"
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> LocalTestHost:
+    def start_steps(self) -> list[Callable[[], None]]:
+        """The parts `start` brings up, in order (a subclass changes the list, not the frame)."""
+        return [self._ensure_deploy_user, self._create_network, self._write_keys, self.start_sshd,
+                self.load_firewall, self.start_app, self.start_caddy]
+
+    def start(self) -> Self:
         try:
             self.folder.chmod(0o755)  # the deploy user reads authorized_keys and the CA file here
             remove_stale_namespaces()
-            self._ensure_deploy_user()
-            self._create_network()
-            self._write_keys()
-            self.start_sshd()
-            self.load_firewall()
-            self.start_app()
-            self.start_caddy()
+            for step in self.start_steps():
+                step()
         except BaseException:
-            self.stop()
+            self.stop()  # whatever part was reached: nothing left behind
             raise
         return self
 

@@ -17,13 +17,19 @@ import contextlib
 import shlex
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops.registry import login_argv
 from stacks.host_role import DEPLOY_USER
-from tests.infra.testhost import APP_PORT, LocalTestHost, placeholder_app_env, remove_stale_namespaces
+from tests.infra.testhost import (
+    APP_PORT,
+    CADDYFILE,
+    SITE_NAME,
+    LocalTestHost,
+    placeholder_app_env,
+)
 from tests.lab.docker import DockerEngine
 from tests.lab.registry import READER, LocalRegistry
 
@@ -38,6 +44,15 @@ class LabHost(LocalTestHost):
     engine: DockerEngine | None = None
     caddy_binary: str = DEBIAN_CADDY
     app_image: str | None = field(default=None)
+    login: bool = True  # False: the host starts with no registry login, as a server does (a deploy logs it in)
+    # The role's `tls` snippet (CADDY_TLS) rendered for this host's folders: Caddy then serves the
+    # certificate a deploy writes there, as on a server, instead of one from Caddy's internal CA.
+    origin_snippet: Path | None = None
+
+    @property
+    def origin_dir(self) -> Path:
+        """The stand-in for /etc/caddy/origin (the deploy script's ORIGIN_TLS_DIR on this host)."""
+        return self.folder / "caddy-origin"
 
     @property
     def docker_config(self) -> Path:
@@ -51,22 +66,12 @@ class LabHost(LocalTestHost):
             raise RuntimeError("this lab host was started without a registry")
         return self.registry.address_for(self.runner_address)
 
-    def start(self) -> LabHost:
-        try:
-            self.folder.chmod(0o755)
-            remove_stale_namespaces()
-            self._ensure_deploy_user()
-            self._create_network()
-            self._write_keys()
-            self.load_firewall()  # before dockerd, as nftables.service is ordered before docker.service
-            self.start_docker()
-            self.start_sshd()
-            self.login_to_registry()
-            self.start_caddy()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def start_steps(self) -> list[Callable[[], None]]:
+        # The firewall before dockerd, as nftables.service is ordered before docker.service; no app
+        # process (the app runs as a container when a test or a deploy starts one).
+        login = [self.login_to_registry] if self.login else []
+        return [self._ensure_deploy_user, self._create_network, self._write_keys, self.load_firewall,
+                self.start_docker, self.start_sshd, *login, self.start_caddy]
 
     def stop(self) -> None:
         if self.engine is not None:
@@ -96,6 +101,25 @@ class LabHost(LocalTestHost):
         result = self.ssh(argv, stdin=self.registry.reader_token)
         if result.returncode != 0:
             raise RuntimeError(f"lab host: docker login over SSH failed: {result.stderr.strip()[-500:]}")
+
+    def start_caddy(self, caddyfile: Path = CADDYFILE, site_address: str = f"https://{SITE_NAME}") -> None:
+        """With an origin snippet: the role's Caddyfile and CADDY_TLS, restarted a second after it exits
+        as the role's unit does (Restart=always): on a fresh host it cannot load its certificate and
+        keeps retrying until a deploy writes it. Otherwise the test host's Caddy (internal CA)."""
+        if self.origin_snippet is None:
+            super().start_caddy(caddyfile, site_address)
+            return
+        self.stop_process("caddy")
+        data = self.folder / "caddy"
+        env = {"SITE_ADDRESS": site_address, "APP_UPSTREAMS": f"127.0.0.1:{APP_PORT}", "CADDY_ADMIN": "localhost:2019",
+               "CADDY_TLS": str(self.origin_snippet),
+               "XDG_DATA_HOME": str(data / "data"), "XDG_CONFIG_HOME": str(data / "config"), "HOME": str(data)}
+        loop = ('trap \'kill "$child" 2>/dev/null; exit 0\' TERM INT; '
+                'while :; do "$@" & child=$!; wait "$child"; sleep 1; done')
+        self._start("caddy", ["sh", "-c", loop, "caddy-unit", self.caddy_binary, "run", "--config", str(caddyfile),
+                              "--adapter", "caddyfile"], env)
+        if (self.origin_dir / "cert.pem").exists():
+            self._wait_listening(443)
 
     def ssh(self, command: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:
         """A command as the deploy user over SSH (its docker talks to this host's engine)."""
@@ -154,9 +178,11 @@ class LabHost(LocalTestHost):
 
 
 @contextlib.contextmanager
-def running_lab_host(registry: LocalRegistry | None, folder: Path | None = None) -> Iterator[LabHost]:
+def running_lab_host(registry: LocalRegistry | None, folder: Path | None = None,
+                     login: bool = True) -> Iterator[LabHost]:
     """A started lab host for the block, torn down afterwards (engine, containers, namespace) whatever happens."""
-    host = LabHost(registry=registry) if folder is None else LabHost(registry=registry, folder=folder)
+    host = (LabHost(registry=registry, login=login) if folder is None
+            else LabHost(registry=registry, folder=folder, login=login))
     host.start()
     try:
         yield host

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.unit
 
 ZONE, APP = "zone123", "staging.autoenroll.ie"
 PRIMARY, STANDBY = "203.0.113.10", "203.0.113.20"
-SECRETS = ["redisUrl", "sentryDsn", "r2AccessKeyId", "r2SecretAccessKey", "betterstackLogsToken", "authSecret"]
+SECRETS = ["redisUrl", "sentryDsn", "r2AccessKeyId", "r2SecretAccessKey", "betterstackLogsToken", "authSecret",
+           "registryReadToken"]
 
 
 def environment(monkeypatch: pytest.MonkeyPatch, monitor_ids: dict[str, str] | None = None,
@@ -79,7 +80,7 @@ def test_env_vars_item_passes_when_every_secret_is_encrypted(tmp_path: Path, mon
     stack_file(tmp_path, secure=[f"autoenroll:{k}" for k in SECRETS] + ["hcloud:token", "cloudflare:apiToken"])
     monkeypatch.setattr(checklist, "REPO_ROOT", tmp_path)
     status, evidence = checklist.run_item(checklist._env_vars_cloud, environment(monkeypatch))
-    assert status == "pass" and "all 8 secrets" in evidence
+    assert status == "pass" and "all 9 secrets" in evidence
 
 
 @pytest.mark.parametrize("stack", ["staging", "production"])

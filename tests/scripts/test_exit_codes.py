@@ -1,15 +1,17 @@
 """Exit codes mean what the README says: command x failed dependency -> code, on both environment shapes.
 
 `local` is the sandbox; `staging`/`production` are production-shaped (stack outputs in a file, credentials in
-the environment) pointing at the sandbox's real PostgreSQL and S3. A dependency is "down" by pointing at a
-port nothing listens on (a copy of the sandbox's state file, or of the outputs), so the sandbox itself keeps
-running for the other tests; a provider API is down at its HTTP transport.
+the environment) pointing at the sandbox's real PostgreSQL and S3, with two app hosts reached over SSH and
+their DNS records in a fake of Cloudflare's API on loopback. A dependency is "down" by pointing at a port
+nothing listens on (a copy of the sandbox's state file, or of the outputs; the hosts' SSH port; Cloudflare's
+API URL), so the sandbox itself keeps running for the other tests; a provider API is down at its HTTP
+transport. The hosts' SSH is always down here (the lab, tests/drills/test_lab.py, has real ones).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -24,8 +26,10 @@ from ops.environment import resolve
 from ops.ports import free_port
 from ops.sandbox import manager
 from ops.sandbox.state import SandboxState, load_state, save_state
-from tests.cloud_shape import outputs, variables
+from tests.cloud_shape import HOSTS, ZONE, outputs, variables
+from tests.cloudflare_fake import FakeCloudflare
 from tests.conftest import sandbox_dir_env
+from tests.drills.lab import serve_httpx_handler
 
 pytestmark = pytest.mark.integration
 runner = CliRunner()
@@ -50,8 +54,11 @@ def shapes(sandbox_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Iter
         found[f"local-{dep}"] = base / f"local-{dep}"
     for name, kwargs in (("ok", {}), ("s3", {"s3_port": closed}), ("postgres", {"pg_port": closed})):
         path = base / f"outputs-{name}.json"
-        path.write_text(json.dumps(outputs(state, **kwargs)))
+        path.write_text(json.dumps(outputs(state, hosts=True, **kwargs)))
         found[f"outputs-{name}"] = path
+    found["ssh-config"] = base / "ssh_config"
+    found["ssh-config"].write_text(f"Host *\n    Port {closed}\n    StrictHostKeyChecking no\n"
+                                   "    UserKnownHostsFile /dev/null\n    LogLevel ERROR\n")
     with sandbox_dir_env(sandbox_root), pytest.MonkeyPatch.context() as mp:
         _cloud_env(mp, state, found["outputs-ok"])
         for env in ("local", *CLOUD):
@@ -70,21 +77,44 @@ def _cloud_env(mp: pytest.MonkeyPatch, state: SandboxState, outputs_file: Path) 
         mp.setenv(name, value)
 
 
+@pytest.fixture(scope="module")
+def cloudflare() -> Iterator[tuple[FakeCloudflare, str]]:
+    fake = FakeCloudflare()
+    with serve_httpx_handler(fake) as url:
+        yield fake, url
+
+
 @pytest.fixture()
-def at(shapes: dict[str, Path], sandbox_root: Path, monkeypatch: pytest.MonkeyPatch):
+def at(shapes: dict[str, Path], sandbox_root: Path, cloudflare: tuple[FakeCloudflare, str],
+       monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str, str | None], None]]:
     """at(shape, dependency): point `ops` at that environment shape with that dependency down.
 
-    No test here breaks the real sandbox, so it is brought up once (in `shapes`), not before each test."""
+    No test here breaks the real sandbox, so it is brought up once (in `shapes`), not before each test.
+    A cloud shape starts with DNS on the primary and nothing failed over, and is put back after."""
     sandbox = load_state(sandbox_root)
+    fake, url = cloudflare
 
     def point(shape: str, dependency: str | None) -> None:
         if shape == "local":
             if dependency:
                 monkeypatch.setenv("OPS_SANDBOX_DIR", str(shapes[f"local-{dependency}"]))
             return
-        _cloud_env(monkeypatch, sandbox, shapes[f"outputs-{dependency or 'ok'}"])
+        files = {"s3": "outputs-s3", "postgres": "outputs-postgres"}
+        _cloud_env(monkeypatch, sandbox, shapes[files.get(dependency or "", "outputs-ok")])
+        monkeypatch.setenv("OPS_SSH_CONFIG", str(shapes["ssh-config"]))
+        monkeypatch.setenv("CLOUDFLARE_API_TOKEN", fake.token)
+        monkeypatch.setenv("OPS_CLOUDFLARE_API_URL", f"http://127.0.0.1:{free_port()}/client/v4"
+                           if dependency == "cloudflare" else f"{url}/client/v4")
 
-    return point
+    fake.records[ZONE] = []
+    for name in ("app.autoenroll.ie", "api.autoenroll.ie"):
+        fake.add_record(ZONE, name, HOSTS[0]["ipv4"])
+    yield point
+    with sandbox_dir_env(sandbox_root):
+        store = S3ObjectStore(resolve("local").storage, "backups")
+        for env in CLOUD:
+            for key in store.list_keys(f"_ops/{env}/"):
+                store.delete(key)
 
 
 # command (with {env}), the dependency that is down, the documented code
@@ -101,6 +131,8 @@ TABLE: list[tuple[str, str, int]] = [
     ("db migrate --plan --env {env}", "postgres", 7),
     ("failover status --env {env}", "s3", 7),
     ("lock list --env {env}", "s3", 7),
+    ("rollback --env {env}", "s3", 7),
+    ("deploy --plan --version exitcodes --env {env}", "s3", 7),
 ]
 LOCAL_ONLY: list[tuple[str, str, int]] = [
     ("backup verify --latest --env {env}", "postgres", 7),  # in the cloud, verify's server is another one
@@ -111,10 +143,25 @@ LOCAL_ONLY: list[tuple[str, str, int]] = [
     ("failover --env {env}", "s3", 7),
     ("sandbox status", "s3", 9),
     ("sandbox status", "postgres", 9),
+    # failback checks the sandbox's servers first: exit 9 at once, not after a redeploy's timeout
+    ("failback --env {env}", "s3", 9),
+    ("failback --env {env}", "postgres", 9),
+    ("failback --plan --env {env}", "postgres", 9),
+]
+CLOUD_ONLY: list[tuple[str, str, int]] = [
+    # the hosts' SSH answers nothing (refused), Cloudflare's API likewise
+    ("deploy --version exitcodes --env {env}", "ssh", 7),
+    ("deploy --plan --version exitcodes --env {env}", "ssh", 7),
+    ("failover --watch-seconds 1 --env {env}", "ssh", 7),
+    ("failover --env {env}", "cloudflare", 7),
+    ("failback --env {env}", "ssh", 7),
+    ("failback --plan --env {env}", "ssh", 7),
 ]
 CASES = ([pytest.param("local", *row, id=f"local-{row[1]}-{row[0].split(' --')[0]}") for row in TABLE + LOCAL_ONLY]
          + [pytest.param(env, *row, id=f"{env}-{row[1]}-{row[0].split(' --')[0]}") for env in CLOUD
-            for row in TABLE if row[1] != "s3" or env == "staging"])  # S3 retries cost seconds: one cloud shape
+            for row in TABLE + CLOUD_ONLY
+            # S3's and Cloudflare's retries cost seconds: one cloud shape for those
+            if row[1] not in ("s3", "cloudflare") or env == "staging"])
 
 
 @pytest.mark.parametrize(("shape", "command", "dependency", "code"), CASES)
@@ -213,3 +260,38 @@ def test_migrate_plan_changes_nothing_and_says_so(at, shape: str) -> None:
     assert result.exit_code == 0, result.output
     plan = json.loads(result.stdout)
     assert plan["applied"] is False and plan["before"] == plan["head"] and plan["plan"] == []
+
+
+def test_cloud_failover_status_tells_the_truth(at, cloudflare: tuple[FakeCloudflare, str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the production-shaped path: idle; then a failover whose redeploy cannot reach the standby
+    (SSH down) has moved DNS and left its journal: in progress, its mode, the resume command; the
+    DNS answer comes from Cloudflare, or (no token, or Cloudflare down) from the recorded switch."""
+    fake, _url = cloudflare
+    at("staging", "ssh")
+
+    def status() -> dict[str, object]:
+        result = runner.invoke(app, ["failover", "status", "--env", "staging", "--json"])
+        assert result.exit_code == 0, result.output
+        return dict(json.loads(result.stdout))
+
+    idle = status()
+    assert (idle["state"], idle["serving"], idle["serving_source"]) == ("idle", "primary", "Cloudflare DNS")
+
+    failed = runner.invoke(app, ["failover", "--env", "staging", "--watch-seconds", "1", "--json"])
+    assert failed.exit_code == 7 and "ssh" in failed.output
+    assert {r["content"] for r in fake.records[ZONE]} == {HOSTS[1]["ipv4"]}  # DNS moved before the redeploy failed
+    midway = status()
+    assert (midway["state"], midway["serving"], midway["db_mode"]) == ("in-progress", "standby", "none")
+    assert midway["done"] == ["switch-traffic", "restore-database", "set-environment"]
+    assert midway["pending"] == ["deploy", "check-endpoints", "watch-errors"]
+    assert midway["resume"] == "ops failover --env staging --db none"
+    said = runner.invoke(app, ["failover", "status", "--env", "staging"])
+    assert "failover in progress" in said.output and "resume with: ops failover --env staging --db none" in said.output
+
+    monkeypatch.delenv("CLOUDFLARE_API_TOKEN")  # a diagnostic needs only the credentials it uses
+    recorded = status()
+    assert recorded["serving"] == "standby" and str(recorded["serving_source"]).startswith("the recorded state")
+    at("staging", "cloudflare")
+    unreachable = status()
+    assert unreachable["serving"] == "standby" and "unreachable" in str(unreachable["serving_source"])

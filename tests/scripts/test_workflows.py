@@ -115,6 +115,13 @@ def test_release_goes_through_staging_and_waits_for_the_production_environment()
         deploy = next(c for c in commands if "ops deploy" in c)
         assert "--open-ssh-from" in deploy, f"{stage}: ops deploy cannot reach the hosts from a runner"
         assert {"R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY", "HCLOUD_TOKEN"} <= set(jobs[stage]["env"]), stage
+        # The hosts' read-only registry token comes from the environment's secrets into the stack's
+        # secret config (the registry_login output the deploy hands each host on stdin).
+        assert jobs[stage]["env"]["REGISTRY_READ_TOKEN"] == "${{ secrets.REGISTRY_READ_TOKEN }}", stage
+        up = next(s for s in steps if str(s.get("uses", "")).startswith("pulumi/actions@"))
+        config_map = yaml.safe_load(up["with"]["config-map"])
+        assert config_map == {"autoenroll:registryReadToken": {"value": "${{ env.REGISTRY_READ_TOKEN }}",
+                                                                "secret": True}}, stage
     assert jobs["image"]["permissions"] == {"contents": "read", "packages": "write"}
 
 

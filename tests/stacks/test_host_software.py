@@ -190,7 +190,17 @@ def test_sudoers_grants_no_systemctl() -> None:
     doc = yaml.safe_load(render_user_data(ARGS).split("\n", 1)[1])
     sudo = doc["users"][0]["sudo"]
     assert "systemctl" not in sudo
-    assert "/usr/local/bin/autoenroll-deploy" in sudo
+    # Exactly these commands with exactly these arguments: the deploy script only for its root
+    # verb (a bare path in sudoers would allow it with any arguments, every verb as root).
+    assert sudo.removeprefix("ALL=(root) NOPASSWD: ").split(", ") == [
+        "/usr/local/bin/autoenroll-deploy tls", "/usr/sbin/sshd -T", "/usr/sbin/nft -j list ruleset"]
+
+
+def test_caddy_keeps_retrying_until_its_certificate_is_written(host_files: dict[str, str]) -> None:
+    drop_in = host_files["/etc/systemd/system/caddy.service.d/autoenroll.conf"]
+    unit, _, service = drop_in.partition("[Service]")
+    assert "StartLimitIntervalSec=0" in unit  # systemd would otherwise give up after 5 starts in 10 s
+    assert "Restart=always" in service.splitlines()
 
 
 def test_caddy_is_installed_at_the_pinned_version(host_files: dict[str, str]) -> None:

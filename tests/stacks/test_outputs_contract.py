@@ -42,6 +42,10 @@ def test_ops_resolves_an_environment_from_the_stacks_outputs(
     from ops.naming import BRANCH_OF_ENV
 
     assert set(SECRET_ENV_VARS) <= set(env.app_env)  # what `ops deploy` writes to each host's env file
+    # What `ops deploy` writes to each host's Caddy (as root) and the login its pulls need.
+    assert env.origin_tls is not None and env.origin_tls.private_key.get_secret_value()
+    assert env.registry_login is not None and env.registry_login.username == "autoenroll-deploy"
+    assert env.registry_login.token.get_secret_value()
     assert env.branch == BRANCH_OF_ENV[stack] and env.owner_role == OWNER_DATABASE_ROLE
     assert env.app_env["S3_BUCKET_UPLOADS"].get_secret_value() == env.storage.buckets["uploads"]
     roles = [h.role for h in env.app_hosts]

@@ -1,10 +1,12 @@
 """`Hosts` on Hetzner servers (and the lab's test hosts): containers driven over SSH.
 
 Every step is one verb of the host role's deploy script (stacks/host/autoenroll-deploy),
-run as the deploy user: `start` a version in the free blue/green slot, `ready`, `promote`
-(record it, stop the old container gracefully), `discard`, `env` (the app's env file, from
-stdin), and `caddy` (that host's Caddy admin API on loopback, reached through SSH). The
-algorithm stays in ops.deploy.usecase, the same as the sandbox's.
+run as the deploy user: `login` (the registry's read-only token, from stdin), `start` a
+version in the free blue/green slot (it answers with the image digest it started), `ready`,
+`promote` (record it, stop the old container gracefully), `discard`, `env` (the app's env
+file, from stdin), and `caddy` (that host's Caddy admin API on loopback, reached through SSH);
+and as root through sudo, `tls` (the origin certificate and key, from stdin). The algorithm
+stays in ops.deploy.usecase, the same as the sandbox's.
 """
 
 from __future__ import annotations
@@ -16,14 +18,16 @@ from dataclasses import dataclass
 
 import httpx
 
-from ops.environment import AppHost
+from ops.environment import AppHost, OriginTls, RegistryLogin
 from ops.errors import ConfigError, ExternalError
 from ops.interfaces import NOTHING_DEPLOYED, Candidate
 from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
 from ops.secrets import scrub_text
-from stacks.host_role import DEPLOY_USER
+from stacks.host_role import DEPLOY_SCRIPT_PATH, DEPLOY_USER
 
-DEFAULT_SCRIPT = "/usr/local/bin/autoenroll-deploy"
+DEFAULT_SCRIPT = DEPLOY_SCRIPT_PATH
+# The root verb goes through sudo, which the role's sudoers allows for exactly `autoenroll-deploy tls`.
+DEFAULT_ROOT_SCRIPT = ("sudo", "-n", DEPLOY_SCRIPT_PATH)
 
 
 @dataclass(frozen=True)
@@ -33,18 +37,19 @@ class Ssh:
     config_file: str | None = None
     user: str = DEPLOY_USER
     script: tuple[str, ...] = (DEFAULT_SCRIPT,)  # the lab prefixes `env AUTOENROLL_ROOT=... DOCKER_HOST=...`
+    root_script: tuple[str, ...] = DEFAULT_ROOT_SCRIPT  # the lab's deploy user has no sudo: its own script
     timeout: float = 120.0
 
-    def argv(self, address: str, verb: Sequence[str]) -> list[str]:
+    def argv(self, address: str, verb: Sequence[str], *, root: bool = False) -> list[str]:
         config = ["-F", self.config_file] if self.config_file else []
-        remote = shlex.join([*self.script, *verb])
+        remote = shlex.join([*(self.root_script if root else self.script), *verb])
         return ["ssh", *config, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-l", self.user, address, remote]
 
     def run(self, address: str, verb: Sequence[str], *, stdin: bytes = b"", check: bool = True,
-            secrets: Sequence[str] = ()) -> subprocess.CompletedProcess[bytes]:
+            secrets: Sequence[str] = (), root: bool = False) -> subprocess.CompletedProcess[bytes]:
         try:
-            done = subprocess.run(self.argv(address, verb), input=stdin, capture_output=True, timeout=self.timeout,
-                                  check=False)
+            done = subprocess.run(self.argv(address, verb, root=root), input=stdin, capture_output=True,
+                                  timeout=self.timeout, check=False)
         except subprocess.TimeoutExpired:
             raise ExternalError(f"ssh {address} {verb[0]}: no answer in {self.timeout:g}s") from None
         if check and done.returncode != 0:
@@ -79,7 +84,8 @@ class SshHosts:
     """The environment's app hosts; `order` puts the host DNS sends traffic to last."""
 
     def __init__(self, hosts: Sequence[AppHost], ssh: Ssh, *, serving_role: Callable[[], str],
-                 env_file: Callable[[AppHost], str], secrets: Sequence[str] = ()) -> None:
+                 env_file: Callable[[AppHost], str], secrets: Sequence[str] = (),
+                 origin_tls: OriginTls | None = None, registry_login: RegistryLogin | None = None) -> None:
         self._hosts = {h.name: h for h in hosts}
         missing = [h.name for h in hosts if not h.address]
         if missing:
@@ -87,7 +93,12 @@ class SshHosts:
         self.ssh = ssh
         self._serving_role = serving_role
         self._env_file = env_file
+        self._origin_tls, self._registry_login = origin_tls, registry_login
         self._secrets = list(secrets)
+        if origin_tls is not None:
+            self._secrets.append(origin_tls.private_key.get_secret_value())
+        if registry_login is not None:
+            self._secrets.append(registry_login.token.get_secret_value())
 
     def _address(self, name: str) -> str:
         address = self._hosts[name].address
@@ -102,11 +113,21 @@ class SshHosts:
         return self._hosts[name]
 
     def write_env_files(self, names: Sequence[str] | None = None) -> list[str]:
-        """Each host's app env file, replaced atomically (0600, the deploy user's) from the stack's secrets."""
+        """Each host's secrets from the stack's outputs, all on stdin: the app env file (replaced
+        atomically, 0600, the deploy user's), Caddy's origin certificate and key (as root; Caddy
+        reloaded when they changed, and started on a fresh host), and the registry login the
+        pulls need."""
         chosen = sorted(self._hosts) if names is None else list(names)
         for name in chosen:
-            self.ssh.run(self._address(name), ["env"], stdin=self._env_file(self._hosts[name]).encode(),
-                         secrets=self._secrets)
+            address = self._address(name)
+            self.ssh.run(address, ["env"], stdin=self._env_file(self._hosts[name]).encode(), secrets=self._secrets)
+            if self._origin_tls is not None:
+                self.ssh.run(address, ["tls"], stdin=self._origin_tls.pem().encode(), secrets=self._secrets,
+                             root=True)
+            if self._registry_login is not None:
+                login = self._registry_login
+                self.ssh.run(address, ["login", login.username],
+                             stdin=login.token.get_secret_value().encode(), secrets=self._secrets)
         return chosen
 
     def current(self, role: str) -> tuple[str, str]:
@@ -114,8 +135,10 @@ class SshHosts:
         return (out[0], out[1]) if len(out) == 2 else (NOTHING_DEPLOYED, "-")
 
     def start_candidate(self, role: str, version: str) -> Candidate:
-        address = self.ssh.run(self._address(role), ["start", version]).stdout.decode().strip()
-        return Candidate(role, version, address)
+        # "ADDRESS DIGEST": the digest of the image the container was started from, as the registry names it.
+        started = self.ssh.run(self._address(role), ["start", version]).stdout.decode().strip()
+        address, _, digest = started.partition(" ")
+        return Candidate(role, version, address, digest=digest.strip() or None)
 
     def wait_ready(self, candidate: Candidate, timeout: float) -> str | None:
         done = self.ssh.run(self._address(candidate.role), ["ready", candidate.address, str(int(timeout))],

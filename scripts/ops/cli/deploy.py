@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from ops import wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION
 from ops.deploy import usecase
 from ops.environment import resolve
-from ops.errors import VerificationError
+from ops.errors import ConfigError, VerificationError
 from ops.health import check_endpoints
 from ops.output import print_json, progress, table
 
@@ -18,32 +20,66 @@ OPEN_SSH_OPTION = typer.Option(None, "--open-ssh-from", metavar="IP",
                                     "the command, removed after (HCLOUD_TOKEN).")
 
 
+PLAN_OPTION = typer.Option(False, "--plan", help="Print what would be done (per host: version, slot, traffic) "
+                                                 "and change nothing.")
+
+
+def _no_ssh_opening(open_ssh_from: str | None) -> None:
+    if open_ssh_from is not None:
+        raise ConfigError("--plan changes nothing, so it does not open the firewall (--open-ssh-from)",
+                          hint="run the plan from an admin network, where SSH to the hosts is open")
+
+
+def render_plan(plan: dict[str, Any], as_json: bool) -> None:
+    """One plan, for a person (a table and the lock) or for a machine (the same data as JSON)."""
+    if as_json:
+        print_json(plan)
+        return
+    head = f"plan: {plan['action']} {plan.get('from', '') + ' -> ' if plan.get('from') else ''}{plan['version']} " \
+           f"in {plan['environment']} (nothing changed)"
+    table(head, ["host", "from", "to", "slot", "traffic"],
+          [(h["role"], h["from"], h["to"] + (" (same)" if h["same_version"] else ""), h["slot"], h["traffic"])
+           for h in plan["hosts"]])
+    held = plan.get("lock_held")
+    if held:
+        progress(f"the deploy lock is held by {held['owner']} ({held['purpose']}) until {held['expires_at']}: "
+                 "the real run would get exit 6")
+
+
 def _render(report: usecase.DeployReport, title: str, as_json: bool) -> None:
     if as_json:
         print_json({"version": report.version, "hosts": report.hosts, "seconds": report.seconds})
     else:
-        table(title, ["host", "from", "to", "address"],
-              [(h["role"], h.get("from", ""), h["to"], h["address"]) for h in report.hosts])
+        table(title, ["host", "from", "to", "address", "image digest"],
+              [(h["role"], h.get("from", ""), h["to"], h["address"], h.get("digest", "")) for h in report.hosts])
 
 
 def deploy(version: str = VERSION_OPTION, env_name: str = ENV_OPTION, open_ssh_from: str | None = OPEN_SSH_OPTION,
-           as_json: bool = JSON_OPTION) -> None:
+           plan_only: bool = PLAN_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Rolling, zero-downtime deploy, host by host (the serving one last); a version that does not
     become ready is discarded and the old one keeps serving."""
     usecase.validate_version(version)
     env = resolve(env_name)
     hosts, before = wiring.deploy_ports(env)
+    if plan_only:
+        _no_ssh_opening(open_ssh_from)
+        render_plan(usecase.plan_deploy(env.name, hosts, wiring.objects(env), version), as_json)
+        return
     with wiring.ssh_access(env, open_ssh_from):
         report = usecase.deploy(env.name, hosts, wiring.objects(env), version, before=before,
                                 progress=(lambda _m: None) if as_json else progress)
     _render(report, f"deployed {version}", as_json)
 
 
-def rollback(env_name: str = ENV_OPTION, open_ssh_from: str | None = OPEN_SSH_OPTION,
+def rollback(env_name: str = ENV_OPTION, open_ssh_from: str | None = OPEN_SSH_OPTION, plan_only: bool = PLAN_OPTION,
              as_json: bool = JSON_OPTION) -> None:
     """Deploy the last version that was good before the current one (twice goes further back)."""
     env = resolve(env_name)
     hosts, before = wiring.deploy_ports(env)
+    if plan_only:
+        _no_ssh_opening(open_ssh_from)
+        render_plan(usecase.plan_rollback(env.name, hosts, wiring.objects(env)), as_json)
+        return
     with wiring.ssh_access(env, open_ssh_from):
         report = usecase.rollback(env.name, hosts, wiring.objects(env), before=before,
                                   progress=(lambda _m: None) if as_json else progress)

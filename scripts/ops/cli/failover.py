@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import typer
 
 from ops import wiring
@@ -74,30 +72,50 @@ def failover(
 
 @app.command("status")
 def status(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """The journal of a failover in progress (or the report of the last one)."""
+    """Where traffic and data are: failed over (since when, to what, which database), a failover or
+    failback in progress (its mode and the command that resumes it), or idle."""
     env = resolve(env_name, live=False)
     store = wiring.objects(env)
-    journal = usecase.read_journal(store, env.name)
-    last_raw = store.get_bytes(f"_ops/{env.name}/failover.last.json")
-    data = {"in_progress": journal, "last": json.loads(last_raw) if last_raw else None,
-            "live_database": wiring.live_database(env).get()}
+    serving, source = wiring.traffic_reader(env)
+    data = usecase.status(env.name, store, wiring.live_database(env), home_database=env.branch,
+                          serving=serving, serving_source=source)
     if as_json:
         print_json(data)
         return
-    if journal:
-        done = journal["done"]
-        steps = usecase.STEPS if journal["direction"] == "failover" else usecase.FAILBACK_STEPS
-        table(f"{journal['direction']} in progress", ["step", "state"],
-              [(s, "done" if s in done else "pending") for s in steps])
-    else:
-        progress("no failover in progress" + (" (last report available with --json)" if last_raw else ""))
+    if data["state"] == "in-progress":
+        table(f"{data['direction']} in progress (--db {data['db_mode']})", ["step", "state"],
+              [(s, "done" if s in data["done"] else "pending") for s in [*data["done"], *data["pending"]]])
+    progress(data["summary"])
+    progress(f"traffic per {data['serving_source']}")
+    if data.get("note"):
+        progress(f"note: {data['note']}")
 
 
-def failback(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
+def failback(
+    env_name: str = ENV_OPTION,
+    plan_only: bool = typer.Option(False, "--plan", help="Print what would be done (hosts, database, traffic) and "
+                                                         "change nothing."),
+    as_json: bool = JSON_OPTION,
+) -> None:
     """Return traffic to the primary once it is healthy again (journaled and resumable, like the failover)."""
-    env = resolve(env_name)
-    report = usecase.failback(env.name, wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env),
-                              wiring.objects(env), progress=(lambda _m: None) if as_json else progress)
+    # Before the recorded state, the lock and the journal: a dead sandbox fails now, with its own
+    # exit code, not after the redeploy's readiness timeout.
+    env = resolve(env_name, live=False)
+    wiring.preflight(env)
+    env = wiring.with_live_database(env)
+    site, traffic, live = wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env)
+    if plan_only:
+        plan = usecase.plan_failback(env.name, site, traffic, live, wiring.objects(env))
+        if as_json:
+            print_json(plan)
+            return
+        table(f"plan: failback in {env.name}, traffic on the {plan['serving']} now (nothing changed)",
+              ["step", "state", "does"], [(s["step"], s["state"], s["does"]) for s in plan["steps"]])
+        if plan["data_note"]:
+            progress(plan["data_note"])
+        return
+    report = usecase.failback(env.name, site, traffic, live, wiring.objects(env),
+                              progress=(lambda _m: None) if as_json else progress)
     if as_json:
         print_json(report)
     else:

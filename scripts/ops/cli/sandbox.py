@@ -33,14 +33,16 @@ COLUMNS = ["component", "state", "pid", "endpoint", "ms", "detail"]
 CONTAINERS_OPTION = typer.Option(
     None, "--containers/--processes",
     help="Run the apps as the image built from app/Dockerfile (in a Docker engine of the sandbox's own, "
-         "or OPS_SANDBOX_DOCKER_HOST's), or as processes of this checkout. Default: as the sandbox already does.")
+         "or OPS_SANDBOX_DOCKER_HOST's), or as processes of this checkout. Default: as the sandbox already does; "
+         "a new sandbox runs containers when a Docker engine can be had (docker.io, root), processes otherwise.")
 
 
 @app.command("up")
 def up(as_json: bool = JSON_OPTION, containers: bool | None = CONTAINERS_OPTION) -> None:
     """Start every component that is not running (idempotent), then show their health."""
     root = sandbox_dir()
-    results = manager.up(root, progress=progress, containers=containers)
+    chosen = containers if containers is not None else manager.default_containers(root)
+    results = manager.up(root, progress=progress, containers=chosen)
     if as_json:
         print_json({"components": _as_dicts(results), **load_state(root).public_view()})
     else:

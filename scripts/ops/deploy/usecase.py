@@ -82,7 +82,9 @@ def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = la
         hosts.promote(candidate)
         if moving:
             hosts.route(role, [candidate.address])
-        done.append({"role": role, "from": old_version, "to": version, "address": candidate.address})
+        # A container's digest is what ran, whatever the tag points at later: rollbacks and audits use it.
+        done.append({"role": role, "from": old_version, "to": version, "address": candidate.address,
+                     **({"digest": candidate.digest} if candidate.digest else {})})
     return done
 
 
@@ -108,7 +110,9 @@ def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
         except ExternalError:
             _append_history(store, env_name, {"version": version, "kind": "failed"})
             raise
-        _append_history(store, env_name, {"version": version, "kind": "deploy", **(record or {})})
+        digests = {h["role"]: h["digest"] for h in report.hosts if "digest" in h}
+        entry = {"version": version, "kind": "deploy", **({"digests": digests} if digests else {})}
+        _append_history(store, env_name, {**entry, **(record or {})})
     report.seconds = round(time.monotonic() - t0, 2)
     return report
 
@@ -139,3 +143,46 @@ def rollback(env_name: str, hosts: Hosts, store: ObjectStore, *, before: Callabl
     # The entry names what it left, so that version is never a rollback target again.
     return deploy(env_name, hosts, store, target, record={"kind": "rollback", "from": current}, before=before,
                   progress=progress)
+
+
+# --------------------------------------------------------------------------- plan mode (reads, never writes)
+
+
+def _held_lock(store: ObjectStore, env_name: str, name: str) -> dict[str, Any] | None:
+    from ops.locks import list_locks
+
+    return next((h for h in list_locks(store, env_name) if h["name"] == name), None)
+
+
+def plan_hosts(hosts: Hosts, version: str) -> list[dict[str, Any]]:
+    """What a roll-out of `version` would do on each host, in the order it would (the serving host
+    last): reads each host's current version and its traffic, starts and moves nothing."""
+    steps = []
+    for role in hosts.roles():
+        current, address = hosts.current(role)
+        serving = address in hosts.serving(role)
+        steps.append({
+            "role": role, "from": current, "to": version, "address": address,
+            # Blue/green: the candidate takes the host's free slot (a container on the other port,
+            # a new process locally) and the old one keeps serving until the new one is ready.
+            "slot": f"the free slot beside {address}" if current != NOTHING_DEPLOYED else "a first slot",
+            "traffic": (f"this host's traffic moves {address} -> the {version} candidate once /ready, "
+                        f"then {current} drains and stops") if serving else "none (this host is not serving)",
+            "same_version": current == version,
+        })
+    return steps
+
+
+def plan_deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str) -> dict[str, Any]:
+    """`ops deploy --plan`: per host, current version -> target, the slot and the traffic switch."""
+    validate_version(version)
+    return {"action": "deploy", "environment": env_name, "version": version, "hosts": plan_hosts(hosts, version),
+            "lock_held": _held_lock(store, env_name, "deploy"), "changes": "none (plan mode)"}
+
+
+def plan_rollback(env_name: str, hosts: Hosts, store: ObjectStore) -> dict[str, Any]:
+    """`ops rollback --plan`: which version it would go back to, and the same per-host plan."""
+    current, target = rollback_target(read_history(store, env_name))
+    return {"action": "rollback", "environment": env_name, "from": current, "version": target,
+            "hosts": plan_hosts(hosts, target), "lock_held": _held_lock(store, env_name, "deploy"),
+            "changes": "none (plan mode)"}

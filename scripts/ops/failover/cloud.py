@@ -75,6 +75,12 @@ class CloudSite:
         done = roll_out(self.hosts, version, roles=names)
         return ", ".join(f"{d['role']} {version} on {d['address']}" for d in done)
 
+    def describe_hosts(self, role: str) -> list[dict[str, str]]:
+        names = [n for n in self.hosts.roles() if self.hosts.host(n).role == role]
+        if not names:
+            raise ConfigError(f"no {role} host in the stack outputs")
+        return [dict(zip(("host", "version", "address"), (n, *self.hosts.current(n)), strict=True)) for n in names]
+
     def _url_of(self, database: str) -> str:
         if database == self.env.branch:
             return self.env.database_url()

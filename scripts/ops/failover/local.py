@@ -66,6 +66,10 @@ class SandboxSite:
         done = roll_out(hosts, version, roles=[role])
         return f"{role} {version} on {done[0]['address']}"
 
+    def describe_hosts(self, role: str) -> list[dict[str, str]]:
+        version, address = LocalHosts(self.root).current(role)
+        return [{"host": role, "version": version, "address": address}]
+
     def late_writes(self, point: datetime, database: str) -> dict[str, int] | str:
         admin = load_state(self.root).database_url("postgres", admin=True)
         try:

@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from ops.errors import ConfigError, NotFoundError, VerificationError
+from ops.errors import ConfigError, ExternalError, NotFoundError, VerificationError
 from ops.interfaces import FailoverSite, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.journal import step_runner
 from ops.locks import object_lock
@@ -65,6 +65,85 @@ def plan(db_mode: str) -> list[str]:
 
 def _journal_key(env_name: str) -> str:
     return f"_ops/{env_name}/failover.journal.json"
+
+
+def _last_key(env_name: str) -> str:
+    return f"_ops/{env_name}/failover.last.json"
+
+
+def _traffic_key(env_name: str) -> str:
+    return f"_ops/{env_name}/traffic.json"
+
+
+def _move_traffic(objects: ObjectStore, env_name: str, traffic: TrafficSwitch, role: str,
+                  journal: dict[str, Any]) -> str:
+    """Move the public names and record where they point, so `failover status` can say since when
+    (and what was switched) even where it cannot ask the DNS provider."""
+    switched = traffic.move_to(role)
+    record = {"serving": role, "since": datetime.now(UTC).isoformat(), "by": journal["direction"],
+              "db_mode": journal["db_mode"], "switched": switched}
+    objects.put_bytes(_traffic_key(env_name), json.dumps(record).encode())
+    return switched
+
+
+def resume_command(env_name: str, journal: dict[str, Any]) -> str:
+    """The exact command that finishes a journaled failover or failback."""
+    if journal.get("direction") == "failback":
+        return f"ops failback --env {env_name}"
+    mode = str(journal.get("db_mode", "none"))
+    return f"ops failover --env {env_name} --db {mode}" + ("" if mode == "none" else " --yes")
+
+
+def status(env_name: str, objects: ObjectStore, live: LiveDatabase, *, home_database: str,
+           serving: Callable[[], str] | None, serving_source: str) -> dict[str, Any]:
+    """The truth about traffic and data: a failover or failback in progress (its mode, what is done,
+    the command that resumes it), failed over (since when, to what, on which database), or idle.
+
+    `serving` asks the traffic switch itself (Caddy, Cloudflare); without it (no DNS token) the
+    state recorded at the last switch answers, and the report says so."""
+    journal = read_journal(objects, env_name)
+    last_raw = objects.get_bytes(_last_key(env_name))
+    traffic_raw = objects.get_bytes(_traffic_key(env_name))
+    last = json.loads(last_raw) if last_raw else None
+    recorded = json.loads(traffic_raw) if traffic_raw else None
+    database = live.get()
+    on = recorded["serving"] if recorded else "primary"
+    if serving is not None:
+        try:
+            on = serving()
+        except ExternalError as exc:  # Cloudflare down is when this is asked: answer from the record, and say so
+            serving_source = f"the recorded state ({serving_source} unreachable: {exc.message})"
+    out: dict[str, Any] = {"environment": env_name, "serving": on, "serving_source": serving_source,
+                           "live_database": database, "home_database": home_database,
+                           "in_progress": journal, "last": last, "traffic_record": recorded}
+    if recorded and recorded.get("serving") != on:
+        out["note"] = (f"recorded state says traffic went to the {recorded['serving']} at {recorded['since']}, "
+                       f"but {serving_source} says {on}: someone switched it outside ops")
+    if journal:
+        steps = STEPS if journal["direction"] == "failover" else FAILBACK_STEPS
+        out.update(state="in-progress", direction=journal["direction"], db_mode=journal["db_mode"],
+                   started_at=journal.get("started_at"), done=list(journal["done"]),
+                   pending=[s for s in steps if s not in journal["done"]],
+                   resume=resume_command(env_name, journal))
+        out["summary"] = (f"{journal['direction']} in progress (--db {journal['db_mode']}, started "
+                          f"{journal.get('started_at')}), traffic on the {on}; "
+                          f"{len(out['done'])} of {len(steps)} steps done; resume with: {out['resume']}")
+    elif on == "standby":
+        since = (recorded or {}).get("since") if (recorded or {}).get("serving") == "standby" else None
+        mode = (recorded or {}).get("db_mode") or (last or {}).get("db_mode") or "unknown"
+        out.update(state="failed-over", since=since or (last or {}).get("finished_at") or database.get("since"),
+                   db_mode=mode, switched=(recorded or {}).get("switched"), resume=f"ops failback --env {env_name}")
+        out["summary"] = (f"FAILED OVER: traffic on the standby since {out['since'] or 'unknown'}"
+                          f"{' (' + out['switched'] + ')' if out['switched'] else ''}; database "
+                          f"{database['database']} ({database['kind']}, --db {mode}); when the primary is "
+                          f"healthy: {out['resume']}")
+    else:
+        out.update(state="idle")
+        away = database["database"] != home_database
+        out["summary"] = ("idle: traffic on the primary, no failover in progress; live database "
+                          f"{database['database']}" + (f" (not the home {home_database}: moving data back is "
+                                                        "planned maintenance)" if away else ""))
+    return out
 
 
 def read_journal(objects: ObjectStore, env_name: str) -> dict[str, Any] | None:
@@ -126,7 +205,7 @@ def failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: Li
         step = step_runner(objects, _journal_key(env_name), journal, journal["direction"], progress,
                            steps=STEPS if journal["direction"] == "failover" else FAILBACK_STEPS)
 
-        step("switch-traffic", lambda: traffic.move_to("standby"))
+        step("switch-traffic", lambda: _move_traffic(objects, env_name, traffic, "standby", journal))
         step("restore-database", lambda: site.restore_database(mode, moment) if mode != "none" else {"database": None})
         restored = journal["results"]["restore-database"]
 
@@ -144,7 +223,8 @@ def failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: Li
         step("watch-errors", lambda: watch_errors(site.public_url, watch_seconds))
         started = datetime.fromisoformat(journal["started_at"])
         recovered = datetime.fromisoformat(journal["recovered_at"])
-        report: dict[str, Any] = {"resumed_after": resumed, "steps": journal["done"],
+        report: dict[str, Any] = {"resumed_after": resumed, "steps": journal["done"], "db_mode": db_mode,
+                                  "started_at": journal["started_at"], "finished_at": datetime.now(UTC).isoformat(),
                                   "recovery_seconds": round((recovered - started).total_seconds(), 2),
                                   "timings_s": journal.get("timings", {}),
                                   "live_database": live.get()["database"],
@@ -155,7 +235,7 @@ def failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: Li
             report["restored_point"] = restored["point"]
             # Where the old data is now: the state a restore preserved, else the database that was live.
             report["writes_after_point"] = site.late_writes(point, restored.get("old_state") or journal["old_database"])
-        objects.put_bytes(f"_ops/{env_name}/failover.last.json", json.dumps(report, default=str).encode())
+        objects.put_bytes(_last_key(env_name), json.dumps(report, default=str).encode())
         objects.delete(_journal_key(env_name))
     return report
 
@@ -174,12 +254,39 @@ def failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: Li
         step("set-environment", lambda: site.set_database("primary", database))
         step("deploy", lambda: site.redeploy("primary"))
         step("check-endpoints", lambda: check_endpoints(site.public_url))
-        step("switch-traffic", lambda: traffic.move_to("primary"))
+        step("switch-traffic", lambda: _move_traffic(objects, env_name, traffic, "primary", journal))
         objects.delete(_journal_key(env_name))
     return {"steps": journal["done"], "database": database, "results": journal["results"],
             "note": "" if database == site.home_database else (
                 f"data stays in {database}; moving it back is planned maintenance "
                 "(ops backup create, then ops backup restore into the home database)")}
+
+
+def plan_failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: LiveDatabase,
+                  objects: ObjectStore) -> dict[str, Any]:
+    """`ops failback --plan`: the primary hosts and the version each would be redeployed with, the
+    database they would be pointed at, the traffic switch; reads only."""
+    journal = _open_journal(objects, env_name, "failback", "live")  # refuses as the real run would
+    database = live.get()
+    serving = traffic.serving()
+    hosts = site.describe_hosts("primary")
+    done = list(journal["done"])
+    steps = [
+        {"step": "set-environment", "does": f"point the primary hosts' DATABASE_URL at {database['database']} "
+                                            f"(the live database, {database['kind']}); no data moves"},
+        {"step": "deploy", "does": "redeploy the primary hosts on their current versions: " + ", ".join(
+            f"{h['host']} {h['version']} at {h['address']}" for h in hosts)},
+        {"step": "check-endpoints", "does": f"check /health, /ready and /version at {site.public_url}"},
+        {"step": "switch-traffic", "does": "traffic is on the primary already: nothing to move"
+                                           if serving == "primary" else f"move the public names {serving} -> primary"},
+    ]
+    for step in steps:
+        step["state"] = "done (journal)" if step["step"] in done else "would run"
+    return {"action": "failback", "environment": env_name, "serving": serving, "database": database,
+            "hosts": hosts, "steps": steps, "lock_held": objects.get_bytes(f"_ops/{env_name}/failover.lock")
+            is not None, "data_note": "" if database["database"] == site.home_database else (
+                f"data stays in {database['database']}; moving it back to {site.home_database} is planned "
+                "maintenance"), "changes": "none (plan mode)"}
 
 
 def require_backup(backups: list[Any]) -> Any:

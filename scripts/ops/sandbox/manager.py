@@ -59,6 +59,23 @@ def _fail_with_log(root: Path, result: c.ComponentHealth) -> SandboxError:
     )
 
 
+def default_containers(root: Path) -> bool | None:
+    """What `ops sandbox up` without --containers/--processes chooses: an existing sandbox keeps its
+    mode (None); a new one runs the apps as the image, what production runs, when a Docker engine can
+    be had (OPS_SANDBOX_DOCKER_HOST, or root with docker.io and the image's offline build tools).
+
+    The test suite's and benchmarks' sandboxes call `up` directly and stay on processes: the first
+    image build takes minutes and every app start a container, where the suite has ~25 min in all;
+    tests/scripts/test_sandbox_containers.py runs the container path."""
+    if state_path(root).exists():
+        return None
+    if os.environ.get("OPS_SANDBOX_DOCKER_HOST"):
+        return True
+    from ops.sandbox.images import missing_lab_tools
+
+    return os.geteuid() == 0 and not missing_lab_tools()
+
+
 def up(root: Path, progress: Progress = lambda _msg: None, containers: bool | None = None) -> list[c.ComponentHealth]:
     """Start every component that is not already up. Safe to run again at any time.
 
