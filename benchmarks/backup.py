@@ -43,33 +43,65 @@ from pydantic import SecretStr
 
 from ops.pg import connect, create_database, drop_database, libpq_env, with_database
 
+TENANTS, EMPLOYEES = 20, 500  # each run is one tenant's monthly payroll: the same 500 people every month
+
 
 def fill(admin: str, db: str, size_mb: float) -> int:
-    """Create (once) a database of at least size_mb with payroll-like rows: ids, hashes, names, dates, amounts."""
+    """Create (once) a database of at least size_mb in the app's own schema (its migrations: five
+    tables with their keys, indexes, foreign keys and policies), shaped like production: tenants and
+    their users, one upload and validation run per payroll, each run's per-employee results (the
+    bulk of the bytes, as in production)."""
+    from ops.migrations import migrate
+
     with connect(admin, autocommit=True) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone()
     if not exists:
         create_database(admin, db)
     url = with_database(admin, db)
+    migrate(url)
+    tenant = f"md5('tenant' || (r % {TENANTS}))::uuid"
     with connect(url, autocommit=True) as conn:
-        conn.execute("""CREATE TABLE IF NOT EXISTS payroll_rows (
-            id bigint PRIMARY KEY, tenant int, ppsn text, first_name text, last_name text, dob date,
-            gross numeric(12,2), frequency text, note text)""")
-        conn.execute("CREATE INDEX IF NOT EXISTS payroll_rows_tenant ON payroll_rows (tenant, ppsn)")
-        batch = 250_000
+        conn.execute(f"""INSERT INTO tenants (id, name) SELECT md5('tenant' || t)::uuid, 'Employer ' || t || ' Ltd'
+                         FROM generate_series(0, {TENANTS - 1}) t ON CONFLICT DO NOTHING""")  # noqa: S608
+        conn.execute(f"""INSERT INTO users (id, tenant_id, email, full_name, password_hash)
+                         SELECT md5('user' || t || '-' || k)::uuid, md5('tenant' || t)::uuid,
+                                'payroll' || k || '@employer' || t || '.ie', 'Payroll Clerk ' || t || '-' || k,
+                                md5('pw' || t || k) FROM generate_series(0, {TENANTS - 1}) t, generate_series(0, 1) k
+                         ON CONFLICT DO NOTHING""")  # noqa: S608
+        runs = 500  # a batch: 250,000 result rows
         while True:
             size = int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0])  # type: ignore[index]
             if size >= size_mb * 1024 * 1024:
                 return size
-            start = int(conn.execute("SELECT coalesce(max(id), 0) FROM payroll_rows").fetchone()[0])  # type: ignore[index]
-            conn.execute(f"""INSERT INTO payroll_rows
-                SELECT g, g % 500, lpad((g::bigint * 7919 % 9999999)::text, 7, '0') || chr(65 + (g % 23)::int),
-                       (ARRAY['Seán','Máire','Aoife','Conor','Niamh','Pádraig'])[1 + (g % 6)::int],
-                       'Surname' || (g % 2000), date '1960-01-01' + (g % 15000)::int,
-                       (20000 + g % 60000) + (g % 100) / 100.0,
-                       (ARRAY['weekly','fortnightly','monthly'])[1 + (g % 3)::int],
-                       md5(g::text) || ' ' || repeat('x', (g % 40)::int)
-                FROM generate_series({start + 1}, {start + batch}) g""")  # noqa: S608 - integers we computed
+            start = int(conn.execute("SELECT count(*) FROM validation_runs").fetchone()[0])  # type: ignore[index]
+            span = f"generate_series({start + 1}, {start + runs}) r"
+            conn.execute(f"""INSERT INTO uploads (id, tenant_id, user_id, object_key, original_filename, content_type,
+                                                  size_bytes, sha256, status)
+                SELECT md5('upload' || r)::uuid, {tenant}, md5('user' || (r % {TENANTS}) || '-' || (r % 2))::uuid,
+                       'uploads/' || r || '.csv', 'payroll-' || r || '.csv', 'text/csv', 40000 + r % 9000,
+                       md5(r::text), 'validated' FROM {span}""")  # noqa: S608 - integers we computed
+            conn.execute(f"""INSERT INTO validation_runs (id, tenant_id, upload_id, status, row_count, error_count,
+                                                          summary, report_bytes)
+                SELECT md5('run' || r)::uuid, {tenant}, md5('upload' || r)::uuid, 'completed', {EMPLOYEES}, r % 7,
+                       jsonb_build_object('automatic', 400 + r % 50, 'may_opt_in', 60, 'excluded', 40 - r % 9),
+                       20000 + r % 5000 FROM {span}""")  # noqa: S608
+            conn.execute(f"""INSERT INTO employee_results (tenant_id, run_id, row_number, employee_id, ppsn, first_name,
+                    last_name, date_of_birth, email, gross_pay, pay_frequency, eligibility, employee_contribution,
+                    employer_contribution, state_contribution, errors)
+                SELECT {tenant}, md5('run' || r)::uuid, e, 'E' || (r % {TENANTS}) || '-' || e,
+                       lpad(((r % {TENANTS}) * {EMPLOYEES} + e)::bigint * 7919 % 9999999 || '', 7, '0')
+                           || chr(65 + ((r % {TENANTS}) * 7 + e) % 23),
+                       (ARRAY['Seán','Máire','Aoife','Conor','Niamh','Pádraig'])[1 + e % 6],
+                       'Surname' || ((r % {TENANTS}) * 31 + e) % 2000,
+                       date '1960-01-01' + ((r % {TENANTS}) + e * 29) % 15000,
+                       'person' || e || '@employer' || (r % {TENANTS}) || '.ie',
+                       2000 + (e * 37 + r) % 6000 + (e % 100) / 100.0, 'monthly',
+                       (ARRAY['automatic','may_opt_in','excluded'])[1 + (e % 10 = 0)::int + (e % 25 = 0)::int],
+                       (2000 + (e * 37 + r) % 6000) * 0.015, (2000 + (e * 37 + r) % 6000) * 0.015,
+                       (2000 + (e * 37 + r) % 6000) * 0.005,
+                       CASE WHEN e % 97 = 0 THEN '[{{"field": "ppsn", "error": "check letter"}}]'::jsonb
+                            ELSE '[]'::jsonb END
+                FROM {span}, generate_series(1, {EMPLOYEES}) e""")  # noqa: S608
             print(f"  {db}: filled to {size / 1e6:.0f} MB", file=sys.stderr)
 
 
@@ -229,7 +261,7 @@ def main() -> None:
     ratios: dict[float, list[str]] = {}
     state, _, _ = _context()
     for gb in args.gb:
-        db = f"bench_backup_{int(gb * 1000)}"
+        db = f"bench_app_{int(gb * 1000)}"
         print(f"generating {db} (>= {gb} GB) ...", file=sys.stderr)
         db_mb[gb] = fill(admin, db, gb * 1024) / 1e6
         pg_env = {**libpq_env(with_database(admin, db)), "PATH": os.environ["PATH"]}
@@ -277,6 +309,10 @@ def main() -> None:
                 lines += peer_lines(state, admin, db, work, args.pairs, steps)
         for label, runs in steps.items():
             rows.setdefault(label, {})[gb] = measure.median(runs)
+        # Each size as it finishes (stderr): a long run interrupted keeps what it measured.
+        medians = {label.split(":")[0]: round(measure.median(runs).seconds, 2) for label, runs in steps.items()}
+        print(f"  {db_mb[gb]:.0f} MB: {lines}; load average {os.getloadavg()[0]:.1f}; {medians}", file=sys.stderr,
+              flush=True)
     print(f"\n{os.cpu_count()} cores; medians of {args.pairs} alternating pairs; peak memory = largest process")
     for gb in args.gb:
         print(f"\n{db_mb[gb]:.0f} MB database")

@@ -64,11 +64,11 @@ def fill(url: str, size_mb: float) -> int:
 def step(args: list[str]) -> None:
     """One measured refresh, in this fresh process; prints its report as JSON."""
     from ops.adapters.s3_store import S3ObjectStore
-    from ops.cli.db import smoke_check
     from ops.environment import resolve
     from ops.refresh import usecase
     from ops.refresh.branch_stores import LocalBranchStore
     from ops.sandbox.state import load_state
+    from ops.wiring import smoke_check
 
     assert args == ["refresh"], args
     state = load_state(ROOT)
@@ -76,7 +76,7 @@ def step(args: list[str]) -> None:
     report = usecase.refresh("local", LocalBranchStore(state.database_url("postgres", admin=True)),
                              S3ObjectStore(env.storage, "backups"), target="staging", source="main",
                              masking_key=env.masking_key.get_secret_value() if env.masking_key else "k",
-                             smoke=smoke_check(env, "staging"))
+                             smoke=smoke_check(env))
     print(json.dumps(report.to_json()))
 
 
@@ -121,6 +121,9 @@ def main() -> None:
             lines.append(f"{db_mb[gb]:.0f} MB, {masked} rows masked: refresh is "
                          f"{measure.ratio_of_pairs(refreshes, floors):.2f}x the floor of copying (goal <= 3x; "
                          "and the floor can't run while the app serves)")
+            # Each size as it finishes (stderr): a long run interrupted keeps what it measured.
+            steps = {k.strip(): round(v[gb].seconds, 2) for k, v in rows.items() if gb in v}
+            print(f"  {lines[-1]}; load average {os.getloadavg()[0]:.1f}; {steps}", file=sys.stderr, flush=True)
     finally:
         manager.down(ROOT)
     print(f"\n{os.cpu_count()} cores; medians of {args.pairs} alternating pairs; peak memory = largest process")

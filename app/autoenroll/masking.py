@@ -91,12 +91,13 @@ def _ppsn_digits(v: str, d: str) -> str:
     """Seven digits as an int from the digest; never the source's own seven digits."""
     first = f"({_u32(d, 0)} % 10000000)"
     other = f"(({first} + 1 + {_u32(d, 8)} % 9999999) % 10000000)"
-    return f"CASE WHEN lpad({first}::text, 7, '0') = left(upper({v}), 7) THEN {other} ELSE {first} END"
+    return f"CASE WHEN lpad({first}::text, 7, '0') = left({v}, 7) THEN {other} ELSE {first} END"
 
 
 def _ppsn_second(v: str, d: str) -> str:
-    """A second letter A..I (as 1..9) when the source had one, so the format's variety survives; else 0."""
-    return f"CASE WHEN upper({v}) ~ '^[0-9]{{7}}[A-W][A-Z]$' THEN 1 + get_byte({d}, 4) % 9 ELSE 0 END"
+    """A second letter A..I (as 1..9) when the source had one (nine characters), so the format's variety
+    survives; else 0. By length, not a regular expression: measured, the match cost a quarter of the rule."""
+    return f"CASE WHEN length({v}) = 9 THEN 1 + get_byte({d}, 4) % 9 ELSE 0 END"
 
 
 def _ppsn() -> str:
@@ -118,8 +119,9 @@ class Rule:
 
 
 def _date_rule() -> Rule:
-    shifted = "(make_date(extract(year FROM {v})::int, 1, 1) + (" + _u32("{d}", 0) + " % 365)::int)"
-    return Rule("{v}::text", "CASE WHEN {m.shifted} <> {v} THEN {m.shifted} WHEN extract(doy FROM {v}) > 1"
+    # date_part (double precision), not extract (numeric since PostgreSQL 14, measured slower per row).
+    shifted = "(make_date(date_part('year', {v})::int, 1, 1) + (" + _u32("{d}", 0) + " % 365)::int)"
+    return Rule("{v}::text", "CASE WHEN {m.shifted} <> {v} THEN {m.shifted} WHEN date_part('doy', {v}) > 1"
                 " THEN {v} - 1 ELSE {v} + 1 END", (("shifted", shifted),))
 
 
@@ -155,9 +157,11 @@ def _ident(name: str) -> str:
     return f'"{name}"'
 
 
-def masked_select(table: str, columns: Sequence[str], *, source: str = "s") -> str:
+def masked_select(table: str, columns: Sequence[str], *, source: str = "s", key: str | None = None) -> str:
     """A SELECT of every column of `table` in order (read from `source`), personal ones masked;
-    run it with psycopg and the parameter `key` (the masking key, text).
+    run it with psycopg and the parameter `key` (the masking key, text). With `key` (an SQL
+    expression giving the masking key, e.g. a session setting's) it is plain SQL with no parameters,
+    for `COPY (...) TO STDOUT`, which takes none.
 
     A NULL stays NULL: every rule is strict in its source value (a hash of NULL is NULL)."""
     rules = MASK_RULES.get(table, {})
@@ -177,5 +181,7 @@ def masked_select(table: str, columns: Sequence[str], *, source: str = "s") -> s
         sql += f" CROSS JOIN LATERAL (SELECT {', '.join(digests)} OFFSET 0) d"
     if middles:
         sql += f" CROSS JOIN LATERAL (SELECT {', '.join(middles)} OFFSET 0) m"
+    if key is not None:
+        return sql.replace(KEY, f"({key})")
     # For psycopg: the modulo operators are escaped, the key is its one parameter.
     return sql.replace("%", "%%").replace(KEY, "%(key)s")

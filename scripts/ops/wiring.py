@@ -83,7 +83,9 @@ def branch_store(env: Environment) -> BranchStore:
     if _sandbox(env):
         if env.scratch_database_url is None:
             raise ConfigError("the sandbox state has no scratch database URL: run `ops sandbox up`")
-        return LocalBranchStore(env.scratch_database_url.get_secret_value())
+        from ops.output import progress
+
+        return LocalBranchStore(env.scratch_database_url.get_secret_value(), progress=progress)
     if env.neon is None:
         raise ConfigError(f"stack outputs for {env.name}: no neon_project_id")
     return NeonBranchStore(neon_client(), env.neon.project_id, database=env.database_name,

@@ -174,7 +174,7 @@ def test_create_shows_the_total_and_restore_shows_its_phases(env: Environment, s
     restored = subprocess.run([*ops, "restore", "--latest", "--env", "local", "--yes", "--jobs", "2"], env=run_env,
                               capture_output=True, text=True, check=False)
     assert restored.returncode == 0, restored.stderr
-    phases = ["download, decrypt, decompress", "restore tables and rows (2 jobs)",
+    phases = ["download, decrypt, decompress; restore tables and rows as they arrive",
               "restore indexes and constraints (2 jobs)", "swap main_restoring into main"]
     positions = [restored.stderr.find(p) for p in phases]
     assert -1 not in positions and positions == sorted(positions), restored.stderr

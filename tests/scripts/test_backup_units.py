@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ops.backup.commands import decode_stages, dump_stages, parallel_restore, restore_stages
+from ops.backup.commands import dump_stages, parallel_restore, restore_stages, stream_restore_stages
 from ops.backup.retention import Candidate, keep_set
 from ops.errors import LockHeldError
 from ops.locks import object_lock
@@ -58,8 +58,10 @@ def test_secrets_never_reach_argv() -> None:
 
 def test_the_parallel_restore_runs_in_two_phases_from_a_local_archive() -> None:
     env = {"PGHOST": "h", "PGPASSWORD": "hunter2", "PGDATABASE": "main_restoring"}
-    decode = decode_stages("/keys/id.txt", "/tmp/x/dump.pgc")
-    assert [s.name for s in decode] == ["age", "zstd"] and decode[1].argv[-2:] == ["-o", "/tmp/x/dump.pgc"]
+    stream = stream_restore_stages("/keys/id.txt", "/tmp/x/dump.pgc", env)
+    assert [s.name for s in stream] == ["age", "zstd", "tee", "pg_restore"]
+    assert stream[2].argv[-1] == "/tmp/x/dump.pgc" and "--section=post-data" not in stream[3].argv
+    assert stream[3].argv[-2:] == ["-d", "main_restoring"] and "hunter2" not in " ".join(stream[3].argv)
     data = parallel_restore(env, "/tmp/x/dump.pgc", jobs=3, section="data")
     post = parallel_restore(env, "/tmp/x/dump.pgc", jobs=3, section="post-data")
     for argv in (data, post):

@@ -134,10 +134,21 @@ def test_crash_in_the_middle_of_masking_never_exposes_unmasked_data(seeded: Sand
                           failpoint="refresh.mask.table:3")
     assert crashed.returncode == -9
     assert_masked(seeded)  # staging still serves its previous (masked) data
+    # Masked in the copy stream: the half-made copy holds some masked tables and no source value.
+    scratch = seeded.database_url("staging_refresh_scratch", admin=True)
+    with psycopg.connect(scratch) as conn:
+        copied = conn.execute("SELECT count(*) FROM employee_results").fetchone()
+        marker = conn.execute("SELECT to_regclass('public._ops_masked')").fetchone()
+    assert copied is not None and copied[0] > 0 and marker == (None,)
+    source = personal_values(seeded.database_url("main", admin=True))
+    half = personal_values(scratch)
+    # (a date of birth is masked per person, and a masked date is someone's: not compared here)
+    leaked = {c: source[c] & half[c] for c in source if c != "dob"}
+    assert not any(leaked.values()), f"unmasked values reached the copy: {leaked}"
     resumed = refresh_cli(seeded, "staging", "--from", "main", "--env", "local", "--yes", "--json")
     assert resumed.returncode == 0, resumed.stderr
     report = json.loads(resumed.stdout)
-    assert report["resumed_from"] == "copy"
+    assert report["resumed_from"] is None  # the copy was not finished: made again from the start
     assert report["total_rows_masked"] == 612
     assert_masked(seeded)
 
@@ -214,3 +225,57 @@ def test_the_set_wise_rules_hold_over_many_values(seeded: SandboxState) -> None:
         assert abs(float(m_pay) - pay) <= pay * 0.1 + 0.011 and float(m_pay) != round(pay, 2)
     changed = sum(a[0] != b[0] for a, b in zip(masked, other_key, strict=True))
     assert changed > len(values) * 0.99, "another key gives other values"
+
+
+def schema_of(url: str) -> str:
+    from ops.paths import pg_tool
+    from ops.pg import libpq_env
+
+    out = subprocess.run([pg_tool("pg_dump"), "--schema-only", "--no-password", "--exclude-table=_ops_masked"],
+                         env={**libpq_env(url), "PATH": os.environ["PATH"]}, capture_output=True, text=True,
+                         check=True)
+    skip = ("--", "\\restrict", "\\unrestrict")  # comments and pg_dump's per-run random keys
+    return "\n".join(line for line in out.stdout.splitlines() if not line.startswith(skip))
+
+
+def test_the_stream_copy_keeps_the_schema_grants_policies_and_sequence_values(seeded: SandboxState) -> None:
+    result = runner.invoke(app, ["db", "refresh", "staging", "--from", "main", "--env", "local", "--yes", "--json"])
+    assert result.exit_code == 0, result.output
+    main, staging = (seeded.database_url(db, admin=True) for db in ("main", "staging"))
+    assert schema_of(staging) == schema_of(main)
+    sequence = "SELECT last_value FROM employee_results_id_seq"
+    with psycopg.connect(main) as a, psycopg.connect(staging) as b:
+        assert a.execute(sequence).fetchone() == b.execute(sequence).fetchone()
+
+
+def test_an_unclassified_column_stops_the_copy_before_any_row_is_read(seeded: SandboxState) -> None:
+    before = personal_values(seeded.database_url("staging", admin=True))
+    with psycopg.connect(seeded.database_url("main", admin=True), autocommit=True) as conn:
+        conn.execute("ALTER TABLE users ADD COLUMN phone text")
+        try:
+            result = refresh_cli(seeded, "staging", "--from", "main", "--env", "local", "--yes")
+        finally:
+            conn.execute("ALTER TABLE users DROP COLUMN phone")
+    assert result.returncode == 2, result.stderr
+    assert "users.phone" in result.stderr
+    assert personal_values(seeded.database_url("staging", admin=True)) == before
+
+
+def test_the_stream_masks_with_the_key_exactly_even_with_quotes_and_backslashes(seeded: SandboxState) -> None:
+    from autoenroll.masking import masked_select
+    from ops.pg import create_database, drop_database
+    from ops.refresh.masked_copy import masked_copy
+
+    key, admin = "a 'b\\c\\n $1", seeded.database_url("postgres", admin=True)
+    create_database(admin, "stream_key_check")
+    try:
+        copy = seeded.database_url("stream_key_check", admin=True)
+        masked_copy(seeded.database_url("main", admin=True), copy, key)
+        columns = ["id", "email", "full_name"]
+        with psycopg.connect(seeded.database_url("main", admin=True)) as conn:
+            expected = sorted(conn.execute(masked_select("users", columns), {"key": key}).fetchall())
+        with psycopg.connect(copy) as conn:
+            got = sorted(conn.execute("SELECT id, email, full_name FROM users").fetchall())
+        assert got == expected and len(got) == 4
+    finally:
+        drop_database(admin, "stream_key_check")

@@ -6,6 +6,9 @@ or, in parallel, from a file (pg_restore can only run jobs on an archive it can 
 
     age -d -i KEY.txt < OBJECT | zstd -d -o dump.pgc && pg_restore --no-owner -j 4 -d TARGET dump.pgc
 
+(`ops backup restore` loads the rows while downloading, `... | zstd -d | tee dump.pgc | pg_restore
+--section=pre-data --section=data`, then builds indexes and keys with `pg_restore -j N --section=post-data`.)
+
 pg_dump writes its custom format uncompressed (`--compress=0`) so that zstd, multithreaded
 and far faster than pg_dump's built-in gzip, does the compressing; age encrypts to a
 public key, so the machine that makes backups can't read them.
@@ -32,11 +35,15 @@ def dump_stages(db_env: Mapping[str, str], recipient: str, *, snapshot: str | No
     ]
 
 
-def decode_stages(identity_file: str, archive: str) -> list[Stage]:
-    """Decrypt and decompress a stream into a local archive file: `pg_restore --jobs` needs to seek."""
+def stream_restore_stages(identity_file: str, archive: str, db_env: Mapping[str, str]) -> list[Stage]:
+    """Decrypt and decompress a stream, keep it as a local archive (`pg_restore --jobs` needs to seek
+    for the post-data phase) and load the tables and their rows from the same stream meanwhile."""
     return [
         Stage("age", ["age", "--decrypt", "-i", identity_file]),
-        Stage("zstd", ["zstd", "-d", "-q", "-f", "-o", archive]),
+        Stage("zstd", ["zstd", "-d", "-q", "-c"]),
+        Stage("tee", ["tee", archive]),
+        Stage("pg_restore", [pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "--no-password",
+                             "--section=pre-data", "--section=data", "-d", db_env["PGDATABASE"]], db_env),
     ]
 
 

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 from ops import __version__, failpoints
 from ops.backup import manifest as m
 from ops.backup import swap
-from ops.backup.commands import decode_stages, dump_stages, parallel_restore, restore_stages
+from ops.backup.commands import dump_stages, parallel_restore, restore_stages, stream_restore_stages
 from ops.backup.retention import Candidate, keep_set
 from ops.environment import Environment
 from ops.errors import ConfigError, NotFoundError, RefusedError, VerificationError
@@ -301,10 +301,10 @@ def restore_plan(env: Environment, manifest: m.Manifest, *, jobs: int | None = N
 
     name = unquote(urlsplit(target).path.lstrip("/"))
     return [
-        f"download {manifest.data_key} ({manifest.stored_bytes} bytes), decrypt (age) and decompress (zstd) "
-        "to a local archive; check it against the manifest's sha256",
-        f"pg_restore --jobs {jobs or default_jobs()} into a new database {swap.staging_name(name)} beside "
-        f"{mask_url(target)}: tables and rows, then indexes and constraints",
+        f"download {manifest.data_key} ({manifest.stored_bytes} bytes), decrypt (age) and decompress (zstd), "
+        f"loading tables and rows into a new database {swap.staging_name(name)} beside {mask_url(target)} "
+        "as they arrive and keeping a local archive; check the download against the manifest's sha256",
+        f"pg_restore --jobs {jobs or default_jobs()} from the archive: indexes and constraints",
         f"expect {len(manifest.tables)} tables, {manifest.total_rows} rows (as dumped at {manifest.finished_at}); "
         "on any difference or failure the new database is dropped and nothing has changed",
         f"swap: {name} is renamed aside, the restored database takes its name (sessions on {name} are ended), "
@@ -330,21 +330,25 @@ def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *, jobs:
     work.mkdir(mode=0o700)
     try:
         archive = str(work / "dump.pgc")
-        phase("download, decrypt, decompress")
-        chunks, (sha, state) = _checked_stream(store, manifest, progress)
-        sink(decode_stages(_identity(env), archive), chunks)
-        if sha.hexdigest() != manifest.sha256:
-            raise VerificationError("the stored object's sha256 differs from the manifest: nothing was restored")
-        timings["download"] = round(time.monotonic() - t0, 2)
         staging = swap.create_staging(admin, name)
         try:
             staging_env = libpq_env(target, database=staging)
-            for section, label in (("data", "tables and rows"), ("post-data", "indexes and constraints")):
-                phase(f"restore {label} ({jobs} jobs)")
-                t1 = time.monotonic()
-                _run(parallel_restore(staging_env, archive, jobs=jobs, section=section), staging_env)
-                timings[section] = round(time.monotonic() - t1, 2)
-                failpoints.hit(f"restore.after.{section}")
+            # The rows load while the backup downloads (one stream: a table's rows can't be split
+            # across jobs, and this app's data is nearly all one table), and the archive is kept
+            # for the indexes and constraints, built --jobs at a time. The sha256 is checked before
+            # anything but the new database has been touched: on a difference it is dropped.
+            phase("download, decrypt, decompress; restore tables and rows as they arrive")
+            chunks, (sha, state) = _checked_stream(store, manifest, progress)
+            sink(stream_restore_stages(_identity(env), archive, staging_env), chunks)
+            if sha.hexdigest() != manifest.sha256:
+                raise VerificationError("the stored object's sha256 differs from the manifest: nothing was restored")
+            timings["download+data"] = round(time.monotonic() - t0, 2)
+            failpoints.hit("restore.after.data")
+            phase(f"restore indexes and constraints ({jobs} jobs)")
+            t1 = time.monotonic()
+            _run(parallel_restore(staging_env, archive, jobs=jobs, section="post-data"), staging_env)
+            timings["post-data"] = round(time.monotonic() - t1, 2)
+            failpoints.hit("restore.after.post-data")
             with connect(with_database(target, staging)) as conn:
                 restored = row_counts(conn)
             mismatched = {t: (restored.get(t), n) for t, n in manifest.tables.items() if restored.get(t) != n}

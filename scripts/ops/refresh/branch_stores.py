@@ -14,6 +14,7 @@ from ops.errors import NotFoundError
 from ops.paths import pg_tool
 from ops.pg import connect, create_database, drop_database, libpq_env, with_database
 from ops.pipeline import Pipeline, Stage
+from ops.refresh.masked_copy import Progress, masked_copy
 
 
 def preserved_prefix(target: str) -> str:
@@ -23,8 +24,9 @@ def preserved_prefix(target: str) -> str:
 class LocalBranchStore:
     """Branches as databases of one PostgreSQL cluster (the sandbox)."""
 
-    def __init__(self, admin_url: str) -> None:
+    def __init__(self, admin_url: str, *, progress: Progress = lambda _m: None) -> None:
         self.admin_url = admin_url
+        self.progress = progress
 
     def url(self, name: str) -> str:
         return with_database(self.admin_url, name)
@@ -36,10 +38,14 @@ class LocalBranchStore:
     def exists(self, name: str) -> bool:
         return name in self._names()
 
-    def copy(self, source: str, name: str) -> None:
+    def copy(self, source: str, name: str, *, masking_key: str | None = None) -> None:
+        """With the key, masked in the copy stream (and marked so): personal data never lands unmasked."""
         if not self.exists(source):
             raise NotFoundError(f"branch database {source!r} does not exist")
         create_database(self.admin_url, name)
+        if masking_key is not None:
+            masked_copy(self.url(source), self.url(name), masking_key, progress=self.progress)
+            return
         # pg_dump | pg_restore, not CREATE DATABASE ... TEMPLATE: a template copy needs the
         # source without connections, and the source (main) is serving the app.
         pipe = Pipeline([
@@ -100,7 +106,9 @@ class NeonBranchStore:
     def exists(self, name: str) -> bool:
         return self.client.find_branch(self.project_id, name) is not None
 
-    def copy(self, source: str, name: str) -> None:
+    def copy(self, source: str, name: str, *, masking_key: str | None = None) -> None:
+        # A branch is copy-on-write and instant; the mask step then masks it in place.
+        del masking_key
         self.client.create_branch(self.project_id, name=name, parent_id=self._id(source),
                                   endpoint={"autoscaling_limit_min_cu": 0.25, "autoscaling_limit_max_cu": 1,
                                             "suspend_timeout_seconds": 300})

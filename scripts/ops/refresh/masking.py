@@ -1,5 +1,9 @@
 """Apply the app's masking rules to a database, in one transaction, exactly once.
 
+This is the in-place path, for a copy that arrives unmasked (a Neon branch: copy-on-write, so
+masking where it lies is the only way). The sandbox's store masks in the copy stream instead
+(masked_copy.py) and marks the copy, so here it finds the marker and does nothing.
+
 The masking and a marker table (`_ops_masked`) commit together: a crash mid-way rolls the
 whole masking back (the copy stays unmasked and is masked again on the next run), and a
 copy that was masked is never masked twice (which would break join stability).

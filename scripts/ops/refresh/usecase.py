@@ -88,7 +88,7 @@ def refresh(env_name: str, branches: BranchStore, objects: ObjectStore, *, targe
 
         # Each step names itself and what it works on, so a long one is never a silent wait.
         what = {
-            "copy": f"copy {source} into {scratch} (pg_dump | pg_restore, the longest step)",
+            "copy": f"copy {source} into {scratch} (masked in the copy stream where the store can; the longest step)",
             "mask": f"mask personal data in {scratch} (one transaction)",
             "swap": f"swap {scratch} in as {target}, keeping the old one as {journal['preserve_as']}",
             "migrate": f"migrate {target} to the app's head revision",
@@ -101,7 +101,7 @@ def refresh(env_name: str, branches: BranchStore, objects: ObjectStore, *, targe
         def do_copy() -> None:
             if branches.exists(scratch):
                 branches.drop(scratch)  # a half-made copy from a crashed run
-            branches.copy(source, scratch)
+            branches.copy(source, scratch, masking_key=masking_key)
 
         def do_mask() -> None:
             counts, _did = mask_database(branches.url(scratch), masking_key, progress=progress)

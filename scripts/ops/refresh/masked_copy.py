@@ -1,0 +1,235 @@
+"""A masked copy of a database in one pass: personal data is masked in the copy stream itself.
+
+Copying and then masking writes the big tables three times (the copy, the masked rows,
+their rebuild) and computes the masks on one core. Here each table goes across once:
+`COPY (SELECT <masked columns> FROM t) TO STDOUT` on the source, piped into
+`COPY t FROM STDIN` on the copy, so the source's backends compute the masks while the
+copy's backends load rows, on every core at once. Big tables are split into block
+ranges (a TID range scan reads only its range), so one large table uses every core too.
+
+Order, as pg_restore does it: the schema without indexes and keys, then the rows, then
+sequence values, indexes and keys built in bulk (`pg_restore --jobs`). Every reader shares
+one snapshot of the source (exported by a transaction that stays open until the last
+reader has started), so the copy is consistent with itself and with the schema's dump.
+
+Fail closed: unmasked personal data never reaches the copy (there is no moment at which
+a table of the copy holds a source value), a column the masking rules don't classify
+stops the copy before anything is read, and the `_ops_masked` marker is written only
+after every table, sequence, index and key is in place, so a copy with the marker is
+complete and masked; one without it (a crash) is dropped and made again.
+
+The masking key reaches the source's backends as a session setting (`ops.masking_key`), set
+by a statement with the key as a bound parameter, sent on psql's stdin: never on argv, never
+in any statement's text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from autoenroll.masking import MASK_RULES, NOT_PERSONAL, masked_select
+from ops import failpoints
+from ops.errors import ConfigError, ExternalError
+from ops.paths import pg_tool
+from ops.pg import connect, libpq_env
+from ops.pipeline import Pipeline, Stage
+
+MARKER = "_ops_masked"
+KEY_SETTING = "ops.masking_key"
+# A table is split into ranges of about this many bytes, so a big table keeps every job busy
+# while a small one is a single COPY (a split costs one more pair of psql processes).
+SPLIT_BYTES = 64 * 1024 * 1024
+Progress = Callable[[str], None]
+
+
+def default_jobs() -> int:
+    """Parallel copies: one per core of the machine running it (the database's backends do the work)."""
+    return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One COPY: a table, or a block range of one."""
+
+    table: str
+    columns: tuple[str, ...]
+    masked: bool
+    blocks: tuple[int, int] | None = None  # [first, last) heap blocks; None: the whole table
+
+    def select(self) -> str:
+        where = ""
+        if self.blocks is not None:
+            first, last = self.blocks
+            where = f" WHERE s.ctid >= '({first},0)'::tid" + (f" AND s.ctid < '({last},0)'::tid" if last else "")
+        if self.masked:
+            query = masked_select(self.table, self.columns, key=f"current_setting('{KEY_SETTING}')")
+        else:
+            cols = ", ".join(f"s.{_quote(c)}" for c in self.columns)
+            query = f"SELECT {cols} FROM {_quote(self.table)} s"  # noqa: S608 - identifiers quoted
+        # A condition on s.ctid alone: the planner makes it the table's TID range scan.
+        return query + where
+
+    def describe(self) -> str:
+        return self.table + (f" blocks {self.blocks[0]}..{self.blocks[1] or 'end'}" if self.blocks else "")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def plan_units(conn: psycopg.Connection[tuple[object, ...]], *, masked: bool) -> list[Unit]:
+    """Every table of the public schema as COPY units, biggest first (so the longest starts first).
+
+    Raises ConfigError before anything is copied if a column is neither masked nor declared
+    not personal: new personal data can't slip through unclassified."""
+    rows = conn.execute(
+        "SELECT c.relname, array_agg(a.attname ORDER BY a.attnum), pg_relation_size(c.oid),"
+        " current_setting('block_size')::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''"
+        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') GROUP BY c.oid, c.relname").fetchall()
+    unclassified = [f"{t}.{c}" for t, cols, _s, _b in rows for c in cols  # type: ignore[attr-defined]
+                    if c not in MASK_RULES.get(str(t), {}) and c not in NOT_PERSONAL.get(str(t), set())]
+    if unclassified:
+        raise ConfigError(f"columns without a masking classification: {', '.join(sorted(unclassified))}",
+                          hint="classify each in app/autoenroll/masking.py (MASK_RULES or NOT_PERSONAL)")
+    units: list[tuple[int, Unit]] = []
+    for table, columns, size, block_size in rows:
+        name, cols, nbytes = str(table), tuple(str(c) for c in columns), int(size)  # type: ignore[attr-defined, call-overload]
+        rules = masked and name in MASK_RULES
+        pieces = nbytes // SPLIT_BYTES
+        if pieces < 2:
+            units.append((nbytes, Unit(name, cols, rules)))
+            continue
+        per = nbytes // int(block_size) // pieces + 1  # type: ignore[call-overload]
+        for i in range(pieces):
+            # The last range is open-ended: rows a table grew by since its size was read are
+            # in the snapshot's view and must not be missed.
+            last = 0 if i == pieces - 1 else (i + 1) * per
+            units.append((nbytes // pieces, Unit(name, cols, rules, (i * per, last))))
+    return [u for _n, u in sorted(units, key=lambda pair: -pair[0])]
+
+
+@contextmanager
+def _shared_snapshot(url: str) -> Iterator[tuple[psycopg.Connection[tuple[object, ...]], str]]:
+    with connect(url) as conn:
+        conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        row = conn.execute("SELECT pg_export_snapshot()").fetchone()
+        assert row is not None
+        yield conn, str(row[0])
+
+
+def _copy_unit(unit: Unit, source_env: dict[str, str], target_env: dict[str, str], snapshot: str,
+               key: str) -> int:
+    psql = [pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--no-password"]
+    target_columns = ", ".join(_quote(c) for c in unit.columns)
+    pipe = Pipeline([
+        Stage(f"psql (read {unit.describe()})", psql, source_env),
+        Stage(f"psql (write {unit.describe()})", [
+            pg_tool("psql"), "-X", "-v", "ON_ERROR_STOP=1", "--no-password", "-c",
+            f"COPY {_quote(unit.table)} ({target_columns}) FROM STDIN (FORMAT binary)"], target_env),
+    ], feed_stdin=True, capture_stdout=True)
+    try:
+        # The key as a bound parameter (psql's \bind), so not even the statement's text holds it.
+        bound = "'" + key.replace("\\", "\\\\").replace("'", "''") + "'"
+        script = (f"SET jit = off;\nSELECT set_config('{KEY_SETTING}', $1, false) \\bind {bound} \\g /dev/null\n"
+                  if unit.masked else "") + (
+            f"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSET TRANSACTION SNAPSHOT {_literal(snapshot)};\n"
+            f"COPY ({unit.select()}) TO STDOUT (FORMAT binary);\nCOMMIT;\n")
+        pipe.stdin.write(script.encode())
+        pipe.stdin.close()
+        out = pipe.stdout.read().decode()
+        pipe.check()
+    except BaseException:
+        pipe.kill()
+        raise
+    # psql reports "COPY <rows>" for the write; the count goes into the marker and the report.
+    tags = [line.split()[1] for line in out.splitlines() if line.startswith("COPY ")]
+    if not tags:
+        raise ExternalError(f"copy of {unit.describe()}: psql reported no row count")
+    return int(tags[-1])
+
+
+def _restore(archive: Path, env: dict[str, str], *sections: str, jobs: int = 1) -> None:
+    argv = [pg_tool("pg_restore"), "--exit-on-error", "--no-password", "-d", env["PGDATABASE"],
+            *(f"--section={s}" for s in sections)]
+    if jobs > 1:
+        argv.append(f"--jobs={jobs}")
+    Pipeline([Stage("pg_restore (" + ", ".join(sections) + ")", [*argv, str(archive)], env)],
+             feed_stdin=False, capture_stdout=False).check()
+
+
+def masked_copy(source_url: str, target_url: str, key: str, *, jobs: int | None = None,
+                progress: Progress = lambda _m: None) -> dict[str, int]:
+    """Copy the database at `source_url` into the empty one at `target_url`, masked; returns rows per
+    masked table. A source that is itself a masked copy (it has the marker) is copied as it is."""
+    jobs = jobs or default_jobs()
+    source_env, target_env = libpq_env(source_url), libpq_env(target_url)
+    with tempfile.TemporaryDirectory(prefix="ops-refresh-") as tmp:
+        archive = Path(tmp) / "schema.dump"
+        with _shared_snapshot(source_url) as (conn, snapshot):
+            marked = conn.execute("SELECT to_regclass(%s)", (f"public.{MARKER}",)).fetchone()
+            already = bool(marked and marked[0])
+            units = plan_units(conn, masked=not already)
+            # Everything but the tables' rows: definitions, sequence values, indexes, keys, policies, grants.
+            # Table by table: a pattern (public.*) would match the sequences too and drop their values.
+            skip = [f"--exclude-table-data=public.{_quote(t)}" for t in sorted({u.table for u in units})]
+            Pipeline([Stage("pg_dump (schema)", [
+                pg_tool("pg_dump"), "--format=custom", "--no-password", f"--snapshot={snapshot}", *skip,
+                "-f", str(archive)], source_env)], feed_stdin=False, capture_stdout=False).check()
+            _restore(archive, target_env, "pre-data")
+            progress(f"copy: {len(units)} parts of {len({u.table for u in units})} tables, {jobs} at a time, "
+                     + ("as they are (the source is a masked copy)" if already else "masked in the stream"))
+            rows = _copy_all(units, source_env, target_env, snapshot, key, jobs)
+        progress("copy: sequence values, then indexes and keys in bulk")
+        _restore(archive, target_env, "data", "post-data", jobs=jobs)
+    if already:
+        return _marker_rows(target_url)
+    counts = {t: rows.get(t, 0) for t in MASK_RULES}
+    with connect(target_url) as conn:
+        conn.execute(f"CREATE TABLE {MARKER} (masked_at timestamptz NOT NULL DEFAULT now(), rows jsonb NOT NULL)")
+        conn.execute(f"INSERT INTO {MARKER} (rows) VALUES (%s::jsonb)", (json.dumps(counts),))  # noqa: S608
+        conn.commit()
+    return counts
+
+
+def _copy_all(units: list[Unit], source_env: dict[str, str], target_env: dict[str, str], snapshot: str,
+              key: str, jobs: int) -> dict[str, int]:
+    rows: dict[str, int] = {}
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures: dict[Future[int], Unit] = {
+            pool.submit(_copy_unit, u, source_env, target_env, snapshot, key): u for u in units}
+        pending: set[Future[int]] = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    unit = futures[future]
+                    rows[unit.table] = rows.get(unit.table, 0) + future.result()
+                    if unit.masked:
+                        failpoints.hit("refresh.mask.table")
+        except BaseException:
+            for future in pending:
+                future.cancel()
+            raise
+    return rows
+
+
+def _marker_rows(url: str) -> dict[str, int]:
+    with connect(url) as conn:
+        row = conn.execute(sql.SQL("SELECT rows FROM {} ORDER BY masked_at DESC LIMIT 1").format(
+            sql.Identifier(MARKER))).fetchone()
+    return {str(k): int(v) for k, v in dict(row[0]).items()} if row else {}  # type: ignore[call-overload]
