@@ -279,3 +279,30 @@ def test_the_stream_masks_with_the_key_exactly_even_with_quotes_and_backslashes(
         assert got == expected and len(got) == 4
     finally:
         drop_database(admin, "stream_key_check")
+
+
+def test_neons_in_place_masking_and_the_sandboxs_stream_give_the_same_copy(seeded: SandboxState) -> None:
+    """One masking, two ways of applying it: production masks a Neon branch where it lies
+    (mask_database), the sandbox masks in the copy stream. Both copies of the same source
+    with the same key must hold the same rows, so the sandbox's refresh proves production's."""
+    from autoenroll.masking import MASK_RULES
+    from ops.refresh.branch_stores import LocalBranchStore
+    from ops.refresh.masking import mask_database
+
+    store = LocalBranchStore(seeded.database_url("postgres", admin=True))
+    key = "the same key for both"
+    try:
+        store.copy("main", "same_in_place")  # unmasked, as a Neon branch arrives
+        counts, did = mask_database(store.url("same_in_place"), key)
+        assert did and counts["employee_results"] > 0
+        store.copy("main", "same_stream", masking_key=key)
+        for table in MASK_RULES:
+            query = f"SELECT * FROM {table} ORDER BY 1"  # noqa: S608 - names from the rule table
+            with psycopg.connect(store.url("same_in_place")) as a, psycopg.connect(store.url("same_stream")) as b:
+                in_place, stream = a.execute(query).fetchall(), b.execute(query).fetchall()
+            assert in_place == stream, f"{table}: the two masking paths differ"
+            assert in_place, f"{table}: no rows compared"
+    finally:
+        for name in ("same_in_place", "same_stream"):
+            if store.exists(name):
+                store.drop(name)
