@@ -31,7 +31,9 @@ ROOT = REPO_ROOT / ".sandbox-test-lifecycle"
 def lifecycle_root() -> Iterator[Path]:
     with sandbox_dir_env(ROOT):
         try:
-            result = runner.invoke(app, ["sandbox", "up", "--json"])
+            # The process lifecycle; containers (the default where an engine can be had):
+            # test_sandbox_containers.py.
+            result = runner.invoke(app, ["sandbox", "up", "--processes", "--json"])
             assert result.exit_code == 0, result.output
             yield ROOT
         finally:
