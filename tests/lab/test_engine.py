@@ -29,3 +29,32 @@ def test_an_engine_whose_run_was_killed_is_swept(docker_engine: DockerEngine) ->
     assert not folder.exists()
     # This session's own engine (its owner is alive) is left alone.
     assert docker_engine.folder.exists()
+
+
+def test_a_killed_engine_leaves_mounts_that_unmount_under_removes(tmp_path: Path) -> None:
+    """The sandbox's own dockerd (components.DOCKER), killed with SIGKILL, leaves its exec-root's
+    nsfs mount behind; stopping the component unmounts it with unmount_under."""
+    import shutil
+    import signal
+    import time
+
+    from ops.sandbox.engine import _mounts_under, dockerd_argv, unmount_under
+
+    folder = tmp_path / "docker"
+    folder.mkdir()
+    proc = subprocess.Popen(dockerd_argv(folder), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _mounts_under(folder) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+        assert _mounts_under(folder), "dockerd should have mounted something under its exec-root"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert _mounts_under(folder), "a killed dockerd leaves its mounts (the case being fixed)"
+
+    unmount_under(folder)
+
+    assert _mounts_under(folder) == []
+    shutil.rmtree(folder)  # and now the folder can go

@@ -26,7 +26,7 @@ from ops.migrations import head_revision, migrate, schema_revision
 from ops.paths import APP_DIR, postgres_bindir, venv_binary
 from ops.ports import free_port, port_is_free
 from ops.processes import ProcRef, is_running, run_checked, start_process, stop_process
-from ops.sandbox.engine import DOCKER_CLI, EngineClient, dockerd_argv
+from ops.sandbox.engine import DOCKER_CLI, EngineClient, dockerd_argv, unmount_under
 from ops.sandbox.state import APP_ROLES, BRANCHES, SandboxState
 
 Health = Literal["up", "down", "unhealthy"]
@@ -582,6 +582,8 @@ def health(state: SandboxState, comp: Component) -> ComponentHealth:
 
 def stop(state: SandboxState, comp: Component) -> bool:
     stopped = stop_process(comp.get_proc(state), sig=comp.stop_signal, timeout=comp.stop_timeout)
+    if comp is DOCKER:
+        unmount_under(Path(state.root) / "docker")  # what a dockerd that was killed left mounted
     if state.containers is not None and comp.name.startswith("app-"):
         # The CLI's --rm removes the container; this catches one whose CLI was killed.
         client = EngineClient(state.docker_host(), Path(state.root) / "docker-cli")

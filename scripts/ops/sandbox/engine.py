@@ -74,6 +74,13 @@ def _mounts_under(folder: Path) -> list[str]:
     return sorted(mounts, key=len, reverse=True)  # deepest first
 
 
+def unmount_under(folder: Path) -> None:
+    """Lazily unmount what an engine left mounted under `folder` (a killed dockerd leaves its
+    exec-root's network-namespace nsfs mounts behind, and then the folder cannot be deleted)."""
+    for target in _mounts_under(folder):
+        subprocess.run(["umount", "--lazy", target], capture_output=True, check=False)
+
+
 def _kill_pidfile(pidfile: Path, timeout: float = 20.0) -> None:
     try:
         pid = int(pidfile.read_text().strip())
@@ -120,8 +127,7 @@ def remove_engine_folder(folder: Path) -> None:
     for pid in _processes_mentioning(folder):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    for target in _mounts_under(folder):
-        subprocess.run(["umount", "--lazy", target], capture_output=True, check=False)
+    unmount_under(folder)
     if not folder.exists():
         return
     # An engine's image layers are tens of thousands of files: delete them in the background
