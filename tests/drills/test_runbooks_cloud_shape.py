@@ -77,26 +77,12 @@ def run_runbook_create(env: dict[str, str], cwd: Path) -> bool:
 def neon(sandbox: SandboxState) -> Iterator[tuple[Any, str]]:
     """Neon's API (tests/scripts/test_refresh_neon.py's fake) with main seeded and staging and
     development branched off, served on loopback for `ops` run by the runbook."""
-    from ops.refresh.branch_stores import LocalBranchStore
     from tests.drills.lab import serve_httpx_handler
-    from tests.scripts.test_refresh_neon import FakeNeon
+    from tests.scripts.test_refresh_neon import seeded_fake_neon
 
-    local = LocalBranchStore(sandbox.database_url("postgres", admin=True))
-    main_url = sandbox.database_url("main", admin=True)
-    clear(main_url)
-    seed(main_url, tenants=2, employees_per_run=12, tag="cloud-refresh-runbook")
-    fake = FakeNeon(local)
-    local.copy("main", fake.db("main"))
-    for name in ("staging", "development"):
-        local.copy("development", fake.db(name))  # empty, migrated branches
-    for name in ("main", "staging", "development"):
-        fake.add(name)
-    try:
-        with serve_httpx_handler(fake) as url:
-            yield fake, url
-    finally:
-        for name in list(fake.branches.values()):
-            local.drop(fake.db(name))
+    with seeded_fake_neon(sandbox, employees_per_run=12, tag="cloud-refresh-runbook",
+                          empty=("staging", "development")) as fake, serve_httpx_handler(fake) as url:
+        yield fake, url
 
 
 def test_refresh_branch_runbook_on_the_production_shape(sandbox: SandboxState, neon: tuple[Any, str],

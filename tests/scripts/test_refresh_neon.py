@@ -5,6 +5,7 @@ the masking really runs on the "Neon" copy and the restore really swaps data."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -97,20 +98,32 @@ class FakeNeon:
         return httpx.Response(404, json={"message": f"no fake route {request.method} {path}"})
 
 
-@pytest.fixture()
-def fake(sandbox: SandboxState) -> Iterator[FakeNeon]:
+@contextlib.contextmanager
+def seeded_fake_neon(sandbox: SandboxState, *, employees_per_run: int, tag: str,
+                     empty: tuple[str, ...] = ("staging",)) -> Iterator[FakeNeon]:
+    """Neon's API faked over the sandbox's PostgreSQL: `main` seeded (2 tenants), each of `empty` an
+    empty, migrated branch; every branch database is dropped at the end."""
     local = LocalBranchStore(sandbox.database_url("postgres", admin=True))
     main_url = sandbox.database_url("main", admin=True)
     clear(main_url)
-    seed(main_url, tenants=2, employees_per_run=40, tag="neon")
+    seed(main_url, tenants=2, employees_per_run=employees_per_run, tag=tag)
     neon = FakeNeon(local)
-    local.copy("main", neon.db("main"))
-    local.copy("development", neon.db("staging"))  # an empty, migrated staging
-    neon.add("main")
-    neon.add("staging")
-    yield neon
-    for name in list(neon.branches.values()):
-        local.drop(neon.db(name))
+    try:
+        local.copy("main", neon.db("main"))
+        neon.add("main")
+        for name in empty:
+            local.copy("development", neon.db(name))
+            neon.add(name)
+        yield neon
+    finally:
+        for name in list(neon.branches.values()):
+            local.drop(neon.db(name))
+
+
+@pytest.fixture()
+def fake(sandbox: SandboxState) -> Iterator[FakeNeon]:
+    with seeded_fake_neon(sandbox, employees_per_run=40, tag="neon") as neon:
+        yield neon
 
 
 def run(fake: FakeNeon) -> usecase.RefreshReport:
