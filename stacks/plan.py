@@ -202,7 +202,9 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None, *,
     # Pulumi's mocks run on this thread's current event loop. An asyncio.run() earlier in the same
     # process (a test, an async client) leaves the thread with none set, and Pulumi's Future() then
     # raises "no current event loop": each plan gets a loop of its own.
-    asyncio.set_event_loop(asyncio.new_event_loop())
+    loop = asyncio.new_event_loop()
+    loop.set_exception_handler(_quiet_missing_stack)
+    asyncio.set_event_loop(loop)
     pulumi.runtime.set_mocks(mocks, project=APP, stack=stack, preview=False,
                              monitor=RecordingMonitor(mocks), organization=organization)
     pulumi.runtime.set_all_config(
@@ -233,6 +235,15 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None, *,
     leaked = [k for k, v in captured.items() if k not in secret_keys and SENTINEL in json.dumps(v, default=str)]
     plan.policies["no-plain-secrets"] += [f"stack output {k}: secret in clear text" for k in leaked]
     return plan
+
+
+def _quiet_missing_stack(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """A MissingStackError is raised to run_plan's caller; Pulumi's other futures that saw it would
+    each log it again as "Future exception was never retrieved" when collected (pages of tracebacks at
+    the end of a test run, where they hid the run's summary). Anything else is logged as usual."""
+    if isinstance(context.get("exception"), MissingStackError):
+        return
+    loop.default_exception_handler(context)
 
 
 def _import_program() -> Any:

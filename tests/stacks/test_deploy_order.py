@@ -41,3 +41,21 @@ def test_the_other_order_fails_naming_the_missing_stack() -> None:
         run_plan("staging", existing_stacks={})
     assert "organization/autoenroll/production" in str(failure.value)
     assert MissingStackError.__name__ in str(failure.value) or "has not come up" in str(failure.value)
+
+
+def test_a_missing_stack_is_reported_once_not_by_every_future_that_saw_it() -> None:
+    """Pulumi's other futures used to log the same MissingStackError as "Future exception was never
+    retrieved" at exit: ten tracebacks at the end of a CI log, where they hid pytest's summary."""
+    import subprocess
+    import sys
+
+    from ops.paths import REPO_ROOT
+
+    code = ("from stacks.plan import run_plan\n"
+            "try:\n    run_plan('staging', existing_stacks={})\n"
+            "except Exception as exc:\n    print(type(exc).__name__)\n"
+            "for _ in range(3):\n    run_plan('production')\n")  # later plans collect the old futures
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                         check=True)
+    assert "MissingStackError" in out.stdout
+    assert "never retrieved" not in out.stderr, out.stderr[-2000:]
