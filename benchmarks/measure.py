@@ -78,6 +78,16 @@ def pairs(a: Callable[[], Run], b: Callable[[], Run], n: int) -> tuple[list[Run]
     return runs_a, runs_b
 
 
+def rounds(steps: Sequence[Callable[[], Run]], n: int) -> list[list[Run]]:
+    """n rounds of every step, the order reversed every other round (pairs() for more than two)."""
+    runs: list[list[Run]] = [[] for _ in steps]
+    for i in range(n):
+        order = list(range(len(steps)))
+        for j in order if i % 2 == 0 else reversed(order):
+            runs[j].append(steps[j]())
+    return runs
+
+
 def median(runs: Sequence[Run]) -> Run:
     return Run(statistics.median(r.seconds for r in runs), max(r.peak_mb for r in runs), runs[-1].out)
 

@@ -7,9 +7,13 @@ size in turn (smallest first), and times as alternating pairs (medians of --pair
 in its own process with its peak memory:
 - the floor: `CREATE DATABASE ... TEMPLATE main` (a file-level copy; it needs main without
   connections, which is why the refresh itself can't use it while the app is serving);
-- ours: `ops db refresh staging --from main` end to end (copy, mask, swap, migrate, smoke).
-Prints seconds per step, the ratio, and how time and memory grow with the size; never
-passes or fails on time.
+- ours: `ops db refresh staging --from main` end to end (copy, mask, swap, migrate, smoke);
+- what any masking refresh must pay, in the same rounds: the refresh's own copy path with
+  masking turned off (`unmasked_copy`: the same COPY out -> COPY in, the same index and key
+  builds), and the masking's hashing alone (one SELECT computing every masked column's
+  digest over the big table and discarding them, timed inside its process).
+Prints seconds per step, each as a multiple of the TEMPLATE floor, and how time and memory
+grow with the size; never passes or fails on time.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 from functools import partial
 from pathlib import Path
 
@@ -26,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import measure
 
 from ops.paths import REPO_ROOT, pg_tool
-from ops.pg import connect, libpq_env
+from ops.pg import connect, create_database, libpq_env, with_database
 
 ROOT = REPO_ROOT / ".sandbox-bench"
+PLAIN = "floor_plain_copy"
 
 
 def fill(url: str, size_mb: float) -> int:
@@ -70,6 +76,17 @@ def step(args: list[str]) -> None:
     from ops.sandbox.state import load_state
     from ops.wiring import smoke_check
 
+    if args == ["plain-copy"]:
+        from ops.refresh.masked_copy import unmasked_copy
+        from ops.sandbox.state import load_state as load
+        admin = load(ROOT).database_url("postgres", admin=True)
+        create_database(admin, PLAIN)  # as the refresh's copy does, so it is timed alike
+        rows = unmasked_copy(with_database(admin, "main"), with_database(admin, PLAIN))
+        print(json.dumps({"rows": rows}))
+        return
+    if args == ["hash"]:
+        hashing()
+        return
     assert args == ["refresh"], args
     state = load_state(ROOT)
     env = resolve("local")
@@ -86,6 +103,44 @@ def floor(admin_env: dict[str, str]) -> measure.Run:
     run = measure.run([*psql, "CREATE DATABASE floor_copy TEMPLATE main"], admin_env)
     measure.run([*psql, "DROP DATABASE floor_copy"], admin_env)
     return run
+
+
+def hashing() -> None:
+    """The masking's digests alone over the big table, in one SELECT (PostgreSQL may run it as a
+    parallel scan); prints its seconds, timed around the statement, and the plan's shape."""
+    from autoenroll.masking import digests_only_select
+    from ops.environment import resolve
+    from ops.refresh.masked_copy import KEY_SETTING
+    from ops.sandbox.state import load_state as load
+
+    env = resolve("local")
+    key = env.masking_key.get_secret_value() if env.masking_key else "k"
+    with connect(with_database(load(ROOT).database_url("postgres", admin=True), "main"), autocommit=True) as conn:
+        columns = [str(r[0]) for r in conn.execute(
+            "SELECT attname FROM pg_attribute WHERE attrelid = 'employee_results'::regclass AND attnum > 0"
+            " AND NOT attisdropped ORDER BY attnum")]
+        conn.execute("SET jit = off")  # as the copy's readers
+        conn.execute("SELECT set_config(%s, %s, false)", (KEY_SETTING, key))
+        query = digests_only_select("employee_results", columns, key=f"current_setting('{KEY_SETTING}')")
+        plan = [str(r[0]) for r in conn.execute("EXPLAIN " + query)]
+        t0 = time.perf_counter()
+        conn.execute(query).fetchone()
+        seconds = time.perf_counter() - t0
+    workers = next((line.split("Workers Planned:")[1].strip() for line in plan if "Workers Planned" in line), "0")
+    print(json.dumps({"seconds": seconds, "parallel_workers_planned": int(workers)}))
+
+
+def plain_copy(admin_env: dict[str, str]) -> measure.Run:
+    psql = [pg_tool("psql"), "-q", "-v", "ON_ERROR_STOP=1", "-c"]
+    measure.run([*psql, f"DROP DATABASE IF EXISTS {PLAIN}"], admin_env)
+    run = measure.run(measure.one("plain-copy"))
+    measure.run([*psql, f"DROP DATABASE {PLAIN}"], admin_env)
+    return run
+
+
+def hash_floor() -> measure.Run:
+    run = measure.run(measure.one("hash"))
+    return measure.Run(float(run.out["seconds"]), run.peak_mb, run.out)  # type: ignore[arg-type]
 
 
 def main() -> None:
@@ -110,17 +165,23 @@ def main() -> None:
             c.stop(state, c.component(f"app-{role}"))
         for gb in sorted(args.gb):
             db_mb[gb] = fill(state.database_url("main", admin=True), gb * 1024) / 1e6
-            floors, refreshes = measure.pairs(partial(floor, admin_env),
-                                              partial(measure.run, measure.one("refresh")), args.pairs)
+            floors, refreshes, plains, hashes = measure.rounds(
+                [partial(floor, admin_env), partial(measure.run, measure.one("refresh")),
+                 partial(plain_copy, admin_env), hash_floor], args.pairs)
             rows.setdefault("floor: CREATE DATABASE ... TEMPLATE main", {})[gb] = measure.median(floors)
             rows.setdefault("ours: ops db refresh staging --from main", {})[gb] = measure.median(refreshes)
+            rows.setdefault("floor: the refresh's copy, masking off", {})[gb] = measure.median(plains)
+            rows.setdefault("floor: masking's digests alone (1 SELECT)", {})[gb] = measure.median(hashes)
             for name in ("copy", "mask", "swap", "migrate", "smoke"):
                 seconds = sorted(float(r.out["timings_s"][name]) for r in refreshes)  # type: ignore[index]
                 rows.setdefault(f"    {name}", {})[gb] = measure.Run(seconds[len(seconds) // 2], 0.0)
             masked = int(refreshes[-1].out["total_rows_masked"])  # type: ignore[call-overload]
             lines.append(f"{db_mb[gb]:.0f} MB, {masked} rows masked: refresh is "
                          f"{measure.ratio_of_pairs(refreshes, floors):.2f}x the floor of copying (goal <= 3x; "
-                         "and the floor can't run while the app serves)")
+                         "and the floor can't run while the app serves); the copy with masking off is "
+                         f"{measure.ratio_of_pairs(plains, floors):.2f}x, the masking's digests alone "
+                         f"{measure.ratio_of_pairs(hashes, floors):.2f}x "
+                         f"({hashes[-1].out['parallel_workers_planned']} parallel workers planned)")
             # Each size as it finishes (stderr): a long run interrupted keeps what it measured.
             steps = {k.strip(): round(v[gb].seconds, 2) for k, v in rows.items() if gb in v}
             print(f"  {lines[-1]}; load average {os.getloadavg()[0]:.1f}; {steps}", file=sys.stderr, flush=True)

@@ -157,6 +157,25 @@ def _ident(name: str) -> str:
     return f'"{name}"'
 
 
+def _digests(table: str, columns: Sequence[str], source: str) -> list[str]:
+    """The keyed digest of each masked column of `table` (`{key}` still in place), named after it."""
+    rules = MASK_RULES.get(table, {})
+    return [f"sha256(convert_to({KEY} || {_fill(RULES[rules[c]].hashed, c, f'{source}.{_ident(c)}')}, 'UTF8'))"
+            f" AS {_ident(c)}" for c in columns if c in rules]
+
+
+def digests_only_select(table: str, columns: Sequence[str], *, key: str, source: str = "s") -> str:
+    """One row for the whole table that costs what its masking's digests cost: every digest computed
+    (the same expressions `masked_select` uses) and reduced to a sum of lengths, the rules not applied.
+    `key` is an SQL expression giving the masking key. For benchmarks/refresh.py's hashing floor."""
+    names = [_ident(c) for c in columns if c in MASK_RULES.get(table, {})]
+    if not names:
+        raise ValueError(f"table {table!r} has no masked columns among {list(columns)}")
+    total = " + ".join(f"octet_length(d.{n})" for n in names)
+    return (f"SELECT sum({total}) FROM {_ident(table)} {source} CROSS JOIN LATERAL"  # noqa: S608 - identifiers checked
+            f" (SELECT {', '.join(_digests(table, columns, source))} OFFSET 0) d").replace(KEY, f"({key})")
+
+
 def masked_select(table: str, columns: Sequence[str], *, source: str = "s", key: str | None = None) -> str:
     """A SELECT of every column of `table` in order (read from `source`), personal ones masked;
     run it with psycopg and the parameter `key` (the masking key, text). With `key` (an SQL
@@ -165,7 +184,7 @@ def masked_select(table: str, columns: Sequence[str], *, source: str = "s", key:
 
     A NULL stays NULL: every rule is strict in its source value (a hash of NULL is NULL)."""
     rules = MASK_RULES.get(table, {})
-    digests, middles, out = [], [], []
+    digests, middles, out = _digests(table, columns, source), [], []
     for column in columns:
         v = f"{source}.{_ident(column)}"
         rule_name = rules.get(column)
@@ -173,7 +192,6 @@ def masked_select(table: str, columns: Sequence[str], *, source: str = "s", key:
             out.append(v)
             continue
         rule = RULES[rule_name]
-        digests.append(f"sha256(convert_to({KEY} || {_fill(rule.hashed, column, v)}, 'UTF8')) AS {_ident(column)}")
         middles += [f"{_fill(expr, column, v)} AS {_ident(column + '__' + name)}" for name, expr in rule.middle]
         out.append(f"{_fill(rule.masked, column, v)} AS {_ident(column)}")
     sql = f"SELECT {', '.join(out)} FROM {_ident(table)} {source}"  # noqa: S608 - identifiers checked above

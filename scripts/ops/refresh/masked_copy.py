@@ -176,6 +176,18 @@ def masked_copy(source_url: str, target_url: str, key: str, *, jobs: int | None 
                 progress: Progress = lambda _m: None) -> dict[str, int]:
     """Copy the database at `source_url` into the empty one at `target_url`, masked; returns rows per
     masked table. A source that is itself a masked copy (it has the marker) is copied as it is."""
+    return _copy(source_url, target_url, key, mask=True, jobs=jobs, progress=progress)
+
+
+def unmasked_copy(source_url: str, target_url: str, *, jobs: int | None = None) -> dict[str, int]:
+    """The same copy with masking turned off (same COPY out -> COPY in, same index and key builds),
+    and no marker: the floor any masking refresh pays, for benchmarks/refresh.py. Never a refresh:
+    the copy it makes holds the source's personal data as it is. Returns rows per table."""
+    return _copy(source_url, target_url, "", mask=False, jobs=jobs, progress=lambda _m: None)
+
+
+def _copy(source_url: str, target_url: str, key: str, *, mask: bool, jobs: int | None,
+          progress: Progress) -> dict[str, int]:
     jobs = jobs or default_jobs()
     source_env, target_env = libpq_env(source_url), libpq_env(target_url)
     with tempfile.TemporaryDirectory(prefix="ops-refresh-") as tmp:
@@ -183,7 +195,7 @@ def masked_copy(source_url: str, target_url: str, key: str, *, jobs: int | None 
         with _shared_snapshot(source_url) as (conn, snapshot):
             marked = conn.execute("SELECT to_regclass(%s)", (f"public.{MARKER}",)).fetchone()
             already = bool(marked and marked[0])
-            units = plan_units(conn, masked=not already)
+            units = plan_units(conn, masked=mask and not already)
             # Everything but the tables' rows: definitions, sequence values, indexes, keys, policies, grants.
             # Table by table: a pattern (public.*) would match the sequences too and drop their values.
             skip = [f"--exclude-table-data=public.{_quote(t)}" for t in sorted({u.table for u in units})]
@@ -196,6 +208,8 @@ def masked_copy(source_url: str, target_url: str, key: str, *, jobs: int | None 
             rows = _copy_all(units, source_env, target_env, snapshot, key, jobs)
         progress("copy: sequence values, then indexes and keys in bulk")
         _restore(archive, target_env, "data", "post-data", jobs=jobs)
+    if not mask:
+        return rows
     if already:
         return _marker_rows(target_url)
     counts = {t: rows.get(t, 0) for t in MASK_RULES}
