@@ -198,7 +198,8 @@ def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str], 
         origin = record["content"]
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         try:
-            with httpx.Client(verify=origin_client(ca_files[origin], client), timeout=10) as session:
+            # 100 s: Cloudflare's proxy read timeout (a 10,000-row upload is validated before it answers).
+            with httpx.Client(verify=origin_client(ca_files[origin], client), timeout=100) as session:
                 answer = session.request(request.method, f"https://{origin}{request.url.raw_path.decode()}",
                                         headers={**headers, "Host": SITE_NAME}, content=request.content,
                                         extensions={"sni_hostname": SITE_NAME})

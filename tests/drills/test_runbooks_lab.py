@@ -7,13 +7,14 @@ registry, Cloudflare, Neon, BetterStack and Stripe faked on loopback). Every blo
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
 from tests.drills.lab import Lab
-from tests.drills.runbook import RUNBOOKS, blocks, run_runbook
+from tests.drills.runbook import RUNBOOKS, run_runbook
 from tests.drills.test_lab import ops, version_on
 from tests.lab.docker import DockerEngine
 from tests.lab.fixtures import PushedImage
@@ -22,10 +23,6 @@ from tests.lab.images import APP_REPOSITORY
 pytestmark = pytest.mark.drill
 
 WIDE = {"COLUMNS": "400"}  # rich's tables unwrapped, one row per line, for the assertions below
-
-
-def skipped_reasons(runbook: str) -> list[str]:
-    return [b.strip().splitlines()[0] for b in blocks(RUNBOOKS / runbook) if b.strip().startswith("# not-in-sandbox")]
 
 
 def test_release_runbook_on_staging_with_a_version_pushed_to_the_registry(
@@ -68,10 +65,16 @@ def test_failover_runbook_on_production_after_the_primarys_app_dies(lab: Lab, tm
         primary.docker("stop", "--time", "1", name)
     assert lab.edge_get("/ready").status_code != 200  # the outage the on-call engineer is paged for
 
+    edits = len(lab.cloudflare.edits)
     result = run_runbook(RUNBOOKS / "failover.md", {**lab.env, **WIDE, "ENV": "production"}, tmp_path)
-    assert [r for r in result.skipped] == [s for s in result.skipped if "Neon" in s] and len(result.skipped) == 1
-    assert "recovered in" in result.output and "failed over" in result.output
-    assert lab.record_contents() == {"app": primary.address, "api": primary.address}  # failed back
+    assert len(result.skipped) == 1 and "Neon point-in-time restore" in result.skipped[0]
+    # Cloudflare was told twice: both records to the standby (failover), then back (failback).
+    moves = [content for _record, content in lab.cloudflare.edits[edits:]]
+    standby = lab.hosts["standby"].address
+    assert standby in moves and moves[-2:] == [primary.address, primary.address], (moves, result.output[-3000:])
+    assert moves.index(standby) < len(moves) - 2
+    assert "traffic back on the primary" in result.output, result.output[-3000:]
+    assert lab.record_contents() == {"app": primary.address, "api": primary.address}
     assert lab.edge_get("/ready").status_code == 200
     assert version_on(lab, "primary") == "lab-v1"
     status = ops(lab, "failover", "status", "--env", "production", "--json")
@@ -87,4 +90,5 @@ def test_incident_response_runbook_on_production(lab: Lab, tmp_path: Path) -> No
     result = run_runbook(RUNBOOKS / "incident-response.md", {**lab.env, **WIDE, "ENV": "production"}, tmp_path)
     assert len(result.ran) == 1 and not result.skipped
     assert (lab.record_contents(), {role: lab.containers(role) for role in lab.hosts}) == before
-    assert "idle" in result.output and "production-" in result.output  # the status, then the backup listed
+    backup_id = json.loads(made.stdout)["backup"]["id"]
+    assert "idle: traffic on the primary" in result.output and backup_id in result.output, result.output[-3000:]
