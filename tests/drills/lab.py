@@ -10,10 +10,12 @@ the addresses of this machine put in), so it takes the staging/production code p
 
 Only these lines differ from a real environment: the deploy script's folders (sshd's SetEnv,
 as the lab host already does for DOCKER_HOST), its root verb run without sudo (the lab's deploy
-user has none, and the origin folder is its own), the API base URLs of the fakes, the hosts'
-firewall admitting this runner on 80/443 as if it were Cloudflare's edge, and test CAs in place
+user has none, and the origin folder is its own), the API base URLs of the fakes (Cloudflare,
+Neon, BetterStack with the stack's two monitors up, Stripe with its webhook endpoint), the hosts'
+firewall admitting this runner on 80/443 as if it were Cloudflare's edge, test CAs in place
 of Cloudflare's Origin CA and origin-pull CA (the edge and the tests show the client certificate
-the role's `client_auth` requires, as Cloudflare does).
+the role's `client_auth` requires, as Cloudflare does) and of the public edge certificate's CA
+(SSL_CERT_FILE), and the stack config file with its secrets set (OPS_STACK_CONFIG_DIR).
 """
 
 from __future__ import annotations
