@@ -55,8 +55,18 @@ def stack_secrets(stack_file: Path) -> tuple[list[str], list[str], int]:
     return missing, plain, len(wanted)
 
 
+def stack_config_file(stack: str) -> Path:
+    """The stack's Pulumi.<stack>.yaml: the checkout's, or the folder OPS_STACK_CONFIG_DIR names
+    (a checkout of the infrastructure repository elsewhere; the lab's own)."""
+    import os
+
+    return Path(os.environ.get("OPS_STACK_CONFIG_DIR") or REPO_ROOT) / f"Pulumi.{stack}.yaml"
+
+
 def _env_vars_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    stack_file = REPO_ROOT / f"Pulumi.{env.name}.yaml"
+    stack_file = stack_config_file(env.name)
+    if not stack_file.is_file():
+        return "fail", f"{stack_file}: no such stack config file (OPS_STACK_CONFIG_DIR names its folder)"
     missing, plain, total = stack_secrets(stack_file)
     if missing or plain:
         problems = ([f"not set: {missing}"] if missing else []) + ([f"in clear text: {plain}"] if plain else [])
@@ -145,7 +155,7 @@ def betterstack_and_sentry(env: Environment) -> tuple[str, str]:
         for host, monitor_id in sorted(monitor_ids.items()):
             data = client.get("monitors", str(monitor_id))
             states[host] = "missing" if data is None else str(data["attributes"].get("status"))
-    missing, plain, _ = stack_secrets(REPO_ROOT / f"Pulumi.{env.name}.yaml")
+    missing, plain, _ = stack_secrets(stack_config_file(env.name))
     sentry = "autoenroll:sentryDsn" not in missing + plain
     ok = bool(states) and all(v == "up" for v in states.values()) and sentry
     return ("pass" if ok else "fail"), (f"BetterStack monitors {states or 'none in the outputs'}; backup heartbeat "
@@ -361,6 +371,31 @@ def _dns_sandbox(_env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]
     return ("pass" if ok else "fail"), f"traffic -> {upstreams} (state: {state.caddy.active_app} at {wanted})"
 
 
+def _scaling_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
+    """Each app host's serving container answers /ready, asked on the host over SSH (the deploy
+    script's `current` and `ready`): the app listens on the host's loopback, and this runner
+    cannot reach a private IP, so SSH is the way in, as for a deploy."""
+    from ops.wiring import ssh
+
+    client, states, ready = ssh(), {}, set()
+    for host in env.app_hosts:
+        if not host.address:
+            states[host.name] = "no ipv4 in the stack outputs"
+            continue
+        version, address = client.run(host.address, ["current"]).stdout.decode().split()[:2]
+        if address == "-":
+            states[host.name] = "nothing deployed"
+            continue
+        done = client.run(host.address, ["ready", address, "5"], check=False)
+        said = (done.stdout or done.stderr).decode(errors="replace").strip()[-120:]
+        states[host.name] = f"{version} ready" if done.returncode == 0 else f"{version} not ready: {said}"
+        if done.returncode == 0:
+            ready.add(host.name)
+    bad = [name for name in states if name not in ready]
+    return ("fail" if bad or not states else "pass"), (
+        f"app hosts (over SSH): {states}" + (f"; not ready: {bad}" if bad else ""))
+
+
 def _scaling(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     states = {}
     for host in env.app_hosts:
@@ -395,7 +430,7 @@ ITEMS: list[tuple[str, Check | tuple[Check, Check]]] = [
     ("Load test with 10,000 records", _load),
     ("Set up automated backups", _backups),
     ("Configure DNS records", (_dns_sandbox, _dns_cloud)),
-    ("Enable auto-scaling (replicas and health)", _scaling),
+    ("Enable auto-scaling (replicas and health)", (_scaling, _scaling_cloud)),
     ("Document emergency procedures", _procedures),
 ]
 

@@ -148,6 +148,7 @@ def traffic(env: Environment) -> TrafficSwitch:
         from ops.failover.local import SandboxEdge
 
         return SandboxEdge(sandbox_dir())
+    from ops.adapters.cloudflare_api import CloudflareClient
     from ops.adapters.cloudflare_dns import CloudflareDnsSwitch, client_from_token
 
     if env.dns is None:
@@ -156,8 +157,8 @@ def traffic(env: Environment) -> TrafficSwitch:
     if not token:
         raise ConfigError("CLOUDFLARE_API_TOKEN: required to switch DNS but not set",
                           hint="a token with DNS:Edit on the zone")
-    # OPS_CLOUDFLARE_API_URL: the lab's loopback fake of Cloudflare's API; unset in real use.
-    client = client_from_token(token, base_url=os.environ.get("OPS_CLOUDFLARE_API_URL") or None)
+    # The same override as CloudflareClient's (the lab's loopback fake); unset in real use.
+    client = client_from_token(token, base_url=os.environ.get(CloudflareClient.base_url_variable) or None)
     return CloudflareDnsSwitch(client, env.dns, {h.name: h for h in env.app_hosts})
 
 
@@ -175,9 +176,7 @@ def traffic_reader(env: Environment) -> tuple[Callable[[], str] | None, str]:
 def neon_client() -> Any:
     from ops.adapters.neon_api import NeonClient
 
-    # OPS_NEON_API_URL: the lab's loopback fake of Neon's API; unset in real use.
-    base = os.environ.get("OPS_NEON_API_URL")
-    return NeonClient.from_environ(**({"base_url": base} if base else {}))
+    return NeonClient.from_environ()  # OPS_NEON_API_URL moves it (ProviderClient.base_url_variable)
 
 
 def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None) -> SshHosts:

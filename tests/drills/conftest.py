@@ -1,4 +1,6 @@
-"""A sandbox of the drills' own: failover and deploys move traffic and databases around."""
+"""A sandbox of the drills' own (failover and deploys move traffic and databases around), and the
+lab built on it: ONE lab per session for every lab test (test_lab.py, test_lab_status_and_plans.py,
+test_runbooks_lab.py); each module gets it reset (Lab.reset), so a module may change what it likes."""
 
 from __future__ import annotations
 
@@ -10,6 +12,10 @@ import pytest
 
 from ops.paths import REPO_ROOT
 from ops.sandbox import manager
+from tests.drills.lab import Lab, running_lab
+from tests.lab.docker import DockerEngine
+from tests.lab.fixtures import PushedImage
+from tests.lab.images import APP_REPOSITORY
 
 DRILL_SANDBOX = REPO_ROOT / ".sandbox-test-drill"
 
@@ -38,3 +44,29 @@ def drill_env(drill_root: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, st
         subprocess.run([sys.executable, "-m", "ops", "failback", "--env", "local"], env=env, check=True,
                        capture_output=True)
     return env
+
+
+@pytest.fixture(scope="session")
+def lab_session(drill_root: Path, lab_registry: PushedImage, docker_engine: DockerEngine,
+                tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The lab, built once: two hosts, the registry with the release tags lab-v1, lab-v2 (the same
+    image, as CI pushes) and lab-broken (a release that cannot start), the providers' fakes."""
+    registry = lab_registry.registry
+    built = f"{registry.push_address}/{APP_REPOSITORY}:{lab_registry.tag}"
+    for tag in ("lab-v1", "lab-v2"):
+        registry.push(docker_engine, built, APP_REPOSITORY, tag)
+    context = tmp_path_factory.mktemp("broken-image")
+    # A release that cannot start: the image's command exits at once (a bad build, a missing module).
+    (context / "Dockerfile").write_text(f"FROM {built}\n"
+                                        'CMD ["sh", "-c", "echo broken release >&2; exit 3"]\n')
+    docker_engine.docker("build", "--tag", "autoenroll-broken:lab", str(context), timeout=300)
+    registry.push(docker_engine, "autoenroll-broken:lab", APP_REPOSITORY, "lab-broken")
+    with running_lab(drill_root, registry, tmp_path_factory.mktemp("lab"), "staging") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def lab(lab_session: Lab) -> Lab:
+    """The session's lab as `running_lab` left it (hosts up, DNS at the primary, nothing recorded)."""
+    lab_session.reset()
+    return lab_session

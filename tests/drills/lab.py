@@ -10,10 +10,12 @@ the addresses of this machine put in), so it takes the staging/production code p
 
 Only these lines differ from a real environment: the deploy script's folders (sshd's SetEnv,
 as the lab host already does for DOCKER_HOST), its root verb run without sudo (the lab's deploy
-user has none, and the origin folder is its own), the API base URLs of the fakes, the hosts'
-firewall admitting this runner on 80/443 as if it were Cloudflare's edge, and test CAs in place
+user has none, and the origin folder is its own), the API base URLs of the fakes (Cloudflare,
+Neon, BetterStack with the stack's two monitors up, Stripe with its webhook endpoint), the hosts'
+firewall admitting this runner on 80/443 as if it were Cloudflare's edge, test CAs in place
 of Cloudflare's Origin CA and origin-pull CA (the edge and the tests show the client certificate
-the role's `client_auth` requires, as Cloudflare does).
+the role's `client_auth` requires, as Cloudflare does) and of the public edge certificate's CA
+(SSL_CERT_FILE), and the stack config file with its secrets set (OPS_STACK_CONFIG_DIR).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ from ops.refresh.branch_stores import LocalBranchStore
 from ops.sandbox.state import SandboxState, load_state
 from stacks.data import cloudflare_ranges
 from stacks.host_role import DEPLOY_USER, nftables_conf, origin_tls_snippet
+from tests.betterstack_fake import FakeBetterStack
 from tests.cloudflare_fake import FakeCloudflare
 from tests.infra.role_files import install_role_files
 from tests.infra.testhost import SITE_NAME, LocalTestHost
@@ -49,9 +52,13 @@ from tests.lab.images import APP_REPOSITORY
 from tests.lab.registry import READER, LocalRegistry
 from tests.lab.tls import Pem, issue, make_ca
 from tests.neon_pitr_fake import FakeNeonPitr
+from tests.stripe_fake import FakeStripe
 
 ROLES = ("primary", "standby")
 NEON_PROJECT = "proj-lab"
+ZONE = "zone-lab"
+APP_RECORD, API_RECORD = "app.autoenroll.ie", "api.autoenroll.ie"
+STRIPE_WEBHOOK_SECRET = "whsec_lab"  # the app's STRIPE_WEBHOOK_SECRET and the stack output's secret
 
 
 POSTGRES_SSL_REQUEST = (80877103).to_bytes(4, "big")
@@ -129,9 +136,13 @@ def _postgres_tls(folder: Path) -> ssl.SSLContext:
     return context
 
 
+HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "content-encoding", "keep-alive"})
+
+
 @contextlib.contextmanager
-def serve_httpx_handler(handler: Any) -> Iterator[str]:
-    """An httpx-style fake (request -> response) served on loopback, for `ops` run as a subprocess."""
+def serve_httpx_handler(handler: Any, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> Iterator[str]:
+    """An httpx-style fake (request -> response) served on loopback, for `ops` run as a subprocess
+    (over TLS with `tls`, then named by `host`, which the certificate must name)."""
 
     class Handler(BaseHTTPRequestHandler):
         def _reply(self) -> None:
@@ -141,7 +152,10 @@ def serve_httpx_handler(handler: Any) -> Iterator[str]:
             response = handler(request)
             body = response.read()
             self.send_response(response.status_code)
-            self.send_header("content-type", response.headers.get("content-type", "application/json"))
+            headers = {k.lower(): v for k, v in response.headers.items() if k.lower() not in HOP_HEADERS}
+            headers.setdefault("content-type", "application/json")
+            for name, value in headers.items():
+                self.send_header(name, value)
             self.send_header("content-length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
@@ -152,10 +166,12 @@ def serve_httpx_handler(handler: Any) -> Iterator[str]:
             return
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield f"{'https' if tls else 'http'}://{host}:{server.server_address[1]}"
     finally:
         server.shutdown()
         server.server_close()
@@ -168,26 +184,35 @@ def origin_client(ca_file: str, client: Pem) -> ssl.SSLContext:
     return context
 
 
+EDGE_NAME = "localhost"  # the public name the lab's edge answers under (its certificate names it)
+
+
 @contextlib.contextmanager
-def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str], client: Pem) -> Iterator[str]:
-    """Cloudflare's proxied edge: each request goes to the origin the app record names now
-    (so a DNS switch moves traffic), over TLS to that host's Caddy under the site's name."""
+def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str], client: Pem,
+               certificate: Pem) -> Iterator[str]:
+    """Cloudflare's proxied edge, over HTTPS with `certificate` (Cloudflare's edge certificate; here a
+    test CA's, trusted by `ops` through SSL_CERT_FILE): each request goes to the origin the app record
+    names now (so a DNS switch moves traffic), over TLS to that host's Caddy under the site's name,
+    and its answer comes back with the origin's headers (HSTS among them)."""
 
     def forward(request: httpx.Request) -> httpx.Response:
         record = next(r for r in cloudflare.records[zone] if r["name"].startswith("app."))
         origin = record["content"]
         headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
         try:
-            with httpx.Client(verify=origin_client(ca_files[origin], client), timeout=10) as session:
+            # 100 s: Cloudflare's proxy read timeout (a 10,000-row upload is validated before it answers).
+            with httpx.Client(verify=origin_client(ca_files[origin], client), timeout=100) as session:
                 answer = session.request(request.method, f"https://{origin}{request.url.raw_path.decode()}",
                                         headers={**headers, "Host": SITE_NAME}, content=request.content,
                                         extensions={"sni_hostname": SITE_NAME})
         except httpx.HTTPError:
             return httpx.Response(522, json={"error": "origin unreachable"})  # Cloudflare's "connection timed out"
         return httpx.Response(answer.status_code, content=answer.content,
-                              headers={"content-type": answer.headers.get("content-type", "application/json")})
+                              headers={k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS})
 
-    with serve_httpx_handler(forward) as url:
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(certificate.cert, certificate.key)
+    with serve_httpx_handler(forward, tls, EDGE_NAME) as url:
         yield url
 
 
@@ -218,8 +243,18 @@ class Lab:
     edge_url: str
     neon: FakeNeonPitr
     edge_client: Pem  # the origin-pull client certificate (Cloudflare's, here a test CA's)
+    edge_ca: Path  # what verifies the edge's certificate (ops gets it as SSL_CERT_FILE)
     origin_cert: Pem  # what the stack output origin_tls carries
+    betterstack: FakeBetterStack
+    stripe: FakeStripe
     env: dict[str, str] = field(default_factory=dict)
+
+    def edge_get(self, path: str) -> httpx.Response:
+        """GET the public URL, as a browser does (the edge's certificate verified)."""
+        return httpx.get(f"{self.edge_url}{path}", verify=self.edge_tls(), timeout=10)
+
+    def edge_tls(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.edge_ca))
 
     def tls(self, role: str) -> ssl.SSLContext:
         """How a request to a host's Caddy verifies it and is admitted (see `origin_client`)."""
@@ -230,7 +265,19 @@ class Lab:
         return f"https://{self.hosts[role].address}"
 
     def record_contents(self) -> dict[str, str]:
-        return {r["name"].split(".")[0]: r["content"] for r in self.cloudflare.records["zone-lab"]}
+        return {r["name"].split(".")[0]: r["content"] for r in self.cloudflare.records[ZONE]}
+
+    def reset(self) -> None:
+        """Back to how `running_lab` left it, for the next module on the same lab: both hosts' Caddy
+        and app containers running, DNS at the primary, no recorded deploys, failovers or backups."""
+        for host in self.hosts.values():
+            names = host.docker("ps", "-a", "--filter", "label=autoenroll.app=1", "--format", "{{.Names}}")
+            for name in names.stdout.split():
+                host.docker("start", name)
+            host.start_caddy()
+        for record in self.cloudflare.records[ZONE]:
+            record["content"] = self.hosts["primary"].address
+        _forget_recorded_state(load_state(self.root))
 
     def containers(self, role: str) -> list[str]:
         out = self.hosts[role].docker("ps", "--filter", "label=autoenroll.app=1", "--format", "{{.Names}}")
@@ -266,7 +313,9 @@ def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca:
 
 
 def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwarded: dict[str, int],
-             stack: str, edge_url: str, origin: Pem, registry: LocalRegistry) -> dict[str, Any]:
+             stack: str, edge_url: str, origin: Pem, registry: LocalRegistry,
+             monitor_ids: dict[str, str], stripe_endpoint: str) -> dict[str, Any]:
+    from autoenroll.stripe_webhook import WEBHOOK_PATH
     from stacks.plan import run_plan
 
     outputs: dict[str, Any] = json.loads(json.dumps(run_plan(stack).outputs, default=str))
@@ -280,7 +329,11 @@ def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwa
         "heartbeat_url": state.heartbeat_url(), "neon_project_id": NEON_PROJECT,
         "neon_branches": {"main": {"id": "br-main", "endpoint_id": "ep-main", "host": "lab"}},
         "r2_endpoint": state.s3.endpoint_url, "buckets": dict(state.s3.buckets),
-        "dns": {**outputs["dns"], "zone_id": "zone-lab", "records": {"app": "rec0", "api": "rec1"}},
+        "dns": {**outputs["dns"], "zone_id": ZONE, "app_record_name": APP_RECORD,
+                "records": {"app": "rec0", "api": "rec1"}},
+        "monitor_ids": monitor_ids,
+        "stripe_webhook": {"endpoint_id": stripe_endpoint, "url": edge_url + WEBHOOK_PATH,
+                           "secret": STRIPE_WEBHOOK_SECRET},
         "origin_tls": {"certificate": origin.cert.read_text(), "private_key": origin.key.read_text()},
         "registry_login": {"username": READER, "token": registry.reader_token},
         "connection_strings": {"main": {"direct": state.database_url("main", admin=True), "pooled": app_url},
@@ -291,10 +344,26 @@ def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwa
             "S3_ENDPOINT_URL": f"http://{gateway}:{forwarded['s3']}", "S3_REGION": "us-east-1",
             "S3_ACCESS_KEY_ID": state.s3.access_key, "S3_SECRET_ACCESS_KEY": state.s3.secret_key,
             "S3_BUCKET_UPLOADS": state.s3.buckets["uploads"], "SENTRY_DSN": "",
-            "STRIPE_WEBHOOK_SECRET": "whsec_lab", "AUTH_SECRET": "lab-" + "s" * 40,
+            "STRIPE_WEBHOOK_SECRET": STRIPE_WEBHOOK_SECRET, "AUTH_SECRET": "lab-" + "s" * 40,
         },
     })
     return outputs
+
+
+def _stack_config_with_secrets(stack: str, folder: Path) -> Path:
+    """The committed Pulumi.<stack>.yaml as `pulumi config set --secret` leaves it on a real stack:
+    every secret the stack needs present as an encrypted `secure:` value (ciphertext, not a secret)."""
+    import yaml
+
+    from ops.paths import REPO_ROOT
+    from stacks.config import APP, SECRET_KEYS
+
+    document = yaml.safe_load((REPO_ROOT / f"Pulumi.{stack}.yaml").read_text())
+    for key in [f"{APP}:{k}" for k in SECRET_KEYS] + ["hcloud:token", "cloudflare:apiToken"]:
+        document["config"][key] = {"secure": "v1:bGFiLWNpcGhlcnRleHQ="}
+    path = folder / f"Pulumi.{stack}.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
 
 
 @contextlib.contextmanager
@@ -313,6 +382,8 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         origin_ca, pull_ca = make_ca(tls_dir, "origin"), make_ca(tls_dir, "origin-pull")
         origin_cert = issue(origin_ca, tls_dir, "origin", (SITE_NAME,))
         edge_client = issue(pull_ca, tls_dir, "edge", client=True)
+        edge_ca = make_ca(tls_dir, "edge")
+        edge_cert = issue(edge_ca, tls_dir, "edge-server", (EDGE_NAME,))
         tls_dir.chmod(0o755)  # Caddy reads the pull CA from here
         for host in hosts.values():
             _prepare_host(host, registry.address_for(host.runner_address), origin_ca, pull_ca)
@@ -322,11 +393,28 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             "    IdentitiesOnly yes\n    StrictHostKeyChecking no\n    UserKnownHostsFile /dev/null\n"
             "    LogLevel ERROR\n" for h in hosts.values()))
         cloudflare = FakeCloudflare()
-        cloudflare.add_record("zone-lab", "app.autoenroll.ie", hosts["primary"].address)
-        cloudflare.add_record("zone-lab", "api.autoenroll.ie", hosts["primary"].address)
+        cloudflare.add_record(ZONE, APP_RECORD, hosts["primary"].address)
+        cloudflare.add_record(ZONE, API_RECORD, hosts["primary"].address)
+        cloudflare.settings[ZONE] = {"ssl": "strict", "min_tls_version": "1.2"}  # the stack's edge settings
         cloudflare_url = stack_.enter_context(serve_httpx_handler(cloudflare))
-        edge_url = stack_.enter_context(serve_edge(cloudflare, "zone-lab",
-                                                   {h.address: str(h.ca_file) for h in hosts.values()}, edge_client))
+        edge_url = stack_.enter_context(serve_edge(cloudflare, ZONE,
+                                                   {h.address: str(h.ca_file) for h in hosts.values()}, edge_client,
+                                                   edge_cert))
+        # BetterStack: the stack's two monitors (app and api), up; Stripe: the stack's webhook endpoint.
+        from autoenroll.stripe_webhook import HANDLED_EVENTS, WEBHOOK_PATH
+
+        betterstack = FakeBetterStack()
+        betterstack_url = stack_.enter_context(serve_httpx_handler(betterstack))
+        monitor_ids = {}
+        for name in ("app", "api"):
+            betterstack.next_id += 1
+            monitor_id = str(betterstack.next_id)
+            betterstack.items[monitor_id] = {"id": monitor_id, "type": "monitor", "attributes": {
+                "url": f"{edge_url}/health", "monitor_type": "status", "status": "up"}}
+            monitor_ids[name] = monitor_id
+        stripe = FakeStripe("sk_test_lab")
+        stripe_endpoint = str(stripe.add(edge_url + WEBHOOK_PATH, list(HANDLED_EVENTS))["id"])
+        stripe_url = stack_.enter_context(serve_httpx_handler(stripe))
         neon = FakeNeonPitr(LocalBranchStore(state.database_url("postgres", admin=True)), NEON_PROJECT)
         neon.add("main")
         stack_.callback(neon.cleanup)
@@ -336,8 +424,12 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             files[name] = folder / f"{name}.json"
             ports = {k: f.port for k, f in forwarders.items()}
             files[name].write_text(json.dumps(_outputs(state, hosts, gateway, ports, name, edge_url, origin_cert,
-                                                       registry)))
+                                                       registry, monitor_ids, stripe_endpoint)))
         outputs_file = files[stack]
+        config_dir = folder / "stack-config"
+        config_dir.mkdir()
+        for name in ("staging", "production"):
+            _stack_config_with_secrets(name, config_dir)
         admin = urlsplit(state.database_url("postgres", admin=True))
         # The runner's PostgreSQL client tools may be built without TLS: "prefer"; the hosts' app gets
         # the same server with sslmode=require (ops.wiring.app_database_url).
@@ -355,7 +447,11 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             "OPS_SSH_CONFIG": str(ssh_config), "OPS_HOST_COMMAND": str(hosts["primary"].folder / "autoenroll-deploy"),
             "OPS_HOST_ROOT_COMMAND": str(hosts["primary"].folder / "autoenroll-deploy"),
             "CLOUDFLARE_API_TOKEN": cloudflare.token, "OPS_CLOUDFLARE_API_URL": cloudflare_url + "/client/v4",
+            "BETTERSTACK_API_TOKEN": "betterstack-lab-token", "OPS_BETTERSTACK_API_URL": betterstack_url + "/api/v2",
+            "STRIPE_API_KEY": stripe.api_key, "OPS_STRIPE_API_URL": stripe_url + "/v1",
+            "SSL_CERT_FILE": str(edge_ca.cert),
+            "OPS_STACK_CONFIG_DIR": str(config_dir),  # the public URL's certificate, as a public CA's would be trusted
         }
         _forget_recorded_state(state)
         yield Lab(root, folder, hosts, registry, cloudflare, cloudflare_url, outputs_file, ssh_config, edge_url, neon,
-                  edge_client, origin_cert, env)
+                  edge_client, edge_ca.cert, origin_cert, betterstack, stripe, env)

@@ -10,17 +10,13 @@ import ssl
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.drills.lab import Lab, running_lab
+from tests.drills.lab import Lab
 from tests.drills.loadloop import LoadLoop
 from tests.infra.testhost import SITE_NAME
-from tests.lab.docker import DockerEngine
-from tests.lab.fixtures import PushedImage
 from tests.lab.images import APP_REPOSITORY
 from tests.lab.tls import fingerprint
 
@@ -30,23 +26,6 @@ pytestmark = pytest.mark.drill
 def ops(lab: Lab, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "ops", *args], env=lab.env, capture_output=True, text=True,
                           timeout=timeout, check=False)
-
-
-@pytest.fixture(scope="module")
-def lab(drill_root: Path, lab_registry: PushedImage, docker_engine: DockerEngine,
-        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
-    registry = lab_registry.registry
-    built = f"{registry.push_address}/{APP_REPOSITORY}:{lab_registry.tag}"
-    for tag in ("lab-v1", "lab-v2"):
-        registry.push(docker_engine, built, APP_REPOSITORY, tag)  # the same image under release tags, as CI pushes
-    context = tmp_path_factory.mktemp("broken-image")
-    # A release that cannot start: the image's command exits at once (a bad build, a missing module).
-    (context / "Dockerfile").write_text(f"FROM {built}\n"
-                                        'CMD ["sh", "-c", "echo broken release >&2; exit 3"]\n')
-    docker_engine.docker("build", "--tag", "autoenroll-broken:lab", str(context), timeout=300)
-    registry.push(docker_engine, "autoenroll-broken:lab", APP_REPOSITORY, "lab-broken")
-    with running_lab(drill_root, registry, tmp_path_factory.mktemp("lab"), "staging") as running:
-        yield running
 
 
 def version_on(lab: Lab, role: str) -> str:
@@ -200,7 +179,7 @@ def test_lab_failover_with_neon_pitr_resumes_after_every_step_and_fails_back(lab
 
     refused = ops(lab, "failover", "--env", "production", "--db", f"neon-pitr@{moment.isoformat()}", "--json")
     assert refused.returncode == 4 and "no terminal to ask" in refused.stderr  # no --yes, no person: nothing happens
-    with LoadLoop(f"{lab.edge_url}/ready") as loop:
+    with LoadLoop(f"{lab.edge_url}/ready", verify=lab.edge_tls()) as loop:
         time.sleep(0.5)
         stopped_at = stop_primary_host(lab)
         args = ("failover", "--env", "production", "--db", f"neon-pitr@{moment.isoformat()}", "--yes",
@@ -235,7 +214,7 @@ def test_lab_failover_with_neon_pitr_resumes_after_every_step_and_fails_back(lab
     back = ops(lab, "failback", "--env", "production", "--json")
     assert back.returncode == 0, back.stderr
     assert lab.record_contents() == {"app": lab.hosts["primary"].address, "api": lab.hosts["primary"].address}
-    assert httpx.get(f"{lab.edge_url}/ready", timeout=10).status_code == 200
+    assert lab.edge_get("/ready").status_code == 200
 
 
 def test_lab_failover_from_the_latest_backup_when_neon_is_down(lab: Lab) -> None:
@@ -258,7 +237,7 @@ def test_lab_failover_from_the_latest_backup_when_neon_is_down(lab: Lab) -> None
     report = json.loads(result.stdout)
     assert report["live_database"] == "main_failover" and report["writes_after_point"]["tenants"] == 1
     assert lab.record_contents()["api"] == lab.hosts["standby"].address
-    assert httpx.get(f"{lab.edge_url}/version", timeout=10).json()["database"] == "main_failover"
+    assert lab.edge_get("/version").json()["database"] == "main_failover"
     print(f"\nlab failover (latest-backup): recovery {report['recovery_seconds']} s, data-loss window "
           f"{report['data_loss_window_seconds']} s")
 
@@ -271,4 +250,4 @@ def test_lab_failover_from_the_latest_backup_when_neon_is_down(lab: Lab) -> None
     back = ops(lab, "failback", "--env", "production", "--json")
     assert back.returncode == 0, back.stderr
     assert lab.record_contents()["app"] == lab.hosts["primary"].address
-    assert httpx.get(f"{lab.edge_url}/version", timeout=10).json()["database"] == "main_failover"
+    assert lab.edge_get("/version").json()["database"] == "main_failover"

@@ -14,7 +14,7 @@ import pytest
 from ops.adapters.s3_store import S3ObjectStore
 from ops.environment import from_outputs
 from tests.drills.lab import Lab
-from tests.drills.test_lab import lab, ops  # noqa: F401 - the lab fixture, set up for this module
+from tests.drills.test_lab import ops
 
 pytestmark = pytest.mark.drill
 
@@ -34,7 +34,7 @@ def status(running: Lab) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
-def test_lab_plans_change_nothing_and_status_follows_a_failover(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: F811
+def test_lab_plans_change_nothing_and_status_follows_a_failover(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, lab.env[name])
     deployed = ops(lab, "deploy", "--env", "production", "--version", "lab-v1", "--json")

@@ -14,6 +14,7 @@ KINDS = ("monitors", "heartbeats", "status-pages")
 class BetterStackClient(ProviderClient):
     provider = "BetterStack API"
     base_url = BASE_URL
+    base_url_variable = "OPS_BETTERSTACK_API_URL"
     credential_variable = "BETTERSTACK_API_TOKEN"
 
     @staticmethod

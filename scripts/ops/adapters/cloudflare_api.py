@@ -15,6 +15,7 @@ BASE_URL = "https://api.cloudflare.com/client/v4"
 class CloudflareClient(ProviderClient):
     provider = "Cloudflare API"
     base_url = BASE_URL
+    base_url_variable = "OPS_CLOUDFLARE_API_URL"
     credential_variable = "CLOUDFLARE_API_TOKEN"
     credential_hint = "a token with Zone:Read and DNS:Read on the zone is enough"
 

@@ -155,9 +155,13 @@ class JsonApiClient:
 
 
 class ProviderClient(JsonApiClient):
-    """A SaaS provider's client: a fixed base URL, and a token from one environment variable."""
+    """A SaaS provider's client: a fixed base URL, and a token from one environment variable.
+
+    `base_url_variable` names the variable that moves the base URL (the lab's loopback fake of the
+    provider, for `ops` run as a subprocess); unset in real use, so the provider's own URL is used."""
 
     base_url = ""
+    base_url_variable = ""
     credential_variable = ""
     credential_hint: str | None = None
 
@@ -171,4 +175,9 @@ class ProviderClient(JsonApiClient):
         if not token:
             raise ConfigError(f"{cls.credential_variable}: required to call the {cls.provider} but not set",
                               hint=cls.credential_hint)
+        override = os.environ.get(cls.base_url_variable, "") if cls.base_url_variable else ""
+        if override and "base_url" not in kwargs:
+            if not override.startswith(("http://", "https://")):
+                raise ConfigError(f"{cls.base_url_variable}: {override!r} is not an http(s) URL")
+            kwargs["base_url"] = override
         return cls(token, **kwargs)

@@ -24,6 +24,7 @@ TERMINAL_BAD = {"failed", "error", "cancelled"}
 class NeonClient(ProviderClient):
     provider = "Neon API"
     base_url = BASE_URL
+    base_url_variable = "OPS_NEON_API_URL"
     credential_variable = "NEON_API_KEY"
 
     def __init__(self, api_key: str, *, poll_interval: float = 1.0, operation_timeout: float = 600.0,

@@ -22,6 +22,7 @@ def endpoint_form(url: str, events: list[str], description: str) -> list[tuple[s
 class StripeClient(ProviderClient):
     provider = "Stripe API"
     base_url = BASE_URL
+    base_url_variable = "OPS_STRIPE_API_URL"
     credential_variable = "STRIPE_API_KEY"
     credential_hint = "a restricted key with write access to Webhook Endpoints is enough"
 

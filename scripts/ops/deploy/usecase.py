@@ -160,7 +160,9 @@ def plan_hosts(hosts: Hosts, version: str) -> list[dict[str, Any]]:
     steps = []
     for role in hosts.roles():
         current, address = hosts.current(role)
-        serving = address in hosts.serving(role)
+        # A fresh host (nothing deployed) serves nothing, and its Caddy may not run yet (it starts
+        # once the first deploy writes its certificate): nothing to ask it.
+        serving = current != NOTHING_DEPLOYED and address in hosts.serving(role)
         steps.append({
             "role": role, "from": current, "to": version, "address": address,
             # Blue/green: the candidate takes the host's free slot (a container on the other port,

@@ -1,0 +1,64 @@
+"""Every SaaS client can be pointed at a fake from a subprocess by one variable (the lab's loopback
+fakes); unset, the provider's own URL is used."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from ops.adapters.betterstack_api import BetterStackClient
+from ops.adapters.cloudflare_api import CloudflareClient
+from ops.adapters.http_api import ProviderClient
+from ops.adapters.neon_api import NeonClient
+from ops.adapters.stripe_api import StripeClient
+from ops.errors import ConfigError
+
+pytestmark = pytest.mark.unit
+
+CLIENTS: list[tuple[type[ProviderClient], str, str]] = [
+    (BetterStackClient, "OPS_BETTERSTACK_API_URL", "https://uptime.betterstack.com/api/v2"),
+    (StripeClient, "OPS_STRIPE_API_URL", "https://api.stripe.com/v1"),
+    (CloudflareClient, "OPS_CLOUDFLARE_API_URL", "https://api.cloudflare.com/client/v4"),
+    (NeonClient, "OPS_NEON_API_URL", "https://console.neon.tech/api/v2"),
+]
+
+
+def _seen(cls: type[ProviderClient], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The URL a request from `cls.from_environ()` goes to."""
+    urls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        urls.append(str(request.url))
+        return httpx.Response(200, json={})
+
+    monkeypatch.setenv(cls.credential_variable, "token")
+    with cls.from_environ(transport=httpx.MockTransport(answer), sleep=lambda _s: None) as client:
+        client.request("GET", "/probe")
+    return urls[0]
+
+
+@pytest.mark.parametrize("cls, variable, default", CLIENTS, ids=[c[0].__name__ for c in CLIENTS])
+def test_the_override_variable_moves_the_base_url_and_unset_keeps_the_providers(
+        cls: type[ProviderClient], variable: str, default: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cls.base_url_variable == variable
+    monkeypatch.delenv(variable, raising=False)
+    assert _seen(cls, monkeypatch) == f"{default}/probe"
+    assert cls.base_url.rstrip("/") == default
+    monkeypatch.setenv(variable, "http://127.0.0.1:9/fake/v9")
+    assert _seen(cls, monkeypatch) == "http://127.0.0.1:9/fake/v9/probe"
+
+
+def test_an_override_that_is_not_a_url_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRIPE_API_KEY", "sk_test")
+    monkeypatch.setenv("OPS_STRIPE_API_URL", "127.0.0.1:9")
+    with pytest.raises(ConfigError, match=re.escape("OPS_STRIPE_API_URL: '127.0.0.1:9' is not an http")):
+        StripeClient.from_environ()
+
+
+def test_an_explicit_base_url_wins_over_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPS_BETTERSTACK_API_URL", "http://127.0.0.1:9/env")
+    monkeypatch.setenv("BETTERSTACK_API_TOKEN", "t")
+    with BetterStackClient.from_environ(base_url="http://127.0.0.1:9/given") as client:
+        assert str(client._client.base_url).startswith("http://127.0.0.1:9/given")
