@@ -357,6 +357,8 @@ CHECKS = [
     Check("services-running", check_services_running,
           "no systemd units or Docker engine in the local test host (it shares this machine's init); "
           "its app and Caddy processes are checked by the socket and HTTP checks"),
-    Check("app-container-healthy", check_app_container_healthy, "no Docker engine on this machine"),
+    Check("app-container-healthy", check_app_container_healthy,
+          "the local test host runs the app as a process, not in a container (the lab's hosts in "
+          "tests/drills run it as the image, with its HEALTHCHECK)"),
     Check("unattended-upgrades", check_unattended_upgrades, SHARED_MACHINE),
 ]
