@@ -150,6 +150,7 @@ def traffic(env: Environment) -> TrafficSwitch:
         return SandboxEdge(sandbox_dir())
     from ops.adapters.cloudflare_api import CloudflareClient
     from ops.adapters.cloudflare_dns import CloudflareDnsSwitch, client_from_token
+    from ops.adapters.http_api import base_url_override
 
     if env.dns is None:
         raise ConfigError(f"stack outputs for {env.name}: no dns (zone and record ids)")
@@ -158,7 +159,7 @@ def traffic(env: Environment) -> TrafficSwitch:
         raise ConfigError("CLOUDFLARE_API_TOKEN: required to switch DNS but not set",
                           hint="a token with DNS:Edit on the zone")
     # The same override as CloudflareClient's (the lab's loopback fake); unset in real use.
-    client = client_from_token(token, base_url=os.environ.get(CloudflareClient.base_url_variable) or None)
+    client = client_from_token(token, base_url=base_url_override(CloudflareClient.base_url_variable))
     return CloudflareDnsSwitch(client, env.dns, {h.name: h for h in env.app_hosts})
 
 
@@ -221,6 +222,7 @@ def ssh_access(env: Environment, runner_ip: str | None) -> AbstractContextManage
     from hcloud import Client
 
     from ops.adapters.hetzner_firewall import ssh_opened_for
+    from ops.adapters.http_api import base_url_override
 
     if env.firewall_id is None:
         raise ConfigError(f"stack outputs for {env.name}: no firewall_id")
@@ -228,7 +230,7 @@ def ssh_access(env: Environment, runner_ip: str | None) -> AbstractContextManage
     if not token:
         raise ConfigError("HCLOUD_TOKEN: required by --open-ssh-from but not set")
     # OPS_HCLOUD_API_URL: the tests' loopback fake of Hetzner's API; unset in real use.
-    client = Client(token, api_endpoint=os.environ.get("OPS_HCLOUD_API_URL") or "https://api.hetzner.cloud/v1")
+    client = Client(token, api_endpoint=base_url_override("OPS_HCLOUD_API_URL") or "https://api.hetzner.cloud/v1")
     run = os.environ.get("GITHUB_RUN_ID", "manual")
     return ssh_opened_for(client, env.firewall_id, runner_ip, f"run {run}")
 

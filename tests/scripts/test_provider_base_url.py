@@ -62,3 +62,17 @@ def test_an_explicit_base_url_wins_over_the_variable(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("BETTERSTACK_API_TOKEN", "t")
     with BetterStackClient.from_environ(base_url="http://127.0.0.1:9/given") as client:
         assert str(client._client.base_url).startswith("http://127.0.0.1:9/given")
+
+
+def test_the_sdk_clients_overrides_are_checked_the_same_way(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cloudflare and hcloud SDK clients (DNS switch, SSH opening) read their override through
+    the same base_url_override, so a value that is not a URL is named there too."""
+    from ops.adapters.http_api import base_url_override
+
+    monkeypatch.delenv("OPS_HCLOUD_API_URL", raising=False)
+    assert base_url_override("OPS_HCLOUD_API_URL") is None
+    monkeypatch.setenv("OPS_HCLOUD_API_URL", "http://127.0.0.1:9/v1")
+    assert base_url_override("OPS_HCLOUD_API_URL") == "http://127.0.0.1:9/v1"
+    monkeypatch.setenv("OPS_CLOUDFLARE_API_URL", "localhost:9")
+    with pytest.raises(ConfigError, match=re.escape("OPS_CLOUDFLARE_API_URL: 'localhost:9' is not an http")):
+        base_url_override(CloudflareClient.base_url_variable)

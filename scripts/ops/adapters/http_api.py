@@ -175,9 +175,19 @@ class ProviderClient(JsonApiClient):
         if not token:
             raise ConfigError(f"{cls.credential_variable}: required to call the {cls.provider} but not set",
                               hint=cls.credential_hint)
-        override = os.environ.get(cls.base_url_variable, "") if cls.base_url_variable else ""
+        override = base_url_override(cls.base_url_variable)
         if override and "base_url" not in kwargs:
-            if not override.startswith(("http://", "https://")):
-                raise ConfigError(f"{cls.base_url_variable}: {override!r} is not an http(s) URL")
             kwargs["base_url"] = override
         return cls(token, **kwargs)
+
+
+def base_url_override(variable: str) -> str | None:
+    """The URL `variable` moves a provider's API to (the lab's loopback fake, for `ops` run as a
+    subprocess), checked; None when unset, as in real use. Also read for the SDK clients (cloudflare,
+    hcloud) that ops builds without a ProviderClient."""
+    value = os.environ.get(variable, "") if variable else ""
+    if not value:
+        return None
+    if not value.startswith(("http://", "https://")):
+        raise ConfigError(f"{variable}: {value!r} is not an http(s) URL")
+    return value
