@@ -15,19 +15,25 @@ class FakeBetterStack:
         self.items: dict[str, dict[str, Any]] = {}
         self.next_id = 100
 
+    def add(self, kind: str, attributes: dict[str, Any], *, status: str = "pending") -> dict[str, Any]:
+        """A new item of `kind` ("monitors", "heartbeats", ...), as a POST makes it; a monitor's
+        read-only status is `status` ("pending" until BetterStack's first checks; "up" seeds one)."""
+        self.next_id += 1
+        attrs = dict(attributes)
+        if kind == "heartbeats":
+            attrs["url"] = f"https://uptime.betterstack.com/api/v1/heartbeat/tok{self.next_id}"
+        if kind == "monitors":
+            attrs["status"] = status
+        item = {"id": str(self.next_id), "type": kind[:-1], "attributes": attrs}
+        self.items[item["id"]] = item
+        return item
+
     def __call__(self, request: httpx.Request) -> httpx.Response:
         parts = request.url.path.removeprefix("/api/v2/").split("/")
         kind, item_id = parts[0], parts[1] if len(parts) > 1 else None
         body = json.loads(request.content) if request.content else {}
         if request.method == "POST":
-            self.next_id += 1
-            attrs = dict(body)
-            if kind == "heartbeats":
-                attrs["url"] = f"https://uptime.betterstack.com/api/v1/heartbeat/tok{self.next_id}"
-            if kind == "monitors":
-                attrs["status"] = "pending"  # read-only; BetterStack sets it after the first checks
-            self.items[str(self.next_id)] = {"id": str(self.next_id), "type": kind[:-1], "attributes": attrs}
-            return httpx.Response(201, json={"data": self.items[str(self.next_id)]})
+            return httpx.Response(201, json={"data": self.add(kind, body)})
         if item_id not in self.items:
             return httpx.Response(404, json={"errors": "Resource not found"})
         if request.method == "GET":

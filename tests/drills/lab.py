@@ -405,13 +405,8 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
 
         betterstack = FakeBetterStack()
         betterstack_url = stack_.enter_context(serve_httpx_handler(betterstack))
-        monitor_ids = {}
-        for name in ("app", "api"):
-            betterstack.next_id += 1
-            monitor_id = str(betterstack.next_id)
-            betterstack.items[monitor_id] = {"id": monitor_id, "type": "monitor", "attributes": {
-                "url": f"{edge_url}/health", "monitor_type": "status", "status": "up"}}
-            monitor_ids[name] = monitor_id
+        monitor_ids = {name: str(betterstack.add("monitors", {"url": f"{edge_url}/health", "monitor_type": "status"},
+                                                 status="up")["id"]) for name in ("app", "api")}
         stripe = FakeStripe("sk_test_lab")
         stripe_endpoint = str(stripe.add(edge_url + WEBHOOK_PATH, list(HANDLED_EVENTS))["id"])
         stripe_url = stack_.enter_context(serve_httpx_handler(stripe))
@@ -449,8 +444,8 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             "CLOUDFLARE_API_TOKEN": cloudflare.token, "OPS_CLOUDFLARE_API_URL": cloudflare_url + "/client/v4",
             "BETTERSTACK_API_TOKEN": "betterstack-lab-token", "OPS_BETTERSTACK_API_URL": betterstack_url + "/api/v2",
             "STRIPE_API_KEY": stripe.api_key, "OPS_STRIPE_API_URL": stripe_url + "/v1",
-            "SSL_CERT_FILE": str(edge_ca.cert),
-            "OPS_STACK_CONFIG_DIR": str(config_dir),  # the public URL's certificate, as a public CA's would be trusted
+            "SSL_CERT_FILE": str(edge_ca.cert),  # the public URL's certificate, as a public CA's would be trusted
+            "OPS_STACK_CONFIG_DIR": str(config_dir),
         }
         _forget_recorded_state(state)
         yield Lab(root, folder, hosts, registry, cloudflare, cloudflare_url, outputs_file, ssh_config, edge_url, neon,

@@ -49,7 +49,7 @@ def test_deploy_and_rollback_runbook_on_staging(lab: Lab, tmp_path: Path) -> Non
     result = run_runbook(RUNBOOKS / "deploy-and-rollback.md", {**lab.env, **WIDE, "ENV": "staging",
                                                                "VERSION": "lab-v2"}, tmp_path)
     assert len(result.ran) == 3 and len(result.skipped) == 1 and "Hetzner API" in result.skipped[0]
-    assert "lab-v1 -> lab-v2" in result.output or "lab-v2" in result.output
+    assert "lab-v2" in result.output
     # The rollback went back to the version before VERSION, on both hosts.
     assert version_on(lab, "primary") == version_on(lab, "standby") == "lab-v1"
 
