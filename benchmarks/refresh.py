@@ -78,8 +78,8 @@ def step(args: list[str]) -> None:
 
     if args == ["plain-copy"]:
         from ops.refresh.masked_copy import unmasked_copy
-        from ops.sandbox.state import load_state as load
-        admin = load(ROOT).database_url("postgres", admin=True)
+
+        admin = load_state(ROOT).database_url("postgres", admin=True)
         create_database(admin, PLAIN)  # as the refresh's copy does, so it is timed alike
         rows = unmasked_copy(with_database(admin, "main"), with_database(admin, PLAIN))
         print(json.dumps({"rows": rows}))
@@ -111,11 +111,11 @@ def hashing() -> None:
     from autoenroll.masking import digests_only_select
     from ops.environment import resolve
     from ops.refresh.masked_copy import KEY_SETTING
-    from ops.sandbox.state import load_state as load
+    from ops.sandbox.state import load_state
 
     env = resolve("local")
     key = env.masking_key.get_secret_value() if env.masking_key else "k"
-    with connect(with_database(load(ROOT).database_url("postgres", admin=True), "main"), autocommit=True) as conn:
+    with connect(with_database(load_state(ROOT).database_url("postgres", admin=True), "main"), autocommit=True) as conn:
         columns = [str(r[0]) for r in conn.execute(
             "SELECT attname FROM pg_attribute WHERE attrelid = 'employee_results'::regclass AND attnum > 0"
             " AND NOT attisdropped ORDER BY attnum")]
