@@ -339,7 +339,7 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         org_id=d.text("org_id") if owns_project else str(d.get("org_id", "", kind=str)),
         project_name=d.text("project_name", APP),
         region_id=d.choice("region_id", EU_NEON_REGIONS, "aws-eu-central-1"),
-        pg_version=d.integer("pg_version", 16, low=14, high=17),
+        pg_version=d.integer("pg_version", 17, low=14, high=17),
         history_retention_seconds=d.integer("history_retention_seconds", min(7 * 86400, neon_history), low=3600,
                                             high=30 * 86400),
         autoscaling_min_cu=d.number("autoscaling_min_cu", 0.25, low=0.25),

