@@ -58,7 +58,25 @@ def with_database(url: str, database: str) -> str:
     return parts._replace(path=f"/{database}").geturl()
 
 
+def tls_off_this_machine(url: str) -> str:
+    """`url` with sslmode=require when its database is off this machine and the URL asks less (psycopg's
+    default is `prefer`, which a server without TLS would answer in clear); `disable` there is refused."""
+    from urllib.parse import parse_qsl, urlencode
+
+    parts = urlsplit(url)
+    if pgtools.is_local_host(parts.hostname or ""):
+        return url
+    query = dict(parse_qsl(parts.query))
+    if query.get("sslmode") == "disable":
+        raise RefusedError(f"the database URL for {parts.hostname} asks sslmode=disable; a database off this "
+                           "machine is reached only over TLS", hint="remove sslmode=disable from the URL")
+    if query.get("sslmode") in (None, "allow", "prefer"):
+        query["sslmode"] = "require"
+    return parts._replace(query=urlencode(query)).geturl()
+
+
 def connect(url: str, **kwargs: object) -> psycopg.Connection[tuple[object, ...]]:
+    url = tls_off_this_machine(url)
     try:
         return psycopg.connect(url, connect_timeout=10, **kwargs)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
