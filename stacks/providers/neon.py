@@ -5,16 +5,22 @@ Three resources, each with create, read, update, delete and diff over the Neon A
 - `NeonProject`: the project in Frankfurt with its point-in-time history window;
 - `NeonBranch`: a branch with its read-write endpoint and autoscaling limits (`adopt` takes
   over the project's default branch instead of creating one);
-- `NeonDatabase`: the owner role (migrations, ops) and the app's role (subject to row-level
-  security, which never applies to a table's owner) with the database on a branch; the
-  direct connection string (owner) and the pooled one (app) as secret outputs.
+- `NeonDatabase`: the owner role (migrations, ops) and the database on a branch, the direct
+  connection string (owner) and the pooled one (the app's role) as secret outputs. Only the
+  owner is made through the API: Neon makes every API role a member of `neon_superuser`
+  (BYPASSRLS, CREATEROLE, CREATEDB; ../shared/reference/providers.md §10), so an app role made
+  here could `SET ROLE neon_superuser` and read every tenant around row-level security. The
+  app's role is made in SQL by the owner (`ops db migrate`, with the password generated here),
+  which gives it default privileges and only the grants the migrations give.
 The API key comes from `NEON_API_KEY` when the provider runs, so it never enters state.
 """
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, urlsplit
 
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
@@ -160,16 +166,24 @@ class NeonDatabaseProvider(Portable, ResourceProvider):
         project_id, branch_id = props["project_id"], props["branch_id"]
         if not props.get("inherited"):
             client.create_role(project_id, branch_id, props["owner_role"])
-            client.create_role(project_id, branch_id, props["role"])
             client.create_database(project_id, branch_id, props["database"], props["owner_role"])
+        # Each branch's app role gets its own password: `ops db migrate --env E` sets it on E's branch
+        # (a branch has its own copy of the roles), so staging never holds production's.
+        props = {**props, "app_password": props.get("app_password") or secrets.token_urlsafe(32)}
         return CreateResult(id_=f"{branch_id}/{props['database']}", outs={**props, **self._uris(client, props)})
 
     @staticmethod
     def _uris(client: NeonClient, props: dict[str, Any]) -> dict[str, str]:
         common = {"branch_id": props["branch_id"], "database": props["database"]}
+        pooled = urlsplit(client.connection_uri(props["project_id"], pooled=True, role=props["owner_role"], **common))
+        # Neon's connection_uri knows only API roles' passwords; the app's role is ours, so its URI is the
+        # owner's pooled one (host, database, sslmode and channel_binding as Neon gives them) with our role.
+        netloc = f"{quote(props['role'], safe='')}:{quote(props['app_password'], safe='')}@{pooled.hostname}"
+        if pooled.port:
+            netloc += f":{pooled.port}"
         return {"direct_uri": client.connection_uri(props["project_id"], pooled=False, role=props["owner_role"],
                                                     **common),
-                "pooled_uri": client.connection_uri(props["project_id"], pooled=True, role=props["role"], **common)}
+                "pooled_uri": pooled._replace(netloc=netloc).geturl()}
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         return ReadResult(id_, {**props, **self._uris(client_factory(), props)})
@@ -188,9 +202,9 @@ class NeonDatabase(Resource):
     def __init__(self, name: str, *, project_id: pulumi.Input[str], branch_id: pulumi.Input[str], database: str,
                  role: str, owner_role: str, inherited: bool, opts: pulumi.ResourceOptions | None = None) -> None:
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
-            additional_secret_outputs=["direct_uri", "pooled_uri"]))
+            additional_secret_outputs=["direct_uri", "pooled_uri", "app_password"]))
         super().__init__(NeonDatabaseProvider(), name, {
             "project_id": project_id, "branch_id": branch_id, "database": database, "role": role,
             "owner_role": owner_role, "inherited": inherited,
-            "direct_uri": None, "pooled_uri": None,
+            "direct_uri": None, "pooled_uri": None, "app_password": None,
         }, opts)

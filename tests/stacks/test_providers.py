@@ -75,6 +75,18 @@ class FakeNeon:
         if method == "POST" and path.endswith("/restore"):
             return httpx.Response(200, json={"branch": {"id": path.split("/")[-2]},
                                              "operations": [self.op("op-4", "restore", ["running", "failed"])]})
+        if method == "POST" and path == "/projects/p-1/branches/br-main/roles":
+            # Neon: "roles created through the API are members of neon_superuser" (Manage roles).
+            role = {"name": body["role"]["name"], "branch_id": "br-main", "password": "npg_owner"}
+            return httpx.Response(201, json={"role": role, "operations": []})
+        if method == "POST" and path == "/projects/p-1/branches/br-main/databases":
+            return httpx.Response(201, json={"database": {**body["database"], "branch_id": "br-main"},
+                                             "operations": []})
+        if method == "GET" and path == "/projects/p-1/connection_uri":
+            q = dict(request.url.params)
+            host = "ep-main-pooler.eu-central-1.aws.neon.tech" if q["pooled"] == "true" else "ep-main.neon.tech"
+            return httpx.Response(200, json={"uri": f"postgresql://{q['role_name']}:npg_owner@{host}/"
+                                                    f"{q['database_name']}?sslmode=require&channel_binding=require"})
         if method == "GET" and path.startswith("/projects/p-1/branches/"):
             branch = self.branches.get(path.rsplit("/", 1)[1])
             if branch is None:
@@ -189,3 +201,22 @@ def test_betterstack_heartbeat_crud(monkeypatch: pytest.MonkeyPatch) -> None:
     provider.delete(created.id, changed)
     assert provider.read(created.id, changed).id is None
     provider.delete(created.id, changed)  # deleting twice is fine
+
+
+def test_only_the_owner_role_is_made_through_neons_api(neon: FakeNeon) -> None:
+    """Neon makes every API role a member of neon_superuser (BYPASSRLS): the app's role is made in SQL by
+    `ops db migrate`, so the stack makes only the owner, and the app's pooled URI carries our role and a
+    password of its own, with Neon's TLS parameters."""
+    from urllib.parse import urlsplit
+
+    made = neon_provider.NeonDatabaseProvider().create(
+        {"project_id": "p-1", "branch_id": "br-main", "database": "autoenroll", "role": "autoenroll_app",
+         "owner_role": "autoenroll_owner", "inherited": False})
+    roles = [body["role"]["name"] for method, path, body in neon.requests if path.endswith("/roles")]
+    assert roles == ["autoenroll_owner"]
+    pooled = urlsplit(made.outs["pooled_uri"])
+    assert (pooled.username, pooled.hostname) == ("autoenroll_app", "ep-main-pooler.eu-central-1.aws.neon.tech")
+    assert pooled.password == made.outs["app_password"] and len(pooled.password or "") >= 32
+    assert pooled.query == "sslmode=require&channel_binding=require"
+    again = neon_provider.NeonDatabaseProvider().read(made.id, made.outs)
+    assert again.outs["pooled_uri"] == made.outs["pooled_uri"]  # the password is kept, not made anew
