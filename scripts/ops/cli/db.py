@@ -71,7 +71,9 @@ def migrate_cmd(
         return
     if env.is_production and before != head and not yes:
         typed_confirmation(env.name, f"migrate the {branch or env.branch} database {before} -> {head}")
-    migrate(url)
+    own_branch = branch in (None, env.branch)
+    app_url = env.app_database_url.get_secret_value() if own_branch and env.app_database_url else None
+    migrate(url, app_url=app_url)
     after = schema_revision(url)
     result = {"branch": branch or env.branch, "before": before, "after": after, "head": head}
     if as_json:
