@@ -3,8 +3,9 @@
 Two lab hosts (tests/lab: network namespaces with sshd under the role's hardening, their own
 Docker engine, Debian's Caddy), each given the host role's deploy script and /etc/autoenroll,
 reached by `ops` over SSH exactly as a Hetzner server; the app image pulled from the local
-registry; Cloudflare's API faked on loopback; PostgreSQL, Redis and SeaweedFS from the drill
-sandbox, reached from the hosts' containers through the hosts' gateways. `ops` gets a stack
+registry; Cloudflare's API faked on loopback; the database a TLS-only PostgreSQL 17 of the lab's
+own with Neon's roles, empty at bring-up (tests/drills/lab_database.py); Redis and SeaweedFS from
+the drill sandbox, reached from the hosts' containers through the hosts' gateways. `ops` gets a stack
 outputs file shaped like `pulumi stack output --json` (the offline plan's own outputs with
 the addresses of this machine put in), so it takes the staging/production code path.
 
@@ -35,16 +36,17 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 
+from autoenroll.contract import APP_DATABASE_ROLE, OWNER_DATABASE_ROLE
 from ops.refresh.branch_stores import LocalBranchStore
 from ops.sandbox.state import SandboxState, load_state
 from stacks.data import cloudflare_ranges
 from stacks.host_role import DEPLOY_USER, nftables_conf, origin_tls_snippet
 from tests.betterstack_fake import FakeBetterStack
 from tests.cloudflare_fake import FakeCloudflare
+from tests.drills.lab_database import LabDatabase, running_lab_database
 from tests.infra.role_files import install_role_files
 from tests.infra.testhost import SITE_NAME, LocalTestHost
 from tests.lab.host import DOCKER_API_VERSION, LabHost, running_lab_host
@@ -55,10 +57,14 @@ from tests.neon_pitr_fake import FakeNeonPitr
 from tests.stripe_fake import FakeStripe
 
 ROLES = ("primary", "standby")
+# The app role's password on each branch, as the stack generates it (stacks/providers/neon.py); `ops db
+# migrate` sets it when it makes the role.
+APP_PASSWORDS = {branch: f"lab-app-{branch}-password" for branch in ("main", "staging")}
 NEON_PROJECT = "proj-lab"
 ZONE = "zone-lab"
 APP_RECORD, API_RECORD = "app.autoenroll.ie", "api.autoenroll.ie"
 STRIPE_WEBHOOK_SECRET = "whsec_lab"  # the app's STRIPE_WEBHOOK_SECRET and the stack output's secret
+BRANCH_OF_STACK = {"staging": "staging", "production": "main"}
 
 
 POSTGRES_SSL_REQUEST = (80877103).to_bytes(4, "big")
@@ -124,16 +130,6 @@ class Forwarder:
     def close(self) -> None:
         self._stop.set()
         self.server.close()
-
-
-def _postgres_tls(folder: Path) -> ssl.SSLContext:
-    """A self-signed certificate for the lab's database address (sslmode=require does not verify it)."""
-    cert, key = folder / "lab-db.crt", folder / "lab-db.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=lab-db",
-                    "-keyout", str(key), "-out", str(cert)], capture_output=True, check=True, timeout=60)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    return context
 
 
 HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "content-encoding", "keep-alive"})
@@ -247,7 +243,16 @@ class Lab:
     origin_cert: Pem  # what the stack output origin_tls carries
     betterstack: FakeBetterStack
     stripe: FakeStripe
+    database: LabDatabase  # Neon's stand-in: TLS only, Neon's roles, empty until `ops db migrate`
     env: dict[str, str] = field(default_factory=dict)
+
+    def owner_url(self, branch: str) -> str:
+        """The owner's URL of a branch's database (the stack output connection_strings.<branch>.direct)."""
+        return self.database.url(branch, OWNER_DATABASE_ROLE)
+
+    def app_url(self, branch: str) -> str:
+        """The app's URL (connection_strings.<branch>.pooled): the role `ops db migrate` makes in SQL."""
+        return self.database.url(branch, APP_DATABASE_ROLE, APP_PASSWORDS[branch])
 
     def edge_get(self, path: str) -> httpx.Response:
         """GET the public URL, as a browser does (the edge's certificate verified)."""
@@ -278,6 +283,25 @@ class Lab:
         for record in self.cloudflare.records[ZONE]:
             record["content"] = self.hosts["primary"].address
         _forget_recorded_state(load_state(self.root))
+        for stack in BRANCH_OF_STACK:  # as the release job does before every deploy
+            self.migrate(stack)
+
+    def ops(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        import sys
+
+        return subprocess.run([sys.executable, "-m", "ops", *args], env=self.env, capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
+    def migrate(self, stack: str) -> None:
+        done = self.ops("db", "migrate", "--env", stack, "--yes", "--json")
+        if done.returncode != 0:
+            raise RuntimeError(f"ops db migrate --env {stack}: exit {done.returncode}: {done.stderr[-2000:]}")
+
+    def empty_database(self) -> None:
+        """Every branch's database back to how `pulumi up` leaves it: empty, owned by the owner, and no app role."""
+        for branch in BRANCH_OF_STACK.values():
+            self.database.empty_database(branch, OWNER_DATABASE_ROLE)
+        self.database.drop_role(APP_DATABASE_ROLE)
 
     def containers(self, role: str) -> list[str]:
         out = self.hosts[role].docker("ps", "--filter", "label=autoenroll.app=1", "--format", "{{.Names}}")
@@ -314,16 +338,15 @@ def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca:
 
 def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwarded: dict[str, int],
              stack: str, edge_url: str, origin: Pem, registry: LocalRegistry,
-             monitor_ids: dict[str, str], stripe_endpoint: str) -> dict[str, Any]:
+             monitor_ids: dict[str, str], stripe_endpoint: str, database: LabDatabase) -> dict[str, Any]:
     from autoenroll.stripe_webhook import WEBHOOK_PATH
     from stacks.plan import run_plan
 
     outputs: dict[str, Any] = json.loads(json.dumps(run_plan(stack).outputs, default=str))
     servers = [{"id": index + 1, "name": f"{role}-host", "role": role, "ipv4": host.address,
                 "private_ip": host.address, "location": "lab"} for index, (role, host) in enumerate(hosts.items())]
-    database = urlsplit(state.database_url("main"))
-    app_url = (f"postgresql://{database.username}:{database.password}@{gateway}:{forwarded['postgres']}/main"
-               "?sslmode=require")
+    owner, branch = OWNER_DATABASE_ROLE, BRANCH_OF_STACK[stack]
+    pooled = {b: database.url(b, APP_DATABASE_ROLE, APP_PASSWORDS[b]) for b in APP_PASSWORDS}
     outputs.update({
         "servers": servers, "load_balancer_ipv4": None, "public_url": edge_url,
         "heartbeat_url": state.heartbeat_url(), "neon_project_id": NEON_PROJECT,
@@ -336,10 +359,10 @@ def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwa
                            "secret": STRIPE_WEBHOOK_SECRET},
         "origin_tls": {"certificate": origin.cert.read_text(), "private_key": origin.key.read_text()},
         "registry_login": {"username": READER, "token": registry.reader_token},
-        "connection_strings": {"main": {"direct": state.database_url("main", admin=True), "pooled": app_url},
-                               "staging": {"direct": state.database_url("staging", admin=True), "pooled": app_url}},
+        "connection_strings": {b: {"direct": database.url(b, owner), "pooled": pooled[b]}
+                               for b in BRANCH_OF_STACK.values()},
         "app_env": {
-            **outputs["app_env"], "DATABASE_URL": app_url,
+            **outputs["app_env"], "DATABASE_URL": pooled[branch],
             "REDIS_URL": f"redis://:{state.redis.password}@{gateway}:{forwarded['redis']}/0",
             "S3_ENDPOINT_URL": f"http://{gateway}:{forwarded['s3']}", "S3_REGION": "us-east-1",
             "S3_ACCESS_KEY_ID": state.s3.access_key, "S3_SECRET_ACCESS_KEY": state.s3.secret_key,
@@ -372,10 +395,14 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
     with contextlib.ExitStack() as stack_:
         hosts = {role: stack_.enter_context(running_lab_host(registry, login=False)) for role in ROLES}
         gateway = hosts["primary"].runner_address
-        targets = {"postgres": state.postgres.port, "redis": state.redis.port, "s3": state.s3.ports["s3"]}
-        tls = _postgres_tls(folder)
-        forwarders = {name: Forwarder((gateway, 0), ("127.0.0.1", port), tls if name == "postgres" else None)
-                      for name, port in targets.items()}
+        # Neon: a TLS-only server on the gateway (the hosts' containers and ops reach it alike), the owner
+        # made as the stack makes it (through "the API"), each branch an empty database.
+        database = stack_.enter_context(running_lab_database(gateway))
+        database.api_role(OWNER_DATABASE_ROLE)
+        for branch in BRANCH_OF_STACK.values():
+            database.empty_database(branch, OWNER_DATABASE_ROLE)
+        targets = {"redis": state.redis.port, "s3": state.s3.ports["s3"]}
+        forwarders = {name: Forwarder((gateway, 0), ("127.0.0.1", port)) for name, port in targets.items()}
         for forwarder in forwarders.values():
             stack_.callback(forwarder.close)
         tls_dir = folder / "tls"
@@ -410,7 +437,7 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         stripe = FakeStripe("sk_test_lab")
         stripe_endpoint = str(stripe.add(edge_url + WEBHOOK_PATH, list(HANDLED_EVENTS))["id"])
         stripe_url = stack_.enter_context(serve_httpx_handler(stripe))
-        neon = FakeNeonPitr(LocalBranchStore(state.database_url("postgres", admin=True)), NEON_PROJECT)
+        neon = FakeNeonPitr(LocalBranchStore(database.url("postgres")), NEON_PROJECT)
         neon.add("main")
         stack_.callback(neon.cleanup)
         neon_url = stack_.enter_context(serve_httpx_handler(neon))
@@ -419,17 +446,15 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             files[name] = folder / f"{name}.json"
             ports = {k: f.port for k, f in forwarders.items()}
             files[name].write_text(json.dumps(_outputs(state, hosts, gateway, ports, name, edge_url, origin_cert,
-                                                       registry, monitor_ids, stripe_endpoint)))
+                                                       registry, monitor_ids, stripe_endpoint, database)))
         outputs_file = files[stack]
         config_dir = folder / "stack-config"
         config_dir.mkdir()
         for name in ("staging", "production"):
             _stack_config_with_secrets(name, config_dir)
-        admin = urlsplit(state.database_url("postgres", admin=True))
-        # The runner's PostgreSQL client tools may be built without TLS: "prefer"; the hosts' app gets
-        # the same server with sslmode=require (ops.wiring.app_database_url).
-        standby_pg = (f"postgresql://{admin.username}:{admin.password}@{gateway}:{forwarders['postgres'].port}/postgres"
-                      "?sslmode=prefer")
+        # The standby host's own PostgreSQL (failover --db standby) and verify's scratch server: the same
+        # TLS-only server here, its superuser for the one (self-hosted), the owner for the other (a Neon branch).
+        standby_pg = database.url("postgres")
         env = {
             **os.environ, "OPS_SANDBOX_DIR": str(root),
             "OPS_STACK_OUTPUTS_STAGING": str(files["staging"]),
@@ -437,7 +462,7 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             "NEON_API_KEY": "neon-lab-key", "OPS_NEON_API_URL": neon_url + "/api/v2",
             "OPS_STANDBY_DATABASE_URL": standby_pg,
             "BACKUP_AGE_RECIPIENT": state.backup_recipient, "BACKUP_AGE_IDENTITY_FILE": state.backup_identity_file(),
-            "OPS_SCRATCH_DATABASE_URL": state.database_url("postgres", admin=True),
+            "OPS_SCRATCH_DATABASE_URL": database.url("postgres", OWNER_DATABASE_ROLE),
             "R2_ACCESS_KEY_ID": state.s3.access_key, "R2_SECRET_ACCESS_KEY": state.s3.secret_key,
             "OPS_SSH_CONFIG": str(ssh_config), "OPS_HOST_COMMAND": str(hosts["primary"].folder / "autoenroll-deploy"),
             "OPS_HOST_ROOT_COMMAND": str(hosts["primary"].folder / "autoenroll-deploy"),
@@ -449,4 +474,4 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         }
         _forget_recorded_state(state)
         yield Lab(root, folder, hosts, registry, cloudflare, cloudflare_url, outputs_file, ssh_config, edge_url, neon,
-                  edge_client, edge_ca.cert, origin_cert, betterstack, stripe, env)
+                  edge_client, edge_ca.cert, origin_cert, betterstack, stripe, database, env)

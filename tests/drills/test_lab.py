@@ -163,12 +163,11 @@ def test_lab_failover_with_neon_pitr_resumes_after_every_step_and_fails_back(lab
     import psycopg
 
     from ops.failover.usecase import STEPS
-    from ops.sandbox.state import load_state
     from tests.seed import clear, seed
 
     deployed = ops(lab, "deploy", "--env", "production", "--version", "lab-v1", "--json")
     assert deployed.returncode == 0, deployed.stderr
-    main = load_state(lab.root).database_url("main", admin=True)
+    main = lab.owner_url("main")
     clear(main)
     seed(main, tenants=3, employees_per_run=10, tag="lab-pitr")
     moment = datetime.now(UTC)
@@ -220,11 +219,10 @@ def test_lab_failover_with_neon_pitr_resumes_after_every_step_and_fails_back(lab
 def test_lab_failover_from_the_latest_backup_when_neon_is_down(lab: Lab) -> None:
     import psycopg
 
-    from ops.sandbox.state import load_state
 
     deployed = ops(lab, "deploy", "--env", "production", "--version", "lab-v1", "--json")
     assert deployed.returncode == 0, deployed.stderr
-    main = load_state(lab.root).database_url("main", admin=True)
+    main = lab.owner_url("main")
     for args in (("backup", "create"), ("backup", "verify", "--latest")):
         done = ops(lab, *args, "--env", "production", "--json")
         assert done.returncode == 0, done.stderr
