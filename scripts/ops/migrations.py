@@ -46,9 +46,10 @@ def ensure_app_role(owner_url: str, role: str, password: str) -> None:
         conn.execute(verb.format(sql.Identifier(role), sql.Literal(password)))
 
 
-# Attributes that let a role around row-level security or out of its grants (Neon's neon_superuser has
-# the first three; a superuser all of them).
-POWERFUL = "r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolcreatedb"
+# Roles the app's role is or can become (pg_has_role MEMBER includes itself) holding an attribute that gets
+# around row-level security or out of its grants (neon_superuser has BYPASSRLS, CREATEROLE, CREATEDB).
+POWERFUL_MEMBERSHIPS = ("SELECT r.rolname FROM pg_roles r WHERE pg_has_role(%s, r.oid, 'MEMBER') "
+                        "AND (r.rolsuper OR r.rolbypassrls OR r.rolcreaterole OR r.rolcreatedb) ORDER BY 1")
 
 
 def check_app_role(owner_url: str, role: str) -> None:
@@ -59,8 +60,7 @@ def check_app_role(owner_url: str, role: str) -> None:
     with connect(owner_url) as conn, pg_errors(f"checking the app's role {role}"):
         if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
             return  # not made yet (a migration without the app's URL): nothing can use it
-        rows = conn.execute(f"SELECT r.rolname FROM pg_roles r WHERE pg_has_role(%s, r.oid, 'MEMBER') "
-                            f"AND ({POWERFUL}) ORDER BY 1", (role,)).fetchall()
+        rows = conn.execute(POWERFUL_MEMBERSHIPS, (role,)).fetchall()
     if rows:
         names = ", ".join(str(r[0]) for r in rows)
         raise VerificationError(
