@@ -33,17 +33,10 @@ def libpq_env(url: str, *, database: str | None = None) -> dict[str, str]:
     for key, variable in LIBPQ_TLS_PARAMETERS.items():
         if key in query:
             env[variable] = query[key]
-    host = env["PGHOST"]
-
-    if not pgtools.is_local_host(host):
-        # Off this machine the tools always speak TLS (Neon refuses anything else): a URL asking less is
-        # raised to `require`, one asking for none at all is refused rather than obeyed.
-        if env.get("PGSSLMODE") == "disable":
-            raise RefusedError(f"the database URL for {host} asks sslmode=disable; a database off this machine "
-                               "is reached only over TLS", hint="remove sslmode=disable from the URL")
-        if env.get("PGSSLMODE") in (None, "allow", "prefer"):
-            env["PGSSLMODE"] = "require"
-        pgtools.require_tls_tools(host)
+    mode = tls_mode(env["PGHOST"], env.get("PGSSLMODE"))
+    if mode:
+        env["PGSSLMODE"] = mode
+        pgtools.require_tls_tools(env["PGHOST"])
     return env
 
 
@@ -58,21 +51,28 @@ def with_database(url: str, database: str) -> str:
     return parts._replace(path=f"/{database}").geturl()
 
 
+def tls_mode(host: str, asked: str | None) -> str | None:
+    """The sslmode to use for `host`: off this machine at least `require` (Neon refuses anything else, and
+    psycopg's and libpq's default `prefer` would talk in clear to a server without TLS); `disable` there is
+    refused rather than obeyed. None: a local database, left as the URL says."""
+    if pgtools.is_local_host(host):
+        return None
+    if asked == "disable":
+        raise RefusedError(f"the database URL for {host} asks sslmode=disable; a database off this machine "
+                           "is reached only over TLS", hint="remove sslmode=disable from the URL")
+    return "require" if asked in (None, "allow", "prefer") else asked
+
+
 def tls_off_this_machine(url: str) -> str:
-    """`url` with sslmode=require when its database is off this machine and the URL asks less (psycopg's
-    default is `prefer`, which a server without TLS would answer in clear); `disable` there is refused."""
+    """`url` with the sslmode `tls_mode` asks for."""
     from urllib.parse import parse_qsl, urlencode
 
     parts = urlsplit(url)
-    if pgtools.is_local_host(parts.hostname or ""):
-        return url
     query = dict(parse_qsl(parts.query))
-    if query.get("sslmode") == "disable":
-        raise RefusedError(f"the database URL for {parts.hostname} asks sslmode=disable; a database off this "
-                           "machine is reached only over TLS", hint="remove sslmode=disable from the URL")
-    if query.get("sslmode") in (None, "allow", "prefer"):
-        query["sslmode"] = "require"
-    return parts._replace(query=urlencode(query)).geturl()
+    mode = tls_mode(parts.hostname or "", query.get("sslmode"))
+    if mode is None or mode == query.get("sslmode"):
+        return url
+    return parts._replace(query=urlencode({**query, "sslmode": mode})).geturl()
 
 
 def connect(url: str, **kwargs: object) -> psycopg.Connection[tuple[object, ...]]:
