@@ -73,7 +73,7 @@ def test_lab_bring_up_from_an_empty_database_migrates_then_serves_an_upload(lab:
                                                       "X-Filename": "payroll.csv"}, content=csv_file(rows=5))
         assert upload.status_code in (200, 201), upload.text
         listed = client.get("/api/uploads", headers={"Authorization": f"Bearer {account['token']}"})
-        assert listed.status_code == 200 and len(listed.json()["uploads"]) == 1, listed.text
+        assert listed.status_code == 200 and len(listed.json()["items"]) == 1, listed.text
 
 
 def test_lab_app_role_cannot_leave_row_level_security(lab: Lab) -> None:
