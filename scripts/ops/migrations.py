@@ -25,6 +25,7 @@ def migrate(owner_url: str, *, app_role: str = APP_ROLE, app_url: str | None = N
     given that URL's password, in SQL by the owner: a role made by Neon's API would be a member of
     neon_superuser (BYPASSRLS), so the app's role is never one (stacks/providers/neon.py)."""
     if app_url:
+        check_app_role(owner_url, app_role)  # before touching it: the owner may not alter an API-made role
         ensure_app_role(owner_url, app_role, unquote(urlsplit(app_url).password or ""))
     env = {**os.environ, "DATABASE_URL": owner_url, "APP_DB_ROLE": app_role}
     run_checked(migrate_argv(), env=env, what="database migration")

@@ -57,9 +57,10 @@ from tests.neon_pitr_fake import FakeNeonPitr
 from tests.stripe_fake import FakeStripe
 
 ROLES = ("primary", "standby")
-# The app role's password on each branch, as the stack generates it (stacks/providers/neon.py); `ops db
-# migrate` sets it when it makes the role.
-APP_PASSWORDS = {branch: f"lab-app-{branch}-password" for branch in ("main", "staging")}
+# The app role's password, as the stack generates it (stacks/providers/neon.py); `ops db migrate` sets it
+# when it makes the role. On Neon each branch has its own copy of the roles, so each stack's differs; in
+# the lab the branches are databases of one server, whose roles they share, so both stacks carry one.
+APP_PASSWORDS = dict.fromkeys(("main", "staging"), "lab-app-password")
 NEON_PROJECT = "proj-lab"
 ZONE = "zone-lab"
 APP_RECORD, API_RECORD = "app.autoenroll.ie", "api.autoenroll.ie"
