@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,7 +23,6 @@ import pytest
 from psycopg import sql
 
 from autoenroll.migrate import head_revision, known_revisions
-from autoenroll.readiness import reason, schema_check
 from ops.migrations import migrate, migrate_argv
 from ops.paths import APP_DIR
 from ops.pg import create_database, drop_database
@@ -33,6 +34,8 @@ from ops.sandbox.state import SandboxState
 
 @pytest.mark.unit
 def test_schema_check_is_ready_at_head_and_at_a_later_release_only() -> None:
+    from autoenroll.readiness import reason, schema_check
+
     head = head_revision()
     older = sorted(known_revisions() - {head})[0]
     assert schema_check(head, None, "staging")["ok"]
@@ -141,3 +144,38 @@ def test_ready_is_503_when_the_app_role_cannot_read_the_revision(app_on_empty_da
     assert denied.status_code == 503, denied.text
     assert "cannot read alembic_version" in denied.json()["reason"]
     assert _schema(denied)["revision"] is None
+
+
+@pytest.mark.integration
+def test_a_deploy_over_an_unmigrated_database_fails_at_ready_and_says_to_migrate(sandbox: SandboxState) -> None:
+    """`ops deploy --env local` of a release whose database is empty: the candidate never becomes
+    ready, the old version keeps serving, and the message names the schema and `ops db migrate`."""
+    name = f"ready_{uuid.uuid4().hex[:10]}"
+    admin = sandbox.database_url("postgres", admin=True)
+    create_database(admin, name)
+    release = f"unmigrated-{uuid.uuid4().hex[:6]}"
+    release_file = Path(sandbox.root) / "releases" / f"{release}.env"
+    release_file.parent.mkdir(exist_ok=True)
+    # A local release is the checkout plus its settings (ops.sandbox.components.release_env): this one
+    # points at a database nothing has migrated, as a first bring-up's is.
+    release_file.write_text(f"DATABASE_URL={sandbox.database_url(name)}\n")
+    release_file.chmod(0o600)
+    env = {**os.environ, "OPS_SANDBOX_DIR": sandbox.root, "COLUMNS": "2000"}  # rich unwrapped
+    before = httpx.get(sandbox.public_url() + "/version", timeout=10).json()["version"]
+    deployed = None
+    try:
+        deployed = subprocess.run([sys.executable, "-m", "ops", "deploy", "--env", "local", "--version", release],
+                                  env=env, capture_output=True, text=True, timeout=300, check=False)
+        assert deployed.returncode == 7, deployed.stdout + deployed.stderr
+        said = " ".join(deployed.stderr.split())
+        assert f"{release} did not become ready" in said and "rolled back" in said, said
+        assert "/ready answered 503: schema: the database has no alembic_version table" in said, said
+        assert f"this release needs revision {head_revision()}" in said, said
+        assert "run `ops db migrate --env local`" in said, said  # the app's reason and ops' hint both say it
+        assert httpx.get(sandbox.public_url() + "/version", timeout=10).json()["version"] == before
+    finally:
+        if deployed is not None and deployed.returncode == 0:  # before the fix: it went live; put it back
+            subprocess.run([sys.executable, "-m", "ops", "rollback", "--env", "local"], env=env,
+                           capture_output=True, timeout=300, check=False)
+        release_file.unlink()
+        drop_database(admin, name)
