@@ -18,7 +18,7 @@ from autoenroll.config import Settings, load_settings
 from autoenroll.errors import AppError
 from autoenroll.logs import request_id_var
 from autoenroll.middleware import RequestContextMiddleware
-from autoenroll.readiness import readiness
+from autoenroll.readiness import readiness, reason
 from autoenroll.resources import close_resources, open_resources
 from autoenroll.uploads import return_large_buffers_to_the_system
 from autoenroll.web import ROUTES as WEB_ROUTES
@@ -34,7 +34,9 @@ async def health(_request: Request) -> Response:
 async def ready(request: Request) -> Response:
     resources = request.app.state.resources
     ok, checks = await readiness(resources, resources.settings.ready_check_timeout_s)
-    body = {"status": "ready" if ok else "not ready", "checks": checks}
+    body: dict[str, Any] = {"status": "ready" if ok else "not ready", "checks": checks}
+    if not ok:
+        body["reason"] = reason(checks)
     return JSONResponse(body, status_code=200 if ok else 503)
 
 

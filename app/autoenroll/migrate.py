@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from functools import cache
 from pathlib import Path
 
 from alembic import command
@@ -34,10 +35,24 @@ def alembic_config(database_url: str | None = None) -> Config:
     return cfg
 
 
+@cache
+def _scripts() -> ScriptDirectory:
+    # The migration scripts are part of the image: read once per process (`/ready` asks on every probe).
+    return ScriptDirectory.from_config(alembic_config("postgresql://x/y"))
+
+
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config("postgresql://x/y")).get_current_head()
+    head = _scripts().get_current_head()
     assert head is not None
     return head
+
+
+@cache
+def known_revisions() -> frozenset[str]:
+    """Every revision this release's scripts know. A database at a revision outside it was migrated
+    by a later release (migrations run before the deploy, and a rollback runs the older image over
+    the newer schema), which this release's code is written to tolerate (expand, then contract)."""
+    return frozenset(script.revision for script in _scripts().walk_revisions())
 
 
 def main(argv: list[str]) -> int:

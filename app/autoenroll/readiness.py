@@ -1,7 +1,10 @@
-"""`/ready`: the database, Redis and object storage each really checked, with a deadline.
+"""`/ready`: the database, Redis and object storage each really checked, with a deadline, and the
+database's schema at this release's head revision.
 
 Every check runs concurrently under its own timeout, so a dead dependency makes `/ready`
-answer 503 quickly instead of hanging the load balancer's probe.
+answer 503 quickly instead of hanging the load balancer's probe. `ops deploy` switches a host's
+traffic only once `/ready` answers 200, so a release never goes live over a database that
+`ops db migrate` has not brought to its schema (an empty one, or one a release behind).
 """
 
 from __future__ import annotations
@@ -11,6 +14,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import psycopg
+from psycopg import AsyncConnection
+
+from autoenroll.migrate import head_revision, known_revisions
 from autoenroll.resources import Resources
 
 
@@ -29,10 +36,45 @@ async def _check(name: str, probe: Callable[[], Awaitable[Any]], timeout: float)
     return {name: result}
 
 
+async def database_revision(conn: AsyncConnection[Any]) -> tuple[str | None, str | None]:
+    """(revision, why there is none): the one row Alembic keeps, read as the app role.
+
+    The same round trip the connection check needs anyway, so no cache is wanted for it; only
+    the head (fixed in the image) is read once per process."""
+    try:
+        row = await (await conn.execute("SELECT version_num FROM alembic_version")).fetchone()
+    except psycopg.errors.UndefinedTable:
+        await conn.rollback()  # the pool must get the connection back out of the failed transaction
+        return None, "the database has no alembic_version table: it was never migrated"
+    except psycopg.errors.InsufficientPrivilege:
+        await conn.rollback()
+        return None, ("the app's role cannot read alembic_version: the migrations that grant it "
+                      "access have not run for this role")
+    return (str(row[0]), None) if row else (None, "alembic_version is empty: the database was never migrated")
+
+
+def schema_check(revision: str | None, why: str | None, app_env: str) -> dict[str, Any]:
+    """Ready when the database is at this release's head, or at a revision this release does not
+    know (a later release's, migrated before its deploy: a rollback must still become ready)."""
+    head = head_revision()
+    result: dict[str, Any] = {"ok": False, "revision": revision, "head": head}
+    migrate = f"run `ops db migrate --env {app_env}` before deploying"
+    if revision is None:
+        result["error"] = f"{why}; this release needs revision {head}: {migrate}"
+    elif revision != head and revision in known_revisions():
+        result["error"] = (f"the database is at revision {revision}, this release needs {head} "
+                           f"(its head): {migrate}")
+    else:
+        result["ok"] = True
+    return result
+
+
 async def readiness(resources: Resources, timeout: float) -> tuple[bool, dict[str, Any]]:
+    found: list[tuple[str | None, str | None]] = []
+
     async def database() -> None:
         async with resources.db_pool.connection(timeout=timeout) as conn:
-            await conn.execute("SELECT 1")
+            found.append(await database_revision(conn))
 
     async def redis() -> None:
         await resources.redis.ping()
@@ -48,4 +90,14 @@ async def readiness(resources: Resources, timeout: float) -> tuple[bool, dict[st
     checks: dict[str, Any] = {}
     for item in results:
         checks.update(item)
+    if found:  # the database answered: its schema is the app's
+        checks["schema"] = schema_check(*found[0], resources.settings.app_env)
+    else:
+        checks["schema"] = {"ok": False, "skipped": "the database did not answer"}  # its own error says why
     return all(c["ok"] for c in checks.values()), checks
+
+
+def reason(checks: dict[str, Any]) -> str:
+    """One line naming every failing check, for whoever reads a 503 (`ops deploy`'s message)."""
+    return "; ".join(f"{name}: {check['error']}" for name, check in checks.items()
+                     if not check["ok"] and "error" in check)

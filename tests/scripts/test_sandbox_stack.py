@@ -34,7 +34,8 @@ def test_static_paths_are_cacheable_for_a_year(sandbox: SandboxState) -> None:
 def test_ready_checks_every_dependency(sandbox: SandboxState) -> None:
     body = httpx.get(sandbox.public_url() + "/ready", timeout=5).json()
     assert body["status"] == "ready"
-    assert set(body["checks"]) == {"database", "redis", "storage"}
+    assert set(body["checks"]) == {"database", "redis", "storage", "schema"}
+    assert body["checks"]["schema"] == {"ok": True, "revision": head_revision(), "head": head_revision()}
 
 
 def test_ready_fails_fast_not_hangs_when_redis_is_stopped(sandbox: SandboxState) -> None:

@@ -106,10 +106,17 @@ def test_release_goes_through_staging_and_waits_for_the_production_environment()
     for stage in ("staging", "production"):
         steps = jobs[stage]["steps"]
         commands = [s.get("run", "") for s in steps]
+        migrations = [i for i, c in enumerate(commands) if "ops db migrate" in c]
+        assert migrations, f"{stage}: nothing migrates the database before the deploy"
         order = [next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions@")),
+                 migrations[0],
                  next(i for i, c in enumerate(commands) if "ops deploy" in c),
                  next(i for i, c in enumerate(commands) if "ops checklist" in c)]
-        assert order == sorted(order), f"{stage}: pulumi up, then ops deploy, then ops checklist"
+        assert order == sorted(order), f"{stage}: pulumi up, then ops db migrate, then ops deploy, then ops checklist"
+        # CI has no terminal: production's typed confirmation must be given as --yes, and --plan
+        # would migrate nothing.
+        migrate = commands[migrations[0]]
+        assert '--env "$GITHUB_JOB"' in migrate and "--yes" in migrate.split() and "--plan" not in migrate, migrate
         # The hosts' SSH admits only the admin CIDRs: the deploy must open it for this runner, and it
         # writes its history and lock to the environment's bucket.
         deploy = next(c for c in commands if "ops deploy" in c)
@@ -166,3 +173,28 @@ def test_release_tags_the_image_as_the_host_role_pulls_it() -> None:
     deploy_refuses = re.search(r"\*\[!([^\]]+)\]\*", DEPLOY_SCRIPT)
     assert deploy_refuses, "the deploy script no longer validates its version"
     assert re.fullmatch(f"[{deploy_refuses.group(1)}]+", "1.22.333"), "a release version the deploy script refuses"
+
+
+# --------------------------------------------------------------------------- the release path migrates, in every form
+
+
+def _before(text: str, first: str, then: str) -> bool:
+    return first in text and then in text and text.index(first) < text.index(then)
+
+
+def test_the_by_hand_bring_up_and_the_release_runbook_migrate_before_they_deploy() -> None:
+    """The same order as release.yml (above): `ops db migrate` for an environment, then its deploy.
+    A new database is empty, and the app's /ready refuses one that is not at the head revision."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    by_hand = readme[readme.index("By hand (first deploy"):]
+    by_hand = by_hand[:by_hand.index("\n\n")]
+    for env in ("staging", "production"):
+        assert _before(by_hand, f"`ops db migrate --env {env}", f"`ops deploy --env {env} "), \
+            f"README's by-hand bring-up: no `ops db migrate --env {env}` before `ops deploy --env {env}`"
+    runbook = (REPO_ROOT / "runbooks" / "release.md").read_text()
+    blocks = "\n".join(re.findall(r"```bash\n(.*?)```", runbook, re.S))
+    commands = [line.strip() for line in blocks.splitlines()]
+    migrate = next((i for i, c in enumerate(commands) if c.startswith("ops db migrate") and "--plan" not in c), None)
+    deploy = next(i for i, c in enumerate(commands) if c.startswith("ops deploy") and "--plan" not in c)
+    assert migrate is not None and migrate < deploy, "runbooks/release.md: migrate (not only --plan) before the deploy"
+    assert '--env "$ENV"' in commands[migrate] and "--yes" in commands[migrate].split()

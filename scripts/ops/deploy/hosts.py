@@ -17,6 +17,15 @@ from ops.sandbox.state import SandboxState, load_state, save_state
 from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
 
 
+def _reason(response: httpx.Response) -> str:
+    """The app's own account of a 503 (`reason`: which check failed, e.g. the schema revision)."""
+    try:
+        said = response.json().get("reason")
+    except (ValueError, AttributeError):
+        return ""
+    return f": {said}" if isinstance(said, str) and said else ""
+
+
 class LocalHosts:
     """The sandbox's app processes; state lives in the sandbox state file."""
 
@@ -63,7 +72,7 @@ class LocalHosts:
                 response = httpx.get(f"http://{candidate.address}/ready", timeout=2)
                 if response.status_code == 200:
                     return None
-                last = f"/ready answered {response.status_code}"
+                last = f"/ready answered {response.status_code}{_reason(response)}"
             except httpx.HTTPError as exc:
                 last = exc.__class__.__name__
             time.sleep(0.2)

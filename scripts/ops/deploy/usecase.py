@@ -57,8 +57,21 @@ def _append_history(store: ObjectStore, env_name: str, entry: dict[str, Any]) ->
     store.put_bytes(_history_key(env_name), json.dumps(history[-HISTORY_KEPT:]).encode())
 
 
+def not_ready_hint(role: str, env_name: str | None) -> str:
+    """What to do about a candidate that never became ready. A 503 from /ready is most often a
+    database the release's migrations have not reached (a first bring-up's empty one, or a release
+    deployed without `ops db migrate`): the host verb reports only the status, so the hint names
+    the command that shows the revision and the one that fixes it."""
+    logs = f"see the app's log on {role} for why (sandbox: `ops sandbox logs app-{role}`)"
+    if env_name is None:
+        return logs
+    return (f"a 503 from /ready means a dependency is down or the database is not at this release's schema "
+            f"head: `ops db migrate --env {env_name} --plan` shows its revision; if it is behind, run "
+            f"`ops db migrate --env {env_name}` and deploy again; otherwise {logs}")
+
+
 def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = lambda _m: None,
-             roles: list[str] | None = None) -> list[dict[str, Any]]:
+             roles: list[str] | None = None, env_name: str | None = None) -> list[dict[str, Any]]:
     """Put `version` on each host in turn (the serving host last); the caller holds the lock."""
     done = []
     for role in roles if roles is not None else hosts.roles():
@@ -70,7 +83,7 @@ def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = la
             hosts.discard(candidate)
             raise ExternalError(
                 f"{version} did not become ready on {role}: {problem}; rolled back, {old_version} still serving",
-                hint=f"see the app's log on {role} for why (sandbox: `ops sandbox logs app-{role}`)")
+                hint=not_ready_hint(role, env_name))
         moving = old_address in hosts.serving(role)
         if moving:
             # New first, old kept in the list: with lb_policy first all new requests go to the
@@ -106,7 +119,7 @@ def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
                 _append_history(store, env_name, {"version": found, "kind": "found"})
         before()
         try:
-            report.hosts = roll_out(hosts, version, progress=progress)
+            report.hosts = roll_out(hosts, version, progress=progress, env_name=env_name)
         except ExternalError:
             _append_history(store, env_name, {"version": version, "kind": "failed"})
             raise
