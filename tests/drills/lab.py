@@ -147,8 +147,10 @@ def serve_httpx_handler(handler: Any, tls: ssl.SSLContext | None = None, host: s
     class Handler(BaseHTTPRequestHandler):
         def _reply(self) -> None:
             length = int(self.headers.get("content-length") or 0)
+            # The caller's socket address rides in the request's extensions (an edge stamps it on).
             request = httpx.Request(self.command, f"http://fake{self.path}", headers=dict(self.headers),
-                                    content=self.rfile.read(length) if length else b"")
+                                    content=self.rfile.read(length) if length else b"",
+                                    extensions={"client": self.client_address})
             response = handler(request)
             body = response.read()
             self.send_response(response.status_code)
@@ -193,12 +195,16 @@ def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str], 
     """Cloudflare's proxied edge, over HTTPS with `certificate` (Cloudflare's edge certificate; here a
     test CA's, trusted by `ops` through SSL_CERT_FILE): each request goes to the origin the app record
     names now (so a DNS switch moves traffic), over TLS to that host's Caddy under the site's name,
-    and its answer comes back with the origin's headers (HSTS among them)."""
+    and its answer comes back with the origin's headers (HSTS among them). As Cloudflare does, it sets
+    CF-Connecting-IP to the visitor's address (its socket's: a test gives visitors their own loopback
+    addresses), overwriting any the visitor sent."""
 
     def forward(request: httpx.Request) -> httpx.Response:
         record = next(r for r in cloudflare.records[zone] if r["name"].startswith("app."))
         origin = record["content"]
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in ("host", "content-length", "cf-connecting-ip")}
+        headers["CF-Connecting-IP"] = str(request.extensions["client"][0])
         try:
             # 100 s: Cloudflare's proxy read timeout (a 10,000-row upload is validated before it answers).
             with httpx.Client(verify=origin_client(ca_files[origin], client), timeout=100) as session:
