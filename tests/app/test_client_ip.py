@@ -49,7 +49,7 @@ def test_client_ip_believes_cf_connecting_ip_only_from_a_trusted_proxy(
 
 @pytest.mark.unit
 def test_a_bad_trusted_proxy_is_named() -> None:
-    with pytest.raises(ConfigurationError, match="^TRUSTED_PROXIES: 'caddy' is not an IP address"):
+    with pytest.raises(ConfigurationError, match=r"^TRUSTED_PROXIES: 'caddy' is not an IP address"):
         load_settings({**GOOD, "TRUSTED_PROXIES": "127.0.0.1,caddy"})
 
 

@@ -20,6 +20,7 @@ the role's `client_auth` requires, as Cloudflare does) and of the public edge ce
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -71,11 +72,12 @@ class Forwarder:
 
     With `postgres_tls`, it answers PostgreSQL's SSLRequest itself and terminates TLS: the app
     requires TLS to a database that is not local (as Neon is), and the sandbox's server may be
-    built without it."""
+    built without it. With `tls`, every connection is TLS from its first byte (Redis's rediss://,
+    as a Redis Cloud database with TLS on answers nothing else); the sandbox's Redis stays plain."""
 
     def __init__(self, listen: tuple[str, int], target: tuple[str, int],
-                 postgres_tls: ssl.SSLContext | None = None) -> None:
-        self.target, self.tls = target, postgres_tls
+                 postgres_tls: ssl.SSLContext | None = None, tls: ssl.SSLContext | None = None) -> None:
+        self.target, self.tls, self.direct_tls = target, postgres_tls, tls
         self.server = socket.create_server(listen)
         self.server.settimeout(0.5)
         self.port = int(self.server.getsockname()[1])
@@ -93,6 +95,10 @@ class Forwarder:
     def _connect(self, client: socket.socket) -> None:
         with contextlib.suppress(OSError):
             first = b""
+            if self.direct_tls is not None:  # a client that does not speak TLS fails the handshake here
+                client.settimeout(10)
+                client = self.direct_tls.wrap_socket(client, server_side=True)
+                client.settimeout(None)
             if self.tls is not None:
                 first = client.recv(8, socket.MSG_WAITALL)
                 if first[4:] == POSTGRES_GSS_REQUEST:  # libpq asks for GSS encryption first: decline
@@ -318,9 +324,19 @@ def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca:
     return root
 
 
+def _redis_tls(tls_dir: Path, gateway: str) -> tuple[ssl.SSLContext, Pem]:
+    """TLS for the lab's Redis, as a Redis Cloud database with TLS on: a certificate for the address
+    the app dials, from a CA of its own (Redis Cloud's is its own too), which the app gets as REDIS_CA_CERT."""
+    ca = make_ca(tls_dir, "redis")
+    leaf = issue(ca, tls_dir, "redis-server", (gateway,))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(leaf.cert, leaf.key)
+    return context, ca
+
+
 def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwarded: dict[str, int],
              stack: str, edge_url: str, origin: Pem, registry: LocalRegistry,
-             monitor_ids: dict[str, str], stripe_endpoint: str) -> dict[str, Any]:
+             monitor_ids: dict[str, str], stripe_endpoint: str, redis_ca: Pem) -> dict[str, Any]:
     from autoenroll.stripe_webhook import WEBHOOK_PATH
     from stacks.plan import run_plan
 
@@ -346,7 +362,9 @@ def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwa
                                "staging": {"direct": state.database_url("staging", admin=True), "pooled": app_url}},
         "app_env": {
             **outputs["app_env"], "DATABASE_URL": app_url,
-            "REDIS_URL": f"redis://:{state.redis.password}@{gateway}:{forwarded['redis']}/0",
+            # TLS only, as production requires (app/autoenroll/config.py), verified against the lab's CA.
+            "REDIS_URL": f"rediss://:{state.redis.password}@{gateway}:{forwarded['redis']}/0",
+            "REDIS_CA_CERT": base64.b64encode(redis_ca.cert.read_bytes()).decode(),
             "S3_ENDPOINT_URL": f"http://{gateway}:{forwarded['s3']}", "S3_REGION": "us-east-1",
             "S3_ACCESS_KEY_ID": state.s3.access_key, "S3_SECRET_ACCESS_KEY": state.s3.secret_key,
             "S3_BUCKET_UPLOADS": state.s3.buckets["uploads"], "SENTRY_DSN": "",
@@ -380,7 +398,9 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         gateway = hosts["primary"].runner_address
         targets = {"postgres": state.postgres.port, "redis": state.redis.port, "s3": state.s3.ports["s3"]}
         tls = _postgres_tls(folder)
-        forwarders = {name: Forwarder((gateway, 0), ("127.0.0.1", port), tls if name == "postgres" else None)
+        redis_tls, redis_ca = _redis_tls(folder / "redis-tls", gateway)
+        forwarders = {name: Forwarder((gateway, 0), ("127.0.0.1", port), tls if name == "postgres" else None,
+                                      redis_tls if name == "redis" else None)
                       for name, port in targets.items()}
         for forwarder in forwarders.values():
             stack_.callback(forwarder.close)
@@ -425,7 +445,7 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             files[name] = folder / f"{name}.json"
             ports = {k: f.port for k, f in forwarders.items()}
             files[name].write_text(json.dumps(_outputs(state, hosts, gateway, ports, name, edge_url, origin_cert,
-                                                       registry, monitor_ids, stripe_endpoint)))
+                                                       registry, monitor_ids, stripe_endpoint, redis_ca)))
         outputs_file = files[stack]
         config_dir = folder / "stack-config"
         config_dir.mkdir()
