@@ -13,6 +13,7 @@ import json
 import socket
 import ssl
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -52,7 +53,26 @@ def test_lab_two_visitors_get_separate_rate_limit_buckets(deployed: Lab) -> None
     with _visitor(deployed, "127.0.0.2") as a, _visitor(deployed, "127.0.0.3") as b:
         statuses = _login_statuses(a, email, limit + 1)
         assert statuses[-1] == 429 and 429 not in statuses[:-1], statuses
+        # The app counted A under A's address (not the proxy's, nor the one A made up).
+        buckets = sorted(k.decode() for k in _redis(deployed).scan_iter("rate:*:/api/auth/login"))
+        assert "rate:127.0.0.2:/api/auth/login" in buckets, (buckets, _trusted_proxies(deployed))
         assert _login_statuses(b, email, 1) != [429]
+
+
+def _redis(lab: Lab) -> Any:
+    import redis
+
+    from ops.sandbox.state import load_state
+
+    return redis.Redis.from_url(load_state(lab.root).redis_url())
+
+
+def _trusted_proxies(lab: Lab) -> list[str]:
+    """What the serving host's app containers were told to trust (for a failure's message)."""
+    host = lab.hosts["primary"]
+    return [line for name in lab.containers("primary")
+            for line in host.docker("inspect", "--format", "{{range .Config.Env}}{{println .}}{{end}}",
+                                    name).stdout.splitlines() if line.startswith("TRUSTED_PROXIES=")]
 
 
 def test_lab_app_reaches_redis_over_tls_only(deployed: Lab) -> None:
