@@ -38,6 +38,7 @@ def build(config: StackConfig) -> dict[str, Any]:
     ).apply(lambda v: {
         **dict(zip(SECRET_ENV_VARS, v, strict=True)),
         "S3_ENDPOINT_URL": storage.endpoint, "S3_REGION": "auto", "S3_BUCKET_UPLOADS": storage.bucket_names["uploads"],
+        **cache.app_env,
     })
     compute = Compute("compute", ComputeArgs(config, betterstack_logs_token=secret("betterstackLogsToken")))
     edge = Edge("edge", EdgeArgs(config, origin_ipv4=compute.origin_ipv4()))

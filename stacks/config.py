@@ -116,6 +116,16 @@ class StorageConfig:
 class CacheConfig:
     provider: str
     region: str
+    # The Redis Cloud plan this stack's database is on (stacks/data/plans.json redis_cloud); the
+    # phase's by default. Only a plan with TLS fits production (policy fits-the-plan).
+    plan: str = "paid"
+    # REDIS_URL may be redis:// (no TLS): never in production; in staging only by this explicit
+    # setting (Pulumi.staging.yaml says why). The app gets it as REDIS_ALLOW_PLAINTEXT.
+    allow_plaintext: bool = False
+    # The PEM bundle of the CA that signs the database's TLS certificate (Redis Cloud console: the
+    # database's Security section, "Download CA certificates"; public, not a secret). The app gets it
+    # as REDIS_CA_CERT; "" trusts the image's store only.
+    ca_cert: str = ""
 
 
 @dataclass(frozen=True)
@@ -403,8 +413,17 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     k = top.section("cache", {})
     assert k is not None
     cache = CacheConfig(provider=k.choice("provider", ("redis-cloud",), "redis-cloud"),
-                        region=k.text("region", "aws-eu-central-1"))
+                        region=k.text("region", "aws-eu-central-1"),
+                        plan=k.choice("plan", tuple(plans.plans_of("redis_cloud")),
+                                      plans.plan_of(phase, "redis_cloud")),
+                        allow_plaintext=bool(k.get("allow_plaintext", False, kind=bool)),
+                        ca_cert=str(k.get("ca_cert", "", kind=str)).strip())
     k.done()
+    if cache.ca_cert and "-----BEGIN CERTIFICATE-----" not in cache.ca_cert:
+        raise StackConfigError("cache.ca_cert: must be PEM certificates (-----BEGIN CERTIFICATE-----)")
+    if cache.allow_plaintext and production:
+        raise StackConfigError("cache.allow_plaintext: not allowed in production (sessions and the token "
+                               "blacklist must reach Redis over TLS: rediss://)")
 
     m = top.section("monitoring", {})
     assert m is not None

@@ -90,8 +90,9 @@ def estimate(stack: str, config: Any, resources: list[Any]) -> Estimate:
     lines.append(CostLine("r2", f"{config.cost.r2_storage_gb:g} GB, {config.cost.r2_class_a_millions:g}M class A, "
                                 f"{config.cost.r2_class_b_millions:g}M class B", r2_eur, r2["source"]))
     flat = prices["flat"]
-    lines.append(CostLine("redis_cloud", f"{phase['redis_cloud']} tier (one database per environment)",
-                          float(flat["redis_cloud"][phase["redis_cloud"]]), flat["source"]))
+    # The stack's own Redis plan (cache.plan, the phase's by default): staging may stay on the free one.
+    lines.append(CostLine("redis_cloud", f"{config.cache.plan} tier (one database per environment)",
+                          float(flat["redis_cloud"][config.cache.plan]), flat["source"]))
     for service in ("cloudflare", "mailjet", "betterstack", "sentry"):
         tier = phase[service]
         eur = float(flat[service][tier]) if owner else 0.0

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from stacks.config import APP, SECRET_KEYS, StackConfig, parse_config
-from stacks.policies import ResourceView, evaluate
+from stacks.policies import ResourceView, cache_fits_the_plan, evaluate
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 - Pulumi's wire signature marking a secret
@@ -232,6 +232,7 @@ def run_plan(stack: str, overrides: dict[str, Any] | None = None, *,
     plan = Plan(stack=stack, config=config, resources=resources, outputs=captured, secret_outputs=sorted(secret_keys),
                 policies={})
     plan.policies = evaluate(stack, [r.view() for r in resources])
+    plan.policies["fits-the-plan"] += cache_fits_the_plan(config)  # Redis is config, not a resource
     leaked = [k for k, v in captured.items() if k not in secret_keys and SENTINEL in json.dumps(v, default=str)]
     plan.policies["no-plain-secrets"] += [f"stack output {k}: secret in clear text" for k in leaked]
     return plan

@@ -35,8 +35,17 @@ def plan_of(phase: str, provider: str) -> str:
         raise KeyError(f"stacks/data/plans.json: no plan for {provider} in phase {phase!r}") from None
 
 
+def plans_of(provider: str) -> list[str]:
+    """The plans of `provider` the table has limits for."""
+    return sorted(load("plans")["limits"][provider])
+
+
 def limit(phase: str, provider: str, key: str) -> Limit:
-    plan = plan_of(phase, provider)
+    return plan_limit(provider, plan_of(phase, provider), key)
+
+
+def plan_limit(provider: str, plan: str, key: str) -> Limit:
+    """A limit of a named plan (a stack may be on another plan than its phase's, e.g. cache.plan)."""
     try:
         entry = load("plans")["limits"][provider][plan][key]
     except KeyError:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from stacks import plans
-from stacks.config import EU_NEON_REGIONS, GERMAN_LOCATIONS
+from stacks.config import EU_NEON_REGIONS, GERMAN_LOCATIONS, StackConfig
 
 HCLOUD_PREFIX = "hcloud:index/"
 SERVER = "hcloud:index/server:Server"
@@ -246,6 +246,18 @@ def fits_the_plan(_env: str, resources: Sequence[ResourceView]) -> list[str]:
                 over(r, "public_key (same key as " + keys[key] + ")", key[:24] + "...", unique)
             keys.setdefault(key, r.name)
     return out
+
+
+def cache_fits_the_plan(config: StackConfig) -> list[str]:
+    """The Redis database's plan against what the stack needs of it: TLS, unless the stack says
+    `cache.allow_plaintext` (which production cannot: stacks/config.py). Part of fits-the-plan, from
+    the config rather than the resources: Redis Cloud is not a Pulumi resource here (stacks/cache.py),
+    so CrossGuard, which sees only resources, cannot run this check; `ops plan` and the tests do."""
+    tls = plans.plan_limit("redis_cloud", config.cache.plan, "tls")
+    if tls.value or config.cache.allow_plaintext:
+        return []
+    return [f"cache: plan = {config.cache.plan!r} has no TLS, and {config.environment} requires rediss:// "
+            f"(REDIS_URL): limit {tls}" + ("" if config.is_production else "; or set cache.allow_plaintext")]
 
 
 def no_plain_secrets(_env: str, resources: Sequence[ResourceView]) -> list[str]:

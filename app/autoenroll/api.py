@@ -6,6 +6,7 @@ which main.py's handler answers with, so nothing here chooses a status by readin
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -31,7 +32,26 @@ def error(status: int, message: str, **headers: str) -> JSONResponse:
 
 
 def client_ip(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
+    """The visitor's address, which rate limits are keyed on.
+
+    The socket peer is the app's proxy, never the visitor: Caddy on the sandbox's loopback, or on a
+    host the Docker bridge's gateway (docker-proxy relays the published port). So the visitor comes
+    from `CF-Connecting-IP`, believed only when the peer is in TRUSTED_PROXIES: Caddy either passes
+    Cloudflare's header (on a host, where origin-pull TLS admits only Cloudflare, which sets it) or
+    overwrites it with its own peer (where Caddy is the edge: app/Caddyfile). From any other peer the
+    header is anyone's to forge, and the peer itself is the client."""
+    peer = request.client.host if request.client else "unknown"
+    header = request.headers.get("cf-connecting-ip", "").strip()
+    if not header:
+        return peer
+    try:
+        peer_address = ipaddress.ip_address(peer)
+        visitor = ipaddress.ip_address(header)
+    except ValueError:
+        return peer
+    if any(peer_address in network for network in _resources(request).settings.trusted_proxies):
+        return str(visitor)
+    return peer
 
 
 def _resources(request: Request) -> Resources:

@@ -6,12 +6,19 @@ A missing or malformed variable stops the app with one line naming the variable
 
 from __future__ import annotations
 
+import base64
+import binascii
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
+# The environments whose Redis is across the internet (Redis Cloud): sessions and the token blacklist
+# must not travel in clear, so REDIS_URL must be rediss:// there (staging may opt out, see redis_url_with_tls).
+TLS_ENVIRONMENTS = ("staging", "production")
+ProxyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigurationError(Exception):
@@ -59,6 +66,9 @@ class Settings:
     rate_limit_per_minute: int = 120
     login_rate_limit_per_minute: int = 10
     db_pool_max: int = 20
+    # Peers whose CF-Connecting-IP names the visitor (api.client_ip): the app's own proxy, Caddy.
+    trusted_proxies: tuple[ProxyNetwork, ...] = ()
+    redis_ca_pem: str | None = None  # REDIS_CA_CERT (base64): the CA that signs Redis's server certificate
     db_pool_max_idle_s: float = 30.0
     db_connect_timeout_s: float = 2.0
     ready_check_timeout_s: float = 2.0
@@ -104,12 +114,66 @@ def database_url_with_tls(name: str, url: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw not in ("", "0", "1", "true", "false"):
+        raise ConfigurationError(f"{name}: must be true or false, got {raw!r}")
+    return raw in ("1", "true")
+
+
+def redis_url_with_tls(app_env: str, url: str, allow_plaintext: bool) -> str:
+    """Validate REDIS_URL; in staging and production require rediss:// (TLS).
+
+    Production never accepts redis://: Redis Cloud is reached over the internet and the URL's
+    connections carry sessions and the token blacklist. Staging may, only with
+    REDIS_ALLOW_PLAINTEXT=true (the stack's `cache.allow_plaintext`, for Redis Cloud's free plan,
+    which has no TLS). The URL itself is never echoed: it holds the password."""
+    scheme = urlsplit(url).scheme
+    if scheme not in ("redis", "rediss"):
+        raise ConfigurationError("REDIS_URL: must start with redis:// or rediss://")
+    if scheme == "redis" and app_env in TLS_ENVIRONMENTS:
+        if app_env == "production":
+            raise ConfigurationError("REDIS_URL: must be rediss:// (TLS) in production; redis:// sends sessions "
+                                     "in clear (Redis Cloud's free plan has no TLS: use a paid plan)")
+        if not allow_plaintext:
+            raise ConfigurationError(f"REDIS_URL: must be rediss:// (TLS) in {app_env}, or set "
+                                     "REDIS_ALLOW_PLAINTEXT=true (the stack's cache.allow_plaintext)")
+    return url
+
+
+def redis_ca_pem(raw: str) -> str | None:
+    """REDIS_CA_CERT: the PEM bundle of the CA that signs the Redis server's certificate, base64-encoded
+    (`base64 -w0 redis_ca.pem`): an env file holds one line per variable."""
+    if not raw:
+        return None
+    try:
+        pem = base64.b64decode(raw, validate=True).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError):
+        raise ConfigurationError("REDIS_CA_CERT: must be a base64-encoded PEM bundle") from None
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise ConfigurationError("REDIS_CA_CERT: the decoded bundle holds no PEM certificate")
+    return pem
+
+
+def trusted_proxies(raw: str) -> tuple[ProxyNetwork, ...]:
+    """TRUSTED_PROXIES: comma-separated addresses or networks of the app's proxy (Caddy)."""
+    networks = []
+    for item in (part.strip() for part in raw.split(",")):
+        if not item:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigurationError(f"TRUSTED_PROXIES: {item!r} is not an IP address or network") from None
+    return tuple(networks)
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read and validate every variable; raise ConfigurationError naming the first bad one."""
     env = os.environ if env is None else env
-    redis_url = _require(env, "REDIS_URL")
-    if urlsplit(redis_url).scheme not in ("redis", "rediss"):
-        raise ConfigurationError("REDIS_URL: must start with redis:// or rediss://")
+    app_env = env.get("APP_ENV", "local")
+    redis_url = redis_url_with_tls(app_env, _require(env, "REDIS_URL"), _flag(env, "REDIS_ALLOW_PLAINTEXT"))
+    redis_ca = redis_ca_pem(env.get("REDIS_CA_CERT", "").strip())
     endpoint = env.get("S3_ENDPOINT_URL", "").strip() or None
     if endpoint and urlsplit(endpoint).scheme not in ("http", "https"):
         raise ConfigurationError("S3_ENDPOINT_URL: must be an http(s) URL")
@@ -127,7 +191,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         stripe_webhook_secret=stripe_secret,
         rate_limit_per_minute=_int(env, "RATE_LIMIT_PER_MINUTE", 120, 1, 100000),
         login_rate_limit_per_minute=_int(env, "LOGIN_RATE_LIMIT_PER_MINUTE", 10, 1, 10000),
-        app_env=env.get("APP_ENV", "local"),
+        app_env=app_env,
         app_version=env.get("APP_VERSION", "dev"),
         host=env.get("HOST", "127.0.0.1"),
         port=_int(env, "PORT", 8000, 1, 65535),
@@ -140,6 +204,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         s3_bucket_uploads=_require(env, "S3_BUCKET_UPLOADS"),
         sentry_dsn=dsn,
         db_pool_max=_int(env, "DB_POOL_MAX", 20, 1, 200),
+        # Loopback by default (the sandbox's Caddy); a host's deploy script sets the Docker bridge's
+        # gateway, the peer a container sees for everything that arrives through its published port.
+        trusted_proxies=trusted_proxies(env.get("TRUSTED_PROXIES", "127.0.0.1,::1")),
+        redis_ca_pem=redis_ca,
         limits=UploadLimits(
             max_rows=_int(env, "UPLOAD_MAX_ROWS", 200_000, 1, 1_048_575),
             max_columns=_int(env, "UPLOAD_MAX_COLUMNS", 1024, 8, 16_384),

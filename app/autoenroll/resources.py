@@ -54,8 +54,12 @@ async def open_resources(settings: Settings) -> Resources:
         open=False,
     )
     await pool.open(wait=False)
+    # rediss:// only: Redis Cloud signs its servers' certificates with its own CA (its console's
+    # "Download CA certificates"), not one in the image's trust store.
+    tls: dict[str, Any] = ({"ssl_ca_data": settings.redis_ca_pem}
+                           if settings.redis_ca_pem and settings.redis_url.startswith("rediss://") else {})
     client = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10
+        settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10, **tls
     )
     checker = Checker(settings.limits)
     await asyncio.to_thread(checker.start)

@@ -31,8 +31,10 @@ def main() -> int:
         http="httptools",
         access_log=False,
         log_config=None,
-        proxy_headers=True,
-        forwarded_allow_ips="127.0.0.1",
+        # Off: the client's address has one owner, api.client_ip (CF-Connecting-IP from TRUSTED_PROXIES).
+        # uvicorn's X-Forwarded-For rewriting would replace the socket peer that check needs, and on a
+        # host X-Forwarded-For ends with Cloudflare's edge, not the visitor.
+        proxy_headers=False,
         timeout_graceful_shutdown=int(os.environ.get("GRACEFUL_TIMEOUT", "20")),
         timeout_keep_alive=75,  # longer than Caddy's idle keep-alive, so Caddy closes first
     )

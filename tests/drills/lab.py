@@ -21,6 +21,7 @@ the role's `client_auth` requires, as Cloudflare does) and of the public edge ce
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -78,11 +79,12 @@ class Forwarder:
 
     With `postgres_tls`, it answers PostgreSQL's SSLRequest itself and terminates TLS: the app
     requires TLS to a database that is not local (as Neon is), and the sandbox's server may be
-    built without it."""
+    built without it. With `tls`, every connection is TLS from its first byte (Redis's rediss://,
+    as a Redis Cloud database with TLS on answers nothing else); the sandbox's Redis stays plain."""
 
     def __init__(self, listen: tuple[str, int], target: tuple[str, int],
-                 postgres_tls: ssl.SSLContext | None = None) -> None:
-        self.target, self.tls = target, postgres_tls
+                 postgres_tls: ssl.SSLContext | None = None, tls: ssl.SSLContext | None = None) -> None:
+        self.target, self.tls, self.direct_tls = target, postgres_tls, tls
         self.server = socket.create_server(listen)
         self.server.settimeout(0.5)
         self.port = int(self.server.getsockname()[1])
@@ -100,6 +102,10 @@ class Forwarder:
     def _connect(self, client: socket.socket) -> None:
         with contextlib.suppress(OSError):
             first = b""
+            if self.direct_tls is not None:  # a client that does not speak TLS fails the handshake here
+                client.settimeout(10)
+                client = self.direct_tls.wrap_socket(client, server_side=True)
+                client.settimeout(None)
             if self.tls is not None:
                 first = client.recv(8, socket.MSG_WAITALL)
                 if first[4:] == POSTGRES_GSS_REQUEST:  # libpq asks for GSS encryption first: decline
@@ -144,8 +150,10 @@ def serve_httpx_handler(handler: Any, tls: ssl.SSLContext | None = None, host: s
     class Handler(BaseHTTPRequestHandler):
         def _reply(self) -> None:
             length = int(self.headers.get("content-length") or 0)
+            # The caller's socket address rides in the request's extensions (an edge stamps it on).
             request = httpx.Request(self.command, f"http://fake{self.path}", headers=dict(self.headers),
-                                    content=self.rfile.read(length) if length else b"")
+                                    content=self.rfile.read(length) if length else b"",
+                                    extensions={"client": self.client_address})
             response = handler(request)
             body = response.read()
             self.send_response(response.status_code)
@@ -190,12 +198,16 @@ def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str], 
     """Cloudflare's proxied edge, over HTTPS with `certificate` (Cloudflare's edge certificate; here a
     test CA's, trusted by `ops` through SSL_CERT_FILE): each request goes to the origin the app record
     names now (so a DNS switch moves traffic), over TLS to that host's Caddy under the site's name,
-    and its answer comes back with the origin's headers (HSTS among them)."""
+    and its answer comes back with the origin's headers (HSTS among them). As Cloudflare does, it sets
+    CF-Connecting-IP to the visitor's address (its socket's: a test gives visitors their own loopback
+    addresses), overwriting any the visitor sent."""
 
     def forward(request: httpx.Request) -> httpx.Response:
         record = next(r for r in cloudflare.records[zone] if r["name"].startswith("app."))
         origin = record["content"]
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+        headers = {k: v for k, v in request.headers.items()
+                   if k.lower() not in ("host", "content-length", "cf-connecting-ip")}
+        headers["CF-Connecting-IP"] = str(request.extensions["client"][0])
         try:
             # 100 s: Cloudflare's proxy read timeout (a 10,000-row upload is validated before it answers).
             with httpx.Client(verify=origin_client(ca_files[origin], client), timeout=100) as session:
@@ -337,9 +349,20 @@ def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca:
     return root
 
 
+def _redis_tls(tls_dir: Path, gateway: str) -> tuple[ssl.SSLContext, Pem]:
+    """TLS for the lab's Redis, as a Redis Cloud database with TLS on: a certificate for the address
+    the app dials, from a CA of its own (Redis Cloud's is its own too), which the app gets as REDIS_CA_CERT."""
+    ca = make_ca(tls_dir, "redis")
+    leaf = issue(ca, tls_dir, "redis-server", (gateway,))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(leaf.cert, leaf.key)
+    return context, ca
+
+
 def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwarded: dict[str, int],
              stack: str, edge_url: str, origin: Pem, registry: LocalRegistry,
-             monitor_ids: dict[str, str], stripe_endpoint: str, database: LabDatabase) -> dict[str, Any]:
+             monitor_ids: dict[str, str], stripe_endpoint: str, database: LabDatabase,
+             redis_ca: Pem) -> dict[str, Any]:
     from autoenroll.stripe_webhook import WEBHOOK_PATH
     from stacks.plan import run_plan
 
@@ -364,7 +387,9 @@ def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwa
                                for b in BRANCH_OF_STACK.values()},
         "app_env": {
             **outputs["app_env"], "DATABASE_URL": pooled[branch],
-            "REDIS_URL": f"redis://:{state.redis.password}@{gateway}:{forwarded['redis']}/0",
+            # TLS only, as production requires (app/autoenroll/config.py), verified against the lab's CA.
+            "REDIS_URL": f"rediss://:{state.redis.password}@{gateway}:{forwarded['redis']}/0",
+            "REDIS_CA_CERT": base64.b64encode(redis_ca.cert.read_bytes()).decode(),
             "S3_ENDPOINT_URL": f"http://{gateway}:{forwarded['s3']}", "S3_REGION": "us-east-1",
             "S3_ACCESS_KEY_ID": state.s3.access_key, "S3_SECRET_ACCESS_KEY": state.s3.secret_key,
             "S3_BUCKET_UPLOADS": state.s3.buckets["uploads"], "SENTRY_DSN": "",
@@ -403,7 +428,10 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         for branch in BRANCH_OF_STACK.values():
             database.empty_database(branch, OWNER_DATABASE_ROLE)
         targets = {"redis": state.redis.port, "s3": state.s3.ports["s3"]}
-        forwarders = {name: Forwarder((gateway, 0), ("127.0.0.1", port)) for name, port in targets.items()}
+        redis_tls, redis_ca = _redis_tls(folder / "redis-tls", gateway)
+        forwarders = {name: Forwarder((gateway, 0), ("127.0.0.1", port), None,
+                                      redis_tls if name == "redis" else None)
+                      for name, port in targets.items()}
         for forwarder in forwarders.values():
             stack_.callback(forwarder.close)
         tls_dir = folder / "tls"
@@ -447,7 +475,8 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             files[name] = folder / f"{name}.json"
             ports = {k: f.port for k, f in forwarders.items()}
             files[name].write_text(json.dumps(_outputs(state, hosts, gateway, ports, name, edge_url, origin_cert,
-                                                       registry, monitor_ids, stripe_endpoint, database)))
+                                                       registry, monitor_ids, stripe_endpoint, database,
+                                                       redis_ca)))
         outputs_file = files[stack]
         config_dir = folder / "stack-config"
         config_dir.mkdir()

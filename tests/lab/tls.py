@@ -32,18 +32,28 @@ def make_ca(folder: Path, name: str) -> Pem:
 
 
 def issue(ca: Pem, folder: Path, name: str, dns_names: tuple[str, ...] = (), client: bool = False) -> Pem:
-    """A leaf signed by `ca`: a server certificate for `dns_names`, or a client certificate."""
+    """A leaf signed by `ca`: a server certificate for `dns_names` (IP addresses too), or a client certificate."""
     leaf = Pem(folder / f"{name}.pem", folder / f"{name}.key")
     csr = folder / f"{name}.csr"
     _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
              "-subj", f"/CN={dns_names[0] if dns_names else name}", "-keyout", str(leaf.key), "-out", str(csr))
     extensions = folder / f"{name}.ext"
     usage = "clientAuth" if client else "serverAuth"
-    san = f"subjectAltName={','.join(f'DNS:{n}' for n in dns_names)}\n" if dns_names else ""
+    san = f"subjectAltName={','.join(_san(n) for n in dns_names)}\n" if dns_names else ""
     extensions.write_text(f"basicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n{san}")
     _openssl("x509", "-req", "-in", str(csr), "-CA", str(ca.cert), "-CAkey", str(ca.key), "-CAcreateserial",
              "-days", "2", "-extfile", str(extensions), "-out", str(leaf.cert))
     return leaf
+
+
+def _san(name: str) -> str:
+    """An IP address is named as one (a client checks IP SANs against an address, never DNS ones)."""
+    import ipaddress
+
+    try:
+        return f"IP:{ipaddress.ip_address(name)}"
+    except ValueError:
+        return f"DNS:{name}"
 
 
 def fingerprint(cert_pem: str) -> str:

@@ -83,3 +83,39 @@ def test_no_secret_is_written_in_clear_in_the_stack_files() -> None:
         for key in SECRET_KEYS:
             value = raw.get(key)
             assert value is None or (isinstance(value, dict) and "secure" in value), f"{stack}: {key} in clear"
+
+
+def staging() -> dict[str, Any]:
+    return copy.deepcopy(namespaced_config("staging"))
+
+
+def test_production_cannot_allow_redis_without_tls_and_staging_says_so_explicitly() -> None:
+    config = production()
+    config["cache"]["allow_plaintext"] = True
+    with pytest.raises(StackConfigError, match=r"^cache\.allow_plaintext: not allowed in production"):
+        parse_config(config, "production")
+    assert parse_config(production(), "production").cache.allow_plaintext is False
+    # Staging's free Redis plan has no TLS: Pulumi.staging.yaml opts out, explicitly.
+    assert parse_config(staging(), "staging").cache.allow_plaintext is True
+    assert parse_config(staging(), "staging").cache.plan == "free"
+
+
+def test_the_redis_ca_bundle_must_be_pem() -> None:
+    config = production()
+    config["cache"]["ca_cert"] = "not a certificate"
+    with pytest.raises(StackConfigError, match=r"^cache\.ca_cert: must be PEM certificates"):
+        parse_config(config, "production")
+
+
+def test_pulumi_up_refuses_a_plain_redis_url_without_the_opt_out_naming_the_key_not_the_url() -> None:
+    from stacks.cache import app_env, require_tls
+
+    url = "redis://:hunter2@redis-1.cloud.redislabs.com:1/0"
+    with pytest.raises(StackConfigError, match=r"^redisUrl: must be rediss:// \(TLS\) in production") as refused:
+        require_tls(url, parse_config(production(), "production"))
+    assert "hunter2" not in str(refused.value)
+    assert require_tls(url.replace("redis://", "rediss://"), parse_config(production(), "production"))
+    allowed = parse_config(staging(), "staging")
+    assert require_tls(url, allowed) == url
+    assert app_env(allowed) == {"REDIS_ALLOW_PLAINTEXT": "true"}
+    assert app_env(parse_config(production(), "production")) == {}

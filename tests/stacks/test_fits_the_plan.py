@@ -29,7 +29,7 @@ def test_every_limit_is_dated_and_sourced() -> None:
             for key, entry in limits.items():
                 assert set(entry) == {"value", "source"} and entry["source"].strip(), f"{provider}.{plan}.{key}"
     for phase, chosen in table["phases"].items():
-        for provider in ("cloudflare", "neon", "betterstack", "hetzner"):
+        for provider in ("cloudflare", "neon", "betterstack", "hetzner", "redis_cloud"):
             assert chosen[provider] in table["limits"][provider], f"{phase}: {provider} plan {chosen[provider]}"
 
 
@@ -170,3 +170,24 @@ def test_more_replicas_than_a_spread_group_holds_is_named() -> None:
     violations = run_plan("production", {"compute": {"replicas": 11}}).policies["fits-the-plan"]
     assert [v for v in violations if v.startswith("compute-spread: servers in the spread placement group = 11")
             and "hetzner cloud spread_group_servers" in v], violations
+
+
+def test_the_plan_table_says_which_redis_plan_has_tls() -> None:
+    assert plans.plan_limit("redis_cloud", "free", "tls").value is False
+    assert plans.plan_limit("redis_cloud", "paid", "tls").value is True
+    assert "redis.io" in plans.plan_limit("redis_cloud", "free", "tls").source
+
+
+def test_production_on_a_redis_plan_without_tls_fails_fits_the_plan() -> None:
+    plan = run_plan("production", {"cache": {"plan": "free"}})
+    violations = [v for v in plan.policies["fits-the-plan"] if v.startswith("cache:")]
+    assert violations and "redis_cloud free tls" in violations[0] and "REDIS_URL" in violations[0], violations
+    assert not plan.passed
+
+
+def test_staging_on_the_free_redis_plan_fits_only_with_its_explicit_opt_out(staging_plan: Plan) -> None:
+    assert staging_plan.config.cache.plan == "free" and staging_plan.policies["fits-the-plan"] == []
+    plan = run_plan("staging", {"cache": {"plan": "free", "allow_plaintext": False}})
+    assert any(v.startswith("cache:") and "cache.allow_plaintext" in v for v in plan.policies["fits-the-plan"])
+    assert "REDIS_ALLOW_PLAINTEXT" not in plan.outputs["app_env"]
+    assert staging_plan.outputs["app_env"]["REDIS_ALLOW_PLAINTEXT"] == "true"
