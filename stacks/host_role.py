@@ -45,6 +45,9 @@ APP_PORT = 8000
 # unit reads it (EnvironmentFile=), so a restart from the Caddyfile dials the slot that runs.
 CADDY_UPSTREAM_FILE = "/etc/autoenroll/caddy-upstream.env"
 DEPLOY_USER = "deploy"
+# What the role installs (tests/infra checks a server has them). sudo too: `ops deploy` runs the
+# root verbs through `sudo -n`, and not every image ships it.
+PACKAGES = ("sudo", "docker.io", "caddy", "nftables", "unattended-upgrades", "curl")
 
 
 @dataclass(frozen=True)
@@ -334,8 +337,7 @@ def render_user_data(args: HostRoleArgs) -> str:
         }],
         "package_update": True,
         "package_upgrade": True,
-        # sudo too: `ops deploy` runs the root verbs through `sudo -n`, and not every image ships it.
-        "packages": ["sudo", "docker.io", "caddy", "nftables", "unattended-upgrades", "curl"],
+        "packages": list(PACKAGES),
         "write_files": files,
         "runcmd": [
             ["systemctl", "daemon-reload"],
