@@ -290,8 +290,13 @@ def _ssh_keys(section: _Section, key: str) -> tuple[tuple[str, str], ...]:
 # --------------------------------------------------------------------------- the parser
 
 
-def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
-    """Validate the stack's `autoenroll:*` config (keys without the namespace) into a StackConfig."""
+def parse_config(raw: Mapping[str, Any], stack: str, *, refuse_placeholders: bool = False) -> StackConfig:
+    """Validate the stack's `autoenroll:*` config (keys without the namespace) into a StackConfig.
+
+    `refuse_placeholders` is what the real program (`load`, run by every pulumi preview/up) passes:
+    the committed stack files hold example values (stacks.prerequisites.placeholders) that build hosts
+    nobody can log in to. The offline plan and the tests read the committed files as they are and
+    leave it off (`ops plan` warns, `ops doctor` lists them)."""
     if stack not in ENVIRONMENTS:
         raise StackConfigError(f"stack: must be one of {', '.join(ENVIRONMENTS)}; got {stack!r}")
     from stacks import plans
@@ -446,7 +451,20 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         labels={"app": APP, "environment": environment, "phase": phase, "managed-by": "pulumi"},
     )
     top.done()
+    if refuse_placeholders:
+        from stacks.prerequisites import placeholders
+
+        found = placeholders(raw, stack)
+        if found:
+            raise StackConfigError(_all_problems(found, stack))
     return config
+
+
+def _all_problems(problems: list[Any], stack: str) -> str:
+    """One message for several problems: each line starts with its path or key; the first line too."""
+    lines = [p.line() for p in problems]
+    return (lines[0] + "".join(f"\n  {line}" for line in lines[1:])
+            + f"\n  ({len(lines)} problem(s); `ops doctor --stack {stack}` lists every prerequisite)")
 
 
 SECRET_KEYS = ("redisUrl", "sentryDsn", "r2AccessKeyId", "r2SecretAccessKey", "betterstackLogsToken", "authSecret",
@@ -457,8 +475,16 @@ PLAIN_KEYS = ("environment", "domain", "phase", "compute", "database", "edge", "
 
 
 def load() -> StackConfig:
-    """Read `autoenroll:*` from the running stack (the only pulumi.Config read in the program)."""
+    """Read `autoenroll:*` from the running stack (the only pulumi.Config read in the program).
+
+    Before any resource is registered it checks every prerequisite at once: each stack secret, the
+    providers' credentials and the variables the dynamic providers read (NEON_API_KEY, ...) only inside
+    their `create`, mid-update, and every placeholder value. One error lists them all."""
+    import os
+
     import pulumi
+
+    from stacks.prerequisites import missing, placeholders
 
     cfg = pulumi.Config(APP)
     raw: dict[str, Any] = {}
@@ -466,7 +492,17 @@ def load() -> StackConfig:
         value = cfg.get(key) if key in SCALAR_KEYS else cfg.get_object(key)
         if value is not None:
             raw[key] = value
-    return parse_config(raw, pulumi.get_stack())
+    stack = pulumi.get_stack()
+
+    def stack_secret(name: str) -> str | None:
+        namespace, key = name.split(":", 1)
+        # get_secret: the value stays an Output; only its presence matters here.
+        return None if pulumi.Config(namespace).get_secret(key) is None else "secure"
+
+    problems = missing(stack, stack_secret, os.environ) + placeholders(raw, stack)
+    if problems:
+        raise StackConfigError(_all_problems(problems, stack))
+    return parse_config(raw, stack, refuse_placeholders=True)
 
 
 def secret(key: str) -> Any:

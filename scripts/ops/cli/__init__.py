@@ -6,7 +6,7 @@ import os
 
 import typer
 
-from ops.cli import backup, checklist, db, deploy, envcmd, failover, lock, plan, sandbox, stack_reports
+from ops.cli import backup, checklist, db, deploy, doctor, envcmd, failover, lock, plan, sandbox, stack_reports
 from ops.cli.base import OpsTyper
 
 app = OpsTyper(
@@ -27,6 +27,7 @@ app.command("health")(deploy.health)
 app.add_typer(failover.app, name="failover")
 app.command("failback")(failover.failback)
 app.command("checklist")(checklist.checklist)
+app.command("doctor")(doctor.doctor)
 
 
 def _print_version(value: bool) -> None:
