@@ -15,9 +15,12 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoenroll.contract import APP_DATABASE_ROLE, DATABASE_NAME, OWNER_DATABASE_ROLE
+
+if TYPE_CHECKING:
+    from stacks.prerequisites import Problem
 
 APP = "autoenroll"
 ENVIRONMENTS = ("staging", "production")
@@ -460,7 +463,7 @@ def parse_config(raw: Mapping[str, Any], stack: str, *, refuse_placeholders: boo
     return config
 
 
-def _all_problems(problems: list[Any], stack: str) -> str:
+def _all_problems(problems: list[Problem], stack: str) -> str:
     """One message for several problems: each line starts with its path or key; the first line too."""
     lines = [p.line() for p in problems]
     return (lines[0] + "".join(f"\n  {line}" for line in lines[1:])

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 APP = "autoenroll"
-STACK_SECRET = "stack secret"
+# Kinds of prerequisite (labels, not secrets).
+STACK_SECRET = "stack secret"  # noqa: S105
 ENV_VAR = "environment variable"
-GITHUB_SECRET = "GitHub environment secret"
+GITHUB_SECRET = "GitHub environment secret"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -73,8 +74,9 @@ PREREQUISITES: tuple[Prerequisite, ...] = (
                  "generate it: python3 -c 'import secrets; print(secrets.token_urlsafe(48))'", STACK_SECRET, BOTH,
                  "pulumi up (release.yml)"),
     Prerequisite(f"{APP}:registryReadToken", "the hosts' read-only image registry token",
-                 "GitHub > Settings > Developer settings > Personal access tokens (classic) of compute.registry_username: "
-                 "scope read:packages only", STACK_SECRET, BOTH, "pulumi up (release.yml sets it from REGISTRY_READ_TOKEN)",
+                 "GitHub > Settings > Developer settings > Personal access tokens (classic) of "
+                 "compute.registry_username: scope read:packages only", STACK_SECRET, BOTH,
+                 "pulumi up (release.yml sets it from REGISTRY_READ_TOKEN)",
                  alternative="REGISTRY_READ_TOKEN"),
     Prerequisite("hcloud:token", "Hetzner Cloud API token (servers, firewall, network, SSH keys)",
                  "Hetzner Cloud Console > the project > Security > API tokens > Generate: Read & Write",

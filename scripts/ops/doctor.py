@@ -33,8 +33,9 @@ CLOUDFLARE_PERMISSIONS = ("DNS Write", "Zone Settings Write", "Zone WAF Write", 
 # The phases of the zone rulesets stacks/edge.py creates: Cloudflare keeps one zone entry-point
 # ruleset per phase, so one made earlier in the dashboard collides ("exceeded maximum number of zone rulesets").
 # Phase -> the stack's resource of that phase (stacks/edge.py), for the `pulumi import` line.
-RULESET_PHASES = {"http_request_firewall_managed": "edge-waf-managed", "http_request_firewall_custom": "edge-waf-custom",
-                  "http_ratelimit": "edge-ratelimit", "http_request_cache_settings": "edge-cache"}
+RULESET_PHASES = {"http_request_firewall_managed": "edge-waf-managed",
+                  "http_request_firewall_custom": "edge-waf-custom", "http_ratelimit": "edge-ratelimit",
+                  "http_request_cache_settings": "edge-cache"}
 HCLOUD_URL = "https://api.hetzner.cloud/v1"
 
 
@@ -127,10 +128,12 @@ def offline(stack: str, environ: Mapping[str, str]) -> Report:
 
 def online(report: Report, environ: Mapping[str, str], *, transport: httpx.BaseTransport | None = None) -> None:
     """Add what the providers' APIs say, with the credentials in the environment (each check one GET)."""
-    from stacks.config import APP, StackConfigError, parse_config
+    from stacks.config import APP, PLAIN_KEYS, StackConfigError, parse_config
 
     config = read_stack_config(Path(report.stack_file))
-    raw = {k.split(":", 1)[1]: v for k, v in config.items() if k.startswith(f"{APP}:")}
+    # The plain settings only: the `secure:` secrets beside them are not the program's settings.
+    raw = {k.split(":", 1)[1]: v for k, v in config.items()
+           if k.startswith(f"{APP}:") and k.split(":", 1)[1] in PLAIN_KEYS}
     try:
         stack = parse_config(raw, report.stack)
     except StackConfigError as exc:
@@ -157,7 +160,11 @@ def _cloudflare(report: Report, stack: Any, environ: Mapping[str, str], transpor
     from ops.adapters.cloudflare_api import CloudflareClient
 
     e, stack_name = stack.edge, report.stack
-    with CloudflareClient.from_environ(transport=transport, max_attempts=2) as client:
+    from ops.adapters.http_api import base_url_override
+
+    client = CloudflareClient(environ["CLOUDFLARE_API_TOKEN"], transport=transport, max_attempts=2,
+                              base_url=base_url_override(CloudflareClient.base_url_variable))
+    with client:
         try:
             token = client.request("GET", "/user/tokens/verify")["result"]
         except ProviderAPIError as exc:

@@ -194,5 +194,6 @@ def test_the_declared_secret_keys_are_the_documented_stack_secrets() -> None:
     from stacks.config import SECRET_KEYS
     from stacks.prerequisites import PREREQUISITES, STACK_SECRET
 
-    documented = {p.name.split(":", 1)[1] for p in PREREQUISITES if p.kind == STACK_SECRET and p.name.startswith("autoenroll:")}
+    documented = {p.name.split(":", 1)[1] for p in PREREQUISITES
+                  if p.kind == STACK_SECRET and p.name.startswith("autoenroll:")}
     assert documented == set(SECRET_KEYS)

@@ -35,7 +35,8 @@ def doctor(stack: str = STACK_OPTION, as_json: bool = JSON_OPTION, online: bool 
                        f"        get it: {f.where}\n        set it: {f.how}")
     missing = [f.key for f in report.findings if f.severity == "missing"]
     if missing:
-        raise ConfigError(f"stack {stack}: {len(missing)} prerequisite(s) missing or placeholders: {', '.join(missing)}",
+        raise ConfigError(f"stack {stack}: {len(missing)} prerequisite(s) missing or placeholders: "
+                          f"{', '.join(missing)}",
                           hint="each line above says where to get it and how to set it")
     progress(f"stack {stack}: every prerequisite is set" + ("" if online else " (offline checks; --online asks the "
                                                                              "providers too)"))
