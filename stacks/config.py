@@ -69,7 +69,9 @@ class DatabaseConfig:
     history_retention_seconds: int
     autoscaling_min_cu: float
     autoscaling_max_cu: float
-    suspend_timeout_seconds: int  # Neon's meaning: -1 never, 0 the default (300 s), else 60..604800
+    # Neon's meaning: -1 never, 0 the default (300 s), else 60..604800. None: not sent at all, which is
+    # the only thing Neon's Free plan accepts (an explicit value is refused there, even 300).
+    suspend_timeout_seconds: int | None
     protect_main: bool
     database_name: str
     role_name: str
@@ -342,6 +344,8 @@ def parse_config(raw: Mapping[str, Any], stack: str, *, refuse_placeholders: boo
     owns_project = bool(d.get("owns_project", production, kind=bool))
     neon_history = int(plans.limit(phase, "neon", "max_history_seconds").value)
     never_suspend = bool(plans.limit(phase, "neon", "can_disable_suspend").value)
+    can_set_suspend = bool(plans.limit(phase, "neon", "can_set_suspend_timeout").value)
+    suspend_default = (-1 if production and never_suspend else 300) if can_set_suspend else None
     database = DatabaseConfig(
         owns_project=owns_project,
         org_id=d.text("org_id") if owns_project else str(d.get("org_id", "", kind=str)),
@@ -352,8 +356,9 @@ def parse_config(raw: Mapping[str, Any], stack: str, *, refuse_placeholders: boo
                                             high=30 * 86400),
         autoscaling_min_cu=d.number("autoscaling_min_cu", 0.25, low=0.25),
         autoscaling_max_cu=d.number("autoscaling_max_cu", 1.0, low=0.25),
-        suspend_timeout_seconds=d.integer("suspend_timeout_seconds", -1 if production and never_suspend else 300,
-                                          low=-1, high=604800),
+        suspend_timeout_seconds=(d.integer("suspend_timeout_seconds", suspend_default, low=-1, high=604800)
+                                 if "suspend_timeout_seconds" in d.raw or suspend_default is not None
+                                 else d.get("suspend_timeout_seconds", None)),
         protect_main=bool(d.get("protect_main",
                                 int(plans.limit(phase, "neon", "protected_branches").value) > 0, kind=bool)),
         database_name=d.text("database_name", DATABASE_NAME),
@@ -364,7 +369,7 @@ def parse_config(raw: Mapping[str, Any], stack: str, *, refuse_placeholders: boo
     d.done()
     if database.org_id and not re.fullmatch(r"[a-z0-9-]{1,60}", database.org_id):
         raise StackConfigError(f"database.org_id: {database.org_id!r} is not a Neon organization id (e.g. org-cool-41)")
-    if 0 < database.suspend_timeout_seconds < 60:
+    if database.suspend_timeout_seconds is not None and 0 < database.suspend_timeout_seconds < 60:
         raise StackConfigError("database.suspend_timeout_seconds: must be -1 (never), 0 (Neon's default, 300 s) "
                                "or 60..604800")
     if database.autoscaling_max_cu < database.autoscaling_min_cu:
@@ -498,9 +503,11 @@ def load() -> StackConfig:
     stack = pulumi.get_stack()
 
     def stack_secret(name: str) -> str | None:
-        namespace, key = name.split(":", 1)
-        # get_secret: the value stays an Output; only its presence matters here.
-        return None if pulumi.Config(namespace).get_secret(key) is None else "secure"
+        # Presence only, read from the engine's config map: get_secret would make an Output (a pending
+        # task) for each key just to test it, and the value is not kept.
+        from pulumi.runtime.config import get_config
+
+        return None if get_config(name) is None else "secure"
 
     problems = missing(stack, stack_secret, os.environ) + placeholders(raw, stack)
     if problems:

@@ -131,10 +131,20 @@ def test_each_kind_of_placeholder_is_refused_alone(section: str, key: str, value
         parse_config(config, "production", refuse_placeholders=True)
 
 
+@pytest.fixture()
+def engine_config() -> Any:
+    """The engine's config map as it was before the test, put back after it."""
+    from pulumi.runtime import config as runtime_config
+
+    saved = runtime_config.CONFIG.get(), runtime_config._SECRET_KEYS.get()
+    yield
+    runtime_config.CONFIG.set(saved[0])
+    runtime_config._SECRET_KEYS.set(saved[1])
+
+
 def _load_under_pulumi(monkeypatch: pytest.MonkeyPatch, stack: str, values: dict[str, Any],
                        secrets: dict[str, str], environ: dict[str, str]) -> Any:
     """stacks.config.load() as `pulumi preview` runs it: config from the engine, the job's environment."""
-    import asyncio
     import json
 
     import pulumi
@@ -149,21 +159,16 @@ def _load_under_pulumi(monkeypatch: pytest.MonkeyPatch, stack: str, values: dict
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
 
-    class NoResources(pulumi.runtime.Mocks):
-        def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-            raise AssertionError("load() registers no resource")
-
-        def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
-            return {}, None
-
-    asyncio.set_event_loop(asyncio.new_event_loop())
-    pulumi.runtime.set_mocks(NoResources(), project="autoenroll", stack=stack, preview=True)
+    # The engine's config map and the stack name are all load() reads from Pulumi (no mocks needed:
+    # setting them leaves no pending Output behind for the next test's program run).
+    monkeypatch.setattr(pulumi, "get_stack", lambda: stack)
     pulumi.runtime.set_all_config(
         {f"autoenroll:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()} | secrets,
         list(secrets))
     return stack_config.load()
 
 
+@pytest.mark.usefixtures("engine_config")
 def test_load_names_every_missing_secret_and_variable_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """require_secret stopped at the first missing key, and NEON_API_KEY & co. surfaced only inside a
     dynamic provider's create, mid-update: now one error, before any resource, lists them all."""
@@ -178,6 +183,7 @@ def test_load_names_every_missing_secret_and_variable_at_once(monkeypatch: pytes
     assert "pulumi config set --secret redisUrl --stack production" in message
 
 
+@pytest.mark.usefixtures("engine_config")
 def test_load_accepts_a_complete_stack_and_the_providers_environment_variables(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from stacks.config import SECRET_KEYS
