@@ -214,3 +214,41 @@ def placeholders(raw: Mapping[str, Any], stack: str) -> list[Problem]:
                              "Better Stack > Telemetry > Sources > the environment's source > Ingesting host",
                              f"edit {file}"))
     return found
+
+
+# --------------------------------------------------------------------------- the README's table
+
+START = "<!-- prerequisites:start (generated: python -m stacks.prerequisites README.md) -->"
+END = "<!-- prerequisites:end -->"
+
+
+def markdown() -> str:
+    """The README's table of every secret and variable, from PREREQUISITES (so it cannot drift)."""
+    lines = ["| name | what it is | where to get it | kind (how it is set) | stacks | needed by |",
+             "|---|---|---|---|---|---|"]
+    for p in PREREQUISITES:
+        kind = {STACK_SECRET: f"stack secret: `pulumi config set --secret {p.name.removeprefix(APP + ':')} "
+                              "--stack S`, committed encrypted",
+                ENV_VAR: "environment variable (by hand: `export`; CI: a secret of the GitHub environment)",
+                GITHUB_SECRET: "GitHub environment secret"}[p.kind]
+        if p.alternative:
+            kind += f"; or the environment variable `{p.alternative}`"
+        if p.name == "BACKUP_AGE_RECIPIENT":
+            kind = "GitHub environment variable (not a secret)"
+        cells = [f"`{p.name}`", p.what, p.where.replace("|", "\\|"), kind, ", ".join(p.stacks), p.jobs]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def with_readme_section(readme: str) -> str:
+    before, _, rest = readme.partition(START)
+    _, _, after = rest.partition(END)
+    return f"{before}{START}\n{markdown()}\n{END}{after}"
+
+
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    path = Path(sys.argv[1])
+    path.write_text(with_readme_section(path.read_text()))

@@ -220,3 +220,16 @@ def test_ops_plan_offline_still_plans_the_committed_file_and_warns_of_its_placeh
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["resources"]
     assert "placeholder value(s) that `pulumi preview`/`up` refuse: compute.admin_cidrs[0]" in result.stderr
+
+
+def test_the_readme_table_is_the_prerequisites_list() -> None:
+    """One table of every secret and variable in the README, generated from the list the doctor and the
+    program check (python -m stacks.prerequisites README.md)."""
+    from ops.paths import REPO_ROOT
+    from stacks.prerequisites import with_readme_section
+
+    readme = (REPO_ROOT / "README.md").read_text()
+    assert "## Before the first `pulumi up`" in readme
+    assert with_readme_section(readme) == readme, "README table is stale: python -m stacks.prerequisites README.md"
+    for item in PREREQUISITES:
+        assert f"| `{item.name}` |" in readme, item.name
