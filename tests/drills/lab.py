@@ -12,7 +12,12 @@ Only these lines differ from a real environment: the deploy script's folders (ss
 as the lab host already does for DOCKER_HOST), its root verb run without sudo (the lab's deploy
 user has none, and the origin folder is its own), the API base URLs of the fakes (Cloudflare,
 Neon, BetterStack with the stack's two monitors up, Stripe with its webhook endpoint), the hosts'
-firewall admitting this runner on 80/443 as if it were Cloudflare's edge, test CAs in place
+firewall admitting this runner on 80/443 as if it were Cloudflare's edge (the hosts' own nftables is
+the role's, with the stack's admin_cidrs, which this runner is outside of), the Hetzner firewall (a
+table of its own in each host, `tests.hcloud_fake.firewall_ruleset`, applied from the Hetzner fake's
+firewall: the stack's rules, plus this runner on 80/443 as the edge and, as an admin workstation's
+standing rule would, on 22: `LAB_SSH_RULE`, which tests/drills/test_lab_hostnet.py takes out to
+show a CI path through `--open-ssh-from`), test CAs in place
 of Cloudflare's Origin CA and origin-pull CA (the edge and the tests show the client certificate
 the role's `client_auth` requires, as Cloudflare does) and of the public edge certificate's CA
 (SSL_CERT_FILE), and the stack config file with its secrets set (OPS_STACK_CONFIG_DIR).
@@ -45,6 +50,8 @@ from stacks.data import cloudflare_ranges
 from stacks.host_role import DEPLOY_USER, nftables_conf, origin_tls_snippet
 from tests.betterstack_fake import FakeBetterStack
 from tests.cloudflare_fake import FakeCloudflare
+from tests.hcloud_fake import FakeHetzner, firewall_ruleset
+from tests.hcloud_fake import serving as serve_hetzner
 from tests.infra.role_files import install_role_files
 from tests.infra.testhost import SITE_NAME, LocalTestHost
 from tests.lab.host import DOCKER_API_VERSION, LabHost, running_lab_host
@@ -59,6 +66,7 @@ NEON_PROJECT = "proj-lab"
 ZONE = "zone-lab"
 APP_RECORD, API_RECORD = "app.autoenroll.ie", "api.autoenroll.ie"
 STRIPE_WEBHOOK_SECRET = "whsec_lab"  # the app's STRIPE_WEBHOOK_SECRET and the stack output's secret
+LAB_SSH_RULE = "lab: this runner's SSH (an admin workstation's standing rule)"
 
 
 POSTGRES_SSL_REQUEST = (80877103).to_bytes(4, "big")
@@ -248,6 +256,9 @@ class Lab:
     betterstack: FakeBetterStack
     stripe: FakeStripe
     env: dict[str, str] = field(default_factory=dict)
+    hetzner: FakeHetzner | None = None
+    firewall_id: int = 0
+    firewall_rules: list[dict[str, Any]] = field(default_factory=list)  # as bring-up set them (LAB_SSH_RULE too)
 
     def edge_get(self, path: str) -> httpx.Response:
         """GET the public URL, as a browser does (the edge's certificate verified)."""
@@ -277,6 +288,10 @@ class Lab:
             host.start_caddy()
         for record in self.cloudflare.records[ZONE]:
             record["content"] = self.hosts["primary"].address
+        if self.hetzner is not None and self.hetzner.firewalls[self.firewall_id]["rules"] != self.firewall_rules:
+            self.hetzner.set_rules(self.firewall_id, self.firewall_rules)
+        for host in self.hosts.values():
+            host.set_cloud_init("done")
         _forget_recorded_state(load_state(self.root))
 
     def containers(self, role: str) -> list[str]:
@@ -284,7 +299,8 @@ class Lab:
         return sorted(out.stdout.split())
 
 
-def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca: Pem) -> Path:
+def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca: Pem,
+                  admin_cidrs: tuple[str, ...]) -> Path:
     """What cloud-init leaves on a server: /etc/autoenroll (the deploy user's), the deploy script, and
     Caddy with the role's origin snippet but no certificate yet (the first deploy writes it)."""
     root, _script = install_role_files(host.folder, f"{registry_address}/{APP_REPOSITORY}")
@@ -303,9 +319,10 @@ def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca:
     snippet.write_text(origin_tls_snippet(str(host.origin_dir), str(pull_ca.cert)))
     shutil.copyfile(origin_ca.cert, host.ca_file)  # what verifies this host's certificate from here on
     host.origin_snippet = snippet
-    # This runner stands in for Cloudflare's edge on 80/443 (and is the admin network for SSH).
+    # The role's ruleset with the stack's admin CIDRs (this runner is not in them: it reaches SSH as
+    # any source the Hetzner firewall admits does); this runner stands in for Cloudflare's edge on 80/443.
     runner = f"{host.runner_address}/32"
-    host.load_firewall(nftables_conf((runner,), (*cloudflare_ranges(), runner)))
+    host.load_firewall(nftables_conf(admin_cidrs, (*cloudflare_ranges(), runner)))
     # The hosts' containers reach this machine's services through any of its addresses.
     host.run_as_root(["ip", "route", "replace", "default", "via", host.runner_address])
     host.start_caddy()
@@ -385,8 +402,28 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         edge_ca = make_ca(tls_dir, "edge")
         edge_cert = issue(edge_ca, tls_dir, "edge-server", (EDGE_NAME,))
         tls_dir.chmod(0o755)  # Caddy reads the pull CA from here
+        from stacks.compute import firewall_rules
+        from stacks.config import parse_config
+        from stacks.plan import namespaced_config
+
+        config = parse_config(namespaced_config(stack), stack)
         for host in hosts.values():
-            _prepare_host(host, registry.address_for(host.runner_address), origin_ca, pull_ca)
+            _prepare_host(host, registry.address_for(host.runner_address), origin_ca, pull_ca,
+                          config.compute.admin_cidrs)
+        # The Hetzner firewall in front of every host, as its fake's rules say from now on.
+        hetzner = stack_.enter_context(serve_hetzner(FakeHetzner()))
+
+        def apply_firewall(_firewall_id: int, rules: list[dict[str, Any]]) -> None:
+            for host in hosts.values():
+                host.load_ruleset("hcloud-firewall.nft", firewall_ruleset(rules, host.inside_interface))
+
+        hetzner.listeners.append(apply_firewall)
+        runners = [f"{h.runner_address}/32" for h in hosts.values()]
+        lab_rules = [*firewall_rules(config),
+                     *({"direction": "in", "protocol": "tcp", "port": port, "source_ips": runners,
+                        "description": "lab: this runner as Cloudflare's edge"} for port in ("80", "443")),
+                     {"direction": "in", "protocol": "tcp", "port": "22", "source_ips": runners,
+                      "description": LAB_SSH_RULE}]
         ssh_config = folder / "ssh_config"
         ssh_config.write_text("".join(
             f"Host {h.address}\n    User {DEPLOY_USER}\n    IdentityFile {h.folder / 'client_key'}\n"
@@ -421,6 +458,9 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             files[name].write_text(json.dumps(_outputs(state, hosts, gateway, ports, name, edge_url, origin_cert,
                                                        registry, monitor_ids, stripe_endpoint)))
         outputs_file = files[stack]
+        firewall_id = int(json.loads(outputs_file.read_text())["firewall_id"])
+        hetzner.add_firewall(firewall_id, [])
+        hetzner.set_rules(firewall_id, lab_rules)
         config_dir = folder / "stack-config"
         config_dir.mkdir()
         for name in ("staging", "production"):
@@ -446,7 +486,9 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             "STRIPE_API_KEY": stripe.api_key, "OPS_STRIPE_API_URL": stripe_url + "/v1",
             "SSL_CERT_FILE": str(edge_ca.cert),  # the public URL's certificate, as a public CA's would be trusted
             "OPS_STACK_CONFIG_DIR": str(config_dir),
+            "HCLOUD_TOKEN": hetzner.token, "OPS_HCLOUD_API_URL": hetzner.url,
         }
         _forget_recorded_state(state)
         yield Lab(root, folder, hosts, registry, cloudflare, cloudflare_url, outputs_file, ssh_config, edge_url, neon,
-                  edge_client, edge_ca.cert, origin_cert, betterstack, stripe, env)
+                  edge_client, edge_ca.cert, origin_cert, betterstack, stripe, env, hetzner, firewall_id,
+                  hetzner.firewalls[firewall_id]["rules"])
