@@ -73,9 +73,15 @@ def runner_with_public_address(lab: Lab) -> Iterator[Path]:
             subprocess.run(["ip", "addr", "del", f"{RUNNER_PUBLIC}/32", "dev", link], check=False, capture_output=True)
 
 
-def without_standing_ssh_rule(lab: Lab) -> None:
+@contextlib.contextmanager
+def without_standing_ssh_rule(lab: Lab) -> Iterator[None]:
+    """The Hetzner firewall as production's: SSH from the admin CIDRs only (put back after)."""
     assert lab.hetzner is not None
     lab.hetzner.set_rules(lab.firewall_id, [r for r in lab.firewall_rules if r["description"] != LAB_SSH_RULE])
+    try:
+        yield
+    finally:
+        lab.hetzner.set_rules(lab.firewall_id, lab.firewall_rules)
 
 
 # --------------------------------------------------------------------------- item 2
@@ -95,8 +101,7 @@ def test_lab_the_host_firewall_is_the_roles_with_the_stacks_admin_cidrs(lab: Lab
 
 def test_lab_ci_reaches_ssh_only_through_the_rule_open_ssh_from_adds(lab: Lab) -> None:
     assert lab.hetzner is not None
-    with runner_with_public_address(lab) as config:
-        without_standing_ssh_rule(lab)
+    with runner_with_public_address(lab) as config, without_standing_ssh_rule(lab):
         for host in lab.hosts.values():
             refused = ssh_answers(host, config)
             assert refused.returncode == 255 and "timed out" in refused.stderr, refused.stderr
