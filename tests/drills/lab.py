@@ -491,4 +491,4 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         _forget_recorded_state(state)
         yield Lab(root, folder, hosts, registry, cloudflare, cloudflare_url, outputs_file, ssh_config, edge_url, neon,
                   edge_client, edge_ca.cert, origin_cert, betterstack, stripe, env, hetzner, firewall_id,
-                  hetzner.firewalls[firewall_id]["rules"])
+                  list(hetzner.firewalls[firewall_id]["rules"]))
