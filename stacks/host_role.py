@@ -4,8 +4,9 @@ The app runs as containers started by the role's deploy script (stacks/host/auto
 which `ops deploy` drives over SSH, published on loopback only; the app's secrets reach the
 host's env file that way too, at deploy time, never through this user data. Caddy, with
 the repository's own Caddyfile, terminates TLS in front of it for the app and API hostnames;
-nftables mirrors the Hetzner
-firewall (80/443 from Cloudflare only, SSH from admin CIDRs only); sshd is hardened;
+nftables backs the Hetzner firewall (80/443 from Cloudflare only; SSH rate-limited per source,
+the Hetzner firewall deciding which sources: see `nftables_conf`) in a table of its own that a
+restart of nftables.service removes alone (`NFTABLES_DROP_IN`); sshd is hardened (keys only);
 unattended security upgrades are on; Vector (as a pinned container) ships the journal to
 BetterStack, once a deploy has written its token (over SSH, like the app's env file: user data is
 readable by anything on the server through the metadata service, and never updated).
@@ -71,9 +72,27 @@ class HostRoleArgs:
     private_network: str = ""
 
 
+NFT_TABLE = "host_firewall"  # `inet host_firewall`: the only table the role writes or removes
+# New SSH connections per source: a deploy opens about fifteen per host within a minute (one per
+# verb), an attacker's scan many more. sshd's own MaxStartups and MaxAuthTries stay behind it.
+SSH_RATE = "60/minute burst 120 packets"
+
+
 def nftables_conf(admin_cidrs: tuple[str, ...], cloudflare_ranges: tuple[str, ...],
                   private_network: str = "") -> str:
     """Host firewall in its own table (Docker's iptables-nft chains are left alone).
+
+    Why SSH is open to every source here (rate-limited per source), when the Hetzner firewall admits
+    only the admin CIDRs: CI reaches the hosts through a rule `ops deploy --open-ssh-from` adds to the
+    Hetzner firewall for one run (ops.adapters.hetzner_firewall), and nothing can add that address
+    here first, since SSH is the only way in. Had this table kept "22 from admin CIDRs only", it would
+    drop the runner the Hetzner firewall has just let through. So the Hetzner firewall is the one gate
+    on who may try SSH (every change to it is an API call, audited, and removed after the run); this
+    table keeps the rest closed, bounds how fast any one source may try, and sshd takes keys only.
+    The admin CIDRs keep a rule of their own, without the limit.
+
+    The file replaces only its own table (`table; delete table; table {...}`, never `flush ruleset`),
+    so loading it again leaves Docker's tables as they are.
 
     With a load balancer, HTTP(S) arrives from its private-network address, not from Cloudflare's
     ranges: the private network is admitted to 80/443 too (nothing else is on it)."""
@@ -87,10 +106,12 @@ def nftables_conf(admin_cidrs: tuple[str, ...], cloudflare_ranges: tuple[str, ..
 
     lines = [
         "#!/usr/sbin/nft -f",
-        "# Mirrors the Hetzner cloud firewall: defence in depth if one of them is misconfigured.",
-        "table inet host_firewall",
-        "delete table inet host_firewall",
-        "table inet host_firewall {",
+        "# Behind the Hetzner cloud firewall: defence in depth if it is misconfigured (stacks/host_role.py).",
+        f"table inet {NFT_TABLE}",
+        f"delete table inet {NFT_TABLE}",
+        f"table inet {NFT_TABLE} {{",
+        "  set ssh_sources_v4 { type ipv4_addr; flags dynamic; timeout 5m; }",
+        "  set ssh_sources_v6 { type ipv6_addr; flags dynamic; timeout 5m; }",
         "  chain input {",
         "    type filter hook input priority filter; policy drop;",
         "    iif lo accept",
@@ -102,6 +123,10 @@ def nftables_conf(admin_cidrs: tuple[str, ...], cloudflare_ranges: tuple[str, ..
         lines.append(f"    ip saddr {elements(admin4)} tcp dport 22 accept")
     if admin6:
         lines.append(f"    ip6 saddr {elements(admin6)} tcp dport 22 accept")
+    lines += [
+        f"    tcp dport 22 ct state new add @ssh_sources_v4 {{ ip saddr limit rate {SSH_RATE} }} accept",
+        f"    tcp dport 22 ct state new add @ssh_sources_v6 {{ ip6 saddr limit rate {SSH_RATE} }} accept",
+    ]
     if v4:
         lines.append(f"    ip saddr {elements(v4)} tcp dport {{ 80, 443 }} accept")
     if v6:
@@ -110,6 +135,19 @@ def nftables_conf(admin_cidrs: tuple[str, ...], cloudflare_ranges: tuple[str, ..
         lines.append(f"    ip saddr {private_network} tcp dport {{ 80, 443 }} accept")
     lines += ["  }", "}", ""]
     return "\n".join(lines)
+
+
+# Debian 12's nftables.service stops (and so restarts) with `nft flush ruleset`, which also removes
+# Docker's tables: every container loses its NAT to Neon, Redis and R2 until docker restarts. The
+# role's stop removes only its own table; an empty ExecStop= first clears Debian's line. Start and
+# reload (`nft -f /etc/nftables.conf`) stay Debian's: the file replaces only its own table.
+NFTABLES_DROP_IN_PATH = "/etc/systemd/system/nftables.service.d/autoenroll.conf"
+NFTABLES_DROP_IN = (
+    "[Service]\n"
+    "ExecStop=\n"
+    # `table` first: deleting a table that is not there fails, and a stop must not fail for that.
+    f'ExecStop=/usr/sbin/nft "table inet {NFT_TABLE}; delete table inet {NFT_TABLE}"\n'
+)
 
 
 SSHD_HARDENING = """\
@@ -311,6 +349,7 @@ def render_user_data(args: HostRoleArgs) -> str:
         {"path": CLOUDFLARE_PULL_CA, "permissions": "0644", "content": cloudflare_pull_ca()},
         {"path": "/etc/nftables.conf", "permissions": "0755",
          "content": nftables_conf(args.admin_cidrs, args.cloudflare_ranges, args.private_network)},
+        {"path": NFTABLES_DROP_IN_PATH, "permissions": "0644", "content": NFTABLES_DROP_IN},
         {"path": "/etc/ssh/sshd_config.d/10-autoenroll-hardening.conf", "permissions": "0644",
          "content": SSHD_HARDENING},
         {"path": "/etc/apt/apt.conf.d/20auto-upgrades", "permissions": "0644", "content": AUTO_UPGRADES},

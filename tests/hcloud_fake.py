@@ -1,13 +1,17 @@
 """Hetzner Cloud's API (firewalls and their set_rules action), faked at the HTTP transport as
 a loopback server: the official `hcloud` SDK speaks `requests`, so it is pointed here by its
 `api_endpoint`. Shapes from docs.hetzner.cloud (`{"firewall": ...}`, `{"actions": [...]}`,
-`{"error": {"code", "message"}}`)."""
+`{"error": {"code", "message"}}`).
+
+`firewall_ruleset` turns a firewall's rules into the nftables table that stands in for it in front of
+a lab host (tests/drills/lab.py): a listener (`FakeHetzner.listeners`) applies every set_rules to
+the hosts before the action is answered, as Hetzner's action is "success" once the rules are live."""
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -24,6 +28,8 @@ class FakeHetzner:
         self.firewalls: dict[int, dict[str, Any]] = {}
         self.rule_history: list[list[dict[str, Any]]] = []  # every set_rules, in order
         self.ssh_keys: list[dict[str, Any]] = []  # the project's keys ({"id", "name", "fingerprint", ...})
+        # Called with (firewall id, its rules) after each set_rules, before the API answers.
+        self.listeners: list[Callable[[int, list[dict[str, Any]]], None]] = []
         self.url = ""
 
     def add_firewall(self, firewall_id: int, rules: list[dict[str, Any]]) -> None:
@@ -33,6 +39,14 @@ class FakeHetzner:
     @staticmethod
     def rule(given: dict[str, Any]) -> dict[str, Any]:
         return {"destination_ips": [], "source_ips": [], "port": None, "description": None, **given}
+
+    def set_rules(self, firewall_id: int, rules: list[dict[str, Any]]) -> None:
+        """What the API's set_rules does (the lab also calls it to change its standing rules)."""
+        firewall = self.firewalls[firewall_id]
+        firewall["rules"] = [self.rule(r) for r in rules]
+        self.rule_history.append(firewall["rules"])
+        for listener in self.listeners:
+            listener(firewall_id, firewall["rules"])
 
     def _action(self, firewall_id: int) -> dict[str, Any]:
         return {"id": len(self.rule_history), "command": "set_firewall_rules", "status": "success", "progress": 100,
@@ -52,8 +66,7 @@ class FakeHetzner:
             if method == "GET" and len(parts) == 2:
                 return 200, {"firewall": firewall}
             if method == "POST" and parts[2:] == ["actions", "set_rules"]:
-                firewall["rules"] = [self.rule(r) for r in body["rules"]]
-                self.rule_history.append(firewall["rules"])
+                self.set_rules(firewall["id"], body["rules"])
                 return 201, {"actions": [self._action(firewall["id"])]}
         if parts[0] == "actions" and len(parts) == 2:
             return 200, {"action": self._action(0) | {"id": int(parts[1])}}
@@ -100,3 +113,34 @@ def serving(fake: FakeHetzner) -> Iterator[FakeHetzner]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+FIREWALL_TABLE = "hcloud_firewall"
+
+
+def firewall_ruleset(rules: list[dict[str, Any]], interface: str) -> str:
+    """An nftables table that treats what arrives on `interface` (a lab host's public side) as a
+    Hetzner firewall with these rules does (docs.hetzner.cloud, Firewalls): stateful; inbound, only
+    what a rule admits (protocol, port or "a-b" range, source_ips), the rest dropped; outbound free.
+
+    It hooks prerouting, before anything on the host sees the packet, so it is not part of the
+    host's own ruleset (`inet host_firewall`): a packet must pass both, as on a server."""
+    lines = [f"table inet {FIREWALL_TABLE}", f"delete table inet {FIREWALL_TABLE}", f"table inet {FIREWALL_TABLE} {{",
+             "  chain inbound {",
+             "    type filter hook prerouting priority -150; policy accept;",
+             f'    iifname != "{interface}" accept',
+             "    ct state established,related accept"]
+    for rule in rules:
+        if rule["direction"] != "in":
+            continue
+        protocol = rule["protocol"]
+        port = rule.get("port")
+        dport = f" {protocol} dport {port}" if protocol in ("tcp", "udp") and port not in (None, "any") else ""
+        for family, icmp in (("ip", "icmp"), ("ip6", "ipv6-icmp")):
+            sources = [c for c in rule["source_ips"] if (":" in c) == (family == "ip6")]
+            if not sources:
+                continue
+            proto = icmp if protocol == "icmp" else protocol
+            lines.append(f"    {family} saddr {{ {', '.join(sources)} }} meta l4proto {proto}{dport} accept")
+    lines += ["    drop", "  }", "}", ""]
+    return "\n".join(lines)

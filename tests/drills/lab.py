@@ -14,7 +14,12 @@ as the lab host already does for DOCKER_HOST), its root verbs run without sudo (
 user has none, and the origin and Vector folders are its own) and their systemctl a recorder (the
 lab has no systemd of its own), the API base URLs of the fakes (Cloudflare,
 Neon, BetterStack with the stack's two monitors up, Stripe with its webhook endpoint), the hosts'
-firewall admitting this runner on 80/443 as if it were Cloudflare's edge, test CAs in place
+firewall admitting this runner on 80/443 as if it were Cloudflare's edge (the hosts' own nftables is
+the role's, with the stack's admin_cidrs, which this runner is outside of), the Hetzner firewall (a
+table of its own in each host, `tests.hcloud_fake.firewall_ruleset`, applied from the Hetzner fake's
+firewall: the stack's rules, plus this runner on 80/443 as the edge and, as an admin workstation's
+standing rule would, on 22: `LAB_SSH_RULE`, which tests/drills/test_lab_hostnet.py takes out to
+show a CI path through `--open-ssh-from`), test CAs in place
 of Cloudflare's Origin CA and origin-pull CA (the edge and the tests show the client certificate
 the role's `client_auth` requires, as Cloudflare does) and of the public edge certificate's CA
 (SSL_CERT_FILE), and the stack config file with its secrets set (OPS_STACK_CONFIG_DIR).
@@ -49,6 +54,8 @@ from stacks.host_role import DEPLOY_USER, nftables_conf, origin_tls_snippet
 from tests.betterstack_fake import FakeBetterStack
 from tests.cloudflare_fake import FakeCloudflare
 from tests.drills.lab_database import LabDatabase, running_lab_database
+from tests.hcloud_fake import FakeHetzner, firewall_ruleset
+from tests.hcloud_fake import serving as serve_hetzner
 from tests.infra.role_files import install_role_files
 from tests.infra.testhost import SITE_NAME, LocalTestHost
 from tests.lab.host import DOCKER_API_VERSION, LabHost, running_lab_host
@@ -69,6 +76,7 @@ APP_RECORD, API_RECORD = "app.autoenroll.ie", "api.autoenroll.ie"
 STRIPE_WEBHOOK_SECRET = "whsec_lab"  # the app's STRIPE_WEBHOOK_SECRET and the stack output's secret
 BRANCH_OF_STACK = {"staging": "staging", "production": "main"}
 LOGS_TOKEN = "betterstack-logs-lab-token"  # the stack output betterstack_logs_token (Vector's env file)
+LAB_SSH_RULE = "lab: this runner's SSH (an admin workstation's standing rule)"
 
 
 POSTGRES_SSL_REQUEST = (80877103).to_bytes(4, "big")
@@ -260,6 +268,9 @@ class Lab:
     stripe: FakeStripe
     database: LabDatabase  # Neon's stand-in: TLS only, Neon's roles, empty until `ops db migrate`
     env: dict[str, str] = field(default_factory=dict)
+    hetzner: FakeHetzner | None = None
+    firewall_id: int = 0
+    firewall_rules: list[dict[str, Any]] = field(default_factory=list)  # as bring-up set them (LAB_SSH_RULE too)
 
     def owner_url(self, branch: str) -> str:
         """The owner's URL of a branch's database (the stack output connection_strings.<branch>.direct)."""
@@ -297,6 +308,10 @@ class Lab:
             host.start_caddy()
         for record in self.cloudflare.records[ZONE]:
             record["content"] = self.hosts["primary"].address
+        if self.hetzner is not None and self.hetzner.firewalls[self.firewall_id]["rules"] != self.firewall_rules:
+            self.hetzner.set_rules(self.firewall_id, self.firewall_rules)
+        for host in self.hosts.values():
+            host.set_cloud_init("done")
         _forget_recorded_state(load_state(self.root))
         for stack in BRANCH_OF_STACK:  # as the release job does before every deploy
             self.migrate(stack)
@@ -323,7 +338,8 @@ class Lab:
         return sorted(out.stdout.split())
 
 
-def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca: Pem) -> Path:
+def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca: Pem,
+                  admin_cidrs: tuple[str, ...]) -> Path:
     """What cloud-init leaves on a server: /etc/autoenroll (the deploy user's), the deploy script, and
     Caddy with the role's origin snippet but no certificate yet (the first deploy writes it)."""
     root, _script = install_role_files(host.folder, f"{registry_address}/{APP_REPOSITORY}")
@@ -344,9 +360,10 @@ def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca:
     snippet.write_text(origin_tls_snippet(str(host.origin_dir), str(pull_ca.cert)))
     shutil.copyfile(origin_ca.cert, host.ca_file)  # what verifies this host's certificate from here on
     host.origin_snippet = snippet
-    # This runner stands in for Cloudflare's edge on 80/443 (and is the admin network for SSH).
+    # The role's ruleset with the stack's admin CIDRs (this runner is not in them: it reaches SSH as
+    # any source the Hetzner firewall admits does); this runner stands in for Cloudflare's edge on 80/443.
     runner = f"{host.runner_address}/32"
-    host.load_firewall(nftables_conf((runner,), (*cloudflare_ranges(), runner)))
+    host.load_firewall(nftables_conf(admin_cidrs, (*cloudflare_ranges(), runner)))
     # The hosts' containers reach this machine's services through any of its addresses.
     host.run_as_root(["ip", "route", "replace", "default", "via", host.runner_address])
     host.start_caddy()
@@ -446,8 +463,28 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         edge_ca = make_ca(tls_dir, "edge")
         edge_cert = issue(edge_ca, tls_dir, "edge-server", (EDGE_NAME,))
         tls_dir.chmod(0o755)  # Caddy reads the pull CA from here
+        from stacks.compute import firewall_rules
+        from stacks.config import parse_config
+        from stacks.plan import namespaced_config
+
+        config = parse_config(namespaced_config(stack), stack)
         for host in hosts.values():
-            _prepare_host(host, registry.address_for(host.runner_address), origin_ca, pull_ca)
+            _prepare_host(host, registry.address_for(host.runner_address), origin_ca, pull_ca,
+                          config.compute.admin_cidrs)
+        # The Hetzner firewall in front of every host, as its fake's rules say from now on.
+        hetzner = stack_.enter_context(serve_hetzner(FakeHetzner()))
+
+        def apply_firewall(_firewall_id: int, rules: list[dict[str, Any]]) -> None:
+            for host in hosts.values():
+                host.load_ruleset("hcloud-firewall.nft", firewall_ruleset(rules, host.inside_interface))
+
+        hetzner.listeners.append(apply_firewall)
+        runners = [f"{h.runner_address}/32" for h in hosts.values()]
+        lab_rules = [*firewall_rules(config),
+                     *({"direction": "in", "protocol": "tcp", "port": port, "source_ips": runners,
+                        "description": "lab: this runner as Cloudflare's edge"} for port in ("80", "443")),
+                     {"direction": "in", "protocol": "tcp", "port": "22", "source_ips": runners,
+                      "description": LAB_SSH_RULE}]
         ssh_config = folder / "ssh_config"
         ssh_config.write_text("".join(
             f"Host {h.address}\n    User {DEPLOY_USER}\n    IdentityFile {h.folder / 'client_key'}\n"
@@ -483,6 +520,9 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
                                                        registry, monitor_ids, stripe_endpoint, database,
                                                        redis_ca)))
         outputs_file = files[stack]
+        firewall_id = int(json.loads(outputs_file.read_text())["firewall_id"])
+        hetzner.add_firewall(firewall_id, [])
+        hetzner.set_rules(firewall_id, lab_rules)
         config_dir = folder / "stack-config"
         config_dir.mkdir()
         for name in ("staging", "production"):
@@ -506,7 +546,9 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             "STRIPE_API_KEY": stripe.api_key, "OPS_STRIPE_API_URL": stripe_url + "/v1",
             "SSL_CERT_FILE": str(edge_ca.cert),  # the public URL's certificate, as a public CA's would be trusted
             "OPS_STACK_CONFIG_DIR": str(config_dir),
+            "HCLOUD_TOKEN": hetzner.token, "OPS_HCLOUD_API_URL": hetzner.url,
         }
         _forget_recorded_state(state)
         yield Lab(root, folder, hosts, registry, cloudflare, cloudflare_url, outputs_file, ssh_config, edge_url, neon,
-                  edge_client, edge_ca.cert, origin_cert, betterstack, stripe, database, env)
+                  edge_client, edge_ca.cert, origin_cert, betterstack, stripe, database, env, hetzner, firewall_id,
+                  list(hetzner.firewalls[firewall_id]["rules"]))

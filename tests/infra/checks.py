@@ -197,12 +197,20 @@ def check_firewall_rules(target: Target) -> str:
     inputs = [c for c in chains if c.get("hook") == "input"]
     assert inputs, "no input chain in table inet host_firewall (the host firewall is not loaded)"
     assert all(c.get("policy") == "drop" for c in inputs), f"input policy is not drop: {inputs}"
-    ssh_rules = web_rules = 0
+    ssh_rules = web_rules = limited = 0
     for rule in rules:
         if not any("accept" in e for e in rule["expr"]):
             continue
         matches = _matches(rule)
         if matches.get("meta iif") == "lo" or matches.get("meta l4proto") == {"set": ["icmp", "ipv6-icmp"]}:
+            continue
+        if _limited_per_source(rule):
+            # SSH from any source, as few new connections a minute per source: the Hetzner firewall
+            # decides who may try (stacks/host_role.py nftables_conf says why). Nothing else so.
+            ports = set(_values(matches.get("tcp dport", [])))
+            assert ports == {22}, f"ports {sorted(ports) or 'all'} accepted from any address under a rate limit"
+            assert set(_values(matches.get("ct state", []))) == {"new"}, f"a rate limit on more than new: {matches}"
+            ssh_rules, limited = ssh_rules + 1, limited + 1
             continue
         if "ct state" in matches:
             assert set(_values(matches["ct state"])) <= {"established", "related"}, f"accepts ct state {matches}"
@@ -219,7 +227,21 @@ def check_firewall_rules(target: Target) -> str:
         if 22 in ports:
             ssh_rules += 1
     assert ssh_rules and web_rules, f"expected SSH and web rules, found {ssh_rules} and {web_rules}"
-    return f"input policy drop; {ssh_rules} SSH rule(s) from admin CIDRs, {web_rules} web rule(s) from Cloudflare"
+    return (f"input policy drop; {ssh_rules - limited} SSH rule(s) from admin CIDRs, {limited} rate-limited per "
+            f"source from elsewhere, {web_rules} web rule(s) from Cloudflare")
+
+
+def _limited_per_source(rule: dict[str, Any]) -> bool:
+    """Whether the rule admits through a per-source meter: a set keyed on the source address with a
+    `limit` attached (`add @set { ip saddr limit rate ... }`), so it stops matching past the rate."""
+    for expr in rule["expr"]:
+        statement = expr.get("set")
+        if not statement or not any("limit" in s for s in statement.get("stmt", [])):
+            continue
+        key = statement.get("elem", {}).get("payload", {})
+        if key.get("field") == "saddr":
+            return True
+    return False
 
 
 def check_firewall_closed_to_runner(target: Target) -> str:

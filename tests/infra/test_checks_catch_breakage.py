@@ -91,6 +91,10 @@ def test_a_weakened_sshd_is_caught(testhost: LocalTestHost, subject: Target, ove
     ("ip saddr 10.0.0.0/8 tcp dport 8000 accept", r"accepts ports \[8000\]"),
     ("ip saddr 198.51.100.0/24 tcp dport 443 accept", "outside Cloudflare"),
     ("accept", "no port"),
+    # SSH from anywhere only under the per-source limit; nothing else from anywhere, limited or not.
+    ("tcp dport 22 accept", "accepted from any address"),
+    ("tcp dport 443 ct state new add @ssh_sources_v4 { ip saddr limit rate 60/minute } accept",
+     r"ports \[443\] accepted from any address under a rate limit"),
 ])
 def test_an_opened_firewall_rule_is_caught(testhost: LocalTestHost, subject: Target, rule: str, names: str) -> None:
     assert_catches(checks.check_firewall_rules, subject,

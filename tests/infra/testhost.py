@@ -9,8 +9,10 @@ packages and systemd units cannot be answered here and are skipped with that rea
 
 Only the test-host lines below differ from a VM: a private host key, an authorized_keys
 file in this test's folder (with `StrictModes no`, because the folder sits in /tmp, which is
-world-writable), and an internal CA for Caddy's certificate (a `.localhost` name; the CA is
-never installed into the machine's trust store).
+world-writable), an internal CA for Caddy's certificate (a `.localhost` name; the CA is
+never installed into the machine's trust store), and a stand-in `cloud-init` first on the deploy
+user's PATH (sshd's SetEnv) whose `status` reads a file the test sets (`set_cloud_init`): the
+machine has no cloud-init, and a test can then hold a host "still being set up".
 """
 
 from __future__ import annotations
@@ -40,6 +42,29 @@ NAMESPACE_PREFIX = "aetest"
 SITE_NAME = "app.autoenroll.localhost"  # .localhost: Caddy issues it from its internal CA
 APP_PORT = 8000
 CADDYFILE = REPO_ROOT / "app" / "Caddyfile"
+
+
+# `cloud-init status [--wait] [--long]` as cloud-init 22.4 (Debian 12) answers it: "status: X", with
+# --long a time and "detail:" lines; exit 1 on error, else 0; --wait prints dots until not running.
+CLOUD_INIT_STAND_IN = """#!/bin/sh
+# Test host stand-in for cloud-init's `status` (tests/infra/testhost.py); reads @STATUS_FILE@.
+file=@STATUS_FILE@
+echo "$*" >> "$file.calls"
+if [ "$1" != status ]; then echo "cloud-init stand-in: only 'status' is modelled" >&2; exit 3; fi
+wait=0; long=0
+for arg in "$@"; do
+  case "$arg" in --wait|-w) wait=1 ;; --long|-l) long=1 ;; esac
+done
+if [ "$wait" = 1 ]; then
+  while [ "$(head -n 1 "$file")" = running ]; do printf .; sleep 0.2; done
+  echo
+fi
+status=$(head -n 1 "$file")
+echo "status: $status"
+if [ "$long" = 1 ]; then echo "time: $(date -R)"; echo "detail:"; tail -n +2 "$file"; fi
+if [ "$status" = error ]; then exit 1; fi
+exit 0
+"""
 
 
 def _run(argv: list[str], check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -123,6 +148,11 @@ class LocalTestHost:
         return self.folder / "sshd_config"
 
     @property
+    def cloud_init_status_file(self) -> Path:
+        """What the stand-in `cloud-init status` reports: the status on the first line, then the detail."""
+        return self.folder / "cloud-init-status"
+
+    @property
     def host_spec(self) -> str:
         return f"ssh://{DEPLOY_USER}@testhost"
 
@@ -186,7 +216,7 @@ class LocalTestHost:
 
     def _create_network(self) -> None:
         self.third_octet = _free_subnet()
-        outside, inside = f"{self.namespace}h", f"{self.namespace}n"
+        outside, inside = f"{self.namespace}h", self.inside_interface
         for argv in (
             ["ip", "netns", "add", self.namespace],
             ["ip", "link", "add", outside, "type", "veth", "peer", "name", inside],
@@ -217,12 +247,43 @@ class LocalTestHost:
             "    LogLevel ERROR\n"
         )
 
+    def set_cloud_init(self, status: str, detail: str = "") -> None:
+        """What `cloud-init status` answers on this host from now on: running, done or error."""
+        self.cloud_init_status_file.write_text(f"{status}\n{detail}\n" if detail else f"{status}\n")
+        self.cloud_init_status_file.chmod(0o644)
+        calls = self.cloud_init_calls_file
+        calls.touch()
+        shutil.chown(calls, DEPLOY_USER, DEPLOY_USER)  # the stand-in, run as the deploy user, logs each call
+
+    @property
+    def cloud_init_calls_file(self) -> Path:
+        """Every `cloud-init` command line the stand-in was asked, one a line."""
+        return self.folder / "cloud-init-status.calls"
+
+    def _session_setenv(self, overrides: str) -> str:
+        """`overrides` with PATH (the cloud-init stand-in first) in its SetEnv line: sshd keeps only
+        the first SetEnv line, so PATH joins the caller's line rather than adding one."""
+        bin_dir = self.folder / "bin"
+        if not (bin_dir / "cloud-init").exists():
+            bin_dir.mkdir(exist_ok=True)
+            stand_in = bin_dir / "cloud-init"
+            stand_in.write_text(CLOUD_INIT_STAND_IN.replace("@STATUS_FILE@", str(self.cloud_init_status_file)))
+            stand_in.chmod(0o755)
+            self.set_cloud_init("done")
+        path = f"PATH={bin_dir}:/usr/local/bin:/usr/bin:/bin"
+        lines = overrides.splitlines(keepends=True)
+        for index, line in enumerate(lines):
+            if line.startswith("SetEnv "):
+                lines[index] = f"{line.rstrip()} {path}\n"
+                return "".join(lines)
+        return f"SetEnv {path}\n{overrides}"
+
     def start_sshd(self, overrides: str = "") -> None:
         """sshd with the host role's hardening; `overrides` go first (sshd keeps a keyword's first value)."""
         self.stop_process("sshd")
         Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation folder
         self.sshd_config.write_text(
-            overrides
+            self._session_setenv(overrides)
             + SSHD_HARDENING
             + "# Test host only (see tests/infra/testhost.py)\n"
             f"HostKey {self.folder / 'host_key'}\n"
@@ -232,6 +293,17 @@ class LocalTestHost:
         )
         self._start("sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", str(self.sshd_config)], {})
         self._wait_listening(22)
+
+    @property
+    def inside_interface(self) -> str:
+        """The host's public interface (its end of the veth pair)."""
+        return f"{self.namespace}n"
+
+    def load_ruleset(self, name: str, ruleset: str) -> None:
+        """An nftables file loaded inside the host (`nft -f`, as root on the VM would)."""
+        conf = self.folder / name
+        conf.write_text(ruleset)
+        _run(self.inside(["nft", "-f", str(conf)]))
 
     def load_firewall(self, ruleset: str | None = None) -> None:
         """The role's ruleset, with this runner's address as the admin CIDR (so SSH gets in)."""

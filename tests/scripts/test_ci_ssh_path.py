@@ -3,14 +3,17 @@ after, even when the command fails; a rule a killed run left behind is cleaned u
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hcloud import Client
 
 from ops.adapters.hetzner_firewall import DESCRIPTION_PREFIX, ssh_opened_for
 from ops.errors import ConfigError, ExternalError
-from tests.hcloud_fake import FakeHetzner, serving
+from tests.hcloud_fake import FakeHetzner, firewall_ruleset, serving
 
 pytestmark = pytest.mark.unit
 
@@ -62,3 +65,20 @@ def test_a_bad_or_private_runner_address_is_refused_before_any_call(hetzner: Fak
     with pytest.raises(ConfigError, match="--open-ssh-from"), ssh_opened_for(client(hetzner), "42", bad, "r"):
         pass
     assert hetzner.rule_history == []
+
+
+def test_the_labs_firewall_stand_in_follows_every_set_rules(hetzner: FakeHetzner, tmp_path: Path) -> None:
+    """What the lab applies in front of its hosts (tests/drills/lab.py): the runner's /32 on 22 while
+    the block runs, gone after; the rendered table is one nft accepts."""
+    seen: list[str] = []
+    hetzner.listeners.append(lambda _id, rules: seen.append(firewall_ruleset(rules, "eth0")))
+    with ssh_opened_for(client(hetzner), "42", "20.42.0.7", "run 1"):
+        assert "ip saddr { 20.42.0.7/32 } meta l4proto tcp tcp dport 22 accept" in seen[-1]
+    assert len(seen) == 2 and "20.42.0.7" not in seen[-1]
+    assert "ip saddr { 198.51.100.0/28 } meta l4proto tcp tcp dport 22 accept" in seen[-1]
+    assert seen[-1].rstrip().endswith("drop\n  }\n}")  # the rest is dropped, as Hetzner does
+    if shutil.which("nft"):
+        ruleset = tmp_path / "hcloud.nft"
+        ruleset.write_text(seen[-1])
+        checked = subprocess.run(["nft", "-c", "-f", str(ruleset)], capture_output=True, text=True, check=False)
+        assert checked.returncode == 0, checked.stderr

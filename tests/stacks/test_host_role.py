@@ -1,5 +1,5 @@
 """The host role's cloud-init passes `cloud-init schema`; its scripts pass shellcheck; it hardens SSH
-and mirrors the cloud firewall."""
+and backs the cloud firewall (SSH rate-limited per source; a stop of nftables removes its table only)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,16 @@ import pytest
 import yaml
 
 from stacks.data import cloudflare_ranges
-from stacks.host_role import HostRoleArgs, nftables_conf, render_user_data, scripts_in
+from stacks.host_role import (
+    NFT_TABLE,
+    NFTABLES_DROP_IN_PATH,
+    SSH_RATE,
+    HostRoleArgs,
+    nftables_conf,
+    render_user_data,
+    scripts_in,
+)
+from tests.lab.units import exec_lines
 
 pytestmark = pytest.mark.stacks
 
@@ -92,13 +101,38 @@ def test_no_app_secret_reaches_the_user_data(stack: str, request: pytest.Fixture
         assert not [p for p in paths if "app.env" in p]
 
 
-def test_host_firewall_mirrors_the_cloud_one() -> None:
+def test_host_firewall_backs_the_cloud_one() -> None:
     conf = nftables_conf(("198.51.100.0/28",), cloudflare_ranges())
     assert "policy drop" in conf
     assert "ip saddr { 198.51.100.0/28 } tcp dport 22 accept" in conf
+    # Any other source (a CI runner the Hetzner firewall admitted for one run) only under a per-source limit.
+    ssh = [line.strip() for line in conf.splitlines() if "dport 22" in line and "198.51.100.0/28" not in line]
+    assert ssh == [f"tcp dport 22 ct state new add @ssh_sources_v4 {{ ip saddr limit rate {SSH_RATE} }} accept",
+                   f"tcp dport 22 ct state new add @ssh_sources_v6 {{ ip6 saddr limit rate {SSH_RATE} }} accept"]
     assert "tcp dport { 80, 443 } accept" in conf
     assert "5432" not in conf and "6379" not in conf
     assert "flush ruleset" not in conf  # Docker's own chains must survive a reload
+
+
+DEBIAN_NFTABLES_UNIT = Path("/lib/systemd/system/nftables.service")
+
+
+@pytest.mark.skipif(not DEBIAN_NFTABLES_UNIT.exists(), reason="Debian's nftables package is not installed here")
+def test_stopping_nftables_removes_only_the_roles_table(user_data: str) -> None:
+    """Debian's own unit (this machine's package, as the hosts get it) stops with `nft flush ruleset`,
+    Docker's tables included; with the role's drop-in the stop removes the role's table only."""
+    debian = DEBIAN_NFTABLES_UNIT.read_text()
+    assert exec_lines(debian, [], "ExecStop") == [["/usr/sbin/nft", "flush", "ruleset"]]
+    files = {f["path"]: f["content"] for f in yaml.safe_load(user_data.split("\n", 1)[1])["write_files"]}
+    drop_in = files[NFTABLES_DROP_IN_PATH]
+    assert NFTABLES_DROP_IN_PATH.startswith("/etc/systemd/system/nftables.service.d/")
+    assert exec_lines(debian, [drop_in], "ExecStop") == [
+        ["/usr/sbin/nft", f"table inet {NFT_TABLE}; delete table inet {NFT_TABLE}"]]
+    # Start and reload load the role's file, which replaces its own table and flushes nothing.
+    for key in ("ExecStart", "ExecReload"):
+        assert exec_lines(debian, [drop_in], key) == [["/usr/sbin/nft", "-f", "/etc/nftables.conf"]]
+    assert f"table inet {NFT_TABLE} {{" in files["/etc/nftables.conf"]
+    assert "flush" not in files["/etc/nftables.conf"]
 
 
 def test_caddyfile_shipped_is_the_repositorys(user_data: str) -> None:

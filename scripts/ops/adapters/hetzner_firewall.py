@@ -5,6 +5,10 @@ CI runners are not in the admin CIDRs the firewall admits on port 22, and a stan
 for "GitHub's ranges" would admit every GitHub user's runner. So the rule is one /32,
 labelled with the run, added just before the deploy and removed in a `finally`; a rule left
 behind by a killed run is removed by the next one (it carries the same description prefix).
+
+This firewall is the one gate on which sources may try SSH: the hosts' own nftables admits SSH
+from any source under a per-source rate limit (stacks/host_role.py `nftables_conf` says why), so
+the runner this rule admits is not dropped again on the host.
 """
 
 from __future__ import annotations

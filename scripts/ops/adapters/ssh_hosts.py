@@ -8,10 +8,15 @@ file, from stdin), and `caddy` (that host's Caddy admin API on loopback, reached
 and as root through sudo, `tls` (the origin certificate and key, from stdin) and `vector-env`
 (Vector's BetterStack token, from stdin). The algorithm
 stays in ops.deploy.usecase, the same as the sandbox's.
+
+Before the first command on a host, `cloud-init status --wait`: Hetzner reports a server running
+before cloud-init has installed Docker and Caddy and made the deploy user's folders, so a deploy
+right after `pulumi up` would otherwise fail with "docker: not found" or a permission error.
 """
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from collections.abc import Callable, Sequence
@@ -31,6 +36,9 @@ from stacks.host_role import DEPLOY_SCRIPT_PATH, DEPLOY_USER, env_file
 DEFAULT_SCRIPT = DEPLOY_SCRIPT_PATH
 # The root verb goes through sudo, which the role's sudoers allows for exactly `autoenroll-deploy tls`.
 DEFAULT_ROOT_SCRIPT = ("sudo", "-n", DEPLOY_SCRIPT_PATH)
+# A first boot runs apt's update and upgrade and installs Docker and Caddy: minutes, not seconds.
+CLOUD_INIT_TIMEOUT = 900.0
+CLOUD_INIT_STATUS = ("cloud-init", "status", "--long")
 
 
 @dataclass(frozen=True)
@@ -44,9 +52,51 @@ class Ssh:
     timeout: float = 120.0
 
     def argv(self, address: str, verb: Sequence[str], *, root: bool = False) -> list[str]:
+        return self.command_argv(address, [*(self.root_script if root else self.script), *verb])
+
+    def command_argv(self, address: str, command: Sequence[str]) -> list[str]:
+        """ssh running `command` on the host as the deploy user (not through the deploy script)."""
         config = ["-F", self.config_file] if self.config_file else []
-        remote = shlex.join([*(self.root_script if root else self.script), *verb])
-        return ["ssh", *config, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-l", self.user, address, remote]
+        return ["ssh", *config, "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", "-l", self.user, address,
+                shlex.join(command)]
+
+    def wait_for_cloud_init(self, name: str, address: str, timeout: float = CLOUD_INIT_TIMEOUT) -> None:
+        """Until cloud-init has finished on the host (`cloud-init status --wait`); an error or a
+        timeout names the host and cloud-init's status, apart from an SSH failure (the firewall hint).
+
+        Exit codes (cloud-init's docs, "Why did cloud-init status start returning exit code 2?"):
+        0 done, 1 error, 2 (23.4 and later) done with recoverable errors, which a deploy can go on from."""
+        try:
+            done = subprocess.run(self.command_argv(address, [*CLOUD_INIT_STATUS, "--wait"]), capture_output=True,
+                                  timeout=timeout, check=False)
+        except subprocess.TimeoutExpired:
+            status, _ = self._cloud_init_status(address)
+            raise ExternalError(f"{name} ({address}): cloud-init has not finished after {timeout:g}s "
+                                f"(status: {status}); nothing was changed on the hosts",
+                                hint="the server is still being set up after `pulumi up`: run the same command "
+                                     "again later, or read /var/log/cloud-init-output.log on it") from None
+        output = done.stdout.decode(errors="replace")
+        if done.returncode in (0, 2):
+            return
+        if done.returncode == 255 or not _status_of(output)[0]:  # ssh itself failed, or no cloud-init answer
+            said = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+            raise ExternalError(f"ssh {address} cloud-init status failed (exit {done.returncode}): "
+                                f"{said[-1] if said else 'no output'}",
+                                hint="is this runner allowed through the hosts' firewall? "
+                                     "(runbooks/deploy-and-rollback.md)")
+        status, detail = _status_of(output)
+        raise ExternalError(f"{name} ({address}): cloud-init finished with status {status}"
+                            f"{': ' + detail if detail else ''}; nothing was changed on the hosts",
+                            hint="the server's set-up failed: read /var/log/cloud-init-output.log on it, fix "
+                                 "the cause and replace the server (pulumi up --replace <its urn>)")
+
+    def _cloud_init_status(self, address: str) -> tuple[str, str]:
+        try:
+            done = subprocess.run(self.command_argv(address, CLOUD_INIT_STATUS), capture_output=True, timeout=30,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            return "no answer", ""
+        return _status_of(done.stdout.decode(errors="replace"))[0] or "unknown", ""
 
     def run(self, address: str, verb: Sequence[str], *, stdin: bytes = b"", check: bool = True,
             secrets: Sequence[str] = (), root: bool = False) -> subprocess.CompletedProcess[bytes]:
@@ -71,6 +121,16 @@ class Ssh:
                                 hint="is this runner allowed through the hosts' firewall? "
                                      "(runbooks/deploy-and-rollback.md)")
         return done
+
+
+def _status_of(output: str) -> tuple[str, str]:
+    """(status, detail) from `cloud-init status --long` ("status: error", then "detail:" and its lines);
+    `--wait` puts its progress dots before the status line."""
+    found = re.search(r"^[.\s]*status:\s*(.+)$", output, re.MULTILINE)
+    status = found.group(1).strip() if found else ""
+    _, marker, rest = output.partition("\ndetail:")
+    detail = "; ".join(line.strip() for line in rest.splitlines() if line.strip()) if marker else ""
+    return status, detail[:300]
 
 
 class SshCaddyTransport(httpx.BaseTransport):
@@ -98,8 +158,10 @@ class SshHosts:
     def __init__(self, hosts: Sequence[AppHost], ssh: Ssh, *, serving_role: Callable[[], str],
                  env_file: Callable[[AppHost], str], secrets: Sequence[str] = (),
                  origin_tls: OriginTls | None = None, registry_login: RegistryLogin | None = None,
-                 logs_token: SecretStr | None = None) -> None:
+                 logs_token: SecretStr | None = None, cloud_init_timeout: float = CLOUD_INIT_TIMEOUT) -> None:
         self._hosts = {h.name: h for h in hosts}
+        self._cloud_init_timeout = cloud_init_timeout
+        self._set_up: set[str] = set()  # hosts whose cloud-init this command has seen finished
         missing = [h.name for h in hosts if not h.address]
         if missing:
             raise ConfigError(f"stack outputs: servers {missing} have no ipv4 address to deploy to")
@@ -116,8 +178,13 @@ class SshHosts:
             self._secrets.append(logs_token.get_secret_value())
 
     def _address(self, name: str) -> str:
+        """The host's address, once its cloud-init has finished: every command on a host comes
+        through here, so none reaches a server that is still being set up."""
         address = self._hosts[name].address
         assert address is not None  # checked in __init__
+        if name not in self._set_up:
+            self.ssh.wait_for_cloud_init(name, address, self._cloud_init_timeout)
+            self._set_up.add(name)
         return address
 
     def roles(self) -> list[str]:
