@@ -205,7 +205,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sentry_dsn=dsn,
         db_pool_max=_int(env, "DB_POOL_MAX", 20, 1, 200),
         # Loopback by default (the sandbox's Caddy); a host's deploy script sets the Docker bridge's
-        # gateway, the peer a container sees for everything that arrives through its published port.
+        # gateway (or its subnet), the peer a container sees for all that arrives through its published port.
         trusted_proxies=trusted_proxies(env.get("TRUSTED_PROXIES", "127.0.0.1,::1")),
         redis_ca_pem=redis_ca,
         limits=UploadLimits(

@@ -50,6 +50,7 @@ def test_lab_two_visitors_get_separate_rate_limit_buckets(deployed: Lab) -> None
     app_env = json.loads(deployed.outputs_file.read_text())["app_env"]
     limit = int(app_env.get("LOGIN_RATE_LIMIT_PER_MINUTE", Settings.login_rate_limit_per_minute))
     email = f"nobody-{uuid.uuid4().hex[:8]}@example.ie"
+    _wait_until_ready(deployed)
     with _visitor(deployed, "127.0.0.2") as a, _visitor(deployed, "127.0.0.3") as b:
         statuses = _login_statuses(a, email, limit + 1)
         assert statuses[-1] == 429 and 429 not in statuses[:-1], statuses
@@ -57,6 +58,19 @@ def test_lab_two_visitors_get_separate_rate_limit_buckets(deployed: Lab) -> None
         buckets = sorted(k.decode() for k in _redis(deployed).scan_iter("rate:*:/api/auth/login"))
         assert "rate:127.0.0.2:/api/auth/login" in buckets, (buckets, _trusted_proxies(deployed))
         assert _login_statuses(b, email, 1) != [429]
+
+
+def _wait_until_ready(lab: Lab, attempts: int = 60) -> None:
+    """The app answers /ready through the edge (its first Redis connections, each a TLS handshake with
+    the lab's forwarder on a busy machine, can miss the app's 1 s Redis timeout and answer 503: a
+    request the rate limiter never counted)."""
+    import time
+
+    for _ in range(attempts):
+        if lab.edge_get("/ready").status_code == 200:
+            return
+        time.sleep(1)
+    pytest.fail("the app did not answer /ready through the edge")
 
 
 def _redis(lab: Lab) -> Any:
