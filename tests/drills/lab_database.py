@@ -33,6 +33,7 @@ from psycopg import sql
 
 from ops import pgtools
 from ops.sandbox.components import _chown_to_postgres, as_postgres_user
+from tests.infra.testhost import terminate
 from tests.lab.tls import issue, make_ca
 
 SUPERUSER = "cloud_admin"  # Neon's own superuser: the control plane's, never handed to a customer
@@ -142,10 +143,5 @@ def running_lab_database(address: str) -> Iterator[LabDatabase]:
         yield database
     finally:
         if process is not None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            terminate(process)
         shutil.rmtree(folder, ignore_errors=True)
