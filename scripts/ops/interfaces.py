@@ -80,7 +80,9 @@ class Hosts(Protocol):
     def serving(self, role: str) -> list[str]: ...  # the upstreams this host's traffic goes to now
     def route(self, role: str, dials: list[str]) -> None: ...  # replace them atomically
     def promote(self, candidate: Candidate) -> None: ...  # record it as current, stop the old one gracefully
-    def discard(self, candidate: Candidate) -> None: ...
+    def discard(self, candidate: Candidate) -> None: ...  # raises if it could not
+    # [(address, "live" | "leftover" | "free", version)]: a leftover is a candidate an interrupted deploy left
+    def slots(self, role: str) -> list[tuple[str, str, str]]: ...
 
 
 class Upstreams(Protocol):

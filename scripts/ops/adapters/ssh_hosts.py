@@ -51,14 +51,38 @@ class Ssh:
             done = subprocess.run(self.argv(address, verb, root=root), input=stdin, capture_output=True,
                                   timeout=self.timeout, check=False)
         except subprocess.TimeoutExpired:
-            raise ExternalError(f"ssh {address} {verb[0]}: no answer in {self.timeout:g}s") from None
-        if check and done.returncode != 0:
+            raise ExternalError(f"ssh {address} {verb[0]}: no answer in {self.timeout:g}s",
+                                hint=UNREACHABLE_HINT) from None
+        if done.returncode == SSH_FAILED or (check and done.returncode != 0):
             detail = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
-            raise ExternalError(f"ssh {address} {verb[0]} failed (exit {done.returncode}): "
-                                f"{scrub_text(detail[-1] if detail else 'no output', list(secrets))}",
-                                hint="is this runner allowed through the hosts' firewall? "
-                                     "(runbooks/deploy-and-rollback.md)")
+            raise verb_failure(address, verb[0], done.returncode,
+                               scrub_text(detail[-1] if detail else "no output", list(secrets)))
         return done
+
+
+# ssh's own exit status when it could not connect or authenticate (the remote command never ran);
+# any other status is the remote command's.
+SSH_FAILED = 255
+UNREACHABLE_HINT = ("is the host up, and is this runner allowed through the hosts' firewall? "
+                    "(runbooks/deploy-and-rollback.md, \"cannot reach the host over SSH\")")
+
+
+def verb_failure(address: str, verb: str, returncode: int, detail: str) -> ExternalError:
+    """One failed host verb as the error that names its cause. The deploy script prefixes its own
+    messages by cause (the engine, the registry), so an engine that is down is not reported as a
+    firewall, nor a registry outage as an unreachable host."""
+    if returncode == SSH_FAILED:
+        return ExternalError(f"cannot reach the host {address} over SSH ({verb}): {detail}", hint=UNREACHABLE_HINT)
+    if "Docker engine does not answer" in detail or "Cannot connect to the Docker daemon" in detail:
+        return ExternalError(f"{address}: the Docker engine is down ({verb}): {detail}",
+                             hint="on the host: systemctl status docker (runbooks/deploy-and-rollback.md, "
+                                  "\"the Docker engine is down\")")
+    if "autoenroll-deploy: registry:" in detail:
+        return ExternalError(f"{address}: the image registry is unreachable or refused the pull ({verb}): {detail}",
+                             hint="the version keeps serving; check the registry and its read token "
+                                  "(runbooks/deploy-and-rollback.md, \"the image registry is unreachable\")")
+    return ExternalError(f"{address}: the deploy script's {verb} failed (exit {returncode}): {detail}",
+                         hint="the message is the host's deploy script's own (runbooks/deploy-and-rollback.md)")
 
 
 class SshCaddyTransport(httpx.BaseTransport):
@@ -141,6 +165,7 @@ class SshHosts:
         return Candidate(role, version, address, digest=digest.strip() or None)
 
     def wait_ready(self, candidate: Candidate, timeout: float) -> str | None:
+        # An SSH failure raises (not "did not become ready"); exit 1 is the verb's own answer.
         done = self.ssh.run(self._address(candidate.role), ["ready", candidate.address, str(int(timeout))],
                             check=False)
         if done.returncode == 0:
@@ -159,5 +184,10 @@ class SshHosts:
         self.ssh.run(self._address(candidate.role), ["promote", candidate.address])
 
     def discard(self, candidate: Candidate) -> None:
-        self.ssh.run(self._address(candidate.role), ["discard", candidate.address], check=False)
+        # Checked: a candidate that could not be discarded is reported, never called a rollback.
+        self.ssh.run(self._address(candidate.role), ["discard", candidate.address])
+
+    def slots(self, role: str) -> list[tuple[str, str, str]]:
+        lines = self.ssh.run(self._address(role), ["slots"]).stdout.decode().splitlines()
+        return [(parts[0], parts[1], parts[2]) for parts in (line.split() for line in lines) if len(parts) == 3]
 

@@ -90,3 +90,9 @@ class LocalHosts:
     def discard(self, candidate: Candidate) -> None:
         stop_process(candidate.handle, timeout=10)
 
+    def slots(self, role: str) -> list[tuple[str, str, str]]:
+        # A candidate process is not recorded until promoted, and an interrupted deploy discards its
+        # own (roll_out): the sandbox knows only its live one.
+        version, address = self.current(role)
+        return [(address, "live", version)]
+
