@@ -12,9 +12,10 @@ import getpass
 import json
 import os
 import socket
+import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -58,8 +59,10 @@ def object_lock(store: ObjectStore, key: str, *, ttl: timedelta, purpose: str) -
         existing = json.loads(existing_raw) if existing_raw else {}
         expires = datetime.fromisoformat(existing.get("expires_at", "1970-01-01T00:00:00+00:00"))
         if expires > _now() and not _stale_local_owner(existing):
+            theirs = existing.get("purpose")
             raise LockHeldError(
-                f"{purpose} is locked by {existing.get('owner', '?')} since {existing.get('acquired_at', '?')}",
+                f"{purpose} is locked by {existing.get('owner', '?')}"
+                f"{f' ({theirs})' if theirs and theirs != purpose else ''} since {existing.get('acquired_at', '?')}",
                 hint=f"it expires at {existing.get('expires_at')}; if that run is dead, wait for the expiry "
                      "or break it: ops lock list --env ENV, then ops lock release NAME --env ENV")
         record["took_over_from"] = str(existing.get("owner", "?"))
@@ -74,9 +77,40 @@ def object_lock(store: ObjectStore, key: str, *, ttl: timedelta, purpose: str) -
             store.delete(key)
 
 
+def hosts_lock_key(env_name: str) -> str:
+    """The one lock for an environment's hosts: deploy, rollback, and the redeploys of failover and
+    failback all take it, so two of them never start candidates on the same host (named `deploy`
+    in `ops lock list`, the first of them to take it)."""
+    return f"_ops/{env_name}/deploy.lock"
+
+
+@contextmanager
+def hosts_lock(store: ObjectStore, env_name: str, *, purpose: str, ttl: timedelta, wait: float = 0.0,
+               poll: float = 2.0, waiting: Callable[[str], None] = lambda _m: None) -> Iterator[dict[str, str]]:
+    """Hold the hosts lock for the block. With `wait`, a held lock is asked again every `poll`
+    seconds for up to `wait` seconds (a failover meeting a deploy that is about to finish), then
+    LockHeldError names the holder and since when."""
+    deadline = time.monotonic() + wait
+    while True:
+        stack = ExitStack()
+        try:
+            record = stack.enter_context(object_lock(store, hosts_lock_key(env_name), ttl=ttl, purpose=purpose))
+        except LockHeldError as exc:
+            if time.monotonic() + poll > deadline:
+                if wait > 0:
+                    exc.message = f"{exc.message} (waited {wait:g} s)"
+                raise
+            waiting(f"{exc.message}: waiting up to {wait:g} s for it")
+            time.sleep(poll)
+            continue
+        with stack:
+            yield record
+        return
+
+
 def lock_keys(env_name: str) -> dict[str, str]:
     """Short name -> key of every lock an environment's operations take (what `ops lock` knows)."""
-    return {"backup": f"{env_name}/.lock", "deploy": f"_ops/{env_name}/deploy.lock",
+    return {"backup": f"{env_name}/.lock", "deploy": hosts_lock_key(env_name),
             "failover": f"_ops/{env_name}/failover.lock",
             **{f"refresh-{t}": f"_ops/{env_name}/refresh-{t}.lock" for t in ("staging", "development")}}
 

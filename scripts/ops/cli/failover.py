@@ -17,6 +17,9 @@ app = OpsTyper(help="Fail over to the standby (the seed's plan, journaled and re
 DB_OPTION = typer.Option("none", "--db", help="none (host-only outage: keep the database) | neon-pitr@TIME | "
                                               "latest-backup (Neon itself is down)")
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Confirm a database-replacing --db mode.")
+WAIT_OPTION = typer.Option(usecase.HOSTS_WAIT_SECONDS, "--wait-for-hosts", min=0, metavar="SECONDS",
+                           help="How long to wait for a deploy or rollback holding the hosts before exit 6 "
+                                "(nothing changed).")
 
 
 def confirm(env: Environment, db_mode: str, yes: bool) -> None:
@@ -40,6 +43,7 @@ def failover(
     plan_only: bool = typer.Option(False, "--plan", help="Print the steps and change nothing."),
     watch_seconds: float = typer.Option(30.0, "--watch-seconds", min=1, help="How long to watch the error rate."),
     yes: bool = YES_OPTION,
+    wait_for_hosts: float = WAIT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the failover (or resume it after a crash: run the same command again)."""
@@ -59,7 +63,7 @@ def failover(
         confirm(env, db, yes)
         report = usecase.failover(env.name, wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env),
                                   wiring.objects(env), db_mode=db, watch_seconds=watch_seconds,
-                                  progress=(lambda _m: None) if as_json else progress)
+                                  progress=(lambda _m: None) if as_json else progress, hosts_wait=wait_for_hosts)
         if as_json:
             print_json(report)
             return
@@ -95,6 +99,7 @@ def failback(
     env_name: str = ENV_OPTION,
     plan_only: bool = typer.Option(False, "--plan", help="Print what would be done (hosts, database, traffic) and "
                                                          "change nothing."),
+    wait_for_hosts: float = WAIT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Return traffic to the primary once it is healthy again (journaled and resumable, like the failover)."""
@@ -115,7 +120,7 @@ def failback(
             progress(plan["data_note"])
         return
     report = usecase.failback(env.name, site, traffic, live, wiring.objects(env),
-                              progress=(lambda _m: None) if as_json else progress)
+                              progress=(lambda _m: None) if as_json else progress, hosts_wait=wait_for_hosts)
     if as_json:
         print_json(report)
     else:

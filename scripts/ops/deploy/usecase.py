@@ -25,7 +25,7 @@ from ops import failpoints
 from ops.deploy.interrupt import cleaning_up, interruptible
 from ops.errors import ConfigError, ExternalError, NotFoundError
 from ops.interfaces import NOTHING_DEPLOYED, Candidate, Hosts, ObjectStore
-from ops.locks import object_lock
+from ops.locks import hosts_lock
 
 READY_TIMEOUT = 30.0
 DRAIN_SECONDS = 2.0
@@ -191,8 +191,7 @@ def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
     validate_version(version)
     t0 = time.monotonic()
     report = DeployReport(version)
-    with object_lock(store, f"_ops/{env_name}/deploy.lock", ttl=timedelta(minutes=30),
-                     purpose=f"deploy to {env_name}"):
+    with hosts_lock(store, env_name, ttl=timedelta(minutes=30), purpose=f"deploy to {env_name}"):
         if not read_history(store, env_name):
             found = hosts.current(hosts.roles()[-1])[0]
             if found != NOTHING_DEPLOYED:  # the first deploy also remembers what it replaced, to roll back to

@@ -21,7 +21,7 @@ import httpx
 from ops.errors import ConfigError, ExternalError, NotFoundError, VerificationError
 from ops.interfaces import FailoverSite, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.journal import step_runner
-from ops.locks import object_lock
+from ops.locks import hosts_lock, object_lock
 
 STEPS = ("switch-traffic", "restore-database", "set-environment", "deploy", "check-endpoints", "watch-errors")
 
@@ -194,10 +194,20 @@ def _open_journal(objects: ObjectStore, env_name: str, direction: str, db_mode: 
                        "done": [], "results": {}}
 
 
+# How long a failover or failback waits for a deploy or rollback holding the hosts (one that meets a
+# dead primary fails within ssh's ConnectTimeout and lets go); then exit 6, nothing changed.
+HOSTS_WAIT_SECONDS = 120.0
+
+
 def failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: LiveDatabase, objects: ObjectStore, *,
-             db_mode: str, watch_seconds: float, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+             db_mode: str, watch_seconds: float, progress: Callable[[str], None] = lambda _m: None,
+             hosts_wait: float = HOSTS_WAIT_SECONDS) -> dict[str, Any]:
     mode, moment = parse_db_mode(db_mode)
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failover"):
+    # The hosts lock before anything moves: DNS never goes to a standby a deploy is starting
+    # candidates on, and no deploy starts while this run redeploys.
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failover"), \
+            hosts_lock(objects, env_name, purpose=f"failover of {env_name}", ttl=timedelta(hours=2), wait=hosts_wait,
+                       waiting=progress):
         journal = _open_journal(objects, env_name, "failover", db_mode)
         resumed = journal["done"][-1] if journal["done"] else None
         # Late writes are counted on the database that was live before this failover.
@@ -244,9 +254,12 @@ FAILBACK_STEPS = ("set-environment", "deploy", "check-endpoints", "switch-traffi
 
 
 def failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: LiveDatabase, objects: ObjectStore, *,
-             progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+             progress: Callable[[str], None] = lambda _m: None,
+             hosts_wait: float = HOSTS_WAIT_SECONDS) -> dict[str, Any]:
     """Traffic back to the primary, on the database that is live now (journaled like the failover)."""
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failback"):
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failback"), \
+            hosts_lock(objects, env_name, purpose=f"failback of {env_name}", ttl=timedelta(hours=2), wait=hosts_wait,
+                       waiting=progress):
         journal = _open_journal(objects, env_name, "failback", "live")
         step = step_runner(objects, _journal_key(env_name), journal, journal["direction"], progress,
                            steps=STEPS if journal["direction"] == "failover" else FAILBACK_STEPS)
