@@ -40,7 +40,7 @@ def build(config: StackConfig) -> dict[str, Any]:
         "S3_ENDPOINT_URL": storage.endpoint, "S3_REGION": "auto", "S3_BUCKET_UPLOADS": storage.bucket_names["uploads"],
         **cache.app_env,
     })
-    compute = Compute("compute", ComputeArgs(config, betterstack_logs_token=secret("betterstackLogsToken")))
+    compute = Compute("compute", ComputeArgs(config))
     edge = Edge("edge", EdgeArgs(config, origin_ipv4=compute.origin_ipv4()))
     monitoring = Monitoring("monitoring", MonitoringArgs(config, sentry_dsn=secret("sentryDsn")))
 
@@ -69,6 +69,8 @@ def build(config: StackConfig) -> dict[str, Any]:
         # The hosts' registry login (a read-only token, secret): `ops deploy` logs each host in before a pull.
         "registry_login": pulumi.Output.secret(secret("registryReadToken").apply(lambda token: {
             "username": config.compute.registry_username, "token": token})),
+        # Vector's BetterStack token (secret): `ops deploy` writes each host's Vector env file with it.
+        "betterstack_logs_token": pulumi.Output.secret(secret("betterstackLogsToken")),
     }
 
 

@@ -18,8 +18,9 @@ from stacks.labels import resource_name
 
 @dataclass(frozen=True)
 class ComputeArgs:
+    # No secret here: the hosts' secrets (the app's env file, the BetterStack token, the origin key)
+    # reach them over SSH at deploy time, from the stack's outputs, never through user data.
     config: StackConfig
-    betterstack_logs_token: pulumi.Output[str]
 
 
 def firewall_rules(config: StackConfig) -> list[Any]:
@@ -73,18 +74,13 @@ class Compute(pulumi.ComponentResource):
         self.server_resources: list[tuple[hcloud.Server, str, str]] = []
         for index, (host, role, location) in enumerate(hosts):
             server_name = resource_name(config, host)
-            def render(values: list[Any], server_name: str = server_name, role: str = role) -> str:
-                return render_user_data(HostRoleArgs(
-                    hostname=server_name, environment=config.environment, role=role,
-                    site_address=config.fqdn(config.edge.app_host),
-                    extra_site_addresses=(config.fqdn(config.edge.api_host),), app_image=c.app_image,
-                    app_version=c.app_version, admin_cidrs=c.admin_cidrs, cloudflare_ranges=cloudflare_ranges(),
-                    ssh_public_keys=tuple(k for _, k in c.ssh_keys),
-                    betterstack_logs_token=values[0], logs_ingest_host=config.monitoring.logs_ingest_host,
-                    private_network=c.network_ip_range if c.replicas > 1 else ""))
-
-            user_data: pulumi.Output[str] = pulumi.Output.secret(
-                pulumi.Output.all(args.betterstack_logs_token).apply(render))
+            user_data = render_user_data(HostRoleArgs(
+                hostname=server_name, environment=config.environment, role=role,
+                site_address=config.fqdn(config.edge.app_host),
+                extra_site_addresses=(config.fqdn(config.edge.api_host),), app_image=c.app_image,
+                app_version=c.app_version, admin_cidrs=c.admin_cidrs, cloudflare_ranges=cloudflare_ranges(),
+                ssh_public_keys=tuple(k for _, k in c.ssh_keys), logs_ingest_host=config.monitoring.logs_ingest_host,
+                private_network=c.network_ip_range if c.replicas > 1 else ""))
             network: Any = {"network_id": self.network.id.apply(int), "ip": str(subnet_range[10 + index])}
             server = hcloud.Server(
                 f"{name}-{host}",

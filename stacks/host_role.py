@@ -7,8 +7,10 @@ the repository's own Caddyfile, terminates TLS in front of it for the app and AP
 nftables mirrors the Hetzner
 firewall (80/443 from Cloudflare only, SSH from admin CIDRs only); sshd is hardened;
 unattended security upgrades are on; Vector (as a pinned container) ships the journal to
-BetterStack. `render_user_data` is pure: plain values in, YAML text out, so it is checked
-by `cloud-init schema` and every script it carries by shellcheck.
+BetterStack, once a deploy has written its token (over SSH, like the app's env file: user data is
+readable by anything on the server through the metadata service, and never updated).
+`render_user_data` is pure: plain values in, YAML text out, so it is checked by `cloud-init
+schema` and every script it carries by shellcheck.
 """
 
 from __future__ import annotations
@@ -36,8 +38,16 @@ CADDY_TLS_SNIPPET = "/etc/caddy/origin-tls.caddy"
 CLOUDFLARE_PULL_CA = "/etc/caddy/cloudflare-origin-pull-ca.pem"
 PULL_CA_SOURCE = Path(__file__).parent / "data" / "cloudflare_origin_pull_ca.pem"
 VECTOR_DATA_DIR = "/var/lib/vector"
+# The BetterStack token's file: written by `ops deploy` (`autoenroll-deploy vector-env`, as root), never user data.
+VECTOR_ENV_FILE = "/etc/vector/vector.env"
 APP_PORT = 8000
+# Where the deploy script's `promote` records the live blue/green slot as `APP_UPSTREAMS=...`; Caddy's
+# unit reads it (EnvironmentFile=), so a restart from the Caddyfile dials the slot that runs.
+CADDY_UPSTREAM_FILE = "/etc/autoenroll/caddy-upstream.env"
 DEPLOY_USER = "deploy"
+# What the role installs (tests/infra checks a server has them). sudo too: `ops deploy` runs the
+# root verbs through `sudo -n`, and not every image ships it.
+PACKAGES = ("sudo", "docker.io", "caddy", "nftables", "unattended-upgrades", "curl")
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,6 @@ class HostRoleArgs:
     admin_cidrs: tuple[str, ...]
     cloudflare_ranges: tuple[str, ...]
     ssh_public_keys: tuple[str, ...]
-    betterstack_logs_token: str
     # The API hostname (and any other) Cloudflare proxies to this origin: Caddy must serve each one,
     # or Cloudflare answers 525 for it.
     extra_site_addresses: tuple[str, ...] = ()
@@ -132,14 +141,17 @@ def vector_unit() -> str:
 Description=Vector: ships the journal to BetterStack
 After=docker.service
 Requires=docker.service
+# The token arrives with the first `ops deploy` (autoenroll-deploy vector-env starts the unit then):
+# until then the unit is skipped, not failed in a restart loop.
+ConditionPathExists={VECTOR_ENV_FILE}
 
 [Service]
 ExecStartPre=-/usr/bin/docker rm -f vector
 # A config the pinned Vector refuses fails the unit here, by name, rather than in a restart loop.
-ExecStartPre=/usr/bin/docker run --rm --env-file /etc/vector/vector.env \\
+ExecStartPre=/usr/bin/docker run --rm --env-file {VECTOR_ENV_FILE} \\
     -v /etc/vector/vector.yaml:/etc/vector/vector.yaml:ro {VECTOR_IMAGE} validate --no-environment \\
     /etc/vector/vector.yaml
-ExecStart=/usr/bin/docker run --rm --name vector --env-file /etc/vector/vector.env \\
+ExecStart=/usr/bin/docker run --rm --name vector --env-file {VECTOR_ENV_FILE} \\
     -v {VECTOR_DATA_DIR}:{VECTOR_DATA_DIR} \\
     -v /etc/vector/vector.yaml:/etc/vector/vector.yaml:ro -v /var/log/journal:/var/log/journal:ro \\
     -v /etc/machine-id:/etc/machine-id:ro {VECTOR_IMAGE} --config /etc/vector/vector.yaml
@@ -201,10 +213,30 @@ def origin_tls_snippet(origin_dir: str = ORIGIN_TLS_DIR, pull_ca: str = CLOUDFLA
 
 
 def caddy_env(args: HostRoleArgs) -> str:
-    """Caddy's systemd drop-in. Restart=always with no start limit: on a fresh host Caddy cannot
-    load its certificate until the first `ops deploy` writes it (`autoenroll-deploy tls`), so it
-    keeps retrying and serves within seconds of the deploy, with no systemctl for the deploy user."""
-    sites = " ".join((args.site_address, *args.extra_site_addresses))
+    """Caddy's systemd drop-in for this host (see `caddy_drop_in`)."""
+    return caddy_drop_in(" ".join((args.site_address, *args.extra_site_addresses)))
+
+
+def caddy_drop_in(sites: str, *, tls_snippet: str = CADDY_TLS_SNIPPET,
+                  upstream_file: str = CADDY_UPSTREAM_FILE) -> str:
+    """Caddy's systemd drop-in (the lab renders it with its own folders).
+
+    Restart=always with no start limit: on a fresh host Caddy cannot load its certificate until the
+    first `ops deploy` writes it (`autoenroll-deploy tls`), so it keeps retrying and serves within
+    seconds of the deploy, with no systemctl for the deploy user.
+
+    The upstream: Debian's unit runs `caddy run --environ --config /etc/caddy/Caddyfile` (no
+    --resume), so every start (a reboot, a crash, the package's postinst try-restart) forgets the
+    upstream `ops deploy` set through the admin API and dials the Caddyfile's APP_UPSTREAMS. The
+    blue/green slots alternate 8000/8001, so that value must follow the live slot: `promote` writes
+    it to `upstream_file`, which systemd reads on every start and which overrides the Environment=
+    default (systemd applies EnvironmentFile= after Environment=). The default (8000) serves a fresh
+    host until its first promote; the leading `-` lets the unit start while the file is missing.
+    The file sits in the deploy user's /etc/autoenroll (0750): systemd reads it as root before
+    starting Caddy as `caddy`, so Caddy needs no access to the folder. The deploy user could put
+    other variables there, no more power than it has already: it drives Caddy's admin API and is
+    in the docker group, which is root on the host, so a root verb for this would add a sudoers
+    rule and no boundary."""
     return (
         "[Unit]\n"
         "StartLimitIntervalSec=0\n"
@@ -214,17 +246,48 @@ def caddy_env(args: HostRoleArgs) -> str:
         f'Environment="SITE_ADDRESS={sites}"\n'
         f"Environment=APP_UPSTREAMS=127.0.0.1:{APP_PORT}\n"
         "Environment=CADDY_ADMIN=localhost:2019\n"
-        f"Environment=CADDY_TLS={CADDY_TLS_SNIPPET}\n"
+        f"Environment=CADDY_TLS={tls_snippet}\n"
+        f"EnvironmentFile=-{upstream_file}\n"
     )
 
 
+def _assignment(text: str) -> tuple[str, str] | None:
+    text = text.strip()
+    if not text or text[0] in "#;" or "=" not in text:
+        return None
+    key, _, value = text.partition("=")
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
+        value = value[1:-1]
+    return key.strip(), value
+
+
 def caddy_environment(drop_in: str) -> dict[str, str]:
-    """The variables a systemd drop-in written by `caddy_env` sets (tests run Caddy with them)."""
-    out = {}
+    """The variables Caddy's unit gets from a drop-in written by `caddy_drop_in`, read now: its
+    Environment= lines, then each EnvironmentFile= (a missing one skipped when marked `-`), which
+    override them, as systemd applies them. The lab has no systemd of its own (its hosts share this
+    machine's init, which must not load our units), so this reading of the two sources, the only
+    ones the drop-in uses, is what starts the lab's Caddy (tests/lab/host.py) and the tests'."""
+    out: dict[str, str] = {}
+    files: list[str] = []
     for line in drop_in.splitlines():
         if line.startswith("Environment="):
-            key, _, value = line.removeprefix("Environment=").strip('"').partition("=")
-            out[key] = value
+            pair = _assignment(line.removeprefix("Environment=").strip().strip('"'))
+            if pair:
+                out[pair[0]] = pair[1]
+        elif line.startswith("EnvironmentFile="):
+            files.append(line.removeprefix("EnvironmentFile=").strip())
+    for name in files:
+        optional = name.startswith("-")
+        path = Path(name.removeprefix("-"))
+        if not path.exists():
+            if optional:
+                continue
+            raise FileNotFoundError(f"Caddy's unit: EnvironmentFile {path} is missing (systemd would not start it)")
+        for text in path.read_text().splitlines():
+            pair = _assignment(text)
+            if pair:
+                out[pair[0]] = pair[1]
     return out
 
 
@@ -254,8 +317,6 @@ def render_user_data(args: HostRoleArgs) -> str:
         # write_files runs before package installation, so the pin holds for the first install.
         {"path": "/etc/apt/preferences.d/caddy", "permissions": "0644", "content": CADDY_APT_PIN},
         {"path": "/etc/vector/vector.yaml", "permissions": "0644", "content": vector_config(args.logs_ingest_host)},
-        {"path": "/etc/vector/vector.env", "permissions": "0600",
-         "content": env_file({"BETTERSTACK_LOGS_TOKEN": args.betterstack_logs_token})},
         {"path": "/etc/systemd/system/vector.service", "permissions": "0644", "content": vector_unit()},
     ]
     document = {
@@ -265,17 +326,18 @@ def render_user_data(args: HostRoleArgs) -> str:
         "users": [{
             "name": DEPLOY_USER, "groups": ["docker"], "shell": "/bin/bash", "lock_passwd": True,
             # As root only what needs root, each with its arguments matched exactly by sudoers:
-            # the deploy script's `tls` verb (the origin key is root:caddy; the other verbs run as
-            # the deploy user, in the docker group), and the two read-only views tests/infra needs
+            # the deploy script's `tls` verb (the origin key is root:caddy) and `vector-env` (the
+            # BetterStack token, root's, and Vector's restart; the other verbs run as the deploy
+            # user, in the docker group), and the two read-only views tests/infra needs
             # (effective sshd settings, the firewall ruleset). No systemctl: `systemctl` with any
             # argument is root (a unit file that runs anything); Caddy's unit restarts by itself.
-            "sudo": f"ALL=(root) NOPASSWD: {DEPLOY_SCRIPT_PATH} tls, "
+            "sudo": f"ALL=(root) NOPASSWD: {DEPLOY_SCRIPT_PATH} tls, {DEPLOY_SCRIPT_PATH} vector-env, "
                     "/usr/sbin/sshd -T, /usr/sbin/nft -j list ruleset",
             "ssh_authorized_keys": list(args.ssh_public_keys),
         }],
         "package_update": True,
         "package_upgrade": True,
-        "packages": ["docker.io", "caddy", "nftables", "unattended-upgrades", "curl"],
+        "packages": list(PACKAGES),
         "write_files": files,
         "runcmd": [
             ["systemctl", "daemon-reload"],
@@ -283,7 +345,7 @@ def render_user_data(args: HostRoleArgs) -> str:
             ["nft", "-f", "/etc/nftables.conf"],
             ["systemctl", "restart", "ssh.service"],
             ["systemctl", "enable", "--now", "docker.service"],
-            # The app's env file and its first container come with the first `ops deploy`.
+            # The app's env file, Vector's token and the first container come with the first `ops deploy`.
             ["install", "-d", "-o", DEPLOY_USER, "-g", DEPLOY_USER, "-m", "0750", "/etc/autoenroll"],
             ["systemctl", "enable", "--now", "vector.service"],
             ["systemctl", "restart", "caddy.service"],

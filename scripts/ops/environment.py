@@ -124,6 +124,7 @@ class Environment(BaseModel):
     app_env: dict[str, SecretStr] = {}  # the app's secret environment, written to each host's env file by deploys
     origin_tls: OriginTls | None = None  # written to each host's Caddy by deploys
     registry_login: RegistryLogin | None = None  # each host's `docker login`, done by deploys before a pull
+    logs_token: SecretStr | None = None  # Vector's BetterStack token, written to each host by deploys
     database_name: str = DATABASE_NAME
     owner_role: str = OWNER_DATABASE_ROLE
     app_role: str = APP_DATABASE_ROLE
@@ -329,6 +330,8 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
             origin_tls=OriginTls.model_validate(outputs["origin_tls"]) if outputs.get("origin_tls") else None,
             registry_login=(RegistryLogin.model_validate(outputs["registry_login"])
                             if outputs.get("registry_login") else None),
+            logs_token=(SecretStr(str(outputs["betterstack_logs_token"]))
+                        if outputs.get("betterstack_logs_token") else None),
         )
     except KeyError as exc:
         raise ConfigError(f"stack outputs for {name}: missing key {exc.args[0]!r}") from None

@@ -195,7 +195,7 @@ def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None) -> SshHo
         return (switch or traffic(env)).serving()
 
     return SshHosts(env.app_hosts, ssh(), serving_role=serving_role, env_file=env_file, secrets=secrets,
-                    origin_tls=env.origin_tls, registry_login=env.registry_login)
+                    origin_tls=env.origin_tls, registry_login=env.registry_login, logs_token=env.logs_token)
 
 
 def deploy_ports(env: Environment) -> tuple[Hosts, Callable[[], None]]:

@@ -172,6 +172,8 @@ def test_a_deploy_over_an_unmigrated_database_fails_at_ready_and_says_to_migrate
         assert "/ready answered 503: schema: the database has no alembic_version table" in said, said
         assert f"this release needs revision {head_revision()}" in said, said
         assert "run `ops db migrate --env local`" in said, said  # the app's reason and ops' hint both say it
+        # The hint alone, for hosts whose `ready` verb reports only the status (the SSH path).
+        assert "hint: a 503 from /ready means" in said and "`ops db migrate --env local --plan`" in said, said
         assert httpx.get(sandbox.public_url() + "/version", timeout=10).json()["version"] == before
     finally:
         if deployed is not None and deployed.returncode == 0:  # before the fix: it went live; put it back

@@ -10,8 +10,9 @@ outputs file shaped like `pulumi stack output --json` (the offline plan's own ou
 the addresses of this machine put in), so it takes the staging/production code path.
 
 Only these lines differ from a real environment: the deploy script's folders (sshd's SetEnv,
-as the lab host already does for DOCKER_HOST), its root verb run without sudo (the lab's deploy
-user has none, and the origin folder is its own), the API base URLs of the fakes (Cloudflare,
+as the lab host already does for DOCKER_HOST), its root verbs run without sudo (the lab's deploy
+user has none, and the origin and Vector folders are its own) and their systemctl a recorder (the
+lab has no systemd of its own), the API base URLs of the fakes (Cloudflare,
 Neon, BetterStack with the stack's two monitors up, Stripe with its webhook endpoint), the hosts'
 firewall admitting this runner on 80/443 as if it were Cloudflare's edge, test CAs in place
 of Cloudflare's Origin CA and origin-pull CA (the edge and the tests show the client certificate
@@ -67,6 +68,7 @@ ZONE = "zone-lab"
 APP_RECORD, API_RECORD = "app.autoenroll.ie", "api.autoenroll.ie"
 STRIPE_WEBHOOK_SECRET = "whsec_lab"  # the app's STRIPE_WEBHOOK_SECRET and the stack output's secret
 BRANCH_OF_STACK = {"staging": "staging", "production": "main"}
+LOGS_TOKEN = "betterstack-logs-lab-token"  # the stack output betterstack_logs_token (Vector's env file)
 
 
 POSTGRES_SSL_REQUEST = (80877103).to_bytes(4, "big")
@@ -331,10 +333,12 @@ def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca:
     os.chown(host.origin_dir, user.pw_uid, user.pw_gid)
     host.docker_config.mkdir(exist_ok=True)  # empty: no registry login until a deploy does it
     shutil.chown(host.docker_config, DEPLOY_USER, DEPLOY_USER)
+    systemctl = host.install_systemctl()  # records the root verbs' calls: the lab has no systemd of its own
     # The lab host's own session variables (its engine, its docker login), plus the role folders.
     LocalTestHost.start_sshd(host, f"SetEnv DOCKER_HOST={host.engine.host} DOCKER_API_VERSION={DOCKER_API_VERSION} "
                                    f"DOCKER_CONFIG={host.docker_config} AUTOENROLL_ROOT={root} "
                                    f"ORIGIN_TLS_DIR={host.origin_dir} CADDY_GROUP={DEPLOY_USER} "
+                                   f"VECTOR_ENV_FILE={host.vector_env_file} SYSTEMCTL={systemctl} "
                                    "APP_LOG_DRIVER=json-file\n")
     snippet = host.folder / "origin-tls.caddy"
     snippet.write_text(origin_tls_snippet(str(host.origin_dir), str(pull_ca.cert)))
@@ -383,6 +387,7 @@ def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwa
                            "secret": STRIPE_WEBHOOK_SECRET},
         "origin_tls": {"certificate": origin.cert.read_text(), "private_key": origin.key.read_text()},
         "registry_login": {"username": READER, "token": registry.reader_token},
+        "betterstack_logs_token": LOGS_TOKEN,
         "connection_strings": {b: {"direct": database.url(b, owner), "pooled": pooled[b]}
                                for b in BRANCH_OF_STACK.values()},
         "app_env": {

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from stacks.data import cloudflare_ranges
-from stacks.host_role import APP_PORT, DEPLOY_USER
+from stacks.host_role import APP_PORT, DEPLOY_USER, PACKAGES
 from tests.infra.target import NFT_DUMP, Target
 from tests.infra.testhost import port_open
 
@@ -302,7 +302,7 @@ def check_health_through_caddy(target: Target) -> str:
 # --------------------------------------------------------------------------- only on a VM
 
 
-ROLE_PACKAGES = ("docker.io", "caddy", "nftables", "unattended-upgrades", "curl")
+ROLE_PACKAGES = PACKAGES  # the role's own list: sudo among them (the root verbs run through `sudo -n`)
 # The app is containers with a restart policy (the deploy script's), not a unit.
 ROLE_SERVICES = ("docker", "caddy", "vector", "nftables")
 

@@ -3,8 +3,9 @@
 What a staging/production VM runs, in a network namespace: sshd with the role's hardening,
 the role's nftables ruleset, a `dockerd` of its own (bridge, iptables and docker-proxy inside
 the namespace, `--insecure-registry` for the test registry), Debian's Caddy 2.6.2 (the package
-the role installs) in front of the app container published on 127.0.0.1:8000, as the host
-role's unit runs it. The app runs only when a test pulls an image into it (`run_app`).
+the role installs) in front of the app container published on 127.0.0.1:8000, started as Debian's
+unit with the role's drop-in starts it (tests/lab/caddy_unit.py). The app runs only when a test pulls
+an image into it (`run_app`).
 
 Over SSH the deploy user's `docker` talks to this host's engine: sshd sets DOCKER_HOST (and the
 API version Debian's engine speaks) for every session, the way /var/run/docker.sock is simply
@@ -14,15 +15,18 @@ there on a VM.
 from __future__ import annotations
 
 import contextlib
+import os
+import pwd
 import shlex
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ops.registry import login_argv
-from stacks.host_role import DEPLOY_USER
+from stacks.host_role import DEPLOY_USER, caddy_drop_in
 from tests.infra.testhost import (
     APP_PORT,
     CADDYFILE,
@@ -53,6 +57,39 @@ class LabHost(LocalTestHost):
     def origin_dir(self) -> Path:
         """The stand-in for /etc/caddy/origin (the deploy script's ORIGIN_TLS_DIR on this host)."""
         return self.folder / "caddy-origin"
+
+    @property
+    def role_root(self) -> Path:
+        """The stand-in for /etc/autoenroll (the deploy script's AUTOENROLL_ROOT on this host; the
+        folder tests/infra/role_files.py makes)."""
+        return self.folder / "etc-autoenroll"
+
+    @property
+    def vector_env_file(self) -> Path:
+        """The stand-in for /etc/vector/vector.env (the deploy script's VECTOR_ENV_FILE on this host)."""
+        return self.folder / "etc-vector" / "vector.env"
+
+    @property
+    def systemctl_log(self) -> Path:
+        """What the root verbs asked of systemd on this host, one call a line (see `install_systemctl`)."""
+        return self.folder / "systemctl.log"
+
+    def install_systemctl(self) -> Path:
+        """A stand-in for systemctl (the deploy script's SYSTEMCTL on this host) that records each call:
+        the lab's hosts share this machine's init, which has no vector.service and must not get one.
+        Returns its path; the Vector env file's folder is made the deploy user's (root's on a server)."""
+        user = pwd.getpwnam(DEPLOY_USER)
+        self.vector_env_file.parent.mkdir(exist_ok=True)
+        os.chown(self.vector_env_file.parent, user.pw_uid, user.pw_gid)
+        self.systemctl_log.touch()
+        os.chown(self.systemctl_log, user.pw_uid, user.pw_gid)
+        standin = self.folder / "systemctl"
+        standin.write_text(f'#!/bin/sh\necho "$*" >> {shlex.quote(str(self.systemctl_log))}\n')
+        standin.chmod(0o755)
+        return standin
+
+    def systemctl_calls(self) -> list[str]:
+        return self.systemctl_log.read_text().splitlines() if self.systemctl_log.exists() else []
 
     @property
     def docker_config(self) -> Path:
@@ -103,21 +140,28 @@ class LabHost(LocalTestHost):
             raise RuntimeError(f"lab host: docker login over SSH failed: {result.stderr.strip()[-500:]}")
 
     def start_caddy(self, caddyfile: Path = CADDYFILE, site_address: str = f"https://{SITE_NAME}") -> None:
-        """With an origin snippet: the role's Caddyfile and CADDY_TLS, restarted a second after it exits
-        as the role's unit does (Restart=always): on a fresh host it cannot load its certificate and
-        keeps retrying until a deploy writes it. Otherwise the test host's Caddy (internal CA)."""
+        """With an origin snippet: (re)started as systemd would start Debian's caddy.service with the
+        role's drop-in (rendered for this host's folders): the unit's own command line, which loads the
+        Caddyfile (no --resume: what ops set through the admin API is forgotten), and the drop-in's
+        environment, its EnvironmentFile (the live slot `promote` records) read afresh at each start
+        (tests/lab/caddy_unit.py); restarted a second after it exits (Restart=always): on a fresh host
+        it cannot load its certificate and keeps retrying until a deploy writes it. So this is also
+        "Caddy restarted by systemd" (a reboot, a crash, the package's postinst try-restart).
+        Otherwise the test host's Caddy (internal CA)."""
         if self.origin_snippet is None:
             super().start_caddy(caddyfile, site_address)
             return
         self.stop_process("caddy")
+        drop_in = self.folder / "caddy.service.d-autoenroll.conf"
+        drop_in.write_text(caddy_drop_in(site_address, tls_snippet=str(self.origin_snippet),
+                                         upstream_file=str(self.role_root / "caddy-upstream.env")))
         data = self.folder / "caddy"
-        env = {"SITE_ADDRESS": site_address, "APP_UPSTREAMS": f"127.0.0.1:{APP_PORT}", "CADDY_ADMIN": "localhost:2019",
-               "CADDY_TLS": str(self.origin_snippet),
-               "XDG_DATA_HOME": str(data / "data"), "XDG_CONFIG_HOME": str(data / "config"), "HOME": str(data)}
+        # The caddy user's home on a server (/var/lib/caddy): where Caddy keeps its data and autosave.
+        env = {"XDG_DATA_HOME": str(data / "data"), "XDG_CONFIG_HOME": str(data / "config"), "HOME": str(data)}
         loop = ('trap \'kill "$child" 2>/dev/null; exit 0\' TERM INT; '
                 'while :; do "$@" & child=$!; wait "$child"; sleep 1; done')
-        self._start("caddy", ["sh", "-c", loop, "caddy-unit", self.caddy_binary, "run", "--config", str(caddyfile),
-                              "--adapter", "caddyfile"], env)
+        self._start("caddy", ["sh", "-c", loop, "caddy-unit", sys.executable, "-m", "tests.lab.caddy_unit",
+                              str(drop_in), str(caddyfile)], env)
         if (self.origin_dir / "cert.pem").exists():
             self._wait_listening(443)
 

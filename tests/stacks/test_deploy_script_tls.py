@@ -148,3 +148,54 @@ def test_tls_refuses_input_without_a_key_and_leaves_the_files(host: Host) -> Non
         assert "BEGIN" not in bad.stderr + bad.stdout  # the input is never echoed
     assert (host.origin / "cert.pem").read_text() == cert_a.cert.read_text()
     assert (host.origin / "key.pem").read_text() == cert_a.key.read_text()
+
+
+def test_caddy_started_as_debians_unit_dials_the_slot_promote_recorded(host: Host) -> None:
+    """Debian's unit (`caddy run --environ --config Caddyfile`, no --resume) with the role's drop-in:
+    a restart forgets the upstream ops set through the admin API and takes APP_UPSTREAMS from the
+    drop-in, where the file `promote` writes (EnvironmentFile=) overrides the default slot."""
+    import sys
+
+    import httpx
+
+    from ops.errors import ExternalError
+    from stacks.host_role import caddy_drop_in
+
+    cert_a, _ = host.certs
+    host.origin.mkdir()  # as `tls` leaves it: Caddy needs its certificate to start
+    (host.origin / "cert.pem").write_text(cert_a.cert.read_text())
+    (host.origin / "key.pem").write_text(cert_a.key.read_text())
+    upstream = host.folder / "caddy-upstream.env"
+    drop_in = host.folder / "autoenroll.conf"
+    rendered = caddy_drop_in(f"https://{SITE}:{host.port}", tls_snippet=str(host.folder / "origin-tls.caddy"),
+                             upstream_file=str(upstream))
+    # This machine's other Caddys may hold the role's admin port: the same drop-in on a free one.
+    drop_in.write_text(rendered.replace("CADDY_ADMIN=localhost:2019", f"CADDY_ADMIN={host.admin}"))
+    home = str(host.folder / "home")
+
+    def start_as_systemd_would() -> None:
+        if host.caddy is not None:
+            terminate(host.caddy)
+        log = open(host.folder / "caddy.log", "ab")  # noqa: SIM115 - the child keeps it
+        host.caddy = subprocess.Popen([sys.executable, "-m", "tests.lab.caddy_unit", str(drop_in), str(CADDYFILE)],
+                                      stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                      env={"PATH": os.environ["PATH"], "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+                                           "HOME": home, "XDG_DATA_HOME": home, "XDG_CONFIG_HOME": home})
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                host.upstreams()
+                return
+            except (httpx.HTTPError, ExternalError):  # not listening yet
+                assert host.caddy.poll() is None, (host.folder / "caddy.log").read_text()[-800:]
+                time.sleep(0.1)
+        raise AssertionError("Caddy's admin API did not answer within 20 s")
+
+    start_as_systemd_would()
+    assert host.upstreams() == ["127.0.0.1:8000"]  # a fresh host: no slot recorded yet, the default
+    upstream.write_text("APP_UPSTREAMS=127.0.0.1:8001\n")  # what promote writes for the second slot
+    start_as_systemd_would()
+    assert host.upstreams() == ["127.0.0.1:8001"]
+    # The unit's `--environ` prints the environment Caddy got: the recorded slot, from the file.
+    assert "APP_UPSTREAMS=127.0.0.1:8001" in (host.folder / "caddy.log").read_text()

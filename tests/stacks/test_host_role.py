@@ -19,7 +19,7 @@ ARGS = HostRoleArgs(
     hostname="autoenroll-staging-app-1", environment="staging", role="primary", site_address="staging.example.ie",
     app_image="ghcr.io/komplyone/autoenroll-app", app_version="1.2.3", admin_cidrs=("198.51.100.0/28",),
     cloudflare_ranges=cloudflare_ranges(), ssh_public_keys=("ssh-ed25519 AAAAC3Nza test",),
-    betterstack_logs_token="logs-token", logs_ingest_host="s1.eu-nbg-2.betterstackdata.com",
+    logs_ingest_host="s1.eu-nbg-2.betterstackdata.com",
 )
 
 
@@ -68,7 +68,9 @@ def test_sshd_is_hardened_and_root_is_disabled(user_data: str) -> None:
 def test_app_containers_are_published_on_loopback_only(user_data: str) -> None:
     script = scripts_in(user_data)["/usr/local/bin/autoenroll-deploy"]
     assert '-p "127.0.0.1:$port:8000"' in script and "--restart unless-stopped" in script
-    assert "systemctl" not in script  # blue/green is two containers, not a unit restarted
+    # Blue/green is two containers, not a unit restarted: systemctl only in the root `vector-env` verb.
+    verbs = script.split("\n  vector-env)\n")
+    assert len(verbs) == 2 and "systemctl" not in verbs[0].split('systemctl="${SYSTEMCTL:-systemctl}"')[1]
 
 
 @pytest.mark.parametrize("stack", ["staging", "production"])
@@ -82,14 +84,10 @@ def test_no_app_secret_reaches_the_user_data(stack: str, request: pytest.Fixture
     plan: Plan = request.getfixturevalue(f"{stack}_plan")
     secrets = {name: plan.outputs["app_env"][name] for name in SECRET_ENV_VARS}
     assert all(SENTINEL in value for value in secrets.values())  # under the plan every secret is a sentinel
-    servers = [r for r in plan.resources if r.type == "hcloud:index/server:Server"]
-    assert servers
-    for server in servers:
-        wrapped = server.props.get("user_data") or server.props["userData"]
-        user_data = wrapped["value"]
+    for server, user_data in _servers_user_data(plan).items():
         assert user_data.startswith("#cloud-config")
         leaked = [name for name, value in secrets.items() if value in user_data]
-        assert not leaked, f"{server.name}: user data carries {leaked}"
+        assert not leaked, f"{server}: user data carries {leaked}"
         paths = [f["path"] for f in yaml.safe_load(user_data.split("\n", 1)[1])["write_files"]]
         assert not [p for p in paths if "app.env" in p]
 
@@ -120,3 +118,71 @@ def test_cloudflare_ranges_file_is_dated_and_fresh() -> None:
     assert age >= 0
     if age > 730:
         pytest.fail(f"stacks/data/cloudflare_ips.json was checked {age} days ago: re-check it against the source")
+
+
+def _servers_user_data(plan: object) -> dict[str, str]:
+    from stacks.plan import Plan
+
+    assert isinstance(plan, Plan)
+    found = {}
+    for server in (r for r in plan.resources if r.type == "hcloud:index/server:Server"):
+        raw = server.props.get("user_data") or server.props["userData"]
+        found[server.name] = str(raw["value"] if isinstance(raw, dict) else raw)
+    assert found
+    return found
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_the_logs_token_travels_as_a_secret_output_not_in_user_data(stack: str,
+                                                                    request: pytest.FixtureRequest) -> None:
+    """User data is served by Hetzner's metadata service to any process on the server (containers
+    included) and, with ignore_changes, never updated: the BetterStack token reaches the host's
+    Vector env file over SSH at deploy time, from the stack output `betterstack_logs_token`."""
+    from stacks.plan import Plan, secret_sentinel
+
+    plan: Plan = request.getfixturevalue(f"{stack}_plan")
+    token = secret_sentinel("betterstackLogsToken")
+    for name, user_data in _servers_user_data(plan).items():
+        assert token not in user_data, f"{name}: user data carries the BetterStack logs token"
+        paths = [f["path"] for f in yaml.safe_load(user_data.split("\n", 1)[1])["write_files"]]
+        assert "/etc/vector/vector.env" not in paths, f"{name}: user data writes the Vector env file"
+    assert plan.outputs.get("betterstack_logs_token") == token
+
+
+# Debian 12's package for each command the role (and `ops` over SSH) runs on a host, as `dpkg -S`
+# answers on Debian 12. Packages of priority required/important are on every Debian image (and the
+# image must have sshd: it is how we reach the host); every other one must be in the role's list.
+COMMAND_PACKAGES = {
+    "sudo": "sudo", "docker": "docker.io", "caddy": "caddy", "nft": "nftables", "curl": "curl",
+    "systemctl": "systemd", "install": "coreutils", "sshd": "openssh-server", "mktemp": "coreutils",
+    "sed": "sed", "cmp": "diffutils", "unattended-upgrade": "unattended-upgrades",
+}
+IN_EVERY_IMAGE = {"systemd", "coreutils", "sed", "diffutils", "openssh-server"}
+
+
+def test_the_package_list_holds_every_command_the_role_runs(user_data: str) -> None:
+    """Every root verb runs through `sudo -n` (ops.adapters.ssh_hosts), the deploy script calls
+    docker and curl, the units docker, the runcmd nft and systemctl: each command's package is
+    installed by the role unless every Debian image has it."""
+    import re
+
+    from ops.adapters.ssh_hosts import DEFAULT_ROOT_SCRIPT
+
+    doc = yaml.safe_load(user_data.split("\n", 1)[1])
+    used = {Path(DEFAULT_ROOT_SCRIPT[0]).name}
+    used |= {Path(argv[0]).name for argv in doc["runcmd"]}
+    rule = doc["users"][0]["sudo"].split("NOPASSWD:", 1)[1]
+    used |= {Path(entry.split()[0]).name for entry in rule.split(",")}
+    for item in doc["write_files"]:
+        content = str(item["content"])
+        used |= {Path(m).name for m in re.findall(r"^Exec\w+=-?(\S+)", content, flags=re.M)}
+        if content.startswith("#!"):
+            used.add(Path(content.split()[0].removeprefix("#!")).name)
+    script = scripts_in(user_data)["/usr/local/bin/autoenroll-deploy"]
+    used |= {c for c in COMMAND_PACKAGES if re.search(rf"(^|[\s;|&(\"]){re.escape(c)}\s", script, flags=re.M)}
+    used -= {"sh", "autoenroll-deploy"}  # /bin/sh is dash (required); the deploy script is the role's own
+    unknown = sorted(used - set(COMMAND_PACKAGES))
+    assert not unknown, f"commands with no known Debian package here: {unknown} (add them to COMMAND_PACKAGES)"
+    missing = sorted({COMMAND_PACKAGES[c] for c in used} - set(doc["packages"]) - IN_EVERY_IMAGE)
+    assert not missing, f"the role runs commands from packages it does not install: {missing}"
+    assert "sudo" in used and "docker" in used and "curl" in used  # the scan found what the role does

@@ -43,7 +43,6 @@ ARGS = HostRoleArgs(
     site_address="app.example.ie", extra_site_addresses=("api.example.ie",),
     app_image="ghcr.io/komplyone/autoenroll-app", app_version="1.2.3", admin_cidrs=("198.51.100.0/28",),
     cloudflare_ranges=cloudflare_ranges(), ssh_public_keys=("ssh-ed25519 AAAAC3Nza test",),
-    betterstack_logs_token="logs-token",
     logs_ingest_host="s123.eu-nbg-2.betterstackdata.com", private_network="10.20.0.0/16",
 )
 
@@ -191,9 +190,10 @@ def test_sudoers_grants_no_systemctl() -> None:
     sudo = doc["users"][0]["sudo"]
     assert "systemctl" not in sudo
     # Exactly these commands with exactly these arguments: the deploy script only for its root
-    # verb (a bare path in sudoers would allow it with any arguments, every verb as root).
+    # verbs (a bare path in sudoers would allow it with any arguments, every verb as root).
     assert sudo.removeprefix("ALL=(root) NOPASSWD: ").split(", ") == [
-        "/usr/local/bin/autoenroll-deploy tls", "/usr/sbin/sshd -T", "/usr/sbin/nft -j list ruleset"]
+        "/usr/local/bin/autoenroll-deploy tls", "/usr/local/bin/autoenroll-deploy vector-env",
+        "/usr/sbin/sshd -T", "/usr/sbin/nft -j list ruleset"]
 
 
 def test_caddy_keeps_retrying_until_its_certificate_is_written(host_files: dict[str, str]) -> None:

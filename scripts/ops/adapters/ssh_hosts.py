@@ -5,7 +5,8 @@ run as the deploy user: `login` (the registry's read-only token, from stdin), `s
 version in the free blue/green slot (it answers with the image digest it started), `ready`,
 `promote` (record it, stop the old container gracefully), `discard`, `env` (the app's env
 file, from stdin), and `caddy` (that host's Caddy admin API on loopback, reached through SSH);
-and as root through sudo, `tls` (the origin certificate and key, from stdin). The algorithm
+and as root through sudo, `tls` (the origin certificate and key, from stdin) and `vector-env`
+(Vector's BetterStack token, from stdin). The algorithm
 stays in ops.deploy.usecase, the same as the sandbox's.
 """
 
@@ -15,15 +16,17 @@ import shlex
 import subprocess
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
+from pydantic import SecretStr
 
 from ops.environment import AppHost, OriginTls, RegistryLogin
 from ops.errors import ConfigError, ExternalError
 from ops.interfaces import NOTHING_DEPLOYED, Candidate
 from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
 from ops.secrets import scrub_text
-from stacks.host_role import DEPLOY_SCRIPT_PATH, DEPLOY_USER
+from stacks.host_role import DEPLOY_SCRIPT_PATH, DEPLOY_USER, env_file
 
 DEFAULT_SCRIPT = DEPLOY_SCRIPT_PATH
 # The root verb goes through sudo, which the role's sudoers allows for exactly `autoenroll-deploy tls`.
@@ -55,6 +58,15 @@ class Ssh:
                                 hint=UNREACHABLE_HINT) from None
         if done.returncode == SSH_FAILED or (check and done.returncode != 0):
             detail = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
+            if root and done.returncode != SSH_FAILED and Path(self.root_script[0]).name == "sudo" and (
+                    done.returncode == 127 or any("sudo:" in line for line in detail)):
+                # Not the firewall: SSH got in, and the host cannot run the root verb through sudo.
+                raise ExternalError(
+                    f"ssh {address} {verb[0]}: the root verb could not run through `{shlex.join(self.root_script)}` "
+                    f"(exit {done.returncode}: {scrub_text(detail[-1] if detail else 'no output', list(secrets))})",
+                    hint="the host role installs sudo and lets the deploy user run exactly `autoenroll-deploy tls` "
+                         "and `autoenroll-deploy vector-env` as root (stacks/host_role.py); a host whose image "
+                         "lacks sudo, or made before that rule (user data runs at first boot only), needs rebuilding")
             raise verb_failure(address, verb[0], done.returncode,
                                scrub_text(detail[-1] if detail else "no output", list(secrets)))
         return done
@@ -109,7 +121,8 @@ class SshHosts:
 
     def __init__(self, hosts: Sequence[AppHost], ssh: Ssh, *, serving_role: Callable[[], str],
                  env_file: Callable[[AppHost], str], secrets: Sequence[str] = (),
-                 origin_tls: OriginTls | None = None, registry_login: RegistryLogin | None = None) -> None:
+                 origin_tls: OriginTls | None = None, registry_login: RegistryLogin | None = None,
+                 logs_token: SecretStr | None = None) -> None:
         self._hosts = {h.name: h for h in hosts}
         missing = [h.name for h in hosts if not h.address]
         if missing:
@@ -117,12 +130,14 @@ class SshHosts:
         self.ssh = ssh
         self._serving_role = serving_role
         self._env_file = env_file
-        self._origin_tls, self._registry_login = origin_tls, registry_login
+        self._origin_tls, self._registry_login, self._logs_token = origin_tls, registry_login, logs_token
         self._secrets = list(secrets)
         if origin_tls is not None:
             self._secrets.append(origin_tls.private_key.get_secret_value())
         if registry_login is not None:
             self._secrets.append(registry_login.token.get_secret_value())
+        if logs_token is not None:
+            self._secrets.append(logs_token.get_secret_value())
 
     def _address(self, name: str) -> str:
         address = self._hosts[name].address
@@ -139,8 +154,8 @@ class SshHosts:
     def write_env_files(self, names: Sequence[str] | None = None) -> list[str]:
         """Each host's secrets from the stack's outputs, all on stdin: the app env file (replaced
         atomically, 0600, the deploy user's), Caddy's origin certificate and key (as root; Caddy
-        reloaded when they changed, and started on a fresh host), and the registry login the
-        pulls need."""
+        reloaded when they changed, and started on a fresh host), Vector's BetterStack token (as
+        root; Vector restarted when it changed), and the registry login the pulls need."""
         chosen = sorted(self._hosts) if names is None else list(names)
         for name in chosen:
             address = self._address(name)
@@ -148,6 +163,9 @@ class SshHosts:
             if self._origin_tls is not None:
                 self.ssh.run(address, ["tls"], stdin=self._origin_tls.pem().encode(), secrets=self._secrets,
                              root=True)
+            if self._logs_token is not None:
+                vector = env_file({"BETTERSTACK_LOGS_TOKEN": self._logs_token.get_secret_value()})
+                self.ssh.run(address, ["vector-env"], stdin=vector.encode(), secrets=self._secrets, root=True)
             if self._registry_login is not None:
                 login = self._registry_login
                 self.ssh.run(address, ["login", login.username],
