@@ -9,7 +9,7 @@ imports no adapter (tests/scripts/test_wiring.py checks it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -96,7 +96,9 @@ class TrafficSwitch(Protocol):
     """Which host the public names send traffic to: Cloudflare DNS records, or the sandbox's Caddy."""
 
     def serving(self) -> str: ...  # the role traffic goes to now
-    def move_to(self, role: str) -> str: ...  # what was changed, for the report
+    def records(self) -> dict[str, str]: ...  # every record (or name) it moves -> the role it points at
+    # What was changed, for the report; `on_edit` hears of each record edit before and after it.
+    def move_to(self, role: str, on_edit: Callable[[dict[str, Any]], None] = ...) -> str: ...
 
 
 class LiveDatabase(Protocol):

@@ -81,8 +81,10 @@ def status(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     env = resolve(env_name, live=False)
     store = wiring.objects(env)
     serving, source = wiring.traffic_reader(env)
+    # The switch behind `serving` also reads every record it moves (app and api), to find a split.
+    switch = getattr(serving, "__self__", None)
     data = usecase.status(env.name, store, wiring.live_database(env), home_database=env.branch,
-                          serving=serving, serving_source=source)
+                          serving=serving, serving_source=source, records=getattr(switch, "records", None))
     if as_json:
         print_json(data)
         return

@@ -79,7 +79,13 @@ def _move_traffic(objects: ObjectStore, env_name: str, traffic: TrafficSwitch, r
                   journal: dict[str, Any]) -> str:
     """Move the public names and record where they point, so `failover status` can say since when
     (and what was switched) even where it cannot ask the DNS provider."""
-    switched = traffic.move_to(role)
+    def journaled(edit: dict[str, Any]) -> None:
+        # Before and after each record edit: a run that stops between two records leaves the
+        # journal naming which one moved (and `status` reads the records themselves).
+        journal.setdefault("records", {})[edit["record"]] = {**edit, "at": datetime.now(UTC).isoformat()}
+        objects.put_bytes(_journal_key(env_name), json.dumps(journal, default=str).encode())
+
+    switched = traffic.move_to(role, journaled)
     record = {"serving": role, "since": datetime.now(UTC).isoformat(), "by": journal["direction"],
               "db_mode": journal["db_mode"], "switched": switched}
     objects.put_bytes(_traffic_key(env_name), json.dumps(record).encode())
@@ -94,8 +100,19 @@ def resume_command(env_name: str, journal: dict[str, Any]) -> str:
     return f"ops failover --env {env_name} --db {mode}" + ("" if mode == "none" else " --yes")
 
 
+def finish_command(env_name: str, journal: dict[str, Any] | None, records: dict[str, str]) -> str:
+    """The command that makes split records whole: the journaled run's own, else the move the first
+    record (app, the one a switch moves first) made."""
+    if journal:
+        return resume_command(env_name, journal)
+    if records.get("app") == "standby":
+        return f"ops failover --env {env_name} --db none"
+    return f"ops failback --env {env_name}"
+
+
 def status(env_name: str, objects: ObjectStore, live: LiveDatabase, *, home_database: str,
-           serving: Callable[[], str] | None, serving_source: str) -> dict[str, Any]:
+           serving: Callable[[], str] | None, serving_source: str,
+           records: Callable[[], dict[str, str]] | None = None) -> dict[str, Any]:
     """The truth about traffic and data: a failover or failback in progress (its mode, what is done,
     the command that resumes it), failed over (since when, to what, on which database), or idle.
 
@@ -113,12 +130,27 @@ def status(env_name: str, objects: ObjectStore, live: LiveDatabase, *, home_data
             on = serving()
         except ExternalError as exc:  # Cloudflare down is when this is asked: answer from the record, and say so
             serving_source = f"the recorded state ({serving_source} unreachable: {exc.message})"
+    seen: dict[str, str] | None = None
+    if records is not None:
+        try:
+            seen = records()
+        except ExternalError:
+            seen = None  # said above, through serving_source
+    split = bool(seen) and len(set((seen or {}).values())) > 1
+    if seen and not split:
+        on = next(iter(seen.values()))
     out: dict[str, Any] = {"environment": env_name, "serving": on, "serving_source": serving_source,
                            "live_database": database, "home_database": home_database,
-                           "in_progress": journal, "last": last, "traffic_record": recorded}
+                           "in_progress": journal, "last": last, "traffic_record": recorded, "records": seen,
+                           "split": split}
     if recorded and recorded.get("serving") != on:
         out["note"] = (f"recorded state says traffic went to the {recorded['serving']} at {recorded['since']}, "
                        f"but {serving_source} says {on}: someone switched it outside ops")
+    if split and seen is not None:
+        where = ", ".join(f"{k} -> {v}" for k, v in seen.items())
+        out["finish"] = finish_command(env_name, journal, seen)
+        out["split_summary"] = (f"SPLIT DNS: {where} ({serving_source}); the switch did not finish: "
+                                f"finish it with: {out['finish']}")
     if journal:
         steps = STEPS if journal["direction"] == "failover" else FAILBACK_STEPS
         out.update(state="in-progress", direction=journal["direction"], db_mode=journal["db_mode"],
@@ -128,6 +160,10 @@ def status(env_name: str, objects: ObjectStore, live: LiveDatabase, *, home_data
         out["summary"] = (f"{journal['direction']} in progress (--db {journal['db_mode']}, started "
                           f"{journal.get('started_at')}), traffic on the {on}; "
                           f"{len(out['done'])} of {len(steps)} steps done; resume with: {out['resume']}")
+        if split:
+            out["summary"] = f"{out['split_summary']}. {out['summary']}"
+    elif split:
+        out.update(state="split", resume=out["finish"], summary=out["split_summary"])
     elif on == "standby":
         since = (recorded or {}).get("since") if (recorded or {}).get("serving") == "standby" else None
         mode = (recorded or {}).get("db_mode") or (last or {}).get("db_mode") or "unknown"
@@ -190,8 +226,14 @@ def _open_journal(objects: ObjectStore, env_name: str, direction: str, db_mode: 
     if journal and (journal.get("direction") != direction or journal.get("db_mode") != db_mode):
         raise ConfigError(f"a {journal.get('direction')} with --db {journal.get('db_mode')} is in progress: finish it "
                           "with the same command, or see `ops failover status`")
-    return journal or {"direction": direction, "db_mode": db_mode, "started_at": datetime.now(UTC).isoformat(),
-                       "done": [], "results": {}}
+    if journal:
+        return journal
+    fresh = {"direction": direction, "db_mode": db_mode, "started_at": datetime.now(UTC).isoformat(),
+             "done": [], "results": {}}
+    # Written before the first step: a run that stops inside it (between two DNS records) is in
+    # progress for `status` and the next run, not invisible.
+    objects.put_bytes(_journal_key(env_name), json.dumps(fresh).encode())
+    return fresh
 
 
 # How long a failover or failback waits for a deploy or rollback holding the hosts (one that meets a
