@@ -64,6 +64,7 @@ class Candidate:
     address: str  # host:port the candidate answers on, as that host's Caddy dials it
     handle: Any = None  # the adapter's own reference (a process, a container name)
     digest: str | None = None  # the image digest a container was started from (None: not a container)
+    notes: tuple[str, ...] = ()  # what the host said beside starting it (a leftover discarded, a pull skipped)
 
 
 class Hosts(Protocol):
@@ -75,7 +76,9 @@ class Hosts(Protocol):
 
     def roles(self) -> list[str]: ...  # the serving host last
     def current(self, role: str) -> tuple[str, str]: ...  # (version, address)
-    def start_candidate(self, role: str, version: str) -> Candidate: ...
+    # `digest`: the one the deploy history recorded for this version; with it, an image already on
+    # the host is enough when the registry cannot be reached.
+    def start_candidate(self, role: str, version: str, digest: str | None = None) -> Candidate: ...
     def wait_ready(self, candidate: Candidate, timeout: float) -> str | None: ...  # None = ready, else why not
     def serving(self, role: str) -> list[str]: ...  # the upstreams this host's traffic goes to now
     def route(self, role: str, dials: list[str]) -> None: ...  # replace them atomically

@@ -2,7 +2,8 @@
 loses SSH after its candidate started, SIGTERM and SIGINT to a deploy after a host's `start`, a deploy
 and a failover started together in both orders. Each drill records the requests that failed through
 the edge, and ends with the state a correct tool leaves: every host with one container (its live
-slot), both DNS records, the journal and `ops failover status`, and `ops lock list` empty.
+slot), both DNS records, the journal and `ops failover status`, and `ops lock list` empty. Also a
+failover with the registry down (the image on the standby) and Cloudflare failing the api record.
 `flock /tmp/autoenroll-testhosts.lock .venv/bin/pytest tests/drills/test_lab_faults.py -q`."""
 
 from __future__ import annotations
@@ -12,12 +13,16 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-from tests.drills.lab import Lab
+from tests.drills.lab import API_RECORD, APP_RECORD, ZONE, Lab
 from tests.drills.loadloop import LoadLoop
+from tests.infra.testhost import terminate
+from tests.lab.registry import CADDY_BINARY
 
 pytestmark = pytest.mark.drill
 
@@ -169,6 +174,69 @@ def test_lab_a_deploy_started_during_a_failover_is_refused_naming_it(lab: Lab) -
     assert f"deploy to {ENV} is locked by" in flat and f"(failover of {ENV}) since" in flat, refused.stderr
     _out, err = running.communicate(timeout=600)
     assert running.returncode == 0, err
+    assert_clean(lab, "lab-v1", serving="standby")
+    back = lab.ops("failback", "--env", ENV, "--json")
+    assert back.returncode == 0, back.stderr
+    assert_clean(lab, "lab-v1")
+
+
+@contextmanager
+def registry_down(lab: Lab) -> Iterator[None]:
+    """The image registry stops answering (its front, which every pull and login goes through)."""
+    registry = lab.registry
+    terminate(registry.processes.pop("caddy"))
+    try:
+        yield
+    finally:
+        home = str(registry.folder / "caddy")
+        argv = [CADDY_BINARY, "run", "--config", str(registry.folder / "Caddyfile"), "--adapter", "caddyfile"]
+        registry._start("caddy", argv, {"HOME": home, "XDG_DATA_HOME": home, "XDG_CONFIG_HOME": home})
+        registry._wait_answering()
+
+
+def test_lab_a_failover_finishes_with_the_registry_down_when_the_image_is_on_the_standby(lab: Lab) -> None:
+    from tests.drills.test_lab import start_primary_host_again, stop_primary_host
+
+    deploy_v1(lab)  # records each host's digest of lab-v1
+    with LoadLoop(f"{lab.edge_url}/ready", verify=lab.edge_tls(), max_seconds=900) as loop:
+        stopped_at = stop_primary_host(lab)
+        with registry_down(lab):
+            result = lab.ops("failover", "--env", ENV, "--db", "none", "--watch-seconds", "3", "--json")
+            assert result.returncode == 0, result.stderr
+            flat = " ".join(result.stderr.split())
+            assert "warning: registry: could not pull" in flat and "as the deploy history recorded" in flat, flat
+            state = final_state(lab)
+        back_at = time.monotonic()
+    assert state["dns"] == {"app": lab.hosts["standby"].address, "api": lab.hosts["standby"].address}, state
+    assert state["hosts"]["standby"][0].endswith(" running lab-v1") and len(state["hosts"]["standby"]) == 1, state
+    assert state["status"]["state"] == "failed-over" and state["locks"] == [], state
+    late = [round(t - stopped_at, 1) for t in loop.failures if t > back_at]
+    assert late == [], f"requests failed after the failover finished: {late}"
+    start_primary_host_again(lab)
+    back = lab.ops("failback", "--env", ENV, "--json")
+    assert back.returncode == 0, back.stderr
+    assert_clean(lab, "lab-v1")
+
+
+def test_lab_cloudflare_failing_the_api_record_leaves_dns_whole_and_the_rerun_finishes(lab: Lab) -> None:
+    deploy_v1(lab)
+    api = next(r["id"] for r in lab.cloudflare.records[ZONE] if r["name"] == API_RECORD)
+    lab.cloudflare.failing[api] = (503, None)  # every try, past the SDK's retries
+    try:
+        failed = lab.ops("failover", "--env", ENV, "--db", "none", "--watch-seconds", "3")
+    finally:
+        lab.cloudflare.failing.clear()
+    assert failed.returncode == 7, failed.stderr
+    flat = " ".join(failed.stderr.split())
+    assert f"{APP_RECORD} put back to {lab.hosts['primary'].address}: nothing moved" in flat, flat
+    state = final_state(lab)
+    primary = lab.hosts["primary"].address
+    assert state["dns"] == {"app": primary, "api": primary} and not state["status"]["split"], state
+    assert state["status"]["state"] == "in-progress" and state["locks"] == [], state
+    assert state["status"]["resume"] == f"ops failover --env {ENV} --db none"
+    assert state["status"]["in_progress"]["records"]["api"]["state"] == "editing"
+    resumed = lab.ops("failover", "--env", ENV, "--db", "none", "--watch-seconds", "3", "--json")
+    assert resumed.returncode == 0, resumed.stderr
     assert_clean(lab, "lab-v1", serving="standby")
     back = lab.ops("failback", "--env", ENV, "--json")
     assert back.returncode == 0, back.stderr

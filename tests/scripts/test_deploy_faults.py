@@ -37,6 +37,7 @@ class ModelHosts:
         self.upstreams = [LIVE]
         self.fail: dict[str, Callable[[], None]] = {}
         self.calls: list[str] = []
+        self.digests_asked: list[str | None] = []
 
     def _call(self, verb: str) -> None:
         self.calls.append(verb)
@@ -58,8 +59,9 @@ class ModelHosts:
         self._call("route")
         self.upstreams = list(dials)
 
-    def start_candidate(self, role: str, version: str) -> Candidate:
+    def start_candidate(self, role: str, version: str, digest: str | None = None) -> Candidate:
         self._call("start")
+        self.digests_asked.append(digest)
         free = OTHER if self.current_address == LIVE else LIVE
         self.containers[free] = version  # a leftover there is replaced, as the script does
         return Candidate(role, version, free, digest="sha256:x")
@@ -187,3 +189,16 @@ def test_a_host_whose_sshd_is_gone_during_ready_is_unreachable_not_not_ready(tmp
         hosts.wait_ready(Candidate("primary-host", "v2", OTHER), 5)
     assert raised.value.message.startswith("cannot reach the host 127.0.0.1 over SSH (ready)")
     assert "did not become ready" not in raised.value.message and "firewall" in (raised.value.hint or "")
+
+
+def test_a_redeploy_of_a_recorded_version_asks_for_the_recorded_digest() -> None:
+    """What lets the host start the image it has when the registry is down (item 4): the digest the
+    history recorded for that version reaches `start`."""
+    hosts = ModelHosts()
+    store = MemoryStore()
+    store.objects["_ops/production/deploy.history.json"] = json.dumps(
+        [{"version": "v1", "kind": "deploy", "digests": {"primary-host": "sha256:aaa"}},
+         {"version": "v2", "kind": "deploy", "digests": {"primary-host": "sha256:bbb"}}]).encode()
+    usecase.deploy("production", hosts, store, "v1")  # type: ignore[arg-type]
+    usecase.deploy("production", hosts, store, "v9")  # type: ignore[arg-type]
+    assert hosts.digests_asked == ["sha256:aaa", None]

@@ -24,6 +24,7 @@ from pydantic import SecretStr
 from ops.environment import AppHost, OriginTls, RegistryLogin
 from ops.errors import ConfigError, ExternalError
 from ops.interfaces import NOTHING_DEPLOYED, Candidate
+from ops.output import progress
 from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
 from ops.secrets import scrub_text
 from stacks.host_role import DEPLOY_SCRIPT_PATH, DEPLOY_USER, env_file
@@ -168,19 +169,28 @@ class SshHosts:
                 self.ssh.run(address, ["vector-env"], stdin=vector.encode(), secrets=self._secrets, root=True)
             if self._registry_login is not None:
                 login = self._registry_login
-                self.ssh.run(address, ["login", login.username],
-                             stdin=login.token.get_secret_value().encode(), secrets=self._secrets)
+                try:
+                    self.ssh.run(address, ["login", login.username],
+                                 stdin=login.token.get_secret_value().encode(), secrets=self._secrets)
+                except ExternalError as exc:
+                    if "image registry is unreachable" not in exc.message:
+                        raise
+                    # The pull decides: an image already on the host (by the recorded digest) is enough
+                    # for a failover's redeploy; anything else fails there, naming the registry.
+                    progress(f"warning: {name}: {exc.message}; going on with the login the host has")
         return chosen
 
     def current(self, role: str) -> tuple[str, str]:
         out = self.ssh.run(self._address(role), ["current"]).stdout.decode().split()
         return (out[0], out[1]) if len(out) == 2 else (NOTHING_DEPLOYED, "-")
 
-    def start_candidate(self, role: str, version: str) -> Candidate:
+    def start_candidate(self, role: str, version: str, digest: str | None = None) -> Candidate:
         # "ADDRESS DIGEST": the digest of the image the container was started from, as the registry names it.
-        started = self.ssh.run(self._address(role), ["start", version]).stdout.decode().strip()
-        address, _, digest = started.partition(" ")
-        return Candidate(role, version, address, digest=digest.strip() or None)
+        done = self.ssh.run(self._address(role), ["start", version, *([digest] if digest else [])])
+        address, _, started = done.stdout.decode().strip().partition(" ")
+        said = [line.removeprefix("autoenroll-deploy: ") for line in done.stderr.decode(errors="replace").splitlines()
+                if line.startswith("autoenroll-deploy: ")]
+        return Candidate(role, version, address, digest=started.strip() or None, notes=tuple(said))
 
     def wait_ready(self, candidate: Candidate, timeout: float) -> str | None:
         # An SSH failure raises (not "did not become ready"); exit 1 is the verb's own answer.

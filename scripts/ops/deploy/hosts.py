@@ -52,7 +52,7 @@ class LocalHosts:
         app = self._state().apps[role]
         return app.version, f"127.0.0.1:{app.port}"
 
-    def start_candidate(self, role: str, version: str) -> Candidate:
+    def start_candidate(self, role: str, version: str, digest: str | None = None) -> Candidate:
         state = self._state()
         port = free_port()
         env = {**c.app_env(state, role, version), "PORT": str(port)}

@@ -110,8 +110,17 @@ LEFT_RUNNING_HINT = ("the next `ops deploy` or `ops rollback` discards it first 
                      "leftover); see runbooks/deploy-and-rollback.md, \"could not be discarded\"")
 
 
+def recorded_digests(history: list[dict[str, Any]], version: str) -> dict[str, str]:
+    """Per host, the digest the last recorded deploy of `version` started (empty if none recorded)."""
+    for entry in reversed(history):
+        if entry.get("version") == version and entry.get("digests"):
+            return {str(k): str(v) for k, v in entry["digests"].items()}
+    return {}
+
+
 def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = lambda _m: None,
-             roles: list[str] | None = None, env_name: str | None = None) -> list[dict[str, Any]]:
+             roles: list[str] | None = None, env_name: str | None = None,
+             digests: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Put `version` on each host in turn (the serving host last); the caller holds the lock.
 
     A candidate that started is promoted or discarded before this returns or raises, also when
@@ -130,10 +139,12 @@ def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = la
                     progress(f"{role}: traffic back on {old_address} alone (an interrupted deploy's leftover)")
             progress(f"{role}: starting {version} beside {old_version}")
             try:
-                candidate = hosts.start_candidate(role, version)
+                candidate = hosts.start_candidate(role, version, (digests or {}).get(role))
             except KeyboardInterrupt:  # mid-`start`: whatever it left is a leftover, discarded now if we can
                 progress(_discard_leftovers(hosts, role, version))
                 raise
+            for note in candidate.notes:
+                progress(f"{role}: {note}")
             failpoints.hit("deploy.after.start")
             moving = False
             try:
@@ -198,7 +209,8 @@ def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
                 _append_history(store, env_name, {"version": found, "kind": "found"})
         before()
         try:
-            report.hosts = roll_out(hosts, version, progress=progress, env_name=env_name)
+            report.hosts = roll_out(hosts, version, progress=progress, env_name=env_name,
+                                    digests=recorded_digests(read_history(store, env_name), version))
         except ExternalError:
             _append_history(store, env_name, {"version": version, "kind": "failed"})
             raise
