@@ -95,6 +95,8 @@ def status(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     progress(f"traffic per {data['serving_source']}")
     if data.get("note"):
         progress(f"note: {data['note']}")
+    if data.get("locks_note"):
+        progress(f"locks: {data['locks_note']}")
 
 
 def failback(

@@ -18,14 +18,14 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from ops import failpoints
 from ops.deploy.interrupt import cleaning_up, interruptible
 from ops.errors import ConfigError, ExternalError, NotFoundError
 from ops.interfaces import NOTHING_DEPLOYED, Candidate, Hosts, ObjectStore
-from ops.locks import hosts_lock
+from ops.locks import LEASE, hosts_lock
 
 READY_TIMEOUT = 30.0
 DRAIN_SECONDS = 2.0
@@ -202,7 +202,8 @@ def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
     validate_version(version)
     t0 = time.monotonic()
     report = DeployReport(version)
-    with hosts_lock(store, env_name, ttl=timedelta(minutes=30), purpose=f"deploy to {env_name}"):
+    # A lease renewed while the deploy runs: a killed run's lock frees within minutes.
+    with hosts_lock(store, env_name, ttl=LEASE, purpose=f"deploy to {env_name}", renew=True):
         if not read_history(store, env_name):
             found = hosts.current(hosts.roles()[-1])[0]
             if found != NOTHING_DEPLOYED:  # the first deploy also remembers what it replaced, to roll back to

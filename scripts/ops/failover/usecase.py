@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ import httpx
 from ops.errors import ConfigError, ExternalError, NotFoundError, VerificationError
 from ops.interfaces import FailoverSite, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.journal import step_runner
-from ops.locks import hosts_lock, object_lock
+from ops.locks import LEASE, hosts_lock, list_locks, object_lock
 
 STEPS = ("switch-traffic", "restore-database", "set-environment", "deploy", "check-endpoints", "watch-errors")
 
@@ -146,6 +146,15 @@ def status(env_name: str, objects: ObjectStore, live: LiveDatabase, *, home_data
     if recorded and recorded.get("serving") != on:
         out["note"] = (f"recorded state says traffic went to the {recorded['serving']} at {recorded['since']}, "
                        f"but {serving_source} says {on}: someone switched it outside ops")
+    held = [h for h in list_locks(objects, env_name) if h["name"] in ("failover", "deploy")]
+    if held:
+        # Resuming from another machine meets these: who holds them, until when, and how to break them.
+        out["locks_held"] = held
+        out["locks_note"] = "; ".join(
+            f"the {h['name']} lock is held by {h['owner']} ({h['purpose']}) since {h['acquired_at']}, expires "
+            f"{h['expires_at']}{' (expired)' if h['expired'] else ''}" for h in held) + (
+            f": if that run is dead, wait for the expiry (renewed leases of {int(LEASE.total_seconds() // 60)} "
+            f"minutes) or break it: ops lock release NAME --env {env_name}, then resume")
     if split and seen is not None:
         where = ", ".join(f"{k} -> {v}" for k, v in seen.items())
         out["finish"] = finish_command(env_name, journal, seen)
@@ -247,9 +256,11 @@ def failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: Li
     mode, moment = parse_db_mode(db_mode)
     # The hosts lock before anything moves: DNS never goes to a standby a deploy is starting
     # candidates on, and no deploy starts while this run redeploys.
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failover"), \
-            hosts_lock(objects, env_name, purpose=f"failover of {env_name}", ttl=timedelta(hours=2), wait=hosts_wait,
-                       waiting=progress):
+    # Leases renewed while this run lives: resumed from another machine, a dead run's locks
+    # are free within minutes (LEASE), not after hours.
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failover", renew=True), \
+            hosts_lock(objects, env_name, purpose=f"failover of {env_name}", ttl=LEASE, wait=hosts_wait,
+                       waiting=progress, renew=True):
         journal = _open_journal(objects, env_name, "failover", db_mode)
         resumed = journal["done"][-1] if journal["done"] else None
         # Late writes are counted on the database that was live before this failover.
@@ -299,9 +310,11 @@ def failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: Li
              progress: Callable[[str], None] = lambda _m: None,
              hosts_wait: float = HOSTS_WAIT_SECONDS) -> dict[str, Any]:
     """Traffic back to the primary, on the database that is live now (journaled like the failover)."""
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failback"), \
-            hosts_lock(objects, env_name, purpose=f"failback of {env_name}", ttl=timedelta(hours=2), wait=hosts_wait,
-                       waiting=progress):
+    # Leases renewed while this run lives: resumed from another machine, a dead run's locks
+    # are free within minutes (LEASE), not after hours.
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failback", renew=True), \
+            hosts_lock(objects, env_name, purpose=f"failback of {env_name}", ttl=LEASE, wait=hosts_wait,
+                       waiting=progress, renew=True):
         journal = _open_journal(objects, env_name, "failback", "live")
         step = step_runner(objects, _journal_key(env_name), journal, journal["direction"], progress,
                            steps=STEPS if journal["direction"] == "failover" else FAILBACK_STEPS)
