@@ -202,3 +202,35 @@ def test_a_redeploy_of_a_recorded_version_asks_for_the_recorded_digest() -> None
     usecase.deploy("production", hosts, store, "v1")  # type: ignore[arg-type]
     usecase.deploy("production", hosts, store, "v9")  # type: ignore[arg-type]
     assert hosts.digests_asked == ["sha256:aaa", None]
+
+
+@pytest.mark.parametrize("answer", [200, 503])
+def test_still_serving_is_said_only_when_the_public_url_agrees(answer: int) -> None:
+    """The claim is checked through the public URL (item 5): a site answering 503 (a dead engine
+    behind the edge) is reported as not serving, whatever the host said."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Edge(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # http.server's name for the GET handler
+            self.send_response(answer)
+            self.end_headers()
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Edge)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        hosts = ModelHosts()
+        hosts.wait_ready = lambda _c, _t: "container exited: boom"  # type: ignore[method-assign]
+        with pytest.raises(ExternalError) as raised:
+            usecase.deploy("production", hosts, MemoryStore(), "v2",  # type: ignore[arg-type]
+                           public_url=f"http://127.0.0.1:{server.server_address[1]}")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "v1 still serving" in raised.value.message
+    assert ("BUT the site is not serving" in raised.value.message) == (answer == 503), raised.value.message
+    if answer == 503:
+        assert raised.value.message.endswith("/ready answers 503")

@@ -72,7 +72,7 @@ def deploy(version: str = VERSION_OPTION, env_name: str = ENV_OPTION, open_ssh_f
         return
     on_interrupt(INTERRUPT_NOTE)
     with wiring.ssh_access(env, open_ssh_from):
-        report = usecase.deploy(env.name, hosts, wiring.objects(env), version, before=before,
+        report = usecase.deploy(env.name, hosts, wiring.objects(env), version, before=before, public_url=env.public_url,
                                 progress=(lambda _m: None) if as_json else progress)
     _render(report, f"deployed {version}", as_json)
 
@@ -88,7 +88,7 @@ def rollback(env_name: str = ENV_OPTION, open_ssh_from: str | None = OPEN_SSH_OP
         return
     on_interrupt(INTERRUPT_NOTE)
     with wiring.ssh_access(env, open_ssh_from):
-        report = usecase.rollback(env.name, hosts, wiring.objects(env), before=before,
+        report = usecase.rollback(env.name, hosts, wiring.objects(env), before=before, public_url=env.public_url,
                                   progress=(lambda _m: None) if as_json else progress)
     _render(report, f"rolled back to {report.version}", as_json)
 

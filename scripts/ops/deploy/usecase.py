@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
 from ops import failpoints
 from ops.deploy.interrupt import cleaning_up, interruptible
 from ops.errors import ConfigError, ExternalError, NotFoundError
@@ -192,9 +194,29 @@ def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = la
     return done
 
 
+def public_check(public_url: str) -> str | None:
+    """None when the public URL's /ready answers 200; else what it answered."""
+    try:
+        response = httpx.get(f"{public_url}/ready", timeout=5)
+    except httpx.HTTPError as exc:
+        return f"{public_url}/ready gave no answer ({exc.__class__.__name__})"
+    return None if response.status_code == 200 else f"{public_url}/ready answers {response.status_code}"
+
+
+def _checked_claim(exc: ExternalError, public_url: str | None) -> ExternalError:
+    """A failure that says the old version is "still serving" says so only if the public URL agrees."""
+    if public_url is None or "still serving" not in exc.message:
+        return exc
+    problem = public_check(public_url)
+    if problem is None:
+        return exc
+    return ExternalError(f"{exc.message}; BUT the site is not serving: {problem}",
+                         hint=f"{exc.hint + '; ' if exc.hint else ''}see `ops health` and `ops failover status`")
+
+
 def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
            record: dict[str, str] | None = None, before: Callable[[], None] = lambda: None,
-           progress: Callable[[str], None] = lambda _m: None) -> DeployReport:
+           progress: Callable[[str], None] = lambda _m: None, public_url: str | None = None) -> DeployReport:
     """Deploy `version` to every host under the environment's deploy lock, and record it.
 
     `before` runs under the lock before any host changes (the cloud writes each host's env
@@ -212,9 +234,12 @@ def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
         try:
             report.hosts = roll_out(hosts, version, progress=progress, env_name=env_name,
                                     digests=recorded_digests(read_history(store, env_name), version))
-        except ExternalError:
+        except ExternalError as exc:
             _append_history(store, env_name, {"version": version, "kind": "failed"})
-            raise
+            checked = _checked_claim(exc, public_url)
+            if checked is exc:
+                raise
+            raise checked from None
         except KeyboardInterrupt:  # not a verdict on the version: rollback_target does not count it
             _append_history(store, env_name, {"version": version, "kind": "interrupted"})
             raise
@@ -245,12 +270,12 @@ def rollback_target(history: list[dict[str, Any]]) -> tuple[str, str]:
 
 
 def rollback(env_name: str, hosts: Hosts, store: ObjectStore, *, before: Callable[[], None] = lambda: None,
-             progress: Callable[[str], None] = lambda _m: None) -> DeployReport:
+             progress: Callable[[str], None] = lambda _m: None, public_url: str | None = None) -> DeployReport:
     current, target = rollback_target(read_history(store, env_name))
     progress(f"rolling back {current} -> {target}")
     # The entry names what it left, so that version is never a rollback target again.
     return deploy(env_name, hosts, store, target, record={"kind": "rollback", "from": current}, before=before,
-                  progress=progress)
+                  progress=progress, public_url=public_url)
 
 
 # --------------------------------------------------------------------------- plan mode (reads, never writes)
