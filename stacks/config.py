@@ -15,9 +15,12 @@ import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from autoenroll.contract import APP_DATABASE_ROLE, DATABASE_NAME, OWNER_DATABASE_ROLE
+
+if TYPE_CHECKING:
+    from stacks.prerequisites import Problem
 
 APP = "autoenroll"
 ENVIRONMENTS = ("staging", "production")
@@ -66,7 +69,9 @@ class DatabaseConfig:
     history_retention_seconds: int
     autoscaling_min_cu: float
     autoscaling_max_cu: float
-    suspend_timeout_seconds: int  # Neon's meaning: -1 never, 0 the default (300 s), else 60..604800
+    # Neon's meaning: -1 never, 0 the default (300 s), else 60..604800. None: not sent at all, which is
+    # the only thing Neon's Free plan accepts (an explicit value is refused there, even 300).
+    suspend_timeout_seconds: int | None
     protect_main: bool
     database_name: str
     role_name: str
@@ -300,8 +305,13 @@ def _ssh_keys(section: _Section, key: str) -> tuple[tuple[str, str], ...]:
 # --------------------------------------------------------------------------- the parser
 
 
-def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
-    """Validate the stack's `autoenroll:*` config (keys without the namespace) into a StackConfig."""
+def parse_config(raw: Mapping[str, Any], stack: str, *, refuse_placeholders: bool = False) -> StackConfig:
+    """Validate the stack's `autoenroll:*` config (keys without the namespace) into a StackConfig.
+
+    `refuse_placeholders` is what the real program (`load`, run by every pulumi preview/up) passes:
+    the committed stack files hold example values (stacks.prerequisites.placeholders) that build hosts
+    nobody can log in to. The offline plan and the tests read the committed files as they are and
+    leave it off (`ops plan` warns, `ops doctor` lists them)."""
     if stack not in ENVIRONMENTS:
         raise StackConfigError(f"stack: must be one of {', '.join(ENVIRONMENTS)}; got {stack!r}")
     from stacks import plans
@@ -344,6 +354,8 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     owns_project = bool(d.get("owns_project", production, kind=bool))
     neon_history = int(plans.limit(phase, "neon", "max_history_seconds").value)
     never_suspend = bool(plans.limit(phase, "neon", "can_disable_suspend").value)
+    can_set_suspend = bool(plans.limit(phase, "neon", "can_set_suspend_timeout").value)
+    suspend_default = (-1 if production and never_suspend else 300) if can_set_suspend else None
     database = DatabaseConfig(
         owns_project=owns_project,
         org_id=d.text("org_id") if owns_project else str(d.get("org_id", "", kind=str)),
@@ -354,8 +366,9 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
                                             high=30 * 86400),
         autoscaling_min_cu=d.number("autoscaling_min_cu", 0.25, low=0.25),
         autoscaling_max_cu=d.number("autoscaling_max_cu", 1.0, low=0.25),
-        suspend_timeout_seconds=d.integer("suspend_timeout_seconds", -1 if production and never_suspend else 300,
-                                          low=-1, high=604800),
+        suspend_timeout_seconds=(d.integer("suspend_timeout_seconds", suspend_default, low=-1, high=604800)
+                                 if "suspend_timeout_seconds" in d.raw or suspend_default is not None
+                                 else d.get("suspend_timeout_seconds", None)),
         protect_main=bool(d.get("protect_main",
                                 int(plans.limit(phase, "neon", "protected_branches").value) > 0, kind=bool)),
         database_name=d.text("database_name", DATABASE_NAME),
@@ -366,7 +379,7 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
     d.done()
     if database.org_id and not re.fullmatch(r"[a-z0-9-]{1,60}", database.org_id):
         raise StackConfigError(f"database.org_id: {database.org_id!r} is not a Neon organization id (e.g. org-cool-41)")
-    if 0 < database.suspend_timeout_seconds < 60:
+    if database.suspend_timeout_seconds is not None and 0 < database.suspend_timeout_seconds < 60:
         raise StackConfigError("database.suspend_timeout_seconds: must be -1 (never), 0 (Neon's default, 300 s) "
                                "or 60..604800")
     if database.autoscaling_max_cu < database.autoscaling_min_cu:
@@ -465,7 +478,20 @@ def parse_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         labels={"app": APP, "environment": environment, "phase": phase, "managed-by": "pulumi"},
     )
     top.done()
+    if refuse_placeholders:
+        from stacks.prerequisites import placeholders
+
+        found = placeholders(raw, stack)
+        if found:
+            raise StackConfigError(_all_problems(found, stack))
     return config
+
+
+def _all_problems(problems: list[Problem], stack: str) -> str:
+    """One message for several problems: each line starts with its path or key; the first line too."""
+    lines = [p.line() for p in problems]
+    return (lines[0] + "".join(f"\n  {line}" for line in lines[1:])
+            + f"\n  ({len(lines)} problem(s); `ops doctor --stack {stack}` lists every prerequisite)")
 
 
 SECRET_KEYS = ("redisUrl", "sentryDsn", "r2AccessKeyId", "r2SecretAccessKey", "betterstackLogsToken", "authSecret",
@@ -476,8 +502,16 @@ PLAIN_KEYS = ("environment", "domain", "phase", "compute", "database", "edge", "
 
 
 def load() -> StackConfig:
-    """Read `autoenroll:*` from the running stack (the only pulumi.Config read in the program)."""
+    """Read `autoenroll:*` from the running stack (the only pulumi.Config read in the program).
+
+    Before any resource is registered it checks every prerequisite at once: each stack secret, the
+    providers' credentials and the variables the dynamic providers read (NEON_API_KEY, ...) only inside
+    their `create`, mid-update, and every placeholder value. One error lists them all."""
+    import os
+
     import pulumi
+
+    from stacks.prerequisites import missing, placeholders
 
     cfg = pulumi.Config(APP)
     raw: dict[str, Any] = {}
@@ -485,7 +519,19 @@ def load() -> StackConfig:
         value = cfg.get(key) if key in SCALAR_KEYS else cfg.get_object(key)
         if value is not None:
             raw[key] = value
-    return parse_config(raw, pulumi.get_stack())
+    stack = pulumi.get_stack()
+
+    def stack_secret(name: str) -> str | None:
+        # Presence only, read from the engine's config map: get_secret would make an Output (a pending
+        # task) for each key just to test it, and the value is not kept.
+        from pulumi.runtime.config import get_config
+
+        return None if get_config(name) is None else "secure"
+
+    problems = missing(stack, stack_secret, os.environ) + placeholders(raw, stack)
+    if problems:
+        raise StackConfigError(_all_problems(problems, stack))
+    return parse_config(raw, stack, refuse_placeholders=True)
 
 
 def secret(key: str) -> Any:

@@ -51,13 +51,24 @@ def zone_settings(config: StackConfig) -> dict[str, object]:
     }
 
 
-def waf_custom_rules() -> list[Any]:
+def not_the_site(config: StackConfig, expression: str) -> str:
+    """`expression`, limited to the app's hosts: zone rules apply to every hostname of the zone, and the
+    marketing site (Cloudflare Pages, at the apex) is not the app. Without a Pages site, unchanged."""
+    pages = config.edge.pages
+    if pages is None:
+        return expression
+    return f'(http.host ne "{pages.domain}") and ({expression})'
+
+
+def waf_custom_rules(config: StackConfig) -> list[Any]:
     return [
+        # Whole zone on purpose: no host of ours, the site included, serves these paths.
         {"description": "Block probes for secrets and foreign CMS paths", "action": "block", "enabled": True,
          "expression": '(http.request.uri.path contains "/.env") or (http.request.uri.path contains "/.git") '
                        'or starts_with(http.request.uri.path, "/wp-")'},
         {"description": "Only the methods the API serves", "action": "block", "enabled": True,
-         "expression": 'not http.request.method in {"GET" "HEAD" "POST" "PUT" "PATCH" "DELETE" "OPTIONS"}'},
+         "expression": not_the_site(config, 'not http.request.method in {"GET" "HEAD" "POST" "PUT" "PATCH" '
+                                            '"DELETE" "OPTIONS"}')},
     ]
 
 
@@ -73,6 +84,8 @@ def rate_limit_rule(config: StackConfig) -> Any:
     return {
         "description": f"Uploads: at most {per_minute} per minute per IP",
         "action": "block", "enabled": True,
+        # Not limited to the app's hosts (not_the_site): Free allows only the path here, and the site
+        # on Pages has no such path.
         "expression": f'(http.request.uri.path eq "{UPLOAD_PATH}")',
         "ratelimit": {"characteristics": ["ip.src", "cf.colo.id"], "period": period,
                       "requests_per_period": max(1, math.ceil(per_minute * period / 60)),
@@ -88,14 +101,15 @@ def txt_content(text: str) -> str:
     return " ".join(f'"{text[i:i + TXT_CHUNK]}"' for i in range(0, len(text), TXT_CHUNK))
 
 
-def cache_rules() -> list[Any]:
-    """Match the app's headers: /static/* cached (origin says immutable), everything else bypassed."""
+def cache_rules(config: StackConfig) -> list[Any]:
+    """Match the app's headers: /static/* cached (origin says immutable), everything else bypassed.
+    Only on the app's hosts: the marketing site on Pages keeps Cloudflare's caching."""
     return [
         {"description": "Static assets: cache, respect origin TTL", "action": "set_cache_settings",
-         "enabled": True, "expression": 'starts_with(http.request.uri.path, "/static/")',
+         "enabled": True, "expression": not_the_site(config, 'starts_with(http.request.uri.path, "/static/")'),
          "action_parameters": {"cache": True, "edge_ttl": {"mode": "respect_origin"}}},
         {"description": "Everything else may hold tenant data: never cache", "action": "set_cache_settings",
-         "enabled": True, "expression": 'not starts_with(http.request.uri.path, "/static/")',
+         "enabled": True, "expression": not_the_site(config, 'not starts_with(http.request.uri.path, "/static/")'),
          "action_parameters": {"cache": False}},
     ]
 
@@ -134,11 +148,11 @@ class Edge(pulumi.ComponentResource):
                                        "expression": "true", "enabled": True,
                                        "action_parameters": {"id": FREE_MANAGED_RULESET}})], opts=child)
             cloudflare.Ruleset(f"{name}-waf-custom", zone_id=e.zone_id, kind="zone", name="custom WAF",
-                               phase="http_request_firewall_custom", rules=waf_custom_rules(), opts=child)
+                               phase="http_request_firewall_custom", rules=waf_custom_rules(config), opts=child)
             cloudflare.Ruleset(f"{name}-ratelimit", zone_id=e.zone_id, kind="zone", name="rate limits",
                                phase="http_ratelimit", rules=[rate_limit_rule(config)], opts=child)
             cloudflare.Ruleset(f"{name}-cache", zone_id=e.zone_id, kind="zone", name="cache rules",
-                               phase="http_request_cache_settings", rules=cache_rules(), opts=child)
+                               phase="http_request_cache_settings", rules=cache_rules(config), opts=child)
         # The hosts' certificate: Cloudflare Origin CA, trusted by Cloudflare for SSL "Full (strict)"
         # (stacks/host_role.py `origin_tls_snippet` says why not ACME). The key is made here and kept
         # as a secret in state; `ops deploy` writes both to the hosts over SSH, like the app's env file.

@@ -34,7 +34,10 @@ class Monitoring(pulumi.ComponentResource):
                 "verify_ssl": True,
                 "ssl_expiration": 14,
                 "confirmation_period": 60,
-            }, opts=child)
+            # Made paused: before the first deploy nothing serves these URLs, and an unpaused monitor
+            # would page on-call from the first `pulumi up`. release.yml resumes them after `ops deploy`
+            # (`ops monitors resume`); a later `pulumi up` leaves `paused` alone (sent on create only).
+            }, create_only={"paused": True}, opts=child)
             for host in (config.edge.app_host, config.edge.api_host)
         }
         self.backup_heartbeat = BetterStackResource(f"{name}-backup-heartbeat", kind="heartbeats", attributes={

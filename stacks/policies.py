@@ -220,10 +220,14 @@ def fits_the_plan(_env: str, resources: Sequence[ResourceView]) -> list[str]:
                           if r.type == DYNAMIC and "min_cu" in r.props and r.props.get("protected")]
     for r in protected_branches[int(protected.value):]:
         over(r, "protected", True, protected)
+    can_set = plans.limit(phase, "neon", "can_set_suspend_timeout")
     for r in resources:
         if r.type == DYNAMIC and "min_cu" in r.props and _whole(r.props.get("suspend_timeout_seconds")) == -1 \
                 and not never.value:
             over(r, "suspend_timeout_seconds (-1: never suspend)", -1, never)
+        if r.type == DYNAMIC and "min_cu" in r.props and r.props.get("suspend_timeout_seconds") is not None \
+                and not can_set.value:
+            over(r, "suspend_timeout_seconds", r.props.get("suspend_timeout_seconds"), can_set)
         if _is_neon_project(r) and float(r.props.get("history_retention_seconds") or 0) > float(history.value):
             over(r, "history_retention_seconds", r.props.get("history_retention_seconds"), history)
         if r.type == DYNAMIC and r.props.get("kind") == "monitors":

@@ -23,7 +23,7 @@ class FakeBetterStack:
         if kind == "heartbeats":
             attrs["url"] = f"https://uptime.betterstack.com/api/v1/heartbeat/tok{self.next_id}"
         if kind == "monitors":
-            attrs["status"] = status
+            attrs["status"] = "paused" if attrs.get("paused") else status
         item = {"id": str(self.next_id), "type": kind[:-1], "attributes": attrs}
         self.items[item["id"]] = item
         return item
@@ -39,7 +39,10 @@ class FakeBetterStack:
         if request.method == "GET":
             return httpx.Response(200, json={"data": self.items[item_id]})
         if request.method == "PATCH":
-            self.items[item_id]["attributes"].update(body)
+            attrs = self.items[item_id]["attributes"]
+            if body.get("paused") is False and attrs.get("status") == "paused":
+                attrs["status"] = "pending"  # until its first check, as BetterStack reports a resumed monitor
+            attrs.update(body)
             return httpx.Response(200, json={"data": self.items[item_id]})
         del self.items[item_id]
         return httpx.Response(204)

@@ -1,4 +1,5 @@
-"""Cloudflare's API v4 (DNS records, zone settings), faked at the HTTP transport.
+"""Cloudflare's API v4 (DNS records, zone settings; for `ops doctor` also token verify and details,
+R2's bucket list, a Pages project and zone rulesets), faked at the HTTP transport.
 
 Answers use Cloudflare's envelope `{"success", "errors", "messages", "result"}`; a bad
 token gets 403 with error code 9109 ("Invalid access token").
@@ -20,6 +21,12 @@ class FakeCloudflare:
         # Faults: record id -> (status, edits answered that way before it succeeds; None: every one),
         # as Cloudflare answers 429/503 on one record while the others go through.
         self.failing: dict[str, tuple[int, int | None]] = {}
+        # ops doctor: the token's permission group names (None: it can't read its own details, 403),
+        # whether R2 is activated on the account, the Pages projects, each zone's rulesets.
+        self.token_permissions: list[str] | None = None
+        self.r2_enabled = True
+        self.pages_projects: set[str] = set()
+        self.rulesets: dict[str, list[dict[str, Any]]] = {}
 
     def transport(self) -> httpx.MockTransport:
         return httpx.MockTransport(self)
@@ -33,12 +40,36 @@ class FakeCloudflare:
     def _ok(result: Any) -> httpx.Response:
         return httpx.Response(200, json={"success": True, "errors": [], "messages": [], "result": result})
 
+    @staticmethod
+    def _error(status: int, code: int, message: str) -> httpx.Response:
+        return httpx.Response(status, json={"success": False, "errors": [{"code": code, "message": message}],
+                                            "messages": [], "result": None})
+
     def __call__(self, request: httpx.Request) -> httpx.Response:
         if request.headers.get("authorization") != f"Bearer {self.token}":
             return httpx.Response(403, json={"success": False, "errors": [{"code": 9109,
                                                                            "message": "Invalid access token"}],
                                              "messages": [], "result": None})
-        parts = request.url.path.removeprefix("/client/v4/zones/").split("/")
+        path = request.url.path.removeprefix("/client/v4")
+        if path == "/user/tokens/verify":
+            return self._ok({"id": "tok-1", "status": "active"})
+        if path == "/user/tokens/tok-1":
+            if self.token_permissions is None:
+                return self._error(403, 9109, "Unauthorized to access requested resource")
+            return self._ok({"id": "tok-1", "status": "active", "policies": [{"effect": "allow", "permission_groups": [
+                {"id": f"pg-{i}", "name": name} for i, name in enumerate(self.token_permissions)]}]})
+        if path.startswith("/accounts/") and path.endswith("/r2/buckets"):
+            if not self.r2_enabled:
+                return self._error(403, 10042, "Please enable R2 through the Cloudflare Dashboard.")
+            return self._ok({"buckets": []})
+        if path.startswith("/accounts/") and "/pages/projects/" in path:
+            name = path.rsplit("/", 1)[1]
+            if name not in self.pages_projects:
+                return self._error(404, 8000007, "Project not found.")
+            return self._ok({"name": name, "subdomain": f"{name}.pages.dev"})
+        parts = path.removeprefix("/zones/").split("/")
+        if parts[1:] == ["rulesets"]:
+            return self._ok(self.rulesets.get(parts[0], []))
         zone = parts[0]
         if parts[1:] == ["dns_records"]:
             name, type_ = request.url.params.get("name.exact"), request.url.params.get("type")

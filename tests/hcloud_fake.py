@@ -11,6 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
 
 NOW = "2026-12-01T00:00:00+00:00"
 
@@ -20,6 +23,7 @@ class FakeHetzner:
         self.token = token
         self.firewalls: dict[int, dict[str, Any]] = {}
         self.rule_history: list[list[dict[str, Any]]] = []  # every set_rules, in order
+        self.ssh_keys: list[dict[str, Any]] = []  # the project's keys ({"id", "name", "fingerprint", ...})
         self.url = ""
 
     def add_firewall(self, firewall_id: int, rules: list[dict[str, Any]]) -> None:
@@ -38,7 +42,11 @@ class FakeHetzner:
     def handle(self, method: str, path: str, auth: str | None, body: Any) -> tuple[int, Any]:
         if auth != f"Bearer {self.token}":
             return 401, {"error": {"code": "unauthorized", "message": "unable to authenticate"}}
+        path, _, query = path.partition("?")
         parts = path.removeprefix("/v1/").strip("/").split("/")
+        if method == "GET" and parts == ["ssh_keys"]:
+            wanted = parse_qs(query).get("fingerprint")
+            return 200, {"ssh_keys": [k for k in self.ssh_keys if not wanted or k["fingerprint"] in wanted]}
         if parts[0] == "firewalls" and len(parts) >= 2 and int(parts[1]) in self.firewalls:
             firewall = self.firewalls[int(parts[1])]
             if method == "GET" and len(parts) == 2:
@@ -50,6 +58,18 @@ class FakeHetzner:
         if parts[0] == "actions" and len(parts) == 2:
             return 200, {"action": self._action(0) | {"id": int(parts[1])}}
         return 404, {"error": {"code": "not_found", "message": f"no fake route {method} {path}"}}
+
+
+def transport(fake: FakeHetzner) -> httpx.MockTransport:
+    """The fake at the HTTP transport, for clients built on httpx (the SDK needs `serving`)."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        target = request.url.raw_path.decode()
+        status, answer = fake.handle(request.method, target, request.headers.get("authorization"), body)
+        return httpx.Response(status, json=answer)
+
+    return httpx.MockTransport(handler)
 
 
 @contextmanager

@@ -44,13 +44,18 @@ def stack_secrets(stack_file: Path) -> tuple[list[str], list[str], int]:
     `pulumi config set --secret` writes `{secure: v1:...}` (ciphertext) into that file, so
     presence and encryption can be checked without the CLI or the passphrase.
     """
+    import os
+
     import yaml
 
     from stacks.config import APP, SECRET_KEYS
+    from stacks.prerequisites import PREREQUISITES
 
     config = (yaml.safe_load(stack_file.read_text()) or {}).get("config") or {}
     wanted = [f"{APP}:{k}" for k in SECRET_KEYS] + ["hcloud:token", "cloudflare:apiToken"]
-    missing = [k for k in wanted if k not in config]
+    # The providers read HCLOUD_TOKEN/CLOUDFLARE_API_TOKEN (what CI passes) when the stack secret is absent.
+    alternative = {p.name: p.alternative for p in PREREQUISITES if p.alternative}
+    missing = [k for k in wanted if k not in config and not os.environ.get(alternative.get(k, ""), "")]
     plain = [k for k in wanted if k in config and not (isinstance(config[k], dict) and "secure" in config[k])]
     return missing, plain, len(wanted)
 

@@ -35,7 +35,10 @@ def integers(value: Any) -> Any:
 
 class BetterStackProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
-        data = client_factory().create(props["kind"], integers(props["attributes"]))
+        # `create_only` (e.g. monitors made paused) is sent once, never diffed: afterwards the attribute
+        # belongs to whoever changes it (`ops monitors resume` after the first deploy).
+        attributes = {**props["attributes"], **(props.get("create_only") or {})}
+        data = client_factory().create(props["kind"], integers(attributes))
         return CreateResult(id_=str(data["id"]), outs={**props, "url": data["attributes"].get("url")})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -62,6 +65,7 @@ class BetterStackResource(Resource):
     url: pulumi.Output[str | None]
 
     def __init__(self, name: str, *, kind: str, attributes: dict[str, Any],
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 create_only: dict[str, Any] | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["url"]))
-        super().__init__(BetterStackProvider(), name, {"kind": kind, "attributes": attributes, "url": None}, opts)
+        super().__init__(BetterStackProvider(), name, {"kind": kind, "attributes": attributes,
+                                                       "create_only": create_only, "url": None}, opts)

@@ -93,8 +93,13 @@ BRANCH_KEYS = ("project_id", "name", "parent_id", "min_cu", "max_cu", "suspend_t
 
 
 def _endpoint_settings(props: dict[str, Any]) -> dict[str, Any]:
-    return {"autoscaling_limit_min_cu": float(props["min_cu"]), "autoscaling_limit_max_cu": float(props["max_cu"]),
-            "suspend_timeout_seconds": int(props["suspend_timeout_seconds"])}
+    """The endpoint's compute settings. No suspend_timeout_seconds when the stack sets none: Neon's Free
+    plan refuses any explicit value ("suspend interval changing is not allowed for your account")."""
+    settings: dict[str, Any] = {"autoscaling_limit_min_cu": float(props["min_cu"]),
+                                "autoscaling_limit_max_cu": float(props["max_cu"])}
+    if props.get("suspend_timeout_seconds") is not None:
+        settings["suspend_timeout_seconds"] = int(props["suspend_timeout_seconds"])
+    return settings
 
 
 class NeonBranchProvider(Portable, ResourceProvider):
@@ -145,7 +150,7 @@ class NeonBranch(Resource):
     endpoint_host: pulumi.Output[str]
 
     def __init__(self, name: str, *, project_id: pulumi.Input[str], branch_name: str,
-                 parent_id: pulumi.Input[str] | None, min_cu: float, max_cu: float, suspend_timeout_seconds: int,
+                 parent_id: pulumi.Input[str] | None, min_cu: float, max_cu: float, suspend_timeout_seconds: int | None,
                  protected: bool, adopt_id: pulumi.Input[str] | None = None,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(NeonBranchProvider(), name, {

@@ -198,3 +198,125 @@ def test_the_by_hand_bring_up_and_the_release_runbook_migrate_before_they_deploy
     deploy = next(i for i, c in enumerate(commands) if c.startswith("ops deploy") and "--plan" not in c)
     assert migrate is not None and migrate < deploy, "runbooks/release.md: migrate (not only --plan) before the deploy"
     assert '--env "$ENV"' in commands[migrate] and "--yes" in commands[migrate].split()
+
+
+# --------------------------------------------------------------------------- what each job's runner really has
+
+SCHEDULED = ("backup-nightly.yml", "backup-verify-weekly.yml", "refresh-staging.yml", "refresh-development-weekly.yml")
+# The python3 each image gives a job that does nothing about it (GitHub's runner-images readmes; Debian 12).
+IMAGE_PYTHON = {"ubuntu-24.04": "3.12", "ubuntu-22.04": "3.10", "ubuntu-latest": "3.12", "debian:12": "3.11"}
+
+
+def _jobs_running_ops() -> list[tuple[str, str, dict[str, Any]]]:
+    out = []
+    for workflow in WORKFLOWS:
+        for name, job in _load(workflow)["jobs"].items():
+            runs = " ".join(str(s.get("run", "")) for s in job.get("steps", []))
+            if "bin/setup" in runs or "bin/test" in runs or ".venv/bin/" in runs:
+                out.append((workflow.name, name, job))
+    return out
+
+
+def _job_python(job: dict[str, Any]) -> str:
+    """The interpreter bin/setup finds: a setup-python step's version before it, else the image's own."""
+    for step in job.get("steps", []):
+        if "bin/setup" in str(step.get("run", "")) or "bin/test" in str(step.get("run", "")):
+            break
+        if str(step.get("uses", "")).startswith("actions/setup-python@"):
+            return str(step["with"]["python-version"])
+    container = job.get("container")
+    image = container if isinstance(container, str) else (container or {}).get("image")
+    return IMAGE_PYTHON[str(image or job["runs-on"])]
+
+
+@pytest.mark.parametrize(("workflow", "job_name", "job"), _jobs_running_ops(), ids=lambda v: v if isinstance(v, str)
+                         else "")
+def test_every_job_runs_on_a_python_the_project_accepts(workflow: str, job_name: str, job: dict[str, Any]) -> None:
+    """A bare ubuntu-24.04 runner has 3.12; pyproject.toml allows only 3.11 and forbids uv to fetch one."""
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert pyproject["tool"]["uv"]["python-downloads"] == "never"  # so the job must bring its own interpreter
+    wanted = SpecifierSet(pyproject["project"]["requires-python"])
+    python = _job_python(job)
+    assert f"{python}.0" in wanted, f"{workflow}: job {job_name} gets Python {python}, the project needs {wanted}"
+
+
+def test_the_python_check_catches_a_bare_ubuntu_runner() -> None:
+    job = {"runs-on": "ubuntu-24.04", "steps": [{"run": "bin/setup --ops-only"}]}
+    assert _job_python(job) == "3.12"
+    job["steps"].insert(0, {"uses": "actions/setup-python@" + "0" * 40, "with": {"python-version": "3.11"}})
+    assert _job_python(job) == "3.11"
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_stack_outputs_are_read_live_never_from_a_hand_copied_secret(workflow: Path) -> None:
+    text = workflow.read_text()
+    assert not re.search(r"secrets\.\w*STACK_OUTPUTS", text), f"{workflow.name}: hand-copied stack outputs go stale"
+    for name, job in _load(workflow)["jobs"].items():
+        steps = job.get("steps", [])
+        writes = [i for i, s in enumerate(steps) if '> "$OPS_STACK_OUTPUTS"' in str(s.get("run", ""))]
+        for index in writes:
+            assert "pulumi stack output --json --show-secrets" in steps[index]["run"], f"{workflow.name}: {name}"
+            cli = [i for i, s in enumerate(steps[:index]) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+            assert cli, f"{workflow.name}: job {name} reads stack outputs without installing the Pulumi CLI"
+            assert job["env"].get("PULUMI_ACCESS_TOKEN") == "${{ secrets.PULUMI_ACCESS_TOKEN }}", workflow.name
+
+
+def _umask_before_writes(run: str) -> list[str]:
+    """Files a run step writes (`> "$VAR"` or `> ~/...`) before `umask 077` in that step."""
+    umask = run.find("umask 077")
+    late = []
+    for match in re.finditer(r'>\s*("\$\w+"|~/\S+)', run):
+        if umask < 0 or match.start() < umask:
+            late.append(match.group(1))
+    return late
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def test_umask_077_comes_before_any_private_file_is_written(workflow: Path) -> None:
+    for name, job in _load(workflow)["jobs"].items():
+        for step in job.get("steps", []):
+            run = str(step.get("run", ""))
+            private = [w for w in _umask_before_writes(run)
+                       if any(k in w for k in ("STACK_OUTPUTS", "IDENTITY", "KEY", "id_ed25519"))]
+            assert not private, f"{workflow.name}: job {name} writes {private} before umask 077"
+
+
+def test_the_umask_check_catches_the_old_verify_step() -> None:
+    old = ("printf '%s' \"$STACK_OUTPUTS\" > \"$OPS_STACK_OUTPUTS\"\numask 077\n"
+           "printf '%s\\n' \"$AGE_IDENTITY\" > \"$BACKUP_AGE_IDENTITY_FILE\"\n")
+    assert _umask_before_writes(old) == ['"$OPS_STACK_OUTPUTS"']
+
+
+@pytest.mark.parametrize("workflow", SCHEDULED)
+def test_scheduled_jobs_install_only_what_ops_needs(workflow: str) -> None:
+    for name, job in _load(REPO_ROOT / ".github" / "workflows" / workflow)["jobs"].items():
+        installs = [s["run"] for s in job["steps"] if "bin/setup" in str(s.get("run", ""))]
+        assert installs == ["bin/setup --ops-only"], f"{workflow}: job {name}: {installs}"
+
+
+def test_ops_only_setup_skips_the_test_and_sandbox_packages() -> None:
+    script = (REPO_ROOT / "bin" / "setup").read_text()
+    ops_only = re.search(r'if \[ "\$ops_only" -eq 1 \]; then.*?apt_packages=\(([^)]*)\)', script, re.S)
+    assert ops_only, "bin/setup has no --ops-only package list"
+    packages = set(ops_only.group(1).split())
+    assert {"zstd", "age", "openssh-client"} <= packages
+    assert not packages & {"chromium", "docker.io", "mmdebstrap", "docker-registry", "busybox-static", "cloud-init",
+                           "wrk", "caddy", "postgresql", "redis-server"}
+
+
+def test_release_runs_the_doctor_before_pulumi_up_and_the_policy_pack_in_up_and_preview() -> None:
+    jobs = _load(REPO_ROOT / ".github" / "workflows" / "release.yml")["jobs"]
+    for stage in ("staging", "production"):
+        steps = jobs[stage]["steps"]
+        doctor = next(i for i, s in enumerate(steps) if 'ops doctor --stack "$GITHUB_JOB"' in str(s.get("run", "")))
+        up = next(i for i, s in enumerate(steps) if str(s.get("uses", "")).startswith("pulumi/actions@"))
+        assert doctor < up, stage
+        assert steps[up]["with"]["policyPacks"] == "stacks/policy_pack"
+        assert (REPO_ROOT / "stacks" / "policy_pack" / "PulumiPolicy.yaml").is_file()
+    preview = _load(REPO_ROOT / ".github" / "workflows" / "infra-preview.yml")["jobs"]["preview"]["steps"]
+    step = next(s for s in preview if str(s.get("uses", "")).startswith("pulumi/actions@"))
+    assert step["with"]["policyPacks"] == "stacks/policy_pack"

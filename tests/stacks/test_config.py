@@ -119,3 +119,123 @@ def test_pulumi_up_refuses_a_plain_redis_url_without_the_opt_out_naming_the_key_
     assert require_tls(url, allowed) == url
     assert app_env(allowed) == {"REDIS_ALLOW_PLAINTEXT": "true"}
     assert app_env(parse_config(production(), "production")) == {}
+
+
+# --------------------------------------------------------------------------- placeholders and prerequisites
+
+
+PLACEHOLDER_PATHS = {
+    "production": ["compute.admin_cidrs[0]", "compute.ssh_keys.oncall", "database.org_id", "edge.account_id",
+                   "edge.zone_id", "edge.mailjet_dkim_value", "monitoring.logs_ingest_host"],
+    "staging": ["compute.admin_cidrs[0]", "compute.ssh_keys.oncall", "edge.account_id", "edge.zone_id",
+                "monitoring.logs_ingest_host"],
+}
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_the_program_refuses_every_placeholder_of_the_committed_file_in_one_message(stack: str) -> None:
+    """A half-edited stack file must not build hosts nobody can log in to: every placeholder at once,
+    each line starting with its path."""
+    with pytest.raises(StackConfigError) as error:
+        parse_config(namespaced_config(stack), stack, refuse_placeholders=True)
+    lines = str(error.value).splitlines()
+    named = [line.strip().split(":", 1)[0] for line in lines[:-1]]
+    assert named == PLACEHOLDER_PATHS[stack]
+    assert f"edit Pulumi.{stack}.yaml" in lines[0] and f"ops doctor --stack {stack}" in lines[-1]
+
+
+@pytest.mark.parametrize("stack", ["staging", "production"])
+def test_real_values_pass_the_strict_validation(stack: str) -> None:
+    from tests.stack_fixtures import real_looking_config
+
+    assert parse_config(real_looking_config(stack), stack, refuse_placeholders=True).environment == stack
+
+
+@pytest.mark.parametrize(("section", "key", "value"), [
+    ("compute", "admin_cidrs", ["203.0.113.7/32"]),
+    ("compute", "admin_cidrs", ["2001:db8::/48"]),
+    ("database", "org_id", "org-00000000"),
+    ("edge", "zone_id", "0" * 32),
+    ("monitoring", "logs_ingest_host", "s0000000.eu-nbg-2.betterstackdata.com"),
+])
+def test_each_kind_of_placeholder_is_refused_alone(section: str, key: str, value: Any) -> None:
+    from tests.stack_fixtures import real_looking_config
+
+    config = real_looking_config("production")
+    config[section][key] = value
+    with pytest.raises(StackConfigError, match=rf"^{section}\.{key}"):
+        parse_config(config, "production", refuse_placeholders=True)
+
+
+@pytest.fixture()
+def engine_config() -> Any:
+    """The engine's config map as it was before the test, put back after it."""
+    from pulumi.runtime import config as runtime_config
+
+    saved = runtime_config.CONFIG.get(), runtime_config._SECRET_KEYS.get()
+    yield
+    runtime_config.CONFIG.set(saved[0])
+    runtime_config._SECRET_KEYS.set(saved[1])
+
+
+def _load_under_pulumi(monkeypatch: pytest.MonkeyPatch, stack: str, values: dict[str, Any],
+                       secrets: dict[str, str], environ: dict[str, str]) -> Any:
+    """stacks.config.load() as `pulumi preview` runs it: config from the engine, the job's environment."""
+    import json
+
+    import pulumi
+
+    from stacks import config as stack_config
+    from stacks.prerequisites import PREREQUISITES
+
+    for item in PREREQUISITES:
+        monkeypatch.delenv(item.name, raising=False)
+        if item.alternative:
+            monkeypatch.delenv(item.alternative, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+
+    # The engine's config map and the stack name are all load() reads from Pulumi (no mocks needed:
+    # setting them leaves no pending Output behind for the next test's program run).
+    monkeypatch.setattr(pulumi, "get_stack", lambda: stack)
+    pulumi.runtime.set_all_config(
+        {f"autoenroll:{k}": v if isinstance(v, str) else json.dumps(v) for k, v in values.items()} | secrets,
+        list(secrets))
+    return stack_config.load()
+
+
+@pytest.mark.usefixtures("engine_config")
+def test_load_names_every_missing_secret_and_variable_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """require_secret stopped at the first missing key, and NEON_API_KEY & co. surfaced only inside a
+    dynamic provider's create, mid-update: now one error, before any resource, lists them all."""
+    with pytest.raises(StackConfigError) as error:
+        _load_under_pulumi(monkeypatch, "production", namespaced_config("production"), {}, {})
+    message = str(error.value)
+    for key in ("autoenroll:redisUrl", "autoenroll:sentryDsn", "autoenroll:r2AccessKeyId",
+                "autoenroll:r2SecretAccessKey", "autoenroll:betterstackLogsToken", "autoenroll:authSecret",
+                "autoenroll:registryReadToken", "hcloud:token", "cloudflare:apiToken", "NEON_API_KEY",
+                "BETTERSTACK_API_TOKEN", "STRIPE_API_KEY", *PLACEHOLDER_PATHS["production"]):
+        assert any(line.strip().startswith(f"{key}:") for line in message.splitlines()), key
+    assert "pulumi config set --secret redisUrl --stack production" in message
+
+
+@pytest.mark.usefixtures("engine_config")
+def test_load_accepts_a_complete_stack_and_the_providers_environment_variables(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from stacks.config import SECRET_KEYS
+    from tests.stack_fixtures import real_looking_config
+
+    secrets = {f"autoenroll:{k}": f"value-of-{k}" for k in SECRET_KEYS}
+    environ = {"HCLOUD_TOKEN": "h", "CLOUDFLARE_API_TOKEN": "c", "NEON_API_KEY": "n", "BETTERSTACK_API_TOKEN": "b",
+               "STRIPE_API_KEY": "s"}
+    config = _load_under_pulumi(monkeypatch, "production", real_looking_config("production"), secrets, environ)
+    assert config.environment == "production"
+
+
+def test_the_declared_secret_keys_are_the_documented_stack_secrets() -> None:
+    from stacks.config import SECRET_KEYS
+    from stacks.prerequisites import PREREQUISITES, STACK_SECRET
+
+    documented = {p.name.split(":", 1)[1] for p in PREREQUISITES
+                  if p.kind == STACK_SECRET and p.name.startswith("autoenroll:")}
+    assert documented == set(SECRET_KEYS)

@@ -52,8 +52,8 @@ def test_the_phase_changes_what_the_program_asks_for(production_plan: Plan, grow
     free, launch = production_plan.config, growth_plans["production"].config
     assert free.database.history_retention_seconds == 21600 and launch.database.history_retention_seconds == 604800
     assert free.database.protect_main is False and launch.database.protect_main is True
-    # Neon: 0 is the default (300 s), never is -1; Free can't disable scale to zero.
-    assert free.database.suspend_timeout_seconds == 300 and launch.database.suspend_timeout_seconds == -1
+    # Neon: 0 is the default (300 s), never is -1; Free can't disable scale to zero, nor be sent any value.
+    assert free.database.suspend_timeout_seconds is None and launch.database.suspend_timeout_seconds == -1
     assert free.monitoring.check_frequency_seconds == 180 and launch.monitoring.check_frequency_seconds == 60
     limits = {p.config.phase: _ratelimit(p)["ratelimit"] for p in (production_plan, growth_plans["production"])}
     assert (limits["pre-revenue"]["period"], limits["pre-revenue"]["mitigationTimeout"]) == (10, 10)

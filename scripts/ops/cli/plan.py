@@ -41,6 +41,7 @@ def plan(
 
     Exit 8 when a policy fails (fits-the-plan names the resource, setting and plan limit)."""
     planned = run_plan_or_config_error(stack, phase)
+    _warn_placeholders(stack)
     data = planned.to_json()
     if diagram is not None:
         from stacks.diagram import render_svg
@@ -66,6 +67,18 @@ def plan(
     if failed:
         raise VerificationError(f"policies failed: {', '.join(failed)}")
     progress(f"{stack}: all policies pass")
+
+
+def _warn_placeholders(stack: str) -> None:
+    """The offline plan reads the committed stack file, placeholders and all (a real `pulumi preview` refuses
+    them): say which, so a preview on a pull request shows what is still to replace."""
+    from stacks.plan import namespaced_config
+    from stacks.prerequisites import placeholders
+
+    found = placeholders(namespaced_config(stack), stack)
+    if found:
+        progress(f"warning: Pulumi.{stack}.yaml holds {len(found)} placeholder value(s) that `pulumi preview`/`up` "
+                 f"refuse: {', '.join(p.key for p in found)} (ops doctor --stack {stack} says where to get each)")
 
 
 KEY_PROPS = ("location", "serverType", "jurisdiction", "region_id", "name", "type", "content", "proxied",
