@@ -23,6 +23,7 @@ import pytest
 from tests.drills.lab import API_RECORD, APP_RECORD, ZONE, Lab
 from tests.drills.loadloop import LoadLoop
 from tests.infra.testhost import terminate
+from tests.lab.host import LabHost
 from tests.lab.registry import CADDY_BINARY
 
 pytestmark = pytest.mark.drill
@@ -75,6 +76,12 @@ def wait_for_candidate(lab: Lab, role: str, running: subprocess.Popen[str], time
     raise AssertionError(f"no candidate started on {role} within {timeout} s")
 
 
+def restart_sshd(host: LabHost) -> None:
+    """sshd again with the config the lab wrote (its SetEnv lines included), as after a reboot."""
+    host._start("sshd", ["/usr/sbin/sshd", "-D", "-e", "-f", str(host.sshd_config)], {})
+    host._wait_listening(22)
+
+
 def deploy_v1(lab: Lab) -> None:
     done = lab.ops("deploy", "--env", ENV, "--version", "lab-v1", "--json")
     assert done.returncode == 0, done.stderr
@@ -92,7 +99,7 @@ def test_lab_a_host_that_loses_ssh_after_its_candidate_started_is_named_and_the_
             standby.stop_process("sshd")  # the session running `ready` lives on; every new one is refused
             _out, err = running.communicate(timeout=600)
         finally:
-            standby.start_sshd()
+            restart_sshd(standby)
         assert running.returncode == 7, err
         flat = " ".join(err.split())
         assert "NOT rolled back" in flat and f"cannot reach the host {standby.address} over SSH" in flat, err
