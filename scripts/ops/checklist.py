@@ -1,4 +1,4 @@
-"""`ops checklist`: seed 002's twelve deployment items, each a check that runs and shows its evidence.
+"""`ops checklist`: the deployment checklist's items, each a check that runs and shows its evidence.
 
 The sandbox runs every item for real against its own stack; where an item needs a SaaS
 account the sandbox does not have (Stripe's registration of the webhook), the evidence
@@ -319,7 +319,7 @@ def _load(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
     per_500 = seconds / 20
     ok = per_500 < 5 and rows == 10_000
     return ("pass" if ok else "fail"), (f"{rows:,} records validated and stored in {seconds:.1f} s "
-                                        f"({per_500:.2f} s per 500; seed < 5 s)")
+                                        f"({per_500:.2f} s per 500; target < 5 s)")
 
 
 def _backups(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:

@@ -1,4 +1,4 @@
-"""Endpoint checks with latency, against the seed's targets (/health < 100 ms, API p95 < 500 ms)."""
+"""Endpoint checks with latency, against their targets (/health < 100 ms, API p95 < 500 ms)."""
 
 from __future__ import annotations
 

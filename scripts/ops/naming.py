@@ -12,6 +12,6 @@ def bucket_name(environment: str, role: str) -> str:
 
 BUCKET_ROLES = ("uploads", "agents", "backups")
 
-# The Neon branch each environment's app uses (the seed's environment strategy; `local` is the
+# The Neon branch each environment's app uses (the environment strategy; `local` is the
 # sandbox, whose "branches" are databases of the same names).
 BRANCH_OF_ENV = {"local": "main", "development": "development", "staging": "staging", "production": "main"}

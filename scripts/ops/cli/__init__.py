@@ -22,9 +22,17 @@ from ops.cli import (
 )
 from ops.cli.base import OpsTyper
 
+# The exit codes of ops/errors.py's tree, shown in `ops --help`. They live in the app's help and
+# not in the root callback's docstring, because Typer shows `help=` and drops that docstring.
+EXIT_CODES_HELP = ("Exit codes: 0 ok, 1 unexpected (a bug; --verbose shows the traceback), 2 bad input, "
+                   "3 refused by a safety rail, 4 needs confirmation (--yes or type the environment's name), "
+                   "5 not found, 6 lock held, 7 external failure (a provider, database or process), "
+                   "8 verification failed, 9 sandbox unhealthy.")
+
 app = OpsTyper(
     name="ops",
-    help="Operations for the AutoEnroll stack: sandbox, database branches, backups, deploys, failover.",
+    help="Operations for the AutoEnroll stack: sandbox, database branches, backups, deploys, failover."
+         f"\n\n{EXIT_CODES_HELP}",
 )
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(envcmd.app, name="env")
@@ -60,8 +68,7 @@ def _root(
     _version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
                                   help="Print the version of ops (and of its pg_dump, with or without TLS) and exit."),
 ) -> None:
-    """Exit codes: 0 ok, 1 unexpected, 2 bad input, 3 refused, 4 needs confirmation, 5 not found,
-    6 lock held, 7 external failure, 8 verification failed, 9 sandbox unhealthy."""
+    """Global options (the exit codes are in the app's help, EXIT_CODES_HELP)."""
     if verbose:
         os.environ["OPS_VERBOSE"] = "1"
 

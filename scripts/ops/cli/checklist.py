@@ -1,4 +1,4 @@
-"""`ops checklist --env E`: the seed's deployment checklist as checks with evidence."""
+"""`ops checklist --env E`: the deployment checklist as checks with evidence."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from ops.output import print_json, progress, table
 
 
 def checklist(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Each of the twelve items with its evidence; exit 8 when any fails (a skip says why)."""
+    """Each deployment-checklist item (environment variables, migrations, TLS, monitoring, Stripe,
+    uploads, GDPR deletion, load, backups, DNS, scaling, runbooks) run with its evidence; exit 8 when any
+    fails (a skip says why)."""
     from ops import checklist as checks
 
     try:

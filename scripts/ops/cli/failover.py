@@ -11,8 +11,11 @@ from ops.errors import ConfirmationRequired
 from ops.failover import usecase
 from ops.output import print_json, progress, stderr, table
 
-app = OpsTyper(help="Fail over to the standby (the seed's plan, journaled and resumable); see its journal.",
-               no_args_is_help=False)
+app = OpsTyper(help="Fail over to the standby: switch traffic, restore the database if asked, redeploy, check "
+                    "(journaled and resumable); see its journal.",
+               # A bare `ops failover` shows this help: acting on the default `--env local` from a
+               # mistyped or half-typed command is not what anyone at 3 a.m. meant. Any flag runs it.
+               no_args_is_help=True)
 
 DB_OPTION = typer.Option("none", "--db", help="none (host-only outage: keep the database) | neon-pitr@TIME | "
                                               "latest-backup (Neon itself is down)")

@@ -32,7 +32,8 @@ def cost(stack: str = STACK_OPTION, as_json: bool = JSON_OPTION) -> None:
 
 
 def procurement(stack: str = STACK_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """The seed's procurement answers with evidence (Markdown, or --json); exit 8 if anything is outside the EU."""
+    """Answers to a customer's procurement questions (data location, encryption, backups, GDPR,
+    SOC 2) with evidence (Markdown, or --json); exit 8 if anything is outside the EU."""
     from stacks.procurement import answers
 
     result = answers(run_plan_or_config_error(stack))

@@ -20,7 +20,7 @@ from ops.pg import connect, create_database, with_database
 def restore_latest_backup(env: Environment, store: ObjectStore, admin_url: str, database: str, *,
                           tune: bool) -> dict[str, Any]:
     """Latest verified backup into `database` on the server of `admin_url`, migrated to head;
-    `tune` applies the seed's production settings (needs a superuser)."""
+    `tune` applies the recommended production settings (needs a superuser)."""
     manifest = require_backup(backups.list_backups(env.name, store))
     create_database(admin_url, database)
     url = with_database(admin_url, database)

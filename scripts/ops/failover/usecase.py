@@ -1,6 +1,6 @@
-"""`ops failover`: the seed's failover plan as journaled, idempotent steps; `ops failback`.
+"""`ops failover`: the failover plan as journaled, idempotent steps; `ops failback`.
 
-Steps (seed 002's plan): switch traffic to the standby, restore the database, set the
+Steps: switch traffic to the standby, restore the database, set the
 environment, deploy, test the endpoints, watch the error rate. Each finished step is
 written to a journal in the object store; running the same command again after a crash
 resumes after the last finished step. The report states the recovery time and the
@@ -25,7 +25,8 @@ from ops.locks import LEASE, hosts_lock, list_locks, object_lock
 
 STEPS = ("switch-traffic", "restore-database", "set-environment", "deploy", "check-endpoints", "watch-errors")
 
-# The seed's recommended production settings, applied to the PostgreSQL that takes over.
+# The recommended production settings (the infrastructure requirements' PostgreSQL tuning),
+# applied to the PostgreSQL that takes over.
 SEED_SETTINGS = {
     "max_connections": "100", "shared_buffers": "256MB", "effective_cache_size": "1GB",
     "maintenance_work_mem": "64MB", "checkpoint_completion_target": "0.9", "wal_buffers": "16MB",
@@ -55,8 +56,8 @@ def parse_db_mode(mode: str) -> tuple[str, str | None]:
 
 def plan(db_mode: str) -> list[str]:
     mode, moment = parse_db_mode(db_mode)
-    database = {"latest-backup": "restore the latest verified backup into the standby's PostgreSQL, tuned with "
-                                 "the seed's settings",
+    database = {"latest-backup": "restore the latest verified backup into the standby's PostgreSQL, tuned for "
+                                 "production (shared_buffers, work_mem, WAL sizes, ...)",
                 "neon-pitr": f"restore Neon branch main to {moment} (old state preserved)",
                 "none": "keep the current database"}[mode]
     return ["switch traffic to the standby", database, "point the standby's environment at that database",

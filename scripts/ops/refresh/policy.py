@@ -1,4 +1,4 @@
-"""Which refreshes are allowed (the seed: staging <- main after each release, development <- staging)."""
+"""Which refreshes are allowed (environment strategy: staging <- main after each release, development <- staging)."""
 
 from __future__ import annotations
 
