@@ -18,6 +18,9 @@ class FakeCloudflare:
         self.records: dict[str, list[dict[str, Any]]] = {}  # zone -> records
         self.settings: dict[str, dict[str, Any]] = {}  # zone -> setting id -> value
         self.edits: list[tuple[str, str]] = []  # (record id, new content), in order
+        # Faults: record id -> (status, edits answered that way before it succeeds; None: every one),
+        # as Cloudflare answers 429/503 on one record while the others go through.
+        self.failing: dict[str, tuple[int, int | None]] = {}
         # ops doctor: the token's permission group names (None: it can't read its own details, 403),
         # whether R2 is activated on the account, the Pages projects, each zone's rulesets.
         self.token_permissions: list[str] | None = None
@@ -78,6 +81,14 @@ class FakeCloudflare:
                 return httpx.Response(404, json={"success": False, "errors": [{"code": 81044,
                                                                                "message": "Record does not exist."}],
                                                  "messages": [], "result": None})
+            if request.method == "PATCH" and parts[2] in self.failing:
+                status, left = self.failing[parts[2]]
+                if left is None or left > 0:
+                    if left is not None:
+                        self.failing[parts[2]] = (status, left - 1)
+                    return httpx.Response(status, headers={"Retry-After": "0"}, json={
+                        "success": False, "errors": [{"code": 10000 + status, "message": f"fault injected: {status}"}],
+                        "messages": [], "result": None})
             if request.method == "PATCH":  # "Update DNS Record" (partial): the given fields change
                 import json
 

@@ -9,7 +9,7 @@ imports no adapter (tests/scripts/test_wiring.py checks it).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -64,6 +64,7 @@ class Candidate:
     address: str  # host:port the candidate answers on, as that host's Caddy dials it
     handle: Any = None  # the adapter's own reference (a process, a container name)
     digest: str | None = None  # the image digest a container was started from (None: not a container)
+    notes: tuple[str, ...] = ()  # what the host said beside starting it (a leftover discarded, a pull skipped)
 
 
 class Hosts(Protocol):
@@ -75,12 +76,16 @@ class Hosts(Protocol):
 
     def roles(self) -> list[str]: ...  # the serving host last
     def current(self, role: str) -> tuple[str, str]: ...  # (version, address)
-    def start_candidate(self, role: str, version: str) -> Candidate: ...
+    # `digest`: the one the deploy history recorded for this version; with it, an image already on
+    # the host is enough when the registry cannot be reached.
+    def start_candidate(self, role: str, version: str, digest: str | None = None) -> Candidate: ...
     def wait_ready(self, candidate: Candidate, timeout: float) -> str | None: ...  # None = ready, else why not
     def serving(self, role: str) -> list[str]: ...  # the upstreams this host's traffic goes to now
     def route(self, role: str, dials: list[str]) -> None: ...  # replace them atomically
     def promote(self, candidate: Candidate) -> None: ...  # record it as current, stop the old one gracefully
-    def discard(self, candidate: Candidate) -> None: ...
+    def discard(self, candidate: Candidate) -> None: ...  # raises if it could not
+    # [(address, "live" | "leftover" | "free", version)]: a leftover is a candidate an interrupted deploy left
+    def slots(self, role: str) -> list[tuple[str, str, str]]: ...
 
 
 class Upstreams(Protocol):
@@ -94,7 +99,9 @@ class TrafficSwitch(Protocol):
     """Which host the public names send traffic to: Cloudflare DNS records, or the sandbox's Caddy."""
 
     def serving(self) -> str: ...  # the role traffic goes to now
-    def move_to(self, role: str) -> str: ...  # what was changed, for the report
+    def records(self) -> dict[str, str]: ...  # every record (or name) it moves -> the role it points at
+    # What was changed, for the report; `on_edit` hears of each record edit before and after it.
+    def move_to(self, role: str, on_edit: Callable[[dict[str, Any]], None] = ...) -> str: ...
 
 
 class LiveDatabase(Protocol):

@@ -12,9 +12,11 @@ import getpass
 import json
 import os
 import socket
+import threading
+import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -45,9 +47,44 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# A renewed lock's lease: while its run lives the expiry moves forward every third of it, so a
+# run that died (a closed laptop, a killed CI job on another machine) blocks others minutes, not hours.
+LEASE = timedelta(minutes=5)
+
+
+class _Renewal:
+    """Moves a held lock's expiry forward from a daemon thread until stopped (threading, not a
+    library: one timer loop). It writes only while the stored record still carries our token,
+    so a lock someone broke is not brought back (a break in the instant between the read and
+    the write is the one window left)."""
+
+    def __init__(self, store: ObjectStore, key: str, record: dict[str, str], lease: timedelta) -> None:
+        self.store, self.key, self.record, self.lease = store, key, record, lease
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"lock-renewal {key}")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.lease.total_seconds() / 3):
+            try:
+                current = self.store.get_bytes(self.key)
+                if not current or json.loads(current).get("token") != self.record["token"]:
+                    return
+                self.record["expires_at"] = (_now() + self.lease).isoformat()
+                self.store.put_bytes(self.key, json.dumps(self.record).encode())
+            except Exception:  # noqa: S112 - a store hiccup: the next beat tries again before expiry
+                continue
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
 @contextmanager
-def object_lock(store: ObjectStore, key: str, *, ttl: timedelta, purpose: str) -> Iterator[dict[str, str]]:
-    """Hold the lock at `key` for the block; raise LockHeldError if someone else holds it."""
+def object_lock(store: ObjectStore, key: str, *, ttl: timedelta, purpose: str,
+                renew: bool = False) -> Iterator[dict[str, str]]:
+    """Hold the lock at `key` for the block; raise LockHeldError if someone else holds it.
+    With `renew`, `ttl` is a lease renewed while the block runs (see _Renewal)."""
     token = uuid.uuid4().hex
     record = {"token": token, "owner": _owner(), "purpose": purpose, "host": socket.gethostname(),
               "pid": str(os.getpid()),
@@ -58,25 +95,63 @@ def object_lock(store: ObjectStore, key: str, *, ttl: timedelta, purpose: str) -
         existing = json.loads(existing_raw) if existing_raw else {}
         expires = datetime.fromisoformat(existing.get("expires_at", "1970-01-01T00:00:00+00:00"))
         if expires > _now() and not _stale_local_owner(existing):
+            theirs = existing.get("purpose")
             raise LockHeldError(
-                f"{purpose} is locked by {existing.get('owner', '?')} since {existing.get('acquired_at', '?')}",
+                f"{purpose} is locked by {existing.get('owner', '?')}"
+                f"{f' ({theirs})' if theirs and theirs != purpose else ''} since {existing.get('acquired_at', '?')}",
                 hint=f"it expires at {existing.get('expires_at')}; if that run is dead, wait for the expiry "
                      "or break it: ops lock list --env ENV, then ops lock release NAME --env ENV")
         record["took_over_from"] = str(existing.get("owner", "?"))
         store.delete(key)  # stale: its owner is gone
         if not store.put_bytes(key, json.dumps(record).encode(), if_absent=True):
             raise LockHeldError(f"{purpose}: another run took the expired lock first")
+    renewal = _Renewal(store, key, record, ttl) if renew else None
     try:
         yield record
     finally:
+        if renewal is not None:
+            renewal.stop()
         current = store.get_bytes(key)
         if current and json.loads(current).get("token") == token:
             store.delete(key)
 
 
+def hosts_lock_key(env_name: str) -> str:
+    """The one lock for an environment's hosts: deploy, rollback, and the redeploys of failover and
+    failback all take it, so two of them never start candidates on the same host (named `deploy`
+    in `ops lock list`, the first of them to take it)."""
+    return f"_ops/{env_name}/deploy.lock"
+
+
+@contextmanager
+def hosts_lock(store: ObjectStore, env_name: str, *, purpose: str, ttl: timedelta, wait: float = 0.0,
+               poll: float = 2.0, renew: bool = False,
+               waiting: Callable[[str], None] = lambda _m: None) -> Iterator[dict[str, str]]:
+    """Hold the hosts lock for the block. With `wait`, a held lock is asked again every `poll`
+    seconds for up to `wait` seconds (a failover meeting a deploy that is about to finish), then
+    LockHeldError names the holder and since when."""
+    deadline = time.monotonic() + wait
+    while True:
+        stack = ExitStack()
+        try:
+            record = stack.enter_context(object_lock(store, hosts_lock_key(env_name), ttl=ttl, purpose=purpose,
+                                                     renew=renew))
+        except LockHeldError as exc:
+            if time.monotonic() + poll > deadline:
+                if wait > 0:
+                    exc.message = f"{exc.message} (waited {wait:g} s)"
+                raise
+            waiting(f"{exc.message}: waiting up to {wait:g} s for it")
+            time.sleep(poll)
+            continue
+        with stack:
+            yield record
+        return
+
+
 def lock_keys(env_name: str) -> dict[str, str]:
     """Short name -> key of every lock an environment's operations take (what `ops lock` knows)."""
-    return {"backup": f"{env_name}/.lock", "deploy": f"_ops/{env_name}/deploy.lock",
+    return {"backup": f"{env_name}/.lock", "deploy": hosts_lock_key(env_name),
             "failover": f"_ops/{env_name}/failover.lock",
             **{f"refresh-{t}": f"_ops/{env_name}/refresh-{t}.lock" for t in ("staging", "development")}}
 

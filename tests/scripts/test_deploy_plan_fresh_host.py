@@ -29,6 +29,10 @@ class Hosts:
             raise ExternalError(f"ssh {role} caddy failed (exit 7): Couldn't connect to localhost port 2019")
         return [self.deployed[role][1]]
 
+    def slots(self, role: str) -> list[tuple[str, str, str]]:
+        version, address = self.current(role)
+        return [(address, "live", version)] if role in self.deployed else []
+
 
 def test_a_fresh_host_is_planned_as_a_first_slot_without_asking_its_caddy() -> None:
     steps = plan_hosts(Hosts({}), "1.2.0")  # type: ignore[arg-type]

@@ -7,7 +7,8 @@ only app would leave every API client on the dead host.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import cloudflare
 import httpx
@@ -43,30 +44,71 @@ class CloudflareDnsSwitch:
             raise ExternalError(f"Cloudflare: no DNS record {record_id} in zone {self._dns.zone_id}")
         return str(record.name), str(record.content), bool(record.proxied)
 
+    def _role_of(self, content: str) -> str | None:
+        return next((str(role) for role, address in self._address_of_role.items() if address == content), None)
+
     def serving(self) -> str:
         _name, content, _proxied = self._record(self._records["app"])
-        for role, address in self._address_of_role.items():
-            if address == content:
-                return str(role)
-        raise ExternalError(f"{self._dns.app_record_name} points at {content}, which is none of this stack's hosts")
+        role = self._role_of(content)
+        if role is None:
+            raise ExternalError(f"{self._dns.app_record_name} points at {content}, which is none of this stack's hosts")
+        return role
 
-    def move_to(self, role: str) -> str:
+    def records(self) -> dict[str, str]:
+        """Where every record the switch moves points: key -> role (the address, if none of the stack's hosts)."""
+        out = {}
+        for key, record_id in self._records.items():
+            _name, content, _proxied = self._record(record_id)
+            out[key] = self._role_of(content) or content
+        return out
+
+    def _edit(self, key: str, record_id: str, name: str, content: str, proxied: bool) -> None:
+        try:
+            # ttl 1 = automatic, which a proxied record requires.
+            self._client.dns.records.edit(record_id, zone_id=self._dns.zone_id, name=name, type="A",
+                                          content=content, proxied=proxied, ttl=1)
+        except cloudflare.APIError as exc:
+            raise ProviderAPIError(f"Cloudflare API PATCH dns record {record_id} ({key}): {exc.message[:200]}",
+                                   status=getattr(exc, "status_code", None)) from None
+
+    def move_to(self, role: str, on_edit: Callable[[dict[str, Any]], None] = lambda _e: None) -> str:
+        """Every record to `role`'s host; `on_edit` hears of each edit before and after it (the
+        failover journals them). When one edit fails (after the SDK's retries), the records already
+        moved are put back, so the names are never left split silently; if that fails too, the
+        error says the records are split and `ops failover status` shows which."""
         address = self._address_of_role.get(role)
         if address is None:
             raise ConfigError(f"no {role} host with an address in the stack outputs")
-        changed = []
+        changed: list[str] = []
+        moved: list[tuple[str, str, str, str, bool]] = []  # (key, record id, name, old content, proxied)
         for key, record_id in self._records.items():
             name, content, proxied = self._record(record_id)
             if content != address:
+                on_edit({"record": key, "name": name, "from": content, "to": address, "state": "editing"})
                 try:
-                    # ttl 1 = automatic, which a proxied record requires.
-                    self._client.dns.records.edit(record_id, zone_id=self._dns.zone_id, name=name, type="A",
-                                                  content=address, proxied=proxied, ttl=1)
-                except cloudflare.APIError as exc:
-                    raise ProviderAPIError(f"Cloudflare API PATCH dns record {record_id} ({key}): "
-                                           f"{exc.message[:200]}", status=getattr(exc, "status_code", None)) from None
+                    self._edit(key, record_id, name, address, proxied)
+                except ProviderAPIError as exc:
+                    exc.message = f"{exc.message}; {self._put_back(moved, on_edit)}"
+                    raise
+                on_edit({"record": key, "name": name, "from": content, "to": address, "state": "edited"})
+                moved.append((key, record_id, name, content, proxied))
             changed.append(f"{name} -> {address}")
         return "Cloudflare DNS: " + ", ".join(changed)
+
+    def _put_back(self, moved: list[tuple[str, str, str, str, bool]],
+                  on_edit: Callable[[dict[str, Any]], None]) -> str:
+        if not moved:
+            return "no record was moved"
+        back = []
+        for key, record_id, name, old, proxied in reversed(moved):
+            try:
+                self._edit(key, record_id, name, old, proxied)
+            except ProviderAPIError as exc:
+                return (f"{name} could not be put back to {old} ({exc.message}): the records are SPLIT; "
+                        "`ops failover status` shows them and the command that finishes the switch")
+            on_edit({"record": key, "name": name, "from": old, "to": old, "state": "put back"})
+            back.append(f"{name} put back to {old}")
+        return ", ".join(back) + ": nothing moved"
 
     def close(self) -> None:
         self._client.close()

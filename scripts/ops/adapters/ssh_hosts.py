@@ -29,6 +29,7 @@ from pydantic import SecretStr
 from ops.environment import AppHost, OriginTls, RegistryLogin
 from ops.errors import ConfigError, ExternalError
 from ops.interfaces import NOTHING_DEPLOYED, Candidate
+from ops.output import progress
 from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
 from ops.secrets import scrub_text
 from stacks.host_role import DEPLOY_SCRIPT_PATH, DEPLOY_USER, env_file
@@ -78,12 +79,9 @@ class Ssh:
         output = done.stdout.decode(errors="replace")
         if done.returncode in (0, 2):
             return
-        if done.returncode == 255 or not _status_of(output)[0]:  # ssh itself failed, or no cloud-init answer
+        if done.returncode == SSH_FAILED or not _status_of(output)[0]:  # ssh itself failed, or no cloud-init answer
             said = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
-            raise ExternalError(f"ssh {address} cloud-init status failed (exit {done.returncode}): "
-                                f"{said[-1] if said else 'no output'}",
-                                hint="is this runner allowed through the hosts' firewall? "
-                                     "(runbooks/deploy-and-rollback.md)")
+            raise verb_failure(address, "cloud-init status", done.returncode, said[-1] if said else "no output")
         status, detail = _status_of(output)
         raise ExternalError(f"{name} ({address}): cloud-init finished with status {status}"
                             f"{': ' + detail if detail else ''}; nothing was changed on the hosts",
@@ -104,10 +102,11 @@ class Ssh:
             done = subprocess.run(self.argv(address, verb, root=root), input=stdin, capture_output=True,
                                   timeout=self.timeout, check=False)
         except subprocess.TimeoutExpired:
-            raise ExternalError(f"ssh {address} {verb[0]}: no answer in {self.timeout:g}s") from None
-        if check and done.returncode != 0:
+            raise ExternalError(f"ssh {address} {verb[0]}: no answer in {self.timeout:g}s",
+                                hint=UNREACHABLE_HINT) from None
+        if done.returncode == SSH_FAILED or (check and done.returncode != 0):
             detail = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()
-            if root and Path(self.root_script[0]).name == "sudo" and (
+            if root and done.returncode != SSH_FAILED and Path(self.root_script[0]).name == "sudo" and (
                     done.returncode == 127 or any("sudo:" in line for line in detail)):
                 # Not the firewall: SSH got in, and the host cannot run the root verb through sudo.
                 raise ExternalError(
@@ -116,10 +115,8 @@ class Ssh:
                     hint="the host role installs sudo and lets the deploy user run exactly `autoenroll-deploy tls` "
                          "and `autoenroll-deploy vector-env` as root (stacks/host_role.py); a host whose image "
                          "lacks sudo, or made before that rule (user data runs at first boot only), needs rebuilding")
-            raise ExternalError(f"ssh {address} {verb[0]} failed (exit {done.returncode}): "
-                                f"{scrub_text(detail[-1] if detail else 'no output', list(secrets))}",
-                                hint="is this runner allowed through the hosts' firewall? "
-                                     "(runbooks/deploy-and-rollback.md)")
+            raise verb_failure(address, verb[0], done.returncode,
+                               scrub_text(detail[-1] if detail else "no output", list(secrets)))
         return done
 
 
@@ -131,6 +128,31 @@ def _status_of(output: str) -> tuple[str, str]:
     _, marker, rest = output.partition("\ndetail:")
     detail = "; ".join(line.strip() for line in rest.splitlines() if line.strip()) if marker else ""
     return status, detail[:300]
+
+
+# ssh's own exit status when it could not connect or authenticate (the remote command never ran);
+# any other status is the remote command's.
+SSH_FAILED = 255
+UNREACHABLE_HINT = ("is the host up, and is this runner allowed through the hosts' firewall? "
+                    "(runbooks/deploy-and-rollback.md, \"cannot reach the host over SSH\")")
+
+
+def verb_failure(address: str, verb: str, returncode: int, detail: str) -> ExternalError:
+    """One failed host verb as the error that names its cause. The deploy script prefixes its own
+    messages by cause (the engine, the registry), so an engine that is down is not reported as a
+    firewall, nor a registry outage as an unreachable host."""
+    if returncode == SSH_FAILED:
+        return ExternalError(f"cannot reach the host {address} over SSH ({verb}): {detail}", hint=UNREACHABLE_HINT)
+    if "Docker engine does not answer" in detail or "Cannot connect to the Docker daemon" in detail:
+        return ExternalError(f"{address}: the Docker engine is down ({verb}): {detail}",
+                             hint="on the host: systemctl status docker (runbooks/deploy-and-rollback.md, "
+                                  "\"the Docker engine is down\")")
+    if "autoenroll-deploy: registry:" in detail:
+        return ExternalError(f"{address}: the image registry is unreachable or refused the pull ({verb}): {detail}",
+                             hint="the version keeps serving; check the registry and its read token "
+                                  "(runbooks/deploy-and-rollback.md, \"the image registry is unreachable\")")
+    return ExternalError(f"{address}: the deploy script's {verb} failed (exit {returncode}): {detail}",
+                         hint="the message is the host's deploy script's own (runbooks/deploy-and-rollback.md)")
 
 
 class SshCaddyTransport(httpx.BaseTransport):
@@ -211,21 +233,31 @@ class SshHosts:
                 self.ssh.run(address, ["vector-env"], stdin=vector.encode(), secrets=self._secrets, root=True)
             if self._registry_login is not None:
                 login = self._registry_login
-                self.ssh.run(address, ["login", login.username],
-                             stdin=login.token.get_secret_value().encode(), secrets=self._secrets)
+                try:
+                    self.ssh.run(address, ["login", login.username],
+                                 stdin=login.token.get_secret_value().encode(), secrets=self._secrets)
+                except ExternalError as exc:
+                    if "image registry is unreachable" not in exc.message:
+                        raise
+                    # The pull decides: an image already on the host (by the recorded digest) is enough
+                    # for a failover's redeploy; anything else fails there, naming the registry.
+                    progress(f"warning: {name}: {exc.message}; going on with the login the host has")
         return chosen
 
     def current(self, role: str) -> tuple[str, str]:
         out = self.ssh.run(self._address(role), ["current"]).stdout.decode().split()
         return (out[0], out[1]) if len(out) == 2 else (NOTHING_DEPLOYED, "-")
 
-    def start_candidate(self, role: str, version: str) -> Candidate:
+    def start_candidate(self, role: str, version: str, digest: str | None = None) -> Candidate:
         # "ADDRESS DIGEST": the digest of the image the container was started from, as the registry names it.
-        started = self.ssh.run(self._address(role), ["start", version]).stdout.decode().strip()
-        address, _, digest = started.partition(" ")
-        return Candidate(role, version, address, digest=digest.strip() or None)
+        done = self.ssh.run(self._address(role), ["start", version, *([digest] if digest else [])])
+        address, _, started = done.stdout.decode().strip().partition(" ")
+        said = [line.removeprefix("autoenroll-deploy: ") for line in done.stderr.decode(errors="replace").splitlines()
+                if line.startswith("autoenroll-deploy: ")]
+        return Candidate(role, version, address, digest=started.strip() or None, notes=tuple(said))
 
     def wait_ready(self, candidate: Candidate, timeout: float) -> str | None:
+        # An SSH failure raises (not "did not become ready"); exit 1 is the verb's own answer.
         done = self.ssh.run(self._address(candidate.role), ["ready", candidate.address, str(int(timeout))],
                             check=False)
         if done.returncode == 0:
@@ -244,5 +276,10 @@ class SshHosts:
         self.ssh.run(self._address(candidate.role), ["promote", candidate.address])
 
     def discard(self, candidate: Candidate) -> None:
-        self.ssh.run(self._address(candidate.role), ["discard", candidate.address], check=False)
+        # Checked: a candidate that could not be discarded is reported, never called a rollback.
+        self.ssh.run(self._address(candidate.role), ["discard", candidate.address])
+
+    def slots(self, role: str) -> list[tuple[str, str, str]]:
+        lines = self.ssh.run(self._address(role), ["slots"]).stdout.decode().splitlines()
+        return [(parts[0], parts[1], parts[2]) for parts in (line.split() for line in lines) if len(parts) == 3]
 

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from ops import wiring
-from ops.cli.base import ENV_OPTION, JSON_OPTION
+from ops.cli.base import ENV_OPTION, JSON_OPTION, on_interrupt
 from ops.deploy import usecase
 from ops.environment import resolve
 from ops.errors import ConfigError, VerificationError
@@ -22,6 +22,11 @@ OPEN_SSH_OPTION = typer.Option(None, "--open-ssh-from", metavar="IP",
 
 PLAN_OPTION = typer.Option(False, "--plan", help="Print what would be done (per host: version, slot, traffic) "
                                                  "and change nothing.")
+
+
+INTERRUPT_NOTE = ("the candidate a host had started was discarded (said above), or, if it could not be, that "
+                  "host's next deploy discards it first; hosts done before it keep the new version: run the same "
+                  "command again")
 
 
 def _no_ssh_opening(open_ssh_from: str | None) -> None:
@@ -65,8 +70,9 @@ def deploy(version: str = VERSION_OPTION, env_name: str = ENV_OPTION, open_ssh_f
         _no_ssh_opening(open_ssh_from)
         render_plan(usecase.plan_deploy(env.name, hosts, wiring.objects(env), version), as_json)
         return
+    on_interrupt(INTERRUPT_NOTE)
     with wiring.ssh_access(env, open_ssh_from):
-        report = usecase.deploy(env.name, hosts, wiring.objects(env), version, before=before,
+        report = usecase.deploy(env.name, hosts, wiring.objects(env), version, before=before, public_url=env.public_url,
                                 progress=(lambda _m: None) if as_json else progress)
     _render(report, f"deployed {version}", as_json)
 
@@ -80,8 +86,9 @@ def rollback(env_name: str = ENV_OPTION, open_ssh_from: str | None = OPEN_SSH_OP
         _no_ssh_opening(open_ssh_from)
         render_plan(usecase.plan_rollback(env.name, hosts, wiring.objects(env)), as_json)
         return
+    on_interrupt(INTERRUPT_NOTE)
     with wiring.ssh_access(env, open_ssh_from):
-        report = usecase.rollback(env.name, hosts, wiring.objects(env), before=before,
+        report = usecase.rollback(env.name, hosts, wiring.objects(env), before=before, public_url=env.public_url,
                                   progress=(lambda _m: None) if as_json else progress)
     _render(report, f"rolled back to {report.version}", as_json)
 

@@ -20,6 +20,9 @@ app = OpsTyper(help="Fail over to the standby: switch traffic, restore the datab
 DB_OPTION = typer.Option("none", "--db", help="none (host-only outage: keep the database) | neon-pitr@TIME | "
                                               "latest-backup (Neon itself is down)")
 YES_OPTION = typer.Option(False, "--yes", "-y", help="Confirm a database-replacing --db mode.")
+WAIT_OPTION = typer.Option(usecase.HOSTS_WAIT_SECONDS, "--wait-for-hosts", min=0, metavar="SECONDS",
+                           help="How long to wait for a deploy or rollback holding the hosts before exit 6 "
+                                "(nothing changed).")
 
 
 def confirm(env: Environment, db_mode: str, yes: bool) -> None:
@@ -43,6 +46,7 @@ def failover(
     plan_only: bool = typer.Option(False, "--plan", help="Print the steps and change nothing."),
     watch_seconds: float = typer.Option(30.0, "--watch-seconds", min=1, help="How long to watch the error rate."),
     yes: bool = YES_OPTION,
+    wait_for_hosts: float = WAIT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Run the failover (or resume it after a crash: run the same command again)."""
@@ -62,7 +66,7 @@ def failover(
         confirm(env, db, yes)
         report = usecase.failover(env.name, wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env),
                                   wiring.objects(env), db_mode=db, watch_seconds=watch_seconds,
-                                  progress=(lambda _m: None) if as_json else progress)
+                                  progress=(lambda _m: None) if as_json else progress, hosts_wait=wait_for_hosts)
         if as_json:
             print_json(report)
             return
@@ -80,8 +84,10 @@ def status(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     env = resolve(env_name, live=False)
     store = wiring.objects(env)
     serving, source = wiring.traffic_reader(env)
+    # The switch behind `serving` also reads every record it moves (app and api), to find a split.
+    switch = getattr(serving, "__self__", None)
     data = usecase.status(env.name, store, wiring.live_database(env), home_database=env.branch,
-                          serving=serving, serving_source=source)
+                          serving=serving, serving_source=source, records=getattr(switch, "records", None))
     if as_json:
         print_json(data)
         return
@@ -92,12 +98,15 @@ def status(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     progress(f"traffic per {data['serving_source']}")
     if data.get("note"):
         progress(f"note: {data['note']}")
+    if data.get("locks_note"):
+        progress(f"locks: {data['locks_note']}")
 
 
 def failback(
     env_name: str = ENV_OPTION,
     plan_only: bool = typer.Option(False, "--plan", help="Print what would be done (hosts, database, traffic) and "
                                                          "change nothing."),
+    wait_for_hosts: float = WAIT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Return traffic to the primary once it is healthy again (journaled and resumable, like the failover)."""
@@ -118,7 +127,7 @@ def failback(
             progress(plan["data_note"])
         return
     report = usecase.failback(env.name, site, traffic, live, wiring.objects(env),
-                              progress=(lambda _m: None) if as_json else progress)
+                              progress=(lambda _m: None) if as_json else progress, hosts_wait=wait_for_hosts)
     if as_json:
         print_json(report)
     else:

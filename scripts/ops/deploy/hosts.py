@@ -52,7 +52,7 @@ class LocalHosts:
         app = self._state().apps[role]
         return app.version, f"127.0.0.1:{app.port}"
 
-    def start_candidate(self, role: str, version: str) -> Candidate:
+    def start_candidate(self, role: str, version: str, digest: str | None = None) -> Candidate:
         state = self._state()
         port = free_port()
         env = {**c.app_env(state, role, version), "PORT": str(port)}
@@ -89,4 +89,10 @@ class LocalHosts:
 
     def discard(self, candidate: Candidate) -> None:
         stop_process(candidate.handle, timeout=10)
+
+    def slots(self, role: str) -> list[tuple[str, str, str]]:
+        # A candidate process is not recorded until promoted, and an interrupted deploy discards its
+        # own (roll_out): the sandbox knows only its live one.
+        version, address = self.current(role)
+        return [(address, "live", version)]
 

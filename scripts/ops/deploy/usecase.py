@@ -18,12 +18,16 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+import httpx
+
+from ops import failpoints
+from ops.deploy.interrupt import cleaning_up, interruptible
 from ops.errors import ConfigError, ExternalError, NotFoundError
-from ops.interfaces import NOTHING_DEPLOYED, Hosts, ObjectStore
-from ops.locks import object_lock
+from ops.interfaces import NOTHING_DEPLOYED, Candidate, Hosts, ObjectStore
+from ops.locks import LEASE, hosts_lock
 
 READY_TIMEOUT = 30.0
 DRAIN_SECONDS = 2.0
@@ -70,40 +74,149 @@ def not_ready_hint(role: str, env_name: str | None) -> str:
             f"`ops db migrate --env {env_name}` and deploy again; otherwise {logs}")
 
 
+def _undo(hosts: Hosts, candidate: Candidate, old_version: str, old_address: str) -> str:
+    """Take a started candidate away again; what the host is left with, in words. Raises when the
+    candidate could not be discarded (the caller names the host and port left running)."""
+    role = candidate.role
+    with cleaning_up():
+        now_version, now_address = hosts.current(role)
+        if now_address == candidate.address:  # the promote finished just before the interruption
+            if old_address in hosts.serving(role):
+                hosts.route(role, [candidate.address])
+            return f"{now_version} was already promoted on {role} and is serving"
+        serving = hosts.serving(role) if old_version != NOTHING_DEPLOYED else []
+        if candidate.address in serving:  # traffic had moved to it: back to the live one first
+            hosts.route(role, [old_address])
+        hosts.discard(candidate)
+    return f"rolled back on {role}, {old_version} still serving" if old_version != NOTHING_DEPLOYED else \
+        f"its candidate on {role} was discarded"
+
+
+def _discard_leftovers(hosts: Hosts, role: str, version: str) -> str:
+    with cleaning_up():
+        try:
+            left = [address for address, state, _v in hosts.slots(role) if state == "leftover"]
+            for address in left:
+                hosts.discard(Candidate(role, version, address))
+        except Exception as exc:  # said, and the host's next `start` discards it
+            return f"interrupted on {role} during start; a candidate may be left ({exc}): the next deploy discards it"
+    return f"interrupted on {role} during start; " + (f"discarded {', '.join(left)}" if left else "nothing was left")
+
+
+def _left_running(candidate: Candidate, old_version: str, why: BaseException) -> str:
+    return (f"NOT rolled back: the {candidate.version} candidate on {candidate.role} {candidate.address} could not "
+            f"be discarded ({why}) and may still be running beside {old_version}")
+
+
+LEFT_RUNNING_HINT = ("the next `ops deploy` or `ops rollback` discards it first (`ops deploy --plan` shows it as a "
+                     "leftover); see runbooks/deploy-and-rollback.md, \"could not be discarded\"")
+
+
+def recorded_digests(history: list[dict[str, Any]], version: str) -> dict[str, str]:
+    """Per host, the digest the last recorded deploy of `version` started (empty if none recorded)."""
+    for entry in reversed(history):
+        if entry.get("version") == version and entry.get("digests"):
+            return {str(k): str(v) for k, v in entry["digests"].items()}
+    return {}
+
+
 def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = lambda _m: None,
-             roles: list[str] | None = None, env_name: str | None = None) -> list[dict[str, Any]]:
-    """Put `version` on each host in turn (the serving host last); the caller holds the lock."""
+             roles: list[str] | None = None, env_name: str | None = None,
+             digests: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Put `version` on each host in turn (the serving host last); the caller holds the lock.
+
+    A candidate that started is promoted or discarded before this returns or raises, also when
+    SIGTERM or SIGINT arrives (ops.deploy.interrupt); one that could not be discarded (the host
+    lost SSH) is named, and the host's next `start` discards it, since only `current`'s slot is live."""
     done = []
-    for role in roles if roles is not None else hosts.roles():
-        old_version, old_address = hosts.current(role)
-        progress(f"{role}: starting {version} beside {old_version}")
-        candidate = hosts.start_candidate(role, version)
-        problem = hosts.wait_ready(candidate, READY_TIMEOUT)
-        if problem is not None:
-            hosts.discard(candidate)
-            raise ExternalError(
-                f"{version} did not become ready on {role}: {problem}; rolled back, {old_version} still serving",
-                hint=not_ready_hint(role, env_name))
-        moving = old_address in hosts.serving(role)
-        if moving:
-            # New first, old kept in the list: with lb_policy first all new requests go to the
-            # new version, while requests still being routed under Caddy's previous config
-            # (a config change is a graceful reload) find their upstream still known.
-            hosts.route(role, [candidate.address, old_address])
-            progress(f"{role}: traffic moved to {version}; draining {old_version}")
-            time.sleep(DRAIN_SECONDS)
-        hosts.promote(candidate)
-        if moving:
-            hosts.route(role, [candidate.address])
-        # A container's digest is what ran, whatever the tag points at later: rollbacks and audits use it.
-        done.append({"role": role, "from": old_version, "to": version, "address": candidate.address,
-                     **({"digest": candidate.digest} if candidate.digest else {})})
+    with interruptible():
+        for role in roles if roles is not None else hosts.roles():
+            old_version, old_address = hosts.current(role)
+            if old_version != NOTHING_DEPLOYED:
+                serving = hosts.serving(role)
+                if old_address in serving and serving != [old_address]:
+                    # An interrupted deploy left this Caddy dialling its candidate first: the live one
+                    # alone again, before the host's `start` discards that leftover.
+                    hosts.route(role, [old_address])
+                    progress(f"{role}: traffic back on {old_address} alone (an interrupted deploy's leftover)")
+            progress(f"{role}: starting {version} beside {old_version}")
+            try:
+                candidate = hosts.start_candidate(role, version, (digests or {}).get(role))
+            except KeyboardInterrupt:  # mid-`start`: whatever it left is a leftover, discarded now if we can
+                progress(_discard_leftovers(hosts, role, version))
+                raise
+            for note in candidate.notes:
+                progress(f"{role}: {note}")
+            failpoints.hit("deploy.after.start")
+            moving = False
+            try:
+                problem = hosts.wait_ready(candidate, READY_TIMEOUT)
+                if problem is None:
+                    moving = old_address in hosts.serving(role)
+                    if moving:
+                        # New first, old kept in the list: with lb_policy first all new requests go to the
+                        # new version, while requests still being routed under Caddy's previous config
+                        # (a config change is a graceful reload) find their upstream still known.
+                        hosts.route(role, [candidate.address, old_address])
+                        progress(f"{role}: traffic moved to {version}; draining {old_version}")
+                        time.sleep(DRAIN_SECONDS)
+                    hosts.promote(candidate)
+            except BaseException as exc:
+                try:
+                    outcome = _undo(hosts, candidate, old_version, old_address)
+                except Exception as undo_exc:  # reported with the first failure, never dropped
+                    left = _left_running(candidate, old_version, undo_exc)
+                    if isinstance(exc, KeyboardInterrupt):
+                        progress(left)
+                        raise
+                    message = exc.message if isinstance(exc, ExternalError) else str(exc)
+                    raise ExternalError(f"{message}; {left}", hint=LEFT_RUNNING_HINT) from None
+                if isinstance(exc, KeyboardInterrupt):
+                    progress(f"interrupted on {role}: {outcome}")
+                    raise
+                if isinstance(exc, ExternalError):
+                    raise ExternalError(f"{exc.message}; {outcome}", hint=exc.hint) from None
+                raise
+            if problem is not None:
+                try:
+                    outcome = _undo(hosts, candidate, old_version, old_address)
+                except ExternalError as undo_exc:
+                    raise ExternalError(f"{version} did not become ready on {role}: {problem}; "
+                                        f"{_left_running(candidate, old_version, undo_exc)}",
+                                        hint=LEFT_RUNNING_HINT) from None
+                raise ExternalError(f"{version} did not become ready on {role}: {problem}; {outcome}",
+                                    hint=not_ready_hint(role, env_name))
+            if moving:
+                hosts.route(role, [candidate.address])
+            # A container's digest is what ran, whatever the tag points at later: rollbacks and audits use it.
+            done.append({"role": role, "from": old_version, "to": version, "address": candidate.address,
+                         **({"digest": candidate.digest} if candidate.digest else {})})
     return done
+
+
+def public_check(public_url: str) -> str | None:
+    """None when the public URL's /ready answers 200; else what it answered."""
+    try:
+        response = httpx.get(f"{public_url}/ready", timeout=5)
+    except httpx.HTTPError as exc:
+        return f"{public_url}/ready gave no answer ({exc.__class__.__name__})"
+    return None if response.status_code == 200 else f"{public_url}/ready answers {response.status_code}"
+
+
+def _checked_claim(exc: ExternalError, public_url: str | None) -> ExternalError:
+    """A failure that says the old version is "still serving" says so only if the public URL agrees."""
+    if public_url is None or "still serving" not in exc.message:
+        return exc
+    problem = public_check(public_url)
+    if problem is None:
+        return exc
+    return ExternalError(f"{exc.message}; BUT the site is not serving: {problem}",
+                         hint=f"{exc.hint + '; ' if exc.hint else ''}see `ops health` and `ops failover status`")
 
 
 def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
            record: dict[str, str] | None = None, before: Callable[[], None] = lambda: None,
-           progress: Callable[[str], None] = lambda _m: None) -> DeployReport:
+           progress: Callable[[str], None] = lambda _m: None, public_url: str | None = None) -> DeployReport:
     """Deploy `version` to every host under the environment's deploy lock, and record it.
 
     `before` runs under the lock before any host changes (the cloud writes each host's env
@@ -111,17 +224,24 @@ def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
     validate_version(version)
     t0 = time.monotonic()
     report = DeployReport(version)
-    with object_lock(store, f"_ops/{env_name}/deploy.lock", ttl=timedelta(minutes=30),
-                     purpose=f"deploy to {env_name}"):
+    # A lease renewed while the deploy runs: a killed run's lock frees within minutes.
+    with hosts_lock(store, env_name, ttl=LEASE, purpose=f"deploy to {env_name}", renew=True):
         if not read_history(store, env_name):
             found = hosts.current(hosts.roles()[-1])[0]
             if found != NOTHING_DEPLOYED:  # the first deploy also remembers what it replaced, to roll back to
                 _append_history(store, env_name, {"version": found, "kind": "found"})
         before()
         try:
-            report.hosts = roll_out(hosts, version, progress=progress, env_name=env_name)
-        except ExternalError:
+            report.hosts = roll_out(hosts, version, progress=progress, env_name=env_name,
+                                    digests=recorded_digests(read_history(store, env_name), version))
+        except ExternalError as exc:
             _append_history(store, env_name, {"version": version, "kind": "failed"})
+            checked = _checked_claim(exc, public_url)
+            if checked is exc:
+                raise
+            raise checked from None
+        except KeyboardInterrupt:  # not a verdict on the version: rollback_target does not count it
+            _append_history(store, env_name, {"version": version, "kind": "interrupted"})
             raise
         digests = {h["role"]: h["digest"] for h in report.hosts if "digest" in h}
         entry = {"version": version, "kind": "deploy", **({"digests": digests} if digests else {})}
@@ -150,12 +270,12 @@ def rollback_target(history: list[dict[str, Any]]) -> tuple[str, str]:
 
 
 def rollback(env_name: str, hosts: Hosts, store: ObjectStore, *, before: Callable[[], None] = lambda: None,
-             progress: Callable[[str], None] = lambda _m: None) -> DeployReport:
+             progress: Callable[[str], None] = lambda _m: None, public_url: str | None = None) -> DeployReport:
     current, target = rollback_target(read_history(store, env_name))
     progress(f"rolling back {current} -> {target}")
     # The entry names what it left, so that version is never a rollback target again.
     return deploy(env_name, hosts, store, target, record={"kind": "rollback", "from": current}, before=before,
-                  progress=progress)
+                  progress=progress, public_url=public_url)
 
 
 # --------------------------------------------------------------------------- plan mode (reads, never writes)
@@ -176,11 +296,16 @@ def plan_hosts(hosts: Hosts, version: str) -> list[dict[str, Any]]:
         # A fresh host (nothing deployed) serves nothing, and its Caddy may not run yet (it starts
         # once the first deploy writes its certificate): nothing to ask it.
         serving = current != NOTHING_DEPLOYED and address in hosts.serving(role)
+        leftovers = [f"{a} ({v})" for a, state, v in hosts.slots(role) if state == "leftover"]
+        # Blue/green: the candidate takes the host's free slot (a container on the other port,
+        # a new process locally) and the old one keeps serving until the new one is ready.
+        slot = f"the free slot beside {address}" if current != NOTHING_DEPLOYED else "a first slot"
+        if leftovers:
+            slot = (f"occupied by a leftover candidate {', '.join(leftovers)} (an interrupted deploy's): "
+                    f"discarded first, then {slot}")
         steps.append({
-            "role": role, "from": current, "to": version, "address": address,
-            # Blue/green: the candidate takes the host's free slot (a container on the other port,
-            # a new process locally) and the old one keeps serving until the new one is ready.
-            "slot": f"the free slot beside {address}" if current != NOTHING_DEPLOYED else "a first slot",
+            "role": role, "from": current, "to": version, "address": address, "slot": slot,
+            "leftovers": leftovers,
             "traffic": (f"this host's traffic moves {address} -> the {version} candidate once /ready, "
                         f"then {current} drains and stops") if serving else "none (this host is not serving)",
             "same_version": current == version,

@@ -12,11 +12,12 @@ from typing import Any
 
 from ops.adapters.neon_api import NeonClient
 from ops.adapters.ssh_hosts import SshHosts
-from ops.deploy.usecase import roll_out
+from ops.deploy.usecase import read_history, recorded_digests, roll_out
 from ops.environment import Environment
 from ops.errors import ConfigError, ExternalError
 from ops.failover.restore import count_late_writes, restore_latest_backup
 from ops.interfaces import LiveDatabase, ObjectStore
+from ops.output import progress
 from ops.pg import with_database
 
 FAILOVER_DATABASE = "main_failover"
@@ -72,7 +73,10 @@ class CloudSite:
             raise ConfigError(f"no {role} host in the stack outputs")
         self.hosts.write_env_files(names)
         version, _address = self.hosts.current(names[0])
-        done = roll_out(self.hosts, version, roles=names)
+        # The digests the history recorded: the image already on the standby is enough if the
+        # registry is down during the incident.
+        digests = recorded_digests(read_history(self.store, self.env.name), version)
+        done = roll_out(self.hosts, version, roles=names, digests=digests, progress=progress)
         return ", ".join(f"{d['role']} {version} on {d['address']}" for d in done)
 
     def describe_hosts(self, role: str) -> list[dict[str, str]]:

@@ -3,6 +3,7 @@ standby's database server, local processes as the hosts."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -29,13 +30,21 @@ class SandboxEdge:
     def serving(self) -> str:
         return load_state(self.root).caddy.active_app
 
-    def move_to(self, role: str) -> str:
+    def records(self) -> dict[str, str]:
+        # One Caddy serves both names: they cannot split.
+        role = self.serving()
+        return {"app": role, "api": role}
+
+    def move_to(self, role: str, on_edit: Callable[[dict[str, Any]], None] = lambda _e: None) -> str:
         state = load_state(self.root)
         target = f"127.0.0.1:{state.apps[role].port}"
+        edit = {"record": "caddy", "name": "the sandbox's Caddy", "from": state.caddy.active_app, "to": role}
+        on_edit({**edit, "state": "editing"})
         with CaddyTrafficSwitch(state.caddy_admin_url()) as switch:
             switch.set_upstreams([target])
         state.caddy.active_app = role
         save_state(self.root, state)
+        on_edit({**edit, "state": "edited"})
         return f"Caddy -> {role} ({target})"
 
 

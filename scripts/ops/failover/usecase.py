@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -21,7 +21,7 @@ import httpx
 from ops.errors import ConfigError, ExternalError, NotFoundError, VerificationError
 from ops.interfaces import FailoverSite, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.journal import step_runner
-from ops.locks import object_lock
+from ops.locks import LEASE, hosts_lock, list_locks, object_lock
 
 STEPS = ("switch-traffic", "restore-database", "set-environment", "deploy", "check-endpoints", "watch-errors")
 
@@ -80,7 +80,13 @@ def _move_traffic(objects: ObjectStore, env_name: str, traffic: TrafficSwitch, r
                   journal: dict[str, Any]) -> str:
     """Move the public names and record where they point, so `failover status` can say since when
     (and what was switched) even where it cannot ask the DNS provider."""
-    switched = traffic.move_to(role)
+    def journaled(edit: dict[str, Any]) -> None:
+        # Before and after each record edit: a run that stops between two records leaves the
+        # journal naming which one moved (and `status` reads the records themselves).
+        journal.setdefault("records", {})[edit["record"]] = {**edit, "at": datetime.now(UTC).isoformat()}
+        objects.put_bytes(_journal_key(env_name), json.dumps(journal, default=str).encode())
+
+    switched = traffic.move_to(role, journaled)
     record = {"serving": role, "since": datetime.now(UTC).isoformat(), "by": journal["direction"],
               "db_mode": journal["db_mode"], "switched": switched}
     objects.put_bytes(_traffic_key(env_name), json.dumps(record).encode())
@@ -95,8 +101,19 @@ def resume_command(env_name: str, journal: dict[str, Any]) -> str:
     return f"ops failover --env {env_name} --db {mode}" + ("" if mode == "none" else " --yes")
 
 
+def finish_command(env_name: str, journal: dict[str, Any] | None, records: dict[str, str]) -> str:
+    """The command that makes split records whole: the journaled run's own, else the move the first
+    record (app, the one a switch moves first) made."""
+    if journal:
+        return resume_command(env_name, journal)
+    if records.get("app") == "standby":
+        return f"ops failover --env {env_name} --db none"
+    return f"ops failback --env {env_name}"
+
+
 def status(env_name: str, objects: ObjectStore, live: LiveDatabase, *, home_database: str,
-           serving: Callable[[], str] | None, serving_source: str) -> dict[str, Any]:
+           serving: Callable[[], str] | None, serving_source: str,
+           records: Callable[[], dict[str, str]] | None = None) -> dict[str, Any]:
     """The truth about traffic and data: a failover or failback in progress (its mode, what is done,
     the command that resumes it), failed over (since when, to what, on which database), or idle.
 
@@ -114,12 +131,36 @@ def status(env_name: str, objects: ObjectStore, live: LiveDatabase, *, home_data
             on = serving()
         except ExternalError as exc:  # Cloudflare down is when this is asked: answer from the record, and say so
             serving_source = f"the recorded state ({serving_source} unreachable: {exc.message})"
+    seen: dict[str, str] | None = None
+    if records is not None:
+        try:
+            seen = records()
+        except ExternalError:
+            seen = None  # said above, through serving_source
+    split = bool(seen) and len(set((seen or {}).values())) > 1
+    if seen and not split:
+        on = next(iter(seen.values()))
     out: dict[str, Any] = {"environment": env_name, "serving": on, "serving_source": serving_source,
                            "live_database": database, "home_database": home_database,
-                           "in_progress": journal, "last": last, "traffic_record": recorded}
+                           "in_progress": journal, "last": last, "traffic_record": recorded, "records": seen,
+                           "split": split}
     if recorded and recorded.get("serving") != on:
         out["note"] = (f"recorded state says traffic went to the {recorded['serving']} at {recorded['since']}, "
                        f"but {serving_source} says {on}: someone switched it outside ops")
+    held = [h for h in list_locks(objects, env_name) if h["name"] in ("failover", "deploy")]
+    if held:
+        # Resuming from another machine meets these: who holds them, until when, and how to break them.
+        out["locks_held"] = held
+        out["locks_note"] = "; ".join(
+            f"the {h['name']} lock is held by {h['owner']} ({h['purpose']}) since {h['acquired_at']}, expires "
+            f"{h['expires_at']}{' (expired)' if h['expired'] else ''}" for h in held) + (
+            f": if that run is dead, wait for the expiry (renewed leases of {int(LEASE.total_seconds() // 60)} "
+            f"minutes) or break it: ops lock release NAME --env {env_name}, then resume")
+    if split and seen is not None:
+        where = ", ".join(f"{k} -> {v}" for k, v in seen.items())
+        out["finish"] = finish_command(env_name, journal, seen)
+        out["split_summary"] = (f"SPLIT DNS: {where} ({serving_source}); the switch did not finish: "
+                                f"finish it with: {out['finish']}")
     if journal:
         steps = STEPS if journal["direction"] == "failover" else FAILBACK_STEPS
         out.update(state="in-progress", direction=journal["direction"], db_mode=journal["db_mode"],
@@ -129,6 +170,10 @@ def status(env_name: str, objects: ObjectStore, live: LiveDatabase, *, home_data
         out["summary"] = (f"{journal['direction']} in progress (--db {journal['db_mode']}, started "
                           f"{journal.get('started_at')}), traffic on the {on}; "
                           f"{len(out['done'])} of {len(steps)} steps done; resume with: {out['resume']}")
+        if split:
+            out["summary"] = f"{out['split_summary']}. {out['summary']}"
+    elif split:
+        out.update(state="split", resume=out["finish"], summary=out["split_summary"])
     elif on == "standby":
         since = (recorded or {}).get("since") if (recorded or {}).get("serving") == "standby" else None
         mode = (recorded or {}).get("db_mode") or (last or {}).get("db_mode") or "unknown"
@@ -191,14 +236,32 @@ def _open_journal(objects: ObjectStore, env_name: str, direction: str, db_mode: 
     if journal and (journal.get("direction") != direction or journal.get("db_mode") != db_mode):
         raise ConfigError(f"a {journal.get('direction')} with --db {journal.get('db_mode')} is in progress: finish it "
                           "with the same command, or see `ops failover status`")
-    return journal or {"direction": direction, "db_mode": db_mode, "started_at": datetime.now(UTC).isoformat(),
-                       "done": [], "results": {}}
+    if journal:
+        return journal
+    fresh = {"direction": direction, "db_mode": db_mode, "started_at": datetime.now(UTC).isoformat(),
+             "done": [], "results": {}}
+    # Written before the first step: a run that stops inside it (between two DNS records) is in
+    # progress for `status` and the next run, not invisible.
+    objects.put_bytes(_journal_key(env_name), json.dumps(fresh).encode())
+    return fresh
+
+
+# How long a failover or failback waits for a deploy or rollback holding the hosts (one that meets a
+# dead primary fails within ssh's ConnectTimeout and lets go); then exit 6, nothing changed.
+HOSTS_WAIT_SECONDS = 120.0
 
 
 def failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: LiveDatabase, objects: ObjectStore, *,
-             db_mode: str, watch_seconds: float, progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+             db_mode: str, watch_seconds: float, progress: Callable[[str], None] = lambda _m: None,
+             hosts_wait: float = HOSTS_WAIT_SECONDS) -> dict[str, Any]:
     mode, moment = parse_db_mode(db_mode)
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failover"):
+    # The hosts lock before anything moves: DNS never goes to a standby a deploy is starting
+    # candidates on, and no deploy starts while this run redeploys.
+    # Leases renewed while this run lives: resumed from another machine, a dead run's locks
+    # are free within minutes (LEASE), not after hours.
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failover", renew=True), \
+            hosts_lock(objects, env_name, purpose=f"failover of {env_name}", ttl=LEASE, wait=hosts_wait,
+                       waiting=progress, renew=True):
         journal = _open_journal(objects, env_name, "failover", db_mode)
         resumed = journal["done"][-1] if journal["done"] else None
         # Late writes are counted on the database that was live before this failover.
@@ -245,9 +308,14 @@ FAILBACK_STEPS = ("set-environment", "deploy", "check-endpoints", "switch-traffi
 
 
 def failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: LiveDatabase, objects: ObjectStore, *,
-             progress: Callable[[str], None] = lambda _m: None) -> dict[str, Any]:
+             progress: Callable[[str], None] = lambda _m: None,
+             hosts_wait: float = HOSTS_WAIT_SECONDS) -> dict[str, Any]:
     """Traffic back to the primary, on the database that is live now (journaled like the failover)."""
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=timedelta(hours=2), purpose="failback"):
+    # Leases renewed while this run lives: resumed from another machine, a dead run's locks
+    # are free within minutes (LEASE), not after hours.
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failback", renew=True), \
+            hosts_lock(objects, env_name, purpose=f"failback of {env_name}", ttl=LEASE, wait=hosts_wait,
+                       waiting=progress, renew=True):
         journal = _open_journal(objects, env_name, "failback", "live")
         step = step_runner(objects, _journal_key(env_name), journal, journal["direction"], progress,
                            steps=STEPS if journal["direction"] == "failover" else FAILBACK_STEPS)
