@@ -159,7 +159,7 @@ def lab_role_args() -> HostRoleArgs:
     return HostRoleArgs(hostname="lab", environment="staging", role="primary", site_address="app.autoenroll.ie",
                         app_image="lab", app_version="lab", admin_cidrs=("198.51.100.0/28",),
                         cloudflare_ranges=cloudflare_ranges(), ssh_public_keys=("ssh-ed25519 AAAA lab",),
-                        betterstack_logs_token="lab", logs_ingest_host="logs.example.com")
+                        logs_ingest_host="logs.example.com")
 
 
 # --------------------------------------------------------------------------- item 8
