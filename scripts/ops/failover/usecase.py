@@ -231,7 +231,10 @@ def check_endpoints(url: str) -> dict[str, Any]:
     return out
 
 
-def _open_journal(objects: ObjectStore, env_name: str, direction: str, db_mode: str) -> dict[str, Any]:
+def _open_journal(objects: ObjectStore, env_name: str, direction: str, db_mode: str, *,
+                  write: bool = True) -> dict[str, Any]:
+    """The run's journal: the one in progress (refused if it is another run's), else a fresh one, written
+    at once unless `write` is False (a plan reads only)."""
     journal = read_journal(objects, env_name) or {}
     if journal and (journal.get("direction") != direction or journal.get("db_mode") != db_mode):
         raise ConfigError(f"a {journal.get('direction')} with --db {journal.get('db_mode')} is in progress: finish it "
@@ -242,7 +245,8 @@ def _open_journal(objects: ObjectStore, env_name: str, direction: str, db_mode: 
              "done": [], "results": {}}
     # Written before the first step: a run that stops inside it (between two DNS records) is in
     # progress for `status` and the next run, not invisible.
-    objects.put_bytes(_journal_key(env_name), json.dumps(fresh).encode())
+    if write:
+        objects.put_bytes(_journal_key(env_name), json.dumps(fresh).encode())
     return fresh
 
 
@@ -335,7 +339,7 @@ def plan_failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, liv
                   objects: ObjectStore) -> dict[str, Any]:
     """`ops failback --plan`: the primary hosts and the version each would be redeployed with, the
     database they would be pointed at, the traffic switch; reads only."""
-    journal = _open_journal(objects, env_name, "failback", "live")  # refuses as the real run would
+    journal = _open_journal(objects, env_name, "failback", "live", write=False)  # refuses as the real run would
     database = live.get()
     serving = traffic.serving()
     hosts = site.describe_hosts("primary")
