@@ -79,22 +79,16 @@ LOGS_TOKEN = "betterstack-logs-lab-token"  # the stack output betterstack_logs_t
 LAB_SSH_RULE = "lab: this runner's SSH (an admin workstation's standing rule)"
 
 
-POSTGRES_SSL_REQUEST = (80877103).to_bytes(4, "big")
-POSTGRES_GSS_REQUEST = (80877104).to_bytes(4, "big")
-
-
 class Forwarder:
     """TCP from `listen` to `target`, both on this machine: how a lab host's containers reach the
-    sandbox's loopback-only PostgreSQL, Redis and S3 (a Hetzner host reaches Neon, Redis and R2).
+    sandbox's loopback-only Redis and S3 (a Hetzner host reaches Redis and R2). The database needs
+    none: the lab's own server speaks TLS itself on the gateway (lab_database.py).
 
-    With `postgres_tls`, it answers PostgreSQL's SSLRequest itself and terminates TLS: the app
-    requires TLS to a database that is not local (as Neon is), and the sandbox's server may be
-    built without it. With `tls`, every connection is TLS from its first byte (Redis's rediss://,
-    as a Redis Cloud database with TLS on answers nothing else); the sandbox's Redis stays plain."""
+    With `tls`, every connection is TLS from its first byte (Redis's rediss://, as a Redis Cloud
+    database with TLS on answers nothing else); the sandbox's Redis stays plain."""
 
-    def __init__(self, listen: tuple[str, int], target: tuple[str, int],
-                 postgres_tls: ssl.SSLContext | None = None, tls: ssl.SSLContext | None = None) -> None:
-        self.target, self.tls, self.direct_tls = target, postgres_tls, tls
+    def __init__(self, listen: tuple[str, int], target: tuple[str, int], tls: ssl.SSLContext | None = None) -> None:
+        self.target, self.tls = target, tls
         self.server = socket.create_server(listen)
         self.server.settimeout(0.5)
         self.port = int(self.server.getsockname()[1])
@@ -111,24 +105,12 @@ class Forwarder:
 
     def _connect(self, client: socket.socket) -> None:
         with contextlib.suppress(OSError):
-            first = b""
-            if self.direct_tls is not None:  # a client that does not speak TLS fails the handshake here
+            if self.tls is not None:  # a client that does not speak TLS fails the handshake here
                 client.settimeout(10)
-                client = self.direct_tls.wrap_socket(client, server_side=True)
+                client = self.tls.wrap_socket(client, server_side=True)
                 client.settimeout(None)
-            if self.tls is not None:
-                first = client.recv(8, socket.MSG_WAITALL)
-                if first[4:] == POSTGRES_GSS_REQUEST:  # libpq asks for GSS encryption first: decline
-                    client.sendall(b"N")
-                    first = client.recv(8, socket.MSG_WAITALL)
-                if first[4:] == POSTGRES_SSL_REQUEST:
-                    client.sendall(b"S")
-                    client = self.tls.wrap_socket(client, server_side=True)
-                    first = b""
             upstream = socket.create_connection(self.target, timeout=5)
             upstream.settimeout(None)
-            if first:
-                upstream.sendall(first)
             self._pipe(client, upstream)
 
     def _pipe(self, client: socket.socket, upstream: socket.socket) -> None:
@@ -451,7 +433,7 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
             database.empty_database(branch, OWNER_DATABASE_ROLE)
         targets = {"redis": state.redis.port, "s3": state.s3.ports["s3"]}
         redis_tls, redis_ca = _redis_tls(folder / "redis-tls", gateway)
-        forwarders = {name: Forwarder((gateway, 0), ("127.0.0.1", port), None,
+        forwarders = {name: Forwarder((gateway, 0), ("127.0.0.1", port),
                                       redis_tls if name == "redis" else None)
                       for name, port in targets.items()}
         for forwarder in forwarders.values():
