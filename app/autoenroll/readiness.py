@@ -21,6 +21,11 @@ from autoenroll.migrate import head_revision, known_revisions
 from autoenroll.resources import Resources
 
 
+def _last_line(exc: Exception) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[-1] if lines else "no message")[:300]
+
+
 async def _check(name: str, probe: Callable[[], Awaitable[Any]], timeout: float) -> dict[str, Any]:
     started = time.perf_counter()
     try:
@@ -28,6 +33,11 @@ async def _check(name: str, probe: Callable[[], Awaitable[Any]], timeout: float)
         ok, error = True, None
     except TimeoutError:
         ok, error = False, f"timed out after {timeout:g}s"
+    except psycopg.OperationalError as exc:
+        # The server's own words ('database "x" does not exist', 'password authentication failed
+        # for user "y"', 'SSL is required'): the on-call engineer's next step depends on which.
+        # libpq's messages name hosts, users and databases, never passwords.
+        ok, error = False, f"{exc.__class__.__name__}: {_last_line(exc)}"
     except Exception as exc:  # report, never raise: /ready must answer
         ok, error = False, exc.__class__.__name__
     result: dict[str, Any] = {"ok": ok, "latency_ms": round((time.perf_counter() - started) * 1000, 1)}
@@ -73,6 +83,16 @@ async def readiness(resources: Resources, timeout: float) -> tuple[bool, dict[st
     found: list[tuple[str | None, str | None]] = []
 
     async def database() -> None:
+        stats = resources.db_pool.get_stats()
+        if not stats.get("pool_available") and stats.get("connections_errors"):
+            # No idle connection, and the pool has failed to make one (no such database, a wrong
+            # password, TLS refused): it retries that in the background, silently, so waiting on it
+            # would report only "timed out". One direct attempt reports the server's reason.
+            direct = await AsyncConnection.connect(resources.settings.database_url,
+                                                   connect_timeout=max(1, int(timeout)))
+            async with direct as conn:
+                found.append(await database_revision(conn))
+            return
         async with resources.db_pool.connection(timeout=timeout) as conn:
             found.append(await database_revision(conn))
 

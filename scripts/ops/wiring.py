@@ -71,7 +71,19 @@ def with_live_database(env: Environment) -> Environment:
         return env
     url = _live_url(env, record["database"], record["kind"])
     return env.model_copy(update={"database_urls": {**env.database_urls, env.branch: SecretStr(url)},
-                                  "app_database_url": SecretStr(url)})
+                                  "app_database_url": _live_app_url(env, record["database"], record["kind"])})
+
+
+def _live_app_url(env: Environment, database: str, kind: str) -> SecretStr | None:
+    """The app's own URL for the live database: the app's role and password, only the database
+    changed. Never the owner's URL: `ops db migrate` gives the app's role the password of the URL
+    it is handed, and the owner's would lock every running app out. On a standby server the hosts'
+    app connects with that server's owner URL (`_cloud_hosts`), so there is no app URL to give."""
+    from ops.pg import with_database
+
+    if env.app_database_url is None or not (_sandbox(env) or kind == "branch"):
+        return None
+    return SecretStr(with_database(env.app_database_url.get_secret_value(), database))
 
 
 # --------------------------------------------------------------------------- database branches

@@ -13,6 +13,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,14 +65,11 @@ class App:
                     what="test migration")
 
 
-@pytest.fixture()
-def app_on_empty_database(sandbox: SandboxState) -> Iterator[App]:
-    name = f"ready_{uuid.uuid4().hex[:10]}"
-    admin = sandbox.database_url("postgres", admin=True)
-    create_database(admin, name)
+@contextmanager
+def running_app(sandbox: SandboxState, database_url: str) -> Iterator[str]:
+    """The app as a real process on a free port, connected to `database_url`; yields its base URL."""
     port = free_port()
-    env = {**c.app_env(sandbox, "standby", "ready-test"), "PORT": str(port),
-           "DATABASE_URL": sandbox.database_url(name)}  # the app role, as on a host
+    env = {**c.app_env(sandbox, "standby", "ready-test"), "PORT": str(port), "DATABASE_URL": database_url}
     proc = subprocess.Popen(c.app_argv(), env=env, cwd=APP_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         base = f"http://127.0.0.1:{port}"
@@ -82,7 +80,7 @@ def app_on_empty_database(sandbox: SandboxState) -> Iterator[App]:
             except httpx.HTTPError:
                 assert proc.poll() is None, "the app exited at start-up"
                 time.sleep(0.1)
-        yield App(base, sandbox.database_url(name, admin=True), sandbox.postgres.app_role)
+        yield base
     finally:
         proc.terminate()
         try:
@@ -90,7 +88,34 @@ def app_on_empty_database(sandbox: SandboxState) -> Iterator[App]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture()
+def app_on_empty_database(sandbox: SandboxState) -> Iterator[App]:
+    name = f"ready_{uuid.uuid4().hex[:10]}"
+    admin = sandbox.database_url("postgres", admin=True)
+    create_database(admin, name)
+    try:
+        with running_app(sandbox, sandbox.database_url(name)) as base:  # the app role, as on a host
+            yield App(base, sandbox.database_url(name, admin=True), sandbox.postgres.app_role)
+    finally:
         drop_database(admin, name)
+
+
+@pytest.mark.integration
+def test_ready_names_the_servers_reason_when_no_connection_can_be_made(sandbox: SandboxState) -> None:
+    """A release pointed at a database that does not exist (a failover's side database dropped, a
+    typo): the pool retries silently in the background, so /ready must say why it cannot connect,
+    not only that it timed out."""
+    missing = f"gone_{uuid.uuid4().hex[:10]}"
+    with running_app(sandbox, sandbox.database_url(missing)) as base:
+        answer = httpx.get(base + "/ready", timeout=10)
+    assert answer.status_code == 503, answer.text
+    database = answer.json()["checks"]["database"]
+    assert not database["ok"]
+    assert "OperationalError" in database["error"], database
+    assert f'database "{missing}" does not exist' in database["error"], database
+    assert "timed out" not in answer.json()["reason"]
 
 
 def _schema(response: httpx.Response) -> dict[str, Any]:
