@@ -77,13 +77,17 @@ def with_live_database(env: Environment) -> Environment:
 def _live_app_url(env: Environment, database: str, kind: str) -> SecretStr | None:
     """The app's own URL for the live database: the app's role and password, only the database
     changed. Never the owner's URL: `ops db migrate` gives the app's role the password of the URL
-    it is handed, and the owner's would lock every running app out. On a standby server the hosts'
-    app connects with that server's owner URL (`_cloud_hosts`), so there is no app URL to give."""
+    it is handed, and the owner's would lock every running app out (and, on the standby host's
+    server, serve every tenant as the tables' owner, past row-level security)."""
     from ops.pg import with_database
 
-    if env.app_database_url is None or not (_sandbox(env) or kind == "branch"):
+    if env.app_database_url is None:
         return None
-    return SecretStr(with_database(env.app_database_url.get_secret_value(), database))
+    if _sandbox(env) or kind == "branch":
+        return SecretStr(with_database(env.app_database_url.get_secret_value(), database))
+    from ops.failover.cloud import standby_app_url
+
+    return SecretStr(standby_app_url(env, database))
 
 
 # --------------------------------------------------------------------------- database branches
@@ -142,18 +146,6 @@ def host_env_file(env: Environment, host_role: str, database_url: str | None) ->
     return env_file(values)
 
 
-def app_database_url(url: str) -> str:
-    """The URL the hosts' app gets for a database ops reached at `url`: always TLS (the app refuses
-    a non-local database without it; ops's own tools use the URL as the operator gave it)."""
-    from urllib.parse import parse_qsl, urlencode, urlsplit
-
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query))
-    if query.get("sslmode") in (None, "disable", "allow", "prefer"):
-        query["sslmode"] = "require"
-    return parts._replace(query=urlencode(query)).geturl()
-
-
 def traffic(env: Environment) -> TrafficSwitch:
     """Where the public names send traffic: Cloudflare's DNS records, or the sandbox's Caddy."""
     if _sandbox(env):
@@ -200,8 +192,11 @@ def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None) -> SshHo
     def env_file(host: AppHost) -> str:
         # Read when the file is written: a failover records a new live database mid-command.
         live = live_database(env).get()
-        url = _live_url(env, live["database"], live["kind"]) if live["kind"] == "standby" else None
-        return host_env_file(env, host.role, app_database_url(url) if url else None)
+        if live["kind"] != "standby":
+            return host_env_file(env, host.role, None)
+        from ops.failover.cloud import standby_app_url
+
+        return host_env_file(env, host.role, standby_app_url(env, live["database"]))
 
     def serving_role() -> str:
         return (switch or traffic(env)).serving()

@@ -219,6 +219,8 @@ def test_lab_failover_with_neon_pitr_resumes_after_every_step_and_fails_back(lab
 def test_lab_failover_from_the_latest_backup_when_neon_is_down(lab: Lab) -> None:
     import psycopg
 
+    from ops.pg import with_database
+
 
     deployed = ops(lab, "deploy", "--env", "production", "--version", "lab-v1", "--json")
     assert deployed.returncode == 0, deployed.stderr
@@ -236,6 +238,13 @@ def test_lab_failover_from_the_latest_backup_when_neon_is_down(lab: Lab) -> None
     assert report["live_database"] == "main_failover" and report["writes_after_point"]["tenants"] == 1
     assert lab.record_contents()["api"] == lab.hosts["standby"].address
     assert lab.edge_get("/version").json()["database"] == "main_failover"
+    # The standby's app serves as the app's role, under row-level security, not as the standby
+    # server's owner (the URL ops restored with): its pool holds a connection whatever the traffic.
+    with psycopg.connect(with_database(lab.env["OPS_STANDBY_DATABASE_URL"], "main_failover")) as conn:
+        users = conn.execute("SELECT DISTINCT a.usename, r.rolsuper OR r.rolbypassrls FROM pg_stat_activity a "
+                             "JOIN pg_roles r ON r.rolname = a.usename WHERE a.datname = 'main_failover' "
+                             "AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()").fetchall()
+    assert users == [("autoenroll_app", False)], users
     print(f"\nlab failover (latest-backup): recovery {report['recovery_seconds']} s, data-loss window "
           f"{report['data_loss_window_seconds']} s")
 

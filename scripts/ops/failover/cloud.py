@@ -9,6 +9,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ops.adapters.neon_api import NeonClient
 from ops.adapters.ssh_hosts import SshHosts
@@ -32,6 +33,28 @@ def standby_server_url() -> str:
     return url
 
 
+def standby_app_url(env: Environment, database: str) -> str:
+    """The app's URL for `database` on the standby host's PostgreSQL: that server's address, the
+    app's own role and password (the ones its Neon URL carries, so one secret serves both), always
+    TLS. Never the server's owner URL: the owner of the tables passes row-level security by, and
+    one tenant's request could then read every tenant's rows."""
+    if env.app_database_url is None:
+        raise ConfigError(f"stack outputs for {env.name}: no app database URL (connection_strings.<branch>.pooled)",
+                          hint="the app's role on the standby server takes its name and password from it")
+    app = urlsplit(env.app_database_url.get_secret_value())
+    server = urlsplit(standby_server_url())
+    if not app.username or not app.password:
+        raise ConfigError(f"stack outputs for {env.name}: the app database URL has no role or password")
+    host = server.hostname or ""
+    netloc = f"{app.username}:{app.password}@{f'[{host}]' if ':' in host else host}"
+    if server.port:
+        netloc += f":{server.port}"
+    query = dict(parse_qsl(server.query))
+    if query.get("sslmode") in (None, "disable", "allow", "prefer"):
+        query["sslmode"] = "require"  # the hosts' app refuses a non-local database without TLS
+    return urlunsplit((server.scheme, netloc, f"/{database}", urlencode(query), ""))
+
+
 class CloudSite:
     """FailoverSite for staging/production (and the lab, which is the same code)."""
 
@@ -43,7 +66,8 @@ class CloudSite:
 
     def restore_database(self, mode: str, moment: str | None) -> dict[str, Any]:
         if mode == "latest-backup":
-            return restore_latest_backup(self.env, self.store, standby_server_url(), FAILOVER_DATABASE, tune=False)
+            return restore_latest_backup(self.env, self.store, standby_server_url(), FAILOVER_DATABASE, tune=False,
+                                         app_url=standby_app_url(self.env, FAILOVER_DATABASE))
         if self.env.neon is None or self.env.branch not in self.env.neon.branch_ids:
             raise ConfigError(f"stack outputs: no Neon branch id for {self.env.branch} (neon_branches)")
         assert moment is not None  # parse_db_mode gives neon-pitr a time
@@ -55,13 +79,6 @@ class CloudSite:
             neon.restore_branch(self.env.neon.project_id, branch_id, source_branch_id=branch_id,
                                 source_timestamp=moment, preserve_under_name=preserve)
         return {"database": self.env.branch, "kind": "branch", "point": moment, "old_state": preserve}
-
-    def database_url_for_app(self) -> str | None:
-        """DATABASE_URL for the hosts' env files when the live database is not the stack's own."""
-        live = self.live.get()
-        if live["kind"] == "standby":
-            return with_database(standby_server_url(), live["database"])
-        return None
 
     def set_database(self, role: str, database: str) -> str:
         # The env file written at the redeploy carries it (see wiring.host_env_file).

@@ -18,15 +18,17 @@ from ops.pg import connect, create_database, with_database
 
 
 def restore_latest_backup(env: Environment, store: ObjectStore, admin_url: str, database: str, *,
-                          tune: bool) -> dict[str, Any]:
+                          tune: bool, app_url: str | None = None) -> dict[str, Any]:
     """Latest verified backup into `database` on the server of `admin_url`, migrated to head;
-    `tune` applies the recommended production settings (needs a superuser)."""
+    `tune` applies the recommended production settings (needs a superuser). With `app_url` (the
+    app's URL on that server), the app's role is made there too (`migrate`), so the app serves
+    from the restored database as itself, under row-level security, not as the server's owner."""
     manifest = require_backup(backups.list_backups(env.name, store))
     create_database(admin_url, database)
     url = with_database(admin_url, database)
     target = env.model_copy(update={"database_urls": {env.branch: SecretStr(url)}})
     result = backups.restore(target, store, manifest)
-    migrate(url)  # the backup may predate the code now deployed
+    migrate(url, app_url=app_url)  # the backup may predate the code now deployed
     pending: list[str] = []
     if tune:
         with connect(admin_url, autocommit=True) as conn:
