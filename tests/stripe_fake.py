@@ -7,11 +7,15 @@ secret returned only by the create, errors as `{"error": {"type", "message"}}` w
 
 from __future__ import annotations
 
+import re
 import secrets
 from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+
+# Stripe's version names: a release date and, since 2024-09-30, the release's name.
+API_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(\.[a-z]+)?")
 
 
 class FakeStripe:
@@ -42,10 +46,15 @@ class FakeStripe:
             return self._error(401, "invalid_request_error", "Invalid API Key provided")
         path = request.url.path.removeprefix("/v1/webhook_endpoints").strip("/")
         form = parse_qs(request.content.decode()) if request.content else {}
+        version = form.get("api_version", [None])[0]
+        if version is not None and not API_VERSION.fullmatch(version):
+            return self._error(400, "invalid_request_error", f"Invalid Stripe API version: {version}")
         if request.method == "POST" and not path:
             created = self.add(form["url"][0], form.get("enabled_events[]", []))
-            self.endpoints[created["id"]]["description"] = form.get("description", [None])[0]
-            return httpx.Response(200, json={**created, "description": form.get("description", [None])[0]})
+            # Without api_version, the endpoint's events follow the account's default version.
+            self.endpoints[created["id"]].update(description=form.get("description", [None])[0],
+                                                 api_version=version)
+            return httpx.Response(200, json={**created, **self.endpoints[created["id"]]})
         if request.method == "GET" and not path:
             return httpx.Response(200, json={"object": "list", "url": "/v1/webhook_endpoints", "has_more": False,
                                              "data": list(self.endpoints.values())})
@@ -60,6 +69,8 @@ class FakeStripe:
                     endpoint[key] = form[key][0]
             if "enabled_events[]" in form:
                 endpoint["enabled_events"] = form["enabled_events[]"]
+            if "api_version" in form:  # not an update parameter: Stripe refuses it
+                return self._error(400, "invalid_request_error", "Received unknown parameter: api_version")
             if "disabled" in form:
                 endpoint["status"] = "disabled" if form["disabled"][0] == "true" else "enabled"
             return httpx.Response(200, json=endpoint)

@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from ops.adapters.stripe_api import StripeClient
+from ops.adapters.stripe_api import STRIPE_API_VERSION, StripeClient
 from stacks.providers.portable import Portable
 
 client_factory: Callable[[], StripeClient] = StripeClient.from_environ
@@ -26,7 +26,8 @@ class StripeWebhookProvider(Portable, ResourceProvider):
         data = client_factory().create_webhook_endpoint(props["url"], list(props["enabled_events"]),
                                                         props["description"])
         return CreateResult(id_=str(data["id"]), outs={**props, "secret": data["secret"],
-                                                       "status": data.get("status")})
+                                                       "status": data.get("status"),
+                                                       "api_version": data.get("api_version")})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         data = client_factory().get_webhook_endpoint(id_)
@@ -35,8 +36,11 @@ class StripeWebhookProvider(Portable, ResourceProvider):
         return ReadResult(id_, {**props, **{k: data.get(k) for k in FIELDS}, "status": data.get("status")})
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = any(olds.get(k) != news.get(k) for k in FIELDS) or olds.get("status") == "disabled"
-        return DiffResult(changes=changed, replaces=[])
+        # Stripe sets an endpoint's api_version on create only: another pin is a new endpoint.
+        replaces = ["api_version"] if olds.get("api_version") != news.get("api_version") else []
+        changed = (bool(replaces) or any(olds.get(k) != news.get(k) for k in FIELDS)
+                   or olds.get("status") == "disabled")
+        return DiffResult(changes=changed, replaces=replaces)
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         data = client_factory().update_webhook_endpoint(id_, news["url"], list(news["enabled_events"]),
@@ -56,4 +60,5 @@ class StripeWebhookEndpoint(Resource):
         opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(additional_secret_outputs=["secret"]))
         super().__init__(StripeWebhookProvider(), name, {"url": url, "enabled_events": enabled_events,
                                                          "description": description, "secret": None,
-                                                         "status": None}, opts)
+                                                         "status": None, "api_version": STRIPE_API_VERSION},
+                         opts)

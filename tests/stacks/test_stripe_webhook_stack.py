@@ -7,7 +7,7 @@ import json
 import pytest
 
 from autoenroll.stripe_webhook import HANDLED_EVENTS, WEBHOOK_PATH
-from ops.adapters.stripe_api import StripeClient
+from ops.adapters.stripe_api import STRIPE_API_VERSION, StripeClient
 from ops.errors import ConfigError, ProviderAPIError
 from stacks.plan import Plan
 from stacks.providers import stripe as stripe_provider
@@ -23,7 +23,30 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeStripe:
 
 
 PROPS = {"url": "https://app.autoenroll.ie/api/billing/stripe-webhook", "enabled_events": list(HANDLED_EVENTS),
-         "description": "autoenroll production", "secret": None, "status": None}
+         "description": "autoenroll production", "secret": None, "status": None, "api_version": STRIPE_API_VERSION}
+
+
+def test_every_call_and_the_endpoints_events_carry_the_pinned_api_version(fake: FakeStripe) -> None:
+    """Neither our calls nor the events the app receives follow the account's default version."""
+    provider = stripe_provider.StripeWebhookProvider()
+    created = provider.create(PROPS)
+    provider.read(created.id, created.outs)
+    provider.update(created.id, created.outs, {**created.outs, "description": "renamed"})
+    provider.delete(created.id, created.outs)
+    assert len(fake.requests) == 4
+    assert {r.headers.get("stripe-version") for r in fake.requests} == {STRIPE_API_VERSION}
+    assert created.outs["api_version"] == STRIPE_API_VERSION  # set on create, as Stripe allows only there
+
+
+def test_another_pinned_version_replaces_the_endpoint() -> None:
+    provider = stripe_provider.StripeWebhookProvider()
+    same = provider.diff("we_1", PROPS, dict(PROPS))
+    assert not same.changes and not same.replaces
+    moved = provider.diff("we_1", {**PROPS, "api_version": "2025-03-31.basil"}, dict(PROPS))
+    assert moved.changes and moved.replaces == ["api_version"]
+    # An endpoint made before the pin (events in the account's default version) is replaced too.
+    unpinned = provider.diff("we_1", {k: v for k, v in PROPS.items() if k != "api_version"}, dict(PROPS))
+    assert unpinned.replaces == ["api_version"]
 
 
 def test_create_keeps_the_secret_stripe_returns_only_once(fake: FakeStripe) -> None:

@@ -13,7 +13,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Any, ClassVar, Self
 from urllib.parse import urlencode
 
 import httpx
@@ -47,6 +47,8 @@ class JsonApiClient:
     """JSON over HTTPS with retries; subclasses add the provider's routes."""
 
     provider = "API"
+    # Sent with every request (a provider's pinned API version); a class attribute, never mutated.
+    default_headers: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self,
@@ -64,7 +66,7 @@ class JsonApiClient:
     ) -> None:
         self._client = httpx.Client(
             base_url=base_url,
-            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json", **self.default_headers},
             timeout=timeout,
             transport=transport,
         )
