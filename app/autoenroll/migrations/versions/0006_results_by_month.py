@@ -94,9 +94,9 @@ def upgrade() -> None:
             op.execute(statement)
     # Rows first, then the key, indexes and foreign key in bulk (as pg_restore orders it: faster than
     # maintaining them row by row). The identity continues from the old sequence's value.
-    op.execute(f"INSERT INTO employee_results ({_COLUMNS}, month) OVERRIDING SYSTEM VALUE"
-               f" SELECT {', '.join('r.' + c.strip() for c in _COLUMNS.split(','))}, v.month"
-               " FROM employee_results_old r JOIN validation_runs v ON v.id = r.run_id")  # noqa: S608 - constants
+    source = ", ".join("r." + c.strip() for c in _COLUMNS.split(","))
+    op.execute(f"INSERT INTO employee_results ({_COLUMNS}, month) OVERRIDING SYSTEM VALUE"  # noqa: S608 - constants
+               f" SELECT {source}, v.month FROM employee_results_old r JOIN validation_runs v ON v.id = r.run_id")
     op.execute("SELECT setval('employee_results_id_seq', last_value, is_called) FROM employee_results_old_id_seq")
     op.execute("ALTER TABLE employee_results ADD CONSTRAINT employee_results_pkey PRIMARY KEY (id, month)")
     op.execute("CREATE INDEX idx_results_run ON employee_results (run_id, row_number)")
@@ -122,8 +122,8 @@ def downgrade() -> None:
     op.execute("ALTER INDEX idx_results_run RENAME TO idx_results_old_run")
     op.execute("ALTER INDEX idx_results_tenant_ppsn RENAME TO idx_results_old_tenant_ppsn")
     op.execute(f"CREATE TABLE employee_results ({_BODY})")
-    op.execute(f"INSERT INTO employee_results ({_COLUMNS}) OVERRIDING SYSTEM VALUE"
-               f" SELECT {_COLUMNS} FROM employee_results_old")  # noqa: S608 - constants
+    op.execute(f"INSERT INTO employee_results ({_COLUMNS}) OVERRIDING SYSTEM VALUE"  # noqa: S608 - constants
+               f" SELECT {_COLUMNS} FROM employee_results_old")
     op.execute("SELECT setval('employee_results_id_seq', last_value, is_called) FROM employee_results_old_id_seq")
     op.execute("ALTER TABLE employee_results ADD CONSTRAINT employee_results_pkey PRIMARY KEY (id)")
     op.execute("CREATE INDEX idx_results_run ON employee_results (run_id, row_number)")
