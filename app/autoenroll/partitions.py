@@ -12,7 +12,7 @@ it is subject to row-level security). The migration that partitions the table ma
 MONTHS_AHEAD more; `ops db partitions --ensure` (nightly, before the backup) keeps that window ahead. An
 insert for a month with no partition fails in PostgreSQL (no DEFAULT partition on purpose: rows of a
 missing month would pile up there unseen, and attaching that month later would have to move them), and
-the app turns that failure into an error that names the month (`missing_month`).
+the app turns that failure into an error that names the month (`is_missing_partition`).
 
 Used by the migration (app layer) and by `ops` (a layer above), so it imports neither.
 """
@@ -66,11 +66,6 @@ def months_from(first: date, count: int) -> list[date]:
     return [add_months(start, i) for i in range(count)]
 
 
-_MISSING = re.compile(r"\(month\)=\((\d{4}-\d{2}-\d{2})\)")
-
-
-def missing_month(detail: str | None) -> date | None:
-    """The month of a row PostgreSQL found no partition for, from the error's DETAIL
-    ("Partition key of the failing row contains (month) = (2027-05-01)."); None if it is another error."""
-    found = _MISSING.search((detail or "").replace(" ", ""))
-    return date.fromisoformat(found[1]) if found else None
+def is_missing_partition(message: str | None) -> bool:
+    """Whether a check violation is PostgreSQL finding no partition for a row (not a CHECK constraint)."""
+    return (message or "").startswith(f'no partition of relation "{PARENT}"')

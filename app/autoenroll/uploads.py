@@ -203,12 +203,13 @@ class ResultsWriter:
                                     f" SELECT %s, %s, %s, {_COLUMNS} FROM incoming_results",
                                     (self.tenant_id, self.run_id, self.month))
         except psycopg.errors.CheckViolation as exc:
-            missing = partitions.missing_month(exc.diag.message_detail)
-            if missing is None:
+            if not partitions.is_missing_partition(exc.diag.message_primary):
                 raise
             # An operator's problem, not the user's file: nothing of the upload is kept (the caller's
-            # transaction rolls back), and the message says which month and what makes it.
-            raise NotReady(f"results for {missing:%Y-%m} can't be stored yet: the database has no partition of"
+            # transaction rolls back), and the message says which month and what makes it. The month is the
+            # one written (every row of the statement has it): PostgreSQL leaves the failing row out of its
+            # DETAIL on a table under row-level security, so the error itself can't be asked.
+            raise NotReady(f"results for {self.month:%Y-%m} can't be stored yet: the database has no partition of"
                            f" {partitions.PARENT} for that month (operators: ops db partitions --ensure);"
                            " nothing of this upload was kept, try again later", field="file") from None
         await self.conn.execute("TRUNCATE incoming_results")
