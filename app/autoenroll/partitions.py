@@ -46,16 +46,17 @@ def month_of_partition(name: str) -> date | None:
     return date(int(found[1]), int(found[2]), 1) if found else None
 
 
-def create_statements(month: date) -> list[str]:
+def create_statements(month: date, *, parent: str = PARENT) -> list[str]:
     """Idempotent DDL for one month's partition (run by the table's owner).
 
     The partition gets row-level security enabled and no policy and no grant: the app reaches rows only
     through the parent (whose policy applies), and a direct query of a partition by the app's role is
-    refused twice over (no privilege; and RLS with no policy sees nothing)."""
+    refused twice over (no privilege; and RLS with no policy sees nothing). `parent`: the table being built
+    under another name by the migration that partitions it."""
     name = partition_name(month)
     upper = add_months(month, 1)
     return [
-        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {PARENT}"
+        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent}"
         f" FOR VALUES FROM ('{month.isoformat()}') TO ('{upper.isoformat()}')",
         f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY",
     ]
