@@ -135,11 +135,16 @@ def retention_plan(url: str, backups: Sequence[tuple[m.Manifest, m.Verification 
     return RetentionPlan(cutoff, old, runs, uploads, backup.id if backup else None, refusals)
 
 
-def apply_retention(url: str, uploads: ObjectStore, plan: RetentionPlan) -> dict[str, int]:
-    """Carry out a plan without refusals: objects first, then the partitions and rows in one transaction."""
+def refuse(plan: RetentionPlan) -> None:
+    """Exit 3, naming each month refused and why, when the plan has refusals."""
     if plan.refusals:
         raise RefusedError("retention refused, nothing was changed: " + "; ".join(plan.refusals),
                            hint="make and verify a backup first: ops backup create, then ops backup verify --latest")
+
+
+def apply_retention(url: str, uploads: ObjectStore, plan: RetentionPlan) -> dict[str, int]:
+    """Carry out a plan without refusals: objects first, then the partitions and rows in one transaction."""
+    refuse(plan)
     with connect(url) as conn, pg_errors("listing the uploads to remove"):
         rows = conn.execute("SELECT u.object_key, v.id FROM validation_runs v JOIN uploads u ON u.id = v.upload_id"
                             " WHERE v.month < %s", (plan.cutoff,)).fetchall()

@@ -127,21 +127,20 @@ def retention_cmd(
     from ops.adapters.s3_store import S3ObjectStore
     from ops.backup.usecases import list_backups
 
+    parts.cutoff_for(datetime.now(UTC).date(), older_than)  # a bad --older-than is exit 2 before anything is read
     env = resolve(env_name)
     url = env.database_url()
     plan = parts.retention_plan(url, list_backups(env.name, wiring.objects(env)), older_than=older_than,
                                 today=datetime.now(UTC).date())
-    if not yes or plan.refusals:
-        if as_json and not plan.refusals:
+    if not as_json and (plan.refusals or not yes):
+        for number, text in enumerate(plan.steps() or [f"nothing older than {plan.cutoff:%Y-%m}"], 1):
+            stderr.print(f"  {number}. {text}", highlight=False)
+    parts.refuse(plan)  # exit 3, plan or not: the plan can't be carried out as it stands
+    if not yes:
+        if as_json:
             print_json({**plan.to_json(), "applied": False})
-            return
-        if not as_json:
-            steps = plan.steps() or [f"nothing older than {plan.cutoff:%Y-%m}"]
-            for number, text in enumerate(steps, 1):
-                stderr.print(f"  {number}. {text}", highlight=False)
-        if plan.refusals:
-            parts.apply_retention(url, S3ObjectStore(env.storage, "uploads"), plan)  # raises the refusal
-        progress("plan only: run again with --yes")
+        else:
+            progress("plan only: run again with --yes")
         return
     done = parts.apply_retention(url, S3ObjectStore(env.storage, "uploads"), plan)
     if as_json:
