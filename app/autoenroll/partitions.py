@@ -4,8 +4,9 @@ employee_results holds nearly all of the database's bytes and grows with every u
 partitioned by RANGE on `month` (the first day of the UTC month its run was made in; the run
 carries the same value in validation_runs.month, and the composite foreign key
 (run_id, tenant_id, month) -> validation_runs (id, tenant_id, month) keeps the two equal). A month is
-then a table of its own: `pg_dump --jobs` / `pg_restore --jobs` and the masked copy take partitions
-in parallel, and retention drops a month as a whole instead of deleting rows.
+then a table of its own: `pg_restore --jobs` and the masked copy take partitions in parallel (a
+directory-format `pg_dump --jobs` would too; backups are still one custom-format stream), and retention
+drops a month as a whole instead of deleting rows.
 
 Partitions are made ahead, never on demand by the app: the app's role has no DDL rights (and must not:
 it is subject to row-level security). The migration that partitions the table makes the current month and
