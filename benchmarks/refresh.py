@@ -57,9 +57,10 @@ def fill(url: str, size_mb: float) -> int:
                 return size
             start = int(conn.execute("SELECT coalesce(max(row_number), 0) FROM employee_results").fetchone()[0])  # type: ignore[index]
             conn.execute(f"""
-                INSERT INTO employee_results (tenant_id, run_id, row_number, employee_id, ppsn, first_name,
+                INSERT INTO employee_results (tenant_id, run_id, month, row_number, employee_id, ppsn, first_name,
                     last_name, date_of_birth, email, gross_pay, pay_frequency, eligibility)
-                SELECT '00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000004', g,
+                SELECT '00000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000004',
+                       (SELECT month FROM validation_runs WHERE id = '00000000-0000-0000-0000-000000000004'), g,
                        'E' || g, lpad((g::bigint * 7919 % 9999999)::text, 7, '0') || 'A', 'First' || (g % 5000),
                        'Last' || (g % 20000), date '1960-01-01' + (g % 15000)::int, 'e' || g || '@example.ie',
                        20000 + g % 60000, 'monthly', 'automatic'

@@ -21,14 +21,15 @@ def seed(url: str, *, tenants: int = 3, employees_per_run: int = 50, tag: str = 
             conn.execute("INSERT INTO uploads (id, tenant_id, user_id, object_key, original_filename, content_type,"
                          " size_bytes, sha256, status) VALUES (%s,%s,%s,%s,%s,'text/csv',100,'00','validated')",
                          (upload, tenant, user, f"compliance-evidence/{upload}", f"payroll-{t}.csv"))
-            conn.execute("INSERT INTO validation_runs (id, tenant_id, upload_id, status, row_count)"
-                         " VALUES (%s,%s,%s,'completed',%s)", (run, tenant, upload, employees_per_run))
+            month = conn.execute("INSERT INTO validation_runs (id, tenant_id, upload_id, status, row_count)"
+                                 " VALUES (%s,%s,%s,'completed',%s) RETURNING month",
+                                 (run, tenant, upload, employees_per_run)).fetchone()[0]  # type: ignore[index]
             with conn.cursor().copy(
-                "COPY employee_results (tenant_id, run_id, row_number, employee_id, ppsn, first_name, last_name,"
-                " date_of_birth, email, gross_pay, pay_frequency, eligibility) FROM STDIN"
+                "COPY employee_results (tenant_id, run_id, month, row_number, employee_id, ppsn, first_name,"
+                " last_name, date_of_birth, email, gross_pay, pay_frequency, eligibility) FROM STDIN"
             ) as copy:
                 for e in range(employees_per_run):
-                    copy.write_row((tenant, run, e + 2, f"E{e:05d}", f"{1000000 + t * 10000 + e}A", f"Seán{e}",
+                    copy.write_row((tenant, run, month, e + 2, f"E{e:05d}", f"{1000000 + t * 10000 + e}A", f"Seán{e}",
                                     f"Ó Briain{t}", f"19{60 + e % 40}-0{1 + e % 9}-1{e % 9}",
                                     f"emp{e}@{tag}.example.ie", 30000 + e, "monthly", "automatic"))
         conn.commit()

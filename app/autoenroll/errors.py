@@ -55,3 +55,9 @@ class Unreadable(AppError):
 
 class TooManyRequests(AppError):
     status = 429
+
+
+class NotReady(AppError):
+    """The request is fine but the service can't store it now (an operator must act first); retry later."""
+
+    status = 503

@@ -100,7 +100,7 @@ async def erase_employee(resources: Resources, tenant_id: str, ppsn: str) -> dic
     async with tenant_tx(resources, tenant_id) as conn:
         runs = await (await conn.execute(
             "SELECT DISTINCT v.id, v.assessment_date, u.id, u.object_key, u.original_filename, u.content_type,"
-            " v.summary"
+            " v.summary, v.month"
             " FROM employee_results e JOIN validation_runs v ON v.id = e.run_id JOIN uploads u ON u.id = v.upload_id"
             " WHERE upper(replace(ppsn, ' ', '')) = %s", (target,))).fetchall()
         found = await (await conn.execute(
@@ -109,7 +109,7 @@ async def erase_employee(resources: Resources, tenant_id: str, ppsn: str) -> dic
     missing: list[str] = []
     refused: dict[str, str] = {}
     unreadable: dict[str, str] = {}
-    for run_id, assessment_date, upload_id, object_key, filename, content_type, summary in runs:
+    for run_id, assessment_date, upload_id, object_key, filename, content_type, summary, month in runs:
         run_id, upload_id = str(run_id), str(upload_id)
         original = await _get(resources, object_key)
         if original is None:
@@ -140,7 +140,7 @@ async def erase_employee(resources: Resources, tenant_id: str, ppsn: str) -> dic
         rewritten += [object_key, *report_keys(run_id)]
         async with tenant_tx(resources, tenant_id) as conn:
             await conn.execute("DELETE FROM employee_results WHERE run_id = %s", (run_id,))
-            await insert_results(conn, tenant_id, run_id, outcome.rows_copy)
+            await insert_results(conn, tenant_id, run_id, month, outcome.rows_copy)
             await conn.execute(
                 "UPDATE validation_runs SET summary = %s, row_count = %s, error_count = %s, report_bytes = %s"
                 " WHERE id = %s", (json.dumps(outcome.summary), outcome.summary["rows"], outcome.summary["errors"],

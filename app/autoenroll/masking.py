@@ -52,10 +52,12 @@ NOT_PERSONAL: dict[str, set[str]] = {
     "users": {"id", "tenant_id", "password_hash", "role", "created_at"},
     "uploads": {"id", "tenant_id", "user_id", "object_key", "content_type", "size_bytes", "sha256", "status",
                 "created_at"},
+    # month: the first day of the run's UTC month, the partition key (partitions.py), no more personal than
+    # started_at.
     "validation_runs": {"id", "tenant_id", "upload_id", "status", "assessment_date", "row_count", "error_count",
-                        "summary", "started_at", "finished_at", "report_bytes"},
+                        "summary", "started_at", "finished_at", "report_bytes", "month"},
     "employee_results": {"id", "tenant_id", "run_id", "row_number", "pay_frequency", "eligibility",
-                         "employee_contribution", "employer_contribution", "state_contribution", "errors"},
+                         "employee_contribution", "employer_contribution", "state_contribution", "errors", "month"},
 }
 
 FIRST_NAMES = ("Alex", "Sam", "Jamie", "Robin", "Casey", "Morgan", "Jordan", "Taylor", "Riley", "Quinn", "Avery",
@@ -176,11 +178,14 @@ def digests_only_select(table: str, columns: Sequence[str], *, key: str, source:
             f" (SELECT {', '.join(_digests(table, columns, source))} OFFSET 0) d").replace(KEY, f"({key})")
 
 
-def masked_select(table: str, columns: Sequence[str], *, source: str = "s", key: str | None = None) -> str:
+def masked_select(table: str, columns: Sequence[str], *, source: str = "s", key: str | None = None,
+                  relation: str | None = None) -> str:
     """A SELECT of every column of `table` in order (read from `source`), personal ones masked;
     run it with psycopg and the parameter `key` (the masking key, text). With `key` (an SQL
     expression giving the masking key, e.g. a session setting's) it is plain SQL with no parameters,
     for `COPY (...) TO STDOUT`, which takes none.
+
+    `relation` (default `table`) is what is read: one partition of `table`, masked by `table`'s rules.
 
     A NULL stays NULL: every rule is strict in its source value (a hash of NULL is NULL)."""
     rules = MASK_RULES.get(table, {})
@@ -194,7 +199,7 @@ def masked_select(table: str, columns: Sequence[str], *, source: str = "s", key:
         rule = RULES[rule_name]
         middles += [f"{_fill(expr, column, v)} AS {_ident(column + '__' + name)}" for name, expr in rule.middle]
         out.append(f"{_fill(rule.masked, column, v)} AS {_ident(column)}")
-    sql = f"SELECT {', '.join(out)} FROM {_ident(table)} {source}"  # noqa: S608 - identifiers checked above
+    sql = f"SELECT {', '.join(out)} FROM {_ident(relation or table)} {source}"  # noqa: S608 - identifiers checked
     if digests:
         sql += f" CROSS JOIN LATERAL (SELECT {', '.join(digests)} OFFSET 0) d"
     if middles:

@@ -16,10 +16,12 @@ from datetime import date
 from typing import Any
 from urllib.parse import quote
 
+import psycopg
 from psycopg import AsyncConnection
 
+from autoenroll import partitions
 from autoenroll.db import tenant_tx
-from autoenroll.errors import NotFound, TooLarge, Unreadable, UnsupportedFile
+from autoenroll.errors import NotFound, NotReady, TooLarge, Unreadable, UnsupportedFile
 from autoenroll.files import KINDS, MAX_UPLOAD_BYTES, NotAPayrollFile, RejectedFile, detect
 from autoenroll.resources import Resources
 from autoenroll.runs import PAGE_MAX, REPORT_NAMES
@@ -121,9 +123,11 @@ async def _check_and_store(resources: Resources, claims: Claims, data: bytes, fi
             " sha256, status) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 'processing')",
             (upload_id, claims.tenant_id, claims.user_id, f"compliance-evidence/{upload_id}", filename, KINDS[kind],
              len(data), hashlib.sha256(data).hexdigest()))
-        await conn.execute("INSERT INTO validation_runs (id, tenant_id, upload_id, status) VALUES (%s, %s, %s,"
-                           " 'processing')", (run_id, claims.tenant_id, upload_id))
-        results = ResultsWriter(conn, claims.tenant_id, run_id)
+        # The run's month (the database's default: its UTC month now) is the partition its rows go to.
+        month = (await (await conn.execute(
+            "INSERT INTO validation_runs (id, tenant_id, upload_id, status) VALUES (%s, %s, %s, 'processing')"
+            " RETURNING month", (run_id, claims.tenant_id, upload_id))).fetchone())[0]  # type: ignore[index]
+        results = ResultsWriter(conn, claims.tenant_id, run_id, month)
         await results.start()
         outcome = await resources.checker.run(data, kind, filename, run_id, date.today(), raw_column_map, gone,
                                               results.write, slot_held=True)
@@ -182,10 +186,11 @@ _COLUMNS = ", ".join(RESULT_COLUMNS)
 
 
 class ResultsWriter:
-    """A run's employee_results, written chunk by chunk (COPY text, worker.ResultRows) in the caller's transaction."""
+    """A run's employee_results, written chunk by chunk (COPY text, worker.ResultRows) in the caller's transaction,
+    into the partition of the run's `month` (validation_runs.month: the composite key checks they agree)."""
 
-    def __init__(self, conn: AsyncConnection[Any], tenant_id: str, run_id: str) -> None:
-        self.conn, self.tenant_id, self.run_id = conn, tenant_id, run_id
+    def __init__(self, conn: AsyncConnection[Any], tenant_id: str, run_id: str, month: date) -> None:
+        self.conn, self.tenant_id, self.run_id, self.month = conn, tenant_id, run_id, month
 
     async def start(self) -> None:
         await self.conn.execute(_INCOMING)
@@ -193,17 +198,30 @@ class ResultsWriter:
     async def write(self, chunk: bytes) -> None:
         async with self.conn.cursor().copy(f"COPY incoming_results ({_COLUMNS}) FROM STDIN") as copy:
             await copy.write(chunk)
-        await self.conn.execute(f"INSERT INTO employee_results (tenant_id, run_id, {_COLUMNS})"  # noqa: S608
-                                f" SELECT %s, %s, {_COLUMNS} FROM incoming_results", (self.tenant_id, self.run_id))
+        try:
+            await self.conn.execute(f"INSERT INTO employee_results (tenant_id, run_id, month, {_COLUMNS})"  # noqa: S608
+                                    f" SELECT %s, %s, %s, {_COLUMNS} FROM incoming_results",
+                                    (self.tenant_id, self.run_id, self.month))
+        except psycopg.errors.CheckViolation as exc:
+            if not partitions.is_missing_partition(exc.diag.message_primary):
+                raise
+            # An operator's problem, not the user's file: nothing of the upload is kept (the caller's
+            # transaction rolls back), and the message says which month and what makes it. The month is the
+            # one written (every row of the statement has it): PostgreSQL leaves the failing row out of its
+            # DETAIL on a table under row-level security, so the error itself can't be asked.
+            raise NotReady(f"results for {self.month:%Y-%m} can't be stored yet: the database has no partition of"
+                           f" {partitions.PARENT} for that month (operators: ops db partitions --ensure);"
+                           " nothing of this upload was kept, try again later", field="file") from None
         await self.conn.execute("TRUNCATE incoming_results")
 
     async def finish(self) -> None:
         await self.conn.execute("DROP TABLE incoming_results")  # a second run in the same transaction makes its own
 
 
-async def insert_results(conn: AsyncConnection[Any], tenant_id: str, run_id: str, chunks: Iterable[bytes]) -> None:
+async def insert_results(conn: AsyncConnection[Any], tenant_id: str, run_id: str, month: date,
+                         chunks: Iterable[bytes]) -> None:
     """Store a run's employee_results, given as COPY text (worker.ResultRows), inside the caller's transaction."""
-    writer = ResultsWriter(conn, tenant_id, run_id)
+    writer = ResultsWriter(conn, tenant_id, run_id, month)
     await writer.start()
     for chunk in chunks:
         await writer.write(chunk)

@@ -178,11 +178,11 @@ def test_gdpr_erasure_of_one_employee(sandbox: SandboxState, account: Account) -
         upload = conn.execute("INSERT INTO uploads (tenant_id, user_id, object_key, original_filename, content_type,"
                               " size_bytes, sha256) VALUES (%s, %s, %s, 'f.csv', 'text/csv', 1, 'x') RETURNING id",
                               (account.tenant_id, account.user_id, f"k-{account.user_id}")).fetchone()
-        run = conn.execute("INSERT INTO validation_runs (tenant_id, upload_id) VALUES (%s, %s) RETURNING id",
+        run = conn.execute("INSERT INTO validation_runs (tenant_id, upload_id) VALUES (%s, %s) RETURNING id, month",
                            (account.tenant_id, upload[0])).fetchone()  # type: ignore[index]
         for ppsn in ("1234567T", "1234567T", "7654321W"):
-            conn.execute("INSERT INTO employee_results (tenant_id, run_id, row_number, ppsn) VALUES (%s, %s, 2, %s)",
-                         (account.tenant_id, run[0], ppsn))  # type: ignore[index]
+            conn.execute("INSERT INTO employee_results (tenant_id, run_id, month, row_number, ppsn)"
+                         " VALUES (%s, %s, %s, 2, %s)", (account.tenant_id, run[0], run[1], ppsn))  # type: ignore[index]
     report = account.client.delete("/api/employees/1234567t", headers=account.auth).json()
     assert (report["deleted_rows"], report["remaining_rows"], report["erased"]) == (2, 0, True)
     assert report["missing_objects"] == [f"k-{account.user_id}"]  # the row named an object that was never stored

@@ -62,6 +62,12 @@ def test_every_runbook_block_is_run_by_some_test() -> None:
         assert runbook.name in tested or mentioned, f"{runbook.name} has no test running it"
 
 
+def test_database_partitions_runbook(sandbox: SandboxState, tmp_path: Path) -> None:
+    result = run_runbook(RUNBOOKS / "database-partitions.md", _env(sandbox), tmp_path)
+    assert len(result.ran) == 2 and len(result.skipped) == 1
+    assert "employee_results_y" in result.output and "plan only" in result.output
+
+
 def test_refresh_branch_runbook(sandbox: SandboxState, tmp_path: Path) -> None:
     url = sandbox.database_url("main", admin=True)
     clear(url)

@@ -1,6 +1,8 @@
-"""`ops db refresh` and `ops db migrate`: database branches after `pulumi up`."""
+"""`ops db refresh`, `ops db migrate`, `ops db partitions` and `ops db retention`: databases after `pulumi up`."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
 
 import typer
 
@@ -11,7 +13,7 @@ from ops.migrations import head_revision, migrate, schema_revision
 from ops.output import print_json, progress, stderr, table
 from ops.refresh import usecase
 
-app = OpsTyper(help="Database branches: refresh with masking, migrations.")
+app = OpsTyper(help="Database branches: refresh with masking, migrations, monthly partitions and retention.")
 
 
 @app.command("refresh")
@@ -80,3 +82,68 @@ def migrate_cmd(
         print_json(result)
     else:
         progress(f"{result['branch']}: {before} -> {after} (head {result['head']})")
+
+
+@app.command("partitions")
+def partitions_cmd(
+    env_name: str = ENV_OPTION,
+    ensure: bool = typer.Option(False, "--ensure", help="Make the missing ones (without it: list, change nothing)."),
+    ahead: int = typer.Option(3, "--ahead", min=0, max=24, help="Months after the current one to have ready."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """employee_results' monthly partitions; --ensure makes the current month's and AHEAD more (idempotent)."""
+    from ops import partitions as parts
+
+    env = resolve(env_name)
+    url = env.database_url()
+    existing = parts.list_partitions(url)
+    missing = parts.missing_months(existing, datetime.now(UTC).date(), ahead)
+    created = parts.ensure(url, missing) if ensure and missing else []
+    if as_json:
+        print_json({"partitions": [{"name": x.name, "month": x.month.strftime("%Y-%m"), "rows": x.rows}
+                                   for x in existing],
+                    "missing": [m.strftime("%Y-%m") for m in missing], "created": created, "applied": ensure})
+        return
+    table(f"{env.name}: employee_results partitions", ["partition", "month", "rows"],
+          [(x.name, x.month.strftime("%Y-%m"), x.rows) for x in existing])
+    if created:
+        progress(f"created {', '.join(created)}")
+    elif missing:
+        progress(f"missing {', '.join(m.strftime('%Y-%m') for m in missing)}: run again with --ensure")
+    else:
+        progress(f"the current month and {ahead} more are ready")
+
+
+@app.command("retention")
+def retention_cmd(
+    env_name: str = ENV_OPTION,
+    older_than: int = typer.Option(..., "--older-than", help="Months to keep before the current one; older go."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Carry out the removal (without it: print the plan)."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Remove whole months older than --older-than (partitions, their uploads and objects); plan unless --yes.
+    Refuses (exit 3) a month the newest verified backup does not hold."""
+    from ops import partitions as parts
+    from ops.adapters.s3_store import S3ObjectStore
+    from ops.backup.usecases import list_backups
+
+    parts.cutoff_for(datetime.now(UTC).date(), older_than)  # a bad --older-than is exit 2 before anything is read
+    env = resolve(env_name)
+    url = env.database_url()
+    plan = parts.retention_plan(url, list_backups(env.name, wiring.objects(env)), older_than=older_than,
+                                today=datetime.now(UTC).date())
+    if not as_json and (plan.refusals or not yes):
+        for number, text in enumerate(plan.steps() or [f"nothing older than {plan.cutoff:%Y-%m}"], 1):
+            stderr.print(f"  {number}. {text}", highlight=False)
+    parts.refuse(plan)  # exit 3, plan or not: the plan can't be carried out as it stands
+    if not yes:
+        if as_json:
+            print_json({**plan.to_json(), "applied": False})
+        else:
+            progress("plan only: run again with --yes")
+        return
+    done = parts.apply_retention(url, S3ObjectStore(env.storage, "uploads"), plan)
+    if as_json:
+        print_json({**plan.to_json(), "applied": True, "removed": done})
+    else:
+        progress(f"dropped {done['partitions']} partitions, {done['uploads']} uploads, {done['objects']} objects")

@@ -65,6 +65,11 @@ class Unit:
     columns: tuple[str, ...]
     masked: bool
     blocks: tuple[int, int] | None = None  # [first, last) heap blocks; None: the whole table
+    root: str = ""  # for a partition: the partitioned table whose masking rules apply (else the table itself)
+
+    @property
+    def rules_of(self) -> str:
+        return self.root or self.table
 
     def select(self) -> str:
         where = ""
@@ -72,7 +77,8 @@ class Unit:
             first, last = self.blocks
             where = f" WHERE s.ctid >= '({first},0)'::tid" + (f" AND s.ctid < '({last},0)'::tid" if last else "")
         if self.masked:
-            query = masked_select(self.table, self.columns, key=f"current_setting('{KEY_SETTING}')")
+            query = masked_select(self.rules_of, self.columns, key=f"current_setting('{KEY_SETTING}')",
+                                  relation=self.table)
         else:
             cols = ", ".join(f"s.{_quote(c)}" for c in self.columns)
             query = f"SELECT {cols} FROM {_quote(self.table)} s"  # noqa: S608 - identifiers quoted
@@ -96,30 +102,36 @@ def plan_units(conn: psycopg.Connection[tuple[object, ...]], *, masked: bool) ->
 
     Raises ConfigError before anything is copied if a column is neither masked nor declared
     not personal: new personal data can't slip through unclassified."""
+    # Tables that hold rows (relkind 'r'): a partitioned table holds none, each of its partitions is copied
+    # as a table of its own (so a month is a unit, and months copy in parallel), classified and masked by the
+    # rules of the partitioned table it belongs to (pg_partition_root; NULL for a plain table).
     rows = conn.execute(
-        "SELECT c.relname, array_agg(a.attname ORDER BY a.attnum), pg_relation_size(c.oid),"
-        " current_setting('block_size')::int FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        "SELECT c.relname, coalesce(r.relname, c.relname), array_agg(a.attname ORDER BY a.attnum),"
+        " pg_relation_size(c.oid), current_setting('block_size')::int"
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+        " LEFT JOIN pg_class r ON r.oid = pg_partition_root(c.oid)"
         " JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''"
-        " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') GROUP BY c.oid, c.relname").fetchall()
-    unclassified = [f"{t}.{c}" for t, cols, _s, _b in rows for c in cols  # type: ignore[attr-defined]
-                    if c not in MASK_RULES.get(str(t), {}) and c not in NOT_PERSONAL.get(str(t), set())]
+        " WHERE n.nspname = 'public' AND c.relkind = 'r' GROUP BY c.oid, c.relname, r.relname").fetchall()
+    unclassified = sorted({f"{t}.{c}" for _leaf, t, cols, _s, _b in rows for c in cols  # type: ignore[attr-defined]
+                           if c not in MASK_RULES.get(str(t), {}) and c not in NOT_PERSONAL.get(str(t), set())})
     if unclassified:
-        raise ConfigError(f"columns without a masking classification: {', '.join(sorted(unclassified))}",
+        raise ConfigError(f"columns without a masking classification: {', '.join(unclassified)}",
                           hint="classify each in app/autoenroll/masking.py (MASK_RULES or NOT_PERSONAL)")
     units: list[tuple[int, Unit]] = []
-    for table, columns, size, block_size in rows:
+    for table, root_table, columns, size, block_size in rows:
         name, cols, nbytes = str(table), tuple(str(c) for c in columns), int(size)  # type: ignore[attr-defined, call-overload]
-        rules = masked and name in MASK_RULES
+        root = str(root_table) if root_table != table else ""
+        rules = masked and (root or name) in MASK_RULES
         pieces = nbytes // SPLIT_BYTES
         if pieces < 2:
-            units.append((nbytes, Unit(name, cols, rules)))
+            units.append((nbytes, Unit(name, cols, rules, root=root)))
             continue
         per = nbytes // int(block_size) // pieces + 1  # type: ignore[call-overload]
         for i in range(pieces):
             # The last range is open-ended: rows a table grew by since its size was read are
             # in the snapshot's view and must not be missed.
             last = 0 if i == pieces - 1 else (i + 1) * per
-            units.append((nbytes // pieces, Unit(name, cols, rules, (i * per, last))))
+            units.append((nbytes // pieces, Unit(name, cols, rules, (i * per, last), root=root)))
     return [u for _n, u in sorted(units, key=lambda pair: -pair[0])]
 
 
@@ -232,7 +244,7 @@ def _copy_all(units: list[Unit], source_env: dict[str, str], target_env: dict[st
                 done, pending = wait(pending, return_when=FIRST_EXCEPTION)
                 for future in done:
                     unit = futures[future]
-                    rows[unit.table] = rows.get(unit.table, 0) + future.result()
+                    rows[unit.rules_of] = rows.get(unit.rules_of, 0) + future.result()
                     if unit.masked:
                         failpoints.hit("refresh.mask.table")
         except BaseException:

@@ -83,7 +83,9 @@ def _rebuild(conn: psycopg.Connection[tuple[object, ...]], table: str, key: str)
         conn.execute(sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} {}").format(
             target, sql.Identifier(str(name)), sql.SQL(str(definition))))
     for _, definition in indexes:
-        conn.execute(sql.SQL(str(definition)))
+        # A partitioned table's index reads back as `ON ONLY` (pg_dump's form, attached to each partition's
+        # later): made that way here it would stay invalid and index no partition, so it is made whole.
+        conn.execute(sql.SQL(str(definition).replace(" ON ONLY ", " ON ", 1)))
     return count
 
 
