@@ -309,7 +309,7 @@ def status_ports(env: Environment) -> Any:
         def hosts() -> Hosts:
             return LocalHosts(sandbox_dir())
 
-        def app_ready(ref: Any, address: str) -> str | None:  # noqa: ARG001 - the cloud variant uses it
+        def app_ready(ref: Any, address: str) -> str | None:
             return _sandbox_ready(f"http://{address}/ready")
     else:
         built: list[SshHosts] = []
