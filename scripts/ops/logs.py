@@ -26,6 +26,8 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class LogSource(Protocol):
+    applies_since: bool  # False: the source's logs carry no common timestamp (the sandbox's files)
+
     def names(self, unit: str) -> list[str]: ...  # the hosts (or log files) that have this unit
     def argv(self, name: str, unit: str, lines: int, since: int | None, follow: bool) -> list[str]: ...
     def failure(self, name: str, returncode: int, detail: str) -> ExternalError: ...
@@ -129,6 +131,8 @@ def follow(source: LogSource, names: Sequence[str], unit: str, lines: int, since
 class SandboxLogs:
     """The sandbox's stand-in: its components' log files (`ops sandbox logs`' files), read with `tail`.
     The app's per host; Caddy's one (the sandbox has one Caddy); no deploy script (its deploys run in ops)."""
+
+    applies_since = False
 
     def __init__(self, root: Any, app_hosts: Sequence[str]) -> None:
         self.root, self.app_hosts = root, list(app_hosts)

@@ -289,6 +289,8 @@ class SshLogs:
     """`ops logs` on the hosts: the deploy script's read-only `logs` verb, over the deploy's SSH path.
     Commands as data: `argv` builds the command, the caller's one runner runs it (once or following)."""
 
+    applies_since = True
+
     def __init__(self, hosts: Sequence[AppHost], ssh: Ssh) -> None:
         self._hosts = {h.name: h for h in hosts}
         self.ssh = ssh

@@ -35,8 +35,8 @@ def logs(
     env = resolve(env_name, live=False)
     source, secrets = wiring.log_source(env)
     names = usecase.pick(source, unit, host)
-    if moment is not None and env.name == wiring.SANDBOX:
-        progress("note: the sandbox's log files have no common timestamp: --since is not applied there")
+    if moment is not None and not source.applies_since:
+        progress(f"note: the {env.name} log files have no common timestamp: --since is not applied there")
         moment = None
     if follow:
         on_interrupt("nothing to resume: following logs changes nothing")

@@ -48,12 +48,16 @@ def _database(part: dict[str, Any]) -> str:
 def _render(data: dict[str, Any]) -> None:
     hosts = data["hosts"]
     if hosts["answered"]:
-        table(f"hosts of {data['environment']}", ["host", "role", "reachable", "version", "live slot", "app",
-                                                   "Caddy dials", "leftovers"],
+        rows = hosts["hosts"]
+        # The sandbox's hosts share one Caddy (the traffic line says where it sends): no column for it.
+        caddy = any(h.get("caddy_upstreams") for h in rows)
+        table(f"hosts of {data['environment']}",
+              ["host", "role", "reachable", "version", "live slot", "app", *(["Caddy dials"] if caddy else []),
+               "leftovers"],
               [(h["host"], h["role"], "up" if h["reachable"] else "down", h.get("version", ""), h.get("slot", ""),
                 ("ok" if h.get("ready") else h.get("not_ready", "")) if h["reachable"] else h.get("error", ""),
-                ", ".join(h.get("caddy_upstreams", [])), ", ".join(h.get("leftovers", [])))
-               for h in hosts["hosts"]])
+                *([", ".join(h.get("caddy_upstreams", []))] if caddy else []), ", ".join(h.get("leftovers", [])))
+               for h in rows])
     else:
         _line("hosts", hosts, "")
     _line("traffic", data["traffic"], _traffic(data["traffic"]) if data["traffic"]["answered"] else "")
