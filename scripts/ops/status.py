@@ -73,6 +73,7 @@ def _host(ports: StatusPorts, hosts: Hosts, ref: HostRef) -> dict[str, Any]:
         version, address = hosts.current(ref.key)
         slots = hosts.slots(ref.key)
         upstreams = hosts.serving(ref.key) if version != NOTHING_DEPLOYED and ports.host_caddy else []
+        ready = ports.app_ready(ref, address) if version != NOTHING_DEPLOYED else "nothing deployed"
     except Exception as exc:
         if not is_dependency_error(exc):
             raise
@@ -81,7 +82,6 @@ def _host(ports: StatusPorts, hosts: Hosts, ref: HostRef) -> dict[str, Any]:
         return out
     attention = []
     leftovers = [f"{a} ({v})" for a, state, v in slots if state == "leftover"]
-    ready = ports.app_ready(ref, address) if version != NOTHING_DEPLOYED else "nothing deployed"
     if leftovers:
         attention.append(f"host {ref.name}: leftover candidate {', '.join(leftovers)} (the next deploy discards it)")
     if ports.host_caddy and version != NOTHING_DEPLOYED and address not in upstreams:
