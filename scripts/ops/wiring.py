@@ -281,6 +281,7 @@ def checklist_checks(env: Environment) -> list[tuple[str, Any]]:
 
 # How long `ops status` waits on a host still running cloud-init: it reports, it does not wait for a first boot.
 STATUS_CLOUD_INIT_WAIT = 20.0
+STATUS_DATABASE_WAIT = 4
 
 
 def _sandbox_ready(url: str) -> str | None:
@@ -331,7 +332,8 @@ def status_ports(env: Environment) -> Any:
             url = env.database_url()
         else:
             url = _live_url(env, database, record["kind"])
-        with connect(url) as conn:
+        # An overview reports a database that does not answer in seconds; it does not wait on it as a restore would.
+        with connect(url, connect_timeout=STATUS_DATABASE_WAIT) as conn:
             version = conn.execute("SHOW server_version").fetchone()
         return f"{database} answered (PostgreSQL {version[0] if version else '?'})"
 

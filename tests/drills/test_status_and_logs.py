@@ -45,7 +45,8 @@ def stopped(root: Path, component: str) -> Iterator[None]:
     """One sandbox component stopped for the block, and the sandbox whole again after."""
     state = load_state(root)
     proc = {"postgres": state.postgres.proc, "s3": state.s3.proc}.get(component) or state.apps[component].proc
-    assert stop_process(proc), f"{component} was not running"
+    # Down as after a crash: SIGKILL after 2 s (a smart shutdown would wait for the apps' pooled connections).
+    assert stop_process(proc, timeout=2), f"{component} was not running"
     try:
         yield
     finally:
@@ -77,8 +78,6 @@ def test_status_is_0_when_all_is_well_and_8_naming_each_part_whose_dependency_is
     assert data["failover"]["state"] == "idle" and data["database"]["up"] is True
     assert data["backups"]["verified"] == verified_backup and data["backups"]["age_hours"] < 1
     assert data["monitors"]["monitors"] == {"app-primary": "up", "app-standby": "up"}
-    text = ops(drill_env, "status", "--env", "local")
-    assert text.returncode == 0 and "nothing needs attention" in text.stderr, text.stderr
 
     with stopped(drill_root, "postgres"):
         code, data = overview(drill_env)
