@@ -321,8 +321,9 @@ def status_ports(env: Environment) -> Any:
             return built[0]
 
         def app_ready(ref: Any, address: str) -> str | None:
-            # The deploy script's `ready` verb asks the app's /ready on the host itself, once (1 s).
-            return built[0].wait_ready(Candidate(ref.key, "", address), 1) if built else "host not reached"
+            # The deploy script's `ready` verb asks the app's /ready on the host itself (2 s: its deadline is in
+            # whole seconds, so 1 could end before the first try).
+            return built[0].wait_ready(Candidate(ref.key, "", address), 2) if built else "host not reached"
 
     def database_ping(record: dict[str, Any] | None) -> str:
         from ops.pg import connect
