@@ -363,7 +363,9 @@ def render_user_data(args: HostRoleArgs) -> str:
         "disable_root": True,
         "ssh_pwauth": False,
         "users": [{
-            "name": DEPLOY_USER, "groups": ["docker"], "shell": "/bin/bash", "lock_passwd": True,
+            # systemd-journal: read-only access to the journal for `ops logs` (Caddy's, the deploy
+            # script's); the docker group is root on the host already, so this adds no power.
+            "name": DEPLOY_USER, "groups": ["docker", "systemd-journal"], "shell": "/bin/bash", "lock_passwd": True,
             # As root only what needs root, each with its arguments matched exactly by sudoers:
             # the deploy script's `tls` verb (the origin key is root:caddy) and `vector-env` (the
             # BetterStack token, root's, and Vector's restart; the other verbs run as the deploy

@@ -75,10 +75,10 @@ def tls_off_this_machine(url: str) -> str:
     return parts._replace(query=urlencode({**query, "sslmode": mode})).geturl()
 
 
-def connect(url: str, **kwargs: object) -> psycopg.Connection[tuple[object, ...]]:
+def connect(url: str, *, connect_timeout: int = 10, **kwargs: object) -> psycopg.Connection[tuple[object, ...]]:
     url = tls_off_this_machine(url)
     try:
-        return psycopg.connect(url, connect_timeout=10, **kwargs)  # type: ignore[arg-type]
+        return psycopg.connect(url, connect_timeout=connect_timeout, **kwargs)  # type: ignore[arg-type]
     except psycopg.OperationalError as exc:
         from ops.secrets import scrub_text
 

@@ -184,7 +184,8 @@ def neon_client() -> Any:
     return NeonClient.from_environ()  # OPS_NEON_API_URL moves it (ProviderClient.base_url_variable)
 
 
-def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None) -> SshHosts:
+def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None, *,
+                 cloud_init_timeout: float | None = None) -> SshHosts:
     from ops.adapters.ssh_hosts import SshHosts
 
     secrets = [v.get_secret_value() for v in env.app_env.values()]
@@ -201,8 +202,11 @@ def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None) -> SshHo
     def serving_role() -> str:
         return (switch or traffic(env)).serving()
 
+    from ops.adapters.ssh_hosts import CLOUD_INIT_TIMEOUT
+
     return SshHosts(env.app_hosts, ssh(), serving_role=serving_role, env_file=env_file, secrets=secrets,
-                    origin_tls=env.origin_tls, registry_login=env.registry_login, logs_token=env.logs_token)
+                    origin_tls=env.origin_tls, registry_login=env.registry_login, logs_token=env.logs_token,
+                    cloud_init_timeout=CLOUD_INIT_TIMEOUT if cloud_init_timeout is None else cloud_init_timeout)
 
 
 def deploy_ports(env: Environment) -> tuple[Hosts, Callable[[], None]]:
@@ -278,3 +282,113 @@ def checklist_checks(env: Environment) -> list[tuple[str, Any]]:
 
     pick = 0 if _sandbox(env) else 1
     return [(title, check[pick] if isinstance(check, tuple) else check) for title, check in ITEMS]
+
+
+# --------------------------------------------------------------------------- status and logs
+
+# How long `ops status` waits on a host still running cloud-init: it reports, it does not wait for a first boot.
+STATUS_CLOUD_INIT_WAIT = 20.0
+STATUS_DATABASE_WAIT = 4
+
+
+def _sandbox_ready(url: str) -> str | None:
+    import httpx
+
+    try:
+        response = httpx.get(url, timeout=5)
+    except httpx.HTTPError as exc:
+        return f"{url}: {exc.__class__.__name__}"
+    return None if response.status_code == 200 else f"{url} answered {response.status_code}"
+
+
+def status_ports(env: Environment) -> Any:
+    """What `ops status` reads in this environment (ops.status.StatusPorts); nothing is contacted here."""
+    from ops.interfaces import Candidate
+    from ops.status import HostRef, StatusPorts
+
+    sandbox = _sandbox(env)
+    refs = tuple(HostRef(key=h.role if sandbox else h.name, name=h.name, role=h.role,
+                         address=(h.url.split("//", 1)[-1] if sandbox else h.address or "-"))
+                 for h in env.app_hosts)
+    hosts: Callable[[], Hosts]
+    if sandbox:
+        from ops.deploy.hosts import LocalHosts
+
+        def hosts() -> Hosts:
+            return LocalHosts(sandbox_dir())
+
+        def app_ready(ref: Any, address: str) -> str | None:
+            return _sandbox_ready(f"http://{address}/ready")
+    else:
+        built: list[SshHosts] = []
+
+        def hosts() -> Hosts:
+            if not built:
+                built.append(_cloud_hosts(env, cloud_init_timeout=STATUS_CLOUD_INIT_WAIT))
+            return built[0]
+
+        def app_ready(ref: Any, address: str) -> str | None:
+            # The deploy script's `ready` verb asks the app's /ready on the host itself (2 s: its deadline is in
+            # whole seconds, so 1 could end before the first try).
+            return built[0].wait_ready(Candidate(ref.key, "", address), 2) if built else "host not reached"
+
+    def database_ping(record: dict[str, Any] | None) -> str:
+        from ops.pg import connect
+
+        database = (record or {}).get("database", env.branch)
+        if record is None or database == env.branch or env.branch not in env.database_urls:
+            url = env.database_url()
+        else:
+            url = _live_url(env, database, record["kind"])
+        # An overview reports a database that does not answer in seconds; it does not wait on it as a restore would.
+        with connect(url, connect_timeout=STATUS_DATABASE_WAIT) as conn:
+            version = conn.execute("SHOW server_version").fetchone()
+        return f"{database} answered (PostgreSQL {version[0] if version else '?'})"
+
+    if sandbox:
+        def monitors() -> dict[str, str]:
+            # The sandbox has no BetterStack: its stand-in asks what the stack's monitors ask, each app's /health.
+            return {h.name: "up" if _sandbox_ready(f"{h.url}/health") is None else "down" for h in env.app_hosts}
+        monitors_source = "the sandbox's stand-in for BetterStack (each app's /health)"
+    else:
+        def monitors() -> dict[str, str]:
+            from ops.adapters.betterstack_api import BetterStackClient
+
+            states = {}
+            with BetterStackClient.from_environ() as client:
+                for name, monitor_id in sorted(env.monitor_ids.items()):
+                    data = client.get("monitors", str(monitor_id))
+                    states[name] = "missing" if data is None else str(data["attributes"].get("status"))
+            return states
+        monitors_source = "BetterStack"
+
+    try:
+        switch: TrafficSwitch | None = traffic(env)
+    except ConfigError as exc:
+        switch, source = None, f"the recorded state (DNS not asked: {exc.message.split(':')[0]})"
+    else:
+        source = "the sandbox's Caddy" if sandbox else "Cloudflare DNS"
+    store = objects(env)
+    return StatusPorts(
+        env_name=env.name, home_database=env.branch, hosts=hosts, host_refs=refs, app_ready=app_ready,
+        objects=store, live=live_database(env), serving=switch.serving if switch else None, serving_source=source,
+        records=switch.records if switch else None, database_ping=database_ping, monitors=monitors,
+        monitors_source=monitors_source,
+        dependencies={"hosts": "the sandbox's state and Caddy" if sandbox else "SSH to the hosts",
+                      "traffic": source, "failover": "the object store (recorded failover state)",
+                      "database": "the database", "backups": "the object store (backups bucket)",
+                      "locks": "the object store (backups bucket)",
+                      "monitors": "the sandbox's apps" if sandbox else "the BetterStack API"},
+        host_caddy=not sandbox)
+
+
+def log_source(env: Environment) -> tuple[Any, list[str]]:
+    """Where `ops logs` reads (ops.logs.LogSource) and the secrets to mask in what it prints: the
+    hosts over the deploy's SSH path, or the sandbox's log files."""
+    if _sandbox(env):
+        from ops.logs import SandboxLogs
+
+        return SandboxLogs(sandbox_dir(), [h.name for h in env.app_hosts]), []
+    from ops.adapters.ssh_hosts import SshLogs
+
+    return SshLogs(env.app_hosts, ssh()), [v.get_secret_value() for v in env.app_env.values()]

@@ -332,11 +332,13 @@ def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca:
     host.docker_config.mkdir(exist_ok=True)  # empty: no registry login until a deploy does it
     shutil.chown(host.docker_config, DEPLOY_USER, DEPLOY_USER)
     systemctl = host.install_systemctl()  # records the root verbs' calls: the lab has no systemd of its own
+    logger, journalctl = host.install_journal()  # nor a journald: `ops logs` reads files through these
     # The lab host's own session variables (its engine, its docker login), plus the role folders.
     LocalTestHost.start_sshd(host, f"SetEnv DOCKER_HOST={host.engine.host} DOCKER_API_VERSION={DOCKER_API_VERSION} "
                                    f"DOCKER_CONFIG={host.docker_config} AUTOENROLL_ROOT={root} "
                                    f"ORIGIN_TLS_DIR={host.origin_dir} CADDY_GROUP={DEPLOY_USER} "
                                    f"VECTOR_ENV_FILE={host.vector_env_file} SYSTEMCTL={systemctl} "
+                                   f"LOGGER={logger} JOURNALCTL={journalctl} "
                                    "APP_LOG_DRIVER=json-file\n")
     snippet = host.folder / "origin-tls.caddy"
     snippet.write_text(origin_tls_snippet(str(host.origin_dir), str(pull_ca.cert)))

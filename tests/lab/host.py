@@ -88,6 +88,36 @@ class LabHost(LocalTestHost):
         standin.chmod(0o755)
         return standin
 
+    @property
+    def deploy_log(self) -> Path:
+        """What the deploy script sent to the journal on this host (see `install_journal`)."""
+        return self.folder / "deploy-journal.log"
+
+    def install_journal(self) -> tuple[Path, Path]:
+        """Stand-ins for logger and journalctl (the deploy script's LOGGER and JOURNALCTL on this host):
+        the lab's hosts have no journald of their own. The logger appends to `deploy_log`; journalctl
+        reads Caddy's log file (--unit) or that one (--identifier), with --lines and --follow as
+        journalctl's (--since is not applied). Returns (logger, journalctl)."""
+        user = pwd.getpwnam(DEPLOY_USER)
+        self.deploy_log.touch()
+        os.chown(self.deploy_log, user.pw_uid, user.pw_gid)
+        logger = self.folder / "logger"
+        logger.write_text('#!/bin/sh\n# logger -t TAG -- MESSAGE\nshift 3\n'
+                          f'echo "$(date -Is) autoenroll-deploy: $*" >> {shlex.quote(str(self.deploy_log))}\n')
+        journalctl = self.folder / "journalctl"
+        journalctl.write_text(
+            '#!/bin/sh\nfile=""; lines=10; follow=""\n'
+            'while [ $# -gt 0 ]; do\n  case "$1" in\n'
+            f'    --unit) file={shlex.quote(str(self.folder / "caddy.log"))}; shift ;;\n'
+            f'    --identifier) file={shlex.quote(str(self.deploy_log))}; shift ;;\n'
+            '    --lines) lines="$2"; shift ;;\n    --since|--output) shift ;;\n    --follow) follow=-F ;;\n'
+            '  esac\n  shift\ndone\nexec tail -n "$lines" $follow "$file"\n')
+        for standin in (logger, journalctl):
+            standin.chmod(0o755)
+        (self.folder / "caddy.log").touch()
+        (self.folder / "caddy.log").chmod(0o644)
+        return logger, journalctl
+
     def systemctl_calls(self) -> list[str]:
         return self.systemctl_log.read_text().splitlines() if self.systemctl_log.exists() else []
 

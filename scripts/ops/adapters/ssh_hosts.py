@@ -283,3 +283,27 @@ class SshHosts:
         lines = self.ssh.run(self._address(role), ["slots"]).stdout.decode().splitlines()
         return [(parts[0], parts[1], parts[2]) for parts in (line.split() for line in lines) if len(parts) == 3]
 
+
+
+class SshLogs:
+    """`ops logs` on the hosts: the deploy script's read-only `logs` verb, over the deploy's SSH path.
+    Commands as data: `argv` builds the command, the caller's one runner runs it (once or following)."""
+
+    applies_since = True
+
+    def __init__(self, hosts: Sequence[AppHost], ssh: Ssh) -> None:
+        self._hosts = {h.name: h for h in hosts}
+        self.ssh = ssh
+
+    def names(self, unit: str) -> list[str]:
+        return sorted(self._hosts)
+
+    def argv(self, name: str, unit: str, lines: int, since: int | None, follow: bool) -> list[str]:
+        address = self._hosts[name].address
+        if not address:
+            raise ConfigError(f"stack outputs: server {name} has no ipv4 address")
+        return self.ssh.argv(address, ["logs", unit, str(lines), str(since) if since is not None else "-",
+                                       "follow" if follow else "once"])
+
+    def failure(self, name: str, returncode: int, detail: str) -> ExternalError:
+        return verb_failure(self._hosts[name].address or name, "logs", returncode, detail)

@@ -15,10 +15,12 @@ from ops.cli import (
     envcmd,
     failover,
     lock,
+    logs,
     monitors,
     plan,
     sandbox,
     stack_reports,
+    status,
 )
 from ops.cli.base import OpsTyper
 
@@ -27,7 +29,7 @@ from ops.cli.base import OpsTyper
 EXIT_CODES_HELP = ("Exit codes: 0 ok, 1 unexpected (a bug; --verbose shows the traceback), 2 bad input, "
                    "3 refused by a safety rail, 4 needs confirmation (--yes or type the environment's name), "
                    "5 not found, 6 lock held, 7 external failure (a provider, database or process), "
-                   "8 verification failed, 9 sandbox unhealthy.")
+                   "8 verification failed (`ops status`: something needs attention), 9 sandbox unhealthy.")
 
 app = OpsTyper(
     name="ops",
@@ -50,6 +52,8 @@ app.command("failback")(failover.failback)
 app.command("checklist")(checklist.checklist)
 app.command("doctor")(doctor.doctor)
 app.add_typer(monitors.app, name="monitors")
+app.command("status")(status.status)
+app.command("logs")(logs.logs)
 
 
 def _print_version(value: bool) -> None:
