@@ -305,6 +305,7 @@ def stopped_at(lab: Lab, args: tuple[str, ...], spot: str, signum: int, resume: 
     return state
 
 
+@pytest.mark.timeout(900)  # eleven stops and their checks, two resumes (the lab may be built in this test's setup)
 def test_lab_a_failover_and_failback_stopped_by_sigterm_or_sigint_at_each_step_resume_to_a_whole_state(
         lab: Lab) -> None:
     if not is_clean(lab, "lab-v1"):
