@@ -190,3 +190,18 @@ def test_lock_list_names_the_hosts_lock_its_takers_holder_since_and_lease(monkey
     broken = runner.invoke(app, ["lock", "release", "deploy", "--env", "production", "--yes", "--json"])
     assert broken.exit_code == 0, broken.output
     assert store.get_bytes(locks.hosts_lock_key("production")) is None
+
+
+def test_a_failover_refused_by_a_held_failover_lock_names_the_command_that_breaks_it() -> None:
+    from ops.errors import LockHeldError
+
+    fake, dns = cloudflare()
+    store = Store()
+    store.objects["_ops/production/failover.lock"] = json.dumps({
+        "token": "t", "owner": "alice@laptop pid 9", "purpose": "failover", "host": "laptop", "pid": "9",
+        "acquired_at": "2026-12-06T22:00:00+00:00", "expires_at": "2999-01-01T00:00:00+00:00"}).encode()
+    with pytest.raises(LockHeldError) as raised:
+        run(store, dns, Site())
+    assert "failover is locked by alice@laptop pid 9" in raised.value.message
+    assert "ops lock release failover --env production" in (raised.value.hint or "")
+    assert contents(fake) == {"app": PRIMARY, "api": PRIMARY}

@@ -291,7 +291,8 @@ def _failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: L
     # candidates on, and no deploy starts while this run redeploys.
     # Leases renewed while this run lives: resumed from another machine, a dead run's locks
     # are free within minutes (LEASE), not after hours.
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failover", renew=True), \
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failover", renew=True,
+                     name="failover", env_name=env_name), \
             hosts_lock(objects, env_name, purpose=f"failover of {env_name}", ttl=LEASE, wait=hosts_wait,
                        waiting=progress, renew=True):
         journal = _open_journal(objects, env_name, "failover", db_mode)
@@ -352,7 +353,8 @@ def _failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: L
               progress: Callable[[str], None], hosts_wait: float) -> dict[str, Any]:
     # Leases renewed while this run lives: resumed from another machine, a dead run's locks
     # are free within minutes (LEASE), not after hours.
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failback", renew=True), \
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failback", renew=True,
+                     name="failover", env_name=env_name), \
             hosts_lock(objects, env_name, purpose=f"failback of {env_name}", ttl=LEASE, wait=hosts_wait,
                        waiting=progress, renew=True):
         journal = _open_journal(objects, env_name, "failback", "live")
