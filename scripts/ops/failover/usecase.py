@@ -275,9 +275,9 @@ def failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: Li
              hosts_wait: float = HOSTS_WAIT_SECONDS) -> dict[str, Any]:
     """The failover's steps under its locks. SIGTERM (a cancelled CI job) and SIGINT (Ctrl-C) raise
     at whatever step they land: Python's default SIGTERM ended the process with no `finally`, so
-    its locks stayed held until their lease ran out (blocking a resume from any other machine), and
-    a switch it cut between two records was never said; now the locks are released, the journal
-    keeps what finished, and the CLI names the command that resumes."""
+    its locks stayed held until their lease ran out (a resume from any other machine refused for
+    minutes) and nothing was said; now the locks are released, the journal keeps what finished
+    (a switch cut between two records included), and the CLI names the command that resumes."""
     with interruptible():
         return _failover(env_name, site, traffic, live, objects, db_mode=db_mode, watch_seconds=watch_seconds,
                          progress=progress, hosts_wait=hosts_wait)
