@@ -82,13 +82,16 @@ class _Renewal:
 
 @contextmanager
 def object_lock(store: ObjectStore, key: str, *, ttl: timedelta, purpose: str,
-                renew: bool = False) -> Iterator[dict[str, str]]:
+                renew: bool = False, name: str = "NAME", env_name: str = "ENV") -> Iterator[dict[str, str]]:
     """Hold the lock at `key` for the block; raise LockHeldError if someone else holds it.
-    With `renew`, `ttl` is a lease renewed while the block runs (see _Renewal)."""
+    With `renew`, `ttl` is a lease renewed while the block runs (see _Renewal). `name` and
+    `env_name` (the lock's name in `ops lock list`) make the refusal's hint a command to copy."""
     token = uuid.uuid4().hex
     record = {"token": token, "owner": _owner(), "purpose": purpose, "host": socket.gethostname(),
               "pid": str(os.getpid()),
               "acquired_at": _now().isoformat(), "expires_at": (_now() + ttl).isoformat()}
+    if renew:  # said by `ops lock list`: a renewed lease expires minutes after its run died
+        record["lease_seconds"] = str(int(ttl.total_seconds()))
     body = json.dumps(record).encode()
     if not store.put_bytes(key, body, if_absent=True):
         existing_raw = store.get_bytes(key)
@@ -100,7 +103,7 @@ def object_lock(store: ObjectStore, key: str, *, ttl: timedelta, purpose: str,
                 f"{purpose} is locked by {existing.get('owner', '?')}"
                 f"{f' ({theirs})' if theirs and theirs != purpose else ''} since {existing.get('acquired_at', '?')}",
                 hint=f"it expires at {existing.get('expires_at')}; if that run is dead, wait for the expiry "
-                     "or break it: ops lock list --env ENV, then ops lock release NAME --env ENV")
+                     f"or break it: ops lock list --env {env_name}, then ops lock release {name} --env {env_name}")
         record["took_over_from"] = str(existing.get("owner", "?"))
         store.delete(key)  # stale: its owner is gone
         if not store.put_bytes(key, json.dumps(record).encode(), if_absent=True):
@@ -118,9 +121,24 @@ def object_lock(store: ObjectStore, key: str, *, ttl: timedelta, purpose: str,
 
 def hosts_lock_key(env_name: str) -> str:
     """The one lock for an environment's hosts: deploy, rollback, and the redeploys of failover and
-    failback all take it, so two of them never start candidates on the same host (named `deploy`
-    in `ops lock list`, the first of them to take it)."""
+    failback all take it, so two of them never start candidates on the same host (`hosts` in
+    `ops lock list`). The key keeps its first name (deploy.lock): a lock a running older `ops`
+    holds is still seen."""
     return f"_ops/{env_name}/deploy.lock"
+
+
+HOSTS_LOCK = "hosts"
+# Names `ops lock release` also takes, for the lock's earlier name (runbooks and habits said `deploy`).
+LOCK_ALIASES = {"deploy": HOSTS_LOCK}
+# What each lock guards, in the words `ops lock list` and `ops failover status` use.
+GUARDS = {
+    "backup": "the backup lock (backup create, verify, restore)",
+    HOSTS_LOCK: "the hosts lock (taken by deploy, rollback, failover and failback: one of them at a time "
+                "starts containers on the hosts)",
+    "failover": "the failover lock (one failover or failback at a time)",
+    "refresh-staging": "the staging refresh lock",
+    "refresh-development": "the development refresh lock",
+}
 
 
 @contextmanager
@@ -135,7 +153,7 @@ def hosts_lock(store: ObjectStore, env_name: str, *, purpose: str, ttl: timedelt
         stack = ExitStack()
         try:
             record = stack.enter_context(object_lock(store, hosts_lock_key(env_name), ttl=ttl, purpose=purpose,
-                                                     renew=renew))
+                                                     renew=renew, name=HOSTS_LOCK, env_name=env_name))
         except LockHeldError as exc:
             if time.monotonic() + poll > deadline:
                 if wait > 0:
@@ -151,7 +169,7 @@ def hosts_lock(store: ObjectStore, env_name: str, *, purpose: str, ttl: timedelt
 
 def lock_keys(env_name: str) -> dict[str, str]:
     """Short name -> key of every lock an environment's operations take (what `ops lock` knows)."""
-    return {"backup": f"{env_name}/.lock", "deploy": hosts_lock_key(env_name),
+    return {"backup": f"{env_name}/.lock", HOSTS_LOCK: hosts_lock_key(env_name),
             "failover": f"_ops/{env_name}/failover.lock",
             **{f"refresh-{t}": f"_ops/{env_name}/refresh-{t}.lock" for t in ("staging", "development")}}
 
@@ -160,6 +178,7 @@ def _describe(key: str, record: dict[str, str]) -> dict[str, Any]:
     expires = datetime.fromisoformat(record.get("expires_at", "1970-01-01T00:00:00+00:00"))
     return {"key": key, "purpose": record.get("purpose", "?"), "owner": record.get("owner", "?"),
             "acquired_at": record.get("acquired_at"), "expires_at": record.get("expires_at"),
+            "lease_seconds": int(record["lease_seconds"]) if str(record.get("lease_seconds", "")).isdigit() else None,
             "expired": expires <= _now(), "owner_gone": _stale_local_owner(record)}
 
 
@@ -169,13 +188,20 @@ def list_locks(store: ObjectStore, env_name: str) -> list[dict[str, Any]]:
     for name, key in lock_keys(env_name).items():
         raw = store.get_bytes(key)
         if raw is not None:
-            found.append({"name": name, **_describe(key, json.loads(raw))})
+            found.append({"name": name, "guards": GUARDS.get(name, name), **_describe(key, json.loads(raw))})
     return found
+
+
+def release_command(name: str, env_name: str) -> str:
+    """The command that breaks a held lock (it asks for the typed environment name; CI, with no
+    terminal to ask, adds --yes)."""
+    return f"ops lock release {name} --env {env_name}"
 
 
 def release_lock(store: ObjectStore, env_name: str, name: str) -> dict[str, Any]:
     """Break one lock; the record of who broke which lock (and whose it was) stays in the store."""
     keys = lock_keys(env_name)
+    name = LOCK_ALIASES.get(name, name)
     key = keys.get(name, name)
     if key not in keys.values():
         raise ConfigError(f"unknown lock {name!r}", hint=f"one of: {', '.join(keys)} (see: ops lock list)")

@@ -81,6 +81,9 @@ def test_status_names_a_held_lock_and_how_to_break_it() -> None:
     seen = usecase.status("production", store, Live(), home_database="main", serving=lambda: "primary",
                           serving_source="Cloudflare DNS")
     assert seen["state"] == "in-progress" and seen["locks_held"][0]["owner"] == "alice@laptop pid 9"
-    assert "the failover lock is held by alice@laptop pid 9 (failover) since 2026-12-06T22:00:00+00:00" \
-        in seen["locks_note"]
-    assert "ops lock release NAME --env production" in seen["locks_note"]
+    assert "the failover lock (one failover or failback at a time) is held by alice@laptop pid 9 (failover) " \
+           "since 2026-12-06T22:00:00+00:00" in seen["locks_note"]
+    # The command to copy, with the lock's own name, and then the one that resumes.
+    assert seen["break_locks"] == ["ops lock release failover --env production"]
+    assert "break it: ops lock release failover --env production (--yes without a terminal); then resume: " \
+           "ops failover --env production --db none" in seen["locks_note"]

@@ -47,7 +47,7 @@ def render_plan(plan: dict[str, Any], as_json: bool) -> None:
            for h in plan["hosts"]])
     held = plan.get("lock_held")
     if held:
-        progress(f"the deploy lock is held by {held['owner']} ({held['purpose']}) until {held['expires_at']}: "
+        progress(f"the hosts lock is held by {held['owner']} ({held['purpose']}) until {held['expires_at']}: "
                  "the real run would get exit 6")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ops import wiring
-from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, run_guarded, typed_confirmation
+from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt, run_guarded, typed_confirmation
 from ops.environment import Environment, resolve
 from ops.errors import ConfirmationRequired
 from ops.failover import usecase
@@ -64,6 +64,7 @@ def failover(
             return
         env = resolve(env_name)
         confirm(env, db, yes)
+        on_interrupt(usecase.interrupt_note(env.name, {"direction": "failover", "db_mode": db}))
         report = usecase.failover(env.name, wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env),
                                   wiring.objects(env), db_mode=db, watch_seconds=watch_seconds,
                                   progress=(lambda _m: None) if as_json else progress, hosts_wait=wait_for_hosts)
@@ -126,6 +127,7 @@ def failback(
         if plan["data_note"]:
             progress(plan["data_note"])
         return
+    on_interrupt(usecase.interrupt_note(env.name, {"direction": "failback"}))
     report = usecase.failback(env.name, site, traffic, live, wiring.objects(env),
                               progress=(lambda _m: None) if as_json else progress, hosts_wait=wait_for_hosts)
     if as_json:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from ops import locks
@@ -10,7 +12,8 @@ from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, typed_confirmation
 from ops.environment import resolve
 from ops.output import print_json, progress, table
 
-app = OpsTyper(help="Locks held by backups, refreshes, deploys and failovers: list them, break a dead run's.")
+app = OpsTyper(help="Locks held by backups, refreshes, and the hosts (deploys, rollbacks, failovers): list them, "
+                    "break a dead run's.")
 
 
 @app.command("list")
@@ -24,14 +27,24 @@ def list_(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     if not held:
         progress(f"no locks held in {env.name}")
         return
-    table(f"locks in {env.name}", ["name", "purpose", "owner", "since", "expires", "state"],
-          [(h["name"], h["purpose"], h["owner"], h["acquired_at"], h["expires_at"],
+    table(f"locks in {env.name}", ["name", "what it is", "held for", "holder", "since", "lease expires", "state"],
+          [(h["name"], h["guards"], h["purpose"], h["owner"], h["acquired_at"], _expiry(h),
             "expired" if h["expired"] else "owner gone" if h["owner_gone"] else "held") for h in held])
+    progress("if a holder is dead (check first: a live run loses its protection), break its lock: "
+             + "; ".join(locks.release_command(h["name"], env.name) for h in held) + " (--yes without a terminal)")
+
+
+def _expiry(held: dict[str, Any]) -> str:
+    """The expiry, and for a renewed lease that it moves while its run lives (a dead run's stops moving)."""
+    lease = held.get("lease_seconds")
+    renewed = f" (a {lease // 60}-minute lease renewed while the run lives)" if lease else ""
+    return f"{held['expires_at']}{renewed}"
 
 
 @app.command("release")
 def release(
-    name: str = typer.Argument(..., help="The lock's name from `ops lock list` (backup, deploy, failover, ...)."),
+    name: str = typer.Argument(..., help="The lock's name from `ops lock list` (backup, hosts, failover, ...; "
+                                         "`deploy` is the hosts lock's earlier name)."),
     env_name: str = ENV_OPTION,
     yes: bool = typer.Option(False, "--yes", "-y", help="Break it without the typed confirmation (CI)."),
     as_json: bool = JSON_OPTION,
@@ -40,9 +53,10 @@ def release(
     env = resolve(env_name)
     store = S3ObjectStore(env.storage, "backups")
     held = {h["name"]: h for h in locks.list_locks(store, env.name)}
+    name = locks.LOCK_ALIASES.get(name, name)
     if name in held and not yes:
         lock = held[name]
-        progress(f"{name}: {lock['purpose']}, held by {lock['owner']} since {lock['acquired_at']} "
+        progress(f"{name}, {lock['guards']}: {lock['purpose']}, held by {lock['owner']} since {lock['acquired_at']} "
                  f"(expires {lock['expires_at']})")
         # A live run loses its protection when its lock is broken: make the person say which environment.
         typed_confirmation(env.name, f"break the {name} lock")

@@ -145,11 +145,12 @@ def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = la
             except KeyboardInterrupt:  # mid-`start`: whatever it left is a leftover, discarded now if we can
                 progress(_discard_leftovers(hosts, role, version))
                 raise
-            for note in candidate.notes:
-                progress(f"{role}: {note}")
-            failpoints.hit("deploy.after.start")
             moving = False
             try:
+                # Inside the try: a signal landing as soon as `start` returned still discards the candidate.
+                for note in candidate.notes:
+                    progress(f"{role}: {note}")
+                failpoints.hit("deploy.after.start")
                 problem = hosts.wait_ready(candidate, READY_TIMEOUT)
                 if problem is None:
                     moving = old_address in hosts.serving(role)
@@ -317,12 +318,12 @@ def plan_deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str) -
     """`ops deploy --plan`: per host, current version -> target, the slot and the traffic switch."""
     validate_version(version)
     return {"action": "deploy", "environment": env_name, "version": version, "hosts": plan_hosts(hosts, version),
-            "lock_held": _held_lock(store, env_name, "deploy"), "changes": "none (plan mode)"}
+            "lock_held": _held_lock(store, env_name, "hosts"), "changes": "none (plan mode)"}
 
 
 def plan_rollback(env_name: str, hosts: Hosts, store: ObjectStore) -> dict[str, Any]:
     """`ops rollback --plan`: which version it would go back to, and the same per-host plan."""
     current, target = rollback_target(read_history(store, env_name))
     return {"action": "rollback", "environment": env_name, "from": current, "version": target,
-            "hosts": plan_hosts(hosts, target), "lock_held": _held_lock(store, env_name, "deploy"),
+            "hosts": plan_hosts(hosts, target), "lock_held": _held_lock(store, env_name, "hosts"),
             "changes": "none (plan mode)"}

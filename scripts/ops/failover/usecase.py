@@ -18,10 +18,12 @@ from typing import Any
 
 import httpx
 
+from ops import failpoints
+from ops.deploy.interrupt import interruptible
 from ops.errors import ConfigError, ExternalError, NotFoundError, VerificationError
 from ops.interfaces import FailoverSite, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.journal import step_runner
-from ops.locks import LEASE, hosts_lock, list_locks, object_lock
+from ops.locks import HOSTS_LOCK, LEASE, hosts_lock, list_locks, object_lock, release_command
 
 STEPS = ("switch-traffic", "restore-database", "set-environment", "deploy", "check-endpoints", "watch-errors")
 
@@ -85,6 +87,8 @@ def _move_traffic(objects: ObjectStore, env_name: str, traffic: TrafficSwitch, r
         # journal naming which one moved (and `status` reads the records themselves).
         journal.setdefault("records", {})[edit["record"]] = {**edit, "at": datetime.now(UTC).isoformat()}
         objects.put_bytes(_journal_key(env_name), json.dumps(journal, default=str).encode())
+        # e.g. failover.edited.app: the drills stop a run here, between the two records.
+        failpoints.hit(f"{journal['direction']}.{edit['state']}.{edit['record']}")
 
     switched = traffic.move_to(role, journaled)
     record = {"serving": role, "since": datetime.now(UTC).isoformat(), "by": journal["direction"],
@@ -99,6 +103,14 @@ def resume_command(env_name: str, journal: dict[str, Any]) -> str:
         return f"ops failback --env {env_name}"
     mode = str(journal.get("db_mode", "none"))
     return f"ops failover --env {env_name} --db {mode}" + ("" if mode == "none" else " --yes")
+
+
+def interrupt_note(env_name: str, journal: dict[str, Any]) -> str:
+    """What a SIGTERM or Ctrl-C leaves (said by the CLI when the run stops): the steps that finished
+    are journaled, the locks released, and the DNS records possibly split (a switch cut between them)."""
+    return (f"its finished steps are journaled and its locks released; `ops failover status --env {env_name}` "
+            f"shows the steps done and both DNS records (SPLIT if the switch was cut between them); "
+            f"resume with: {resume_command(env_name, journal)}")
 
 
 def finish_command(env_name: str, journal: dict[str, Any] | None, records: dict[str, str]) -> str:
@@ -147,15 +159,18 @@ def status(env_name: str, objects: ObjectStore, live: LiveDatabase, *, home_data
     if recorded and recorded.get("serving") != on:
         out["note"] = (f"recorded state says traffic went to the {recorded['serving']} at {recorded['since']}, "
                        f"but {serving_source} says {on}: someone switched it outside ops")
-    held = [h for h in list_locks(objects, env_name) if h["name"] in ("failover", "deploy")]
+    held = [h for h in list_locks(objects, env_name) if h["name"] in ("failover", HOSTS_LOCK)]
     if held:
         # Resuming from another machine meets these: who holds them, until when, and how to break them.
         out["locks_held"] = held
+        out["break_locks"] = [release_command(h["name"], env_name) for h in held]
         out["locks_note"] = "; ".join(
-            f"the {h['name']} lock is held by {h['owner']} ({h['purpose']}) since {h['acquired_at']}, expires "
+            f"{h['guards']} is held by {h['owner']} ({h['purpose']}) since {h['acquired_at']}, expires "
             f"{h['expires_at']}{' (expired)' if h['expired'] else ''}" for h in held) + (
-            f": if that run is dead, wait for the expiry (renewed leases of {int(LEASE.total_seconds() // 60)} "
-            f"minutes) or break it: ops lock release NAME --env {env_name}, then resume")
+            f". If that run is dead (a closed laptop, a cancelled CI job), wait for the expiry (leases of "
+            f"{int(LEASE.total_seconds() // 60)} minutes, renewed only while the run lives) or break "
+            f"{'them' if len(held) > 1 else 'it'}: {'; '.join(out['break_locks'])} (--yes without a terminal)"
+            + (f"; then resume: {resume_command(env_name, journal)}" if journal else ""))
     if split and seen is not None:
         where = ", ".join(f"{k} -> {v}" for k, v in seen.items())
         out["finish"] = finish_command(env_name, journal, seen)
@@ -258,12 +273,26 @@ HOSTS_WAIT_SECONDS = 120.0
 def failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: LiveDatabase, objects: ObjectStore, *,
              db_mode: str, watch_seconds: float, progress: Callable[[str], None] = lambda _m: None,
              hosts_wait: float = HOSTS_WAIT_SECONDS) -> dict[str, Any]:
+    """The failover's steps under its locks. SIGTERM (a cancelled CI job) and SIGINT (Ctrl-C) raise
+    at whatever step they land: Python's default SIGTERM ended the process with no `finally`, so
+    its locks stayed held until their lease ran out (a resume from any other machine refused for
+    minutes) and nothing was said; now the locks are released, the journal keeps what finished
+    (a switch cut between two records included), and the CLI names the command that resumes."""
+    with interruptible():
+        return _failover(env_name, site, traffic, live, objects, db_mode=db_mode, watch_seconds=watch_seconds,
+                         progress=progress, hosts_wait=hosts_wait)
+
+
+def _failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: LiveDatabase, objects: ObjectStore, *,
+              db_mode: str, watch_seconds: float, progress: Callable[[str], None],
+              hosts_wait: float) -> dict[str, Any]:
     mode, moment = parse_db_mode(db_mode)
     # The hosts lock before anything moves: DNS never goes to a standby a deploy is starting
     # candidates on, and no deploy starts while this run redeploys.
     # Leases renewed while this run lives: resumed from another machine, a dead run's locks
     # are free within minutes (LEASE), not after hours.
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failover", renew=True), \
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failover", renew=True,
+                     name="failover", env_name=env_name), \
             hosts_lock(objects, env_name, purpose=f"failover of {env_name}", ttl=LEASE, wait=hosts_wait,
                        waiting=progress, renew=True):
         journal = _open_journal(objects, env_name, "failover", db_mode)
@@ -314,10 +343,18 @@ FAILBACK_STEPS = ("set-environment", "deploy", "check-endpoints", "switch-traffi
 def failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: LiveDatabase, objects: ObjectStore, *,
              progress: Callable[[str], None] = lambda _m: None,
              hosts_wait: float = HOSTS_WAIT_SECONDS) -> dict[str, Any]:
-    """Traffic back to the primary, on the database that is live now (journaled like the failover)."""
+    """Traffic back to the primary, on the database that is live now (journaled like the failover,
+    and like it released and resumable when SIGTERM or SIGINT lands at any step)."""
+    with interruptible():
+        return _failback(env_name, site, traffic, live, objects, progress=progress, hosts_wait=hosts_wait)
+
+
+def _failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: LiveDatabase, objects: ObjectStore, *,
+              progress: Callable[[str], None], hosts_wait: float) -> dict[str, Any]:
     # Leases renewed while this run lives: resumed from another machine, a dead run's locks
     # are free within minutes (LEASE), not after hours.
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failback", renew=True), \
+    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failback", renew=True,
+                     name="failover", env_name=env_name), \
             hosts_lock(objects, env_name, purpose=f"failback of {env_name}", ttl=LEASE, wait=hosts_wait,
                        waiting=progress, renew=True):
         journal = _open_journal(objects, env_name, "failback", "live")
