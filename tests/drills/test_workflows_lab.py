@@ -47,7 +47,9 @@ pytestmark = pytest.mark.drill
 RELEASE_TAG = "v1.4.2"  # the tag the release is pushed for; the image job makes the version 1.4.2 of it
 # What a new engineer writes over the committed placeholders (stacks.prerequisites.placeholders lists them).
 FILLED = {"compute.admin_cidrs": ["192.88.99.8/32"], "edge.account_id": "9e1f" * 8, "edge.zone_id": "7a3c" * 8,
-          "monitoring.logs_ingest_host": "s2731905.eu-nbg-2.betterstackdata.com"}
+          "monitoring.logs_ingest_host": "s2731905.eu-nbg-2.betterstackdata.com",
+          "database.org_id": "org-quiet-lab-41827356",
+          "edge.mailjet_dkim_value": "k=rsa; p=MIGfMA0GCSqGSIb3DQEBAQUAA4GNADCBiQKBgQDlabdkimkey"}
 SECRET_NAMES = ("HCLOUD_TOKEN", "CLOUDFLARE_API_TOKEN", "NEON_API_KEY", "BETTERSTACK_API_TOKEN", "STRIPE_API_KEY",
                 "R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY")
 
@@ -57,7 +59,7 @@ def filled_stack_files(lab: Lab, folder: Path) -> Path:
     the on-call key by a real public key; ops doctor and the program then find nothing missing."""
     from stacks.prerequisites import placeholders
 
-    folder.mkdir()
+    folder.mkdir(parents=True)
     public_key = subprocess.run(["ssh-keygen", "-y", "-f", str(lab.hosts["primary"].folder / "client_key")],
                                 capture_output=True, text=True, check=True).stdout.strip()
     for stack in ("staging", "production"):
@@ -117,7 +119,7 @@ def lab_runner(lab: Lab, lab_registry: PushedImage, docker_engine: DockerEngine,
                "PULUMI_ACCESS_TOKEN", "VIRTUAL_ENV"}
     env = {k: v for k, v in lab.env.items() if k not in dropped}
     python_bin = folder / "image-python"  # the image's python3 (check_python has made sure it is this one)
-    python_bin.mkdir()
+    python_bin.mkdir(parents=True)
     base = Path(sys.base_prefix) / "bin" / f"python{sys.version_info.major}.{sys.version_info.minor}"
     for name in ("python3", base.name):
         (python_bin / name).symlink_to(base)
@@ -142,6 +144,10 @@ def from_empty(lab: Lab) -> None:
         host.start_caddy()
 
 
+@pytest.mark.xfail(strict=True, reason="release.yml as written fails at staging's `ops checklist` (harness run 2): "
+                   "item 2 checks main, which only the production job migrates; item 9 finds no verified backup "
+                   "(nothing backs up staging, and nothing exists on day one); item 11 SSHes to the hosts after "
+                   "`ops deploy` closed the runner's firewall rule")
 def test_lab_workflows_as_written_release_back_up_verify_and_refresh(
         lab: Lab, lab_registry: PushedImage, docker_engine: DockerEngine, tmp_path: Path) -> None:
     from_empty(lab)

@@ -422,9 +422,10 @@ class PulumiStandIn:
 
     def __call__(self, context: StepContext) -> dict[str, str]:
         command = context.with_.get("command")
+        if str(self.bin) not in context.path:  # the action installs the CLI in every mode
+            context.path.append(str(self.bin))
         if command is None:
             _known_inputs(context, "pulumi/actions", set())
-            context.path.append(str(self.bin))
             return {}
         _known_inputs(context, "pulumi/actions", {"command", "stack-name", "policyPacks", "config-map"})
         if command != "up":
@@ -442,7 +443,10 @@ class PulumiStandIn:
         packs = context.with_.get("policyPacks")
         from stacks.plan import run_plan
 
-        plan = run_plan(stack)
+        # The program on the stack file this update reads (its filled-in values, not the committed examples).
+        config = yaml.safe_load((self.stack_files / f"Pulumi.{stack}.yaml").read_text())["config"]
+        plan = run_plan(stack, {k.split(":", 1)[1]: v for k, v in config.items()
+                                if k.startswith("autoenroll:") and not (isinstance(v, dict) and "secure" in v)})
         if packs:
             if not (REPO_ROOT / packs / "PulumiPolicy.yaml").is_file():
                 raise WorkflowError(f"pulumi up: policyPacks {packs} is not a policy pack (no PulumiPolicy.yaml)")
