@@ -144,10 +144,6 @@ def from_empty(lab: Lab) -> None:
         host.start_caddy()
 
 
-@pytest.mark.xfail(strict=True, reason="release.yml as written fails at staging's `ops checklist` (harness run 2): "
-                   "item 2 checks main, which only the production job migrates; item 9 finds no verified backup "
-                   "(nothing backs up staging, and nothing exists on day one); item 11 SSHes to the hosts after "
-                   "`ops deploy` closed the runner's firewall rule")
 def test_lab_workflows_as_written_release_back_up_verify_and_refresh(
         lab: Lab, lab_registry: PushedImage, docker_engine: DockerEngine, tmp_path: Path) -> None:
     from_empty(lab)
