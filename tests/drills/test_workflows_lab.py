@@ -186,6 +186,14 @@ def test_lab_workflows_as_written_release_back_up_verify_and_refresh(
         with psycopg.connect(lab.owner_url("staging")) as conn:
             assert conn.execute("SELECT count(*) FROM tenants WHERE id = %s", (tenant,)).fetchone() == (1,)
 
+        # The same nightly job without the step that reads the live outputs: it fails, naming the step.
+        def without_outputs(document: dict[str, Any]) -> None:
+            steps = document["jobs"]["backup"]["steps"]
+            document["jobs"]["backup"]["steps"] = [s for s in steps if "stack output" not in str(s.get("run", ""))]
+        broken = mutated("backup-nightly.yml", tmp_path, without_outputs)
+        with pytest.raises(WorkflowError, match=r"job backup: step \d+ \(Back up production\) exited"):
+            runner.run_workflow(broken)
+
     # Each job removed what it wrote into the workspace (stack outputs, the backup key).
     assert sorted(p.name for p in REPO_ROOT.iterdir()) == before
 
