@@ -178,7 +178,9 @@ def test_lab_workflows_as_written_release_back_up_verify_and_refresh(
         assert (verified["backup"], verified["ok"]) == (backup_id, True), verified
         listed = lab.ops("backup", "list", "--env", "production", "--json")
         assert listed.returncode == 0, listed.stderr
-        assert [(b["id"], b["verified"] is not None) for b in json.loads(listed.stdout)] == [(backup_id, True)]
+        # The release's own backup (before its checklist) and the nightly's, newest first, both verified.
+        backups = [(b["id"], b["verified"] is not None) for b in json.loads(listed.stdout)]
+        assert len(backups) == 2 and backups[0] == (backup_id, True) and backups[1][1], backups
 
         with psycopg.connect(lab.owner_url("staging")) as conn:
             assert conn.execute("SELECT count(*) FROM tenants WHERE id = %s", (tenant,)).fetchone() == (0,)
