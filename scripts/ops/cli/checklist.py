@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from ops import wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION
+from ops.cli.deploy import OPEN_SSH_OPTION
 from ops.environment import resolve
 from ops.errors import ExternalError, VerificationError
 from ops.output import print_json, progress, table
 
 
-def checklist(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
+def checklist(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION, open_ssh_from: str | None = OPEN_SSH_OPTION
+              ) -> None:
     """Each deployment-checklist item (environment variables, migrations, TLS, monitoring, Stripe,
     uploads, GDPR deletion, load, backups, DNS, scaling, runbooks) run with its evidence; exit 8 when any
     fails (a skip says why)."""
@@ -22,7 +24,9 @@ def checklist(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
         # database it checks the home one, and says so.
         progress(f"live database unknown ({exc.message}): checking the environment's home database")
         env = resolve(env_name, live=False)
-    items = checks.run(env, wiring.checklist_checks(env), progress=(lambda _m: None) if as_json else progress)
+    # Item 11 asks each host over SSH; in CI the runner reaches SSH only through the rule this adds.
+    with wiring.ssh_access(env, open_ssh_from):
+        items = checks.run(env, wiring.checklist_checks(env), progress=(lambda _m: None) if as_json else progress)
     if as_json:
         print_json([item.__dict__ for item in items])
     else:
