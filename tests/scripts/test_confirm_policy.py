@@ -136,3 +136,19 @@ def test_monitors_resume_on_production_plans_refuses_then_acts_with_yes(tmp_path
         done = runner.invoke(app, ["monitors", "resume", "--env", "production", "--yes", "--json"])
         assert done.exit_code == 0, done.output
     assert paused() == [False, False]
+
+
+def test_every_change_a_workflow_makes_is_confirmed_with_yes() -> None:
+    """CI has no terminal: a changing command there without --yes would exit 4 on production."""
+    from ops.paths import REPO_ROOT
+
+    found = []
+    for workflow in sorted((REPO_ROOT / ".github" / "workflows").glob("*.yml")):
+        for line in workflow.read_text().splitlines():
+            words = line.split("ops ", 1)[1].split() if "bin/ops " in line and "run:" in line else []
+            path = next((p for p in sorted(confirm.COMMANDS, key=len, reverse=True)
+                         if words[:len(p.split())] == p.split()), None)
+            if path and confirm.COMMANDS[path] is confirm.Kind.CHANGES:
+                found.append(path)
+                assert "--yes" in words and "--plan" not in words, f"{workflow.name}: {line.strip()}"
+    assert {"deploy", "db migrate", "monitors resume", "backup prune", "db refresh"} <= set(found)

@@ -239,8 +239,8 @@ def test_a_dead_runs_lock_is_listed_and_broken_with_a_record(at) -> None:
         listed = runner.invoke(app, ["lock", "list", "--env", "staging", "--json"])
         assert listed.exit_code == 0, listed.output
         assert [(h["name"], h["owner"]) for h in json.loads(listed.stdout)] == [("backup", dead["owner"])]
-        unconfirmed = runner.invoke(app, ["lock", "release", "backup", "--env", "staging"])
-        assert unconfirmed.exit_code == 4
+        planned = runner.invoke(app, ["lock", "release", "backup", "--env", "staging", "--plan"])
+        assert planned.exit_code == 0 and dead["owner"] in planned.output
         assert store.get_bytes("staging/.lock") is not None
         released = runner.invoke(app, ["lock", "release", "backup", "--env", "staging", "--yes", "--json"])
         assert released.exit_code == 0, released.output

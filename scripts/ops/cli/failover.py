@@ -40,12 +40,14 @@ def failover(
 
     def run() -> None:
         steps = usecase.plan(db)  # a bad --db is refused before anything is resolved
-        env = resolve(env_name)
+        # The plan is the same everywhere: --plan needs no environment (nor a running sandbox).
+        env = None if plan_only else resolve(env_name)
         action = "fail over" + ("" if db == "none" else f" with --db {db}, replacing the live database,")
-        if not confirm.gate(env.name, env.is_production, action,
+        if not confirm.gate(env_name, env is not None and env.is_production, action,
                             confirm.show_steps(steps, as_json=as_json, plan_only=plan_only), plan_only=plan_only,
                             yes=yes):
             return
+        assert env is not None  # resolved whenever it is not a plan
         report = usecase.failover(env.name, wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env),
                                   wiring.objects(env), db_mode=db, watch_seconds=watch_seconds,
                                   progress=(lambda _m: None) if as_json else progress, hosts_wait=wait_for_hosts)
