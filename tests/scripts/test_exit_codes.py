@@ -150,11 +150,12 @@ LOCAL_ONLY: list[tuple[str, str, int]] = [
 ]
 CLOUD_ONLY: list[tuple[str, str, int]] = [
     # the hosts' SSH answers nothing (refused), Cloudflare's API likewise
-    ("deploy --version exitcodes --env {env}", "ssh", 7),
+    # --yes: production's confirmation (ops/confirm.py), which CI gives; here the dependency decides
+    ("deploy --version exitcodes --yes --env {env}", "ssh", 7),
     ("deploy --plan --version exitcodes --env {env}", "ssh", 7),
-    ("failover --watch-seconds 1 --env {env}", "ssh", 7),
-    ("failover --env {env}", "cloudflare", 7),
-    ("failback --env {env}", "ssh", 7),
+    ("failover --watch-seconds 1 --yes --env {env}", "ssh", 7),
+    ("failover --yes --env {env}", "cloudflare", 7),
+    ("failback --yes --env {env}", "ssh", 7),
     ("failback --plan --env {env}", "ssh", 7),
 ]
 CASES = ([pytest.param("local", *row, id=f"local-{row[1]}-{row[0].split(' --')[0]}") for row in TABLE + LOCAL_ONLY]
