@@ -1,8 +1,10 @@
-"""Neon's API v2, the routes a failover uses (branch restore at a timestamp with the old state
-preserved under a name, operations, branches, connection_uri), faked at the HTTP transport and
-backed by real PostgreSQL: a branch is a database of the sandbox's server, and the history Neon
-keeps (its point-in-time window) is snapshots the test takes with `snapshot()`; a restore to
-TIME puts back the newest snapshot at or before TIME, as Neon puts back the WAL up to TIME."""
+"""Neon's API v2, the routes a failover and `ops db restore-to` use (branch restore at a timestamp with
+the old state preserved under a name, a branch created from a parent at a timestamp, operations,
+branches, connection_uri), faked at the HTTP transport and backed by real PostgreSQL: a branch is a
+database of the sandbox's server, and the history Neon keeps (its point-in-time window) is snapshots
+the test takes with `snapshot()`; a restore to TIME (or a branch from a parent at TIME) puts back the
+newest snapshot of that branch at or before TIME, as Neon puts back the WAL up to TIME. Request and
+response shapes follow Neon's published API (restoreProjectBranch, createProjectBranch)."""
 
 from __future__ import annotations
 
@@ -22,8 +24,9 @@ class FakeNeonPitr:
     def __init__(self, local: LocalBranchStore, project: str) -> None:
         self.local, self.project = local, project
         self.branches: dict[str, str] = {}  # id -> name (= database name)
-        self.history: list[tuple[datetime, str]] = []  # (moment, snapshot database)
+        self.history: list[tuple[datetime, str, str]] = []  # (moment, snapshot database, branch name)
         self.restores: list[dict[str, Any]] = []
+        self.created: list[dict[str, Any]] = []
         self.ops = 0
 
     def add(self, name: str) -> str:
@@ -34,10 +37,15 @@ class FakeNeonPitr:
     def snapshot(self, name: str, moment: datetime) -> None:
         database = f"neonpitr_{name}_{len(self.history)}"
         self.local.copy(name, database)
-        self.history.append((moment, database))
+        self.history.append((moment, database, name))
+
+    def _at(self, name: str, stamp: str) -> str | None:
+        moment = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        earlier = [db for at, db, branch in self.history if branch == name and at <= moment]
+        return earlier[-1] if earlier else None
 
     def cleanup(self) -> None:
-        for _moment, database in self.history:
+        for _moment, database, _name in self.history:
             self.local.drop(database)
         for branch_id, name in list(self.branches.items()):
             if branch_id != "br-main":
@@ -56,12 +64,13 @@ class FakeNeonPitr:
             branch_id = path.split("/")[2]
             if body.get("source_branch_id") != branch_id or "source_timestamp" not in body:
                 return httpx.Response(400, json={"message": "fake: only a point-in-time restore of a branch itself"})
-            moment = datetime.fromisoformat(body["source_timestamp"].replace("Z", "+00:00"))
-            earlier = [db for at, db in self.history if at <= moment]
-            if not earlier:
+            if not body.get("preserve_under_name"):  # Neon requires it for a restore from the branch's own history
+                return httpx.Response(400, json={"message": "preserve_under_name is required"})
+            snapshot = self._at(self.branches[branch_id], body["source_timestamp"])
+            if snapshot is None:
                 return httpx.Response(400, json={"message": "timestamp is outside the history retention window"})
             scratch = f"neonpitr_restore_{self.ops}"
-            self.local.copy(earlier[-1], scratch)
+            self.local.copy(snapshot, scratch)
             preserve = body["preserve_under_name"]
             self.local.replace(self.branches[branch_id], scratch, preserve)
             # Neon's preserved branch takes connections (the sandbox store closes the old one off).
@@ -70,6 +79,25 @@ class FakeNeonPitr:
             self.add(preserve)
             self.restores.append(body)
             return httpx.Response(200, json={"branch": {"id": branch_id}, "operations": self._op()})
+        if request.method == "POST" and path == "/branches":
+            branch = body.get("branch", {})
+            parent = self.branches.get(branch.get("parent_id", ""))
+            if parent is None or not branch.get("name"):
+                return httpx.Response(400, json={"message": "fake: a named branch of a known parent"})
+            if branch["name"] in self.branches.values():
+                return httpx.Response(409, json={"message": f"branch {branch['name']} already exists"})
+            stamp = branch.get("parent_timestamp")
+            source = self._at(parent, stamp) if stamp else parent
+            if source is None:
+                return httpx.Response(400, json={"message": "timestamp is outside the history retention window"})
+            self.local.copy(source, branch["name"])
+            new_id = self.add(branch["name"])
+            self.created.append(body)
+            made = {"id": new_id, "name": branch["name"], "parent_id": branch["parent_id"],
+                    **({"parent_timestamp": stamp} if stamp else {})}
+            endpoints = [{"id": f"ep-{new_id}", "branch_id": new_id, "type": e.get("type", "read_write")}
+                         for e in body.get("endpoints", [])]
+            return httpx.Response(201, json={"branch": made, "endpoints": endpoints, "operations": self._op()})
         if request.method == "GET" and path.startswith("/operations/"):
             op_id = path.rsplit("/", 1)[1]
             return httpx.Response(200, json={"operation": {"id": op_id, "status": "finished",

@@ -108,6 +108,22 @@ def branch_store(env: Environment) -> BranchStore:
                            owner_role=env.owner_role)
 
 
+def point_in_time(env: Environment) -> tuple[Any, str, str]:
+    """`ops db restore-to`'s ports: (Neon client, project id, the environment's branch id).
+
+    The sandbox is refused here, by what it lacks: no history to restore from."""
+    if _sandbox(env):
+        raise ConfigError("the sandbox keeps no history of its databases (its PostgreSQL archives no WAL), so it "
+                          "cannot restore to a point in time, and a backup is not one",
+                          hint="the newest backup: ops backup restore --env local --latest; a point in time: "
+                               "--env development, staging or production (Neon)")
+    if env.neon is None:
+        raise ConfigError(f"stack outputs for {env.name}: no neon_project_id")
+    if env.branch not in env.neon.branch_ids:
+        raise ConfigError(f"stack outputs for {env.name}: no Neon branch id for {env.branch} (neon_branches)")
+    return neon_client(), env.neon.project_id, env.neon.branch_ids[env.branch]
+
+
 def smoke_check(env: Environment) -> Callable[[str], str]:
     """Prove the app works against a refreshed branch: the sandbox starts an app process on it;
     a real environment asks its running app's /ready (its connection string is unchanged)."""

@@ -165,7 +165,7 @@ def test_lab_failover_with_neon_pitr_resumes_after_every_step_and_fails_back(lab
     from ops.failover.usecase import STEPS
     from tests.seed import clear, seed
 
-    deployed = ops(lab, "deploy", "--env", "production", "--version", "lab-v1", "--json")
+    deployed = ops(lab, "deploy", "--env", "production", "--yes", "--version", "lab-v1", "--json")
     assert deployed.returncode == 0, deployed.stderr
     main = lab.owner_url("main")
     clear(main)
@@ -210,7 +210,7 @@ def test_lab_failover_with_neon_pitr_resumes_after_every_step_and_fails_back(lab
           f"stop -> command done {done_at - stopped_at:.1f} s (6 runs: 5 killed, 1 resumed)")
 
     start_primary_host_again(lab)
-    back = ops(lab, "failback", "--env", "production", "--json")
+    back = ops(lab, "failback", "--env", "production", "--yes", "--json")
     assert back.returncode == 0, back.stderr
     assert lab.record_contents() == {"app": lab.hosts["primary"].address, "api": lab.hosts["primary"].address}
     assert lab.edge_get("/ready").status_code == 200
@@ -222,7 +222,7 @@ def test_lab_failover_from_the_latest_backup_when_neon_is_down(lab: Lab) -> None
     from ops.pg import with_database
 
 
-    deployed = ops(lab, "deploy", "--env", "production", "--version", "lab-v1", "--json")
+    deployed = ops(lab, "deploy", "--env", "production", "--yes", "--version", "lab-v1", "--json")
     assert deployed.returncode == 0, deployed.stderr
     main = lab.owner_url("main")
     for args in (("backup", "create"), ("backup", "verify", "--latest")):
@@ -254,7 +254,7 @@ def test_lab_failover_from_the_latest_backup_when_neon_is_down(lab: Lab) -> None
     assert json.loads(backup.stdout)["backup"]["database"] == "main_failover"
 
     start_primary_host_again(lab)
-    back = ops(lab, "failback", "--env", "production", "--json")
+    back = ops(lab, "failback", "--env", "production", "--yes", "--json")
     assert back.returncode == 0, back.stderr
     assert lab.record_contents()["app"] == lab.hosts["primary"].address
     assert lab.edge_get("/version").json()["database"] == "main_failover"

@@ -65,7 +65,7 @@ def test_lab_bring_up_from_an_empty_database_migrates_then_serves_an_upload(lab:
     report = json.loads(migrated.stdout)
     assert report["after"] == report["head"] and report["before"] is None
 
-    deployed = lab.ops("deploy", "--env", "production", "--version", "lab-v1", "--json")
+    deployed = lab.ops("deploy", "--env", "production", "--yes", "--version", "lab-v1", "--json")
     assert deployed.returncode == 0, deployed.stderr
     with _client(lab) as client:
         account = _sign_up(client)

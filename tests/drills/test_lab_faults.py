@@ -86,7 +86,7 @@ def restart_sshd(host: LabHost) -> None:
 
 
 def deploy_v1(lab: Lab) -> None:
-    done = lab.ops("deploy", "--env", ENV, "--version", "lab-v1", "--json")
+    done = lab.ops("deploy", "--env", ENV, "--yes", "--version", "lab-v1", "--json")
     assert done.returncode == 0, done.stderr
     assert_clean(lab, "lab-v1")
 
@@ -96,7 +96,7 @@ def test_lab_a_host_that_loses_ssh_after_its_candidate_started_is_named_and_the_
     deploy_v1(lab)
     standby = lab.hosts["standby"]
     with LoadLoop(f"{lab.edge_url}/ready", verify=lab.edge_tls(), max_seconds=900) as loop:
-        running = start_ops(lab, "deploy", "--env", ENV, "--version", "lab-v2")
+        running = start_ops(lab, "deploy", "--env", ENV, "--yes", "--version", "lab-v2")
         try:
             wait_for_candidate(lab, "standby", running)
             standby.stop_process("sshd")  # the session running `ready` lives on; every new one is refused
@@ -118,7 +118,7 @@ def test_lab_a_host_that_loses_ssh_after_its_candidate_started_is_named_and_the_
         assert slots["standby-host"]["slot"].startswith("occupied by a leftover candidate"), slots
         assert slots["primary-host"]["leftovers"] == []
 
-        again = lab.ops("deploy", "--env", ENV, "--version", "lab-v2", "--json")
+        again = lab.ops("deploy", "--env", ENV, "--yes", "--version", "lab-v2", "--json")
         assert again.returncode == 0, again.stderr
     state = assert_clean(lab, "lab-v2")
     assert loop.sent > 50 and loop.failures == [], (len(loop.failures), loop.sent, loop.errors, state)
@@ -130,7 +130,7 @@ def test_lab_a_signal_after_start_discards_the_candidate_and_the_next_deploy_run
         lab: Lab, signum: int, role: str) -> None:
     deploy_v1(lab)
     with LoadLoop(f"{lab.edge_url}/ready", verify=lab.edge_tls(), max_seconds=900) as loop:
-        running = start_ops(lab, "deploy", "--env", ENV, "--version", "lab-v2")
+        running = start_ops(lab, "deploy", "--env", ENV, "--yes", "--version", "lab-v2")
         wait_for_candidate(lab, role, running)
         running.send_signal(signum)  # a cancelled CI job; a Ctrl-C
         _out, err = running.communicate(timeout=300)
@@ -145,7 +145,7 @@ def test_lab_a_signal_after_start_discards_the_candidate_and_the_next_deploy_run
         assert all(len(found) == 1 for found in interrupted["hosts"].values()), interrupted
         assert interrupted["hosts"][role][0].endswith(" running lab-v1"), interrupted
         assert interrupted["locks"] == [], interrupted  # released: the next run is not refused
-        again = lab.ops("deploy", "--env", ENV, "--version", "lab-v2", "--json")
+        again = lab.ops("deploy", "--env", ENV, "--yes", "--version", "lab-v2", "--json")
         assert again.returncode == 0, again.stderr
     assert_clean(lab, "lab-v2")
     assert loop.failures == [], (len(loop.failures), loop.sent, loop.errors)
@@ -164,9 +164,9 @@ def wait_for_lock(lab: Lab, purpose: str, running: subprocess.Popen[str], timeou
 
 def test_lab_a_failover_started_during_a_deploy_moves_nothing_and_names_the_deploy(lab: Lab) -> None:
     deploy_v1(lab)
-    running = start_ops(lab, "deploy", "--env", ENV, "--version", "lab-v2")
+    running = start_ops(lab, "deploy", "--env", ENV, "--yes", "--version", "lab-v2")
     wait_for_candidate(lab, "standby", running)
-    met = lab.ops("failover", "--env", ENV, "--db", "none", "--wait-for-hosts", "1", "--watch-seconds", "3")
+    met = lab.ops("failover", "--env", ENV, "--yes", "--db", "none", "--wait-for-hosts", "1", "--watch-seconds", "3")
     assert met.returncode == 6, met.stderr
     flat = " ".join(met.stderr.split())
     assert f"failover of {ENV} is locked by" in flat and f"(deploy to {ENV}) since" in flat, met.stderr
@@ -178,16 +178,16 @@ def test_lab_a_failover_started_during_a_deploy_moves_nothing_and_names_the_depl
 
 def test_lab_a_deploy_started_during_a_failover_is_refused_naming_it(lab: Lab) -> None:
     deploy_v1(lab)
-    running = start_ops(lab, "failover", "--env", ENV, "--db", "none", "--watch-seconds", "5")
+    running = start_ops(lab, "failover", "--env", ENV, "--yes", "--db", "none", "--watch-seconds", "5")
     wait_for_lock(lab, f"failover of {ENV}", running)
-    refused = lab.ops("deploy", "--env", ENV, "--version", "lab-v2")
+    refused = lab.ops("deploy", "--env", ENV, "--yes", "--version", "lab-v2")
     assert refused.returncode == 6, refused.stderr
     flat = " ".join(refused.stderr.split())
     assert f"deploy to {ENV} is locked by" in flat and f"(failover of {ENV}) since" in flat, refused.stderr
     _out, err = running.communicate(timeout=600)
     assert running.returncode == 0, err
     assert_clean(lab, "lab-v1", serving="standby")
-    back = lab.ops("failback", "--env", ENV, "--json")
+    back = lab.ops("failback", "--env", ENV, "--yes", "--json")
     assert back.returncode == 0, back.stderr
     assert_clean(lab, "lab-v1")
 
@@ -213,7 +213,7 @@ def test_lab_a_failover_finishes_with_the_registry_down_when_the_image_is_on_the
     with LoadLoop(f"{lab.edge_url}/ready", verify=lab.edge_tls(), max_seconds=900) as loop:
         stopped_at = stop_primary_host(lab)
         with registry_down(lab):
-            result = lab.ops("failover", "--env", ENV, "--db", "none", "--watch-seconds", "3", "--json")
+            result = lab.ops("failover", "--env", ENV, "--yes", "--db", "none", "--watch-seconds", "3", "--json")
             assert result.returncode == 0, result.stderr
             flat = " ".join(result.stderr.split())
             assert "warning: registry: could not pull" in flat and "as the deploy history recorded" in flat, flat
@@ -225,7 +225,7 @@ def test_lab_a_failover_finishes_with_the_registry_down_when_the_image_is_on_the
     late = [round(t - stopped_at, 1) for t in loop.failures if t > back_at]
     assert late == [], f"requests failed after the failover finished: {late}"
     start_primary_host_again(lab)
-    back = lab.ops("failback", "--env", ENV, "--json")
+    back = lab.ops("failback", "--env", ENV, "--yes", "--json")
     assert back.returncode == 0, back.stderr
     assert_clean(lab, "lab-v1")
 
@@ -235,7 +235,7 @@ def test_lab_cloudflare_failing_the_api_record_leaves_dns_whole_and_the_rerun_fi
     api = next(r["id"] for r in lab.cloudflare.records[ZONE] if r["name"] == API_RECORD)
     lab.cloudflare.failing[api] = (503, None)  # every try, past the SDK's retries
     try:
-        failed = lab.ops("failover", "--env", ENV, "--db", "none", "--watch-seconds", "3")
+        failed = lab.ops("failover", "--env", ENV, "--yes", "--db", "none", "--watch-seconds", "3")
     finally:
         lab.cloudflare.failing.clear()
     assert failed.returncode == 7, failed.stderr
@@ -247,10 +247,10 @@ def test_lab_cloudflare_failing_the_api_record_leaves_dns_whole_and_the_rerun_fi
     assert state["status"]["state"] == "in-progress" and state["locks"] == [], state
     assert state["status"]["resume"] == f"ops failover --env {ENV} --db none"
     assert state["status"]["in_progress"]["records"]["api"]["state"] == "editing"
-    resumed = lab.ops("failover", "--env", ENV, "--db", "none", "--watch-seconds", "3", "--json")
+    resumed = lab.ops("failover", "--env", ENV, "--yes", "--db", "none", "--watch-seconds", "3", "--json")
     assert resumed.returncode == 0, resumed.stderr
     assert_clean(lab, "lab-v1", serving="standby")
-    back = lab.ops("failback", "--env", ENV, "--json")
+    back = lab.ops("failback", "--env", ENV, "--yes", "--json")
     assert back.returncode == 0, back.stderr
     assert_clean(lab, "lab-v1")
 

@@ -37,7 +37,7 @@ def status(running: Lab) -> dict[str, Any]:
 def test_lab_plans_change_nothing_and_status_follows_a_failover(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("R2_ACCESS_KEY_ID", "R2_SECRET_ACCESS_KEY"):
         monkeypatch.setenv(name, lab.env[name])
-    deployed = ops(lab, "deploy", "--env", "production", "--version", "lab-v1", "--json")
+    deployed = ops(lab, "deploy", "--env", "production", "--yes", "--version", "lab-v1", "--json")
     assert deployed.returncode == 0, deployed.stderr
 
     before = snapshot(lab)
@@ -52,7 +52,7 @@ def test_lab_plans_change_nothing_and_status_follows_a_failover(lab: Lab, monkey
     idle = status(lab)
     assert (idle["state"], idle["serving"], idle["serving_source"]) == ("idle", "primary", "Cloudflare DNS")
 
-    failed_over = ops(lab, "failover", "--env", "production", "--watch-seconds", "2", "--json")
+    failed_over = ops(lab, "failover", "--env", "production", "--yes", "--watch-seconds", "2", "--json")
     assert failed_over.returncode == 0, failed_over.stderr
     over = status(lab)
     standby = lab.hosts["standby"].address
@@ -67,7 +67,7 @@ def test_lab_plans_change_nothing_and_status_follows_a_failover(lab: Lab, monkey
     assert steps["switch-traffic"] == "move the public names standby -> primary"
     assert "primary-host lab-v1" in steps["deploy"]
 
-    back = ops(lab, "failback", "--env", "production", "--json")
+    back = ops(lab, "failback", "--env", "production", "--yes", "--json")
     assert back.returncode == 0, back.stderr
     assert status(lab)["state"] == "idle"
     assert lab.record_contents() == {"app": lab.hosts["primary"].address, "api": lab.hosts["primary"].address}

@@ -58,7 +58,7 @@ def test_failover_runbook_on_production_after_the_primarys_app_dies(lab: Lab, tm
     """failover.md on production: the primary's app containers die (its Caddy answers 502 at the
     edge); the runbook reads status and the plan, fails over (host only), follows it, and fails
     back, which redeploys the primary; traffic is back on the primary at the end."""
-    deployed = ops(lab, "deploy", "--env", "production", "--version", "lab-v1", "--json")
+    deployed = ops(lab, "deploy", "--env", "production", "--yes", "--version", "lab-v1", "--json")
     assert deployed.returncode == 0, deployed.stderr
     primary = lab.hosts["primary"]
     for name in lab.containers("primary"):
@@ -66,7 +66,8 @@ def test_failover_runbook_on_production_after_the_primarys_app_dies(lab: Lab, tm
     assert lab.edge_get("/ready").status_code != 200  # the outage the on-call engineer is paged for
 
     edits = len(lab.cloudflare.edits)
-    result = run_runbook(RUNBOOKS / "failover.md", {**lab.env, **WIDE, "ENV": "production"}, tmp_path)
+    result = run_runbook(RUNBOOKS / "failover.md", {**lab.env, **WIDE, "ENV": "production"}, tmp_path,
+                         typed="production")  # on production the failover and failback ask for the name
     assert len(result.skipped) == 1 and "Neon point-in-time restore" in result.skipped[0]
     # Cloudflare was told twice: both records to the standby (failover), then back (failback).
     moves = [content for _record, content in lab.cloudflare.edits[edits:]]

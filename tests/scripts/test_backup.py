@@ -64,10 +64,10 @@ def test_round_trip_restores_an_identical_database(env: Environment) -> None:
 
     clear(url)  # disaster
     assert plain_dump(url) != before
-    plan = runner.invoke(app, ["backup", "restore", "--latest", "--env", "local", "--json"])
+    plan = runner.invoke(app, ["backup", "restore", "--latest", "--env", "local", "--plan", "--json"])
     assert json.loads(plan.stdout)["applied"] is False
     assert plain_dump(url) != before  # plan mode changed nothing
-    applied = runner.invoke(app, ["backup", "restore", "--latest", "--env", "local", "--yes", "--json"])
+    applied = runner.invoke(app, ["backup", "restore", "--latest", "--env", "local", "--json"])  # not production
     assert applied.exit_code == 0, applied.output
     assert plain_dump(url) == before
 
@@ -213,15 +213,15 @@ def test_s3_errors_name_the_operation(env: Environment) -> None:
         uc.list_backups("local", S3ObjectStore(bad, "backups"))
 
 
-def test_prune_keeps_newest_verified_and_is_a_dry_run_by_default(env: Environment) -> None:
+def test_prune_keeps_newest_verified_and_plans_with_plan(env: Environment) -> None:
     s = store(env)
     uc.create(env, s, None)
     before = [mf.id for mf, _ in uc.list_backups("local", s)]
     dry = json.loads(runner.invoke(app, ["backup", "prune", "--env", "local", "--daily", "1", "--monthly", "0",
-                                         "--json"]).stdout)
+                                         "--plan", "--json"]).stdout)
     assert dry["applied"] is False and [mf.id for mf, _ in uc.list_backups("local", s)] == before
     applied = json.loads(runner.invoke(app, ["backup", "prune", "--env", "local", "--daily", "1", "--monthly", "0",
-                                             "--yes", "--json"]).stdout)
+                                             "--json"]).stdout)
     remaining = [mf.id for mf, v in uc.list_backups("local", s)]
     assert set(remaining) == set(applied["keep"]) and remaining
     verified = [mf.id for mf, v in uc.list_backups("local", s) if v and v.ok]

@@ -63,7 +63,7 @@ def _outputs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None
     monkeypatch.setenv("R2_SECRET_ACCESS_KEY", "s")
 
 
-def test_a_database_replacing_failover_needs_yes_or_on_production_a_typed_name(
+def test_every_failover_of_production_needs_yes_or_a_typed_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from ops import wiring
@@ -73,8 +73,11 @@ def test_a_database_replacing_failover_needs_yes_or_on_production_a_typed_name(
     runner = CliRunner()
     for name in ("staging", "production"):
         _outputs(tmp_path, monkeypatch, name)
-    staging = runner.invoke(app, ["failover", "--env", "staging", "--db", "latest-backup", "--json"])
-    assert staging.exit_code == 4 and "replaces the live database: run again with --yes" in staging.output
+    # Host-only too (the confirmation policy, ops/confirm.py): it moves production's traffic.
+    host_only = runner.invoke(app, ["failover", "--env", "production", "--db", "none", "--json"])
+    assert host_only.exit_code == 4 and "there is no terminal to ask" in host_only.output
+    planned = runner.invoke(app, ["failover", "--env", "production", "--db", "latest-backup", "--plan", "--json"])
+    assert planned.exit_code == 0 and json.loads(planned.stdout)["applied"] is False
     production = runner.invoke(app, ["failover", "--env", "production", "--db", "neon-pitr@2026-12-01T03:00:00Z",
                                      "--json"])
     assert production.exit_code == 4 and "there is no terminal to ask" in production.output  # --json skips nothing

@@ -115,7 +115,7 @@ def test_refusals_exit_3_and_change_nothing(seeded: SandboxState) -> None:
 
 def test_plan_mode_changes_nothing(seeded: SandboxState) -> None:
     before = personal_values(seeded.database_url("staging", admin=True))
-    result = runner.invoke(app, ["db", "refresh", "staging", "--from", "main", "--env", "local", "--json"])
+    result = runner.invoke(app, ["db", "refresh", "staging", "--from", "main", "--env", "local", "--plan", "--json"])
     assert result.exit_code == 0 and json.loads(result.stdout)["applied"] is False
     assert personal_values(seeded.database_url("staging", admin=True)) == before
 

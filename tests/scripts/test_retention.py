@@ -126,7 +126,7 @@ def test_retention_refuses_a_month_the_newest_verified_backup_lacks_then_removes
         assert stored(sandbox, keys) == keys
 
         backup_id = backed_up_and_verified()
-        plan = runner.invoke(app, ["db", "retention", "--env", "local", "--older-than", "12", "--json"])
+        plan = runner.invoke(app, ["db", "retention", "--env", "local", "--older-than", "12", "--plan", "--json"])
         assert plan.exit_code == 0, plan.output
         planned = json.loads(plan.stdout)
         assert planned["applied"] is False and planned["backup"] == backup_id

@@ -97,10 +97,14 @@ class NeonClient(ProviderClient):
         return None if body is None else dict(body["branch"])
 
     def create_branch(self, project_id: str, *, name: str, parent_id: str | None,
-                      endpoint: dict[str, Any] | None) -> dict[str, Any]:
+                      endpoint: dict[str, Any] | None, parent_timestamp: str | None = None) -> dict[str, Any]:
+        """A branch of `parent_id` as it is now, or as it was at `parent_timestamp` (ISO 8601, within
+        the project's history retention)."""
         body: dict[str, Any] = {"branch": {"name": name}}
         if parent_id:
             body["branch"]["parent_id"] = parent_id
+        if parent_timestamp:
+            body["branch"]["parent_timestamp"] = parent_timestamp
         if endpoint is not None:
             body["endpoints"] = [{"type": "read_write", **endpoint}]
         return self._mutate(project_id, "POST", f"/projects/{project_id}/branches", body)

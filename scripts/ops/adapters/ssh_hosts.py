@@ -68,8 +68,10 @@ class Ssh:
         Exit codes (cloud-init's docs, "Why did cloud-init status start returning exit code 2?"):
         0 done, 1 error, 2 (23.4 and later) done with recoverable errors, which a deploy can go on from."""
         try:
+            # stdin closed: an ssh reading the operator's terminal would swallow what they type next
+            # (the production confirmation).
             done = subprocess.run(self.command_argv(address, [*CLOUD_INIT_STATUS, "--wait"]), capture_output=True,
-                                  timeout=timeout, check=False)
+                                  stdin=subprocess.DEVNULL, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             status, _ = self._cloud_init_status(address)
             raise ExternalError(f"{name} ({address}): cloud-init has not finished after {timeout:g}s "
@@ -91,7 +93,7 @@ class Ssh:
     def _cloud_init_status(self, address: str) -> tuple[str, str]:
         try:
             done = subprocess.run(self.command_argv(address, CLOUD_INIT_STATUS), capture_output=True, timeout=30,
-                                  check=False)
+                                  stdin=subprocess.DEVNULL, check=False)
         except subprocess.TimeoutExpired:
             return "no answer", ""
         return _status_of(done.stdout.decode(errors="replace"))[0] or "unknown", ""

@@ -18,10 +18,11 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
+from ops import confirm
 from ops.adapters.heartbeat import HttpHeartbeat
 from ops.adapters.s3_store import S3ObjectStore
 from ops.backup import usecases as uc
-from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt, typed_confirmation
+from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt
 from ops.environment import Environment, resolve
 from ops.errors import ConfigError, VerificationError
 from ops.output import print_json, progress, stderr, table
@@ -30,7 +31,6 @@ app = OpsTyper(help="Backups: streamed, compressed (zstd), encrypted (age), veri
 
 ID_ARGUMENT = typer.Argument(None, help="Backup id (see `ops backup list`); omit with --latest.")
 LATEST_OPTION = typer.Option(False, "--latest", help="Use the newest complete backup.")
-YES_OPTION = typer.Option(False, "--yes", "-y", help="Carry out the change (without it: print the plan only).")
 
 
 def _store(env: Environment) -> S3ObjectStore:
@@ -139,25 +139,19 @@ def verify(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, en
 
 @app.command("restore")
 def restore(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, env_name: str = ENV_OPTION,
-            yes: bool = YES_OPTION, as_json: bool = JSON_OPTION,
+            plan_only: bool = confirm.PLAN_OPTION, yes: bool = confirm.YES_OPTION, as_json: bool = JSON_OPTION,
             jobs: int | None = typer.Option(None, "--jobs", "-j", min=1,
                                             help="pg_restore jobs (default: this machine's cores).")) -> None:
-    """Replace the environment's database with a backup. Prints the plan unless --yes."""
+    """Replace the environment's database with a backup (its plan first; --plan changes nothing)."""
     _check_pick(backup_id, latest)
     env = resolve(env_name)
     manifest = _pick(env, backup_id, latest)
     steps = uc.restore_plan(env, manifest, jobs=jobs)
-    if not yes:
-        for number, step in enumerate(steps, 1):
-            stderr.print(f"  {number}. {step}", highlight=False)
-        if not env.is_production:
-            if as_json:
-                print_json({"plan": steps, "backup": manifest.id, "applied": False})
-            else:
-                progress(f"plan only: run again with --yes to restore {manifest.id} into {env.name}")
-            return
-        # Production: the plan above, then the typed name (never skipped by --json; --yes is CI's confirmation).
-        typed_confirmation(env.name, f"replace the database with backup {manifest.id}")
+    if not confirm.gate(env.name, env.is_production, f"replace the database with backup {manifest.id}",
+                        confirm.show_steps(steps, as_json=as_json, plan_only=plan_only,
+                                           data={"backup": manifest.id}),
+                        plan_only=plan_only, yes=yes):
+        return
     on_interrupt(f"{env.name}'s database changes only at the final swap (the restore builds a new database beside "
                  "it); run the same command again: it first cleans up or puts back what this run left")
     with _bar("downloading", manifest.stored_bytes, as_json) as bar:
@@ -191,18 +185,30 @@ def fetch(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, env
 
 @app.command("prune")
 def prune(env_name: str = ENV_OPTION, daily: int = typer.Option(30, min=1, help="Daily backups kept."),
-          monthly: int = typer.Option(12, min=0, help="Monthly backups kept."), yes: bool = YES_OPTION,
-          as_json: bool = JSON_OPTION) -> None:
-    """Apply the retention policy (30 dailies + 12 monthlies by default). Dry run unless --yes.
+          monthly: int = typer.Option(12, min=0, help="Monthly backups kept."),
+          plan_only: bool = confirm.PLAN_OPTION, yes: bool = confirm.YES_OPTION, as_json: bool = JSON_OPTION) -> None:
+    """Apply the retention policy (30 dailies + 12 monthlies by default); --plan changes nothing.
 
     The newest verified backup is always kept."""
     env = resolve(env_name)
     store = _store(env)
     plan = uc.prune_plan(env.name, store, daily=daily, monthly=monthly)
-    deleted = uc.prune(env.name, store, plan) if yes else []
-    if as_json:
-        print_json({"keep": plan.keep, "delete": plan.delete, "deleted": deleted, "applied": yes})
+
+    def show() -> None:
+        if as_json and plan_only:
+            print_json({"keep": plan.keep, "delete": plan.delete, "deleted": [], "applied": False})
+            return
+        progress(f"plan: keep {len(plan.keep)}, delete {len(plan.delete)}")
+        for backup_id in plan.delete:
+            stderr.print(f"  would delete {backup_id}", highlight=False)
+
+    # Deleting nothing changes nothing: no confirmation to ask for.
+    if not confirm.gate(env.name, env.is_production and bool(plan.delete), f"delete {len(plan.delete)} backup(s)",
+                        show, plan_only=plan_only, yes=yes):
         return
-    progress(f"keep {len(plan.keep)}, delete {len(plan.delete)}" + ("" if yes else " (dry run: add --yes)"))
-    for backup_id in plan.delete:
-        stderr.print(f"  {'deleted' if yes else 'would delete'} {backup_id}", highlight=False)
+    deleted = uc.prune(env.name, store, plan)
+    if as_json:
+        print_json({"keep": plan.keep, "delete": plan.delete, "deleted": deleted, "applied": True})
+        return
+    for backup_id in deleted:
+        stderr.print(f"  deleted {backup_id}", highlight=False)

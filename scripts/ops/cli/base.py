@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import traceback
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -16,23 +15,10 @@ from typing import Any
 
 import typer
 
-from ops.errors import ConfirmationRequired, ExternalError, OpsError, describe, is_dependency_error
+from ops.confirm import typed_confirmation  # noqa: F401  (re-exported: the policy lives in ops.confirm)
+from ops.errors import ExternalError, OpsError, describe, is_dependency_error
 from ops.output import stderr
 from ops.secrets import scrub_text
-
-
-def typed_confirmation(environment: str, action: str) -> None:
-    """Ask the person at the terminal to type the environment's name; `--json` never skips this, only `--yes`.
-
-    Without a terminal (CI, a pipe) there is nobody to ask: that is exit 4, not a prompt that aborts."""
-    if not sys.stdin.isatty():
-        raise ConfirmationRequired(f"{action} in {environment} needs confirmation and there is no terminal to ask",
-                                   hint="confirm with --yes (CI), or run it in a terminal")
-    stderr.print(f"{action} in [bold]{environment}[/bold]. Type the environment name to confirm: ", end="",
-                 highlight=False)
-    typed = sys.stdin.readline().strip()
-    if typed != environment:
-        raise ConfirmationRequired("not confirmed: nothing was changed")
 
 
 def report_error(exc: OpsError) -> None:

@@ -6,14 +6,15 @@ from datetime import UTC, datetime
 
 import typer
 
-from ops import wiring
-from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt, typed_confirmation
+from ops import confirm, wiring
+from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt
 from ops.environment import resolve
 from ops.migrations import head_revision, migrate, schema_revision
-from ops.output import print_json, progress, stderr, table
+from ops.output import print_json, progress, table
 from ops.refresh import usecase
 
-app = OpsTyper(help="Database branches: refresh with masking, migrations, monthly partitions and retention.")
+app = OpsTyper(help="Database branches: refresh with masking, migrations, point-in-time restore, monthly "
+                    "partitions and retention.")
 
 
 @app.command("refresh")
@@ -21,19 +22,16 @@ def refresh(
     target: str = typer.Argument(..., help="Branch to overwrite: staging or development."),
     source: str = typer.Option(..., "--from", help="Branch to copy: main (for staging) or staging (for development)."),
     env_name: str = ENV_OPTION,
-    yes: bool = typer.Option(False, "--yes", "-y", help="Carry out the refresh (without it: print the plan)."),
+    plan_only: bool = confirm.PLAN_OPTION,
+    yes: bool = confirm.YES_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Refresh TARGET from SOURCE with personal data masked. Resumes after a crash; plan unless --yes."""
+    """Refresh TARGET from SOURCE with personal data masked. Resumes after a crash; --plan changes nothing."""
     steps = usecase.plan(target, source)  # refusals come first, before anything is resolved
     env = resolve(env_name)
-    if not yes:
-        if as_json:
-            print_json({"plan": steps, "applied": False})
-        else:
-            for number, text in enumerate(steps, 1):
-                stderr.print(f"  {number}. {text}", highlight=False)
-            progress("plan only: run again with --yes")
+    if not confirm.gate(env.name, env.is_production, f"refresh {target} from {source}",
+                        confirm.show_steps(steps, as_json=as_json, plan_only=plan_only), plan_only=plan_only,
+                        yes=yes):
         return
     on_interrupt(f"the refresh of {target} is journaled and {target} is untouched until its swap step: "
                  f"run `ops db refresh {target} --from {source} --env {env.name} --yes` again to resume")
@@ -53,8 +51,8 @@ def refresh(
 def migrate_cmd(
     env_name: str = ENV_OPTION,
     branch: str | None = typer.Option(None, "--branch", help="Branch database (default: the environment's own)."),
-    plan_only: bool = typer.Option(False, "--plan", help="Print the revisions it would apply and change nothing."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm a migration of production (CI)."),
+    plan_only: bool = confirm.PLAN_OPTION,
+    yes: bool = confirm.YES_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Bring a branch's schema to the app's head revision (idempotent). --plan changes nothing."""
@@ -62,17 +60,21 @@ def migrate_cmd(
     url = env.database_url(branch)
     before = schema_revision(url)
     head = head_revision()
-    if plan_only:
-        plan = {"branch": branch or env.branch, "before": before, "head": head, "applied": False,
-                "plan": [] if before == head else [f"alembic upgrade {before or 'base'} -> {head}"]}
-        if as_json:
+    plan = {"branch": branch or env.branch, "before": before, "head": head, "applied": False,
+            "plan": [] if before == head else [f"alembic upgrade {before or 'base'} -> {head}"]}
+
+    def show() -> None:
+        if as_json and plan_only:
             print_json(plan)
         else:
-            progress(f"{plan['branch']}: at {before}, head {head}: "
-                     + ("nothing to do" if before == head else f"would upgrade to {head}") + " (plan only)")
+            progress(f"plan: {plan['branch']}: at {before}, head {head}: "
+                     + ("nothing to do" if before == head else f"would upgrade to {head}"))
+
+    # Nothing to migrate changes nothing: no confirmation to ask for (CI's migrate on every release).
+    if not confirm.gate(env.name, env.is_production and before != head,
+                        f"migrate the {branch or env.branch} database {before} -> {head}", show,
+                        plan_only=plan_only, yes=yes):
         return
-    if env.is_production and before != head and not yes:
-        typed_confirmation(env.name, f"migrate the {branch or env.branch} database {before} -> {head}")
     own_branch = branch in (None, env.branch)
     app_url = env.app_database_url.get_secret_value() if own_branch and env.app_database_url else None
     migrate(url, app_url=app_url)
@@ -118,10 +120,11 @@ def partitions_cmd(
 def retention_cmd(
     env_name: str = ENV_OPTION,
     older_than: int = typer.Option(..., "--older-than", help="Months to keep before the current one; older go."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Carry out the removal (without it: print the plan)."),
+    plan_only: bool = confirm.PLAN_OPTION,
+    yes: bool = confirm.YES_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Remove whole months older than --older-than (partitions, their uploads and objects); plan unless --yes.
+    """Remove whole months older than --older-than (partitions, their uploads and objects).
     Refuses (exit 3) a month the newest verified backup does not hold."""
     from ops import partitions as parts
     from ops.adapters.s3_store import S3ObjectStore
@@ -132,18 +135,62 @@ def retention_cmd(
     url = env.database_url()
     plan = parts.retention_plan(url, list_backups(env.name, wiring.objects(env)), older_than=older_than,
                                 today=datetime.now(UTC).date())
-    if not as_json and (plan.refusals or not yes):
-        for number, text in enumerate(plan.steps() or [f"nothing older than {plan.cutoff:%Y-%m}"], 1):
-            stderr.print(f"  {number}. {text}", highlight=False)
-    parts.refuse(plan)  # exit 3, plan or not: the plan can't be carried out as it stands
-    if not yes:
-        if as_json:
+    show = confirm.show_steps(plan.steps() or [f"nothing older than {plan.cutoff:%Y-%m}"], as_json=as_json,
+                              plan_only=plan_only, data=plan.to_json())
+    if plan.refusals:
+        show()
+        parts.refuse(plan)  # exit 3, plan or not: the plan can't be carried out as it stands
+    if not plan.partitions and not (plan.uploads or plan.runs):  # nothing to change: nothing to confirm
+        show()
+        if as_json and not plan_only:
             print_json({**plan.to_json(), "applied": False})
-        else:
-            progress("plan only: run again with --yes")
+        return
+    if not confirm.gate(env.name, env.is_production, f"remove every month before {plan.cutoff:%Y-%m}", show,
+                        plan_only=plan_only, yes=yes):
         return
     done = parts.apply_retention(url, S3ObjectStore(env.storage, "uploads"), plan)
     if as_json:
         print_json({**plan.to_json(), "applied": True, "removed": done})
     else:
         progress(f"dropped {done['partitions']} partitions, {done['uploads']} uploads, {done['objects']} objects")
+
+
+@app.command("restore-to")
+def restore_to(
+    env_name: str = ENV_OPTION,
+    time: str = typer.Option(..., "--time", "-t", metavar="TIME",
+                             help="The moment to go back to, ISO 8601 with its zone (2026-12-07T02:40:00Z); "
+                                  "within the Neon project's history retention."),
+    into: str | None = typer.Option(None, "--into", metavar="NAME",
+                                    help="Do not touch the environment's branch: make a new branch NAME from it "
+                                         "as it was at TIME, to look at the old data."),
+    plan_only: bool = confirm.PLAN_OPTION,
+    yes: bool = confirm.YES_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Neon's point-in-time restore of the environment's branch, in place (its state until now kept
+    as a branch named in the plan), or with --into into a new side branch."""
+    from ops.refresh import point_in_time as pit
+
+    moment = pit.parse_time(time)  # bad input first, before anything is resolved
+    env = resolve(env_name, live=False)
+    client, project_id, branch_id = wiring.point_in_time(env)
+    with client:
+        existing = [str(b["name"]) for b in client.list_branches(project_id)] if into else []
+        planned = pit.plan(env.name, env.branch, branch_id, moment, into, existing=existing)
+        action = (f"create branch {into} from {env.branch} at {pit.neon_time(moment)}" if into
+                  else f"restore the {env.branch} branch in place to {pit.neon_time(moment)}")
+        if not confirm.gate(env.name, env.is_production, action,
+                            confirm.show_steps(planned.steps, as_json=as_json, plan_only=plan_only,
+                                               data=planned.to_json()),
+                            plan_only=plan_only, yes=yes):
+            return
+        on_interrupt("Neon carries on with an operation it has accepted: see the branch in the Neon console "
+                     "before running the command again")
+        result = pit.restore_to(client, project_id, planned)
+    if as_json:
+        print_json(result)
+    elif into:
+        progress(f"branch {into} ({result['created_branch_id']}) holds {env.branch} as it was at {result['time']}")
+    else:
+        progress(f"{env.branch} restored to {result['time']}; its state until now is branch {result['preserve_as']}")

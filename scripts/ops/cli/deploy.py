@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from ops import wiring
+from ops import confirm, wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION, on_interrupt
 from ops.deploy import usecase
 from ops.environment import resolve
@@ -20,8 +20,7 @@ OPEN_SSH_OPTION = typer.Option(None, "--open-ssh-from", metavar="IP",
                                     "the command, removed after (HCLOUD_TOKEN).")
 
 
-PLAN_OPTION = typer.Option(False, "--plan", help="Print what would be done (per host: version, slot, traffic) "
-                                                 "and change nothing.")
+PLAN_OPTION = confirm.PLAN_OPTION
 
 
 INTERRUPT_NOTE = ("the candidate a host had started was discarded (said above), or, if it could not be, that "
@@ -35,16 +34,21 @@ def _no_ssh_opening(open_ssh_from: str | None) -> None:
                           hint="run the plan from an admin network, where SSH to the hosts is open")
 
 
-def render_plan(plan: dict[str, Any], as_json: bool) -> None:
-    """One plan, for a person (a table and the lock) or for a machine (the same data as JSON)."""
-    if as_json:
+def render_plan(plan: dict[str, Any], as_json: bool, plan_only: bool = True) -> None:
+    """One plan, for a person (a table and the lock) or for a machine (the same data as JSON).
+
+    Before a real run with --json the plan goes to stderr as lines, so stdout stays the result alone."""
+    if as_json and plan_only:
         print_json(plan)
         return
     head = f"plan: {plan['action']} {plan.get('from', '') + ' -> ' if plan.get('from') else ''}{plan['version']} " \
-           f"in {plan['environment']} (nothing changed)"
-    table(head, ["host", "from", "to", "slot", "traffic"],
-          [(h["role"], h["from"], h["to"] + (" (same)" if h["same_version"] else ""), h["slot"], h["traffic"])
-           for h in plan["hosts"]])
+           f"in {plan['environment']}" + (" (nothing changed)" if plan_only else "")
+    rows = [(h["role"], h["from"], h["to"] + (" (same)" if h["same_version"] else ""), h["slot"], h["traffic"])
+            for h in plan["hosts"]]
+    if as_json:
+        progress(head + ": " + "; ".join(f"{r[0]} {r[1]} -> {r[2]} ({r[3]}, {r[4]})" for r in rows))
+    else:
+        table(head, ["host", "from", "to", "slot", "traffic"], rows)
     held = plan.get("lock_held")
     if held:
         progress(f"the hosts lock is held by {held['owner']} ({held['purpose']}) until {held['expires_at']}: "
@@ -60,7 +64,7 @@ def _render(report: usecase.DeployReport, title: str, as_json: bool) -> None:
 
 
 def deploy(version: str = VERSION_OPTION, env_name: str = ENV_OPTION, open_ssh_from: str | None = OPEN_SSH_OPTION,
-           plan_only: bool = PLAN_OPTION, as_json: bool = JSON_OPTION) -> None:
+           plan_only: bool = PLAN_OPTION, yes: bool = confirm.YES_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Rolling, zero-downtime deploy, host by host (the serving one last); a version that does not
     become ready is discarded and the old one keeps serving."""
     usecase.validate_version(version)
@@ -68,26 +72,31 @@ def deploy(version: str = VERSION_OPTION, env_name: str = ENV_OPTION, open_ssh_f
     hosts, before = wiring.deploy_ports(env)
     if plan_only:
         _no_ssh_opening(open_ssh_from)
-        render_plan(usecase.plan_deploy(env.name, hosts, wiring.objects(env), version), as_json)
-        return
-    on_interrupt(INTERRUPT_NOTE)
-    with wiring.ssh_access(env, open_ssh_from):
+    with wiring.ssh_access(env, None if plan_only else open_ssh_from):
+        # The plan reads each host over SSH, so on CI it needs the opening the run needs.
+        plan = usecase.plan_deploy(env.name, hosts, wiring.objects(env), version)
+        if not confirm.gate(env.name, env.is_production, f"deploy {version}",
+                            lambda: render_plan(plan, as_json, plan_only), plan_only=plan_only, yes=yes):
+            return
+        on_interrupt(INTERRUPT_NOTE)
         report = usecase.deploy(env.name, hosts, wiring.objects(env), version, before=before, public_url=env.public_url,
                                 progress=(lambda _m: None) if as_json else progress)
     _render(report, f"deployed {version}", as_json)
 
 
 def rollback(env_name: str = ENV_OPTION, open_ssh_from: str | None = OPEN_SSH_OPTION, plan_only: bool = PLAN_OPTION,
-             as_json: bool = JSON_OPTION) -> None:
+             yes: bool = confirm.YES_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Deploy the last version that was good before the current one (twice goes further back)."""
     env = resolve(env_name)
     hosts, before = wiring.deploy_ports(env)
     if plan_only:
         _no_ssh_opening(open_ssh_from)
-        render_plan(usecase.plan_rollback(env.name, hosts, wiring.objects(env)), as_json)
-        return
-    on_interrupt(INTERRUPT_NOTE)
-    with wiring.ssh_access(env, open_ssh_from):
+    with wiring.ssh_access(env, None if plan_only else open_ssh_from):
+        plan = usecase.plan_rollback(env.name, hosts, wiring.objects(env))
+        if not confirm.gate(env.name, env.is_production, f"roll back to {plan['version']}",
+                            lambda: render_plan(plan, as_json, plan_only), plan_only=plan_only, yes=yes):
+            return
+        on_interrupt(INTERRUPT_NOTE)
         report = usecase.rollback(env.name, hosts, wiring.objects(env), before=before, public_url=env.public_url,
                                   progress=(lambda _m: None) if as_json else progress)
     _render(report, f"rolled back to {report.version}", as_json)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from ops import wiring
-from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt, run_guarded, typed_confirmation
-from ops.environment import Environment, resolve
-from ops.errors import ConfirmationRequired
+from ops import confirm, wiring
+from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt, run_guarded
+from ops.environment import resolve
 from ops.failover import usecase
-from ops.output import print_json, progress, stderr, table
+from ops.output import print_json, progress, table
 
 app = OpsTyper(help="Fail over to the standby: switch traffic, restore the database if asked, redeploy, check "
                     "(journaled and resumable); see its journal.",
@@ -19,23 +18,9 @@ app = OpsTyper(help="Fail over to the standby: switch traffic, restore the datab
 
 DB_OPTION = typer.Option("none", "--db", help="none (host-only outage: keep the database) | neon-pitr@TIME | "
                                               "latest-backup (Neon itself is down)")
-YES_OPTION = typer.Option(False, "--yes", "-y", help="Confirm a database-replacing --db mode.")
 WAIT_OPTION = typer.Option(usecase.HOSTS_WAIT_SECONDS, "--wait-for-hosts", min=0, metavar="SECONDS",
                            help="How long to wait for a deploy or rollback holding the hosts before exit 6 "
                                 "(nothing changed).")
-
-
-def confirm(env: Environment, db_mode: str, yes: bool) -> None:
-    """A database-replacing mode needs --yes; on production a person may instead type the
-    environment's name (which --json never skips)."""
-    mode, _moment = usecase.parse_db_mode(db_mode)
-    if mode == "none" or yes:
-        return
-    if env.is_production:
-        typed_confirmation(env.name, f"fail over with --db {db_mode}, replacing the live database,")
-        return
-    raise ConfirmationRequired(f"--db {db_mode} replaces the live database: run again with --yes",
-                               hint="a host-only outage needs no database change: --db none (the default)")
 
 
 @app.callback(invoke_without_command=True)
@@ -43,9 +28,9 @@ def failover(
     ctx: typer.Context,
     env_name: str = ENV_OPTION,
     db: str = DB_OPTION,
-    plan_only: bool = typer.Option(False, "--plan", help="Print the steps and change nothing."),
+    plan_only: bool = confirm.PLAN_OPTION,
     watch_seconds: float = typer.Option(30.0, "--watch-seconds", min=1, help="How long to watch the error rate."),
-    yes: bool = YES_OPTION,
+    yes: bool = confirm.YES_OPTION,
     wait_for_hosts: float = WAIT_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -54,16 +39,15 @@ def failover(
         return
 
     def run() -> None:
-        steps = usecase.plan(db)
-        if plan_only:
-            if as_json:
-                print_json({"plan": steps})
-            else:
-                for number, step in enumerate(steps, 1):
-                    stderr.print(f"  {number}. {step}", highlight=False)
+        steps = usecase.plan(db)  # a bad --db is refused before anything is resolved
+        # The plan is the same everywhere: --plan needs no environment (nor a running sandbox).
+        env = None if plan_only else resolve(env_name)
+        action = "fail over" + ("" if db == "none" else f" with --db {db}, replacing the live database,")
+        if not confirm.gate(env_name, env is not None and env.is_production, action,
+                            confirm.show_steps(steps, as_json=as_json, plan_only=plan_only), plan_only=plan_only,
+                            yes=yes):
             return
-        env = resolve(env_name)
-        confirm(env, db, yes)
+        assert env is not None  # resolved whenever it is not a plan
         on_interrupt(usecase.interrupt_note(env.name, {"direction": "failover", "db_mode": db}))
         report = usecase.failover(env.name, wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env),
                                   wiring.objects(env), db_mode=db, watch_seconds=watch_seconds,
@@ -105,9 +89,9 @@ def status(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
 
 def failback(
     env_name: str = ENV_OPTION,
-    plan_only: bool = typer.Option(False, "--plan", help="Print what would be done (hosts, database, traffic) and "
-                                                         "change nothing."),
+    plan_only: bool = confirm.PLAN_OPTION,
     wait_for_hosts: float = WAIT_OPTION,
+    yes: bool = confirm.YES_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Return traffic to the primary once it is healthy again (journaled and resumable, like the failover)."""
@@ -117,15 +101,23 @@ def failback(
     wiring.preflight(env)
     env = wiring.with_live_database(env)
     site, traffic, live = wiring.failover_site(env), wiring.traffic(env), wiring.live_database(env)
-    if plan_only:
-        plan = usecase.plan_failback(env.name, site, traffic, live, wiring.objects(env))
-        if as_json:
+    plan = usecase.plan_failback(env.name, site, traffic, live, wiring.objects(env))
+
+    def show() -> None:
+        if as_json and plan_only:
             print_json(plan)
             return
-        table(f"plan: failback in {env.name}, traffic on the {plan['serving']} now (nothing changed)",
-              ["step", "state", "does"], [(s["step"], s["state"], s["does"]) for s in plan["steps"]])
+        if as_json:  # before a real run: stdout stays the result alone
+            progress(f"plan: failback in {env.name}: " + "; ".join(f"{s['step']} ({s['state']}): {s['does']}"
+                                                                  for s in plan["steps"]))
+        else:
+            table(f"plan: failback in {env.name}, traffic on the {plan['serving']} now"
+                  + (" (nothing changed)" if plan_only else ""),
+                  ["step", "state", "does"], [(s["step"], s["state"], s["does"]) for s in plan["steps"]])
         if plan["data_note"]:
             progress(plan["data_note"])
+
+    if not confirm.gate(env.name, env.is_production, "fail back to the primary", show, plan_only=plan_only, yes=yes):
         return
     on_interrupt(usecase.interrupt_note(env.name, {"direction": "failback"}))
     report = usecase.failback(env.name, site, traffic, live, wiring.objects(env),

@@ -6,9 +6,9 @@ from typing import Any
 
 import typer
 
-from ops import locks
+from ops import confirm, locks
 from ops.adapters.s3_store import S3ObjectStore
-from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, typed_confirmation
+from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
 from ops.environment import resolve
 from ops.output import print_json, progress, table
 
@@ -46,7 +46,8 @@ def release(
     name: str = typer.Argument(..., help="The lock's name from `ops lock list` (backup, hosts, failover, ...; "
                                          "`deploy` is the hosts lock's earlier name)."),
     env_name: str = ENV_OPTION,
-    yes: bool = typer.Option(False, "--yes", "-y", help="Break it without the typed confirmation (CI)."),
+    plan_only: bool = confirm.PLAN_OPTION,
+    yes: bool = confirm.YES_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Break a lock left by a dead run (a cancelled CI job, a lost SSH session); the break is recorded."""
@@ -54,12 +55,21 @@ def release(
     store = S3ObjectStore(env.storage, "backups")
     held = {h["name"]: h for h in locks.list_locks(store, env.name)}
     name = locks.LOCK_ALIASES.get(name, name)
-    if name in held and not yes:
-        lock = held[name]
-        progress(f"{name}, {lock['guards']}: {lock['purpose']}, held by {lock['owner']} since {lock['acquired_at']} "
-                 f"(expires {lock['expires_at']})")
-        # A live run loses its protection when its lock is broken: make the person say which environment.
-        typed_confirmation(env.name, f"break the {name} lock")
+    lock = held.get(name)
+
+    def show() -> None:
+        if lock is None:  # release_lock names the locks that are held
+            progress(f"plan: break the {name} lock (not held in {env.name})")
+        elif as_json and plan_only:
+            print_json({"plan": [f"break the {name} lock"], "lock": lock, "applied": False})
+        else:
+            progress(f"plan: break the {name} lock, {lock['guards']}: {lock['purpose']}, held by {lock['owner']} "
+                     f"since {lock['acquired_at']} (expires {lock['expires_at']})")
+
+    # A live run loses its protection when its lock is broken: production asks which environment.
+    if not confirm.gate(env.name, env.is_production and lock is not None, f"break the {name} lock", show,
+                        plan_only=plan_only, yes=yes):
+        return
     broken = locks.release_lock(store, env.name, name)
     if as_json:
         print_json(broken)

@@ -5,6 +5,7 @@ Before the first deploy nothing answers the monitored URLs, so the stack makes i
 
 from __future__ import annotations
 
+from ops import confirm
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
 from ops.environment import resolve
 from ops.output import print_json, progress
@@ -13,7 +14,8 @@ app = OpsTyper(help="The stack's BetterStack monitors.")
 
 
 @app.command("resume")
-def resume(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
+def resume(env_name: str = ENV_OPTION, plan_only: bool = confirm.PLAN_OPTION, yes: bool = confirm.YES_OPTION,
+           as_json: bool = JSON_OPTION) -> None:
     """Unpause every monitor in the stack outputs (`monitor_ids`); resuming a running one changes nothing."""
     from ops.adapters.betterstack_api import BetterStackClient
     from ops.errors import ConfigError
@@ -21,6 +23,11 @@ def resume(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     env = resolve(env_name, live=False)
     if not env.monitor_ids:
         raise ConfigError(f"stack outputs for {env.name}: no monitor_ids")
+    steps = [f"unpause the {host} monitor ({monitor_id})" for host, monitor_id in sorted(env.monitor_ids.items())]
+    if not confirm.gate(env.name, env.is_production, "resume the monitors",
+                        confirm.show_steps(steps, as_json=as_json, plan_only=plan_only), plan_only=plan_only,
+                        yes=yes):
+        return
     states = {}
     with BetterStackClient.from_environ() as client:
         for host, monitor_id in sorted(env.monitor_ids.items()):
