@@ -51,6 +51,31 @@ class FakeNeonPitr:
             if branch_id != "br-main":
                 self.local.drop(name)
 
+    def _restore_from_another(self, branch_id: str, body: dict[str, Any]) -> httpx.Response:
+        """A branch restored from another branch's head (or its state at a time): how a refresh puts
+        its masked scratch branch in place, keeping the target's id and endpoints; the old state
+        kept as a branch when preserve_under_name is given."""
+        source_id = str(body.get("source_branch_id", ""))
+        if source_id not in self.branches:
+            return httpx.Response(400, json={"message": f"source branch {source_id!r} not found"})
+        stamp = body.get("source_timestamp")
+        source = self._at(self.branches[source_id], stamp) if stamp else self.branches[source_id]
+        if source is None:
+            return httpx.Response(400, json={"message": "timestamp is outside the history retention window"})
+        scratch = f"neonpitr_restore_{self.ops}"
+        self.local.copy(source, scratch)
+        target = self.branches[branch_id]
+        preserve = body.get("preserve_under_name") or f"neonpitr_discarded_{self.ops}"
+        self.local.replace(target, scratch, preserve)
+        if body.get("preserve_under_name"):
+            with psycopg.connect(self.local.admin_url, autocommit=True) as conn:
+                conn.execute(sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(preserve)))
+            self.add(preserve)
+        else:
+            self.local.drop(preserve)
+        self.restores.append(body)
+        return httpx.Response(200, json={"branch": {"id": branch_id}, "operations": self._op()})
+
     def _op(self) -> list[dict[str, Any]]:
         self.ops += 1
         return [{"id": f"op-{self.ops}", "action": "restore_branch", "status": "running"}]
@@ -62,8 +87,13 @@ class FakeNeonPitr:
         body = json.loads(request.content) if request.content else {}
         if request.method == "POST" and path.endswith("/restore"):
             branch_id = path.split("/")[2]
-            if body.get("source_branch_id") != branch_id or "source_timestamp" not in body:
-                return httpx.Response(400, json={"message": "fake: only a point-in-time restore of a branch itself"})
+            if branch_id not in self.branches:
+                return httpx.Response(404, json={"message": f"branch {branch_id} not found"})
+            if body.get("source_branch_id") != branch_id:
+                return self._restore_from_another(branch_id, body)
+            if "source_timestamp" not in body:
+                return httpx.Response(400, json={"message": "a restore from the branch itself needs a source_timestamp"
+                                                            " or source_lsn"})
             if not body.get("preserve_under_name"):  # Neon requires it for a restore from the branch's own history
                 return httpx.Response(400, json={"message": "preserve_under_name is required"})
             snapshot = self._at(self.branches[branch_id], body["source_timestamp"])
@@ -98,6 +128,15 @@ class FakeNeonPitr:
             endpoints = [{"id": f"ep-{new_id}", "branch_id": new_id, "type": e.get("type", "read_write")}
                          for e in body.get("endpoints", [])]
             return httpx.Response(201, json={"branch": made, "endpoints": endpoints, "operations": self._op()})
+        if request.method == "DELETE" and path.startswith("/branches/") and path.count("/") == 2:
+            branch_id = path.split("/")[2]
+            if branch_id not in self.branches:
+                return httpx.Response(404, json={"message": f"branch {branch_id} not found"})
+            if branch_id == "br-main":  # Neon refuses to delete a project's default branch
+                return httpx.Response(400, json={"message": "cannot delete the project's default branch"})
+            name = self.branches.pop(branch_id)
+            self.local.drop(name)
+            return httpx.Response(200, json={"branch": {"id": branch_id, "name": name}, "operations": self._op()})
         if request.method == "GET" and path.startswith("/operations/"):
             op_id = path.rsplit("/", 1)[1]
             return httpx.Response(200, json={"operation": {"id": op_id, "status": "finished",

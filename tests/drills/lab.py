@@ -494,6 +494,7 @@ def running_lab(root: Path, registry: LocalRegistry, folder: Path, stack: str) -
         stripe_url = stack_.enter_context(serve_httpx_handler(stripe))
         neon = FakeNeonPitr(LocalBranchStore(database.url("postgres")), NEON_PROJECT)
         neon.add("main")
+        neon.add("staging")  # the staging stack's branch, which `ops db refresh staging` restores in place
         stack_.callback(neon.cleanup)
         neon_url = stack_.enter_context(serve_httpx_handler(neon))
         files = {}

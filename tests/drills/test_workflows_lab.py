@@ -192,16 +192,7 @@ def test_lab_workflows_as_written_release_back_up_verify_and_refresh(
 
         with psycopg.connect(lab.owner_url("staging")) as conn:
             assert conn.execute("SELECT count(*) FROM tenants WHERE id = %s", (tenant,)).fetchone() == (0,)
-        try:
-            runner.run_workflow(WORKFLOWS / "refresh-staging.yml")
-        except WorkflowError as exc:
-            # Known gap of the lab, not of the workflow (harness run 4): the refresh makes its scratch
-            # branch through Neon's API, and the lab's Neon fake (tests/neon_pitr_fake.py) has no
-            # POST /projects/{id}/branches. Anything else fails the test.
-            if "no fake route POST /branches" not in str(exc):
-                raise
-            assert sorted(p.name for p in REPO_ROOT.iterdir()) == before
-            pytest.xfail("refresh-staging.yml: the lab's Neon fake cannot create a branch (POST /branches)")
+        runner.run_workflow(WORKFLOWS / "refresh-staging.yml")
         with psycopg.connect(lab.owner_url("staging")) as conn:
             assert conn.execute("SELECT count(*) FROM tenants WHERE id = %s", (tenant,)).fetchone() == (1,)
 

@@ -121,3 +121,35 @@ def test_the_sandbox_says_it_has_no_history(sandbox: SandboxState, sandbox_root:
         result = runner.invoke(app, ["db", "restore-to", "--env", "local", "--time", "2026-01-01T00:00:00Z"])
     assert result.exit_code == 2, result.output
     assert "keeps no history" in result.output and "ops backup restore --env local --latest" in result.output
+
+
+def test_the_refresh_neon_path_against_the_same_fake(neon, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `ops db refresh` does on Neon (tests/drills/test_workflows_lab.py runs it through the
+    staging refresh workflow): a scratch branch from the source, the target restored from it in place
+    with its old state kept under a name, then the scratch branch deleted."""
+    import os
+
+    from ops.adapters.neon_api import NeonClient
+    from ops.refresh.branch_stores import NeonBranchStore
+
+    fake, local, _moment = neon
+    client = NeonClient("neon-lab-key", base_url=os.environ["OPS_NEON_API_URL"], sleep=lambda _s: None)
+    store = NeonBranchStore(client, PROJECT, database="unused", owner_role="unused")
+    monkeypatch.setattr(store, "url", lambda name: local.url(name))  # the fake's branches are databases
+    target = fake.add("restore_to_target")
+    with psycopg.connect(local.admin_url, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE restore_to_target")
+    with psycopg.connect(local.url("restore_to_target"), autocommit=True) as conn:
+        conn.execute("CREATE TABLE notes (note text)")
+        conn.execute("INSERT INTO notes VALUES ('old target')")
+    with client:
+        store.copy(DATABASE, "restore_to_scratch")
+        assert _rows(local, "restore_to_scratch") == ["after", "before"]
+        store.replace("restore_to_target", "restore_to_scratch", "restore_to_target_pre_refresh_1")
+        store.drop("restore_to_scratch")
+        names = {str(b["name"]): str(b["id"]) for b in client.list_branches(PROJECT)}
+    assert names["restore_to_target"] == target  # the same branch (id, endpoints), new data
+    assert "restore_to_scratch" not in names
+    assert _rows(local, "restore_to_target") == ["after", "before"]
+    assert _rows(local, "restore_to_target_pre_refresh_1") == ["old target"]
+    assert fake.restores[-1]["source_branch_id"] != target
