@@ -257,7 +257,8 @@ def test_lab_cloudflare_failing_the_api_record_leaves_dns_whole_and_the_rerun_fi
 
 # ------------------------------------------------------------------ `ops failover` stopped in the middle
 
-FAILOVER = ("failover", "--env", ENV, "--db", "none", "--watch-seconds", "2")
+FAILOVER = ("failover", "--env", ENV, "--db", "none", "--watch-seconds", "2", "--yes")  # production: no terminal
+FAILBACK = ("failback", "--env", ENV, "--yes")
 RESUME_FAILOVER = f"ops failover --env {ENV} --db none"
 RESUME_FAILBACK = f"ops failback --env {ENV}"
 
@@ -348,10 +349,10 @@ def test_lab_a_failover_lost_elsewhere_then_stopped_by_signals_mid_step_resumes_
         assert json.loads(finished.stdout)["resumed_after"] == "set-environment"
         assert_clean(lab, "lab-v1", serving="standby")
 
-        stopped_at(lab, ("failback", "--env", ENV), "deploy.after.start", signal.SIGINT, RESUME_FAILBACK)
-        split = stopped_at(lab, ("failback", "--env", ENV), "failback.edited.app", signal.SIGTERM, RESUME_FAILBACK)
+        stopped_at(lab, FAILBACK, "deploy.after.start", signal.SIGINT, RESUME_FAILBACK)
+        split = stopped_at(lab, FAILBACK, "failback.edited.app", signal.SIGTERM, RESUME_FAILBACK)
         assert split["dns"] == {"app": lab.hosts["primary"].address, "api": lab.hosts["standby"].address}, split
-        back = lab.ops("failback", "--env", ENV, "--json")
+        back = lab.ops("failback", "--env", ENV, "--yes", "--json")
         assert back.returncode == 0, back.stderr
     assert_clean(lab, "lab-v1")
     assert loop.sent > 50 and loop.failures == [], (len(loop.failures), loop.sent, loop.errors)

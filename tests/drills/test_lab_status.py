@@ -46,7 +46,7 @@ def database_not_answering(lab: Lab) -> Iterator[None]:
 
 
 def test_lab_status_and_logs_answer_with_a_host_cut_off_and_the_database_not_answering(lab: Lab) -> None:
-    deployed = lab.ops("deploy", "--env", ENV, "--version", "lab-v1", "--json")
+    deployed = lab.ops("deploy", "--env", ENV, "--version", "lab-v1", "--yes", "--json")
     assert deployed.returncode == 0, deployed.stderr
 
     data = overview(lab)
