@@ -144,6 +144,7 @@ def retention_cmd(
         show()
         if as_json and not plan_only:
             print_json({**plan.to_json(), "applied": False})
+        progress(("plan only: " if plan_only else "") + "nothing was changed")
         return
     if not confirm.gate(env.name, env.is_production, f"remove every month before {plan.cutoff:%Y-%m}", show,
                         plan_only=plan_only, yes=yes):
