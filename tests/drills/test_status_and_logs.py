@@ -70,7 +70,11 @@ def verified_backup(drill_root: Path, drill_env: dict[str, str]) -> Iterator[str
 def test_status_is_0_when_all_is_well_and_8_naming_each_part_whose_dependency_is_down(
         drill_root: Path, drill_env: dict[str, str], verified_backup: str) -> None:
     code, data = overview(drill_env)
-    assert code == 0 and data["attention"] == [], data["attention"]
+    # An earlier drill of the session (failover --db latest-backup, then failback) may leave the sandbox
+    # serving from its restored database: status rightly names that (moving back is planned
+    # maintenance) and exits 8. Anything else needing attention fails the test.
+    away = [a for a in data["attention"] if "(not the home main: moving data back is planned maintenance)" in a]
+    assert data["attention"] == away and code == (8 if away else 0), (code, data["attention"])
     assert all(data[p]["answered"] for p in PARTS), data
     assert {h["host"]: (h["reachable"], h["ready"]) for h in data["hosts"]["hosts"]} == {
         "app-primary": (True, True), "app-standby": (True, True)}
