@@ -191,7 +191,7 @@ def test_lab_workflows_as_written_release_back_up_verify_and_refresh(
             steps = document["jobs"]["backup"]["steps"]
             document["jobs"]["backup"]["steps"] = [s for s in steps if "stack output" not in str(s.get("run", ""))]
         broken = mutated("backup-nightly.yml", tmp_path, without_outputs)
-        with pytest.raises(WorkflowError, match=r"job backup: step \d+ \(Back up production\) exited"):
+        with pytest.raises(WorkflowError, match=r"job backup: step \d+ \(Monthly partitions ahead\) exited"):
             runner.run_workflow(broken)
 
         with psycopg.connect(lab.owner_url("staging")) as conn:
