@@ -26,10 +26,15 @@ from stacks.storage import Storage, StorageArgs
 def build(config: StackConfig) -> dict[str, Any]:
     """Register every component of the stack; return the stack outputs."""
     secret = stack_config.secret
-    storage = Storage("storage", StorageArgs(config))
-    cache = Cache("cache", CacheArgs(config, redis_url=secret("redisUrl")))
-    database = Database("database", DatabaseArgs(config))
-    billing = Billing("billing", BillingArgs(config))
+    # Each component gets its own section and the stack's names, plus the few values it takes from
+    # another section (named in its args), never the whole config.
+    names, edge_config = config.names, config.edge
+    app_url = f"https://{names.fqdn(edge_config.app_host)}"
+    storage = Storage("storage", StorageArgs(config.storage, names, account_id=edge_config.account_id,
+                                             app_origin=app_url))
+    cache = Cache("cache", CacheArgs(config.cache, names, redis_url=secret("redisUrl")))
+    database = Database("database", DatabaseArgs(config.database, names))
+    billing = Billing("billing", BillingArgs(names, app_host=edge_config.app_host))
     branch = BRANCH_OF_ENV[config.environment]
     # In SECRET_ENV_VARS order. `ops deploy` writes them to each host's env file over SSH.
     app_env = pulumi.Output.all(
@@ -40,9 +45,14 @@ def build(config: StackConfig) -> dict[str, Any]:
         "S3_ENDPOINT_URL": storage.endpoint, "S3_REGION": "auto", "S3_BUCKET_UPLOADS": storage.bucket_names["uploads"],
         **cache.app_env,
     })
-    compute = Compute("compute", ComputeArgs(config))
-    edge = Edge("edge", EdgeArgs(config, origin_ipv4=compute.origin_ipv4()))
-    monitoring = Monitoring("monitoring", MonitoringArgs(config, sentry_dsn=secret("sentryDsn")))
+    compute = Compute("compute", ComputeArgs(
+        config.compute, names, site_address=names.fqdn(edge_config.app_host),
+        extra_site_addresses=(names.fqdn(edge_config.api_host),),
+        logs_ingest_host=config.monitoring.logs_ingest_host))
+    edge = Edge("edge", EdgeArgs(edge_config, names, origin_ipv4=compute.origin_ipv4()))
+    monitoring = Monitoring("monitoring", MonitoringArgs(
+        config.monitoring, names, health_hosts=(edge_config.app_host, edge_config.api_host),
+        status_host=edge_config.status_host, sentry_dsn=secret("sentryDsn")))
 
     return {
         "environment": config.environment,

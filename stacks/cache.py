@@ -16,29 +16,42 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from typing import Protocol
 
 import pulumi
 
-from stacks.config import StackConfig, StackConfigError
+from stacks.config import CacheConfig, StackConfigError, StackNames
 
 
 @dataclass(frozen=True)
 class CacheArgs:
-    config: StackConfig
+    cache: CacheConfig
+    names: StackNames
     redis_url: pulumi.Output[str]
 
 
-def require_tls(url: str, config: StackConfig) -> str:
+class CacheScope(Protocol):
+    """What the helpers below read: the cache section and the stack's names (a `CacheArgs` or the
+    whole `StackConfig`)."""
+
+    @property
+    def cache(self) -> CacheConfig: ...
+
+    @property
+    def names(self) -> StackNames: ...
+
+
+def require_tls(url: str, config: CacheScope) -> str:
     """The stack's Redis URL, refused if it is redis:// (no TLS) and the stack does not allow that.
     The message names the config key, never the URL (it holds the password)."""
     if url.startswith("redis://") and not config.cache.allow_plaintext:
-        raise StackConfigError(f"redisUrl: must be rediss:// (TLS) in {config.environment}: redis:// sends "
-                               "sessions in clear" + ("" if config.is_production else
+        raise StackConfigError(f"redisUrl: must be rediss:// (TLS) in {config.names.environment}: redis:// sends "
+                               "sessions in clear" + ("" if config.names.is_production else
                                                       " (or set cache.allow_plaintext: true)"))
     return url
 
 
-def app_env(config: StackConfig) -> dict[str, str]:
+def app_env(config: CacheScope) -> dict[str, str]:
     """What the app's env file needs besides REDIS_URL: the CA (base64, one line) and the opt-out."""
     env = {"REDIS_CA_CERT": base64.b64encode(config.cache.ca_cert.encode()).decode()} if config.cache.ca_cert else {}
     if config.cache.allow_plaintext:
@@ -49,9 +62,8 @@ def app_env(config: StackConfig) -> dict[str, str]:
 class Cache(pulumi.ComponentResource):
     def __init__(self, name: str, args: CacheArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("autoenroll:cache:Cache", name, None, opts)
-        config = args.config
         self.redis_url: pulumi.Output[str] = pulumi.Output.secret(args.redis_url.apply(
-            lambda url: require_tls(url, config)))
-        self.app_env = app_env(config)
-        self.region = args.config.cache.region
+            lambda url: require_tls(url, args)))
+        self.app_env = app_env(args)
+        self.region = args.cache.region
         self.register_outputs({"redis_url": self.redis_url, "region": self.region})

@@ -5,12 +5,12 @@ from __future__ import annotations
 import functools
 import ipaddress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pulumi
 import pulumi_hcloud as hcloud
 
-from stacks.config import StackConfig, ssh_fingerprint
+from stacks.config import ComputeConfig, StackNames, ssh_fingerprint
 from stacks.data import cloudflare_ranges
 from stacks.host_role import HostRoleArgs, render_user_data
 from stacks.labels import resource_name
@@ -20,10 +20,21 @@ from stacks.labels import resource_name
 class ComputeArgs:
     # No secret here: the hosts' secrets (the app's env file, the BetterStack token, the origin key)
     # reach them over SSH at deploy time, from the stack's outputs, never through user data.
-    config: StackConfig
+    compute: ComputeConfig
+    names: StackNames
+    site_address: str  # the app's host name (edge.app_host) Caddy serves, and the API's beside it
+    extra_site_addresses: tuple[str, ...]
+    logs_ingest_host: str  # monitoring.logs_ingest_host: where each host's Vector ships its logs
 
 
-def firewall_rules(config: StackConfig) -> list[Any]:
+class ComputeScope(Protocol):
+    """What `firewall_rules` reads: the compute section (a `ComputeArgs` or the whole `StackConfig`)."""
+
+    @property
+    def compute(self) -> ComputeConfig: ...
+
+
+def firewall_rules(config: ComputeScope) -> list[Any]:
     """Ingress: 80/443 from Cloudflare only, SSH from admin CIDRs only, ICMP; nothing else."""
     edge = list(cloudflare_ranges())
     return [
@@ -41,30 +52,30 @@ class Compute(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ComputeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("autoenroll:compute:Compute", name, None, opts)
-        config = args.config
-        c = config.compute
-        labels = dict(config.labels)
+        names = args.names
+        c = args.compute
+        labels = dict(names.labels)
         child = pulumi.ResourceOptions(parent=self)
 
         # Hetzner refuses a second key with the same fingerprint in a project (uniqueness_error), and
         # both stacks share one project: the owner (production) creates the keys, the other finds them.
         key_ids: list[pulumi.Input[str]]
         if c.owns_ssh_keys:
-            key_ids = [hcloud.SshKey(f"{name}-key-{key_name}", name=resource_name(config, key_name), public_key=key,
+            key_ids = [hcloud.SshKey(f"{name}-key-{key_name}", name=resource_name(names, key_name), public_key=key,
                                      labels=labels, opts=child).id for key_name, key in c.ssh_keys]
         else:
             key_ids = [hcloud.get_ssh_key_output(fingerprint=ssh_fingerprint(key)).id.apply(str)
                        for _, key in c.ssh_keys]
-        self.firewall = hcloud.Firewall(f"{name}-firewall", name=resource_name(config, "app"),
-                                        rules=firewall_rules(config), labels=labels, opts=child)
-        self.network = hcloud.Network(f"{name}-network", name=resource_name(config, "net"),
+        self.firewall = hcloud.Firewall(f"{name}-firewall", name=resource_name(names, "app"),
+                                        rules=firewall_rules(args), labels=labels, opts=child)
+        self.network = hcloud.Network(f"{name}-network", name=resource_name(names, "net"),
                                       ip_range=c.network_ip_range, labels=labels, opts=child)
         subnet_range = next(ipaddress.IPv4Network(c.network_ip_range).subnets(new_prefix=24))
         subnet = hcloud.NetworkSubnet(f"{name}-subnet", network_id=self.network.id.apply(int), type="cloud",
                                       network_zone="eu-central", ip_range=str(subnet_range), opts=child)
         placement = None
         if c.replicas > 1:
-            placement = hcloud.PlacementGroup(f"{name}-spread", name=resource_name(config, "spread"), type="spread",
+            placement = hcloud.PlacementGroup(f"{name}-spread", name=resource_name(names, "spread"), type="spread",
                                               labels=labels, opts=child)
 
         hosts: list[tuple[str, str, str]] = [(f"app-{i + 1}", "primary", c.location) for i in range(c.replicas)]
@@ -73,13 +84,12 @@ class Compute(pulumi.ComponentResource):
 
         self.server_resources: list[tuple[hcloud.Server, str, str]] = []
         for index, (host, role, location) in enumerate(hosts):
-            server_name = resource_name(config, host)
+            server_name = resource_name(names, host)
             user_data = render_user_data(HostRoleArgs(
-                hostname=server_name, environment=config.environment, role=role,
-                site_address=config.fqdn(config.edge.app_host),
-                extra_site_addresses=(config.fqdn(config.edge.api_host),), app_image=c.app_image,
+                hostname=server_name, environment=names.environment, role=role,
+                site_address=args.site_address, extra_site_addresses=args.extra_site_addresses, app_image=c.app_image,
                 app_version=c.app_version, admin_cidrs=c.admin_cidrs, cloudflare_ranges=cloudflare_ranges(),
-                ssh_public_keys=tuple(k for _, k in c.ssh_keys), logs_ingest_host=config.monitoring.logs_ingest_host,
+                ssh_public_keys=tuple(k for _, k in c.ssh_keys), logs_ingest_host=args.logs_ingest_host,
                 private_network=c.network_ip_range if c.replicas > 1 else ""))
             network: Any = {"network_id": self.network.id.apply(int), "ip": str(subnet_range[10 + index])}
             server = hcloud.Server(
@@ -95,8 +105,8 @@ class Compute(pulumi.ComponentResource):
                 placement_group_id=placement.id.apply(int) if placement and role == "primary" else None,
                 user_data=user_data,
                 backups=c.backups,
-                delete_protection=config.protect,
-                rebuild_protection=config.protect,  # Hetzner requires both equal
+                delete_protection=names.protect,
+                rebuild_protection=names.protect,  # Hetzner requires both equal
                 labels={**labels, "role": role},
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[subnet],
                                             ignore_changes=["user_data", "ssh_keys"]),
@@ -105,16 +115,16 @@ class Compute(pulumi.ComponentResource):
 
         self.load_balancer_ipv4: pulumi.Output[str] | None = None
         if c.replicas > 1:
-            lb = hcloud.LoadBalancer(f"{name}-lb", name=resource_name(config, "lb"),
+            lb = hcloud.LoadBalancer(f"{name}-lb", name=resource_name(names, "lb"),
                                      load_balancer_type=c.load_balancer_type, location=c.location,
                                      algorithm={"type": "round_robin"}, labels=labels,
-                                     delete_protection=config.protect, opts=child)
+                                     delete_protection=names.protect, opts=child)
             lb_net = hcloud.LoadBalancerNetwork(f"{name}-lb-net", load_balancer_id=lb.id.apply(int),
                                                 network_id=self.network.id.apply(int), opts=child)
             # A private-IP target needs the load balancer on the network first: Hetzner refuses it
             # otherwise, and nothing in the inputs orders the two.
             hcloud.LoadBalancerTarget(f"{name}-lb-targets", load_balancer_id=lb.id.apply(int), type="label_selector",
-                                      label_selector=f"environment={config.environment},role=primary",
+                                      label_selector=f"environment={names.environment},role=primary",
                                       use_private_ip=True,
                                       opts=pulumi.ResourceOptions(parent=self, depends_on=[lb_net]))
             for port in (80, 443):

@@ -4,6 +4,12 @@
 `load()` is the only place in the program that touches `pulumi.Config`. Unknown keys are
 rejected and every error names its path, e.g. `compute.replicas: must be >= 1`.
 Secrets are read with `require_secret` and stay `pulumi.Output`s.
+
+Validated with pydantic, as `ops` validates its own files: one model per section (`extra="forbid"`),
+validators where a rule crosses fields, and `_message` turns pydantic's first error (its `loc` and
+type) into the path-named message above. Defaults that follow the environment or the phase's plans
+(standby in production, Neon's history on the phase's plan, ...) reach the sections through the
+validation context (`_context_defaults`), so each model still declares every key it accepts.
 """
 
 from __future__ import annotations
@@ -14,8 +20,24 @@ import hashlib
 import ipaddress
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Self, TypeVar
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
 
 from autoenroll.contract import APP_DATABASE_ROLE, DATABASE_NAME, OWNER_DATABASE_ROLE
 
@@ -27,236 +49,96 @@ ENVIRONMENTS = ("staging", "production")
 GERMAN_LOCATIONS = ("fsn1", "nbg1")  # Falkenstein, Nuremberg
 EU_NEON_REGIONS = ("aws-eu-central-1",)  # Frankfurt
 PHASES = ("pre-revenue", "growth", "scale")
+MONITORING_REGIONS = ("us", "eu", "as", "au")
+
+_M = TypeVar("_M", bound=BaseModel)
 
 
 class StackConfigError(ValueError):
     """A configuration value is missing or invalid; the message starts with its path."""
 
 
-@dataclass(frozen=True)
-class ComputeConfig:
-    server_type: str
-    replicas: int
-    location: str
-    standby: bool
-    image: str
-    admin_cidrs: tuple[str, ...]
-    ssh_keys: tuple[tuple[str, str], ...]
-    # Hetzner keeps one key per fingerprint in a project: the stack that owns the keys creates them,
-    # the other looks them up by fingerprint (two stacks share one project).
-    owns_ssh_keys: bool
-    backups: bool
-    load_balancer_type: str
-    network_ip_range: str
-    app_image: str
-    app_version: str
-    # The account the hosts' read-only registry token (secret `registryReadToken`) belongs to.
-    registry_username: str = "autoenroll-deploy"
-
-    @property
-    def standby_location(self) -> str:
-        """The other German location: a standby must not share the primary's failure domain."""
-        return next(loc for loc in GERMAN_LOCATIONS if loc != self.location)
+# --------------------------------------------------------------------------- errors: pydantic's into ours
 
 
-@dataclass(frozen=True)
-class DatabaseConfig:
-    owns_project: bool
-    org_id: str  # Neon organization: with a personal API key, POST /projects needs it
-    project_name: str
-    region_id: str
-    pg_version: int
-    history_retention_seconds: int
-    autoscaling_min_cu: float
-    autoscaling_max_cu: float
-    # Neon's meaning: -1 never, 0 the default (300 s), else 60..604800. None: not sent at all, which is
-    # the only thing Neon's Free plan accepts (an explicit value is refused there, even 300).
-    suspend_timeout_seconds: int | None
-    protect_main: bool
-    database_name: str
-    role_name: str
-    owner_role_name: str
-    # "org/project/stack" read by a StackReference when owns_project is false; "" means the production
-    # stack of this project in the running stack's own organization (see database.py).
-    production_stack: str
+def _invalid(message: str, at: str = "") -> PydanticCustomError:
+    """A rule of ours broken: `at` extends the error's path below the field or model that raised it
+    (`[0]`, `.oncall`, `.org_id`), for rules checked on a whole list, map or section."""
+    return PydanticCustomError("stack_config", "{message}", {"message": message, "at": at})
 
 
-@dataclass(frozen=True)
-class PagesConfig:
-    project_name: str
-    github_owner: str
-    github_repo: str
-    domain: str
-    production_branch: str
+def _type_name(value: Any) -> str:
+    return type(value).__name__
 
 
-@dataclass(frozen=True)
-class EdgeConfig:
-    account_id: str
-    zone_id: str
-    manage_zone: bool
-    app_host: str
-    api_host: str
-    status_host: str
-    min_tls_version: str
-    hsts_max_age: int
-    upload_rate_limit_per_minute: int
-    mailjet_dkim_selector: str
-    mailjet_dkim_value: str
-    dmarc_policy: str
-    pages: PagesConfig | None
+# pydantic's error type -> our wording (the old hand-written validator's, which the tests and runbooks quote).
+_EXPECTED = {"int_type": "int", "float_type": "int or float", "bool_type": "bool", "string_type": "str",
+             "list_type": "list", "tuple_type": "list", "dict_type": "dict"}
 
 
-@dataclass(frozen=True)
-class StorageConfig:
-    jurisdiction: str
-    location_hint: str
-    temp_expiry_days: int
-    abort_multipart_days: int
-    backup_retention_days: int
-    cors_origins: tuple[str, ...]
+def _number(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
-@dataclass(frozen=True)
-class CacheConfig:
-    provider: str
-    region: str
-    # The Redis Cloud plan this stack's database is on (stacks/data/plans.json redis_cloud); the
-    # phase's by default. Only a plan with TLS fits production (policy fits-the-plan).
-    plan: str = "paid"
-    # REDIS_URL may be redis:// (no TLS): never in production; in staging only by this explicit
-    # setting (Pulumi.staging.yaml says why). The app gets it as REDIS_ALLOW_PLAINTEXT.
-    allow_plaintext: bool = False
-    # The PEM bundle of the CA that signs the database's TLS certificate (Redis Cloud console: the
-    # database's Security section, "Download CA certificates"; public, not a secret). The app gets it
-    # as REDIS_CA_CERT; "" trusts the image's store only.
-    ca_cert: str = ""
+def _message(error: ErrorDetails) -> str:
+    """One pydantic error as `path: what is wrong` (the one place that maps loc and type into our form)."""
+    path = ""
+    for part in error["loc"]:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    ctx = error.get("ctx") or {}
+    kind = error["type"]
+    if kind == "stack_config":
+        at = str(ctx.get("at", ""))
+        path = path + at if path else at.removeprefix(".")
+        what = str(ctx["message"])
+    elif kind == "missing":
+        what = "required"
+    elif kind == "extra_forbidden":
+        what = "unknown key"
+    elif kind in ("model_type", "model_attributes_type"):
+        what = "must be an object"
+    elif kind in _EXPECTED:
+        what = f"must be {_EXPECTED[kind]}, got {_type_name(error['input'])}"
+    elif kind == "greater_than_equal":
+        what = f"must be >= {_number(ctx['ge'])}"
+    elif kind == "less_than_equal":
+        what = f"must be <= {_number(ctx['le'])}"
+    else:  # a type we have no wording for: pydantic's own
+        what = error["msg"]
+    return f"{path}: {what}"
 
 
-@dataclass(frozen=True)
-class MonitoringConfig:
-    check_frequency_seconds: int
-    regions: tuple[str, ...]
-    status_page_company: str
-    logs_ingest_host: str
-    heartbeat_period_seconds: int
-    heartbeat_grace_seconds: int
+def _validate(model: type[_M], raw: Any, context: dict[Any, Any]) -> _M:
+    try:
+        return model.model_validate(raw, context=context)
+    except ValidationError as error:
+        # The first error only, as before: each message is one line starting with its path.
+        raise StackConfigError(_message(error.errors(include_url=False)[0])) from None
 
 
-@dataclass(frozen=True)
-class CostConfig:
-    """Usage volumes the cost estimate can't read from resources."""
-
-    r2_storage_gb: float
-    r2_class_a_millions: float
-    r2_class_b_millions: float
-    neon_compute_hours: float
+# --------------------------------------------------------------------------- field types
 
 
-@dataclass(frozen=True)
-class StackConfig:
-    environment: str
-    domain: str
-    phase: str
-    compute: ComputeConfig
-    database: DatabaseConfig
-    edge: EdgeConfig
-    storage: StorageConfig
-    cache: CacheConfig
-    monitoring: MonitoringConfig
-    cost: CostConfig
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def is_production(self) -> bool:
-        return self.environment == "production"
-
-    @property
-    def protect(self) -> bool:
-        """Data-bearing resources are protected from deletion in production."""
-        return self.is_production
-
-    def fqdn(self, host: str) -> str:
-        return f"{host}.{self.domain}"
+def _not_empty(value: str) -> str:
+    if not value.strip():
+        raise _invalid("must not be empty")
+    return value
 
 
-# --------------------------------------------------------------------------- validation helpers
+Text = Annotated[StrictStr, AfterValidator(_not_empty)]
 
 
-class _Section:
-    """Reads one config object, remembering which keys were used so the rest can be rejected."""
+def _one_of(*options: str, say_got: bool = True) -> BeforeValidator:
+    """A string among `options` (before pydantic's own check, so a wrong type and a wrong value read alike)."""
 
-    def __init__(self, path: str, raw: Any) -> None:
-        if not isinstance(raw, Mapping):
-            raise StackConfigError(f"{path}: must be an object")
-        self.path, self.raw, self.used = path, raw, set[str]()
-
-    def _key(self, key: str) -> str:
-        return f"{self.path}.{key}" if self.path else key
-
-    def get(self, key: str, default: Any = ..., *, kind: type | tuple[type, ...] = object) -> Any:
-        self.used.add(key)
-        if key not in self.raw:
-            if default is ...:
-                raise StackConfigError(f"{self._key(key)}: required")
-            return default
-        value = self.raw[key]
-        if kind is not object and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
-            names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
-            raise StackConfigError(f"{self._key(key)}: must be {names}, got {type(value).__name__}")
-        return value
-
-    def integer(self, key: str, default: Any = ..., *, low: int | None = None, high: int | None = None) -> int:
-        value = int(self.get(key, default, kind=int))
-        if low is not None and value < low:
-            raise StackConfigError(f"{self._key(key)}: must be >= {low}")
-        if high is not None and value > high:
-            raise StackConfigError(f"{self._key(key)}: must be <= {high}")
-        return value
-
-    def number(self, key: str, default: Any = ..., *, low: float | None = None) -> float:
-        value = float(self.get(key, default, kind=(int, float)))
-        if low is not None and value < low:
-            raise StackConfigError(f"{self._key(key)}: must be >= {low:g}")
-        return value
-
-    def choice(self, key: str, options: tuple[str, ...], default: Any = ...) -> str:
-        value = str(self.get(key, default, kind=str))
+    def check(value: Any) -> Any:
+        if not isinstance(value, str):
+            raise _invalid(f"must be str, got {_type_name(value)}")
         if value not in options:
-            raise StackConfigError(f"{self._key(key)}: must be one of {', '.join(options)}; got {value!r}")
+            raise _invalid(f"must be one of {', '.join(options)}" + (f"; got {value!r}" if say_got else ""))
         return value
 
-    def text(self, key: str, default: Any = ...) -> str:
-        value = str(self.get(key, default, kind=str))
-        if not value.strip():
-            raise StackConfigError(f"{self._key(key)}: must not be empty")
-        return value
-
-    def section(self, key: str, default: Any = ...) -> _Section | None:
-        raw = self.get(key, default)
-        return None if raw is None else _Section(self._key(key), raw)
-
-    def done(self) -> None:
-        unknown = sorted(set(self.raw) - self.used)
-        if unknown:
-            raise StackConfigError(f"{self._key(unknown[0])}: unknown key")
-
-
-def _cidrs(section: _Section, key: str) -> tuple[str, ...]:
-    values = section.get(key, kind=list)
-    out = []
-    for index, value in enumerate(values):
-        path = f"{section._key(key)}[{index}]"
-        try:
-            net = ipaddress.ip_network(str(value), strict=False)
-        except ValueError:
-            raise StackConfigError(f"{path}: not a CIDR: {value!r}") from None
-        if net.prefixlen == 0:
-            raise StackConfigError(f"{path}: SSH must never be open to the world ({value})")
-        out.append(str(net))
-    if not out:
-        raise StackConfigError(f"{section._key(key)}: at least one admin CIDR is required")
-    return tuple(out)
+    return BeforeValidator(check)
 
 
 SSH_KEY_TYPES = ("ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521")
@@ -289,17 +171,324 @@ def ssh_fingerprint(public_key: str) -> str:
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
-def _ssh_keys(section: _Section, key: str) -> tuple[tuple[str, str], ...]:
-    raw = section.get(key, kind=dict)
+
+def _admin_cidrs(values: Any) -> tuple[str, ...]:
+    if not isinstance(values, list):
+        raise _invalid(f"must be list, got {_type_name(values)}")
+    out = []
+    for index, value in enumerate(values):
+        try:
+            net = ipaddress.ip_network(str(value), strict=False)
+        except ValueError:
+            raise _invalid(f"not a CIDR: {value!r}", f"[{index}]") from None
+        if net.prefixlen == 0:
+            raise _invalid(f"SSH must never be open to the world ({value})", f"[{index}]")
+        out.append(str(net))
+    if not out:
+        raise _invalid("at least one admin CIDR is required")
+    return tuple(out)
+
+
+def _ssh_keys(raw: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(raw, dict):
+        raise _invalid(f"must be dict, got {_type_name(raw)}")
     keys = []
     for name, value in sorted(raw.items()):
         if _key_blob(str(value)) is None:
-            raise StackConfigError(f"{section._key(key)}.{name}: not an OpenSSH public key "
-                                   f"(expected '<{'|'.join(SSH_KEY_TYPES[:2])}|...> <base64 key> [comment]')")
+            raise _invalid(f"not an OpenSSH public key (expected '<{'|'.join(SSH_KEY_TYPES[:2])}|...> <base64 key> "
+                           "[comment]')", f".{name}")
         keys.append((str(name), str(value)))
     if not keys:
-        raise StackConfigError(f"{section._key(key)}: at least one SSH key is required")
+        raise _invalid("at least one SSH key is required")
     return tuple(keys)
+
+
+# --------------------------------------------------------------------------- the models
+
+
+class _Model(BaseModel):
+    """A config object: unknown keys rejected, frozen; the defaults that depend on the environment or
+    the phase come from the validation context (keyed by the model's class), under the given keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stack_defaults(cls, data: Any, info: ValidationInfo) -> Any:
+        defaults = (info.context or {}).get(cls, {})
+        return {**defaults, **data} if isinstance(data, Mapping) else data
+
+
+class ComputeConfig(_Model):
+    server_type: Text
+    replicas: Annotated[StrictInt, Field(ge=1, le=20)] = 1
+    location: Annotated[str, _one_of(*GERMAN_LOCATIONS)]
+    standby: StrictBool  # default: production's
+    image: Text = "debian-12"
+    admin_cidrs: Annotated[tuple[str, ...], BeforeValidator(_admin_cidrs)]
+    ssh_keys: Annotated[tuple[tuple[str, str], ...], BeforeValidator(_ssh_keys)]
+    # Hetzner keeps one key per fingerprint in a project: the stack that owns the keys creates them,
+    # the other looks them up by fingerprint (two stacks share one project).
+    owns_ssh_keys: StrictBool  # default: production's
+    backups: StrictBool  # default: production's
+    load_balancer_type: Text = "lb11"
+    network_ip_range: Text = "10.20.0.0/16"
+    app_image: Text
+    app_version: Text
+    # The account the hosts' read-only registry token (secret `registryReadToken`) belongs to.
+    registry_username: Text = "autoenroll-deploy"
+
+    @field_validator("network_ip_range")
+    @classmethod
+    def _private(cls, value: str) -> str:
+        try:
+            private = ipaddress.ip_network(value).is_private
+        except ValueError:
+            raise _invalid(f"not a network range: {value!r}") from None
+        if not private:
+            raise _invalid("must be a private (RFC 1918) range")
+        return value
+
+    @property
+    def standby_location(self) -> str:
+        """The other German location: a standby must not share the primary's failure domain."""
+        return next(loc for loc in GERMAN_LOCATIONS if loc != self.location)
+
+
+class DatabaseConfig(_Model):
+    owns_project: StrictBool  # default: production's
+    org_id: StrictStr = ""  # Neon organization: with a personal API key, POST /projects needs it
+    project_name: Text = APP
+    region_id: Annotated[str, _one_of(*EU_NEON_REGIONS)] = "aws-eu-central-1"
+    pg_version: Annotated[StrictInt, Field(ge=14, le=17)] = 17
+    history_retention_seconds: Annotated[StrictInt, Field(ge=3600, le=30 * 86400)]  # default: the phase's plan's
+    autoscaling_min_cu: Annotated[StrictFloat, Field(ge=0.25)] = 0.25
+    autoscaling_max_cu: Annotated[StrictFloat, Field(ge=0.25)] = 1.0
+    # Neon's meaning: -1 never, 0 the default (300 s), else 60..604800. None: not sent at all, which is
+    # the only thing Neon's Free plan accepts (an explicit value is refused there, even 300).
+    suspend_timeout_seconds: Annotated[StrictInt | None, Field(ge=-1, le=604800)] = None
+    protect_main: StrictBool  # default: the phase's plan's
+    database_name: Text = DATABASE_NAME
+    role_name: Text = APP_DATABASE_ROLE
+    owner_role_name: Text = OWNER_DATABASE_ROLE
+    # "org/project/stack" read by a StackReference when owns_project is false; "" means the production
+    # stack of this project in the running stack's own organization (see database.py).
+    production_stack: StrictStr = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _explicit_suspend_is_a_number(cls, data: Any) -> Any:
+        # None is only the default (a plan without the setting); written in the file it is a mistake.
+        if isinstance(data, Mapping) and "suspend_timeout_seconds" in data and data["suspend_timeout_seconds"] is None:
+            raise _invalid("must be int, got NoneType", ".suspend_timeout_seconds")
+        return data
+
+    @model_validator(mode="after")
+    def _rules(self) -> Self:
+        if self.owns_project:
+            # The project's owner creates it in an organization: required there, optional elsewhere.
+            if "org_id" not in self.model_fields_set:
+                raise _invalid("required", ".org_id")
+            _not_empty_at(self.org_id, ".org_id")
+        if self.org_id and not re.fullmatch(r"[a-z0-9-]{1,60}", self.org_id):
+            raise _invalid(f"{self.org_id!r} is not a Neon organization id (e.g. org-cool-41)", ".org_id")
+        if self.suspend_timeout_seconds is not None and 0 < self.suspend_timeout_seconds < 60:
+            raise _invalid("must be -1 (never), 0 (Neon's default, 300 s) or 60..604800", ".suspend_timeout_seconds")
+        if self.autoscaling_max_cu < self.autoscaling_min_cu:
+            raise _invalid("must be >= database.autoscaling_min_cu", ".autoscaling_max_cu")
+        return self
+
+
+def _not_empty_at(value: str, at: str) -> None:
+    if not value.strip():
+        raise _invalid("must not be empty", at)
+
+
+class PagesConfig(_Model):
+    project_name: Text
+    github_owner: Text
+    github_repo: Text
+    domain: Text
+    production_branch: Text = "main"
+
+
+class EdgeConfig(_Model):
+    account_id: Text
+    zone_id: Text
+    manage_zone: StrictBool  # default: production's
+    app_host: Text
+    api_host: Text
+    status_host: Text = "status"
+    min_tls_version: Annotated[str, _one_of("1.2", "1.3")] = "1.2"
+    hsts_max_age: Annotated[StrictInt, Field(ge=86400)] = 31536000
+    upload_rate_limit_per_minute: Annotated[StrictInt, Field(ge=1)] = 30
+    mailjet_dkim_selector: Text = "mailjet"
+    mailjet_dkim_value: Text
+    dmarc_policy: Annotated[str, _one_of("none", "quarantine", "reject")] = "quarantine"
+    pages: PagesConfig | None = None
+
+
+class StorageConfig(_Model):
+    jurisdiction: Annotated[str, _one_of("eu", "default", "fedramp")] = "eu"
+    location_hint: Text = "weur"
+    temp_expiry_days: Annotated[StrictInt, Field(ge=1)] = 1
+    abort_multipart_days: Annotated[StrictInt, Field(ge=1)] = 1
+    backup_retention_days: Annotated[StrictInt, Field(ge=30)] = 400
+    cors_origins: tuple[StrictStr, ...] = ()
+
+
+class CacheConfig(_Model):
+    provider: Annotated[str, _one_of("redis-cloud")] = "redis-cloud"
+    region: Text = "aws-eu-central-1"
+    # The Redis Cloud plan this stack's database is on (stacks/data/plans.json redis_cloud); the
+    # phase's by default. Only a plan with TLS fits production (policy fits-the-plan).
+    plan: StrictStr = "paid"
+    # REDIS_URL may be redis:// (no TLS): never in production; in staging only by this explicit
+    # setting (Pulumi.staging.yaml says why). The app gets it as REDIS_ALLOW_PLAINTEXT.
+    allow_plaintext: StrictBool = False
+    # The PEM bundle of the CA that signs the database's TLS certificate (Redis Cloud console: the
+    # database's Security section, "Download CA certificates"; public, not a secret). The app gets it
+    # as REDIS_CA_CERT; "" trusts the image's store only.
+    ca_cert: Annotated[StrictStr, AfterValidator(str.strip)] = ""
+
+    @field_validator("plan")
+    @classmethod
+    def _known_plan(cls, value: str) -> str:
+        from stacks import plans
+
+        options = tuple(plans.plans_of("redis_cloud"))
+        if value not in options:
+            raise _invalid(f"must be one of {', '.join(options)}; got {value!r}")
+        return value
+
+    @field_validator("ca_cert")
+    @classmethod
+    def _pem(cls, value: str) -> str:
+        if value and "-----BEGIN CERTIFICATE-----" not in value:
+            raise _invalid("must be PEM certificates (-----BEGIN CERTIFICATE-----)")
+        return value
+
+
+class MonitoringConfig(_Model):
+    # Default: the environment's, at least the phase's plan's minimum.
+    check_frequency_seconds: Annotated[StrictInt, Field(ge=30)]
+    regions: tuple[Annotated[str, _one_of(*MONITORING_REGIONS, say_got=False)], ...] = ("eu",)
+    status_page_company: Text = "AutoEnroll"
+    logs_ingest_host: Text
+    heartbeat_period_seconds: Annotated[StrictInt, Field(ge=30)] = 86400
+    heartbeat_grace_seconds: Annotated[StrictInt, Field(ge=0)] = 7200
+
+
+class CostConfig(_Model):
+    """Usage volumes the cost estimate can't read from resources."""
+
+    r2_storage_gb: Annotated[StrictFloat, Field(ge=0)] = 5.0
+    r2_class_a_millions: Annotated[StrictFloat, Field(ge=0)] = 0.2
+    r2_class_b_millions: Annotated[StrictFloat, Field(ge=0)] = 2.0
+    neon_compute_hours: Annotated[StrictFloat, Field(ge=0)]  # default: the environment's
+
+
+class StackNames(BaseModel):
+    """What every component needs to name, label and protect its resources: the stack's identity,
+    without any section (a component's args carry this and their own section only)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    environment: str
+    domain: str
+    phase: str
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def protect(self) -> bool:
+        """Data-bearing resources are protected from deletion in production."""
+        return self.is_production
+
+    @property
+    def labels(self) -> dict[str, str]:
+        # The phase is a label too: the fits-the-plan policy (also run by CrossGuard, which sees only
+        # resources) reads the phase's plans from it.
+        return {"app": APP, "environment": self.environment, "phase": self.phase, "managed-by": "pulumi"}
+
+    def fqdn(self, host: str) -> str:
+        return f"{host}.{self.domain}"
+
+
+class StackConfig(_Model):
+    environment: Annotated[str, _one_of(*ENVIRONMENTS)]
+    phase: Annotated[str, _one_of(*PHASES)] = "pre-revenue"
+    compute: ComputeConfig
+    database: DatabaseConfig
+    edge: EdgeConfig
+    storage: StorageConfig
+    cache: CacheConfig
+    monitoring: MonitoringConfig
+    cost: CostConfig
+    domain: Text
+
+    @property
+    def names(self) -> StackNames:
+        return StackNames(environment=self.environment, domain=self.domain, phase=self.phase)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.names.labels
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment == "production"
+
+    @property
+    def protect(self) -> bool:
+        """Data-bearing resources are protected from deletion in production."""
+        return self.is_production
+
+    def fqdn(self, host: str) -> str:
+        return f"{host}.{self.domain}"
+
+
+class _Head(BaseModel):
+    """The two top-level keys the other defaults depend on, read first."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    environment: Annotated[str, _one_of(*ENVIRONMENTS)]
+    phase: Annotated[str, _one_of(*PHASES)] = "pre-revenue"
+
+
+def _context_defaults(environment: str, phase: str) -> dict[Any, dict[str, Any]]:
+    """The defaults that follow the environment or the phase's plans (stacks/data/plans.json), per model."""
+    from stacks import plans
+
+    production = environment == "production"
+    # Neon: the seed's 7 days of history where the plan has them (Free keeps 6 hours), production never
+    # suspended where the plan allows it (-1; 0 would mean Neon's default of 300 s), `main` protected
+    # where the plan has protected branches. An explicit value outside the plan fails the fits-the-plan policy.
+    neon_history = int(plans.limit(phase, "neon", "max_history_seconds").value)
+    never_suspend = bool(plans.limit(phase, "neon", "can_disable_suspend").value)
+    can_set_suspend = bool(plans.limit(phase, "neon", "can_set_suspend_timeout").value)
+    database: dict[str, Any] = {
+        "owns_project": production,
+        "history_retention_seconds": min(7 * 86400, neon_history),
+        "protect_main": int(plans.limit(phase, "neon", "protected_branches").value) > 0,
+    }
+    if can_set_suspend:
+        database["suspend_timeout_seconds"] = -1 if production and never_suspend else 300
+    min_check = int(plans.limit(phase, "betterstack", "min_check_frequency_seconds").value)
+    return {
+        # Sections that may be left out entirely.
+        StackConfig: {"storage": {}, "cache": {}, "monitoring": {}, "cost": {}},
+        ComputeConfig: {"standby": production, "owns_ssh_keys": production, "backups": production},
+        DatabaseConfig: database,
+        EdgeConfig: {"manage_zone": production},
+        CacheConfig: {"plan": plans.plan_of(phase, "redis_cloud")},
+        MonitoringConfig: {"check_frequency_seconds": max(60 if production else 180, min_check)},
+        # One always-on 0.25 CU endpoint is ~183 CU-hours a month; suspended branches add little.
+        CostConfig: {"neon_compute_hours": 190.0 if production else 60.0},
+    }
 
 
 # --------------------------------------------------------------------------- the parser
@@ -314,170 +503,13 @@ def parse_config(raw: Mapping[str, Any], stack: str, *, refuse_placeholders: boo
     leave it off (`ops plan` warns, `ops doctor` lists them)."""
     if stack not in ENVIRONMENTS:
         raise StackConfigError(f"stack: must be one of {', '.join(ENVIRONMENTS)}; got {stack!r}")
-    from stacks import plans
-
-    top = _Section("", raw)
-    environment = top.choice("environment", ENVIRONMENTS)
-    if environment != stack:
-        raise StackConfigError(f"environment: is {environment!r} but the stack is {stack!r}")
-    production = environment == "production"
-    phase = top.choice("phase", PHASES, "pre-revenue")
-
-    c = top.section("compute")
-    assert c is not None
-    compute = ComputeConfig(
-        server_type=c.text("server_type"),
-        replicas=c.integer("replicas", 1, low=1, high=20),
-        location=c.choice("location", GERMAN_LOCATIONS),
-        standby=bool(c.get("standby", production, kind=bool)),
-        image=c.text("image", "debian-12"),
-        admin_cidrs=_cidrs(c, "admin_cidrs"),
-        ssh_keys=_ssh_keys(c, "ssh_keys"),
-        owns_ssh_keys=bool(c.get("owns_ssh_keys", production, kind=bool)),
-        backups=bool(c.get("backups", production, kind=bool)),
-        load_balancer_type=c.text("load_balancer_type", "lb11"),
-        network_ip_range=c.text("network_ip_range", "10.20.0.0/16"),
-        app_image=c.text("app_image"),
-        app_version=c.text("app_version"),
-        registry_username=c.text("registry_username", "autoenroll-deploy"),
-    )
-    c.done()
-    if not ipaddress.ip_network(compute.network_ip_range).is_private:
-        raise StackConfigError("compute.network_ip_range: must be a private (RFC 1918) range")
-
-    d = top.section("database")
-    assert d is not None
-    # Defaults follow the phase's Neon plan (stacks/data/plans.json): the seed's 7 days of history
-    # where the plan has them (Free keeps 6 hours), production never suspended where the plan
-    # allows it (-1; 0 would mean Neon's default of 300 s), `main` protected where the plan has
-    # protected branches. An explicit value outside the plan fails the fits-the-plan policy.
-    owns_project = bool(d.get("owns_project", production, kind=bool))
-    neon_history = int(plans.limit(phase, "neon", "max_history_seconds").value)
-    never_suspend = bool(plans.limit(phase, "neon", "can_disable_suspend").value)
-    can_set_suspend = bool(plans.limit(phase, "neon", "can_set_suspend_timeout").value)
-    suspend_default = (-1 if production and never_suspend else 300) if can_set_suspend else None
-    database = DatabaseConfig(
-        owns_project=owns_project,
-        org_id=d.text("org_id") if owns_project else str(d.get("org_id", "", kind=str)),
-        project_name=d.text("project_name", APP),
-        region_id=d.choice("region_id", EU_NEON_REGIONS, "aws-eu-central-1"),
-        pg_version=d.integer("pg_version", 17, low=14, high=17),
-        history_retention_seconds=d.integer("history_retention_seconds", min(7 * 86400, neon_history), low=3600,
-                                            high=30 * 86400),
-        autoscaling_min_cu=d.number("autoscaling_min_cu", 0.25, low=0.25),
-        autoscaling_max_cu=d.number("autoscaling_max_cu", 1.0, low=0.25),
-        suspend_timeout_seconds=(d.integer("suspend_timeout_seconds", suspend_default, low=-1, high=604800)
-                                 if "suspend_timeout_seconds" in d.raw or suspend_default is not None
-                                 else d.get("suspend_timeout_seconds", None)),
-        protect_main=bool(d.get("protect_main",
-                                int(plans.limit(phase, "neon", "protected_branches").value) > 0, kind=bool)),
-        database_name=d.text("database_name", DATABASE_NAME),
-        role_name=d.text("role_name", APP_DATABASE_ROLE),
-        owner_role_name=d.text("owner_role_name", OWNER_DATABASE_ROLE),
-        production_stack=str(d.get("production_stack", "", kind=str)),
-    )
-    d.done()
-    if database.org_id and not re.fullmatch(r"[a-z0-9-]{1,60}", database.org_id):
-        raise StackConfigError(f"database.org_id: {database.org_id!r} is not a Neon organization id (e.g. org-cool-41)")
-    if database.suspend_timeout_seconds is not None and 0 < database.suspend_timeout_seconds < 60:
-        raise StackConfigError("database.suspend_timeout_seconds: must be -1 (never), 0 (Neon's default, 300 s) "
-                               "or 60..604800")
-    if database.autoscaling_max_cu < database.autoscaling_min_cu:
-        raise StackConfigError("database.autoscaling_max_cu: must be >= database.autoscaling_min_cu")
-
-    e = top.section("edge")
-    assert e is not None
-    p = e.section("pages", None)
-    pages = None
-    if p is not None:
-        pages = PagesConfig(project_name=p.text("project_name"), github_owner=p.text("github_owner"),
-                            github_repo=p.text("github_repo"), domain=p.text("domain"),
-                            production_branch=p.text("production_branch", "main"))
-        p.done()
-    edge = EdgeConfig(
-        account_id=e.text("account_id"),
-        zone_id=e.text("zone_id"),
-        manage_zone=bool(e.get("manage_zone", production, kind=bool)),
-        app_host=e.text("app_host"),
-        api_host=e.text("api_host"),
-        status_host=e.text("status_host", "status"),
-        min_tls_version=e.choice("min_tls_version", ("1.2", "1.3"), "1.2"),
-        hsts_max_age=e.integer("hsts_max_age", 31536000, low=86400),
-        upload_rate_limit_per_minute=e.integer("upload_rate_limit_per_minute", 30, low=1),
-        mailjet_dkim_selector=e.text("mailjet_dkim_selector", "mailjet"),
-        mailjet_dkim_value=e.text("mailjet_dkim_value"),
-        dmarc_policy=e.choice("dmarc_policy", ("none", "quarantine", "reject"), "quarantine"),
-        pages=pages,
-    )
-    e.done()
-
-    s = top.section("storage", {})
-    assert s is not None
-    storage = StorageConfig(
-        jurisdiction=s.choice("jurisdiction", ("eu", "default", "fedramp"), "eu"),
-        location_hint=s.text("location_hint", "weur"),
-        temp_expiry_days=s.integer("temp_expiry_days", 1, low=1),
-        abort_multipart_days=s.integer("abort_multipart_days", 1, low=1),
-        backup_retention_days=s.integer("backup_retention_days", 400, low=30),
-        cors_origins=tuple(s.get("cors_origins", [], kind=list)),
-    )
-    s.done()
-
-    k = top.section("cache", {})
-    assert k is not None
-    cache = CacheConfig(provider=k.choice("provider", ("redis-cloud",), "redis-cloud"),
-                        region=k.text("region", "aws-eu-central-1"),
-                        plan=k.choice("plan", tuple(plans.plans_of("redis_cloud")),
-                                      plans.plan_of(phase, "redis_cloud")),
-                        allow_plaintext=bool(k.get("allow_plaintext", False, kind=bool)),
-                        ca_cert=str(k.get("ca_cert", "", kind=str)).strip())
-    k.done()
-    if cache.ca_cert and "-----BEGIN CERTIFICATE-----" not in cache.ca_cert:
-        raise StackConfigError("cache.ca_cert: must be PEM certificates (-----BEGIN CERTIFICATE-----)")
-    if cache.allow_plaintext and production:
+    head = _validate(_Head, raw, {})
+    if head.environment != stack:
+        raise StackConfigError(f"environment: is {head.environment!r} but the stack is {stack!r}")
+    config = _validate(StackConfig, raw, _context_defaults(head.environment, head.phase))
+    if config.cache.allow_plaintext and config.is_production:
         raise StackConfigError("cache.allow_plaintext: not allowed in production (sessions and the token "
                                "blacklist must reach Redis over TLS: rediss://)")
-
-    m = top.section("monitoring", {})
-    assert m is not None
-    monitoring = MonitoringConfig(
-        check_frequency_seconds=m.integer(
-            "check_frequency_seconds",
-            max(60 if production else 180, int(plans.limit(phase, "betterstack", "min_check_frequency_seconds").value)),
-            low=30),
-        regions=tuple(m.get("regions", ["eu"], kind=list)),
-        status_page_company=m.text("status_page_company", "AutoEnroll"),
-        logs_ingest_host=m.text("logs_ingest_host"),
-        heartbeat_period_seconds=m.integer("heartbeat_period_seconds", 86400, low=30),
-        heartbeat_grace_seconds=m.integer("heartbeat_grace_seconds", 7200, low=0),
-    )
-    m.done()
-    for index, region in enumerate(monitoring.regions):
-        if region not in ("us", "eu", "as", "au"):
-            raise StackConfigError(f"monitoring.regions[{index}]: must be one of us, eu, as, au")
-
-    v = top.section("cost", {})
-    assert v is not None
-    cost = CostConfig(
-        r2_storage_gb=v.number("r2_storage_gb", 5, low=0),
-        r2_class_a_millions=v.number("r2_class_a_millions", 0.2, low=0),
-        r2_class_b_millions=v.number("r2_class_b_millions", 2, low=0),
-        # One always-on 0.25 CU endpoint is ~183 CU-hours a month; suspended branches add little.
-        neon_compute_hours=v.number("neon_compute_hours", 190 if production else 60, low=0),
-    )
-    v.done()
-
-    config = StackConfig(
-        environment=environment,
-        domain=top.text("domain"),
-        phase=phase,
-        compute=compute, database=database, edge=edge, storage=storage, cache=cache, monitoring=monitoring,
-        cost=cost,
-        # The phase is a label too: the fits-the-plan policy (also run by CrossGuard, which sees only
-        # resources) reads the phase's plans from it.
-        labels={"app": APP, "environment": environment, "phase": phase, "managed-by": "pulumi"},
-    )
-    top.done()
     if refuse_placeholders:
         from stacks.prerequisites import placeholders
 

@@ -13,21 +13,21 @@ from typing import Any
 
 import pulumi
 
-from stacks.config import StackConfig
+from stacks.config import DatabaseConfig, StackNames
 from stacks.providers.neon import NeonBranch, NeonDatabase, NeonProject
 
 
 @dataclass(frozen=True)
 class DatabaseArgs:
-    config: StackConfig
+    database: DatabaseConfig
+    names: StackNames
 
 
 class Database(pulumi.ComponentResource):
     def __init__(self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("autoenroll:database:Database", name, None, opts)
-        config = args.config
-        d = config.database
-        data_opts = pulumi.ResourceOptions(parent=self, protect=config.protect)
+        d = args.database
+        data_opts = pulumi.ResourceOptions(parent=self, protect=args.names.protect)
         endpoint: dict[str, Any] = {"min_cu": d.autoscaling_min_cu, "max_cu": d.autoscaling_max_cu,
                                     "suspend_timeout_seconds": d.suspend_timeout_seconds}
         self.branches: dict[str, NeonBranch] = {}

@@ -16,7 +16,7 @@ import pulumi_cloudflare as cloudflare
 import pulumi_tls as tls
 
 from stacks import plans
-from stacks.config import StackConfig
+from stacks.config import EdgeConfig, StackNames
 from stacks.labels import comment
 
 FREE_MANAGED_RULESET = "77454fe2d30c4220b5701f6fdfb893ba"  # Cloudflare Free Managed Ruleset (all plans)
@@ -28,15 +28,16 @@ ORIGIN_CA_VALIDITY_DAYS = 5475  # 15 years, the longest Cloudflare issues: nothi
 
 @dataclass(frozen=True)
 class EdgeArgs:
-    config: StackConfig
+    edge: EdgeConfig
+    names: StackNames
     origin_ipv4: pulumi.Input[str]
 
 
-def zone_settings(config: StackConfig) -> dict[str, object]:
+def zone_settings(edge: EdgeConfig) -> dict[str, object]:
     """The seed's security configuration: SSL Full (strict), TLS >= 1.2, TLS 1.3, HTTPS only, HSTS."""
     return {
         "ssl": "strict",
-        "min_tls_version": config.edge.min_tls_version,
+        "min_tls_version": edge.min_tls_version,
         "tls_1_3": "on",
         "always_use_https": "on",
         "automatic_https_rewrites": "on",
@@ -46,41 +47,40 @@ def zone_settings(config: StackConfig) -> dict[str, object]:
         # `value` is free-form JSON, passed to the API as written: the API schema's snake_case keys
         # (camelCase is stored as given and never converges: pulumi/pulumi-cloudflare#1579).
         "security_header": {"strict_transport_security": {
-            "enabled": True, "max_age": config.edge.hsts_max_age, "include_subdomains": True,
+            "enabled": True, "max_age": edge.hsts_max_age, "include_subdomains": True,
             "preload": False, "nosniff": True}},
     }
 
 
-def not_the_site(config: StackConfig, expression: str) -> str:
+def not_the_site(edge: EdgeConfig, expression: str) -> str:
     """`expression`, limited to the app's hosts: zone rules apply to every hostname of the zone, and the
     marketing site (Cloudflare Pages, at the apex) is not the app. Without a Pages site, unchanged."""
-    pages = config.edge.pages
+    pages = edge.pages
     if pages is None:
         return expression
     return f'(http.host ne "{pages.domain}") and ({expression})'
 
 
-def waf_custom_rules(config: StackConfig) -> list[Any]:
+def waf_custom_rules(edge: EdgeConfig) -> list[Any]:
     return [
         # Whole zone on purpose: no host of ours, the site included, serves these paths.
         {"description": "Block probes for secrets and foreign CMS paths", "action": "block", "enabled": True,
          "expression": '(http.request.uri.path contains "/.env") or (http.request.uri.path contains "/.git") '
                        'or starts_with(http.request.uri.path, "/wp-")'},
         {"description": "Only the methods the API serves", "action": "block", "enabled": True,
-         "expression": not_the_site(config, 'not http.request.method in {"GET" "HEAD" "POST" "PUT" "PATCH" '
+         "expression": not_the_site(edge, 'not http.request.method in {"GET" "HEAD" "POST" "PUT" "PATCH" '
                                             '"DELETE" "OPTIONS"}')},
     ]
 
 
-def rate_limit_rule(config: StackConfig) -> Any:
+def rate_limit_rule(edge: EdgeConfig, phase: str) -> Any:
     """The upload limit, shaped to the phase's Cloudflare plan: the longest period and timeout up
     to a minute that the plan offers (Free: 10 s), the per-minute rate scaled to that period, and
     only the path in the expression (no plan below Enterprise may match on the method; the route
     takes only POSTs anyway)."""
-    phase = config.phase
     period = plans.largest_at_most(phase, "cloudflare", "rate_limit_periods", 60)
     timeout = plans.largest_at_most(phase, "cloudflare", "rate_limit_mitigation_timeouts", 60)
-    per_minute = config.edge.upload_rate_limit_per_minute
+    per_minute = edge.upload_rate_limit_per_minute
     return {
         "description": f"Uploads: at most {per_minute} per minute per IP",
         "action": "block", "enabled": True,
@@ -101,15 +101,15 @@ def txt_content(text: str) -> str:
     return " ".join(f'"{text[i:i + TXT_CHUNK]}"' for i in range(0, len(text), TXT_CHUNK))
 
 
-def cache_rules(config: StackConfig) -> list[Any]:
+def cache_rules(edge: EdgeConfig) -> list[Any]:
     """Match the app's headers: /static/* cached (origin says immutable), everything else bypassed.
     Only on the app's hosts: the marketing site on Pages keeps Cloudflare's caching."""
     return [
         {"description": "Static assets: cache, respect origin TTL", "action": "set_cache_settings",
-         "enabled": True, "expression": not_the_site(config, 'starts_with(http.request.uri.path, "/static/")'),
+         "enabled": True, "expression": not_the_site(edge, 'starts_with(http.request.uri.path, "/static/")'),
          "action_parameters": {"cache": True, "edge_ttl": {"mode": "respect_origin"}}},
         {"description": "Everything else may hold tenant data: never cache", "action": "set_cache_settings",
-         "enabled": True, "expression": not_the_site(config, 'not starts_with(http.request.uri.path, "/static/")'),
+         "enabled": True, "expression": not_the_site(edge, 'not starts_with(http.request.uri.path, "/static/")'),
          "action_parameters": {"cache": False}},
     ]
 
@@ -117,10 +117,10 @@ def cache_rules(config: StackConfig) -> list[Any]:
 class Edge(pulumi.ComponentResource):
     def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("autoenroll:edge:Edge", name, None, opts)
-        config = args.config
-        e = config.edge
+        names = args.names
+        e = args.edge
         child = pulumi.ResourceOptions(parent=self)
-        note = comment(config)
+        note = comment(names)
 
         def record(key: str, record_name: str, type_: str, content: pulumi.Input[str],
                    proxied: bool) -> cloudflare.DnsRecord:
@@ -128,18 +128,18 @@ class Edge(pulumi.ComponentResource):
                                         content=content, ttl=1, proxied=proxied, comment=note, opts=child)
 
         self.records = {
-            "app": record("app", config.fqdn(e.app_host), "A", args.origin_ipv4, True),
-            "api": record("api", config.fqdn(e.api_host), "A", args.origin_ipv4, True),
+            "app": record("app", names.fqdn(e.app_host), "A", args.origin_ipv4, True),
+            "api": record("api", names.fqdn(e.api_host), "A", args.origin_ipv4, True),
         }
         if e.manage_zone:
-            self.records["status"] = record("status", config.fqdn(e.status_host), "CNAME", STATUS_PAGE_TARGET, False)
+            self.records["status"] = record("status", names.fqdn(e.status_host), "CNAME", STATUS_PAGE_TARGET, False)
             spf = txt_content("v=spf1 include:spf.mailjet.com ~all")
-            self.records["spf"] = record("spf", config.domain, "TXT", spf, False)
-            self.records["dkim"] = record("dkim", f"{e.mailjet_dkim_selector}._domainkey.{config.domain}", "TXT",
+            self.records["spf"] = record("spf", names.domain, "TXT", spf, False)
+            self.records["dkim"] = record("dkim", f"{e.mailjet_dkim_selector}._domainkey.{names.domain}", "TXT",
                                           txt_content(e.mailjet_dkim_value), False)
-            dmarc = txt_content(f"v=DMARC1; p={e.dmarc_policy}; rua=mailto:dmarc@{config.domain}")
-            self.records["dmarc"] = record("dmarc", f"_dmarc.{config.domain}", "TXT", dmarc, False)
-            for setting_id, value in zone_settings(config).items():
+            dmarc = txt_content(f"v=DMARC1; p={e.dmarc_policy}; rua=mailto:dmarc@{names.domain}")
+            self.records["dmarc"] = record("dmarc", f"_dmarc.{names.domain}", "TXT", dmarc, False)
+            for setting_id, value in zone_settings(e).items():
                 cloudflare.ZoneSetting(f"{name}-{setting_id}", zone_id=e.zone_id, setting_id=setting_id, value=value,
                                        opts=child)
             cloudflare.Ruleset(f"{name}-waf-managed", zone_id=e.zone_id, kind="zone", name="managed WAF",
@@ -148,16 +148,16 @@ class Edge(pulumi.ComponentResource):
                                        "expression": "true", "enabled": True,
                                        "action_parameters": {"id": FREE_MANAGED_RULESET}})], opts=child)
             cloudflare.Ruleset(f"{name}-waf-custom", zone_id=e.zone_id, kind="zone", name="custom WAF",
-                               phase="http_request_firewall_custom", rules=waf_custom_rules(config), opts=child)
+                               phase="http_request_firewall_custom", rules=waf_custom_rules(e), opts=child)
             cloudflare.Ruleset(f"{name}-ratelimit", zone_id=e.zone_id, kind="zone", name="rate limits",
-                               phase="http_ratelimit", rules=[rate_limit_rule(config)], opts=child)
+                               phase="http_ratelimit", rules=[rate_limit_rule(e, names.phase)], opts=child)
             cloudflare.Ruleset(f"{name}-cache", zone_id=e.zone_id, kind="zone", name="cache rules",
-                               phase="http_request_cache_settings", rules=cache_rules(config), opts=child)
+                               phase="http_request_cache_settings", rules=cache_rules(e), opts=child)
         # The hosts' certificate: Cloudflare Origin CA, trusted by Cloudflare for SSL "Full (strict)"
         # (stacks/host_role.py `origin_tls_snippet` says why not ACME). The key is made here and kept
         # as a secret in state; `ops deploy` writes both to the hosts over SSH, like the app's env file.
         key = tls.PrivateKey(f"{name}-origin-key", algorithm="ECDSA", ecdsa_curve="P256", opts=child)
-        origin_hosts = [config.fqdn(e.app_host), config.fqdn(e.api_host)]
+        origin_hosts = [names.fqdn(e.app_host), names.fqdn(e.api_host)]
         csr = tls.CertRequest(f"{name}-origin-csr", private_key_pem=key.private_key_pem, dns_names=origin_hosts,
                               subject={"common_name": origin_hosts[0], "organization": "AutoEnroll"}, opts=child)
         certificate = cloudflare.OriginCaCertificate(

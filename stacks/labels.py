@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from stacks.config import APP, StackConfig
+from stacks.config import APP, StackNames
 
 
-def resource_name(config: StackConfig, *parts: str) -> str:
+def resource_name(names: StackNames, *parts: str) -> str:
     """`autoenroll-<env>-<part>-...`: the provider-side name of a resource."""
-    return "-".join((APP, config.environment, *parts))
+    return "-".join((APP, names.environment, *parts))
 
 
-def comment(config: StackConfig) -> str:
+def comment(names: StackNames) -> str:
     """Cloudflare resources have no labels on the free plan: the comment carries them."""
-    return f"app={APP} environment={config.environment} managed-by=pulumi"
+    return f"app={APP} environment={names.environment} managed-by=pulumi"

@@ -6,27 +6,30 @@ from dataclasses import dataclass
 
 import pulumi
 
-from stacks.config import StackConfig
+from stacks.config import MonitoringConfig, StackNames
 from stacks.providers.betterstack import BetterStackResource
 
 
 @dataclass(frozen=True)
 class MonitoringArgs:
-    config: StackConfig
+    monitoring: MonitoringConfig
+    names: StackNames
+    health_hosts: tuple[str, ...]  # edge.app_host and edge.api_host: each gets a /health monitor
+    status_host: str  # edge.status_host: the status page's custom domain (production)
     sentry_dsn: pulumi.Output[str]
 
 
 class Monitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("autoenroll:monitoring:Monitoring", name, None, opts)
-        config = args.config
-        m = config.monitoring
+        names = args.names
+        m = args.monitoring
         child = pulumi.ResourceOptions(parent=self)
         self.monitors = {
             host: BetterStackResource(f"{name}-{host}-health", kind="monitors", attributes={
                 "monitor_type": "expected_status_code",
-                "url": f"https://{config.fqdn(host)}/health",
-                "pronounceable_name": f"{config.environment} {host} /health",
+                "url": f"https://{names.fqdn(host)}/health",
+                "pronounceable_name": f"{names.environment} {host} /health",
                 "check_frequency": m.check_frequency_seconds,
                 "regions": list(m.regions),
                 "request_timeout": 15,
@@ -38,20 +41,20 @@ class Monitoring(pulumi.ComponentResource):
             # would page on-call from the first `pulumi up`. release.yml resumes them after `ops deploy`
             # (`ops monitors resume`); a later `pulumi up` leaves `paused` alone (sent on create only).
             }, create_only={"paused": True}, opts=child)
-            for host in (config.edge.app_host, config.edge.api_host)
+            for host in args.health_hosts
         }
         self.backup_heartbeat = BetterStackResource(f"{name}-backup-heartbeat", kind="heartbeats", attributes={
-            "name": f"autoenroll {config.environment} nightly backup",
+            "name": f"autoenroll {names.environment} nightly backup",
             "period": m.heartbeat_period_seconds,
             "grace": m.heartbeat_grace_seconds,
         }, opts=child)
         self.status_page = None
-        if config.is_production:
+        if names.is_production:
             self.status_page = BetterStackResource(f"{name}-status-page", kind="status-pages", attributes={
                 "company_name": m.status_page_company,
-                "company_url": f"https://{config.domain}",
-                "subdomain": f"{config.environment}-{m.status_page_company.lower().replace(' ', '-')}",
-                "custom_domain": config.fqdn(config.edge.status_host),
+                "company_url": f"https://{names.domain}",
+                "subdomain": f"{names.environment}-{m.status_page_company.lower().replace(' ', '-')}",
+                "custom_domain": names.fqdn(args.status_host),
                 "timezone": "Dublin",
             }, opts=child)
         self.sentry_dsn: pulumi.Output[str] = pulumi.Output.secret(args.sentry_dsn)

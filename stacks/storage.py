@@ -9,7 +9,7 @@ import pulumi
 import pulumi_cloudflare as cloudflare
 
 from ops.naming import BUCKET_ROLES, bucket_name
-from stacks.config import StackConfig
+from stacks.config import StackNames, StorageConfig
 
 DAY = 86400
 UPLOAD_PREFIXES = ("compliance-evidence/", "reports/", "temp/")
@@ -18,19 +18,21 @@ AGENT_PREFIXES = ("macos/", "windows/", "linux/")
 
 @dataclass(frozen=True)
 class StorageArgs:
-    config: StackConfig
+    storage: StorageConfig
+    names: StackNames
+    account_id: str  # the Cloudflare account (edge.account_id) the buckets live in
+    app_origin: str  # the uploads bucket's CORS origin when storage.cors_origins is empty
 
 
 class Storage(pulumi.ComponentResource):
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("autoenroll:storage:Storage", name, None, opts)
-        config = args.config
-        s = config.storage
-        account = config.edge.account_id
-        data_opts = pulumi.ResourceOptions(parent=self, protect=config.protect)
+        s = args.storage
+        account = args.account_id
+        data_opts = pulumi.ResourceOptions(parent=self, protect=args.names.protect)
         child = pulumi.ResourceOptions(parent=self)
 
-        self.bucket_names = {role: bucket_name(config.environment, role) for role in BUCKET_ROLES}
+        self.bucket_names = {role: bucket_name(args.names.environment, role) for role in BUCKET_ROLES}
         buckets = {
             role: cloudflare.R2Bucket(f"{name}-{role}", account_id=account, name=bucket, jurisdiction=s.jurisdiction,
                                       location=s.location_hint, opts=data_opts)
@@ -60,7 +62,7 @@ class Storage(pulumi.ComponentResource):
                  "abort_multipart_uploads_transition": abort_stale},
             ]),
             opts=child)
-        origins = list(s.cors_origins) or [f"https://{config.fqdn(config.edge.app_host)}"]
+        origins = list(s.cors_origins) or [args.app_origin]
         cloudflare.R2BucketCors(
             f"{name}-uploads-cors", account_id=account, bucket_name=buckets["uploads"].name,
             jurisdiction=s.jurisdiction,

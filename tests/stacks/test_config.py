@@ -239,3 +239,31 @@ def test_the_declared_secret_keys_are_the_documented_stack_secrets() -> None:
     documented = {p.name.split(":", 1)[1] for p in PREREQUISITES
                   if p.kind == STACK_SECRET and p.name.startswith("autoenroll:")}
     assert documented == set(SECRET_KEYS)
+
+
+@pytest.mark.parametrize(("mutate", "message"), [
+    # A section written as `storage:` with nothing under it is YAML's null: named, not an AssertionError.
+    (lambda c: c.update(storage=None), r"^storage: must be an object$"),
+    # YAML's `yes`/`true` is a bool, which Python counts as an int: not a number of gigabytes.
+    (lambda c: c.setdefault("cost", {}).update(r2_storage_gb=True),
+     r"^cost\.r2_storage_gb: must be int or float, got bool$"),
+])
+def test_a_null_section_and_a_bool_for_a_number_fail_naming_the_key(mutate: Any, message: str) -> None:
+    config = production()
+    mutate(config)
+    with pytest.raises(StackConfigError, match=message):
+        parse_config(config, "production")
+
+
+def test_every_component_gets_its_own_section_not_the_whole_config() -> None:
+    """The args of each stack component carry one section (and the stack's names), never a StackConfig."""
+    import dataclasses
+
+    from stacks import billing, cache, compute, database, edge, monitoring, storage
+
+    for args in (billing.BillingArgs, cache.CacheArgs, compute.ComputeArgs, database.DatabaseArgs, edge.EdgeArgs,
+                 monitoring.MonitoringArgs, storage.StorageArgs):
+        # The modules use `from __future__ import annotations`: each field's type is its source text.
+        types = {f.name: str(f.type) for f in dataclasses.fields(args)}
+        assert "names" in types, f"{args.__name__} has no StackNames"
+        assert not any("StackConfig" in t for t in types.values()), f"{args.__name__} carries the whole StackConfig"
