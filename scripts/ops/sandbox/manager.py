@@ -96,7 +96,7 @@ def up(root: Path, progress: Progress = lambda _msg: None, containers: bool | No
         if current.state == "up":
             progress(f"{comp.name}: already up")
         else:
-            if state.containers is not None and comp.name.startswith("app-") and not image_ready:
+            if state.containers is not None and comp.runs_app_image and not image_ready:
                 _build_app_image(root, state, progress)  # the checkout as it is now, like a release
                 image_ready = True
             if current.state == "unhealthy":
@@ -108,7 +108,7 @@ def up(root: Path, progress: Progress = lambda _msg: None, containers: bool | No
             comp.set_proc(state, comp.start(state, root))
             save_state(root, state)  # record the pid at once: a crash now must still let `down` find it
             c.wait_accepting(state, comp, comp.start_timeout)
-        _after_start(state, comp, progress)
+        comp.after_start(state, progress)
         current = c.wait_healthy(state, comp, comp.start_timeout)
         if current.state != "up":
             raise _fail_with_log(root, current)
@@ -120,7 +120,7 @@ def up(root: Path, progress: Progress = lambda _msg: None, containers: bool | No
 def _switch_app_mode(root: Path, state: SandboxState, containers: bool, progress: Progress) -> None:
     """Stop the apps (and the sandbox's own engine, when leaving containers), then record the new mode."""
     for comp in reversed(c.components_for(state)):
-        if comp.name.startswith("app-") or comp.name == "docker":
+        if comp.follows_app_mode:
             if c.stop(state, comp):
                 progress(f"{comp.name}: stopped (switching to {'containers' if containers else 'processes'})")
             comp.set_proc(state, None)
@@ -150,27 +150,6 @@ def ensure_backup_key(identity: Path) -> str:
         if line.startswith("# public key: "):
             return line.removeprefix("# public key: ").strip()
     raise SandboxError(f"{identity}: no public key line; delete it and run ops sandbox up again")
-
-
-def _after_start(state: SandboxState, comp: c.Component, progress: Progress) -> None:
-    """Idempotent set-up that needs the process running: roles and schema, buckets, upstream."""
-    if comp.name == "postgres":
-        progress("postgres: roles, databases and migrations")
-        c.bootstrap_postgres(state)
-    elif comp.name == "s3":
-        c.ensure_buckets(state)
-    elif comp.name == "caddy":
-        _point_caddy_at_active_app(state)
-
-
-def _point_caddy_at_active_app(state: SandboxState) -> None:
-    """A Caddy that outlived an app restart may point at an old port: re-point it (idempotent)."""
-    from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
-
-    with CaddyTrafficSwitch(state.caddy_admin_url()) as switch:
-        wanted = [f"127.0.0.1:{state.apps[state.caddy.active_app].port}"]
-        if switch.current_upstreams() != wanted:
-            switch.set_upstreams(wanted)
 
 
 def status(root: Path) -> list[c.ComponentHealth]:
