@@ -431,23 +431,24 @@ class StackConfig(_Model):
 
     @property
     def names(self) -> StackNames:
+        """The stack's identity, all a component gets besides its own section."""
         return StackNames(environment=self.environment, domain=self.domain, phase=self.phase)
 
+    # The whole-stack readers (plan, policies, cost, procurement) keep these; each is the names' own.
     @property
     def labels(self) -> dict[str, str]:
         return self.names.labels
 
     @property
     def is_production(self) -> bool:
-        return self.environment == "production"
+        return self.names.is_production
 
     @property
     def protect(self) -> bool:
-        """Data-bearing resources are protected from deletion in production."""
-        return self.is_production
+        return self.names.protect
 
     def fqdn(self, host: str) -> str:
-        return f"{host}.{self.domain}"
+        return self.names.fqdn(host)
 
 
 class _Head(BaseModel):
