@@ -197,7 +197,7 @@ def pgbackrest_peer(state: Any, work: Path) -> Iterator[tuple[Callable[[], measu
     if shutil.which("pgbackrest") is None or caddy is None:
         yield None, lambda: (0, ""), "pgbackrest or caddy is not installed"
         return
-    from ops.ports import free_port
+    from ops.tcp_ports import free_port
 
     # Its own folder outside the (private) work folder: pgBackRest runs as the cluster's owner.
     peer = Path(tempfile.mkdtemp(prefix="bench-pgbackrest-"))

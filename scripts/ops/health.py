@@ -68,10 +68,10 @@ def sandbox_app_ready(owner_url: str) -> str:
     from ops.errors import ExternalError
     from ops.interfaces import Candidate
     from ops.paths import APP_DIR, sandbox_dir
-    from ops.ports import free_port
     from ops.processes import start_process, stop_process
     from ops.sandbox.components import app_argv, app_env
     from ops.sandbox.state import load_state
+    from ops.tcp_ports import free_port
 
     state = load_state(sandbox_dir())
     port = free_port()

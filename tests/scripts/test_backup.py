@@ -197,7 +197,7 @@ def test_missing_bucket_is_not_found(env: Environment) -> None:
 
 
 def test_database_down_is_one_clear_error(env: Environment) -> None:
-    from ops.ports import free_port
+    from ops.tcp_ports import free_port
 
     down = env.model_copy(update={"database_urls": {"main": SecretStr(
         f"postgresql://postgres:pw@127.0.0.1:{free_port()}/main")}})

@@ -10,11 +10,11 @@ import httpx
 
 from ops.interfaces import Candidate
 from ops.paths import APP_DIR
-from ops.ports import free_port
 from ops.processes import start_process, stop_process
 from ops.sandbox import components as c
 from ops.sandbox.state import SandboxState, load_state, save_state
 from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
+from ops.tcp_ports import free_port
 
 
 def _reason(response: httpx.Response) -> str:

@@ -24,10 +24,10 @@ import httpx
 from ops.errors import ConfigError, SandboxError
 from ops.migrations import head_revision, migrate, schema_revision
 from ops.paths import APP_DIR, postgres_bindir, venv_binary
-from ops.ports import free_port, port_is_free
 from ops.processes import ProcRef, is_running, run_checked, start_process, stop_process
 from ops.sandbox.engine import DOCKER_CLI, EngineClient, dockerd_argv, unmount_under
 from ops.sandbox.state import APP_ROLES, BRANCHES, SandboxState
+from ops.tcp_ports import free_port, port_is_free
 
 Health = Literal["up", "down", "unhealthy"]
 
