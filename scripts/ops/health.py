@@ -66,8 +66,8 @@ def sandbox_app_ready(owner_url: str) -> str:
 
     from ops.deploy.hosts import LocalHosts
     from ops.errors import ExternalError
-    from ops.interfaces import Candidate
     from ops.paths import APP_DIR, sandbox_dir
+    from ops.ports import Candidate
     from ops.processes import start_process, stop_process
     from ops.sandbox.components import app_argv, app_env
     from ops.sandbox.state import load_state

@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ops.interfaces import ObjectStore
+from ops.ports import ObjectStore
 
 
 class RecordedLiveDatabase:

@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ops.errors import ConfigError, LockHeldError, NotFoundError
-from ops.interfaces import ObjectStore
+from ops.ports import ObjectStore
 
 
 def _stale_local_owner(record: dict[str, str]) -> bool:

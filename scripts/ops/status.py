@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ops.errors import OpsError, describe, is_dependency_error
-from ops.interfaces import NOTHING_DEPLOYED, Hosts, LiveDatabase, ObjectStore
+from ops.ports import NOTHING_DEPLOYED, Hosts, LiveDatabase, ObjectStore
 
 
 @dataclass(frozen=True)

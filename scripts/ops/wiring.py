@@ -20,8 +20,8 @@ from pydantic import SecretStr
 
 from ops.environment import ENV_NAMES, AppHost, Environment, from_outputs, local_environment, read_outputs
 from ops.errors import ConfigError
-from ops.interfaces import BranchStore, FailoverSite, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.paths import sandbox_dir
+from ops.ports import BranchStore, FailoverSite, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
 
 if TYPE_CHECKING:
     from ops.adapters.ssh_hosts import SshHosts
@@ -319,7 +319,7 @@ def _sandbox_ready(url: str) -> str | None:
 
 def status_ports(env: Environment) -> Any:
     """What `ops status` reads in this environment (ops.status.StatusPorts); nothing is contacted here."""
-    from ops.interfaces import Candidate
+    from ops.ports import Candidate
     from ops.status import HostRef, StatusPorts
 
     sandbox = _sandbox(env)

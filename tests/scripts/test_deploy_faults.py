@@ -19,7 +19,7 @@ from ops.adapters.ssh_hosts import Ssh, SshHosts, verb_failure
 from ops.deploy import usecase
 from ops.environment import AppHost
 from ops.errors import ExternalError
-from ops.interfaces import Candidate
+from ops.ports import Candidate
 from tests.scripts.test_backup_units import MemoryStore
 
 pytestmark = pytest.mark.unit

@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from ops import failpoints, locks, output
 from ops.deploy import usecase as deploy_usecase
 from ops.failover import usecase
-from ops.interfaces import Candidate
+from ops.ports import Candidate
 from tests.scripts.test_cloud_failover_units import PRIMARY, STANDBY
 from tests.scripts.test_deploy_faults import LIVE, ModelHosts
 from tests.scripts.test_failover_split import Store, cloudflare, contents, status

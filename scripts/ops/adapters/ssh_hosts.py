@@ -28,8 +28,8 @@ from pydantic import SecretStr
 
 from ops.environment import AppHost, OriginTls, RegistryLogin
 from ops.errors import ConfigError, ExternalError
-from ops.interfaces import NOTHING_DEPLOYED, Candidate
 from ops.output import progress
+from ops.ports import NOTHING_DEPLOYED, Candidate
 from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
 from ops.secrets import scrub_text
 from stacks.host_role import DEPLOY_SCRIPT_PATH, DEPLOY_USER, env_file

@@ -28,11 +28,11 @@ from ops.backup.commands import dump_stages, parallel_restore, restore_stages, s
 from ops.backup.retention import Candidate, keep_set
 from ops.environment import Environment
 from ops.errors import ConfigError, NotFoundError, RefusedError, VerificationError
-from ops.interfaces import Heartbeat, ObjectStore
 from ops.locks import object_lock
 from ops.pg import connect, create_database, drop_database, libpq_env, row_counts, with_database
 from ops.pgtools import require_client_for
 from ops.pipeline import Pipeline, Stage, sink, source
+from ops.ports import Heartbeat, ObjectStore
 
 PART_SIZE = 16 * 1024 * 1024  # R2 wants equal-sized parts (but the last); 16 MiB keeps memory bounded
 UPLOAD_WORKERS = 3

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 
-from ops.interfaces import Candidate
 from ops.paths import APP_DIR
+from ops.ports import Candidate
 from ops.processes import start_process, stop_process
 from ops.sandbox import components as c
 from ops.sandbox.state import SandboxState, load_state, save_state

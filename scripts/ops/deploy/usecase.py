@@ -26,8 +26,8 @@ import httpx
 from ops import failpoints
 from ops.deploy.interrupt import cleaning_up, interruptible
 from ops.errors import ConfigError, ExternalError, NotFoundError
-from ops.interfaces import NOTHING_DEPLOYED, Candidate, Hosts, ObjectStore
 from ops.locks import LEASE, hosts_lock
+from ops.ports import NOTHING_DEPLOYED, Candidate, Hosts, ObjectStore
 
 READY_TIMEOUT = 30.0
 DRAIN_SECONDS = 2.0

@@ -13,8 +13,8 @@ from ops.deploy.usecase import roll_out
 from ops.environment import Environment
 from ops.errors import ConfigError, ExternalError
 from ops.failover.restore import count_late_writes, restore_latest_backup
-from ops.interfaces import ObjectStore
 from ops.pg import with_database
+from ops.ports import ObjectStore
 from ops.sandbox.state import load_state, save_state
 from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
 

@@ -21,9 +21,9 @@ import httpx
 from ops import failpoints
 from ops.deploy.interrupt import interruptible
 from ops.errors import ConfigError, ExternalError, NotFoundError, VerificationError
-from ops.interfaces import FailoverSite, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.journal import step_runner
 from ops.locks import HOSTS_LOCK, LEASE, hosts_lock, list_locks, object_lock, release_command
+from ops.ports import FailoverSite, LiveDatabase, ObjectStore, TrafficSwitch
 
 STEPS = ("switch-traffic", "restore-database", "set-environment", "deploy", "check-endpoints", "watch-errors")
 

@@ -15,10 +15,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ops.errors import ConfigError
-from ops.interfaces import BranchStore, ObjectStore
 from ops.journal import step_runner
 from ops.locks import object_lock
 from ops.migrations import migrate
+from ops.ports import BranchStore, ObjectStore
 from ops.refresh.branch_stores import preserved_prefix
 from ops.refresh.masking import mask_database
 from ops.refresh.policy import check

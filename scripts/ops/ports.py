@@ -1,5 +1,5 @@
-"""The ports use-cases depend on (typing.Protocol); adapters in `ops.adapters` (and the
-sandbox's stand-ins) implement them, and `ops.wiring` picks which.
+"""The ports use-cases depend on (typing.Protocol); adapters in `ops.adapters.local` (the
+sandbox's stand-ins) and `ops.adapters.cloud` implement them, and `ops.wiring` picks which.
 
 Use-cases never import boto3, httpx or psycopg directly for these concerns: they receive an
 object with this shape, so the same use-case runs against R2 or SeaweedFS, BetterStack or
