@@ -144,7 +144,7 @@ def step(args: list[str]) -> None:
     import boto3
 
     from ops.adapters.s3_store import S3ObjectStore
-    from ops.backup import usecases as uc
+    from ops.backup import usecase as uc
     from ops.paths import pg_tool
 
     state, admin, env = _context()

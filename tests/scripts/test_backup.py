@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 
 from ops.adapters.s3_store import S3ObjectStore
 from ops.backup import manifest as m
-from ops.backup import usecases as uc
+from ops.backup import usecase as uc
 from ops.cli import app
 from ops.environment import Environment, resolve
 from ops.errors import ExternalError, NotFoundError

@@ -21,7 +21,7 @@ from rich.progress import (
 from ops import confirm
 from ops.adapters.heartbeat import HttpHeartbeat
 from ops.adapters.s3_store import S3ObjectStore
-from ops.backup import usecases as uc
+from ops.backup import usecase as uc
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt
 from ops.environment import Environment, resolve
 from ops.errors import ConfigError, VerificationError

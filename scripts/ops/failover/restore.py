@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ops.backup import usecases as backups
+from ops.backup import usecase as backups
 from ops.environment import Environment
 from ops.failover.usecase import LATE_WRITE_QUERIES, SEED_SETTINGS, require_backup
 from ops.migrations import migrate
