@@ -16,7 +16,7 @@ from ops.failover.restore import count_late_writes, restore_latest_backup
 from ops.pg import with_database
 from ops.ports import ObjectStore
 from ops.sandbox.state import load_state, save_state
-from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
+from ops.sandbox.traffic_caddy import CaddyUpstreams
 
 FAILOVER_DATABASE = "main_failover"
 
@@ -40,7 +40,7 @@ class SandboxEdge:
         target = f"127.0.0.1:{state.apps[role].port}"
         edit = {"record": "caddy", "name": "the sandbox's Caddy", "from": state.caddy.active_app, "to": role}
         on_edit({**edit, "state": "editing"})
-        with CaddyTrafficSwitch(state.caddy_admin_url()) as switch:
+        with CaddyUpstreams(state.caddy_admin_url()) as switch:
             switch.set_upstreams([target])
         state.caddy.active_app = role
         save_state(self.root, state)

@@ -165,9 +165,9 @@ def _after_start(state: SandboxState, comp: c.Component, progress: Progress) -> 
 
 def _point_caddy_at_active_app(state: SandboxState) -> None:
     """A Caddy that outlived an app restart may point at an old port: re-point it (idempotent)."""
-    from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
+    from ops.sandbox.traffic_caddy import CaddyUpstreams
 
-    with CaddyTrafficSwitch(state.caddy_admin_url()) as switch:
+    with CaddyUpstreams(state.caddy_admin_url()) as switch:
         wanted = [f"127.0.0.1:{state.apps[state.caddy.active_app].port}"]
         if switch.current_upstreams() != wanted:
             switch.set_upstreams(wanted)
