@@ -24,7 +24,7 @@ from ops.paths import sandbox_dir
 from ops.ports import BranchStore, FailoverSite, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
 
 if TYPE_CHECKING:
-    from ops.adapters.ssh_hosts import SshHosts
+    from ops.adapters.cloud.ssh_hosts import SshHosts
 
 SANDBOX = "local"
 
@@ -141,7 +141,7 @@ def ssh() -> Any:
     """How this runner reaches the hosts: OPS_SSH_CONFIG (an ssh_config file), OPS_HOST_COMMAND
     (the deploy script's command line; the lab prefixes its test hosts' paths) and
     OPS_HOST_ROOT_COMMAND (the same as root: sudo on a server; the lab's deploy user has no sudo)."""
-    from ops.adapters.ssh_hosts import DEFAULT_ROOT_SCRIPT, DEFAULT_SCRIPT, Ssh
+    from ops.adapters.cloud.ssh_hosts import DEFAULT_ROOT_SCRIPT, DEFAULT_SCRIPT, Ssh
 
     root = os.environ.get("OPS_HOST_ROOT_COMMAND")
     return Ssh(config_file=os.environ.get("OPS_SSH_CONFIG") or None,
@@ -202,7 +202,7 @@ def neon_client() -> Any:
 
 def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None, *,
                  cloud_init_timeout: float | None = None) -> SshHosts:
-    from ops.adapters.ssh_hosts import SshHosts
+    from ops.adapters.cloud.ssh_hosts import SshHosts
 
     secrets = [v.get_secret_value() for v in env.app_env.values()]
 
@@ -218,7 +218,7 @@ def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None, *,
     def serving_role() -> str:
         return (switch or traffic(env)).serving()
 
-    from ops.adapters.ssh_hosts import CLOUD_INIT_TIMEOUT
+    from ops.adapters.cloud.ssh_hosts import CLOUD_INIT_TIMEOUT
 
     return SshHosts(env.app_hosts, ssh(), serving_role=serving_role, env_file=env_file, secrets=secrets,
                     origin_tls=env.origin_tls, registry_login=env.registry_login, logs_token=env.logs_token,
@@ -405,6 +405,6 @@ def log_source(env: Environment) -> tuple[Any, list[str]]:
         from ops.logs import SandboxLogs
 
         return SandboxLogs(sandbox_dir(), [h.name for h in env.app_hosts]), []
-    from ops.adapters.ssh_hosts import SshLogs
+    from ops.adapters.cloud.ssh_hosts import SshLogs
 
     return SshLogs(env.app_hosts, ssh()), [v.get_secret_value() for v in env.app_env.values()]

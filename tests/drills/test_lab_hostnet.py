@@ -210,7 +210,7 @@ def test_lab_a_host_whose_cloud_init_failed_is_named(lab: Lab) -> None:
 
 
 def test_lab_cloud_init_that_does_not_finish_in_time_is_named(lab: Lab) -> None:
-    from ops.adapters.ssh_hosts import Ssh
+    from ops.adapters.cloud.ssh_hosts import Ssh
     from ops.errors import ExternalError
 
     primary = lab.hosts["primary"]

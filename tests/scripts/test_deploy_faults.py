@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.adapters.ssh_hosts import Ssh, SshHosts, verb_failure
+from ops.adapters.cloud.ssh_hosts import Ssh, SshHosts, verb_failure
 from ops.deploy import usecase
 from ops.environment import AppHost
 from ops.errors import ExternalError

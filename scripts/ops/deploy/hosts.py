@@ -1,5 +1,5 @@
 """The sandbox's `Hosts`: app processes behind the sandbox's one Caddy (Hetzner's are in
-ops.adapters.ssh_hosts)."""
+ops.adapters.cloud.ssh_hosts)."""
 
 from __future__ import annotations
 

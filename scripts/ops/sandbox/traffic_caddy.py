@@ -31,7 +31,7 @@ class CaddyUpstreams:
     """Upstreams: points Caddy's reverse proxy at one or more upstreams (host:port)."""
 
     def __init__(self, admin_url: str, timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
-        # A transport reaches a host's Caddy over SSH (ops.adapters.ssh_hosts); the API is the same.
+        # A transport reaches a host's Caddy over SSH (ops.adapters.cloud.ssh_hosts); the API is the same.
         self._client = httpx.Client(base_url=admin_url, timeout=timeout, transport=transport)
 
     def _handler_path(self) -> str:
