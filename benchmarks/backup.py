@@ -143,7 +143,7 @@ def step(args: list[str]) -> None:
     """One measured step, in this fresh process; prints its result as JSON."""
     import boto3
 
-    from ops.adapters.s3_store import S3ObjectStore
+    from ops.adapters.cloud.s3_store import S3ObjectStore
     from ops.backup import usecase as uc
     from ops.paths import pg_tool
 

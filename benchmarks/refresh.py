@@ -70,7 +70,7 @@ def fill(url: str, size_mb: float) -> int:
 
 def step(args: list[str]) -> None:
     """One measured refresh, in this fresh process; prints its report as JSON."""
-    from ops.adapters.s3_store import S3ObjectStore
+    from ops.adapters.cloud.s3_store import S3ObjectStore
     from ops.environment import resolve
     from ops.refresh import usecase
     from ops.refresh.branch_stores import LocalBranchStore

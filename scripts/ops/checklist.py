@@ -326,7 +326,7 @@ def _load(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
 
 
 def _backups(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    from ops.adapters.s3_store import S3ObjectStore
+    from ops.adapters.cloud.s3_store import S3ObjectStore
     from ops.backup.usecase import list_backups
 
     backups = list_backups(env.name, S3ObjectStore(env.storage, "backups"))

@@ -43,7 +43,7 @@ def resolve(name: str, *, root: Path | None = None, live: bool = True) -> Enviro
 
 def objects(env: Environment) -> ObjectStore:
     """The bucket that holds backups and ops' own state (locks, journals, history)."""
-    from ops.adapters.s3_store import S3ObjectStore
+    from ops.adapters.cloud.s3_store import S3ObjectStore
 
     return S3ObjectStore(env.storage, "backups")
 
@@ -248,7 +248,7 @@ def ssh_access(env: Environment, runner_ip: str | None) -> AbstractContextManage
         return nullcontext()
     from hcloud import Client
 
-    from ops.adapters.hetzner_firewall import ssh_opened_for
+    from ops.adapters.cloud.hetzner_firewall import ssh_opened_for
     from ops.adapters.http_api import base_url_override
 
     if env.firewall_id is None:

@@ -219,7 +219,7 @@ def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str], 
 
 def _forget_recorded_state(state: SandboxState) -> None:
     """A lab starts as a fresh environment: no deploy history, nothing failed over, no journal."""
-    from ops.adapters.s3_store import S3ObjectStore
+    from ops.adapters.cloud.s3_store import S3ObjectStore
     from ops.backup.manifest import prefix as backup_prefix
     from ops.environment import local_environment
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ops.adapters.hetzner_firewall import DESCRIPTION_PREFIX
+from ops.adapters.cloud.hetzner_firewall import DESCRIPTION_PREFIX
 from stacks.data import cloudflare_ranges
 from stacks.host_role import HostRoleArgs, render_user_data
 from tests.drills.lab import LAB_SSH_RULE, Lab

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.adapters.s3_store import S3ObjectStore
+from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.backup import usecase as uc
 from ops.environment import resolve
 from ops.pg import create_database, drop_database, with_database

@@ -18,7 +18,7 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from ops.adapters.s3_store import S3ObjectStore
+from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.backup import manifest as m
 from ops.backup import usecase as uc
 from ops.cli import app

@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ops import checklist
+from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.adapters.neon_api import NeonClient
-from ops.adapters.s3_store import S3ObjectStore
 from ops.cli import app
 from ops.environment import resolve
 from ops.sandbox import manager

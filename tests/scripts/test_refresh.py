@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autoenroll.masking import MASK_RULES, NOT_PERSONAL
-from ops.adapters.s3_store import S3ObjectStore
+from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.cli import app
 from ops.environment import resolve
 from ops.locks import object_lock

@@ -15,8 +15,8 @@ import httpx
 import psycopg
 import pytest
 
+from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.adapters.neon_api import NeonClient
-from ops.adapters.s3_store import S3ObjectStore
 from ops.environment import resolve
 from ops.errors import ProviderAPIError
 from ops.refresh import usecase
