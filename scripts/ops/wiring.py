@@ -59,7 +59,7 @@ def _live_url(env: Environment, database: str, kind: str) -> str:
 
     if _sandbox(env) or kind == "branch":
         return with_database(env.database_urls[env.branch].get_secret_value(), database)
-    from ops.failover.cloud import standby_server_url
+    from ops.adapters.cloud.failover_site import standby_server_url
 
     return with_database(standby_server_url(), database)
 
@@ -85,7 +85,7 @@ def _live_app_url(env: Environment, database: str, kind: str) -> SecretStr | Non
         return None
     if _sandbox(env) or kind == "branch":
         return SecretStr(with_database(env.app_database_url.get_secret_value(), database))
-    from ops.failover.cloud import standby_app_url
+    from ops.adapters.cloud.failover_site import standby_app_url
 
     return SecretStr(standby_app_url(env, database))
 
@@ -211,7 +211,7 @@ def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None, *,
         live = live_database(env).get()
         if live["kind"] != "standby":
             return host_env_file(env, host.role, None)
-        from ops.failover.cloud import standby_app_url
+        from ops.adapters.cloud.failover_site import standby_app_url
 
         return host_env_file(env, host.role, standby_app_url(env, live["database"]))
 
@@ -284,7 +284,7 @@ def failover_site(env: Environment) -> FailoverSite:
         from ops.failover.local import SandboxSite
 
         return SandboxSite(env, sandbox_dir(), objects(env))
-    from ops.failover.cloud import CloudSite
+    from ops.adapters.cloud.failover_site import CloudSite
 
     return CloudSite(env, objects(env), _cloud_hosts(env), live_database(env), neon_client)
 
