@@ -165,7 +165,7 @@ def host_env_file(env: Environment, host_role: str, database_url: str | None) ->
 def traffic(env: Environment) -> TrafficSwitch:
     """Where the public names send traffic: Cloudflare's DNS records, or the sandbox's Caddy."""
     if _sandbox(env):
-        from ops.failover.local import SandboxEdge
+        from ops.adapters.local.failover_site import SandboxEdge
 
         return SandboxEdge(sandbox_dir())
     from ops.adapters.cloudflare_api import CloudflareClient
@@ -281,7 +281,7 @@ def preflight(env: Environment) -> None:
 
 def failover_site(env: Environment) -> FailoverSite:
     if _sandbox(env):
-        from ops.failover.local import SandboxSite
+        from ops.adapters.local.failover_site import SandboxSite
 
         return SandboxSite(env, sandbox_dir(), objects(env))
     from ops.adapters.cloud.failover_site import CloudSite
