@@ -165,7 +165,7 @@ def host_env_file(env: Environment, host_role: str, database_url: str | None) ->
 def traffic(env: Environment) -> TrafficSwitch:
     """Where the public names send traffic: Cloudflare's DNS records, or the sandbox's Caddy."""
     if _sandbox(env):
-        from ops.adapters.local.failover_site import SandboxEdge
+        from ops.adapters.local.traffic import SandboxEdge
 
         return SandboxEdge(sandbox_dir())
     from ops.adapters.cloudflare_api import CloudflareClient
