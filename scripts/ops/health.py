@@ -64,7 +64,7 @@ def sandbox_app_ready(owner_url: str) -> str:
     """An app process of the sandbox started on `owner_url`'s database answers /ready."""
     from urllib.parse import urlsplit
 
-    from ops.deploy.hosts import LocalHosts
+    from ops.adapters.local.hosts import LocalHosts
     from ops.errors import ExternalError
     from ops.paths import APP_DIR, sandbox_dir
     from ops.ports import Candidate

@@ -230,7 +230,7 @@ def deploy_ports(env: Environment) -> tuple[Hosts, Callable[[], None]]:
     each host's env file from the stack's secrets (so rotating a secret is a deploy); the
     sandbox's apps read theirs from the sandbox state."""
     if _sandbox(env):
-        from ops.deploy.hosts import LocalHosts
+        from ops.adapters.local.hosts import LocalHosts
 
         return LocalHosts(sandbox_dir()), lambda: None
     cloud = _cloud_hosts(env)
@@ -328,7 +328,7 @@ def status_ports(env: Environment) -> Any:
                  for h in env.app_hosts)
     hosts: Callable[[], Hosts]
     if sandbox:
-        from ops.deploy.hosts import LocalHosts
+        from ops.adapters.local.hosts import LocalHosts
 
         def hosts() -> Hosts:
             return LocalHosts(sandbox_dir())

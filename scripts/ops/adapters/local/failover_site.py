@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ops.deploy.hosts import LocalHosts
+from ops.adapters.local.hosts import LocalHosts
 from ops.deploy.usecase import roll_out
 from ops.environment import Environment
 from ops.errors import ConfigError, ExternalError
