@@ -71,9 +71,9 @@ def fill(url: str, size_mb: float) -> int:
 def step(args: list[str]) -> None:
     """One measured refresh, in this fresh process; prints its report as JSON."""
     from ops.adapters.cloud.s3_store import S3ObjectStore
+    from ops.adapters.local.branch_store import LocalBranchStore
     from ops.environment import resolve
     from ops.refresh import usecase
-    from ops.refresh.branch_stores import LocalBranchStore
     from ops.sandbox.state import load_state
     from ops.wiring import smoke_check
 

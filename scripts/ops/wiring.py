@@ -94,7 +94,8 @@ def _live_app_url(env: Environment, database: str, kind: str) -> SecretStr | Non
 
 
 def branch_store(env: Environment) -> BranchStore:
-    from ops.refresh.branch_stores import LocalBranchStore, NeonBranchStore
+    from ops.adapters.cloud.neon_branch_store import NeonBranchStore
+    from ops.adapters.local.branch_store import LocalBranchStore
 
     if _sandbox(env):
         if env.scratch_database_url is None:

@@ -47,7 +47,7 @@ from typing import Any
 import httpx
 
 from autoenroll.contract import APP_DATABASE_ROLE, OWNER_DATABASE_ROLE
-from ops.refresh.branch_stores import LocalBranchStore
+from ops.adapters.local.branch_store import LocalBranchStore
 from ops.sandbox.state import SandboxState, load_state
 from stacks.data import cloudflare_ranges
 from stacks.host_role import DEPLOY_USER, nftables_conf, origin_tls_snippet

@@ -289,7 +289,7 @@ def test_neons_in_place_masking_and_the_sandboxs_stream_give_the_same_copy(seede
     (mask_database), the sandbox masks in the copy stream. Both copies of the same source
     with the same key must hold the same rows, so the sandbox's refresh proves production's."""
     from autoenroll.masking import MASK_RULES
-    from ops.refresh.branch_stores import LocalBranchStore
+    from ops.adapters.local.branch_store import LocalBranchStore
     from ops.refresh.masking import mask_database
 
     store = LocalBranchStore(seeded.database_url("postgres", admin=True))

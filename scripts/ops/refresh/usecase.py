@@ -19,9 +19,8 @@ from ops.journal import step_runner
 from ops.locks import object_lock
 from ops.migrations import migrate
 from ops.ports import BranchStore, ObjectStore
-from ops.refresh.branch_stores import preserved_prefix
 from ops.refresh.masking import mask_database
-from ops.refresh.policy import check
+from ops.refresh.policy import check, preserved_prefix
 
 STEPS = ("copy", "mask", "swap", "migrate", "smoke", "retention")
 KEEP_PRESERVED = 2
