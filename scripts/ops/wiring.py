@@ -403,7 +403,7 @@ def log_source(env: Environment) -> tuple[Any, list[str]]:
     """Where `ops logs` reads (ops.logs.LogSource) and the secrets to mask in what it prints: the
     hosts over the deploy's SSH path, or the sandbox's log files."""
     if _sandbox(env):
-        from ops.logs import SandboxLogs
+        from ops.adapters.local.logs import SandboxLogs
 
         return SandboxLogs(sandbox_dir(), [h.name for h in env.app_hosts]), []
     from ops.adapters.cloud.ssh_hosts import SshLogs
