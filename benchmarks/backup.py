@@ -145,7 +145,7 @@ def step(args: list[str]) -> None:
 
     from ops.adapters.cloud.s3_store import S3ObjectStore
     from ops.backup import usecase as uc
-    from ops.paths import pg_tool
+    from ops.pg.tools import tool as pg_tool
 
     state, admin, env = _context()
     s3 = boto3.client("s3", endpoint_url=state.s3.endpoint_url,  # type: ignore[attr-defined]
@@ -293,7 +293,8 @@ def main() -> None:
     if args.one:
         step(args.one)
         return
-    from ops.paths import pg_tool, sandbox_dir
+    from ops.paths import sandbox_dir
+    from ops.pg.tools import tool as pg_tool
     from ops.sandbox import manager
 
     manager.up(sandbox_dir())

@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import measure
 
-from ops.paths import REPO_ROOT, pg_tool
+from ops.paths import REPO_ROOT
 from ops.pg import connect, create_database, libpq_env, with_database
+from ops.pg.tools import tool as pg_tool
 
 ROOT = REPO_ROOT / ".sandbox-bench"
 PLAIN = "floor_plain_copy"

@@ -24,8 +24,8 @@ from ops.backup import usecase as uc
 from ops.cli import app
 from ops.environment import Environment, resolve
 from ops.errors import ExternalError, NotFoundError
-from ops.paths import pg_tool
 from ops.pg import libpq_env
+from ops.pg.tools import tool as pg_tool
 from ops.sandbox.state import SandboxState
 from tests.seed import clear, seed
 

@@ -231,8 +231,8 @@ def test_the_set_wise_rules_hold_over_many_values(seeded: SandboxState) -> None:
 
 
 def schema_of(url: str) -> str:
-    from ops.paths import pg_tool
     from ops.pg import libpq_env
+    from ops.pg.tools import tool as pg_tool
 
     out = subprocess.run([pg_tool("pg_dump"), "--schema-only", "--no-password", "--exclude-table=_ops_masked"],
                          env={**libpq_env(url), "PATH": os.environ["PATH"]}, capture_output=True, text=True,

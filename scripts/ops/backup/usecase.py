@@ -30,7 +30,7 @@ from ops.environment import Environment
 from ops.errors import ConfigError, NotFoundError, RefusedError, VerificationError
 from ops.locks import object_lock
 from ops.pg import connect, create_database, drop_database, libpq_env, row_counts, with_database
-from ops.pgtools import require_client_for
+from ops.pg.tools import require_client_for
 from ops.pipeline import Pipeline, Stage, sink, source
 from ops.ports import Heartbeat, ObjectStore
 

@@ -23,7 +23,8 @@ import httpx
 
 from ops.errors import ConfigError, SandboxError
 from ops.migrations import head_revision, migrate, schema_revision
-from ops.paths import APP_DIR, postgres_bindir, venv_binary
+from ops.paths import APP_DIR, venv_binary
+from ops.pg.tools import bindir as postgres_bindir
 from ops.processes import ProcRef, is_running, run_checked, start_process, stop_process
 from ops.sandbox.engine import DOCKER_CLI, EngineClient, dockerd_argv, unmount_under
 from ops.sandbox.state import APP_ROLES, BRANCHES, SandboxState
@@ -125,7 +126,7 @@ def choose_pg_dir(root: Path, sandbox_id: str) -> Path:
 def ensure_pg_initialised(state: SandboxState) -> None:
     data_dir = Path(state.postgres.data_dir)
     if (data_dir / "PG_VERSION").exists():
-        from ops import pgtools
+        from ops.pg import tools as pgtools
 
         found = (data_dir / "PG_VERSION").read_text().strip()
         wanted = pgtools.tool_major("postgres")

@@ -11,8 +11,8 @@ from __future__ import annotations
 from psycopg import sql
 
 from ops.errors import NotFoundError
-from ops.paths import pg_tool
 from ops.pg import connect, create_database, drop_database, libpq_env, with_database
+from ops.pg.tools import tool as pg_tool
 from ops.pipeline import Pipeline, Stage
 from ops.refresh.masked_copy import Progress, masked_copy
 from ops.refresh.policy import preserved_prefix
