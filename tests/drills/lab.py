@@ -220,12 +220,12 @@ def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str], 
 def _forget_recorded_state(state: SandboxState) -> None:
     """A lab starts as a fresh environment: no deploy history, nothing failed over, no journal."""
     from ops.adapters.cloud.s3_store import S3ObjectStore
-    from ops.backup.manifest import prefix as backup_prefix
     from ops.environment import local_environment
+    from ops.store_keys import backup_prefix, ops_prefix
 
     store = S3ObjectStore(local_environment(Path(state.root)).storage, "backups")
     for name in ("staging", "production"):
-        for key in store.list_keys(f"_ops/{name}/"):
+        for key in store.list_keys(ops_prefix(name)):
             store.delete(key)
         for key in store.list_keys(backup_prefix(name)):
             store.delete(key)

@@ -27,6 +27,7 @@ from ops.errors import ExternalError, NotFoundError
 from ops.pg import libpq_env
 from ops.pg.tools import tool as pg_tool
 from ops.sandbox.state import SandboxState
+from ops.store_keys import backup_key
 from tests.seed import clear, seed
 
 pytestmark = pytest.mark.integration
@@ -92,7 +93,7 @@ def test_one_flipped_byte_fails_verify(env: Environment) -> None:
     result = runner.invoke(app, ["backup", "verify", manifest.id, "--env", "local"])
     assert result.exit_code == 8
     assert "failed verification" in result.output
-    assert s.get_bytes(m.key("local", manifest.id, m.VERIFIED_NAME)) is None
+    assert s.get_bytes(backup_key("local", manifest.id, m.VERIFIED_NAME)) is None
 
 
 def test_kill_9_during_create_leaves_nothing_complete_and_the_next_run_cleans_up(
