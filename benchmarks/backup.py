@@ -143,9 +143,9 @@ def step(args: list[str]) -> None:
     """One measured step, in this fresh process; prints its result as JSON."""
     import boto3
 
-    from ops.adapters.s3_store import S3ObjectStore
-    from ops.backup import usecases as uc
-    from ops.paths import pg_tool
+    from ops.adapters.cloud.s3_store import S3ObjectStore
+    from ops.backup import usecase as uc
+    from ops.pg.tools import tool as pg_tool
 
     state, admin, env = _context()
     s3 = boto3.client("s3", endpoint_url=state.s3.endpoint_url,  # type: ignore[attr-defined]
@@ -197,7 +197,7 @@ def pgbackrest_peer(state: Any, work: Path) -> Iterator[tuple[Callable[[], measu
     if shutil.which("pgbackrest") is None or caddy is None:
         yield None, lambda: (0, ""), "pgbackrest or caddy is not installed"
         return
-    from ops.ports import free_port
+    from ops.tcp_ports import free_port
 
     # Its own folder outside the (private) work folder: pgBackRest runs as the cluster's owner.
     peer = Path(tempfile.mkdtemp(prefix="bench-pgbackrest-"))
@@ -293,7 +293,8 @@ def main() -> None:
     if args.one:
         step(args.one)
         return
-    from ops.paths import pg_tool, sandbox_dir
+    from ops.paths import sandbox_dir
+    from ops.pg.tools import tool as pg_tool
     from ops.sandbox import manager
 
     manager.up(sandbox_dir())

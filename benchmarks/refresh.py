@@ -30,8 +30,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import measure
 
-from ops.paths import REPO_ROOT, pg_tool
+from ops.paths import REPO_ROOT
 from ops.pg import connect, create_database, libpq_env, with_database
+from ops.pg.tools import tool as pg_tool
 
 ROOT = REPO_ROOT / ".sandbox-bench"
 PLAIN = "floor_plain_copy"
@@ -70,10 +71,10 @@ def fill(url: str, size_mb: float) -> int:
 
 def step(args: list[str]) -> None:
     """One measured refresh, in this fresh process; prints its report as JSON."""
-    from ops.adapters.s3_store import S3ObjectStore
+    from ops.adapters.cloud.s3_store import S3ObjectStore
+    from ops.adapters.local.branch_store import LocalBranchStore
     from ops.environment import resolve
     from ops.refresh import usecase
-    from ops.refresh.branch_stores import LocalBranchStore
     from ops.sandbox.state import load_state
     from ops.wiring import smoke_check
 

@@ -84,7 +84,7 @@ def nftables_conf(admin_cidrs: tuple[str, ...], cloudflare_ranges: tuple[str, ..
 
     Why SSH is open to every source here (rate-limited per source), when the Hetzner firewall admits
     only the admin CIDRs: CI reaches the hosts through a rule `ops deploy --open-ssh-from` adds to the
-    Hetzner firewall for one run (ops.adapters.hetzner_firewall), and nothing can add that address
+    Hetzner firewall for one run (ops.adapters.cloud.hetzner_firewall), and nothing can add that address
     here first, since SSH is the only way in. Had this table kept "22 from admin CIDRs only", it would
     drop the runner the Hetzner firewall has just let through. So the Hetzner firewall is the one gate
     on who may try SSH (every change to it is an API call, audited, and removed after the run); this

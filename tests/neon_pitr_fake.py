@@ -17,7 +17,7 @@ import httpx
 import psycopg
 from psycopg import sql
 
-from ops.refresh.branch_stores import LocalBranchStore
+from ops.adapters.local.branch_store import LocalBranchStore
 
 
 class FakeNeonPitr:

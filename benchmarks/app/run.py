@@ -20,11 +20,11 @@ from pathlib import Path
 import httpx
 
 from ops.paths import APP_DIR, sandbox_dir
-from ops.ports import free_port
 from ops.processes import start_process, stop_process
 from ops.sandbox import components as c
 from ops.sandbox import manager
 from ops.sandbox.state import load_state
+from ops.tcp_ports import free_port
 
 HERE = Path(__file__).parent
 

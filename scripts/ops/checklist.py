@@ -326,8 +326,8 @@ def _load(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
 
 
 def _backups(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    from ops.adapters.s3_store import S3ObjectStore
-    from ops.backup.usecases import list_backups
+    from ops.adapters.cloud.s3_store import S3ObjectStore
+    from ops.backup.usecase import list_backups
 
     backups = list_backups(env.name, S3ObjectStore(env.storage, "backups"))
     verified = [(mf, v) for mf, v in backups if v and v.ok]
@@ -369,10 +369,10 @@ def _dns_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
 def _dns_sandbox(_env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
     from ops.paths import sandbox_dir
     from ops.sandbox.state import load_state
-    from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
+    from ops.sandbox.traffic_caddy import CaddyUpstreams
 
     state = load_state(sandbox_dir())
-    with CaddyTrafficSwitch(state.caddy_admin_url()) as switch:
+    with CaddyUpstreams(state.caddy_admin_url()) as switch:
         upstreams = switch.current_upstreams()
     wanted = f"127.0.0.1:{state.apps[state.caddy.active_app].port}"
     ok = upstreams == [wanted]

@@ -64,14 +64,14 @@ def sandbox_app_ready(owner_url: str) -> str:
     """An app process of the sandbox started on `owner_url`'s database answers /ready."""
     from urllib.parse import urlsplit
 
-    from ops.deploy.hosts import LocalHosts
+    from ops.adapters.local.hosts import LocalHosts
     from ops.errors import ExternalError
-    from ops.interfaces import Candidate
     from ops.paths import APP_DIR, sandbox_dir
-    from ops.ports import free_port
+    from ops.ports import Candidate
     from ops.processes import start_process, stop_process
     from ops.sandbox.components import app_argv, app_env
     from ops.sandbox.state import load_state
+    from ops.tcp_ports import free_port
 
     state = load_state(sandbox_dir())
     port = free_port()

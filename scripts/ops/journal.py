@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ops import failpoints
-from ops.interfaces import ObjectStore
+from ops.ports import ObjectStore
 
 Step = Callable[[str, Callable[[], Any]], None]
 

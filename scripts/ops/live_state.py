@@ -12,12 +12,13 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from ops.interfaces import ObjectStore
+from ops import store_keys
+from ops.ports import ObjectStore
 
 
 class RecordedLiveDatabase:
     def __init__(self, store: ObjectStore, env_name: str, default: str) -> None:
-        self._store, self._key, self._default = store, f"_ops/{env_name}/live-database.json", default
+        self._store, self._key, self._default = store, store_keys.live_database(env_name), default
 
     def get(self) -> dict[str, Any]:
         raw = self._store.get_bytes(self._key)

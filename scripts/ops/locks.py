@@ -20,8 +20,9 @@ from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ops import store_keys
 from ops.errors import ConfigError, LockHeldError, NotFoundError
-from ops.interfaces import ObjectStore
+from ops.ports import ObjectStore
 
 
 def _stale_local_owner(record: dict[str, str]) -> bool:
@@ -119,14 +120,6 @@ def object_lock(store: ObjectStore, key: str, *, ttl: timedelta, purpose: str,
             store.delete(key)
 
 
-def hosts_lock_key(env_name: str) -> str:
-    """The one lock for an environment's hosts: deploy, rollback, and the redeploys of failover and
-    failback all take it, so two of them never start candidates on the same host (`hosts` in
-    `ops lock list`). The key keeps its first name (deploy.lock): a lock a running older `ops`
-    holds is still seen."""
-    return f"_ops/{env_name}/deploy.lock"
-
-
 HOSTS_LOCK = "hosts"
 # Names `ops lock release` also takes, for the lock's earlier name (runbooks and habits said `deploy`).
 LOCK_ALIASES = {"deploy": HOSTS_LOCK}
@@ -152,7 +145,7 @@ def hosts_lock(store: ObjectStore, env_name: str, *, purpose: str, ttl: timedelt
     while True:
         stack = ExitStack()
         try:
-            record = stack.enter_context(object_lock(store, hosts_lock_key(env_name), ttl=ttl, purpose=purpose,
+            record = stack.enter_context(object_lock(store, store_keys.hosts_lock(env_name), ttl=ttl, purpose=purpose,
                                                      renew=renew, name=HOSTS_LOCK, env_name=env_name))
         except LockHeldError as exc:
             if time.monotonic() + poll > deadline:
@@ -169,9 +162,9 @@ def hosts_lock(store: ObjectStore, env_name: str, *, purpose: str, ttl: timedelt
 
 def lock_keys(env_name: str) -> dict[str, str]:
     """Short name -> key of every lock an environment's operations take (what `ops lock` knows)."""
-    return {"backup": f"{env_name}/.lock", HOSTS_LOCK: hosts_lock_key(env_name),
-            "failover": f"_ops/{env_name}/failover.lock",
-            **{f"refresh-{t}": f"_ops/{env_name}/refresh-{t}.lock" for t in ("staging", "development")}}
+    return {"backup": store_keys.backup_lock(env_name), HOSTS_LOCK: store_keys.hosts_lock(env_name),
+            "failover": store_keys.failover_lock(env_name),
+            **{f"refresh-{t}": store_keys.refresh_lock(env_name, t) for t in ("staging", "development")}}
 
 
 def _describe(key: str, record: dict[str, str]) -> dict[str, Any]:
@@ -211,11 +204,11 @@ def release_lock(store: ObjectStore, env_name: str, name: str) -> dict[str, Any]
     broken = {**_describe(key, json.loads(raw)), "broken_by": _owner(), "broken_at": _now().isoformat()}
     store.delete(key)
     stamp = _now().strftime("%Y%m%dT%H%M%S%fZ")
-    store.put_bytes(f"_ops/{env_name}/broken-locks/{stamp}.json", json.dumps(broken, indent=2).encode())
+    store.put_bytes(store_keys.broken_lock(env_name, stamp), json.dumps(broken, indent=2).encode())
     return broken
 
 
 def broken_locks(store: ObjectStore, env_name: str) -> list[dict[str, Any]]:
     """Every recorded lock break, oldest first."""
-    keys = sorted(store.list_keys(f"_ops/{env_name}/broken-locks/"))
+    keys = sorted(store.list_keys(store_keys.broken_locks_prefix(env_name)))
     return [json.loads(raw) for raw in (store.get_bytes(k) for k in keys) if raw is not None]

@@ -26,6 +26,8 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 class LogSource(Protocol):
+    # The port `ops logs` reads through; its adapters: ops.adapters.local.logs (the sandbox's files),
+    # ops.adapters.cloud.ssh_hosts.SshLogs (the hosts).
     applies_since: bool  # False: the source's logs carry no common timestamp (the sandbox's files)
 
     def names(self, unit: str) -> list[str]: ...  # the hosts (or log files) that have this unit
@@ -126,28 +128,3 @@ def follow(source: LogSource, names: Sequence[str], unit: str, lines: int, since
                 proc.kill()
                 proc.wait()
     return [name for name, proc in procs.items() if proc.returncode not in (0, -15)]
-
-
-class SandboxLogs:
-    """The sandbox's stand-in: its components' log files (`ops sandbox logs`' files), read with `tail`.
-    The app's per host; Caddy's one (the sandbox has one Caddy); no deploy script (its deploys run in ops)."""
-
-    applies_since = False
-
-    def __init__(self, root: Any, app_hosts: Sequence[str]) -> None:
-        self.root, self.app_hosts = root, list(app_hosts)
-
-    def names(self, unit: str) -> list[str]:
-        if unit == "deploy":
-            raise ConfigError("--unit deploy: the sandbox has no deploy script (its deploys run inside ops and "
-                              "print their steps)", hint="on the hosts (staging, production) it is the deploy "
-                                                         "script's journal")
-        return ["caddy"] if unit == "caddy" else self.app_hosts
-
-    def argv(self, name: str, unit: str, lines: int, since: int | None, follow: bool) -> list[str]:
-        path = self.root / "logs" / f"{name}.log"
-        return ["tail", "-n", str(lines), *(["-F"] if follow else []), str(path)]
-
-    def failure(self, name: str, returncode: int, detail: str) -> ExternalError:
-        return ExternalError(f"sandbox log of {name}: {detail} (exit {returncode})",
-                             hint="is the sandbox up? ops sandbox status")

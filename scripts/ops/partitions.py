@@ -23,8 +23,8 @@ from psycopg import sql
 from autoenroll import partitions as p
 from ops.backup import manifest as m
 from ops.errors import ConfigError, RefusedError
-from ops.interfaces import ObjectStore
 from ops.pg import connect, pg_errors
+from ops.ports import ObjectStore
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Where things live: the checkout, the sandbox folder, bundled binaries."""
+"""Where things live: the checkout, the sandbox folder, bundled binaries (PostgreSQL's: ops.pg.tools)."""
 
 from __future__ import annotations
 
@@ -30,16 +30,3 @@ def venv_binary(name: str, *aliases: str) -> str:
         raise SandboxError(f"{name}: not found", hint="run bin/setup to install the sandbox's tools")
     return found
 
-
-def postgres_bindir() -> Path:
-    """PostgreSQL's binaries (initdb, postgres, pg_dump); `ops.pgtools` decides which build."""
-    from ops import pgtools
-
-    return pgtools.bindir()
-
-
-def pg_tool(name: str) -> str:
-    """Path of a PostgreSQL tool (pg_dump, pg_restore, psql) of production's major version or newer."""
-    from ops import pgtools
-
-    return pgtools.tool(name)

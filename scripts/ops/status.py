@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ops.errors import OpsError, describe, is_dependency_error
-from ops.interfaces import NOTHING_DEPLOYED, Hosts, LiveDatabase, ObjectStore
+from ops.ports import NOTHING_DEPLOYED, Hosts, LiveDatabase, ObjectStore
 
 
 @dataclass(frozen=True)
@@ -156,7 +156,7 @@ def database_part(ports: StatusPorts) -> dict[str, Any]:
 
 
 def backups_part(ports: StatusPorts, now: datetime | None = None) -> dict[str, Any]:
-    from ops.backup.usecases import list_backups
+    from ops.backup.usecase import list_backups
     from ops.checklist import MAX_BACKUP_AGE  # the checklist's limit: the nightly job plus two hours of slack
 
     backups = list_backups(ports.env_name, ports.objects)

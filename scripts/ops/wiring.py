@@ -20,11 +20,11 @@ from pydantic import SecretStr
 
 from ops.environment import ENV_NAMES, AppHost, Environment, from_outputs, local_environment, read_outputs
 from ops.errors import ConfigError
-from ops.interfaces import BranchStore, FailoverSite, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.paths import sandbox_dir
+from ops.ports import BranchStore, FailoverSite, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
 
 if TYPE_CHECKING:
-    from ops.adapters.ssh_hosts import SshHosts
+    from ops.adapters.cloud.ssh_hosts import SshHosts
 
 SANDBOX = "local"
 
@@ -43,7 +43,7 @@ def resolve(name: str, *, root: Path | None = None, live: bool = True) -> Enviro
 
 def objects(env: Environment) -> ObjectStore:
     """The bucket that holds backups and ops' own state (locks, journals, history)."""
-    from ops.adapters.s3_store import S3ObjectStore
+    from ops.adapters.cloud.s3_store import S3ObjectStore
 
     return S3ObjectStore(env.storage, "backups")
 
@@ -59,7 +59,7 @@ def _live_url(env: Environment, database: str, kind: str) -> str:
 
     if _sandbox(env) or kind == "branch":
         return with_database(env.database_urls[env.branch].get_secret_value(), database)
-    from ops.failover.cloud import standby_server_url
+    from ops.adapters.cloud.failover_site import standby_server_url
 
     return with_database(standby_server_url(), database)
 
@@ -85,7 +85,7 @@ def _live_app_url(env: Environment, database: str, kind: str) -> SecretStr | Non
         return None
     if _sandbox(env) or kind == "branch":
         return SecretStr(with_database(env.app_database_url.get_secret_value(), database))
-    from ops.failover.cloud import standby_app_url
+    from ops.adapters.cloud.failover_site import standby_app_url
 
     return SecretStr(standby_app_url(env, database))
 
@@ -94,7 +94,8 @@ def _live_app_url(env: Environment, database: str, kind: str) -> SecretStr | Non
 
 
 def branch_store(env: Environment) -> BranchStore:
-    from ops.refresh.branch_stores import LocalBranchStore, NeonBranchStore
+    from ops.adapters.cloud.neon_branch_store import NeonBranchStore
+    from ops.adapters.local.branch_store import LocalBranchStore
 
     if _sandbox(env):
         if env.scratch_database_url is None:
@@ -141,7 +142,7 @@ def ssh() -> Any:
     """How this runner reaches the hosts: OPS_SSH_CONFIG (an ssh_config file), OPS_HOST_COMMAND
     (the deploy script's command line; the lab prefixes its test hosts' paths) and
     OPS_HOST_ROOT_COMMAND (the same as root: sudo on a server; the lab's deploy user has no sudo)."""
-    from ops.adapters.ssh_hosts import DEFAULT_ROOT_SCRIPT, DEFAULT_SCRIPT, Ssh
+    from ops.adapters.cloud.ssh_hosts import DEFAULT_ROOT_SCRIPT, DEFAULT_SCRIPT, Ssh
 
     root = os.environ.get("OPS_HOST_ROOT_COMMAND")
     return Ssh(config_file=os.environ.get("OPS_SSH_CONFIG") or None,
@@ -165,7 +166,7 @@ def host_env_file(env: Environment, host_role: str, database_url: str | None) ->
 def traffic(env: Environment) -> TrafficSwitch:
     """Where the public names send traffic: Cloudflare's DNS records, or the sandbox's Caddy."""
     if _sandbox(env):
-        from ops.failover.local import SandboxEdge
+        from ops.adapters.local.traffic import SandboxEdge
 
         return SandboxEdge(sandbox_dir())
     from ops.adapters.cloudflare_api import CloudflareClient
@@ -202,7 +203,7 @@ def neon_client() -> Any:
 
 def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None, *,
                  cloud_init_timeout: float | None = None) -> SshHosts:
-    from ops.adapters.ssh_hosts import SshHosts
+    from ops.adapters.cloud.ssh_hosts import SshHosts
 
     secrets = [v.get_secret_value() for v in env.app_env.values()]
 
@@ -211,14 +212,14 @@ def _cloud_hosts(env: Environment, switch: TrafficSwitch | None = None, *,
         live = live_database(env).get()
         if live["kind"] != "standby":
             return host_env_file(env, host.role, None)
-        from ops.failover.cloud import standby_app_url
+        from ops.adapters.cloud.failover_site import standby_app_url
 
         return host_env_file(env, host.role, standby_app_url(env, live["database"]))
 
     def serving_role() -> str:
         return (switch or traffic(env)).serving()
 
-    from ops.adapters.ssh_hosts import CLOUD_INIT_TIMEOUT
+    from ops.adapters.cloud.ssh_hosts import CLOUD_INIT_TIMEOUT
 
     return SshHosts(env.app_hosts, ssh(), serving_role=serving_role, env_file=env_file, secrets=secrets,
                     origin_tls=env.origin_tls, registry_login=env.registry_login, logs_token=env.logs_token,
@@ -230,7 +231,7 @@ def deploy_ports(env: Environment) -> tuple[Hosts, Callable[[], None]]:
     each host's env file from the stack's secrets (so rotating a secret is a deploy); the
     sandbox's apps read theirs from the sandbox state."""
     if _sandbox(env):
-        from ops.deploy.hosts import LocalHosts
+        from ops.adapters.local.hosts import LocalHosts
 
         return LocalHosts(sandbox_dir()), lambda: None
     cloud = _cloud_hosts(env)
@@ -248,7 +249,7 @@ def ssh_access(env: Environment, runner_ip: str | None) -> AbstractContextManage
         return nullcontext()
     from hcloud import Client
 
-    from ops.adapters.hetzner_firewall import ssh_opened_for
+    from ops.adapters.cloud.hetzner_firewall import ssh_opened_for
     from ops.adapters.http_api import base_url_override
 
     if env.firewall_id is None:
@@ -281,10 +282,10 @@ def preflight(env: Environment) -> None:
 
 def failover_site(env: Environment) -> FailoverSite:
     if _sandbox(env):
-        from ops.failover.local import SandboxSite
+        from ops.adapters.local.failover_site import SandboxSite
 
         return SandboxSite(env, sandbox_dir(), objects(env))
-    from ops.failover.cloud import CloudSite
+    from ops.adapters.cloud.failover_site import CloudSite
 
     return CloudSite(env, objects(env), _cloud_hosts(env), live_database(env), neon_client)
 
@@ -319,7 +320,7 @@ def _sandbox_ready(url: str) -> str | None:
 
 def status_ports(env: Environment) -> Any:
     """What `ops status` reads in this environment (ops.status.StatusPorts); nothing is contacted here."""
-    from ops.interfaces import Candidate
+    from ops.ports import Candidate
     from ops.status import HostRef, StatusPorts
 
     sandbox = _sandbox(env)
@@ -328,7 +329,7 @@ def status_ports(env: Environment) -> Any:
                  for h in env.app_hosts)
     hosts: Callable[[], Hosts]
     if sandbox:
-        from ops.deploy.hosts import LocalHosts
+        from ops.adapters.local.hosts import LocalHosts
 
         def hosts() -> Hosts:
             return LocalHosts(sandbox_dir())
@@ -402,9 +403,9 @@ def log_source(env: Environment) -> tuple[Any, list[str]]:
     """Where `ops logs` reads (ops.logs.LogSource) and the secrets to mask in what it prints: the
     hosts over the deploy's SSH path, or the sandbox's log files."""
     if _sandbox(env):
-        from ops.logs import SandboxLogs
+        from ops.adapters.local.logs import SandboxLogs
 
         return SandboxLogs(sandbox_dir(), [h.name for h in env.app_hosts]), []
-    from ops.adapters.ssh_hosts import SshLogs
+    from ops.adapters.cloud.ssh_hosts import SshLogs
 
     return SshLogs(env.app_hosts, ssh()), [v.get_secret_value() for v in env.app_env.values()]

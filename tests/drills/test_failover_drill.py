@@ -135,7 +135,7 @@ def test_deploy_under_load_drops_nothing_and_a_broken_release_rolls_back(
 def test_deploy_lock_names_its_holder(drill_root: Path, drill_env: dict[str, str]) -> None:
     from datetime import timedelta
 
-    from ops.adapters.s3_store import S3ObjectStore
+    from ops.adapters.cloud.s3_store import S3ObjectStore
     from ops.environment import resolve
     from ops.locks import object_lock
 

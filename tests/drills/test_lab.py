@@ -50,7 +50,7 @@ def test_lab_a_fresh_host_serves_after_ops_deploy_with_its_login_and_certificate
     """What a first boot meets: no registry login (the registry requires one) and no origin certificate
     (Caddy cannot start). `ops deploy` logs the hosts in and writes the certificate; both then serve,
     and the digest the deploy records is the registry's for the tag it deployed."""
-    from ops.adapters.s3_store import S3ObjectStore
+    from ops.adapters.cloud.s3_store import S3ObjectStore
     from ops.deploy.usecase import read_history
     from ops.environment import from_outputs
 
@@ -124,7 +124,7 @@ def test_lab_deploy_rollback_and_lock_on_the_cloud_path(lab: Lab) -> None:
 def test_lab_a_second_deploy_while_one_runs_gets_exit_6(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     from datetime import timedelta
 
-    from ops.adapters.s3_store import S3ObjectStore
+    from ops.adapters.cloud.s3_store import S3ObjectStore
     from ops.environment import from_outputs
     from ops.locks import object_lock
 

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ops.adapters.hetzner_firewall import DESCRIPTION_PREFIX
+from ops.adapters.cloud.hetzner_firewall import DESCRIPTION_PREFIX
 from stacks.data import cloudflare_ranges
 from stacks.host_role import HostRoleArgs, render_user_data
 from tests.drills.lab import LAB_SSH_RULE, Lab
@@ -210,7 +210,7 @@ def test_lab_a_host_whose_cloud_init_failed_is_named(lab: Lab) -> None:
 
 
 def test_lab_cloud_init_that_does_not_finish_in_time_is_named(lab: Lab) -> None:
-    from ops.adapters.ssh_hosts import Ssh
+    from ops.adapters.cloud.ssh_hosts import Ssh
     from ops.errors import ExternalError
 
     primary = lab.hosts["primary"]

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ops.adapters.s3_store import S3ObjectStore
+from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.environment import from_outputs
 from tests.drills.lab import Lab
 from tests.drills.test_lab import ops

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ops.adapters.s3_store import S3ObjectStore
-from ops.backup import usecases as uc
+from ops.adapters.cloud.s3_store import S3ObjectStore
+from ops.backup import usecase as uc
 from ops.environment import resolve
 from ops.pg import create_database, drop_database, with_database
 from ops.sandbox.state import SandboxState

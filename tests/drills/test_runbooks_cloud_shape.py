@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ops.adapters.s3_store import S3ObjectStore
+from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.environment import resolve
 from ops.sandbox.state import SandboxState
 from tests.cloud_shape import outputs, variables

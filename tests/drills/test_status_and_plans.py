@@ -19,7 +19,7 @@ from ops import wiring
 from ops.deploy.usecase import read_history, rollback_target
 from ops.failover.usecase import STEPS
 from ops.sandbox.state import load_state, state_path
-from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
+from ops.sandbox.traffic_caddy import CaddyUpstreams
 
 pytestmark = pytest.mark.drill
 
@@ -40,7 +40,7 @@ def snapshot(root: Path) -> dict[str, Any]:
     """Everything a deploy, rollback or failback could change."""
     state = load_state(root)
     store = wiring.objects(wiring.resolve("local", root=root, live=False))
-    with CaddyTrafficSwitch(state.caddy_admin_url()) as caddy:
+    with CaddyUpstreams(state.caddy_admin_url()) as caddy:
         upstreams = caddy.current_upstreams()
     return {"state": hashlib.sha256(state_path(root).read_bytes()).hexdigest(), "upstreams": upstreams,
             "pids": {role: app.proc.pid if app.proc else None for role, app in state.apps.items()},

@@ -558,7 +558,7 @@ def postgres_service(image: str, env: dict[str, str], ports: list[str]) -> Itera
     """A `postgres:N` service container as a real PostgreSQL of this machine (ops's own binaries), with
     the image's superuser `postgres` and POSTGRES_PASSWORD, plain TCP on 127.0.0.1 at the mapped host
     port. Its major must be the image's: a restore proven on another major proves nothing of that one."""
-    from ops import pgtools
+    from ops.pg import tools as pgtools
     from ops.sandbox.components import _chown_to_postgres, as_postgres_user
     from tests.drills.lab_database import DATA_PARENT
     from tests.infra.testhost import terminate

@@ -13,7 +13,7 @@ import pytest
 from pydantic import SecretStr
 
 from ops import wiring
-from ops.adapters.ssh_hosts import Ssh, SshHosts, host_caddy
+from ops.adapters.cloud.ssh_hosts import Ssh, SshHosts, host_caddy
 from ops.environment import AppHost, Environment, ObjectStorage
 from stacks.host_role import DEPLOY_USER
 from tests.infra.role_files import install_role_files

@@ -18,15 +18,16 @@ import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
-from ops.adapters.s3_store import S3ObjectStore
+from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.backup import manifest as m
-from ops.backup import usecases as uc
+from ops.backup import usecase as uc
 from ops.cli import app
 from ops.environment import Environment, resolve
 from ops.errors import ExternalError, NotFoundError
-from ops.paths import pg_tool
 from ops.pg import libpq_env
+from ops.pg.tools import tool as pg_tool
 from ops.sandbox.state import SandboxState
+from ops.store_keys import backup_key
 from tests.seed import clear, seed
 
 pytestmark = pytest.mark.integration
@@ -92,7 +93,7 @@ def test_one_flipped_byte_fails_verify(env: Environment) -> None:
     result = runner.invoke(app, ["backup", "verify", manifest.id, "--env", "local"])
     assert result.exit_code == 8
     assert "failed verification" in result.output
-    assert s.get_bytes(m.key("local", manifest.id, m.VERIFIED_NAME)) is None
+    assert s.get_bytes(backup_key("local", manifest.id, m.VERIFIED_NAME)) is None
 
 
 def test_kill_9_during_create_leaves_nothing_complete_and_the_next_run_cleans_up(
@@ -197,7 +198,7 @@ def test_missing_bucket_is_not_found(env: Environment) -> None:
 
 
 def test_database_down_is_one_clear_error(env: Environment) -> None:
-    from ops.ports import free_port
+    from ops.tcp_ports import free_port
 
     down = env.model_copy(update={"database_urls": {"main": SecretStr(
         f"postgresql://postgres:pw@127.0.0.1:{free_port()}/main")}})

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hcloud import Client
 
-from ops.adapters.hetzner_firewall import DESCRIPTION_PREFIX, ssh_opened_for
+from ops.adapters.cloud.hetzner_firewall import DESCRIPTION_PREFIX, ssh_opened_for
 from ops.errors import ConfigError, ExternalError
 from tests.hcloud_fake import FakeHetzner, firewall_ruleset, serving
 

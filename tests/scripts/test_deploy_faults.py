@@ -15,11 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from ops.adapters.ssh_hosts import Ssh, SshHosts, verb_failure
+from ops.adapters.cloud.ssh_hosts import Ssh, SshHosts, verb_failure
 from ops.deploy import usecase
 from ops.environment import AppHost
 from ops.errors import ExternalError
-from ops.interfaces import Candidate
+from ops.ports import Candidate
 from tests.scripts.test_backup_units import MemoryStore
 
 pytestmark = pytest.mark.unit

@@ -7,7 +7,7 @@ import pytest
 
 from ops.deploy.usecase import plan_hosts
 from ops.errors import ExternalError
-from ops.interfaces import NOTHING_DEPLOYED
+from ops.ports import NOTHING_DEPLOYED
 
 pytestmark = pytest.mark.unit
 

@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from ops import failpoints, locks, output
+from ops import failpoints, locks, output, store_keys
 from ops.deploy import usecase as deploy_usecase
 from ops.failover import usecase
-from ops.interfaces import Candidate
+from ops.ports import Candidate
 from tests.scripts.test_cloud_failover_units import PRIMARY, STANDBY
 from tests.scripts.test_deploy_faults import LIVE, ModelHosts
 from tests.scripts.test_failover_split import Store, cloudflare, contents, status
@@ -187,10 +187,10 @@ def test_lock_list_names_the_hosts_lock_its_takers_holder_since_and_lease(monkey
                  "ops lock release hosts --env production"):
         assert said in flat, (said, shown.output)
     # `deploy`, the lock's earlier name, still breaks it.
-    store.put_bytes(locks.hosts_lock_key("production"), json.dumps(record).encode())
+    store.put_bytes(store_keys.hosts_lock("production"), json.dumps(record).encode())
     broken = runner.invoke(app, ["lock", "release", "deploy", "--env", "production", "--yes", "--json"])
     assert broken.exit_code == 0, broken.output
-    assert store.get_bytes(locks.hosts_lock_key("production")) is None
+    assert store.get_bytes(store_keys.hosts_lock("production")) is None
 
 
 def test_a_failover_refused_by_a_held_failover_lock_names_the_command_that_breaks_it() -> None:

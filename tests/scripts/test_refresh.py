@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from autoenroll.masking import MASK_RULES, NOT_PERSONAL
-from ops.adapters.s3_store import S3ObjectStore
+from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.cli import app
 from ops.environment import resolve
 from ops.locks import object_lock
@@ -231,8 +231,8 @@ def test_the_set_wise_rules_hold_over_many_values(seeded: SandboxState) -> None:
 
 
 def schema_of(url: str) -> str:
-    from ops.paths import pg_tool
     from ops.pg import libpq_env
+    from ops.pg.tools import tool as pg_tool
 
     out = subprocess.run([pg_tool("pg_dump"), "--schema-only", "--no-password", "--exclude-table=_ops_masked"],
                          env={**libpq_env(url), "PATH": os.environ["PATH"]}, capture_output=True, text=True,
@@ -289,7 +289,7 @@ def test_neons_in_place_masking_and_the_sandboxs_stream_give_the_same_copy(seede
     (mask_database), the sandbox masks in the copy stream. Both copies of the same source
     with the same key must hold the same rows, so the sandbox's refresh proves production's."""
     from autoenroll.masking import MASK_RULES
-    from ops.refresh.branch_stores import LocalBranchStore
+    from ops.adapters.local.branch_store import LocalBranchStore
     from ops.refresh.masking import mask_database
 
     store = LocalBranchStore(seeded.database_url("postgres", admin=True))

@@ -15,12 +15,13 @@ import httpx
 import psycopg
 import pytest
 
+from ops.adapters.cloud.neon_branch_store import NeonBranchStore
+from ops.adapters.cloud.s3_store import S3ObjectStore
+from ops.adapters.local.branch_store import LocalBranchStore
 from ops.adapters.neon_api import NeonClient
-from ops.adapters.s3_store import S3ObjectStore
 from ops.environment import resolve
 from ops.errors import ProviderAPIError
 from ops.refresh import usecase
-from ops.refresh.branch_stores import LocalBranchStore, NeonBranchStore
 from ops.sandbox.state import SandboxState
 from tests.ppsn import is_valid
 from tests.seed import clear, seed

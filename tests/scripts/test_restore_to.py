@@ -14,8 +14,8 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
+from ops.adapters.local.branch_store import LocalBranchStore
 from ops.cli import app
-from ops.refresh.branch_stores import LocalBranchStore
 from ops.refresh.point_in_time import neon_time
 from ops.sandbox.state import SandboxState
 from tests.conftest import sandbox_dir_env
@@ -129,8 +129,8 @@ def test_the_refresh_neon_path_against_the_same_fake(neon, monkeypatch: pytest.M
     with its old state kept under a name, then the scratch branch deleted."""
     import os
 
+    from ops.adapters.cloud.neon_branch_store import NeonBranchStore
     from ops.adapters.neon_api import NeonClient
-    from ops.refresh.branch_stores import NeonBranchStore
 
     fake, local, _moment = neon
     client = NeonClient("neon-lab-key", base_url=os.environ["OPS_NEON_API_URL"], sleep=lambda _s: None)

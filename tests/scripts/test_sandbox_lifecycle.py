@@ -15,11 +15,11 @@ from typer.testing import CliRunner
 
 from ops.cli import app
 from ops.paths import REPO_ROOT
-from ops.ports import port_is_free
 from ops.processes import is_running
 from ops.sandbox import components as c
 from ops.sandbox import manager
 from ops.sandbox.state import SandboxState, load_state
+from ops.tcp_ports import port_is_free
 from tests.conftest import sandbox_dir_env
 
 pytestmark = pytest.mark.integration

@@ -51,7 +51,7 @@ def test_every_component_gets_its_own_port(tmp_path: Path) -> None:
 
 
 def test_free_ports_are_never_handed_out_twice() -> None:
-    from ops.ports import free_port
+    from ops.tcp_ports import free_port
 
     # Left to the kernel alone, 2,000 asks repeated 143 ports on this machine.
     ports = [free_port() for _ in range(2000)]

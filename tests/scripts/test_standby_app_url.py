@@ -8,9 +8,9 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from pydantic import SecretStr
 
+from ops.adapters.cloud.failover_site import STANDBY_DATABASE_VARIABLE, standby_app_url
 from ops.environment import Environment
 from ops.errors import ConfigError
-from ops.failover.cloud import STANDBY_DATABASE_VARIABLE, standby_app_url
 
 pytestmark = pytest.mark.unit
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.adapters.ssh_hosts import Ssh, SshLogs
+from ops.adapters.cloud.ssh_hosts import Ssh, SshLogs
 from ops.environment import AppHost
 from ops.errors import ConfigError
 from ops.logs import parse_since

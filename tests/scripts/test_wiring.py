@@ -65,7 +65,7 @@ def test_the_scan_catches_a_branch(tmp_path: Path) -> None:
 
 
 def test_ports_import_no_adapter() -> None:
-    tree = ast.parse((OPS / "interfaces.py").read_text())
+    tree = ast.parse((OPS / "ports.py").read_text())
     imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names]
     imported += [n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)]
     assert all(not m.startswith("ops.") for m in imported), imported

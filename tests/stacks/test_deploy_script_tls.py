@@ -70,9 +70,9 @@ class Host:
         return fingerprint(ssl.DER_cert_to_PEM_cert(der))
 
     def upstreams(self) -> list[str]:
-        from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
+        from ops.sandbox.traffic_caddy import CaddyUpstreams
 
-        with CaddyTrafficSwitch(f"http://{self.admin}") as caddy:
+        with CaddyUpstreams(f"http://{self.admin}") as caddy:
             return caddy.current_upstreams()
 
 
@@ -127,9 +127,9 @@ def test_a_fresh_hosts_caddy_serves_the_origin_certificate_once_tls_writes_it(ho
 
     # A new certificate is served after the reload, and the upstreams ops set survive it (a reload
     # from the Caddyfile would have put back APP_UPSTREAMS and sent traffic to the wrong slot).
-    from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
+    from ops.sandbox.traffic_caddy import CaddyUpstreams
 
-    with CaddyTrafficSwitch(f"http://{host.admin}") as caddy:
+    with CaddyUpstreams(f"http://{host.admin}") as caddy:
         caddy.set_upstreams(["127.0.0.1:8001"])
     rotated = host.tls(cert_b.bundle())
     assert rotated.returncode == 0 and rotated.stdout.strip() == "written", rotated.stderr

@@ -195,12 +195,12 @@ IN_EVERY_IMAGE = {"systemd", "coreutils", "sed", "diffutils", "openssh-server"}
 
 
 def test_the_package_list_holds_every_command_the_role_runs(user_data: str) -> None:
-    """Every root verb runs through `sudo -n` (ops.adapters.ssh_hosts), the deploy script calls
+    """Every root verb runs through `sudo -n` (ops.adapters.cloud.ssh_hosts), the deploy script calls
     docker and curl, the units docker, the runcmd nft and systemctl: each command's package is
     installed by the role unless every Debian image has it."""
     import re
 
-    from ops.adapters.ssh_hosts import DEFAULT_ROOT_SCRIPT
+    from ops.adapters.cloud.ssh_hosts import DEFAULT_ROOT_SCRIPT
 
     doc = yaml.safe_load(user_data.split("\n", 1)[1])
     used = {Path(DEFAULT_ROOT_SCRIPT[0]).name}

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ops.paths import pg_tool
+from ops.pg.tools import tool as pg_tool
 from ops.pipeline import Stage
 
 ZSTD_LEVEL = 1  # measured: on pg_dump output, -1 is both faster and smaller than -3 (benchmarks/backup.py)

@@ -1,4 +1,4 @@
-"""A backup's manifest, and where a backup's objects live in the bucket.
+"""A backup's manifest, and the names of a backup's objects in the bucket (keys: ops.store_keys).
 
     <env>/<id>/dump.pgc.zst.age   the data (pg_dump custom | zstd | age), uploaded first
     <env>/<id>/manifest.json      written last: only a manifest makes a backup exist
@@ -19,14 +19,6 @@ FORMAT = "pg_dump --format=custom --compress=0 | zstd | age"
 
 def new_backup_id(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-
-
-def prefix(environment: str) -> str:
-    return f"{environment}/"
-
-
-def key(environment: str, backup_id: str, name: str) -> str:
-    return f"{environment}/{backup_id}/{name}"
 
 
 class Manifest(BaseModel):

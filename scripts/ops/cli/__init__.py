@@ -58,7 +58,8 @@ app.command("logs")(logs.logs)
 
 def _print_version(value: bool) -> None:
     if value:
-        from ops import __version__, pgtools
+        from ops import __version__
+        from ops.pg import tools as pgtools
 
         # The client tools' major and TLS are part of what a bug report needs (>= the server's; Neon needs TLS).
         tls = "with TLS" if pgtools.tools_have_tls() else "WITHOUT TLS: only local databases"

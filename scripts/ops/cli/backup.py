@@ -19,9 +19,9 @@ from rich.progress import (
 )
 
 from ops import confirm
-from ops.adapters.heartbeat import HttpHeartbeat
-from ops.adapters.s3_store import S3ObjectStore
-from ops.backup import usecases as uc
+from ops.adapters.cloud.heartbeat import HttpHeartbeat
+from ops.adapters.cloud.s3_store import S3ObjectStore
+from ops.backup import usecase as uc
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt
 from ops.environment import Environment, resolve
 from ops.errors import ConfigError, VerificationError

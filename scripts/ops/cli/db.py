@@ -127,8 +127,8 @@ def retention_cmd(
     """Remove whole months older than --older-than (partitions, their uploads and objects).
     Refuses (exit 3) a month the newest verified backup does not hold."""
     from ops import partitions as parts
-    from ops.adapters.s3_store import S3ObjectStore
-    from ops.backup.usecases import list_backups
+    from ops.adapters.cloud.s3_store import S3ObjectStore
+    from ops.backup.usecase import list_backups
 
     parts.cutoff_for(datetime.now(UTC).date(), older_than)  # a bad --older-than is exit 2 before anything is read
     env = resolve(env_name)

@@ -7,7 +7,7 @@ from typing import Any
 import typer
 
 from ops import confirm, locks
-from ops.adapters.s3_store import S3ObjectStore
+from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
 from ops.environment import resolve
 from ops.output import print_json, progress, table

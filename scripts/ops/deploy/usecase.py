@@ -23,11 +23,11 @@ from typing import Any
 
 import httpx
 
-from ops import failpoints
+from ops import failpoints, store_keys
 from ops.deploy.interrupt import cleaning_up, interruptible
 from ops.errors import ConfigError, ExternalError, NotFoundError
-from ops.interfaces import NOTHING_DEPLOYED, Candidate, Hosts, ObjectStore
 from ops.locks import LEASE, hosts_lock
+from ops.ports import NOTHING_DEPLOYED, Candidate, Hosts, ObjectStore
 
 READY_TIMEOUT = 30.0
 DRAIN_SECONDS = 2.0
@@ -47,18 +47,14 @@ def validate_version(version: str) -> None:
         raise ConfigError(f"--version: {version!r} is not a version (letters, digits, '.', '_', '-')")
 
 
-def _history_key(env_name: str) -> str:
-    return f"_ops/{env_name}/deploy.history.json"
-
-
 def read_history(store: ObjectStore, env_name: str) -> list[dict[str, Any]]:
-    raw = store.get_bytes(_history_key(env_name))
+    raw = store.get_bytes(store_keys.deploy_history(env_name))
     return list(json.loads(raw)) if raw else []
 
 
 def _append_history(store: ObjectStore, env_name: str, entry: dict[str, Any]) -> None:
     history = [*read_history(store, env_name), {**entry, "at": datetime.now(UTC).isoformat()}]
-    store.put_bytes(_history_key(env_name), json.dumps(history[-HISTORY_KEPT:]).encode())
+    store.put_bytes(store_keys.deploy_history(env_name), json.dumps(history[-HISTORY_KEPT:]).encode())
 
 
 def not_ready_hint(role: str, env_name: str | None) -> str:

@@ -9,12 +9,12 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from ops.backup import usecases as backups
+from ops.backup import usecase as backups
 from ops.environment import Environment
 from ops.failover.usecase import LATE_WRITE_QUERIES, SEED_SETTINGS, require_backup
-from ops.interfaces import ObjectStore
 from ops.migrations import migrate
 from ops.pg import connect, create_database, with_database
+from ops.ports import ObjectStore
 
 
 def restore_latest_backup(env: Environment, store: ObjectStore, admin_url: str, database: str, *,

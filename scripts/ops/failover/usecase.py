@@ -18,12 +18,12 @@ from typing import Any
 
 import httpx
 
-from ops import failpoints
+from ops import failpoints, store_keys
 from ops.deploy.interrupt import interruptible
 from ops.errors import ConfigError, ExternalError, NotFoundError, VerificationError
-from ops.interfaces import FailoverSite, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.journal import step_runner
 from ops.locks import HOSTS_LOCK, LEASE, hosts_lock, list_locks, object_lock, release_command
+from ops.ports import FailoverSite, LiveDatabase, ObjectStore, TrafficSwitch
 
 STEPS = ("switch-traffic", "restore-database", "set-environment", "deploy", "check-endpoints", "watch-errors")
 
@@ -66,18 +66,6 @@ def plan(db_mode: str) -> list[str]:
             "redeploy the app on the standby", "check every endpoint", "watch the error rate"]
 
 
-def _journal_key(env_name: str) -> str:
-    return f"_ops/{env_name}/failover.journal.json"
-
-
-def _last_key(env_name: str) -> str:
-    return f"_ops/{env_name}/failover.last.json"
-
-
-def _traffic_key(env_name: str) -> str:
-    return f"_ops/{env_name}/traffic.json"
-
-
 def _move_traffic(objects: ObjectStore, env_name: str, traffic: TrafficSwitch, role: str,
                   journal: dict[str, Any]) -> str:
     """Move the public names and record where they point, so `failover status` can say since when
@@ -86,14 +74,14 @@ def _move_traffic(objects: ObjectStore, env_name: str, traffic: TrafficSwitch, r
         # Before and after each record edit: a run that stops between two records leaves the
         # journal naming which one moved (and `status` reads the records themselves).
         journal.setdefault("records", {})[edit["record"]] = {**edit, "at": datetime.now(UTC).isoformat()}
-        objects.put_bytes(_journal_key(env_name), json.dumps(journal, default=str).encode())
+        objects.put_bytes(store_keys.failover_journal(env_name), json.dumps(journal, default=str).encode())
         # e.g. failover.edited.app: the drills stop a run here, between the two records.
         failpoints.hit(f"{journal['direction']}.{edit['state']}.{edit['record']}")
 
     switched = traffic.move_to(role, journaled)
     record = {"serving": role, "since": datetime.now(UTC).isoformat(), "by": journal["direction"],
               "db_mode": journal["db_mode"], "switched": switched}
-    objects.put_bytes(_traffic_key(env_name), json.dumps(record).encode())
+    objects.put_bytes(store_keys.traffic(env_name), json.dumps(record).encode())
     return switched
 
 
@@ -132,8 +120,8 @@ def status(env_name: str, objects: ObjectStore, live: LiveDatabase, *, home_data
     `serving` asks the traffic switch itself (Caddy, Cloudflare); without it (no DNS token) the
     state recorded at the last switch answers, and the report says so."""
     journal = read_journal(objects, env_name)
-    last_raw = objects.get_bytes(_last_key(env_name))
-    traffic_raw = objects.get_bytes(_traffic_key(env_name))
+    last_raw = objects.get_bytes(store_keys.failover_last(env_name))
+    traffic_raw = objects.get_bytes(store_keys.traffic(env_name))
     last = json.loads(last_raw) if last_raw else None
     recorded = json.loads(traffic_raw) if traffic_raw else None
     database = live.get()
@@ -208,7 +196,7 @@ def status(env_name: str, objects: ObjectStore, live: LiveDatabase, *, home_data
 
 
 def read_journal(objects: ObjectStore, env_name: str) -> dict[str, Any] | None:
-    raw = objects.get_bytes(_journal_key(env_name))
+    raw = objects.get_bytes(store_keys.failover_journal(env_name))
     return json.loads(raw) if raw else None
 
 
@@ -261,7 +249,7 @@ def _open_journal(objects: ObjectStore, env_name: str, direction: str, db_mode: 
     # Written before the first step: a run that stops inside it (between two DNS records) is in
     # progress for `status` and the next run, not invisible.
     if write:
-        objects.put_bytes(_journal_key(env_name), json.dumps(fresh).encode())
+        objects.put_bytes(store_keys.failover_journal(env_name), json.dumps(fresh).encode())
     return fresh
 
 
@@ -291,7 +279,7 @@ def _failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: L
     # candidates on, and no deploy starts while this run redeploys.
     # Leases renewed while this run lives: resumed from another machine, a dead run's locks
     # are free within minutes (LEASE), not after hours.
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failover", renew=True,
+    with object_lock(objects, store_keys.failover_lock(env_name), ttl=LEASE, purpose="failover", renew=True,
                      name="failover", env_name=env_name), \
             hosts_lock(objects, env_name, purpose=f"failover of {env_name}", ttl=LEASE, wait=hosts_wait,
                        waiting=progress, renew=True):
@@ -299,7 +287,7 @@ def _failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: L
         resumed = journal["done"][-1] if journal["done"] else None
         # Late writes are counted on the database that was live before this failover.
         journal.setdefault("old_database", live.get()["database"])
-        step = step_runner(objects, _journal_key(env_name), journal, journal["direction"], progress,
+        step = step_runner(objects, store_keys.failover_journal(env_name), journal, journal["direction"], progress,
                            steps=STEPS if journal["direction"] == "failover" else FAILBACK_STEPS)
 
         step("switch-traffic", lambda: _move_traffic(objects, env_name, traffic, "standby", journal))
@@ -332,8 +320,8 @@ def _failover(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: L
             report["restored_point"] = restored["point"]
             # Where the old data is now: the state a restore preserved, else the database that was live.
             report["writes_after_point"] = site.late_writes(point, restored.get("old_state") or journal["old_database"])
-        objects.put_bytes(_last_key(env_name), json.dumps(report, default=str).encode())
-        objects.delete(_journal_key(env_name))
+        objects.put_bytes(store_keys.failover_last(env_name), json.dumps(report, default=str).encode())
+        objects.delete(store_keys.failover_journal(env_name))
     return report
 
 
@@ -353,19 +341,19 @@ def _failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, live: L
               progress: Callable[[str], None], hosts_wait: float) -> dict[str, Any]:
     # Leases renewed while this run lives: resumed from another machine, a dead run's locks
     # are free within minutes (LEASE), not after hours.
-    with object_lock(objects, f"_ops/{env_name}/failover.lock", ttl=LEASE, purpose="failback", renew=True,
+    with object_lock(objects, store_keys.failover_lock(env_name), ttl=LEASE, purpose="failback", renew=True,
                      name="failover", env_name=env_name), \
             hosts_lock(objects, env_name, purpose=f"failback of {env_name}", ttl=LEASE, wait=hosts_wait,
                        waiting=progress, renew=True):
         journal = _open_journal(objects, env_name, "failback", "live")
-        step = step_runner(objects, _journal_key(env_name), journal, journal["direction"], progress,
+        step = step_runner(objects, store_keys.failover_journal(env_name), journal, journal["direction"], progress,
                            steps=STEPS if journal["direction"] == "failover" else FAILBACK_STEPS)
         database = live.get()["database"]
         step("set-environment", lambda: site.set_database("primary", database))
         step("deploy", lambda: site.redeploy("primary"))
         step("check-endpoints", lambda: check_endpoints(site.public_url))
         step("switch-traffic", lambda: _move_traffic(objects, env_name, traffic, "primary", journal))
-        objects.delete(_journal_key(env_name))
+        objects.delete(store_keys.failover_journal(env_name))
     return {"steps": journal["done"], "database": database, "results": journal["results"],
             "note": "" if database == site.home_database else (
                 f"data stays in {database}; moving it back is planned maintenance "
@@ -393,7 +381,7 @@ def plan_failback(env_name: str, site: FailoverSite, traffic: TrafficSwitch, liv
     for step in steps:
         step["state"] = "done (journal)" if step["step"] in done else "would run"
     return {"action": "failback", "environment": env_name, "serving": serving, "database": database,
-            "hosts": hosts, "steps": steps, "lock_held": objects.get_bytes(f"_ops/{env_name}/failover.lock")
+            "hosts": hosts, "steps": steps, "lock_held": objects.get_bytes(store_keys.failover_lock(env_name))
             is not None, "data_note": "" if database["database"] == site.home_database else (
                 f"data stays in {database['database']}; moving it back to {site.home_database} is planned "
                 "maintenance"), "changes": "none (plan mode)"}

@@ -40,8 +40,8 @@ from psycopg import sql
 from autoenroll.masking import MASK_RULES, NOT_PERSONAL, masked_select
 from ops import failpoints
 from ops.errors import ConfigError, ExternalError
-from ops.paths import pg_tool
 from ops.pg import connect, libpq_env
+from ops.pg.tools import tool as pg_tool
 from ops.pipeline import Pipeline, Stage
 
 MARKER = "_ops_masked"

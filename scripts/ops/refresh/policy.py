@@ -11,6 +11,11 @@ ALLOWED_SOURCES: dict[str, tuple[str, ...]] = {
 PROTECTED = ("main", "production")
 
 
+def preserved_prefix(target: str) -> str:
+    """How a refresh names the old state of `target` it keeps (every BranchStore lists them by it)."""
+    return f"{target}_pre_refresh_"
+
+
 def check(target: str, source: str) -> None:
     """Raise RefusedError unless refreshing `target` from `source` is allowed."""
     if target in PROTECTED:

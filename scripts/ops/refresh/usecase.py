@@ -14,14 +14,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from ops import store_keys
 from ops.errors import ConfigError
-from ops.interfaces import BranchStore, ObjectStore
 from ops.journal import step_runner
 from ops.locks import object_lock
 from ops.migrations import migrate
-from ops.refresh.branch_stores import preserved_prefix
+from ops.ports import BranchStore, ObjectStore
 from ops.refresh.masking import mask_database
-from ops.refresh.policy import check
+from ops.refresh.policy import check, preserved_prefix
 
 STEPS = ("copy", "mask", "swap", "migrate", "smoke", "retention")
 KEEP_PRESERVED = 2
@@ -59,18 +59,14 @@ def plan(target: str, source: str) -> list[str]:
     ]
 
 
-def _journal_key(env_name: str, target: str) -> str:
-    return f"_ops/{env_name}/refresh-{target}.journal.json"
-
-
 def refresh(env_name: str, branches: BranchStore, objects: ObjectStore, *, target: str, source: str,
             masking_key: str | None, smoke: Smoke, progress: Progress = lambda _m: None) -> RefreshReport:
     check(target, source)
     if not masking_key:
         raise ConfigError("MASKING_KEY: required (a secret; refreshes into staging and development are masked)")
     scratch = f"{target}_refresh_scratch"
-    journal_key = _journal_key(env_name, target)
-    with object_lock(objects, f"_ops/{env_name}/refresh-{target}.lock", ttl=timedelta(hours=2),
+    journal_key = store_keys.refresh_journal(env_name, target)
+    with object_lock(objects, store_keys.refresh_lock(env_name, target), ttl=timedelta(hours=2),
                      purpose=f"refresh of {target}"):
         raw = objects.get_bytes(journal_key)
         journal: dict[str, Any] = json.loads(raw) if raw else {}

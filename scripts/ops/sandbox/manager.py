@@ -8,7 +8,6 @@ from pathlib import Path
 
 from ops.errors import NotFoundError, SandboxError
 from ops.naming import BUCKET_ROLES, bucket_name
-from ops.ports import free_port
 from ops.processes import run_checked
 from ops.sandbox import components as c
 from ops.sandbox.state import (
@@ -25,6 +24,7 @@ from ops.sandbox.state import (
     save_state,
     state_path,
 )
+from ops.tcp_ports import free_port
 
 Progress = Callable[[str], None]
 

@@ -1,4 +1,5 @@
-"""TrafficSwitch for the sandbox: Caddy's upstream, changed live through its admin API."""
+"""Upstreams (ops.ports) over Caddy's admin API: the sandbox's edge Caddy, and a host's Caddy
+through an SSH transport; the reverse proxy's upstreams read and changed live."""
 
 from __future__ import annotations
 
@@ -26,11 +27,11 @@ def _find_reverse_proxy(node: Any, path: list[str]) -> list[str] | None:
     return None
 
 
-class CaddyTrafficSwitch:
-    """Points Caddy's reverse proxy at one or more upstreams (host:port)."""
+class CaddyUpstreams:
+    """Upstreams: points Caddy's reverse proxy at one or more upstreams (host:port)."""
 
     def __init__(self, admin_url: str, timeout: float = 5.0, transport: httpx.BaseTransport | None = None) -> None:
-        # A transport reaches a host's Caddy over SSH (ops.adapters.ssh_hosts); the API is the same.
+        # A transport reaches a host's Caddy over SSH (ops.adapters.cloud.ssh_hosts); the API is the same.
         self._client = httpx.Client(base_url=admin_url, timeout=timeout, transport=transport)
 
     def _handler_path(self) -> str:
@@ -61,7 +62,7 @@ class CaddyTrafficSwitch:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> CaddyTrafficSwitch:
+    def __enter__(self) -> CaddyUpstreams:
         return self
 
     def __exit__(self, *_exc: object) -> None:

@@ -9,11 +9,11 @@ from pathlib import Path
 
 from ops.errors import SandboxError
 from ops.paths import APP_DIR
-from ops.ports import free_port
 from ops.processes import ProcRef, start_process
 from ops.sandbox.components.base import Component, probe_http
 from ops.sandbox.engine import DOCKER_CLI, EngineClient
 from ops.sandbox.state import SandboxState
+from ops.tcp_ports import free_port
 
 
 def image_start_command(dockerfile: Path = APP_DIR / "Dockerfile") -> list[str]:

@@ -8,10 +8,10 @@ from pathlib import Path
 import httpx
 
 from ops.paths import APP_DIR, venv_binary
-from ops.ports import free_port
 from ops.processes import ProcRef, start_process
 from ops.sandbox.components.base import Component, Progress
 from ops.sandbox.state import SandboxState
+from ops.tcp_ports import free_port
 
 
 def caddy_argv() -> list[str]:
@@ -44,9 +44,9 @@ def probe_caddy(state: SandboxState) -> str:
 
 def point_at_active_app(state: SandboxState) -> None:
     """A Caddy that outlived an app restart may point at an old port: re-point it (idempotent)."""
-    from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
+    from ops.sandbox.traffic_caddy import CaddyUpstreams
 
-    with CaddyTrafficSwitch(state.caddy_admin_url()) as switch:
+    with CaddyUpstreams(state.caddy_admin_url()) as switch:
         wanted = [f"127.0.0.1:{state.apps[state.caddy.active_app].port}"]
         if switch.current_upstreams() != wanted:
             switch.set_upstreams(wanted)

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ops.ports import free_port
 from ops.processes import ProcRef, start_process
 from ops.sandbox.components.base import Component, probe_http
 from ops.sandbox.state import SandboxState
+from ops.tcp_ports import free_port
 
 
 def heartbeat_argv(state: SandboxState, root: Path) -> list[str]:

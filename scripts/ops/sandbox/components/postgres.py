@@ -10,11 +10,11 @@ import subprocess
 from pathlib import Path
 
 from ops.migrations import head_revision, migrate, schema_revision
-from ops.paths import postgres_bindir
-from ops.ports import free_port
+from ops.pg.tools import bindir as postgres_bindir
 from ops.processes import ProcRef, run_checked, start_process
 from ops.sandbox.components.base import Component, Progress
 from ops.sandbox.state import BRANCHES, SandboxState
+from ops.tcp_ports import free_port
 
 POSTGRES_USER = "postgres"
 
@@ -87,7 +87,7 @@ def choose_pg_dir(root: Path, sandbox_id: str) -> Path:
 def ensure_pg_initialised(state: SandboxState) -> None:
     data_dir = Path(state.postgres.data_dir)
     if (data_dir / "PG_VERSION").exists():
-        from ops import pgtools
+        from ops.pg import tools as pgtools
 
         found = (data_dir / "PG_VERSION").read_text().strip()
         wanted = pgtools.tool_major("postgres")

@@ -6,10 +6,10 @@ import os
 import shutil
 from pathlib import Path
 
-from ops.ports import free_port
 from ops.processes import ProcRef, start_process
 from ops.sandbox.components.base import Component
 from ops.sandbox.state import SandboxState
+from ops.tcp_ports import free_port
 
 
 def write_redis_conf(state: SandboxState, root: Path) -> Path:

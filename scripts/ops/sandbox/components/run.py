@@ -7,7 +7,6 @@ import time
 from pathlib import Path
 
 from ops.errors import ConfigError
-from ops.ports import port_is_free
 from ops.processes import is_running, stop_process
 from ops.sandbox.components.app import App
 from ops.sandbox.components.base import Component, ComponentHealth, _timed
@@ -18,6 +17,7 @@ from ops.sandbox.components.postgres import Postgres
 from ops.sandbox.components.redis import Redis
 from ops.sandbox.components.s3 import S3
 from ops.sandbox.state import APP_ROLES, SandboxState
+from ops.tcp_ports import port_is_free
 
 COMPONENTS: tuple[Component, ...] = (Postgres(), Redis(), S3(), Heartbeat(), *(App(role) for role in APP_ROLES),
                                      Caddy())

@@ -7,10 +7,10 @@ import os
 from pathlib import Path
 
 from ops.paths import venv_binary
-from ops.ports import free_port
 from ops.processes import ProcRef, start_process
 from ops.sandbox.components.base import Component, Progress
 from ops.sandbox.state import SandboxState
+from ops.tcp_ports import free_port
 
 S3_PORT_NAMES = ("s3", "s3_grpc", "master", "master_grpc", "volume", "volume_grpc", "filer", "filer_grpc")
 

@@ -11,15 +11,15 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ops.adapters.cloud.ssh_hosts import SshHosts
 from ops.adapters.neon_api import NeonClient
-from ops.adapters.ssh_hosts import SshHosts
 from ops.deploy.usecase import read_history, recorded_digests, roll_out
 from ops.environment import Environment
 from ops.errors import ConfigError, ExternalError
 from ops.failover.restore import count_late_writes, restore_latest_backup
-from ops.interfaces import LiveDatabase, ObjectStore
 from ops.output import progress
 from ops.pg import with_database
+from ops.ports import LiveDatabase, ObjectStore
 
 FAILOVER_DATABASE = "main_failover"
 STANDBY_DATABASE_VARIABLE = "OPS_STANDBY_DATABASE_URL"

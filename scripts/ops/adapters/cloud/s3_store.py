@@ -1,4 +1,7 @@
-"""ObjectStore over boto3: one code path for Cloudflare R2 and the sandbox's SeaweedFS."""
+"""ObjectStore over boto3: one code path for Cloudflare R2 and the sandbox's SeaweedFS.
+
+Filed under cloud: it speaks the cloud service's protocol (S3); the sandbox runs a local S3
+server so that this same adapter, not a stand-in, is what the sandbox exercises."""
 
 from __future__ import annotations
 

@@ -1,4 +1,6 @@
 """PostgreSQL helpers shared by use-cases: libpq environment from a URL, row counts, scratch databases.
+The one home of ops's PostgreSQL code: this package; which binaries (pg_dump, psql, the server) is
+ops.pg.tools.
 
 Connection secrets go to child processes through the libpq environment (PGPASSWORD, ...),
 never on argv, where `ps` would show them.
@@ -13,8 +15,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import psycopg
 from psycopg import sql
 
-from ops import pgtools
 from ops.errors import ExternalError, RefusedError, map_exceptions
+from ops.pg import tools as pgtools
 
 
 def libpq_env(url: str, *, database: str | None = None) -> dict[str, str]:

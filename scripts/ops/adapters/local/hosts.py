@@ -1,5 +1,5 @@
 """The sandbox's `Hosts`: app processes behind the sandbox's one Caddy (Hetzner's are in
-ops.adapters.ssh_hosts)."""
+ops.adapters.cloud.ssh_hosts)."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ from pathlib import Path
 
 import httpx
 
-from ops.interfaces import Candidate
 from ops.paths import APP_DIR
-from ops.ports import free_port
+from ops.ports import Candidate
 from ops.processes import start_process, stop_process
 from ops.sandbox import components as c
 from ops.sandbox.state import SandboxState, load_state, save_state
-from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
+from ops.sandbox.traffic_caddy import CaddyUpstreams
+from ops.tcp_ports import free_port
 
 
 def _reason(response: httpx.Response) -> str:
@@ -41,11 +41,11 @@ class LocalHosts:
         return sorted(state.apps, key=lambda r: r == active)  # the serving host last
 
     def serving(self, _role: str) -> list[str]:
-        with CaddyTrafficSwitch(self._state().caddy_admin_url()) as caddy:
+        with CaddyUpstreams(self._state().caddy_admin_url()) as caddy:
             return caddy.current_upstreams()
 
     def route(self, _role: str, dials: list[str]) -> None:
-        with CaddyTrafficSwitch(self._state().caddy_admin_url()) as caddy:
+        with CaddyUpstreams(self._state().caddy_admin_url()) as caddy:
             caddy.set_upstreams(dials)
 
     def current(self, role: str) -> tuple[str, str]:

@@ -11,9 +11,9 @@ import pytest
 from typer.testing import CliRunner
 
 from autoenroll.masking import masked_select
-from ops import pgtools
 from ops.cli import app
 from ops.pg import connect
+from ops.pg import tools as pgtools
 from ops.sandbox.state import SandboxState
 
 runner = CliRunner()

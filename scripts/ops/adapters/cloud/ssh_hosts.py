@@ -28,9 +28,9 @@ from pydantic import SecretStr
 
 from ops.environment import AppHost, OriginTls, RegistryLogin
 from ops.errors import ConfigError, ExternalError
-from ops.interfaces import NOTHING_DEPLOYED, Candidate
 from ops.output import progress
-from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
+from ops.ports import NOTHING_DEPLOYED, Candidate
+from ops.sandbox.traffic_caddy import CaddyUpstreams
 from ops.secrets import scrub_text
 from stacks.host_role import DEPLOY_SCRIPT_PATH, DEPLOY_USER, env_file
 
@@ -159,7 +159,7 @@ def verb_failure(address: str, verb: str, returncode: int, detail: str) -> Exter
 
 class SshCaddyTransport(httpx.BaseTransport):
     """httpx transport that sends an admin API request through the host's deploy script, so the
-    Caddy adapter (CaddyTrafficSwitch) is the sandbox's, unchanged."""
+    Caddy adapter (CaddyUpstreams) is the sandbox's, unchanged."""
 
     def __init__(self, ssh: Ssh, address: str) -> None:
         self.ssh, self.address = ssh, address
@@ -172,8 +172,8 @@ class SshCaddyTransport(httpx.BaseTransport):
         return httpx.Response(int(status), content=body.encode(), request=request)
 
 
-def host_caddy(ssh: Ssh, address: str) -> CaddyTrafficSwitch:
-    return CaddyTrafficSwitch("http://localhost:2019", transport=SshCaddyTransport(ssh, address))
+def host_caddy(ssh: Ssh, address: str) -> CaddyUpstreams:
+    return CaddyUpstreams("http://localhost:2019", transport=SshCaddyTransport(ssh, address))
 
 
 class SshHosts:

@@ -1,4 +1,7 @@
-"""Heartbeat over HTTP: BetterStack's ping URL in real environments, the recorder in the sandbox."""
+"""Heartbeat over HTTP: BetterStack's ping URL in real environments, the recorder in the sandbox.
+
+Filed under cloud: it speaks BetterStack's ping protocol; the sandbox's recorder
+(ops.sandbox.heartbeat_recorder) answers the same requests."""
 
 from __future__ import annotations
 

