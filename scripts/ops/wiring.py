@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from ops.environment import ENV_NAMES, AppHost, Environment, from_outputs, local_environment, read_outputs
+from ops.environment import ENV_NAMES, AppHost, Environment, from_outputs, read_outputs
 from ops.errors import ConfigError
 from ops.interfaces import BranchStore, FailoverSite, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.paths import sandbox_dir
@@ -34,11 +34,23 @@ def _sandbox(env: Environment) -> bool:
 
 
 def resolve(name: str, *, root: Path | None = None, live: bool = True) -> Environment:
-    """`--env NAME` as an Environment; with `live`, its own branch's URL is the recorded live database."""
+    """The one way every command turns `--env NAME` into an Environment: the sandbox's state file
+    or the stack's outputs. With `live`, its own branch's URL is the recorded live database;
+    without (read-only views that must not need the bucket's credentials), the sources alone."""
     if name not in ENV_NAMES:
         raise ConfigError(f"--env: unknown environment {name!r}", hint=f"one of: {', '.join(ENV_NAMES)}")
-    env = local_environment(root or sandbox_dir()) if name == SANDBOX else from_outputs(name, read_outputs(name))  # type: ignore[arg-type]
+    if name == SANDBOX:
+        from ops.sandbox.state import environment as sandbox_environment
+
+        env = sandbox_environment(root or sandbox_dir())
+    else:
+        env = from_outputs(name, read_outputs(name))  # type: ignore[arg-type]
     return with_live_database(env) if live else env
+
+
+def resolve_from_sources(name: str) -> Environment:
+    """The Environment from its sources alone, without the recorded live database."""
+    return resolve(name, live=False)
 
 
 def objects(env: Environment) -> ObjectStore:

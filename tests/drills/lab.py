@@ -221,9 +221,9 @@ def _forget_recorded_state(state: SandboxState) -> None:
     """A lab starts as a fresh environment: no deploy history, nothing failed over, no journal."""
     from ops.adapters.s3_store import S3ObjectStore
     from ops.backup.manifest import prefix as backup_prefix
-    from ops.environment import local_environment
+    from ops.sandbox.state import environment as sandbox_environment
 
-    store = S3ObjectStore(local_environment(Path(state.root)).storage, "backups")
+    store = S3ObjectStore(sandbox_environment(Path(state.root)).storage, "backups")
     for name in ("staging", "production"):
         for key in store.list_keys(f"_ops/{name}/"):
             store.delete(key)

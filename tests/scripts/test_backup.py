@@ -22,11 +22,12 @@ from ops.adapters.s3_store import S3ObjectStore
 from ops.backup import manifest as m
 from ops.backup import usecases as uc
 from ops.cli import app
-from ops.environment import Environment, resolve
+from ops.environment import Environment
 from ops.errors import ExternalError, NotFoundError
 from ops.paths import pg_tool
 from ops.pg import libpq_env
 from ops.sandbox.state import SandboxState
+from ops.wiring import resolve
 from tests.seed import clear, seed
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,9 @@ from pydantic import SecretStr
 from autoenroll.stripe_webhook import HANDLED_EVENTS, WEBHOOK_PATH
 from ops import checklist
 from ops.adapters.stripe_api import StripeClient
-from ops.environment import Environment, StripeWebhook, resolve
+from ops.environment import Environment, StripeWebhook
 from ops.sandbox.state import SandboxState
+from ops.wiring import resolve
 from tests.stripe_fake import FakeStripe
 
 pytestmark = pytest.mark.integration

@@ -17,11 +17,11 @@ import pytest
 
 from ops.adapters.neon_api import NeonClient
 from ops.adapters.s3_store import S3ObjectStore
-from ops.environment import resolve
 from ops.errors import ProviderAPIError
 from ops.refresh import usecase
 from ops.refresh.branch_stores import LocalBranchStore, NeonBranchStore
 from ops.sandbox.state import SandboxState
+from ops.wiring import resolve
 from tests.ppsn import is_valid
 from tests.seed import clear, seed
 

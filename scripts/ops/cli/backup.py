@@ -23,9 +23,10 @@ from ops.adapters.heartbeat import HttpHeartbeat
 from ops.adapters.s3_store import S3ObjectStore
 from ops.backup import usecases as uc
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt
-from ops.environment import Environment, resolve
+from ops.environment import Environment
 from ops.errors import ConfigError, VerificationError
 from ops.output import print_json, progress, stderr, table
+from ops.wiring import resolve
 
 app = OpsTyper(help="Backups: streamed, compressed (zstd), encrypted (age), verified by restore, pruned by policy.")
 

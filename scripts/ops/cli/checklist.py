@@ -5,9 +5,9 @@ from __future__ import annotations
 from ops import wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION
 from ops.cli.deploy import OPEN_SSH_OPTION
-from ops.environment import resolve
 from ops.errors import ExternalError, VerificationError
 from ops.output import print_json, progress, table
+from ops.wiring import resolve
 
 
 def checklist(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION, open_ssh_from: str | None = OPEN_SSH_OPTION

@@ -8,10 +8,10 @@ import typer
 
 from ops import confirm, wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt
-from ops.environment import resolve
 from ops.migrations import head_revision, migrate, schema_revision
 from ops.output import print_json, progress, table
 from ops.refresh import usecase
+from ops.wiring import resolve
 
 app = OpsTyper(help="Database branches: refresh with masking, migrations, point-in-time restore, monthly "
                     "partitions and retention.")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
-from ops.environment import resolve_from_sources as resolve
 from ops.output import print_json, table
+from ops.wiring import resolve_from_sources as resolve
 
 app = OpsTyper(help="Inspect the environment `ops` resolves for --env.")
 

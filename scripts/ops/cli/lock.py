@@ -9,8 +9,8 @@ import typer
 from ops import confirm, locks
 from ops.adapters.s3_store import S3ObjectStore
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
-from ops.environment import resolve
 from ops.output import print_json, progress, table
+from ops.wiring import resolve
 
 app = OpsTyper(help="Locks held by backups, refreshes, and the hosts (deploys, rollbacks, failovers): list them, "
                     "break a dead run's.")
