@@ -110,7 +110,6 @@ class Environment(BaseModel):
     storage: ObjectStorage
     app_hosts: tuple[AppHost, ...]
     public_url: str
-    traffic_kind: Literal["caddy", "cloudflare"]
     caddy_admin_url: str | None = None
     heartbeat_url: SecretStr | None = None
     backup_recipient: str | None = None  # age public key backups are encrypted to
@@ -144,7 +143,8 @@ class Environment(BaseModel):
         return self.database_urls[wanted].get_secret_value()
 
     def public_view(self) -> dict[str, Any]:
-        """The environment without secrets, for `ops env show`."""
+        """The environment without secrets, for `ops env show` (which adds what wiring picks for it:
+        the traffic switch)."""
         return {
             "name": self.name,
             "branch": self.branch,
@@ -153,7 +153,6 @@ class Environment(BaseModel):
             "buckets": self.storage.buckets,
             "storage_endpoint": self.storage.endpoint_url,
             "app_hosts": [h.model_dump() for h in self.app_hosts],
-            "traffic": self.traffic_kind,
             "heartbeat": self.heartbeat_url is not None,
         }
 
@@ -281,7 +280,7 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
             name=name, branch=branch, database_urls=database_urls,
             app_database_url=SecretStr(app_url) if app_url else None,
             redis_url=SecretStr(os.environ["REDIS_URL"]) if os.environ.get("REDIS_URL") else None,
-            storage=storage, app_hosts=hosts, public_url=outputs["public_url"], traffic_kind="cloudflare",
+            storage=storage, app_hosts=hosts, public_url=outputs["public_url"],
             heartbeat_url=SecretStr(heartbeat) if heartbeat else None,
             backup_recipient=os.environ.get("BACKUP_AGE_RECIPIENT") or None,
             backup_identity_file=os.environ.get("BACKUP_AGE_IDENTITY_FILE") or None,

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 
 from ops.environment import ENV_NAMES, AppHost, Environment, from_outputs, read_outputs
 from ops.errors import ConfigError
-from ops.interfaces import BranchStore, FailoverSite, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
+from ops.interfaces import BranchStore, FailoverSite, Heartbeat, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
 from ops.paths import sandbox_dir
 
 if TYPE_CHECKING:
@@ -53,11 +53,27 @@ def resolve_from_sources(name: str) -> Environment:
     return resolve(name, live=False)
 
 
-def objects(env: Environment) -> ObjectStore:
-    """The bucket that holds backups and ops' own state (locks, journals, history)."""
+def public_view(env: Environment) -> dict[str, Any]:
+    """The environment without secrets (`ops env show`), with the traffic switch wiring picks for it."""
+    traffic = "caddy" if _sandbox(env) else "cloudflare"
+    view = env.public_view()
+    # Where `ops env show` always listed it: after the hosts, before the heartbeat.
+    return {**{k: v for k, v in view.items() if k != "heartbeat"}, "traffic": traffic, "heartbeat": view["heartbeat"]}
+
+
+def objects(env: Environment, bucket: str = "backups") -> ObjectStore:
+    """One of the environment's buckets: by default the one that holds backups and ops' own state
+    (locks, journals, history); `uploads` is the app's."""
     from ops.adapters.s3_store import S3ObjectStore
 
-    return S3ObjectStore(env.storage, "backups")
+    return S3ObjectStore(env.storage, bucket)
+
+
+def heartbeat(env: Environment) -> Heartbeat | None:
+    """Where a finished backup reports it ran (BetterStack, or the sandbox's recorder); None without one."""
+    from ops.adapters.heartbeat import HttpHeartbeat
+
+    return HttpHeartbeat(env.heartbeat_url.get_secret_value()) if env.heartbeat_url else None
 
 
 def live_database(env: Environment) -> LiveDatabase:
@@ -142,7 +158,9 @@ def smoke_check(env: Environment) -> Callable[[str], str]:
     from ops.health import remote_ready, sandbox_app_ready
 
     if _sandbox(env):
-        return lambda owner_url: sandbox_app_ready(owner_url)
+        from ops.deploy.hosts import LocalHosts
+
+        return lambda owner_url: sandbox_app_ready(owner_url, LocalHosts(sandbox_dir()))
     return lambda _owner_url: remote_ready(env.public_url)
 
 

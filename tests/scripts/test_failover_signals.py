@@ -76,7 +76,7 @@ def guarded() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(usecase, "check_endpoints", lambda _url: {"/ready": 200})
+    monkeypatch.setattr(usecase, "endpoints_answer", lambda _url: {"/ready": 200})
     monkeypatch.setattr(usecase, "watch_errors", lambda _url, _s: {"requests": 1, "failed": 0})
     monkeypatch.setattr(failpoints, "_counts", {})
     monkeypatch.setattr(deploy_usecase, "DRAIN_SECONDS", 0)  # nothing is in flight on the model host

@@ -127,7 +127,6 @@ def retention_cmd(
     """Remove whole months older than --older-than (partitions, their uploads and objects).
     Refuses (exit 3) a month the newest verified backup does not hold."""
     from ops import partitions as parts
-    from ops.adapters.s3_store import S3ObjectStore
     from ops.backup.usecases import list_backups
 
     parts.cutoff_for(datetime.now(UTC).date(), older_than)  # a bad --older-than is exit 2 before anything is read
@@ -149,7 +148,7 @@ def retention_cmd(
     if not confirm.gate(env.name, env.is_production, f"remove every month before {plan.cutoff:%Y-%m}", show,
                         plan_only=plan_only, yes=yes):
         return
-    done = parts.apply_retention(url, S3ObjectStore(env.storage, "uploads"), plan)
+    done = parts.apply_retention(url, wiring.objects(env, "uploads"), plan)
     if as_json:
         print_json({**plan.to_json(), "applied": True, "removed": done})
     else:

@@ -203,7 +203,6 @@ def environment(root: Path) -> Environment:
         app_hosts=tuple(AppHost(name=f"app-{role}", role=role, url=state.app_url(role))  # type: ignore[arg-type]
                         for role in state.apps),
         public_url=state.public_url(),
-        traffic_kind="caddy",
         caddy_admin_url=state.caddy_admin_url(),
         heartbeat_url=SecretStr(state.heartbeat_url()),
         backup_recipient=state.backup_recipient,
