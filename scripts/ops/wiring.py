@@ -322,12 +322,33 @@ def failover_site(env: Environment) -> FailoverSite:
 # --------------------------------------------------------------------------- checklist
 
 
-def checklist_checks(env: Environment) -> list[tuple[str, Any]]:
-    """The checklist's items, each item's sandbox or cloud variant as this environment needs."""
-    from ops.checklist import ITEMS
+def _host_key(env: Environment, host: AppHost) -> str:
+    """How the hosts port names a host: the sandbox's by role (one app process each), a server by name."""
+    return host.role if _sandbox(env) else host.name
 
-    pick = 0 if _sandbox(env) else 1
-    return [(title, check[pick] if isinstance(check, tuple) else check) for title, check in ITEMS]
+
+def checklist_ports(env: Environment) -> Any:
+    """The ports `ops checklist`'s items check (ops.checklist.ChecklistPorts): the sandbox's
+    stand-ins, or the cloud's providers and its stack's config file."""
+    from ops.checklist import ChecklistPorts
+
+    names = {_host_key(env, h): h.name for h in env.app_hosts}
+    if _sandbox(env):
+        from ops.deploy.hosts import LocalHosts
+        from ops.sandbox import checklist as local
+
+        root = sandbox_dir()
+        return ChecklistPorts(hosts=LocalHosts(root), host_names=names, objects=objects(env),
+                              configuration=lambda: local.app_settings(root), edge_tls=local.edge_tls,
+                              monitoring=lambda: local.heartbeat_recorder(env),
+                              stripe_registration=local.stripe_registration, dns=lambda: local.caddy_upstreams(root))
+    from ops.adapters import checklist_cloud as cloud
+
+    return ChecklistPorts(hosts=_cloud_hosts(env), host_names=names, objects=objects(env),
+                          configuration=lambda: cloud.stack_secrets_set(env),
+                          edge_tls=lambda hsts: cloud.edge_tls(env, hsts), monitoring=lambda: cloud.monitoring(env),
+                          stripe_registration=lambda endpoint_id: cloud.stripe_registration(env, endpoint_id),
+                          dns=lambda: cloud.cloudflare_dns(env))
 
 
 # --------------------------------------------------------------------------- status and logs
@@ -353,7 +374,7 @@ def status_ports(env: Environment) -> Any:
     from ops.status import HostRef, StatusPorts
 
     sandbox = _sandbox(env)
-    refs = tuple(HostRef(key=h.role if sandbox else h.name, name=h.name, role=h.role,
+    refs = tuple(HostRef(key=_host_key(env, h), name=h.name, role=h.role,
                          address=(h.url.split("//", 1)[-1] if sandbox else h.address or "-"))
                  for h in env.app_hosts)
     hosts: Callable[[], Hosts]

@@ -27,8 +27,10 @@ WIRING = "ops.wiring"
 # (ops/adapters/local/ and ops/adapters/cloud/), so the rules hold before and after the move.
 # ops.refresh.branch_stores holds one adapter of each side and the preserved-name helper the refresh
 # use-case imports: it is judged once the move splits it (rule 4 sees its classes today).
-LOCAL_ADAPTERS = ("ops.adapters.local", "ops.deploy.hosts", "ops.failover.local", "ops.sandbox.traffic_caddy")
-CLOUD_ADAPTERS = ("ops.adapters.cloud", "ops.adapters.betterstack_api", "ops.adapters.cloudflare_api",
+LOCAL_ADAPTERS = ("ops.adapters.local", "ops.deploy.hosts", "ops.failover.local", "ops.sandbox.traffic_caddy",
+                  "ops.sandbox.checklist")
+CLOUD_ADAPTERS = ("ops.adapters.cloud", "ops.adapters.betterstack_api", "ops.adapters.checklist_cloud",
+                  "ops.adapters.cloudflare_api",
                   "ops.adapters.cloudflare_dns", "ops.adapters.hetzner_firewall", "ops.adapters.neon_api",
                   "ops.adapters.ssh_hosts", "ops.adapters.stripe_api", "ops.failover.cloud")
 # Adapters that serve both sides the same way (one S3 client for R2 and SeaweedFS, one heartbeat).

@@ -26,7 +26,7 @@ def checklist(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION, open_ssh_
         env = resolve(env_name, live=False)
     # Item 11 asks each host over SSH; in CI the runner reaches SSH only through the rule this adds.
     with wiring.ssh_access(env, open_ssh_from):
-        items = checks.run(env, wiring.checklist_checks(env), progress=(lambda _m: None) if as_json else progress)
+        items = checks.run(env, wiring.checklist_ports(env), progress=(lambda _m: None) if as_json else progress)
     if as_json:
         print_json([item.__dict__ for item in items])
     else:
