@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from autoenroll.stripe_webhook import HANDLED_EVENTS, WEBHOOK_PATH
-from ops import wiring
+from ops import checklist, wiring
 from ops.adapters import checklist_cloud
 from ops.adapters.stripe_api import StripeClient
 from ops.environment import Environment, StripeWebhook
