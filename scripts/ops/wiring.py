@@ -25,6 +25,7 @@ from ops.paths import sandbox_dir
 
 if TYPE_CHECKING:
     from ops.adapters.ssh_hosts import SshHosts
+    from ops.checklist import ChecklistPorts
 
 SANDBOX = "local"
 
@@ -327,7 +328,7 @@ def _host_key(env: Environment, host: AppHost) -> str:
     return host.role if _sandbox(env) else host.name
 
 
-def checklist_ports(env: Environment) -> Any:
+def checklist_ports(env: Environment) -> ChecklistPorts:
     """The ports `ops checklist`'s items check (ops.checklist.ChecklistPorts): the sandbox's
     stand-ins, or the cloud's providers and its stack's config file."""
     from ops.checklist import ChecklistPorts

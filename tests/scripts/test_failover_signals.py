@@ -168,7 +168,7 @@ def test_lock_list_names_the_hosts_lock_its_takers_holder_since_and_lease(monkey
     store = Store()
     monkeypatch.setattr(lock_cli, "resolve", lambda _name: SimpleNamespace(name="production", storage=None,
                                                                         is_production=True))
-    monkeypatch.setattr(lock_cli, "S3ObjectStore", lambda _storage, _bucket: store)
+    monkeypatch.setattr(lock_cli, "objects", lambda _env: store)
     monkeypatch.setattr(output.stdout, "width", 400)  # a wide terminal: each cell on one line
     runner = CliRunner()
     with locks.hosts_lock(store, "production", purpose="failover of production", ttl=timedelta(minutes=5),
