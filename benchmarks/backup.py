@@ -127,9 +127,9 @@ def fill(admin: str, db: str, size_mb: float) -> int:
 
 
 def _context() -> tuple[object, str, object]:
-    from ops.environment import resolve
     from ops.paths import sandbox_dir
     from ops.sandbox.state import load_state
+    from ops.wiring import resolve
 
     state = load_state(sandbox_dir())
     return state, state.database_url("postgres", admin=True), resolve("local")

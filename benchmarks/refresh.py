@@ -73,10 +73,9 @@ def step(args: list[str]) -> None:
     """One measured refresh, in this fresh process; prints its report as JSON."""
     from ops.adapters.cloud.s3_store import S3ObjectStore
     from ops.adapters.local.branch_store import LocalBranchStore
-    from ops.environment import resolve
     from ops.refresh import usecase
     from ops.sandbox.state import load_state
-    from ops.wiring import smoke_check
+    from ops.wiring import resolve, smoke_check
 
     if args == ["plain-copy"]:
         from ops.refresh.masked_copy import unmasked_copy
@@ -111,9 +110,9 @@ def hashing() -> None:
     """The masking's digests alone over the big table, in one SELECT (PostgreSQL may run it as a
     parallel scan); prints its seconds, timed around the statement, and the plan's shape."""
     from autoenroll.masking import digests_only_select
-    from ops.environment import resolve
     from ops.refresh.masked_copy import KEY_SETTING
     from ops.sandbox.state import load_state
+    from ops.wiring import resolve
 
     env = resolve("local")
     key = env.masking_key.get_secret_value() if env.masking_key else "k"

@@ -1,8 +1,10 @@
 """`ops checklist`: the deployment checklist's items, each a check that runs and shows its evidence.
 
-The sandbox runs every item for real against its own stack; where an item needs a SaaS
-account the sandbox does not have (Stripe's registration of the webhook), the evidence
-says which part ran and which part only a cloud environment can answer.
+The items are the same in every environment; where one differs (a cloud environment asks
+Cloudflare, BetterStack, Stripe and its stack's config file; the sandbox its stand-ins), it asks
+a port ops.wiring builds (ChecklistPorts). The sandbox runs every item for real against its own
+stack; where an item needs a SaaS account the sandbox does not have (Stripe's registration of
+the webhook), the evidence says which part ran and which part only a cloud environment can answer.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,6 +24,7 @@ from ops.environment import Environment
 from ops.errors import OpsError, describe, is_dependency_error
 from ops.migrations import head_revision, schema_revision
 from ops.paths import REPO_ROOT
+from ops.ports import Candidate, Hosts, ObjectStore
 from ops.secrets import scrub_text
 
 MAX_BACKUP_AGE = timedelta(hours=26)
@@ -35,7 +38,26 @@ class Item:
     evidence: str
 
 
-Check = Callable[[Environment, "SyntheticTenant"], tuple[str, str]]
+# How long the auto-scaling item waits for a host's serving app to answer /ready.
+READY_WAIT = 5
+
+
+@dataclass(frozen=True)
+class ChecklistPorts:
+    """What the items check, as ops.wiring builds it for one environment: the checklist itself
+    carries no per-kind variant, each item that differs asks its port."""
+
+    hosts: Hosts  # auto-scaling: each host's serving version (`current`) answers /ready (`wait_ready`)
+    host_names: Mapping[str, str]  # the hosts port's key of each app host -> its name, for the evidence
+    objects: ObjectStore  # backups: the bucket that holds them
+    configuration: Callable[[], tuple[str, str]]  # environment variables: (status, evidence)
+    edge_tls: Callable[[str], tuple[str, str]]  # TLS, given the HSTS header the app's /health sent
+    monitoring: Callable[[], tuple[str, str]]  # the heartbeat, the monitors and Sentry
+    stripe_registration: Callable[[str | None], str]  # the webhook endpoint's registration; OpsError if wrong
+    dns: Callable[[], tuple[str, str]]  # the public name points at the serving host
+
+
+Check = Callable[[Environment, ChecklistPorts, "SyntheticTenant"], tuple[str, str]]
 
 
 def stack_secrets(stack_file: Path) -> tuple[list[str], list[str], int]:
@@ -68,33 +90,7 @@ def stack_config_file(stack: str) -> Path:
     return Path(os.environ.get("OPS_STACK_CONFIG_DIR") or REPO_ROOT) / f"Pulumi.{stack}.yaml"
 
 
-def _env_vars_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    stack_file = stack_config_file(env.name)
-    if not stack_file.is_file():
-        return "fail", f"{stack_file}: no such stack config file (OPS_STACK_CONFIG_DIR names its folder)"
-    missing, plain, total = stack_secrets(stack_file)
-    if missing or plain:
-        problems = ([f"not set: {missing}"] if missing else []) + ([f"in clear text: {plain}"] if plain else [])
-        return "fail", (f"{stack_file.name}: {'; '.join(problems)} "
-                        f"(pulumi config set --secret KEY --stack {env.name})")
-    return "pass", f"{stack_file.name}: all {total} secrets set, each as an encrypted `secure:` value"
-
-
-def _env_vars_sandbox(_env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    from autoenroll.config import ConfigurationError, load_settings
-    from ops.paths import sandbox_dir
-    from ops.sandbox.components import app_env
-    from ops.sandbox.state import load_state
-
-    state = load_state(sandbox_dir())
-    try:
-        load_settings(app_env(state, state.caddy.active_app, "checklist"))
-    except ConfigurationError as exc:
-        return "fail", str(exc)
-    return "pass", "the serving app's environment passes the app's own validation (config.load_settings)"
-
-
-def _migrations(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
+def _migrations(env: Environment, _ports: ChecklistPorts, _tenant: SyntheticTenant) -> tuple[str, str]:
     # Only the branch this environment serves must be at head: that is the one `ops db migrate --env E`
     # migrates. The others are listed: staging's stack also has development, which only its refresh
     # migrates, and a first release runs staging's checklist before production's database is migrated.
@@ -109,102 +105,32 @@ def _hsts(env: Environment) -> str:
     return str(httpx.get(env.public_url + "/health", timeout=10).headers.get("strict-transport-security", ""))
 
 
-def _tls_sandbox(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    from stacks.plan import run_plan
-
-    hsts = _hsts(env)
-    policy = run_plan("production").policies["cloudflare-tls"]
-    ok = bool(hsts) and not policy
-    return ("pass" if ok else "fail"), (f"HSTS '{hsts}' from Caddy; production plan: Cloudflare SSL strict, "
-                                        f"TLS >= 1.2 ({policy or 'policy passes'})")
+def _configuration(_env: Environment, ports: ChecklistPorts, _tenant: SyntheticTenant) -> tuple[str, str]:
+    return ports.configuration()
 
 
-def _tls_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    hsts = _hsts(env)
-    if env.dns is None:
-        return "fail", "no dns in the stack outputs"
-    edge = cloudflare_tls(env.dns.zone_id)
-    ok = env.public_url.startswith("https://") and bool(hsts) and edge.startswith("ok")
-    return ("pass" if ok else "fail"), f"{env.public_url}: certificate verified by httpx, HSTS '{hsts}'; {edge}"
+def _tls(env: Environment, ports: ChecklistPorts, _tenant: SyntheticTenant) -> tuple[str, str]:
+    return ports.edge_tls(_hsts(env))
 
 
-def cloudflare_tls(zone_id: str) -> str:
-    """Cloudflare's side of TLS: SSL mode strict (it verifies the origin's certificate), TLS >= 1.2."""
-    from ops.adapters.cloudflare_api import CloudflareClient
-
-    with CloudflareClient.from_environ() as client:
-        mode, minimum = client.zone_setting(zone_id, "ssl"), client.zone_setting(zone_id, "min_tls_version")
-    ok = mode == "strict" and minimum in ("1.2", "1.3")
-    return f"{'ok' if ok else 'wrong'}: Cloudflare SSL mode {mode}, minimum TLS {minimum} (want strict, >= 1.2)"
+def _monitoring(_env: Environment, ports: ChecklistPorts, _tenant: SyntheticTenant) -> tuple[str, str]:
+    return ports.monitoring()
 
 
-def _monitoring_sandbox(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    if env.heartbeat_url is None:
-        return "fail", "no backup heartbeat URL in the sandbox state"
-    base = env.heartbeat_url.get_secret_value().rsplit("/ping/", 1)[0]
-    alive = httpx.get(base + "/health", timeout=5).status_code == 200
-    return ("pass" if alive else "fail"), ("heartbeat recorder answering (BetterStack's stand-in); Sentry is "
-                                           "optional in the sandbox and set by the stack's sentryDsn secret")
+def _dns(_env: Environment, ports: ChecklistPorts, _tenant: SyntheticTenant) -> tuple[str, str]:
+    return ports.dns()
 
 
-def _monitoring_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    if env.heartbeat_url is None:
-        return "fail", "no backup heartbeat URL in the stack outputs"
-    return betterstack_and_sentry(env)
-
-
-def betterstack_and_sentry(env: Environment) -> tuple[str, str]:
-    """Every monitor the stack made exists and reports up; Sentry's DSN is a stack secret."""
-    from ops.adapters.betterstack_api import BetterStackClient
-
-    monitor_ids = env.monitor_ids
-    states = {}
-    with BetterStackClient.from_environ() as client:
-        for host, monitor_id in sorted(monitor_ids.items()):
-            data = client.get("monitors", str(monitor_id))
-            states[host] = "missing" if data is None else str(data["attributes"].get("status"))
-    missing, plain, _ = stack_secrets(stack_config_file(env.name))
-    sentry = "autoenroll:sentryDsn" not in missing + plain
-    ok = bool(states) and all(v == "up" for v in states.values()) and sentry
-    return ("pass" if ok else "fail"), (f"BetterStack monitors {states or 'none in the outputs'}; backup heartbeat "
-                                        f"{'set' if env.heartbeat_url else 'missing'}; Sentry DSN "
-                                        f"{'a stack secret' if sentry else 'not set as a secret'}")
-
-
-def _stripe_registration(env: Environment, endpoint_id: str) -> str:
-    """The endpoint as Stripe has it: the app's URL, enabled, subscribed to every event the app handles."""
-    from autoenroll.stripe_webhook import HANDLED_EVENTS, WEBHOOK_PATH
-    from ops.adapters.stripe_api import StripeClient
-
-    with StripeClient.from_environ() as client:
-        endpoint = client.get_webhook_endpoint(endpoint_id)
-    if endpoint is None:
-        raise OpsError(f"Stripe has no webhook endpoint {endpoint_id} (deleted in the dashboard?)")
-    problems = []
-    wanted_url = env.public_url + WEBHOOK_PATH
-    if endpoint.get("url") != wanted_url:
-        problems.append(f"url {endpoint.get('url')} is not {wanted_url}")
-    if endpoint.get("status") != "enabled":
-        problems.append(f"status {endpoint.get('status')}")
-    events = set(endpoint.get("enabled_events") or [])
-    missing = sorted(set(HANDLED_EVENTS) - events) if "*" not in events else []
-    if missing:
-        problems.append(f"not subscribed to {missing}")
-    if problems:
-        raise OpsError(f"Stripe endpoint {endpoint_id}: " + "; ".join(problems))
-    return f"Stripe endpoint {endpoint_id} -> {endpoint['url']}, enabled, {len(HANDLED_EVENTS)} events"
-
-
-def _stripe(env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
-    """Registration (Stripe's API), then the app's signature check, both ways, on a synthetic tenant."""
+def _stripe(env: Environment, ports: ChecklistPorts, tenant: SyntheticTenant) -> tuple[str, str]:
+    """Registration (its port: Stripe's API, or the sandbox saying it has no account), then the
+    app's signature check, both ways, on a synthetic tenant."""
     from autoenroll.stripe_webhook import WEBHOOK_PATH, sign
 
     hook = env.stripe_webhook
     if hook is None:
         return "fail", "no stripe_webhook in the stack outputs (the stack's Billing component)"
     try:
-        registration = (_stripe_registration(env, hook.endpoint_id) if hook.endpoint_id else
-                        "sandbox: no Stripe account, so registration is checked on staging and production")
+        registration = ports.stripe_registration(hook.endpoint_id)
     except OpsError as exc:
         return "fail", str(exc)
     client, auth = tenant.client, tenant.auth
@@ -289,7 +215,7 @@ def _payroll(rows: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _upload_flow(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
+def _upload_flow(_env: Environment, _ports: ChecklistPorts, tenant: SyntheticTenant) -> tuple[str, str]:
     client, auth = tenant.client, tenant.auth
     created = client.post("/api/uploads", headers={**auth, "X-Filename": "synthetic.csv"}, content=_payroll(5))
     if created.status_code != 201:
@@ -300,7 +226,7 @@ def _upload_flow(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
     return ("pass" if ok else "fail"), f"synthetic upload -> run {run_id} -> PDF {len(pdf.content)} bytes"
 
 
-def _gdpr(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
+def _gdpr(_env: Environment, _ports: ChecklistPorts, tenant: SyntheticTenant) -> tuple[str, str]:
     # The tenant holds the earlier items' data (and one more upload): erase all of it.
     tenant.client.post("/api/uploads", headers={**tenant.auth, "X-Filename": "gdpr.csv"}, content=_payroll(3))
     report = tenant.erase()
@@ -311,7 +237,7 @@ def _gdpr(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
                                         f"remaining afterwards: {report.get('remaining', {})}")
 
 
-def _load(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
+def _load(_env: Environment, _ports: ChecklistPorts, tenant: SyntheticTenant) -> tuple[str, str]:
     started = time.monotonic()
     created = tenant.client.post("/api/uploads", headers={**tenant.auth, "X-Filename": "load.csv"},
                                  content=_payroll(10_000))
@@ -325,11 +251,10 @@ def _load(_env: Environment, tenant: SyntheticTenant) -> tuple[str, str]:
                                         f"({per_500:.2f} s per 500; target < 5 s)")
 
 
-def _backups(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    from ops.adapters.cloud.s3_store import S3ObjectStore
+def _backups(env: Environment, ports: ChecklistPorts, _tenant: SyntheticTenant) -> tuple[str, str]:
     from ops.backup.usecase import list_backups
 
-    backups = list_backups(env.name, S3ObjectStore(env.storage, "backups"))
+    backups = list_backups(env.name, ports.objects)
     verified = [(mf, v) for mf, v in backups if v and v.ok]
     if not verified:
         return "fail", f"{len(backups)} backups, none verified (ops backup verify --latest)"
@@ -340,82 +265,26 @@ def _backups(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
                                         f"old (limit 26 h); heartbeat {'set' if env.heartbeat_url else 'missing'}")
 
 
-def cloudflare_dns(env: Environment) -> tuple[str, str]:
-    """The app's record in Cloudflare: one proxied A record at the stack's origin (or a failed-over server)."""
-    from ops.adapters.cloudflare_api import CloudflareClient
-
-    dns = env.dns
-    if dns is None:
-        return "fail", "no dns in the stack outputs"
-    with CloudflareClient.from_environ() as client:
-        records = client.dns_records(dns.zone_id, dns.app_record_name, "A")
-    origins: dict[str, str] = {h.address: h.role for h in env.app_hosts if h.address}
-    if env.load_balancer_ipv4:
-        origins = {env.load_balancer_ipv4: "load balancer"}
-    if len(records) != 1:
-        return "fail", f"{dns.app_record_name}: {len(records)} A records in Cloudflare (want exactly 1)"
-    record = records[0]
-    target = origins.get(record["content"])
-    ok = target is not None and record.get("proxied") is True
-    return ("pass" if ok else "fail"), (f"{dns.app_record_name} A {record['content']} "
-                                        f"({target or 'not a server of this stack'}), "
-                                        f"{'proxied' if record.get('proxied') else 'NOT proxied (origin exposed)'}")
-
-
-def _dns_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    return cloudflare_dns(env)
-
-
-def _dns_sandbox(_env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    from ops.paths import sandbox_dir
-    from ops.sandbox.state import load_state
-    from ops.sandbox.traffic_caddy import CaddyUpstreams
-
-    state = load_state(sandbox_dir())
-    with CaddyUpstreams(state.caddy_admin_url()) as switch:
-        upstreams = switch.current_upstreams()
-    wanted = f"127.0.0.1:{state.apps[state.caddy.active_app].port}"
-    ok = upstreams == [wanted]
-    return ("pass" if ok else "fail"), f"traffic -> {upstreams} (state: {state.caddy.active_app} at {wanted})"
-
-
-def _scaling_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    """Each app host's serving container answers /ready, asked on the host over SSH (the deploy
-    script's `current` and `ready`): the app listens on the host's loopback, and this runner
-    cannot reach a private IP, so SSH is the way in, as for a deploy."""
-    from ops.wiring import ssh
-
-    client, states, ready = ssh(), {}, set()
-    for host in env.app_hosts:
-        if not host.address:
-            states[host.name] = "no ipv4 in the stack outputs"
-            continue
-        version, address = client.run(host.address, ["current"]).stdout.decode().split()[:2]
+def _scaling(_env: Environment, ports: ChecklistPorts, _tenant: SyntheticTenant) -> tuple[str, str]:
+    """Each app host's serving version answers /ready, as the hosts port judges a deploy's
+    candidate (`current`, then `wait_ready`): over SSH on a server, where the app listens on the
+    host's loopback and this runner cannot reach a private IP; directly in the sandbox."""
+    states, ready = {}, set()
+    for key, name in ports.host_names.items():
+        version, address = ports.hosts.current(key)
         if address == "-":
-            states[host.name] = "nothing deployed"
+            states[name] = "nothing deployed"
             continue
-        done = client.run(host.address, ["ready", address, "5"], check=False)
-        said = (done.stdout or done.stderr).decode(errors="replace").strip()[-120:]
-        states[host.name] = f"{version} ready" if done.returncode == 0 else f"{version} not ready: {said}"
-        if done.returncode == 0:
-            ready.add(host.name)
+        problem = ports.hosts.wait_ready(Candidate(key, version, address), READY_WAIT)
+        states[name] = f"{version} ready" if problem is None else f"{version} not ready: {problem[-120:]}"
+        if problem is None:
+            ready.add(name)
     bad = [name for name in states if name not in ready]
     return ("fail" if bad or not states else "pass"), (
-        f"app hosts (over SSH): {states}" + (f"; not ready: {bad}" if bad else ""))
+        f"app hosts: {states}" + (f"; not ready: {bad}" if bad else ""))
 
 
-def _scaling(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
-    states = {}
-    for host in env.app_hosts:
-        try:
-            states[host.name] = httpx.get(host.url + "/ready", timeout=5).status_code
-        except httpx.HTTPError as exc:
-            states[host.name] = exc.__class__.__name__  # type: ignore[assignment]
-    bad = [name for name, status in states.items() if status != 200]
-    return ("fail" if bad else "pass"), f"app hosts /ready: {states}" + (f"; not ready: {bad}" if bad else "")
-
-
-def _procedures(_env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
+def _procedures(_env: Environment, _ports: ChecklistPorts, _tenant: SyntheticTenant) -> tuple[str, str]:
     runbooks = sorted(p.name for p in (REPO_ROOT / "runbooks").glob("*.md") if p.name != "README.md")
     tests = " ".join(p.read_text() for p in (REPO_ROOT / "tests" / "drills").glob("test_*.py")) \
         if (REPO_ROOT / "tests" / "drills").exists() else ""
@@ -425,42 +294,41 @@ def _procedures(_env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
         (f"; untested: {untested}" if untested else ""))
 
 
-# An item that differs by kind of environment names both variants, (sandbox, cloud); which
-# one runs is the wiring's choice (ops.wiring.checklist_checks), not this module's.
-ITEMS: list[tuple[str, Check | tuple[Check, Check]]] = [
-    ("Set all environment variables", (_env_vars_sandbox, _env_vars_cloud)),
+# Each item that differs by environment asks a port for its part (ChecklistPorts, built by ops.wiring).
+ITEMS: list[tuple[str, Check]] = [
+    ("Set all environment variables", _configuration),
     ("Run database migrations", _migrations),
-    ("Configure SSL certificates", (_tls_sandbox, _tls_cloud)),
-    ("Set up monitoring (Sentry, BetterStack)", (_monitoring_sandbox, _monitoring_cloud)),
+    ("Configure SSL certificates", _tls),
+    ("Set up monitoring (Sentry, BetterStack)", _monitoring),
     ("Configure Stripe webhooks", _stripe),
     ("Test file upload flow end-to-end", _upload_flow),
     ("Verify GDPR data deletion", _gdpr),
     ("Load test with 10,000 records", _load),
     ("Set up automated backups", _backups),
-    ("Configure DNS records", (_dns_sandbox, _dns_cloud)),
-    ("Enable auto-scaling (replicas and health)", (_scaling, _scaling_cloud)),
+    ("Configure DNS records", _dns),
+    ("Enable auto-scaling (replicas and health)", _scaling),
     ("Document emergency procedures", _procedures),
 ]
 
 
-def run_item(check: Check, env: Environment) -> tuple[str, str]:
+def run_item(check: Check, env: Environment, ports: ChecklistPorts) -> tuple[str, str]:
     """One item alone, with a synthetic tenant of its own (erased afterwards)."""
     tenant = SyntheticTenant(env)
     try:
-        return check(env, tenant)
+        return check(env, ports, tenant)
     finally:
         tenant.close()
 
 
-def run(env: Environment, checks: list[tuple[str, Check]],
-        progress: Callable[[str], None] = lambda _m: None) -> list[Item]:
+def run(env: Environment, ports: ChecklistPorts, progress: Callable[[str], None] = lambda _m: None) -> list[Item]:
+    """Every item (ITEMS) in order; an item whose dependency does not answer fails, the others still run."""
     items = []
     tenant = SyntheticTenant(env)
     try:
-        for number, (title, check) in enumerate(checks, 1):
+        for number, (title, check) in enumerate(ITEMS, 1):
             progress(f"{number}. {title}")
             try:
-                status, evidence = check(env, tenant)
+                status, evidence = check(env, ports, tenant)
             except Exception as exc:  # an unreachable dependency fails its item; the others still run
                 if not (is_dependency_error(exc) or isinstance(exc, OSError)):
                     raise

@@ -1,12 +1,14 @@
 """`Environment`: everything a use-case needs to know about where it acts, resolved once.
 
-- `local`: read from the sandbox's state file.
+- `local`: read from the sandbox's state file (ops.sandbox.state.environment turns it into one).
 - `development` / `staging` / `production`: the stack's outputs (a JSON file named by
   `OPS_STACK_OUTPUTS`, or `pulumi stack output --json --show-secrets` when the Pulumi CLI is
   present) plus credentials from environment variables. The outputs' shape is documented
   in docs/stack-outputs.md and produced by stacks/__main__.py.
 
-No use-case hard-codes an id, a hostname or a bucket name: they all come from here.
+No use-case hard-codes an id, a hostname or a bucket name: they all come from here. This module
+is the model and its loaders only; `--env NAME` becomes an Environment through ops.wiring.resolve,
+the one way in.
 """
 
 from __future__ import annotations
@@ -108,7 +110,6 @@ class Environment(BaseModel):
     storage: ObjectStorage
     app_hosts: tuple[AppHost, ...]
     public_url: str
-    traffic_kind: Literal["caddy", "cloudflare"]
     caddy_admin_url: str | None = None
     heartbeat_url: SecretStr | None = None
     backup_recipient: str | None = None  # age public key backups are encrypted to
@@ -142,7 +143,8 @@ class Environment(BaseModel):
         return self.database_urls[wanted].get_secret_value()
 
     def public_view(self) -> dict[str, Any]:
-        """The environment without secrets, for `ops env show`."""
+        """The environment without secrets, for `ops env show` (which adds what wiring picks for it:
+        the traffic switch)."""
         return {
             "name": self.name,
             "branch": self.branch,
@@ -151,39 +153,8 @@ class Environment(BaseModel):
             "buckets": self.storage.buckets,
             "storage_endpoint": self.storage.endpoint_url,
             "app_hosts": [h.model_dump() for h in self.app_hosts],
-            "traffic": self.traffic_kind,
             "heartbeat": self.heartbeat_url is not None,
         }
-
-
-def local_environment(root: Path) -> Environment:
-    """The sandbox's Environment, from its state file."""
-    from ops.sandbox.state import BRANCHES, load_state
-
-    state = load_state(root)
-    return Environment(
-        name="local",
-        branch="main",
-        database_urls={b: SecretStr(state.database_url(b, admin=True)) for b in BRANCHES},
-        app_database_url=SecretStr(state.database_url("main")),
-        redis_url=SecretStr(state.redis_url()),
-        storage=ObjectStorage(
-            endpoint_url=state.s3.endpoint_url, region="us-east-1",
-            access_key_id=SecretStr(state.s3.access_key), secret_access_key=SecretStr(state.s3.secret_key),
-            buckets=dict(state.s3.buckets),
-        ),
-        app_hosts=tuple(AppHost(name=f"app-{role}", role=role, url=state.app_url(role))  # type: ignore[arg-type]
-                        for role in state.apps),
-        public_url=state.public_url(),
-        traffic_kind="caddy",
-        caddy_admin_url=state.caddy_admin_url(),
-        heartbeat_url=SecretStr(state.heartbeat_url()),
-        backup_recipient=state.backup_recipient,
-        backup_identity_file=state.backup_identity_file(),
-        scratch_database_url=SecretStr(state.database_url("postgres", admin=True)),
-        masking_key=SecretStr(state.masking_key),
-        stripe_webhook=StripeWebhook(endpoint_id=None, secret=SecretStr(state.stripe_webhook_secret)),
-    )
 
 
 def read_outputs(name: str) -> dict[str, Any]:
@@ -309,7 +280,7 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
             name=name, branch=branch, database_urls=database_urls,
             app_database_url=SecretStr(app_url) if app_url else None,
             redis_url=SecretStr(os.environ["REDIS_URL"]) if os.environ.get("REDIS_URL") else None,
-            storage=storage, app_hosts=hosts, public_url=outputs["public_url"], traffic_kind="cloudflare",
+            storage=storage, app_hosts=hosts, public_url=outputs["public_url"],
             heartbeat_url=SecretStr(heartbeat) if heartbeat else None,
             backup_recipient=os.environ.get("BACKUP_AGE_RECIPIENT") or None,
             backup_identity_file=os.environ.get("BACKUP_AGE_IDENTITY_FILE") or None,
@@ -337,16 +308,3 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
         raise ConfigError(f"stack outputs for {name}: missing key {exc.args[0]!r}") from None
     except (ValidationError, TypeError, AttributeError) as exc:
         raise ConfigError(f"stack outputs for {name}: malformed ({exc.__class__.__name__})") from None
-
-
-def resolve(name: str, *, root: Path | None = None, live: bool = True) -> Environment:
-    """The one way every command turns `--env NAME` into an Environment (see ops.wiring.resolve)."""
-    from ops import wiring
-
-    return wiring.resolve(name, root=root, live=live)
-
-
-def resolve_from_sources(name: str) -> Environment:
-    """The Environment from its sources alone (state file or stack outputs), without the recorded
-    live database: for read-only views that must not need the bucket's credentials."""
-    return resolve(name, live=False)

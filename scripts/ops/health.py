@@ -5,8 +5,12 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from ops.ports import Hosts
 
 TARGETS_MS = {"/health": 100.0, "/ready": 500.0, "/version": 500.0}
 
@@ -60,11 +64,11 @@ def remote_ready(public_url: str) -> str:
     return f"{public_url}/ready answered 200"
 
 
-def sandbox_app_ready(owner_url: str) -> str:
-    """An app process of the sandbox started on `owner_url`'s database answers /ready."""
+def sandbox_app_ready(owner_url: str, hosts: Hosts) -> str:
+    """An app process of the sandbox started on `owner_url`'s database answers /ready, as the
+    sandbox's hosts (ops.wiring's) judge a candidate."""
     from urllib.parse import urlsplit
 
-    from ops.adapters.local.hosts import LocalHosts
     from ops.errors import ExternalError
     from ops.paths import APP_DIR, sandbox_dir
     from ops.ports import Candidate
@@ -81,7 +85,7 @@ def sandbox_app_ready(owner_url: str) -> str:
     proc = start_process(app_argv(), log_file=sandbox_dir() / "logs" / "app-smoke.log", env=child_env, cwd=APP_DIR)
     candidate = Candidate("smoke", "smoke", f"127.0.0.1:{port}", proc)
     try:
-        problem = LocalHosts(sandbox_dir()).wait_ready(candidate, 30)
+        problem = hosts.wait_ready(candidate, 30)
     finally:
         stop_process(proc)
     if problem is not None:

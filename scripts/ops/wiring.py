@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
-from ops.environment import ENV_NAMES, AppHost, Environment, from_outputs, local_environment, read_outputs
+from ops.environment import ENV_NAMES, AppHost, Environment, from_outputs, read_outputs
 from ops.errors import ConfigError
 from ops.paths import sandbox_dir
-from ops.ports import BranchStore, FailoverSite, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
+from ops.ports import BranchStore, FailoverSite, Heartbeat, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
 
 if TYPE_CHECKING:
     from ops.adapters.cloud.ssh_hosts import SshHosts
+    from ops.checklist import ChecklistPorts
 
 SANDBOX = "local"
 
@@ -34,18 +35,46 @@ def _sandbox(env: Environment) -> bool:
 
 
 def resolve(name: str, *, root: Path | None = None, live: bool = True) -> Environment:
-    """`--env NAME` as an Environment; with `live`, its own branch's URL is the recorded live database."""
+    """The one way every command turns `--env NAME` into an Environment: the sandbox's state file
+    or the stack's outputs. With `live`, its own branch's URL is the recorded live database;
+    without (read-only views that must not need the bucket's credentials), the sources alone."""
     if name not in ENV_NAMES:
         raise ConfigError(f"--env: unknown environment {name!r}", hint=f"one of: {', '.join(ENV_NAMES)}")
-    env = local_environment(root or sandbox_dir()) if name == SANDBOX else from_outputs(name, read_outputs(name))  # type: ignore[arg-type]
+    if name == SANDBOX:
+        from ops.sandbox.state import environment as sandbox_environment
+
+        env = sandbox_environment(root or sandbox_dir())
+    else:
+        env = from_outputs(name, read_outputs(name))  # type: ignore[arg-type]
     return with_live_database(env) if live else env
 
 
-def objects(env: Environment) -> ObjectStore:
-    """The bucket that holds backups and ops' own state (locks, journals, history)."""
+def resolve_from_sources(name: str) -> Environment:
+    """The Environment from its sources alone, without the recorded live database."""
+    return resolve(name, live=False)
+
+
+def public_view(env: Environment) -> dict[str, Any]:
+    """The environment without secrets (`ops env show`), with the traffic switch wiring picks for it."""
+    traffic = "caddy" if _sandbox(env) else "cloudflare"
+    view = env.public_view()
+    # Where `ops env show` always listed it: after the hosts, before the heartbeat.
+    return {**{k: v for k, v in view.items() if k != "heartbeat"}, "traffic": traffic, "heartbeat": view["heartbeat"]}
+
+
+def objects(env: Environment, bucket: str = "backups") -> ObjectStore:
+    """One of the environment's buckets: by default the one that holds backups and ops' own state
+    (locks, journals, history); `uploads` is the app's."""
     from ops.adapters.cloud.s3_store import S3ObjectStore
 
-    return S3ObjectStore(env.storage, "backups")
+    return S3ObjectStore(env.storage, bucket)
+
+
+def heartbeat(env: Environment) -> Heartbeat | None:
+    """Where a finished backup reports it ran (BetterStack, or the sandbox's recorder); None without one."""
+    from ops.adapters.cloud.heartbeat import HttpHeartbeat
+
+    return HttpHeartbeat(env.heartbeat_url.get_secret_value()) if env.heartbeat_url else None
 
 
 def live_database(env: Environment) -> LiveDatabase:
@@ -131,7 +160,9 @@ def smoke_check(env: Environment) -> Callable[[str], str]:
     from ops.health import remote_ready, sandbox_app_ready
 
     if _sandbox(env):
-        return lambda owner_url: sandbox_app_ready(owner_url)
+        from ops.adapters.local.hosts import LocalHosts
+
+        return lambda owner_url: sandbox_app_ready(owner_url, LocalHosts(sandbox_dir()))
     return lambda _owner_url: remote_ready(env.public_url)
 
 
@@ -293,12 +324,33 @@ def failover_site(env: Environment) -> FailoverSite:
 # --------------------------------------------------------------------------- checklist
 
 
-def checklist_checks(env: Environment) -> list[tuple[str, Any]]:
-    """The checklist's items, each item's sandbox or cloud variant as this environment needs."""
-    from ops.checklist import ITEMS
+def _host_key(env: Environment, host: AppHost) -> str:
+    """How the hosts port names a host: the sandbox's by role (one app process each), a server by name."""
+    return host.role if _sandbox(env) else host.name
 
-    pick = 0 if _sandbox(env) else 1
-    return [(title, check[pick] if isinstance(check, tuple) else check) for title, check in ITEMS]
+
+def checklist_ports(env: Environment) -> ChecklistPorts:
+    """The ports `ops checklist`'s items check (ops.checklist.ChecklistPorts): the sandbox's
+    stand-ins, or the cloud's providers and its stack's config file."""
+    from ops.checklist import ChecklistPorts
+
+    names = {_host_key(env, h): h.name for h in env.app_hosts}
+    if _sandbox(env):
+        from ops.adapters.local.hosts import LocalHosts
+        from ops.sandbox import checklist as local
+
+        root = sandbox_dir()
+        return ChecklistPorts(hosts=LocalHosts(root), host_names=names, objects=objects(env),
+                              configuration=lambda: local.app_settings(root), edge_tls=local.edge_tls,
+                              monitoring=lambda: local.heartbeat_recorder(env),
+                              stripe_registration=local.stripe_registration, dns=lambda: local.caddy_upstreams(root))
+    from ops.adapters.cloud import checklist as cloud
+
+    return ChecklistPorts(hosts=_cloud_hosts(env), host_names=names, objects=objects(env),
+                          configuration=lambda: cloud.stack_secrets_set(env),
+                          edge_tls=lambda hsts: cloud.edge_tls(env, hsts), monitoring=lambda: cloud.monitoring(env),
+                          stripe_registration=lambda endpoint_id: cloud.stripe_registration(env, endpoint_id),
+                          dns=lambda: cloud.cloudflare_dns(env))
 
 
 # --------------------------------------------------------------------------- status and logs
@@ -324,7 +376,7 @@ def status_ports(env: Environment) -> Any:
     from ops.status import HostRef, StatusPorts
 
     sandbox = _sandbox(env)
-    refs = tuple(HostRef(key=h.role if sandbox else h.name, name=h.name, role=h.role,
+    refs = tuple(HostRef(key=_host_key(env, h), name=h.name, role=h.role,
                          address=(h.url.split("//", 1)[-1] if sandbox else h.address or "-"))
                  for h in env.app_hosts)
     hosts: Callable[[], Hosts]

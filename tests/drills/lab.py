@@ -220,10 +220,10 @@ def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str], 
 def _forget_recorded_state(state: SandboxState) -> None:
     """A lab starts as a fresh environment: no deploy history, nothing failed over, no journal."""
     from ops.adapters.cloud.s3_store import S3ObjectStore
-    from ops.environment import local_environment
+    from ops.sandbox.state import environment as sandbox_environment
     from ops.store_keys import backup_prefix, ops_prefix
 
-    store = S3ObjectStore(local_environment(Path(state.root)).storage, "backups")
+    store = S3ObjectStore(sandbox_environment(Path(state.root)).storage, "backups")
     for name in ("staging", "production"):
         for key in store.list_keys(ops_prefix(name)):
             store.delete(key)

@@ -136,8 +136,8 @@ def test_deploy_lock_names_its_holder(drill_root: Path, drill_env: dict[str, str
     from datetime import timedelta
 
     from ops.adapters.cloud.s3_store import S3ObjectStore
-    from ops.environment import resolve
     from ops.locks import object_lock
+    from ops.wiring import resolve
 
     env = resolve("local")
     with object_lock(S3ObjectStore(env.storage, "backups"), "_ops/local/deploy.lock", ttl=timedelta(minutes=5),

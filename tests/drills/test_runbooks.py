@@ -8,9 +8,9 @@ import pytest
 
 from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.backup import usecase as uc
-from ops.environment import resolve
 from ops.pg import create_database, drop_database, with_database
 from ops.sandbox.state import SandboxState
+from ops.wiring import resolve
 from tests.drills.runbook import RUNBOOKS, run_runbook
 from tests.seed import clear, seed
 

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from ops.adapters.cloud.s3_store import S3ObjectStore
-from ops.environment import resolve
 from ops.sandbox.state import SandboxState
+from ops.wiring import resolve
 from tests.cloud_shape import outputs, variables
 from tests.drills.runbook import RUNBOOKS, run_runbook
 from tests.seed import clear, seed

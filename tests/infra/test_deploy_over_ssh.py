@@ -43,7 +43,7 @@ def cloud_env() -> Environment:
         storage=ObjectStorage(endpoint_url=None, region="auto", access_key_id=SecretStr("k"),
                               secret_access_key=SecretStr("s"), buckets={}),
         app_hosts=(AppHost(name="app-1", role="primary", url="http://testhost:8000", address="testhost"),),
-        public_url="https://staging.invalid", traffic_kind="cloudflare",
+        public_url="https://staging.invalid",
         app_env={k: SecretStr(v) for k, v in SENTINELS.items()})
 
 

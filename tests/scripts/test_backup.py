@@ -22,12 +22,13 @@ from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.backup import manifest as m
 from ops.backup import usecase as uc
 from ops.cli import app
-from ops.environment import Environment, resolve
+from ops.environment import Environment
 from ops.errors import ExternalError, NotFoundError
 from ops.pg import libpq_env
 from ops.pg.tools import tool as pg_tool
 from ops.sandbox.state import SandboxState
 from ops.store_keys import backup_key
+from ops.wiring import resolve
 from tests.seed import clear, seed
 
 pytestmark = pytest.mark.integration

@@ -10,6 +10,7 @@ import pytest
 
 from ops import checklist
 from ops.adapters.betterstack_api import BetterStackClient
+from ops.adapters.cloud import checklist as checklist_cloud
 from ops.adapters.cloudflare_api import CloudflareClient
 from ops.environment import Environment, from_outputs
 from ops.errors import ProviderAPIError
@@ -79,7 +80,7 @@ def test_stack_secrets_names_the_missing_and_the_clear_text_ones(tmp_path: Path)
 def test_env_vars_item_passes_when_every_secret_is_encrypted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     stack_file(tmp_path, secure=[f"autoenroll:{k}" for k in SECRETS] + ["hcloud:token", "cloudflare:apiToken"])
     monkeypatch.setattr(checklist, "REPO_ROOT", tmp_path)
-    status, evidence = checklist.run_item(checklist._env_vars_cloud, environment(monkeypatch))
+    status, evidence = checklist_cloud.stack_secrets_set(environment(monkeypatch))
     assert status == "pass" and "all 9 secrets" in evidence
 
 
@@ -95,13 +96,13 @@ def test_the_committed_stack_files_hold_no_secret_in_clear(stack: str) -> None:
 def test_dns_passes_on_one_proxied_record_at_the_primary(cloudflare: FakeCloudflare,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     cloudflare.add_record(ZONE, APP, PRIMARY)
-    status, evidence = checklist.run_item(checklist._dns_cloud, environment(monkeypatch))
+    status, evidence = checklist_cloud.cloudflare_dns(environment(monkeypatch))
     assert status == "pass" and f"A {PRIMARY} (primary), proxied" in evidence
 
 
 def test_dns_after_failover_names_the_standby(cloudflare: FakeCloudflare, monkeypatch: pytest.MonkeyPatch) -> None:
     cloudflare.add_record(ZONE, APP, STANDBY)
-    status, evidence = checklist.run_item(checklist._dns_cloud, environment(monkeypatch))
+    status, evidence = checklist_cloud.cloudflare_dns(environment(monkeypatch))
     assert status == "pass" and "(standby)" in evidence
 
 
@@ -115,14 +116,14 @@ def test_dns_fails_naming_what_is_wrong(cloudflare: FakeCloudflare, monkeypatch:
                                         records: list[tuple[str, bool]], named: str) -> None:
     for content, proxied in records:
         cloudflare.add_record(ZONE, APP, content, proxied=proxied)
-    status, evidence = checklist.run_item(checklist._dns_cloud, environment(monkeypatch))
+    status, evidence = checklist_cloud.cloudflare_dns(environment(monkeypatch))
     assert status == "fail" and named in evidence, evidence
 
 
 def test_dns_with_a_load_balancer_wants_the_load_balancer(cloudflare: FakeCloudflare,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     cloudflare.add_record(ZONE, APP, PRIMARY)
-    status, evidence = checklist.run_item(checklist._dns_cloud, environment(monkeypatch, load_balancer="203.0.113.250"))
+    status, evidence = checklist_cloud.cloudflare_dns(environment(monkeypatch, load_balancer="203.0.113.250"))
     assert status == "fail" and "not a server of this stack" in evidence
 
 
@@ -143,7 +144,7 @@ def test_a_bad_cloudflare_token_is_a_provider_error_without_the_token(monkeypatc
 def test_cloudflare_tls_wants_strict_and_at_least_tls_1_2(cloudflare: FakeCloudflare, mode: str, minimum: str,
                                                           verdict: str) -> None:
     cloudflare.settings[ZONE] = {"ssl": mode, "min_tls_version": minimum}
-    assert checklist.cloudflare_tls(ZONE).startswith(verdict)
+    assert checklist_cloud.cloudflare_tls(ZONE).startswith(verdict)
 
 
 # --------------------------------------------------------------------------- monitoring
@@ -159,15 +160,15 @@ def test_monitoring_passes_when_every_monitor_is_up_and_sentry_is_a_secret(
         item["attributes"]["status"] = "up"
     stack_file(tmp_path, secure=["autoenroll:sentryDsn"])
     monkeypatch.setattr(checklist, "REPO_ROOT", tmp_path)
-    status, evidence = checklist.run_item(checklist._monitoring_cloud, environment(monkeypatch, monitor_ids=ids))
+    status, evidence = checklist_cloud.monitoring(environment(monkeypatch, monitor_ids=ids))
     assert status == "pass" and "'app': 'up'" in evidence and "Sentry DSN a stack secret" in evidence
 
     betterstack.items[ids["api"]]["attributes"]["status"] = "down"
-    status, evidence = checklist.run_item(checklist._monitoring_cloud, environment(monkeypatch, monitor_ids=ids))
+    status, evidence = checklist_cloud.monitoring(environment(monkeypatch, monitor_ids=ids))
     assert status == "fail" and "'api': 'down'" in evidence
 
     del betterstack.items[ids["api"]]
-    status, evidence = checklist.run_item(checklist._monitoring_cloud, environment(monkeypatch, monitor_ids=ids))
+    status, evidence = checklist_cloud.monitoring(environment(monkeypatch, monitor_ids=ids))
     assert status == "fail" and "'api': 'missing'" in evidence
 
 
@@ -180,5 +181,5 @@ def test_monitoring_fails_without_sentry_in_the_stack_config(
     stack_file(tmp_path, secure=[])
     monkeypatch.setattr(checklist, "REPO_ROOT", tmp_path)
     env = environment(monkeypatch, monitor_ids={"app": only})
-    status, evidence = checklist.run_item(checklist._monitoring_cloud, env)
+    status, evidence = checklist_cloud.monitoring(env)
     assert status == "fail" and "Sentry DSN not set as a secret" in evidence

@@ -22,10 +22,10 @@ from ops import checklist
 from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.adapters.neon_api import NeonClient
 from ops.cli import app
-from ops.environment import resolve
 from ops.sandbox import manager
 from ops.sandbox.state import SandboxState, load_state, save_state
 from ops.tcp_ports import free_port
+from ops.wiring import resolve
 from tests.cloud_shape import HOSTS, ZONE, outputs, variables
 from tests.cloudflare_fake import FakeCloudflare
 from tests.conftest import sandbox_dir_env

@@ -76,7 +76,7 @@ def guarded() -> Iterator[None]:
 
 @pytest.fixture(autouse=True)
 def checks(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(usecase, "check_endpoints", lambda _url: {"/ready": 200})
+    monkeypatch.setattr(usecase, "endpoints_answer", lambda _url: {"/ready": 200})
     monkeypatch.setattr(usecase, "watch_errors", lambda _url, _s: {"requests": 1, "failed": 0})
     monkeypatch.setattr(failpoints, "_counts", {})
     monkeypatch.setattr(deploy_usecase, "DRAIN_SECONDS", 0)  # nothing is in flight on the model host
@@ -168,7 +168,7 @@ def test_lock_list_names_the_hosts_lock_its_takers_holder_since_and_lease(monkey
     store = Store()
     monkeypatch.setattr(lock_cli, "resolve", lambda _name: SimpleNamespace(name="production", storage=None,
                                                                         is_production=True))
-    monkeypatch.setattr(lock_cli, "S3ObjectStore", lambda _storage, _bucket: store)
+    monkeypatch.setattr(lock_cli, "objects", lambda _env: store)
     monkeypatch.setattr(output.stdout, "width", 400)  # a wide terminal: each cell on one line
     runner = CliRunner()
     with locks.hosts_lock(store, "production", purpose="failover of production", ttl=timedelta(minutes=5),

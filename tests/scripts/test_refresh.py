@@ -15,10 +15,10 @@ from typer.testing import CliRunner
 from autoenroll.masking import MASK_RULES, NOT_PERSONAL
 from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.cli import app
-from ops.environment import resolve
 from ops.locks import object_lock
 from ops.refresh.usecase import STEPS
 from ops.sandbox.state import SandboxState
+from ops.wiring import resolve
 from tests.ppsn import is_valid
 from tests.seed import clear, seed
 

@@ -19,10 +19,10 @@ from ops.adapters.cloud.neon_branch_store import NeonBranchStore
 from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.adapters.local.branch_store import LocalBranchStore
 from ops.adapters.neon_api import NeonClient
-from ops.environment import resolve
 from ops.errors import ProviderAPIError
 from ops.refresh import usecase
 from ops.sandbox.state import SandboxState
+from ops.wiring import resolve
 from tests.ppsn import is_valid
 from tests.seed import clear, seed
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ops.tcp_ports import port_is_free
 from ops.sandbox import components as c
 from ops.sandbox.components.base import Component
 from ops.sandbox.manager import _new_state
+from ops.tcp_ports import port_is_free
 
 pytestmark = pytest.mark.unit
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ops.environment import resolve
+from ops.wiring import resolve
 from stacks.plan import Plan
 
 pytestmark = pytest.mark.stacks

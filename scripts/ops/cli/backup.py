@@ -19,13 +19,13 @@ from rich.progress import (
 )
 
 from ops import confirm
-from ops.adapters.cloud.heartbeat import HttpHeartbeat
-from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.backup import usecase as uc
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt
-from ops.environment import Environment, resolve
+from ops.environment import Environment
 from ops.errors import ConfigError, VerificationError
 from ops.output import print_json, progress, stderr, table
+from ops.ports import ObjectStore
+from ops.wiring import heartbeat, objects, resolve
 
 app = OpsTyper(help="Backups: streamed, compressed (zstd), encrypted (age), verified by restore, pruned by policy.")
 
@@ -33,8 +33,8 @@ ID_ARGUMENT = typer.Argument(None, help="Backup id (see `ops backup list`); omit
 LATEST_OPTION = typer.Option(False, "--latest", help="Use the newest complete backup.")
 
 
-def _store(env: Environment) -> S3ObjectStore:
-    return S3ObjectStore(env.storage, "backups")
+def _store(env: Environment) -> ObjectStore:
+    return objects(env)
 
 
 @contextmanager
@@ -85,9 +85,8 @@ def create(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     env = resolve(env_name)
     on_interrupt("no backup was recorded (the manifest is written last); the next run cleans up the partial "
                  f"upload: run `ops backup create --env {env.name}` again")
-    heartbeat = HttpHeartbeat(env.heartbeat_url.get_secret_value()) if env.heartbeat_url else None
     with _dump_bar(as_json) as (sized, bar):
-        result = uc.create(env, _store(env), heartbeat, progress=bar, sized=sized)
+        result = uc.create(env, _store(env), heartbeat(env), progress=bar, sized=sized)
     mf = result.manifest
     if as_json:
         print_json({"backup": uc.manifest_json(mf), "cleaned_up": result.aborted_orphans,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from ops import wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION
 from ops.cli.deploy import OPEN_SSH_OPTION
-from ops.environment import resolve
 from ops.errors import ExternalError, VerificationError
 from ops.output import print_json, progress, table
+from ops.wiring import resolve
 
 
 def checklist(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION, open_ssh_from: str | None = OPEN_SSH_OPTION
@@ -26,7 +26,7 @@ def checklist(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION, open_ssh_
         env = resolve(env_name, live=False)
     # Item 11 asks each host over SSH; in CI the runner reaches SSH only through the rule this adds.
     with wiring.ssh_access(env, open_ssh_from):
-        items = checks.run(env, wiring.checklist_checks(env), progress=(lambda _m: None) if as_json else progress)
+        items = checks.run(env, wiring.checklist_ports(env), progress=(lambda _m: None) if as_json else progress)
     if as_json:
         print_json([item.__dict__ for item in items])
     else:

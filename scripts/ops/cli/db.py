@@ -8,10 +8,10 @@ import typer
 
 from ops import confirm, wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt
-from ops.environment import resolve
 from ops.migrations import head_revision, migrate, schema_revision
 from ops.output import print_json, progress, table
 from ops.refresh import usecase
+from ops.wiring import resolve
 
 app = OpsTyper(help="Database branches: refresh with masking, migrations, point-in-time restore, monthly "
                     "partitions and retention.")
@@ -127,7 +127,6 @@ def retention_cmd(
     """Remove whole months older than --older-than (partitions, their uploads and objects).
     Refuses (exit 3) a month the newest verified backup does not hold."""
     from ops import partitions as parts
-    from ops.adapters.cloud.s3_store import S3ObjectStore
     from ops.backup.usecase import list_backups
 
     parts.cutoff_for(datetime.now(UTC).date(), older_than)  # a bad --older-than is exit 2 before anything is read
@@ -149,7 +148,7 @@ def retention_cmd(
     if not confirm.gate(env.name, env.is_production, f"remove every month before {plan.cutoff:%Y-%m}", show,
                         plan_only=plan_only, yes=yes):
         return
-    done = parts.apply_retention(url, S3ObjectStore(env.storage, "uploads"), plan)
+    done = parts.apply_retention(url, wiring.objects(env, "uploads"), plan)
     if as_json:
         print_json({**plan.to_json(), "applied": True, "removed": done})
     else:

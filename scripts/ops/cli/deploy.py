@@ -9,10 +9,10 @@ import typer
 from ops import confirm, wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION, on_interrupt
 from ops.deploy import usecase
-from ops.environment import resolve
 from ops.errors import ConfigError, VerificationError
 from ops.health import check_endpoints
 from ops.output import print_json, progress, table
+from ops.wiring import resolve
 
 VERSION_OPTION = typer.Option(..., "--version", help="The version to deploy (an image tag; locally a release name).")
 OPEN_SSH_OPTION = typer.Option(None, "--open-ssh-from", metavar="IP",

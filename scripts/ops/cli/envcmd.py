@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
-from ops.environment import resolve_from_sources as resolve
 from ops.output import print_json, table
+from ops.wiring import public_view
+from ops.wiring import resolve_from_sources as resolve
 
 app = OpsTyper(help="Inspect the environment `ops` resolves for --env.")
 
@@ -12,7 +13,7 @@ app = OpsTyper(help="Inspect the environment `ops` resolves for --env.")
 @app.command("show")
 def show(env: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Show where an environment's database, storage, hosts and traffic switch are."""
-    view = resolve(env).public_view()
+    view = public_view(resolve(env))
     if as_json:
         print_json(view)
         return

@@ -6,9 +6,9 @@ import typer
 
 from ops import confirm, wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt, run_guarded
-from ops.environment import resolve
 from ops.failover import usecase
 from ops.output import print_json, progress, table
+from ops.wiring import resolve
 
 app = OpsTyper(help="Fail over to the standby: switch traffic, restore the database if asked, redeploy, check "
                     "(journaled and resumable); see its journal.",

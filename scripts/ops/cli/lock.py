@@ -7,10 +7,9 @@ from typing import Any
 import typer
 
 from ops import confirm, locks
-from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
-from ops.environment import resolve
 from ops.output import print_json, progress, table
+from ops.wiring import objects, resolve
 
 app = OpsTyper(help="Locks held by backups, refreshes, and the hosts (deploys, rollbacks, failovers): list them, "
                     "break a dead run's.")
@@ -20,7 +19,7 @@ app = OpsTyper(help="Locks held by backups, refreshes, and the hosts (deploys, r
 def list_(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Every lock held in the environment: what for, by whom, since when, until when."""
     env = resolve(env_name)
-    held = locks.list_locks(S3ObjectStore(env.storage, "backups"), env.name)
+    held = locks.list_locks(objects(env), env.name)
     if as_json:
         print_json(held)
         return
@@ -52,7 +51,7 @@ def release(
 ) -> None:
     """Break a lock left by a dead run (a cancelled CI job, a lost SSH session); the break is recorded."""
     env = resolve(env_name)
-    store = S3ObjectStore(env.storage, "backups")
+    store = objects(env)
     held = {h["name"]: h for h in locks.list_locks(store, env.name)}
     name = locks.LOCK_ALIASES.get(name, name)
     lock = held.get(name)

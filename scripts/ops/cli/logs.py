@@ -7,9 +7,9 @@ import typer
 from ops import logs as usecase
 from ops import wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION, on_interrupt
-from ops.environment import resolve
 from ops.errors import ConfigError, ExternalError
 from ops.output import print_json, progress
+from ops.wiring import resolve
 
 
 def logs(

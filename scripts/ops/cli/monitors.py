@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from ops import confirm
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
-from ops.environment import resolve
 from ops.output import print_json, progress
+from ops.wiring import resolve
 
 app = OpsTyper(help="The stack's BetterStack monitors.")
 

@@ -7,9 +7,9 @@ from typing import Any
 from ops import status as usecase
 from ops import wiring
 from ops.cli.base import ENV_OPTION, JSON_OPTION
-from ops.environment import resolve
 from ops.errors import VerificationError
 from ops.output import print_json, progress, stdout, table
+from ops.wiring import resolve
 
 
 def _line(name: str, part: dict[str, Any], text: str) -> None:

@@ -13,9 +13,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, SecretStr, ValidationError
 
 from autoenroll.contract import APP_DATABASE_ROLE
+from ops.environment import AppHost, Environment, ObjectStorage, StripeWebhook
 from ops.errors import NotFoundError, SandboxError
 from ops.processes import ProcRef
 
@@ -182,3 +183,31 @@ def save_state(root: Path, state: SandboxState) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+
+
+def environment(root: Path) -> Environment:
+    """The sandbox's Environment, from its state file: the sandbox turns its own state into the
+    model, so ops.environment needs to know nothing of the sandbox."""
+    state = load_state(root)
+    return Environment(
+        name="local",
+        branch="main",
+        database_urls={b: SecretStr(state.database_url(b, admin=True)) for b in BRANCHES},
+        app_database_url=SecretStr(state.database_url("main")),
+        redis_url=SecretStr(state.redis_url()),
+        storage=ObjectStorage(
+            endpoint_url=state.s3.endpoint_url, region="us-east-1",
+            access_key_id=SecretStr(state.s3.access_key), secret_access_key=SecretStr(state.s3.secret_key),
+            buckets=dict(state.s3.buckets),
+        ),
+        app_hosts=tuple(AppHost(name=f"app-{role}", role=role, url=state.app_url(role))  # type: ignore[arg-type]
+                        for role in state.apps),
+        public_url=state.public_url(),
+        caddy_admin_url=state.caddy_admin_url(),
+        heartbeat_url=SecretStr(state.heartbeat_url()),
+        backup_recipient=state.backup_recipient,
+        backup_identity_file=state.backup_identity_file(),
+        scratch_database_url=SecretStr(state.database_url("postgres", admin=True)),
+        masking_key=SecretStr(state.masking_key),
+        stripe_webhook=StripeWebhook(endpoint_id=None, secret=SecretStr(state.stripe_webhook_secret)),
+    )

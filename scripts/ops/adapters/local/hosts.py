@@ -65,7 +65,8 @@ class LocalHosts:
         deadline = time.monotonic() + timeout
         last = "no answer"
         while time.monotonic() < deadline:
-            if not is_running(candidate.handle):
+            # No handle: a live app asked about (the checklist), not a candidate this run started.
+            if candidate.handle is not None and not is_running(candidate.handle):
                 log = c.tail(self.root / "logs" / f"app-{candidate.role}.log", 3)
                 return f"process exited ({' | '.join(log)[-300:]})"
             try:
