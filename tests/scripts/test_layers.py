@@ -248,8 +248,8 @@ def test_no_adapter_is_built_outside_wiring() -> None:
 
 
 def test_the_construction_scan_names_a_use_case_that_builds_one(tmp_path: Path) -> None:
-    (tmp_path / "ops" / "adapters").mkdir(parents=True)
-    (tmp_path / "ops" / "adapters" / "s3_store.py").write_text(
+    (tmp_path / "ops" / "adapters" / "cloud").mkdir(parents=True)
+    (tmp_path / "ops" / "adapters" / "cloud" / "s3_store.py").write_text(
         "class S3ObjectStore:\n    pass\nclass StoreError(Exception):\n    pass\n")
     (tmp_path / "ops" / "usecase.py").write_text(
         "from ops.adapters.cloud.s3_store import S3ObjectStore, StoreError\n"
