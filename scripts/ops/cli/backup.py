@@ -5,27 +5,42 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from ops import confirm
-from ops.adapters.heartbeat import HttpHeartbeat
-from ops.adapters.s3_store import S3ObjectStore
-from ops.backup import usecases as uc
+from ops.cli import lazy
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt
-from ops.environment import Environment, resolve
 from ops.errors import ConfigError, VerificationError
 from ops.output import print_json, progress, stderr, table
+
+# The use cases, adapters and models behind these commands load on first use (ops/cli/lazy.py says why):
+# `ops --help` and shell completion import this module and need none of them.
+if TYPE_CHECKING:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from ops.adapters.heartbeat import HttpHeartbeat
+    from ops.adapters.s3_store import S3ObjectStore
+    from ops.backup import usecases as uc
+    from ops.environment import Environment
+    from ops.wiring import resolve
+else:
+    (BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+     TransferSpeedColumn) = lazy.functions("rich.progress", "BarColumn", "DownloadColumn", "Progress", "TextColumn",
+                                           "TimeElapsedColumn", "TimeRemainingColumn", "TransferSpeedColumn")
+    HttpHeartbeat = lazy.function("ops.adapters.heartbeat", "HttpHeartbeat")
+    S3ObjectStore = lazy.function("ops.adapters.s3_store", "S3ObjectStore")
+    uc = lazy.module("ops.backup.usecases")
+    resolve = lazy.function("ops.wiring", "resolve")
 
 app = OpsTyper(help="Backups: streamed, compressed (zstd), encrypted (age), verified by restore, pruned by policy.")
 

@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ops.cli import lazy
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
-from ops.environment import resolve_from_sources as resolve
 from ops.output import print_json, table
+
+# The use cases, adapters and models behind these commands load on first use (ops/cli/lazy.py says why):
+# `ops --help` and shell completion import this module and need none of them.
+if TYPE_CHECKING:
+    from ops.environment import resolve_from_sources as resolve
+else:
+    resolve = lazy.function("ops.environment", "resolve_from_sources")
 
 app = OpsTyper(help="Inspect the environment `ops` resolves for --env.")
 

@@ -16,8 +16,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from ops import failpoints
 from ops.deploy.interrupt import interruptible
 from ops.errors import ConfigError, ExternalError, NotFoundError, VerificationError
@@ -213,6 +211,8 @@ def read_journal(objects: ObjectStore, env_name: str) -> dict[str, Any] | None:
 
 
 def watch_errors(url: str, seconds: float, *, max_error_rate: float = 0.05, interval: float = 0.25) -> dict[str, Any]:
+    import httpx  # here, not at the top: `ops --help` imports this module (cli/failover.py's option default)
+
     sent = failed = 0
     deadline = time.monotonic() + seconds
     with httpx.Client(timeout=3) as client:
@@ -232,6 +232,8 @@ def watch_errors(url: str, seconds: float, *, max_error_rate: float = 0.05, inte
 
 
 def check_endpoints(url: str) -> dict[str, Any]:
+    import httpx  # as in watch_errors
+
     out: dict[str, Any] = {}
     for path in ("/health", "/ready", "/version"):
         try:
