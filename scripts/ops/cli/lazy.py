@@ -11,7 +11,7 @@ thread-safe (a second thread can see a half-initialised module, CPython gh-11476
 here start threads (lock leases, progress). `importlib.import_module` takes the import lock, so a
 first use from any thread gets the whole module. Each module using these imports the real names
 under `if TYPE_CHECKING:` too, so mypy checks every use against the real signatures and a scan of
-the import graph (tests/scripts' layer tests walk every import statement) still sees each edge.
+the import graph that walks every import statement (issue 26's layer tests) still sees each edge.
 """
 
 from __future__ import annotations
