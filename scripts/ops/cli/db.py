@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 
-from ops import confirm, wiring
+from ops import confirm
+from ops.cli import lazy
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper, on_interrupt
-from ops.migrations import head_revision, migrate, schema_revision
 from ops.output import print_json, progress, table
-from ops.refresh import usecase
-from ops.wiring import resolve
+
+# The use cases, adapters and models behind these commands load on first use (ops/cli/lazy.py says why):
+# `ops --help` and shell completion import this module and need none of them.
+if TYPE_CHECKING:
+    from ops import wiring
+    from ops.migrations import head_revision, migrate, schema_revision
+    from ops.refresh import usecase
+    from ops.wiring import resolve
+else:
+    wiring = lazy.module("ops.wiring")
+    head_revision, migrate, schema_revision = lazy.functions("ops.migrations", "head_revision", "migrate",
+                                                             "schema_revision")
+    usecase = lazy.module("ops.refresh.usecase")
+    resolve = lazy.function("ops.wiring", "resolve")
 
 app = OpsTyper(help="Database branches: refresh with masking, migrations, point-in-time restore, monthly "
                     "partitions and retention.")

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from ops import confirm, wiring
+from ops import confirm
+from ops.cli import lazy
 from ops.cli.base import ENV_OPTION, JSON_OPTION, on_interrupt
-from ops.deploy import usecase
 from ops.errors import ConfigError, VerificationError
-from ops.health import check_endpoints
 from ops.output import print_json, progress, table
-from ops.wiring import resolve
+
+# The use cases, adapters and models behind these commands load on first use (ops/cli/lazy.py says why):
+# `ops --help` and shell completion import this module and need none of them.
+if TYPE_CHECKING:
+    from ops import wiring
+    from ops.deploy import usecase
+    from ops.health import check_endpoints
+    from ops.wiring import resolve
+else:
+    wiring = lazy.module("ops.wiring")
+    usecase = lazy.module("ops.deploy.usecase")
+    check_endpoints = lazy.function("ops.health", "check_endpoints")
+    resolve = lazy.function("ops.wiring", "resolve")
 
 VERSION_OPTION = typer.Option(..., "--version", help="The version to deploy (an image tag; locally a release name).")
 OPEN_SSH_OPTION = typer.Option(None, "--open-ssh-from", metavar="IP",

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
 from ops import confirm, locks
+from ops.cli import lazy
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
 from ops.output import print_json, progress, table
-from ops.wiring import objects, resolve
+
+# The use cases, adapters and models behind these commands load on first use (ops/cli/lazy.py says why):
+# `ops --help` and shell completion import this module and need none of them.
+if TYPE_CHECKING:
+    from ops.wiring import objects, resolve
+else:
+    objects, resolve = lazy.functions("ops.wiring", "objects", "resolve")
 
 app = OpsTyper(help="Locks held by backups, refreshes, and the hosts (deploys, rollbacks, failovers): list them, "
                     "break a dead run's.")

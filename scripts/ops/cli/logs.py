@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from ops import logs as usecase
-from ops import wiring
+from ops.cli import lazy
 from ops.cli.base import ENV_OPTION, JSON_OPTION, on_interrupt
 from ops.errors import ConfigError, ExternalError
 from ops.output import print_json, progress
-from ops.wiring import resolve
+
+# The use cases, adapters and models behind these commands load on first use (ops/cli/lazy.py says why):
+# `ops --help` and shell completion import this module and need none of them.
+if TYPE_CHECKING:
+    from ops import wiring
+    from ops.wiring import resolve
+else:
+    wiring = lazy.module("ops.wiring")
+    resolve = lazy.function("ops.wiring", "resolve")
 
 
 def logs(

@@ -5,10 +5,19 @@ Before the first deploy nothing answers the monitored URLs, so the stack makes i
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ops import confirm
+from ops.cli import lazy
 from ops.cli.base import ENV_OPTION, JSON_OPTION, OpsTyper
 from ops.output import print_json, progress
-from ops.wiring import resolve
+
+# The use cases, adapters and models behind these commands load on first use (ops/cli/lazy.py says why):
+# `ops --help` and shell completion import this module and need none of them.
+if TYPE_CHECKING:
+    from ops.wiring import resolve
+else:
+    resolve = lazy.function("ops.wiring", "resolve")
 
 app = OpsTyper(help="The stack's BetterStack monitors.")
 

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+from ops.cli import lazy
 from ops.cli.base import JSON_OPTION, OpsTyper
 from ops.errors import SandboxError
 from ops.output import print_json, progress, table
 from ops.paths import sandbox_dir
-from ops.sandbox import manager
-from ops.sandbox.components import ComponentHealth
-from ops.sandbox.state import load_state
+
+# The use cases, adapters and models behind these commands load on first use (ops/cli/lazy.py says why):
+# `ops --help` and shell completion import this module and need none of them.
+if TYPE_CHECKING:
+    from ops.sandbox import manager
+    from ops.sandbox.components import ComponentHealth
+    from ops.sandbox.state import load_state
+else:
+    manager = lazy.module("ops.sandbox.manager")
+    load_state = lazy.function("ops.sandbox.state", "load_state")
 
 app = OpsTyper(help="The local sandbox: PostgreSQL, Redis, SeaweedFS S3, the app (primary, standby), Caddy.")
 

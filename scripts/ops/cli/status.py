@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ops import status as usecase
-from ops import wiring
+from ops.cli import lazy
 from ops.cli.base import ENV_OPTION, JSON_OPTION
 from ops.errors import VerificationError
 from ops.output import print_json, progress, stdout, table
-from ops.wiring import resolve
+
+# The use cases, adapters and models behind these commands load on first use (ops/cli/lazy.py says why):
+# `ops --help` and shell completion import this module and need none of them.
+if TYPE_CHECKING:
+    from ops import wiring
+    from ops.wiring import resolve
+else:
+    wiring = lazy.module("ops.wiring")
+    resolve = lazy.function("ops.wiring", "resolve")
 
 
 def _line(name: str, part: dict[str, Any], text: str) -> None:

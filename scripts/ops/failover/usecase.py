@@ -16,12 +16,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
-
 from ops import failpoints, store_keys
 from ops.deploy.interrupt import interruptible
 from ops.errors import ConfigError, ExternalError, NotFoundError, VerificationError
-from ops.health import check_endpoints
 from ops.journal import step_runner
 from ops.locks import HOSTS_LOCK, LEASE, hosts_lock, list_locks, object_lock, release_command
 from ops.ports import FailoverSite, LiveDatabase, ObjectStore, TrafficSwitch
@@ -202,6 +199,8 @@ def read_journal(objects: ObjectStore, env_name: str) -> dict[str, Any] | None:
 
 
 def watch_errors(url: str, seconds: float, *, max_error_rate: float = 0.05, interval: float = 0.25) -> dict[str, Any]:
+    import httpx  # here, not at the top: `ops --help` imports this module (cli/failover.py's option default)
+
     sent = failed = 0
     deadline = time.monotonic() + seconds
     with httpx.Client(timeout=3) as client:
@@ -224,6 +223,10 @@ def endpoints_answer(url: str) -> dict[str, Any]:
     """The failover's endpoint step: every endpoint answers 200 (ops.health.check_endpoints, the one
     check; its latency targets are `ops health`'s business, not a reason to stop a failover), and
     the version the app reports, for the journal."""
+    import httpx  # as in watch_errors: `ops failover --help` loads neither httpx nor ops.health
+
+    from ops.health import check_endpoints
+
     out: dict[str, Any] = {}
     for check in check_endpoints(url, requests=1):
         if check.status != 200:

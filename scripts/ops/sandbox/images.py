@@ -174,7 +174,8 @@ def ensure_base_images(engine: EngineClient, dockerfile: Path = DOCKERFILE) -> l
 # --------------------------------------------------------------------------- the app image
 
 
-def context_digest(paths: tuple[str, ...] = ("app/Dockerfile", "pyproject.toml", "uv.lock")) -> str:
+def context_digest(paths: tuple[str, ...] = ("app/Dockerfile", "pyproject.toml", "app/pyproject.toml", "uv.lock")
+                   ) -> str:
     digest = hashlib.sha256()
     for rel in paths:
         digest.update((REPO_ROOT / rel).read_bytes())
