@@ -130,7 +130,7 @@ def _tls_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
 
 def cloudflare_tls(zone_id: str) -> str:
     """Cloudflare's side of TLS: SSL mode strict (it verifies the origin's certificate), TLS >= 1.2."""
-    from ops.adapters.cloudflare_api import CloudflareClient
+    from ops.adapters.cloud.clients import CloudflareClient
 
     with CloudflareClient.from_environ() as client:
         mode, minimum = client.zone_setting(zone_id, "ssl"), client.zone_setting(zone_id, "min_tls_version")
@@ -155,7 +155,7 @@ def _monitoring_cloud(env: Environment, _tenant: SyntheticTenant) -> tuple[str, 
 
 def betterstack_and_sentry(env: Environment) -> tuple[str, str]:
     """Every monitor the stack made exists and reports up; Sentry's DSN is a stack secret."""
-    from ops.adapters.betterstack_api import BetterStackClient
+    from ops.adapters.cloud.clients import BetterStackClient
 
     monitor_ids = env.monitor_ids
     states = {}
@@ -174,7 +174,7 @@ def betterstack_and_sentry(env: Environment) -> tuple[str, str]:
 def _stripe_registration(env: Environment, endpoint_id: str) -> str:
     """The endpoint as Stripe has it: the app's URL, enabled, subscribed to every event the app handles."""
     from autoenroll.stripe_webhook import HANDLED_EVENTS, WEBHOOK_PATH
-    from ops.adapters.stripe_api import StripeClient
+    from ops.adapters.cloud.clients import StripeClient
 
     with StripeClient.from_environ() as client:
         endpoint = client.get_webhook_endpoint(endpoint_id)
@@ -342,7 +342,7 @@ def _backups(env: Environment, _tenant: SyntheticTenant) -> tuple[str, str]:
 
 def cloudflare_dns(env: Environment) -> tuple[str, str]:
     """The app's record in Cloudflare: one proxied A record at the stack's origin (or a failed-over server)."""
-    from ops.adapters.cloudflare_api import CloudflareClient
+    from ops.adapters.cloud.clients import CloudflareClient
 
     dns = env.dns
     if dns is None:

@@ -10,7 +10,7 @@ from pydantic import SecretStr
 
 from autoenroll.stripe_webhook import HANDLED_EVENTS, WEBHOOK_PATH
 from ops import checklist
-from ops.adapters.stripe_api import StripeClient
+from ops.adapters.cloud.clients import StripeClient
 from ops.environment import Environment, StripeWebhook, resolve
 from ops.sandbox.state import SandboxState
 from tests.stripe_fake import FakeStripe

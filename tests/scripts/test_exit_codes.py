@@ -19,7 +19,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ops import checklist
-from ops.adapters.neon_api import NeonClient
+from ops.adapters.cloud.clients import NeonClient
 from ops.adapters.s3_store import S3ObjectStore
 from ops.cli import app
 from ops.environment import resolve

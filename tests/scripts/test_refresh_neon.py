@@ -15,7 +15,7 @@ import httpx
 import psycopg
 import pytest
 
-from ops.adapters.neon_api import NeonClient
+from ops.adapters.cloud.clients import NeonClient
 from ops.adapters.s3_store import S3ObjectStore
 from ops.environment import resolve
 from ops.errors import ProviderAPIError

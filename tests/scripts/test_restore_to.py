@@ -129,7 +129,7 @@ def test_the_refresh_neon_path_against_the_same_fake(neon, monkeypatch: pytest.M
     with its old state kept under a name, then the scratch branch deleted."""
     import os
 
-    from ops.adapters.neon_api import NeonClient
+    from ops.adapters.cloud.clients import NeonClient
     from ops.refresh.branch_stores import NeonBranchStore
 
     fake, local, _moment = neon

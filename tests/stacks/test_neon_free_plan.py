@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
+from clients.neon_api import NeonClient
 
-from ops.adapters.neon_api import NeonClient
 from stacks.plan import Plan, run_plan
 from stacks.providers import neon as neon_provider
 from tests.stacks.test_providers import FakeNeon

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from ops.adapters.neon_api import NeonClient
+from ops.adapters.cloud.clients import NeonClient
 from ops.errors import NotFoundError
 from ops.paths import pg_tool
 from ops.pg import connect, create_database, drop_database, libpq_env, with_database
