@@ -11,9 +11,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 import typer
-
 from clients import errors as ce
 from clients.neon_api import NeonClient
+
 from ops.adapters.cloud import clients as ops_clients
 from ops.adapters.cloud.client_errors import MAPPING, client_errors, to_ops_error
 from ops.errors import ConfigError, OpsError, ProviderAPIError
@@ -96,7 +96,7 @@ def test_a_failing_provider_raises_a_stacks_error_never_an_ops_one(monkeypatch: 
                                                                    code: int | None) -> None:
     # `neon_provider.NeonClient`: the class the provider module itself uses, whichever layer it comes from.
     monkeypatch.setattr(neon_provider, "client_factory", lambda: _client(neon_provider.NeonClient, answer))
-    with pytest.raises(Exception) as raised:  # noqa: PT011 - the class is what is checked
+    with pytest.raises(Exception) as raised:  # the class is what is checked, below
         neon_provider.NeonDatabaseProvider().read("br-1/autoenroll", {
             "project_id": "p-1", "branch_id": "br-1", "database": "autoenroll", "role": "autoenroll_app",
             "owner_role": "autoenroll_owner", "app_password": "pw"})
@@ -115,7 +115,7 @@ def test_the_most_specific_entry_wins_whatever_the_order() -> None:
     assert str(to_ops_error(ce.RateLimited("x", status=429), general_first)) == "http"
     assert str(to_ops_error(ce.OutcomeUnknown("x"), general_first)) == "any"
     # ops's own table lists ClientError before ClientConfigError: the config error still wins.
-    assert list(MAPPING)[0] is ce.ClientError
+    assert next(iter(MAPPING)) is ce.ClientError
     assert type(to_ops_error(ce.ClientConfigError("X_TOKEN: not set"))) is ConfigError
     assert type(se.to_stack_error(ce.ClientConfigError("X_TOKEN: not set"))) is se.StackConfigError
     assert type(se.to_stack_error(ce.NotFound("gone", status=404))) is se.ProviderAPIFailure
