@@ -1,7 +1,9 @@
 """The SaaS clients as `ops` uses them: each raises OpsErrors (client_errors.py maps them once, here).
 
-`ops` imports its clients from this module, never from `clients` directly, so no ops code sees a
-`clients.errors` exception; the Pulumi program maps the same clients into its own tree (stacks/errors.py).
+`ops` imports its SaaS clients from this module, never from `clients` directly, so no ops code sees a
+`clients.errors` exception (Caddy's admin client is mapped by its switch, ops/sandbox/traffic_caddy.py,
+into the ExternalErrors it always raised; the CLI's guard maps any that still escape). The Pulumi
+program maps the same clients into its own tree (stacks/errors.py).
 """
 
 from __future__ import annotations
