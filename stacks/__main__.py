@@ -10,8 +10,7 @@ from typing import Any
 
 import pulumi
 
-from autoenroll.contract import SECRET_ENV_VARS
-from ops.naming import BRANCH_OF_ENV
+from autoenroll.contract import BRANCH_OF_ENV, SECRET_ENV_VARS
 from stacks import config as stack_config
 from stacks.billing import Billing, BillingArgs
 from stacks.cache import Cache, CacheArgs

@@ -8,7 +8,7 @@ from typing import Any, cast
 import pulumi
 import pulumi_cloudflare as cloudflare
 
-from ops.naming import BUCKET_ROLES, bucket_name
+from autoenroll.contract import BUCKET_ROLES, bucket_name
 from stacks.config import StackNames, StorageConfig
 
 DAY = 86400

@@ -16,3 +16,17 @@ SECRET_ENV_VARS = ("DATABASE_URL", "REDIS_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_A
                    "AUTH_SECRET", "STRIPE_WEBHOOK_SECRET")
 PLAIN_ENV_VARS = ("APP_ENV", "APP_ROLE", "APP_VERSION", "HOST", "PORT", "S3_ENDPOINT_URL", "S3_REGION",
                   "S3_BUCKET_UPLOADS")
+
+# Object-store buckets: one per role (uploads, agents, backups) in each environment.
+APP_NAME = "autoenroll"
+BUCKET_ROLES = ("uploads", "agents", "backups")
+
+
+def bucket_name(environment: str, role: str) -> str:
+    """Bucket for `role` (uploads, agents, backups) in `environment`: `autoenroll-<env>-<role>`."""
+    return f"{APP_NAME}-{environment}-{role}"
+
+
+# The Neon branch each environment's app uses (the environment strategy; `local` is the
+# sandbox, whose "branches" are databases of the same names).
+BRANCH_OF_ENV = {"local": "main", "development": "development", "staging": "staging", "production": "main"}

@@ -157,16 +157,16 @@ EDGE = ("autoenroll:edge:Edge", "edge")
 
 
 def _cloudflare(report: Report, stack: Any, environ: Mapping[str, str], transport: httpx.BaseTransport | None) -> None:
-    from ops.adapters.cloudflare_api import CloudflareClient
+    from ops.adapters.cloud.clients import CloudflareClient
 
     e, stack_name = stack.edge, report.stack
-    from ops.adapters.http_api import base_url_override
+    from ops.adapters.cloud.clients import base_url_override
 
     client = CloudflareClient(environ["CLOUDFLARE_API_TOKEN"], transport=transport, max_attempts=2,
                               base_url=base_url_override(CloudflareClient.base_url_variable))
     with client:
         try:
-            token = client.request("GET", "/user/tokens/verify")["result"]
+            token = client.get("/user/tokens/verify")
         except ProviderAPIError as exc:
             report.findings.append(Finding("cloudflare:apiToken", f"the token does not verify ({exc.message})",
                                            "Cloudflare > My Profile > API Tokens", "create a new token"))
@@ -175,7 +175,7 @@ def _cloudflare(report: Report, stack: Any, environ: Mapping[str, str], transpor
             report.findings.append(Finding("cloudflare:apiToken", f"the token is {token.get('status')}, not active",
                                            "Cloudflare > My Profile > API Tokens", "roll or re-enable it"))
         try:
-            details = client.request("GET", f"/user/tokens/{token['id']}")["result"]
+            details = client.get(f"/user/tokens/{token['id']}")
             granted = {g.get("name") for p in details.get("policies", []) if p.get("effect", "allow") == "allow"
                        for g in p.get("permission_groups", [])}
             lacking = [name for name in CLOUDFLARE_PERMISSIONS if name not in granted]
@@ -189,7 +189,7 @@ def _cloudflare(report: Report, stack: Any, environ: Mapping[str, str], transpor
                                            f"{', '.join(CLOUDFLARE_PERMISSIONS)}", "Cloudflare > My Profile > API "
                                            "Tokens", "edit the token", "note"))
         try:
-            client.request("GET", f"/accounts/{e.account_id}/r2/buckets")
+            client.get(f"/accounts/{e.account_id}/r2/buckets")
         except ProviderAPIError as exc:
             report.findings.append(Finding("R2", f"R2 is not usable on account {e.account_id} ({exc.message})",
                                            "Cloudflare > R2 > Purchase R2 (activation needs a payment method; the "
@@ -204,7 +204,7 @@ def _cloudflare(report: Report, stack: Any, environ: Mapping[str, str], transpor
                     f"Install > {e.pages.github_owner}", "install the app for that owner (the API cannot tell "
                     "whether it is), then run pulumi up", "note"))
         if e.manage_zone:
-            rulesets = client.request("GET", f"/zones/{e.zone_id}/rulesets")["result"] or []
+            rulesets = client.get(f"/zones/{e.zone_id}/rulesets") or []
             for ruleset in rulesets:
                 phase = str(ruleset.get("phase"))
                 if ruleset.get("kind") == "zone" and phase in RULESET_PHASES:
@@ -219,7 +219,7 @@ def _cloudflare(report: Report, stack: Any, environ: Mapping[str, str], transpor
         if e.pages is not None and e.manage_zone:
             names["edge-pages"] = e.pages.domain
         for resource, name in names.items():
-            records = client.request("GET", f"/zones/{e.zone_id}/dns_records", params={"name.exact": name})["result"]
+            records = client.get(f"/zones/{e.zone_id}/dns_records", params={"name.exact": name})
             for record in records or []:
                 if record.get("type") not in ("A", "AAAA", "CNAME"):
                     continue  # the apex's mail TXT records coexist with the stack's CNAME
@@ -232,7 +232,7 @@ def _cloudflare(report: Report, stack: Any, environ: Mapping[str, str], transpor
 
 
 def _hetzner(report: Report, stack: Any, environ: Mapping[str, str], transport: httpx.BaseTransport | None) -> None:
-    from ops.adapters.http_api import JsonApiClient, base_url_override
+    from ops.adapters.cloud.clients import JsonApiClient, base_url_override
     from stacks.config import ssh_fingerprint
 
     if not stack.compute.owns_ssh_keys:

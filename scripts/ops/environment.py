@@ -22,9 +22,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from autoenroll.contract import APP_DATABASE_ROLE, DATABASE_NAME, OWNER_DATABASE_ROLE
+from autoenroll.contract import APP_DATABASE_ROLE, BRANCH_OF_ENV, DATABASE_NAME, OWNER_DATABASE_ROLE
 from ops.errors import ConfigError, NotFoundError
-from ops.naming import BRANCH_OF_ENV
 
 EnvName = Literal["local", "development", "staging", "production"]
 ENV_NAMES: tuple[str, ...] = ("local", "development", "staging", "production")

@@ -200,9 +200,8 @@ def traffic(env: Environment) -> TrafficSwitch:
         from ops.adapters.local.traffic import SandboxEdge
 
         return SandboxEdge(sandbox_dir())
-    from ops.adapters.cloudflare_api import CloudflareClient
-    from ops.adapters.cloudflare_dns import CloudflareDnsSwitch, client_from_token
-    from ops.adapters.http_api import base_url_override
+    from ops.adapters.cloud.clients import CloudflareClient, base_url_override
+    from ops.adapters.cloud.cloudflare_dns import CloudflareDnsSwitch, client_from_token
 
     if env.dns is None:
         raise ConfigError(f"stack outputs for {env.name}: no dns (zone and record ids)")
@@ -227,7 +226,7 @@ def traffic_reader(env: Environment) -> tuple[Callable[[], str] | None, str]:
 
 
 def neon_client() -> Any:
-    from ops.adapters.neon_api import NeonClient
+    from ops.adapters.cloud.clients import NeonClient
 
     return NeonClient.from_environ()  # OPS_NEON_API_URL moves it (ProviderClient.base_url_variable)
 
@@ -280,8 +279,8 @@ def ssh_access(env: Environment, runner_ip: str | None) -> AbstractContextManage
         return nullcontext()
     from hcloud import Client
 
+    from ops.adapters.cloud.clients import base_url_override
     from ops.adapters.cloud.hetzner_firewall import ssh_opened_for
-    from ops.adapters.http_api import base_url_override
 
     if env.firewall_id is None:
         raise ConfigError(f"stack outputs for {env.name}: no firewall_id")
@@ -421,7 +420,7 @@ def status_ports(env: Environment) -> Any:
         monitors_source = "the sandbox's stand-in for BetterStack (each app's /health)"
     else:
         def monitors() -> dict[str, str]:
-            from ops.adapters.betterstack_api import BetterStackClient
+            from ops.adapters.cloud.clients import BetterStackClient
 
             states = {}
             with BetterStackClient.from_environ() as client:

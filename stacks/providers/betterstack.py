@@ -14,7 +14,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from ops.adapters.betterstack_api import BetterStackClient
+from clients.betterstack_api import BetterStackClient
+from stacks.errors import maps_client_errors
 from stacks.providers.portable import Portable
 
 client_factory: Callable[[], BetterStackClient] = BetterStackClient.from_environ
@@ -33,6 +34,7 @@ def integers(value: Any) -> Any:
     return value
 
 
+@maps_client_errors
 class BetterStackProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         # `create_only` (e.g. monitors made paused) is sent once, never diffed: afterwards the attribute

@@ -1,7 +1,8 @@
 """Pulumi dynamic providers for Neon (no maintained Python Pulumi provider exists).
 
 Three resources, each with create, read, update, delete and diff over the Neon API v2
-(`ops.adapters.neon_api`, which retries 423/429/5xx and polls operations):
+(`clients.neon_api`, which retries 423/429/5xx and polls operations; its errors reach Pulumi as
+`stacks.errors`, mapped by `maps_client_errors`):
 - `NeonProject`: the project in Frankfurt with its point-in-time history window;
 - `NeonBranch`: a branch with its read-write endpoint and autoscaling limits (`adopt` takes
   over the project's default branch instead of creating one);
@@ -25,7 +26,8 @@ from urllib.parse import quote, urlsplit
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from ops.adapters.neon_api import NeonClient
+from clients.neon_api import NeonClient
+from stacks.errors import maps_client_errors
 from stacks.providers.portable import Portable
 
 # Tests replace this with a client on an HTTP fake.
@@ -43,6 +45,7 @@ def _diff(olds: dict[str, Any], news: dict[str, Any], keys: tuple[str, ...], rep
 PROJECT_KEYS = ("name", "org_id", "region_id", "pg_version", "history_retention_seconds")
 
 
+@maps_client_errors
 class NeonProjectProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_factory()
@@ -102,6 +105,7 @@ def _endpoint_settings(props: dict[str, Any]) -> dict[str, Any]:
     return settings
 
 
+@maps_client_errors
 class NeonBranchProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_factory()
@@ -165,6 +169,7 @@ class NeonBranch(Resource):
 DATABASE_KEYS = ("project_id", "branch_id", "database", "role", "owner_role")
 
 
+@maps_client_errors
 class NeonDatabaseProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         client = client_factory()

@@ -2,9 +2,9 @@
 
 Pulumi stores a dynamic provider in state as a dill pickle, and dill pickles a class from an
 importable module *by reference* (`stacks.providers.neon.NeonProjectProvider`). Those modules
-(and the `ops` API clients they call) exist only in this checkout: from another path, a wheel
+(and the API clients of `clients` they call) exist only in this checkout: from another path, a wheel
 install or CI, unpickling fails. A `Portable` provider pickles instead as a call to `eval` with
-the source of every first-party module it needs (found by following its `ops.`/`stacks.`
+the source of every first-party module it needs (found by following its `clients.`/`stacks.`
 imports), so unpickling needs only what the Pulumi program's own environment has: the standard
 library, `pulumi`, `dill` and `httpx`.
 """
@@ -16,7 +16,7 @@ import inspect
 import sys
 from typing import Any
 
-FIRST_PARTY = ("ops", "stacks")
+FIRST_PARTY = ("clients", "stacks")
 
 # Runs where the provider is unpickled: define each bundled module (already imported ones are
 # reused, so a checkout that has the code uses its own), then make the provider.

@@ -14,13 +14,15 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, Resource, ResourceProvider, UpdateResult
 
-from ops.adapters.stripe_api import STRIPE_API_VERSION, StripeClient
+from clients.stripe_api import STRIPE_API_VERSION, StripeClient
+from stacks.errors import maps_client_errors
 from stacks.providers.portable import Portable
 
 client_factory: Callable[[], StripeClient] = StripeClient.from_environ
 FIELDS = ("url", "enabled_events", "description")
 
 
+@maps_client_errors
 class StripeWebhookProvider(Portable, ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         data = client_factory().create_webhook_endpoint(props["url"], list(props["enabled_events"]),

@@ -9,9 +9,8 @@ import httpx
 import pytest
 
 from ops import checklist
-from ops.adapters.betterstack_api import BetterStackClient
 from ops.adapters.cloud import checklist as checklist_cloud
-from ops.adapters.cloudflare_api import CloudflareClient
+from ops.adapters.cloud.clients import BetterStackClient, CloudflareClient
 from ops.environment import Environment, from_outputs
 from ops.errors import ProviderAPIError
 from ops.paths import REPO_ROOT
@@ -46,7 +45,7 @@ def environment(monkeypatch: pytest.MonkeyPatch, monitor_ids: dict[str, str] | N
 def cloudflare(monkeypatch: pytest.MonkeyPatch) -> FakeCloudflare:
     fake = FakeCloudflare()
     monkeypatch.setattr(CloudflareClient, "from_environ", classmethod(
-        lambda cls: CloudflareClient(fake.token, transport=fake.transport(), sleep=lambda s: None)))
+        lambda cls: CloudflareClient(fake.token, transport=fake.transport())))
     return fake
 
 
@@ -129,7 +128,7 @@ def test_dns_with_a_load_balancer_wants_the_load_balancer(cloudflare: FakeCloudf
 
 def test_a_bad_cloudflare_token_is_a_provider_error_without_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeCloudflare()
-    client = CloudflareClient("wrong-token", transport=fake.transport(), sleep=lambda s: None)
+    client = CloudflareClient("wrong-token", transport=fake.transport())
     with pytest.raises(ProviderAPIError, match="Invalid access token") as caught:
         client.dns_records(ZONE, APP, "A")
     assert "wrong-token" not in str(caught.value)

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from autoenroll.stripe_webhook import HANDLED_EVENTS, WEBHOOK_PATH
 from ops import checklist, wiring
 from ops.adapters.cloud import checklist as checklist_cloud
-from ops.adapters.stripe_api import StripeClient
+from ops.adapters.cloud.clients import StripeClient
 from ops.environment import Environment, StripeWebhook
 from ops.sandbox.state import SandboxState
 from ops.wiring import resolve

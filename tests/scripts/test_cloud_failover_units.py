@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ops.adapters.cloudflare_dns import CloudflareDnsSwitch, client_from_token
+from ops.adapters.cloud.cloudflare_dns import CloudflareDnsSwitch, client_from_token
 from ops.cli import app
 from ops.environment import AppHost, DnsRecords
 from ops.errors import ConfigError

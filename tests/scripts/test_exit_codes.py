@@ -19,8 +19,8 @@ import pytest
 from typer.testing import CliRunner
 
 from ops import checklist
+from ops.adapters.cloud.clients import NeonClient
 from ops.adapters.cloud.s3_store import S3ObjectStore
-from ops.adapters.neon_api import NeonClient
 from ops.cli import app
 from ops.sandbox import manager
 from ops.sandbox.state import SandboxState, load_state, save_state

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from ops.adapters.cloudflare_dns import CloudflareDnsSwitch, client_from_token
+from ops.adapters.cloud.cloudflare_dns import CloudflareDnsSwitch, client_from_token
 from ops.environment import DnsRecords
 from ops.errors import ExternalError
 from ops.failover import usecase

@@ -23,16 +23,12 @@ SCRIPTS = REPO_ROOT / "scripts"
 OPS = SCRIPTS / "ops"
 WIRING = "ops.wiring"
 
-# Adapters by side. Each list names today's modules and the folders the layering step files them in
-# (ops/adapters/local/ and ops/adapters/cloud/), so the rules hold before and after the move.
-# ops.refresh.branch_stores holds one adapter of each side and the preserved-name helper the refresh
-# use-case imports: it is judged once the move splits it (rule 4 sees its classes today).
+# Adapters by side: the layering step files them in ops/adapters/local/ and ops/adapters/cloud/;
+# the sandbox's Caddy switch and checklist answers are local adapters that live with the sandbox.
 LOCAL_ADAPTERS = ("ops.adapters.local", "ops.sandbox.traffic_caddy", "ops.sandbox.checklist")
-CLOUD_ADAPTERS = ("ops.adapters.cloud", "ops.adapters.betterstack_api", "ops.adapters.cloudflare_api",
-                  "ops.adapters.cloudflare_dns", "ops.adapters.neon_api", "ops.adapters.stripe_api")
+CLOUD_ADAPTERS = ("ops.adapters.cloud",)
 # Adapters that serve both sides the same way (one S3 client for R2 and SeaweedFS, one heartbeat).
-SHARED_ADAPTERS = ("ops.adapters.cloud.s3_store", "ops.adapters.cloud.heartbeat", "ops.adapters.http_api",
-                   "ops.refresh.branch_stores")
+SHARED_ADAPTERS = ("ops.adapters.cloud.s3_store", "ops.adapters.cloud.heartbeat")
 # The sandbox's own package starts its local stand-ins itself (it is the local side).
 SANDBOX_PACKAGE = "ops.sandbox"
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from ops.adapters.betterstack_api import BetterStackClient
+from ops.adapters.cloud.clients import BetterStackClient
 from ops.cli import app
 from stacks.providers import betterstack as bs_provider
 from tests.betterstack_fake import FakeBetterStack

@@ -15,10 +15,10 @@ import httpx
 import psycopg
 import pytest
 
+from ops.adapters.cloud.clients import NeonClient
 from ops.adapters.cloud.neon_branch_store import NeonBranchStore
 from ops.adapters.cloud.s3_store import S3ObjectStore
 from ops.adapters.local.branch_store import LocalBranchStore
-from ops.adapters.neon_api import NeonClient
 from ops.errors import ProviderAPIError
 from ops.refresh import usecase
 from ops.sandbox.state import SandboxState

@@ -129,8 +129,8 @@ def test_the_refresh_neon_path_against_the_same_fake(neon, monkeypatch: pytest.M
     with its old state kept under a name, then the scratch branch deleted."""
     import os
 
+    from ops.adapters.cloud.clients import NeonClient
     from ops.adapters.cloud.neon_branch_store import NeonBranchStore
-    from ops.adapters.neon_api import NeonClient
 
     fake, local, _moment = neon
     client = NeonClient("neon-lab-key", base_url=os.environ["OPS_NEON_API_URL"], sleep=lambda _s: None)

@@ -200,7 +200,7 @@ def test_typed_confirmation(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_provider_answering_html_is_a_provider_error() -> None:
-    from ops.adapters.http_api import JsonApiClient
+    from ops.adapters.cloud.clients import JsonApiClient
 
     transport = httpx.MockTransport(lambda _r: httpx.Response(200, text="<html>gateway</html>"))
     with JsonApiClient("https://api.example.invalid", "t", transport=transport) as client, \

@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from ops.adapters.betterstack_api import BetterStackClient
-from ops.adapters.cloudflare_api import CloudflareClient
-from ops.adapters.neon_api import NeonClient
-from ops.adapters.stripe_api import StripeClient
-from ops.errors import ProviderAPIError
+from clients.betterstack_api import BetterStackClient
+from clients.cloudflare_api import CloudflareClient
+from clients.errors import OutcomeUnknown
+from clients.neon_api import NeonClient
+from clients.stripe_api import StripeClient
 from stacks.plan import Plan
 from stacks.policies import DYNAMIC
 from stacks.providers import betterstack as betterstack_provider
@@ -157,12 +157,20 @@ def test_stripe_calls_fit_its_documented_parameters(monkeypatch: pytest.MonkeyPa
 
 def test_cloudflare_calls_fit_its_documented_parameters() -> None:
     recorder = Recorder("/client/v4", {"success": True, "errors": [], "result": [{"id": "r"}]})
-    client = CloudflareClient("token", transport=httpx.MockTransport(recorder), sleep=lambda _s: None)
+    client = CloudflareClient("token", transport=httpx.MockTransport(recorder))
     client.dns_records("zone", "app.autoenroll.ie", "A")
     recorder.answer = {"success": True, "errors": [], "result": {"id": "ssl", "value": "strict"}}
     client.zone_setting("zone", "ssl")
+    recorder.answer = {"success": True, "errors": [], "result": {"id": "r", "name": "app.autoenroll.ie",
+                                                                   "type": "A", "content": "192.0.2.1",
+                                                                   "proxied": True, "ttl": 1}}
+    client.dns_record("zone", "r")
+    client.edit_dns_record("zone", "r", name="app.autoenroll.ie", content="192.0.2.2", proxied=True)
     _called(recorder, lambda r: check_recorded(CLOUDFLARE, r))
-    assert _public_methods(CloudflareClient) == {"dns_records", "zone_setting"}, "a new call needs its contract"
+    # get/get_or_none: doctor's read-only probes by path (token, R2, Pages, rulesets), checked in test_doctor.
+    typed = {"dns_records", "dns_record", "edit_dns_record", "zone_setting"}
+    assert _public_methods(CloudflareClient) == typed | {"get", "get_or_none", "close"}, \
+        "a new call needs its contract"
 
 
 def test_a_post_that_timed_out_is_retried_only_with_an_idempotency_key() -> None:
@@ -181,7 +189,7 @@ def test_a_post_that_timed_out_is_retried_only_with_an_idempotency_key() -> None
 
     attempts.clear()
     neon = NeonClient("key", transport=httpx.MockTransport(first_times_out), sleep=lambda _s: None)
-    with pytest.raises(ProviderAPIError, match="not retried"):
+    with pytest.raises(OutcomeUnknown, match="not retried"):
         neon.create_branch("p-1", name="staging", parent_id="br-1", endpoint=None)
     assert len(attempts) == 1  # Neon has no idempotency key: a second POST could make a second branch
     attempts.clear()

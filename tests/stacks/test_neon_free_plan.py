@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ops.adapters.neon_api import NeonClient
+from clients.neon_api import NeonClient
 from stacks.plan import Plan, run_plan
 from stacks.providers import neon as neon_provider
 from tests.stacks.test_providers import FakeNeon

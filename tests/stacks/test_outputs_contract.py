@@ -38,8 +38,7 @@ def test_ops_resolves_an_environment_from_the_stacks_outputs(
     assert env.monitor_ids and all(env.monitor_ids.values())
     assert env.firewall_id  # what CI opens SSH on for one deploy (--open-ssh-from)
     assert all(h.address and h.private_ip for h in env.app_hosts)
-    from autoenroll.contract import OWNER_DATABASE_ROLE, SECRET_ENV_VARS
-    from ops.naming import BRANCH_OF_ENV
+    from autoenroll.contract import BRANCH_OF_ENV, OWNER_DATABASE_ROLE, SECRET_ENV_VARS
 
     assert set(SECRET_ENV_VARS) <= set(env.app_env)  # what `ops deploy` writes to each host's env file
     # What `ops deploy` writes to each host's Caddy (as root) and the login its pulls need.

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from ops.adapters.betterstack_api import BetterStackClient
-from ops.adapters.neon_api import NeonClient
-from ops.errors import ProviderAPIError
+from clients.betterstack_api import BetterStackClient
+from clients.errors import ClientConfigError, ClientError, OperationFailed, ServerError
+from clients.neon_api import NeonClient
 from stacks.providers import betterstack as bs_provider
 from stacks.providers import neon as neon_provider
 from tests.betterstack_fake import FakeBetterStack
@@ -147,7 +147,7 @@ def test_adopting_the_default_branch_updates_instead_of_creating(neon: FakeNeon)
 
 def test_a_failed_operation_raises_naming_it(neon: FakeNeon) -> None:
     client = neon_provider.client_factory()
-    with pytest.raises(ProviderAPIError, match=r"op-4 .* failed: compute start failed"):
+    with pytest.raises(OperationFailed, match=r"op-4 .* failed: compute start failed"):
         client.restore_branch("p-1", "br-staging", source_branch_id="br-main", preserve_under_name="staging_old")
     restore = next(r for r in neon.requests if r[1].endswith("/restore"))
     assert restore[2] == {"source_branch_id": "br-main", "preserve_under_name": "staging_old"}
@@ -158,14 +158,14 @@ def test_errors_carry_the_request_id_and_reads_of_gone_resources_return_none(neo
     assert read.id is None
     neon.fail_next["GET /projects/p-1/branches/br-main"] = httpx.Response(
         400, json={"message": "bad"}, headers={"x-neon-ret-request-id": "req-42"})
-    with pytest.raises(ProviderAPIError, match=r"HTTP 400, request id req-42"):
+    with pytest.raises(ClientError, match=r"HTTP 400, request id req-42"):
         neon_provider.client_factory().get_branch("p-1", "br-main")
 
 
 def test_gives_up_after_bounded_retries(neon: FakeNeon) -> None:
     client = NeonClient("k", transport=httpx.MockTransport(lambda r: httpx.Response(503)), sleep=lambda s: None,
                         max_attempts=3)
-    with pytest.raises(ProviderAPIError, match="HTTP 503"):
+    with pytest.raises(ServerError, match="HTTP 503"):
         client.list_branches("p-1")
     assert client.retries == 2
 
@@ -179,10 +179,8 @@ def test_diff_replaces_only_what_cannot_change_in_place() -> None:
 
 
 def test_api_key_missing_is_a_named_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ops.errors import ConfigError
-
     monkeypatch.delenv("NEON_API_KEY", raising=False)
-    with pytest.raises(ConfigError, match="NEON_API_KEY"):
+    with pytest.raises(ClientConfigError, match="NEON_API_KEY"):
         NeonClient.from_environ()
 
 

@@ -7,8 +7,8 @@ import json
 import pytest
 
 from autoenroll.stripe_webhook import HANDLED_EVENTS, WEBHOOK_PATH
-from ops.adapters.stripe_api import STRIPE_API_VERSION, StripeClient
-from ops.errors import ConfigError, ProviderAPIError
+from clients.errors import AuthError, ClientConfigError
+from clients.stripe_api import STRIPE_API_VERSION, StripeClient
 from stacks.plan import Plan
 from stacks.providers import stripe as stripe_provider
 from tests.stripe_fake import FakeStripe
@@ -95,7 +95,7 @@ def test_delete_is_idempotent_and_a_gone_endpoint_reads_as_none(fake: FakeStripe
 def test_errors_name_stripe_and_carry_the_request_id() -> None:
     fake = FakeStripe()
     client = StripeClient("sk_test_wrong", transport=fake.transport(), sleep=lambda s: None)
-    with pytest.raises(ProviderAPIError, match="Invalid API Key") as caught:
+    with pytest.raises(AuthError, match="Invalid API Key") as caught:
         client.create_webhook_endpoint("https://x", ["a"], "d")
     assert caught.value.request_id and caught.value.request_id.startswith("req_")
     assert "sk_test_wrong" not in str(caught.value)
@@ -103,7 +103,7 @@ def test_errors_name_stripe_and_carry_the_request_id() -> None:
 
 def test_missing_api_key_is_a_named_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STRIPE_API_KEY", raising=False)
-    with pytest.raises(ConfigError, match="STRIPE_API_KEY"):
+    with pytest.raises(ClientConfigError, match="STRIPE_API_KEY"):
         StripeClient.from_environ()
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 import typer
 
+from clients.errors import ClientError
+from ops.adapters.cloud.client_errors import to_ops_error
 from ops.confirm import typed_confirmation  # noqa: F401  (re-exported: the policy lives in ops.confirm)
 from ops.errors import ExternalError, OpsError, describe, is_dependency_error
 from ops.output import stderr
@@ -50,6 +52,10 @@ def _guard(func: Callable[..., Any], command: Callable[[], str] = lambda: "ops")
         except OpsError as exc:
             report_error(exc)
             raise typer.Exit(exc.exit_code) from None
+        except ClientError as exc:  # a client used without ops's mapping (clients.py): map it here, the same way
+            mapped = to_ops_error(exc)
+            report_error(mapped)
+            raise typer.Exit(mapped.exit_code) from None
         except KeyboardInterrupt:
             _interrupted(command())
             raise typer.Exit(130) from None

@@ -26,7 +26,7 @@ app = OpsTyper(help="The stack's BetterStack monitors.")
 def resume(env_name: str = ENV_OPTION, plan_only: bool = confirm.PLAN_OPTION, yes: bool = confirm.YES_OPTION,
            as_json: bool = JSON_OPTION) -> None:
     """Unpause every monitor in the stack outputs (`monitor_ids`); resuming a running one changes nothing."""
-    from ops.adapters.betterstack_api import BetterStackClient
+    from ops.adapters.cloud.clients import BetterStackClient
     from ops.errors import ConfigError
 
     env = resolve(env_name, live=False)

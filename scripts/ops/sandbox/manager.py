@@ -6,8 +6,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from autoenroll.contract import BUCKET_ROLES, bucket_name
 from ops.errors import NotFoundError, SandboxError
-from ops.naming import BUCKET_ROLES, bucket_name
 from ops.processes import run_checked
 from ops.sandbox import components as c
 from ops.sandbox.state import (

@@ -33,7 +33,7 @@ def edge_tls(env: Environment, hsts: str) -> tuple[str, str]:
 
 def cloudflare_tls(zone_id: str) -> str:
     """Cloudflare's side of TLS: SSL mode strict (it verifies the origin's certificate), TLS >= 1.2."""
-    from ops.adapters.cloudflare_api import CloudflareClient
+    from ops.adapters.cloud.clients import CloudflareClient
 
     with CloudflareClient.from_environ() as client:
         mode, minimum = client.zone_setting(zone_id, "ssl"), client.zone_setting(zone_id, "min_tls_version")
@@ -50,7 +50,7 @@ def monitoring(env: Environment) -> tuple[str, str]:
 
 def betterstack_and_sentry(env: Environment) -> tuple[str, str]:
     """Every monitor the stack made exists and reports up; Sentry's DSN is a stack secret."""
-    from ops.adapters.betterstack_api import BetterStackClient
+    from ops.adapters.cloud.clients import BetterStackClient
 
     monitor_ids = env.monitor_ids
     states = {}
@@ -70,7 +70,7 @@ def stripe_registration(env: Environment, endpoint_id: str | None) -> str:
     """Item 5's registration half: the endpoint as Stripe has it: the app's URL, enabled,
     subscribed to every event the app handles. Raises OpsError naming what is wrong."""
     from autoenroll.stripe_webhook import HANDLED_EVENTS, WEBHOOK_PATH
-    from ops.adapters.stripe_api import StripeClient
+    from ops.adapters.cloud.clients import StripeClient
 
     if endpoint_id is None:
         raise OpsError("stack outputs: stripe_webhook has no endpoint_id (the stack's Billing component)")
@@ -95,7 +95,7 @@ def stripe_registration(env: Environment, endpoint_id: str | None) -> str:
 
 def cloudflare_dns(env: Environment) -> tuple[str, str]:
     """Item 10: the app's record in Cloudflare: one proxied A record at the stack's origin (or a failed-over server)."""
-    from ops.adapters.cloudflare_api import CloudflareClient
+    from ops.adapters.cloud.clients import CloudflareClient
 
     dns = env.dns
     if dns is None:

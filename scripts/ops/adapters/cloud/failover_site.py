@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from ops.adapters.cloud.clients import NeonClient
 from ops.adapters.cloud.ssh_hosts import SshHosts
-from ops.adapters.neon_api import NeonClient
 from ops.deploy.usecase import read_history, recorded_digests, roll_out
 from ops.environment import Environment
 from ops.errors import ConfigError, ExternalError

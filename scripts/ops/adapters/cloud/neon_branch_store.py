@@ -3,7 +3,7 @@ ops.adapters.local.branch_store)."""
 
 from __future__ import annotations
 
-from ops.adapters.neon_api import NeonClient
+from ops.adapters.cloud.clients import NeonClient
 from ops.errors import NotFoundError
 from ops.refresh.policy import preserved_prefix
 

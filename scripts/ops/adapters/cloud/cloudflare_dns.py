@@ -1,5 +1,6 @@
-"""TrafficSwitch over Cloudflare DNS (the official `cloudflare` SDK): the app and api records
-move together to the serving host's address, proxied as the stack made them.
+"""TrafficSwitch over Cloudflare DNS (the one Cloudflare client, clients/cloudflare_api.py, on the
+official SDK): the app and api records move together to the serving host's address, proxied as
+the stack made them.
 
 Both records, always: the api name points at the same host as app, and a failover that moved
 only app would leave every API client on the dead host.
@@ -10,23 +11,21 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import cloudflare
 import httpx
 
+from ops.adapters.cloud.clients import CloudflareClient
 from ops.environment import AppHost, DnsRecords
 from ops.errors import ConfigError, ExternalError, ProviderAPIError
 
-BASE_URL = "https://api.cloudflare.com/client/v4"
-
 
 def client_from_token(token: str, *, base_url: str | None = None,
-                      transport: httpx.BaseTransport | None = None) -> cloudflare.Cloudflare:
-    http = httpx.Client(transport=transport, timeout=15) if transport is not None else None
-    return cloudflare.Cloudflare(api_token=token, base_url=base_url or BASE_URL, http_client=http, max_retries=4)
+                      transport: httpx.BaseTransport | None = None) -> CloudflareClient:
+    # 5 attempts: the SDK's 4 retries the switch always had (a 429/503 on one record goes through).
+    return CloudflareClient(token, base_url=base_url, transport=transport, max_attempts=5)
 
 
 class CloudflareDnsSwitch:
-    def __init__(self, client: cloudflare.Cloudflare, dns: DnsRecords, hosts: Mapping[str, AppHost]) -> None:
+    def __init__(self, client: CloudflareClient, dns: DnsRecords, hosts: Mapping[str, AppHost]) -> None:
         self._client, self._dns = client, dns
         self._address_of_role: dict[str, str] = {}
         for host in hosts.values():
@@ -35,14 +34,10 @@ class CloudflareDnsSwitch:
         self._records = dns.switched()
 
     def _record(self, record_id: str) -> tuple[str, str, bool]:
-        try:
-            record = self._client.dns.records.get(record_id, zone_id=self._dns.zone_id)
-        except cloudflare.APIError as exc:
-            raise ProviderAPIError(f"Cloudflare API GET dns record {record_id}: {exc.message[:200]}",
-                                   status=getattr(exc, "status_code", None)) from None
+        record = self._client.dns_record(self._dns.zone_id, record_id)
         if record is None:
             raise ExternalError(f"Cloudflare: no DNS record {record_id} in zone {self._dns.zone_id}")
-        return str(record.name), str(record.content), bool(record.proxied)
+        return str(record["name"]), str(record["content"]), bool(record["proxied"])
 
     def _role_of(self, content: str) -> str | None:
         return next((str(role) for role, address in self._address_of_role.items() if address == content), None)
@@ -63,13 +58,8 @@ class CloudflareDnsSwitch:
         return out
 
     def _edit(self, key: str, record_id: str, name: str, content: str, proxied: bool) -> None:
-        try:
-            # ttl 1 = automatic, which a proxied record requires.
-            self._client.dns.records.edit(record_id, zone_id=self._dns.zone_id, name=name, type="A",
-                                          content=content, proxied=proxied, ttl=1)
-        except cloudflare.APIError as exc:
-            raise ProviderAPIError(f"Cloudflare API PATCH dns record {record_id} ({key}): {exc.message[:200]}",
-                                   status=getattr(exc, "status_code", None)) from None
+        self._client.edit_dns_record(self._dns.zone_id, record_id, name=name, content=content, proxied=proxied,
+                                     what=key)
 
     def move_to(self, role: str, on_edit: Callable[[dict[str, Any]], None] = lambda _e: None) -> str:
         """Every record to `role`'s host; `on_edit` hears of each edit before and after it (the

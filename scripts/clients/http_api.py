@@ -4,7 +4,11 @@ Default timeouts; capped exponential backoff with full jitter; retries only what
 retrying (429 honouring Retry-After, 502/503/504, timeouts and connection errors, plus any
 extra statuses a provider documents as transient, e.g. Neon's 423 Locked); errors carry the
 provider's request id. The transport is injectable so tests fake the provider at the HTTP
-layer with `httpx.MockTransport`.
+layer with `httpx.MockTransport`. Raises only `clients.errors` (each program maps them into its own tree).
+
+Public methods are what callers see; the clients' own methods call the private `_send`, so a
+program that maps errors on the public methods (ops/adapters/cloud/client_errors.py) never hands
+a mapped error back into a client that catches its own (`get_or_none`'s 404).
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ from urllib.parse import urlencode
 
 import httpx
 
-from ops.errors import ConfigError, ProviderAPIError
+from clients.errors import (
+    ClientConfigError,
+    ClientConnectError,
+    ClientHTTPError,
+    ClientResponseError,
+    NotFound,
+    OutcomeUnknown,
+    http_error,
+)
 
 RETRY_STATUSES = frozenset({429, 502, 503, 504})
 # A request that never reached the provider is safe to send again, whatever it does.
@@ -80,6 +92,11 @@ class JsonApiClient:
 
     def request(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
                 form: list[tuple[str, str]] | None = None, idempotency_key: str | None = None) -> Any:
+        """See `_send`."""
+        return self._send(method, path, json=json, params=params, form=form, idempotency_key=idempotency_key)
+
+    def _send(self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None,
+              form: list[tuple[str, str]] | None = None, idempotency_key: str | None = None) -> Any:
         """Send one logical request, retrying transient failures; return the decoded JSON body.
 
         `form` sends an application/x-www-form-urlencoded body (Stripe's request format).
@@ -100,7 +117,7 @@ class JsonApiClient:
                                                 headers=headers or None)
             except (httpx.TimeoutException, httpx.TransportError) as exc:
                 if not replayable and not isinstance(exc, NOT_SENT):
-                    raise ProviderAPIError(f"{self.provider} {method} {path}: {exc.__class__.__name__}; not retried "
+                    raise OutcomeUnknown(f"{self.provider} {method} {path}: {exc.__class__.__name__}; not retried "
                                            "(it may have been carried out): check before running it again") from None
                 last_error = exc.__class__.__name__
                 self._wait(attempt, None)
@@ -117,34 +134,32 @@ class JsonApiClient:
             try:
                 return response.json()
             except ValueError:  # a proxy's HTML page, a truncated body: the provider failed, not us
-                raise ProviderAPIError(f"{self.provider} {method} {path}: the answer is not JSON",
-                                       status=response.status_code) from None
-        raise ProviderAPIError(f"{self.provider} {method} {path}: gave up after {self._max_attempts} attempts "
+                raise ClientResponseError(f"{self.provider} {method} {path}: the answer is not JSON",
+                                          status=response.status_code) from None
+        raise ClientConnectError(f"{self.provider} {method} {path}: gave up after {self._max_attempts} attempts "
                                f"({last_error})")
 
     def get_or_none(self, path: str) -> Any:
         """GET `path`; None when the provider answers 404 (the resource is gone)."""
         try:
-            return self.request("GET", path)
-        except ProviderAPIError as exc:
-            if exc.status == 404:
-                return None
-            raise
+            return self._send("GET", path)
+        except NotFound:
+            return None
 
     def _wait(self, attempt: int, retry_after: float | None) -> None:
         self.retries += 1
         delay = retry_after if retry_after is not None else backoff_delay(attempt, self._base, self._cap, self._rng)
         self._sleep(min(delay, self._cap))
 
-    def _error(self, method: str, path: str, response: httpx.Response) -> ProviderAPIError:
+    def _error(self, method: str, path: str, response: httpx.Response) -> ClientHTTPError:
         request_id = next((response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None)
         try:
             body = response.json()
             detail = body.get("message") or body.get("errors") or body.get("error") or ""
         except ValueError:
             detail = response.text[:200]
-        return ProviderAPIError(f"{self.provider} {method} {path}: {str(detail)[:300]}".rstrip(": "),
-                                status=response.status_code, request_id=request_id)
+        return http_error(f"{self.provider} {method} {path}: {str(detail)[:300]}".rstrip(": "),
+                          response.status_code, request_id)
 
     def close(self) -> None:
         self._client.close()
@@ -175,7 +190,7 @@ class ProviderClient(JsonApiClient):
     def from_environ(cls, **kwargs: Any) -> Self:
         token = os.environ.get(cls.credential_variable, "")
         if not token:
-            raise ConfigError(f"{cls.credential_variable}: required to call the {cls.provider} but not set",
+            raise ClientConfigError(f"{cls.credential_variable}: required to call the {cls.provider} but not set",
                               hint=cls.credential_hint)
         override = base_url_override(cls.base_url_variable)
         if override and "base_url" not in kwargs:
@@ -191,5 +206,5 @@ def base_url_override(variable: str) -> str | None:
     if not value:
         return None
     if not value.startswith(("http://", "https://")):
-        raise ConfigError(f"{variable}: {value!r} is not an http(s) URL")
+        raise ClientConfigError(f"{variable}: {value!r} is not an http(s) URL")
     return value

@@ -1,6 +1,7 @@
 """Neon API v2 client: projects, branches, endpoints, roles, databases, restore, operations.
 
-Used by the Pulumi dynamic provider (stacks/providers/neon.py) and by `ops db refresh`.
+Used by the Pulumi dynamic provider (stacks/providers/neon.py) and by `ops db refresh`
+(through ops/adapters/cloud/clients.py, which maps its errors into ops's).
 The official `neon-api` package lacks branch restore and `connection_uri?branch_id=`, so
 this calls the documented routes directly. 423 Locked (conflicting work in progress) is
 retried like 429; every mutating call returns `operations`, which `wait` polls until each
@@ -13,8 +14,8 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from ops.adapters.http_api import ProviderClient
-from ops.errors import ProviderAPIError
+from clients.errors import OperationFailed
+from clients.http_api import ProviderClient
 
 BASE_URL = "https://console.neon.tech/api/v2"
 TERMINAL_OK = {"finished", "skipped"}
@@ -42,22 +43,22 @@ class NeonClient(ProviderClient):
         while pending:
             still = []
             for op_id in pending:
-                op = self.request("GET", f"/projects/{project_id}/operations/{op_id}")["operation"]
+                op = self._send("GET", f"/projects/{project_id}/operations/{op_id}")["operation"]
                 status = op.get("status")
                 if status in TERMINAL_BAD:
-                    raise ProviderAPIError(
+                    raise OperationFailed(
                         f"Neon operation {op_id} ({op.get('action', '?')}) {status}: {op.get('error', 'no detail')}")
                 if status not in TERMINAL_OK:
                     still.append(op_id)
             pending = still
             if pending:
                 if time.monotonic() > deadline:
-                    raise ProviderAPIError(f"Neon operations still running after {self._operation_timeout:g}s: "
+                    raise OperationFailed(f"Neon operations still running after {self._operation_timeout:g}s: "
                                            f"{', '.join(pending)}")
                 self._sleep(self._poll_interval)
 
     def _mutate(self, project_id: str, method: str, path: str, body: Any = None) -> dict[str, Any]:
-        result: dict[str, Any] = self.request(method, path, json=body)
+        result: dict[str, Any] = self._send(method, path, json=body)
         self.wait(project_id, result.get("operations", []))
         return result
 
@@ -67,7 +68,7 @@ class NeonClient(ProviderClient):
                        history_retention_seconds: int) -> dict[str, Any]:
         # Projects live in organizations: with a personal API key Neon answers "org_id is required".
         # The default branch's endpoint settings are the branch resource's business (NeonBranch).
-        result: dict[str, Any] = self.request("POST", "/projects", json={"project": {
+        result: dict[str, Any] = self._send("POST", "/projects", json={"project": {
             "name": name, "org_id": org_id, "region_id": region_id, "pg_version": int(pg_version),
             "history_retention_seconds": int(history_retention_seconds),
         }})
@@ -82,12 +83,12 @@ class NeonClient(ProviderClient):
         return self._mutate(project_id, "PATCH", f"/projects/{project_id}", {"project": fields})
 
     def delete_project(self, project_id: str) -> None:
-        self.request("DELETE", f"/projects/{project_id}")
+        self._send("DELETE", f"/projects/{project_id}")
 
     # ---------------------------------------------------------------- branches
 
     def list_branches(self, project_id: str) -> list[dict[str, Any]]:
-        return list(self.request("GET", f"/projects/{project_id}/branches")["branches"])
+        return list(self._send("GET", f"/projects/{project_id}/branches")["branches"])
 
     def find_branch(self, project_id: str, name: str) -> dict[str, Any] | None:
         return next((b for b in self.list_branches(project_id) if b["name"] == name), None)
@@ -134,7 +135,7 @@ class NeonClient(ProviderClient):
     # ---------------------------------------------------------------- endpoints, roles, databases
 
     def branch_endpoints(self, project_id: str, branch_id: str) -> list[dict[str, Any]]:
-        return list(self.request("GET", f"/projects/{project_id}/branches/{branch_id}/endpoints")["endpoints"])
+        return list(self._send("GET", f"/projects/{project_id}/branches/{branch_id}/endpoints")["endpoints"])
 
     def update_endpoint(self, project_id: str, endpoint_id: str, **fields: Any) -> dict[str, Any]:
         return self._mutate(project_id, "PATCH", f"/projects/{project_id}/endpoints/{endpoint_id}",
@@ -146,7 +147,7 @@ class NeonClient(ProviderClient):
 
     def reveal_password(self, project_id: str, branch_id: str, role: str) -> str:
         path = f"/projects/{project_id}/branches/{branch_id}/roles/{role}/reveal_password"
-        return str(self.request("GET", path)["password"])
+        return str(self._send("GET", path)["password"])
 
     def create_database(self, project_id: str, branch_id: str, name: str, owner: str) -> dict[str, Any]:
         return self._mutate(project_id, "POST", f"/projects/{project_id}/branches/{branch_id}/databases",
@@ -155,4 +156,4 @@ class NeonClient(ProviderClient):
     def connection_uri(self, project_id: str, *, branch_id: str, database: str, role: str, pooled: bool) -> str:
         params = {"branch_id": branch_id, "database_name": database, "role_name": role,
                   "pooled": "true" if pooled else "false"}
-        return str(self.request("GET", f"/projects/{project_id}/connection_uri", params=params)["uri"])
+        return str(self._send("GET", f"/projects/{project_id}/connection_uri", params=params)["uri"])

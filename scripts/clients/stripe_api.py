@@ -6,11 +6,12 @@ later read omits it, so the stack keeps it from the create as a secret output.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any, ClassVar
 
-from ops.adapters.http_api import ProviderClient
-from ops.errors import ProviderAPIError
+from clients.errors import NotFound
+from clients.http_api import ProviderClient
 
 BASE_URL = "https://api.stripe.com/v1"
 # Pinned, so neither our calls nor the events Stripe sends the app change shape when the account's
@@ -39,7 +40,7 @@ class StripeClient(ProviderClient):
 
     def create_webhook_endpoint(self, url: str, events: list[str], description: str) -> dict[str, Any]:
         # One key per logical create: a retry after a timeout returns the first endpoint, not a second.
-        return dict(self.request("POST", "/webhook_endpoints", form=creation_form(url, events, description),
+        return dict(self._send("POST", "/webhook_endpoints", form=creation_form(url, events, description),
                                  idempotency_key=str(uuid.uuid4())))
 
     def get_webhook_endpoint(self, endpoint_id: str) -> dict[str, Any] | None:
@@ -49,12 +50,9 @@ class StripeClient(ProviderClient):
     def update_webhook_endpoint(self, endpoint_id: str, url: str, events: list[str],
                                 description: str) -> dict[str, Any]:
         form = [*endpoint_form(url, events, description), ("disabled", "false")]
-        return dict(self.request("POST", f"/webhook_endpoints/{endpoint_id}", form=form,
+        return dict(self._send("POST", f"/webhook_endpoints/{endpoint_id}", form=form,
                                  idempotency_key=str(uuid.uuid4())))
 
     def delete_webhook_endpoint(self, endpoint_id: str) -> None:
-        try:
-            self.request("DELETE", f"/webhook_endpoints/{endpoint_id}")
-        except ProviderAPIError as exc:
-            if exc.status != 404:  # already gone is what we wanted
-                raise
+        with contextlib.suppress(NotFound):  # already gone is what we wanted
+            self._send("DELETE", f"/webhook_endpoints/{endpoint_id}")

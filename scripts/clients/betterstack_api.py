@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
-from ops.adapters.http_api import ProviderClient
-from ops.errors import ProviderAPIError
+from clients.errors import NotFound
+from clients.http_api import ProviderClient
 
 BASE_URL = "https://uptime.betterstack.com/api/v2"
 KINDS = ("monitors", "heartbeats", "status-pages")
@@ -24,7 +25,7 @@ class BetterStackClient(ProviderClient):
 
     def create(self, kind: str, attributes: dict[str, Any]) -> dict[str, Any]:
         self._check(kind)
-        return dict(self.request("POST", f"/{kind}", json=attributes)["data"])
+        return dict(self._send("POST", f"/{kind}", json=attributes)["data"])
 
     def get(self, kind: str, resource_id: str) -> dict[str, Any] | None:
         self._check(kind)
@@ -33,12 +34,9 @@ class BetterStackClient(ProviderClient):
 
     def update(self, kind: str, resource_id: str, attributes: dict[str, Any]) -> dict[str, Any]:
         self._check(kind)
-        return dict(self.request("PATCH", f"/{kind}/{resource_id}", json=attributes)["data"])
+        return dict(self._send("PATCH", f"/{kind}/{resource_id}", json=attributes)["data"])
 
     def delete(self, kind: str, resource_id: str) -> None:
         self._check(kind)
-        try:
-            self.request("DELETE", f"/{kind}/{resource_id}")
-        except ProviderAPIError as exc:
-            if exc.status != 404:  # already gone is what we wanted
-                raise
+        with contextlib.suppress(NotFound):  # already gone is what we wanted
+            self._send("DELETE", f"/{kind}/{resource_id}")
