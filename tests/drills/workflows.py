@@ -37,6 +37,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -223,6 +224,7 @@ class Runner:
                 step_env[key] = self.evaluate(str(value), {**scope, "env": step_env}, f"{at}: env {key}")
             env = {**base, **step_env, "PATH": os.pathsep.join([*reversed(path), base["PATH"]])}
             step_scope = {**scope, "env": step_env}
+            started = time.monotonic()
             if "uses" in step:
                 action = str(step["uses"]).split("@", 1)[0]
                 stand_in = self.stand_ins.get(action)
@@ -236,11 +238,12 @@ class Runner:
                 except WorkflowError as exc:
                     outputs, code = {}, 1
                     log.append(f"{at}: {exc}")
-                log.append(f">>> {at}: stand-in for {action}")
+                log.append(f">>> {at}: stand-in for {action} ({time.monotonic() - started:.1f} s)")
             else:
                 script = self.evaluate(str(step["run"]), step_scope, f"{at}: run")
                 outputs, code, output, stdout = self._run(script, env, files, index, path, job_env)
-                log.append(f">>> {at}\n{output}")
+                # The step's seconds in its log line: where a job's time goes (a failure prints the log).
+                log.append(f">>> {at} ({time.monotonic() - started:.1f} s)\n{output}")
                 printed[label] = stdout
             ran.append((label, code))
             if code != 0 and not step.get("continue-on-error"):
