@@ -11,7 +11,6 @@ URL, one override variable, one error mapping. Raises only `clients.errors`.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Self, TypeVar
@@ -19,8 +18,8 @@ from typing import Any, Self, TypeVar
 import cloudflare
 import httpx
 
-from clients.errors import ClientConfigError, ClientConnectError, ClientError, ClientResponseError, http_error
-from clients.http_api import base_url_override
+from clients.errors import ClientConnectError, ClientError, ClientResponseError, http_error
+from clients.http_api import FromEnviron
 
 BASE_URL = "https://api.cloudflare.com/client/v4"
 T = TypeVar("T")
@@ -53,7 +52,7 @@ def _sdk_errors(what: str) -> Iterator[None]:
         raise ClientResponseError(f"Cloudflare API {what}: {exc.message[:200]}") from None
 
 
-class CloudflareClient:
+class CloudflareClient(FromEnviron):
     provider = "Cloudflare API"
     base_url = BASE_URL
     base_url_variable = "OPS_CLOUDFLARE_API_URL"
@@ -65,17 +64,6 @@ class CloudflareClient:
         http = httpx.Client(transport=transport, timeout=timeout) if transport is not None else None
         self.sdk = cloudflare.Cloudflare(api_token=token, base_url=base_url or self.base_url, http_client=http,
                                          max_retries=max(0, max_attempts - 1), timeout=timeout)
-
-    @classmethod
-    def from_environ(cls, **kwargs: Any) -> Self:
-        token = os.environ.get(cls.credential_variable, "")
-        if not token:
-            raise ClientConfigError(f"{cls.credential_variable}: required to call the {cls.provider} but not set",
-                                    hint=cls.credential_hint)
-        override = base_url_override(cls.base_url_variable)
-        if override and "base_url" not in kwargs:
-            kwargs["base_url"] = override
-        return cls(token, **kwargs)
 
     def _call(self, what: str, call: Callable[[], T]) -> T:
         with _sdk_errors(what):

@@ -17,7 +17,7 @@ import os
 import random
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, Self
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 from urllib.parse import urlencode
 
 import httpx
@@ -171,31 +171,42 @@ class JsonApiClient:
         self.close()
 
 
-class ProviderClient(JsonApiClient):
-    """A SaaS provider's client: a fixed base URL, and a token from one environment variable.
+class FromEnviron:
+    """`from_environ()` for a provider's client: its token from one environment variable, its base URL
+    moved by another (the lab's loopback fake, for `ops` run as a subprocess); shared by the JSON
+    clients below and the Cloudflare client on the SDK (clients/cloudflare_api.py)."""
 
-    `base_url_variable` names the variable that moves the base URL (the lab's loopback fake of the
-    provider, for `ops` run as a subprocess); unset in real use, so the provider's own URL is used."""
-
+    provider = ""
     base_url = ""
     base_url_variable = ""
     credential_variable = ""
     credential_hint: str | None = None
 
-    def __init__(self, token: str, *, transport: httpx.BaseTransport | None = None,
-                 sleep: Callable[[float], None] = time.sleep, base_url: str | None = None, **kwargs: Any) -> None:
-        super().__init__(base_url or self.base_url, token, transport=transport, sleep=sleep, **kwargs)
+    if TYPE_CHECKING:  # each client has its own __init__, all taking the token first
+        def __init__(self, token: str, **kwargs: Any) -> None: ...
 
     @classmethod
     def from_environ(cls, **kwargs: Any) -> Self:
         token = os.environ.get(cls.credential_variable, "")
         if not token:
             raise ClientConfigError(f"{cls.credential_variable}: required to call the {cls.provider} but not set",
-                              hint=cls.credential_hint)
+                                    hint=cls.credential_hint)
         override = base_url_override(cls.base_url_variable)
         if override and "base_url" not in kwargs:
             kwargs["base_url"] = override
         return cls(token, **kwargs)
+
+
+class ProviderClient(FromEnviron, JsonApiClient):
+    """A SaaS provider's client: a fixed base URL, and a token from one environment variable.
+
+    `base_url_variable` names the variable that moves the base URL (the lab's loopback fake of the
+    provider, for `ops` run as a subprocess); unset in real use, so the provider's own URL is used."""
+
+    def __init__(self, token: str, *, transport: httpx.BaseTransport | None = None,
+                 sleep: Callable[[float], None] = time.sleep, base_url: str | None = None, **kwargs: Any) -> None:
+        JsonApiClient.__init__(self, base_url or self.base_url, token, transport=transport, sleep=sleep, **kwargs)
+
 
 
 def base_url_override(variable: str) -> str | None:
