@@ -49,8 +49,10 @@ def test_completion_builds_without_the_heavy_dependencies() -> None:
 
 
 def test_install_completion_writes_a_script_that_completes(tmp_path: Path) -> None:
-    # Typer asks shellingham which shell runs `ops`: run it from bash, as a person would.
-    result = subprocess.run(["bash", "-c", f"{OPS} --install-completion"], capture_output=True, text=True,
+    # Typer asks shellingham which shell runs `ops`: run it from bash, as a person would. The `; exit`
+    # keeps bash as its parent (bash -c execs a lone command, and a test run whose ancestors hold no
+    # shell, as a detached CI job's, would then say "Shell None is not supported").
+    result = subprocess.run(["bash", "-c", f"{OPS} --install-completion; exit $?"], capture_output=True, text=True,
                             env={**os.environ, "HOME": str(tmp_path), "SHELL": "/bin/bash"}, timeout=120,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
