@@ -166,7 +166,34 @@ AUTO_UPGRADES = """\
 APT::Periodic::Update-Package-Lists "1";
 APT::Periodic::Unattended-Upgrade "1";
 APT::Periodic::AutocleanInterval "7";
+// Never on a timer: DNS sends all traffic to one host, so its timed reboot is an outage. `ops hosts
+// reboot` reboots the hosts that ask for it one at a time, moving traffic off the serving one first.
+Unattended-Upgrade::Automatic-Reboot "false";
 """
+
+# Reboots (`ops hosts reboot`, scripts/ops/reboot.py): Debian marks a reboot as needed only for a kernel
+# (unattended-upgrades' /etc/kernel/postinst.d hook writes /var/run/reboot-required and .pkgs). libc6's
+# postinst only prints advice, yet every running process keeps the old libc (and OpenSSL) mapped until
+# it restarts: this apt hook marks those too, in the same files, so one flag says "reboot me".
+REBOOT_FLAG_HOOK_PATH = "/usr/local/sbin/autoenroll-reboot-flag"
+REBOOT_FLAG_PACKAGES = ("libc6", "libssl3")
+REBOOT_FLAG_HOOK = f"""#!/bin/sh
+# apt's DPkg::Pre-Install-Pkgs hook (protocol 1): the path of each .deb about to be installed, one a line.
+# Marks a reboot as needed for the libraries every process maps ({", ".join(REBOOT_FLAG_PACKAGES)}); the
+# kernel's own hook marks kernels. Never fails the install: a missed mark only delays a reboot.
+flag=/var/run/reboot-required
+while read -r deb; do
+  name="${{deb##*/}}"
+  name="${{name%%_*}}"
+  case "$name" in
+    {"|".join(REBOOT_FLAG_PACKAGES)})
+      touch "$flag" 2>/dev/null || exit 0
+      grep -qx "$name" "$flag.pkgs" 2>/dev/null || echo "$name" >> "$flag.pkgs" ;;
+  esac
+done
+exit 0
+"""
+APT_REBOOT_HOOK = f'DPkg::Pre-Install-Pkgs {{"{REBOOT_FLAG_HOOK_PATH}";}};\n'
 
 # `ops deploy` runs it over SSH, one verb per step (see the script's header).
 DEPLOY_SCRIPT_PATH = "/usr/local/bin/autoenroll-deploy"
@@ -353,6 +380,8 @@ def render_user_data(args: HostRoleArgs) -> str:
         {"path": "/etc/ssh/sshd_config.d/10-autoenroll-hardening.conf", "permissions": "0644",
          "content": SSHD_HARDENING},
         {"path": "/etc/apt/apt.conf.d/20auto-upgrades", "permissions": "0644", "content": AUTO_UPGRADES},
+        {"path": REBOOT_FLAG_HOOK_PATH, "permissions": "0755", "content": REBOOT_FLAG_HOOK},
+        {"path": "/etc/apt/apt.conf.d/51autoenroll-reboot-flag", "permissions": "0644", "content": APT_REBOOT_HOOK},
         # write_files runs before package installation, so the pin holds for the first install.
         {"path": "/etc/apt/preferences.d/caddy", "permissions": "0644", "content": CADDY_APT_PIN},
         {"path": "/etc/vector/vector.yaml", "permissions": "0644", "content": vector_config(args.logs_ingest_host)},
@@ -367,12 +396,14 @@ def render_user_data(args: HostRoleArgs) -> str:
             # script's); the docker group is root on the host already, so this adds no power.
             "name": DEPLOY_USER, "groups": ["docker", "systemd-journal"], "shell": "/bin/bash", "lock_passwd": True,
             # As root only what needs root, each with its arguments matched exactly by sudoers:
-            # the deploy script's `tls` verb (the origin key is root:caddy) and `vector-env` (the
-            # BetterStack token, root's, and Vector's restart; the other verbs run as the deploy
+            # the deploy script's `tls` verb (the origin key is root:caddy), `vector-env` (the
+            # BetterStack token, root's, and Vector's restart), `reboot` (only when an update asked
+            # for one: `ops hosts reboot` moves traffic off the host first; the other verbs run as the deploy
             # user, in the docker group), and the two read-only views tests/infra needs
             # (effective sshd settings, the firewall ruleset). No systemctl: `systemctl` with any
             # argument is root (a unit file that runs anything); Caddy's unit restarts by itself.
             "sudo": f"ALL=(root) NOPASSWD: {DEPLOY_SCRIPT_PATH} tls, {DEPLOY_SCRIPT_PATH} vector-env, "
+                    f"{DEPLOY_SCRIPT_PATH} reboot, "
                     "/usr/sbin/sshd -T, /usr/sbin/nft -j list ruleset",
             "ssh_authorized_keys": list(args.ssh_public_keys),
         }],

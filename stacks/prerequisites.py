@@ -2,7 +2,7 @@
 
 One list feeds three readers, so they cannot drift apart: the program's up-front check (`stacks.config.load`,
 which runs in every `pulumi preview`/`up`), `ops doctor` (offline, from the committed stack file and the
-environment) and the README's table "Before the first `pulumi up`" (tests/scripts/test_doctor.py
+environment) and the table in docs/first-deploy.md, "Before the first `pulumi up`" (tests/scripts/test_doctor.py
 compares them). Placeholder values of the committed stack files are recognised here too.
 """
 
@@ -218,14 +218,14 @@ def placeholders(raw: Mapping[str, Any], stack: str) -> list[Problem]:
     return found
 
 
-# --------------------------------------------------------------------------- the README's table
+# --------------------------------------------------------------------------- docs/first-deploy.md's table
 
-START = "<!-- prerequisites:start (generated: python -m stacks.prerequisites README.md) -->"
+START = "<!-- prerequisites:start (generated: python -m stacks.prerequisites docs/first-deploy.md) -->"
 END = "<!-- prerequisites:end -->"
 
 
 def markdown() -> str:
-    """The README's table of every secret and variable, from PREREQUISITES (so it cannot drift)."""
+    """docs/first-deploy.md's table of every secret and variable, from PREREQUISITES (so it cannot drift)."""
     lines = ["| name | what it is | where to get it | kind (how it is set) | stacks | needed by |",
              "|---|---|---|---|---|---|"]
     for p in PREREQUISITES:

@@ -51,6 +51,7 @@ COMMANDS: dict[str, Kind] = {
     "backup prune": Kind.CHANGES,
     "lock release": Kind.CHANGES,
     "monitors resume": Kind.CHANGES,
+    "hosts reboot": Kind.CHANGES,
     "backup create": Kind.ADDS,
     "backup verify": Kind.ADDS,
     "db partitions": Kind.ADDS,  # the coming months' empty partitions, beside the ones that serve

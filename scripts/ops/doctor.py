@@ -214,7 +214,7 @@ def _cloudflare(report: Report, stack: Any, environ: Mapping[str, str], transpor
                         f"zone ruleset {ruleset.get('id')}",
                         f"already exists for phase {phase} ({ruleset.get('name')!r}): the stack's ruleset for that "
                         "phase would collide", "the zone's Security/Rules pages, made earlier by hand",
-                        f"delete it in the dashboard, or adopt it: {adopt} (README: adopting what exists)"))
+                        f"delete it in the dashboard, or adopt it: {adopt} (docs/first-deploy.md, adopting)"))
         names = {"edge-app": stack.fqdn(e.app_host), "edge-api": stack.fqdn(e.api_host)}
         if e.pages is not None and e.manage_zone:
             names["edge-pages"] = e.pages.domain

@@ -460,3 +460,16 @@ def log_source(env: Environment) -> tuple[Any, list[str]]:
     from ops.adapters.cloud.ssh_hosts import SshLogs
 
     return SshLogs(env.app_hosts, ssh()), [v.get_secret_value() for v in env.app_env.values()]
+
+
+def reboot_ports(env: Environment) -> tuple[Any, TrafficSwitch]:
+    """`ops hosts reboot`: the hosts (the deploy script's reboot verbs over SSH) and the traffic switch
+    that moves the serving host's traffic away first. The sandbox's hosts are this machine's processes:
+    nothing there reboots."""
+    if _sandbox(env):
+        raise ConfigError("ops hosts reboot: the sandbox's hosts are processes on this machine, nothing reboots",
+                          hint="--env staging or --env production (the lab's hosts are production-shaped)")
+    from ops.adapters.cloud.ssh_reboot import SshReboots
+
+    switch = traffic(env)
+    return SshReboots(_cloud_hosts(env, switch)), switch

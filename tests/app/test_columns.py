@@ -185,10 +185,11 @@ def test_missing_required_columns_list_their_accepted_names() -> None:
         parse_csv(f"{HEADER.replace(',pay_frequency', '')}\n{row(1).rsplit(',', 1)[0]}\n".encode())
 
 
-def test_the_readme_and_the_page_are_generated_from_the_table() -> None:
-    readme = (REPO_ROOT / "README.md").read_text()
+def test_the_docs_and_the_page_are_generated_from_the_table() -> None:
+    readme = (REPO_ROOT / "docs" / "app.md").read_text()
+    assert columns.START in readme, "docs/app.md has lost its generated column table"
     assert columns.with_readme_section(readme) == readme, \
-        "README's column table is stale: run .venv/bin/python -m autoenroll.validation.columns README.md"
+        "docs/app.md's column table is stale: run .venv/bin/python -m autoenroll.validation.columns docs/app.md"
     help_html = columns.html_help()
     for f in FIELDS.values():
         assert all(s in readme and s in help_html for s in f.spellings[1:]), f.name

@@ -339,6 +339,7 @@ def _prepare_host(host: LabHost, registry_address: str, origin_ca: Pem, pull_ca:
                                    f"ORIGIN_TLS_DIR={host.origin_dir} CADDY_GROUP={DEPLOY_USER} "
                                    f"VECTOR_ENV_FILE={host.vector_env_file} SYSTEMCTL={systemctl} "
                                    f"LOGGER={logger} JOURNALCTL={journalctl} "
+                                   f"REBOOT_REQUIRED_FILE={host.folder / 'reboot-required'} "
                                    "APP_LOG_DRIVER=json-file\n")
     snippet = host.folder / "origin-tls.caddy"
     snippet.write_text(origin_tls_snippet(str(host.origin_dir), str(pull_ca.cert)))

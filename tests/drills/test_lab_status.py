@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -45,6 +47,29 @@ def database_not_answering(lab: Lab) -> Iterator[None]:
         os.kill(pid, signal.SIGCONT)
 
 
+def since_keeps_only_what_came_after(lab: Lab) -> None:
+    """`ops logs --since` as the hosts apply it (docker logs of the live slot): a request made before the
+    moment is left out, one made after it is shown, as an ISO time and as a span. A --since converted
+    wrongly (ignored, local time for UTC, milliseconds) shows the first or hides the second."""
+    def request_id() -> str:
+        response = lab.edge_get("/version")  # logged by the app, unlike /health
+        assert response.status_code == 200, response.text[:200]
+        return response.headers["x-request-id"]
+
+    before = request_id()
+    time.sleep(1.5)
+    moment = datetime.now(UTC).replace(microsecond=0)  # what a person types: whole seconds, UTC
+    time.sleep(1.5)
+    after = request_id()
+    code, found, err = logs(lab, "--unit", "app", "--host", "primary-host", "-n", "500", "--since",
+                            moment.strftime("%Y-%m-%dT%H:%M:%S"))
+    seen = " ".join(found["primary-host"]["lines"])
+    assert code == 0 and after in seen and before not in seen, (err, seen[-2000:])
+    code, found, err = logs(lab, "--unit", "app", "--host", "primary-host", "-n", "500", "--since", "10m")
+    seen = " ".join(found["primary-host"]["lines"])
+    assert code == 0 and before in seen and after in seen, (err, seen[-2000:])
+
+
 def test_lab_status_and_logs_answer_with_a_host_cut_off_and_the_database_not_answering(lab: Lab) -> None:
     deployed = lab.ops("deploy", "--env", ENV, "--version", "lab-v1", "--yes", "--json")
     assert deployed.returncode == 0, deployed.stderr
@@ -69,6 +94,7 @@ def test_lab_status_and_logs_answer_with_a_host_cut_off_and_the_database_not_ans
     assert "start lab-v1" in journal and "promote 127.0.0.1:" in journal and "promote: done" in journal, journal
     code, found, err = logs(lab, "--unit", "app", "-n", "20")
     assert code == 0 and all(found[h]["lines"] for h in ("primary-host", "standby-host")), err
+    since_keeps_only_what_came_after(lab)
 
     standby = lab.hosts["standby"]
     standby.stop_process("sshd")

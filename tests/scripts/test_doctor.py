@@ -222,14 +222,17 @@ def test_ops_plan_offline_still_plans_the_committed_file_and_warns_of_its_placeh
     assert "placeholder value(s) that `pulumi preview`/`up` refuse: compute.admin_cidrs[0]" in result.stderr
 
 
-def test_the_readme_table_is_the_prerequisites_list() -> None:
-    """One table of every secret and variable in the README, generated from the list the doctor and the
-    program check (python -m stacks.prerequisites README.md)."""
+def test_the_docs_table_is_the_prerequisites_list() -> None:
+    """One table of every secret and variable in docs/first-deploy.md (where the README's first deploy
+    sends a newcomer), generated from the list the doctor and the program check
+    (python -m stacks.prerequisites docs/first-deploy.md)."""
     from ops.paths import REPO_ROOT
-    from stacks.prerequisites import with_readme_section
+    from stacks.prerequisites import START, with_readme_section
 
-    readme = (REPO_ROOT / "README.md").read_text()
-    assert "## Before the first `pulumi up`" in readme
-    assert with_readme_section(readme) == readme, "README table is stale: python -m stacks.prerequisites README.md"
+    readme = (REPO_ROOT / "docs" / "first-deploy.md").read_text()
+    assert "## Before the first `pulumi up`" in readme and START in readme
+    assert "docs/first-deploy.md" in (REPO_ROOT / "README.md").read_text(), "the README no longer links the table"
+    assert with_readme_section(readme) == readme, \
+        "docs/first-deploy.md's table is stale: python -m stacks.prerequisites docs/first-deploy.md"
     for item in PREREQUISITES:
         assert f"| `{item.name}` |" in readme, item.name

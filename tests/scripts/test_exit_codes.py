@@ -1,4 +1,4 @@
-"""Exit codes mean what the README says: command x failed dependency -> code, on both environment shapes.
+"""Exit codes mean what docs/ops.md says: command x failed dependency -> code, on both environment shapes.
 
 `local` is the sandbox; `staging`/`production` are production-shaped (stack outputs in a file, credentials in
 the environment) pointing at the sandbox's real PostgreSQL and S3, with two app hosts reached over SSH and

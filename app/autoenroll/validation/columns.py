@@ -3,9 +3,9 @@
 Headers match case-, space- and punctuation-insensitively (`Gross Pay (EUR)` = `gross_pay_eur`). A field is
 never silently left at its default: a header the table does not know but that looks like a field the check reads
 rejects the file (UnrecognisedColumns) until the employer says what it is with a column map, and the yes/no
-fields accept only the values in YES and NO. The README section and the page's help are generated from FIELDS.
+fields accept only the values in YES and NO. The table in docs/app.md and the page's help are generated from FIELDS.
 
-    python -m autoenroll.validation.columns README.md   # rewrite the README's section after editing FIELDS
+    python -m autoenroll.validation.columns docs/app.md   # rewrite docs/app.md's section after editing FIELDS
 """
 
 from __future__ import annotations
@@ -272,7 +272,7 @@ def resolve(headers: list[str], mapping: ColumnMap | None = None) -> Resolved:
 
 
 def markdown() -> str:
-    """The README's table (between the `columns:` markers)."""
+    """docs/app.md's table (between the `columns:` markers)."""
     lines = ["| field | accepted column names | if the column is missing |", "|---|---|---|"]
     for f in FIELDS.values():
         absent = "the file is rejected (required)" if f.required else f.absent
@@ -300,7 +300,7 @@ def html_help() -> str:
             f" Employment types that exclude: {escape(', '.join(EXCLUDED_TYPES))}.</p></details>")
 
 
-START, END = "<!-- columns:start (generated: python -m autoenroll.validation.columns README.md) -->", \
+START, END = "<!-- columns:start (generated: python -m autoenroll.validation.columns docs/app.md) -->", \
     "<!-- columns:end -->"
 
 

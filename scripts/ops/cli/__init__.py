@@ -14,6 +14,7 @@ from ops.cli import (
     doctor,
     envcmd,
     failover,
+    hosts,
     lock,
     logs,
     monitors,
@@ -55,6 +56,7 @@ app.command("failback")(failover.failback)
 app.command("checklist")(checklist.checklist)
 app.command("doctor")(doctor.doctor)
 app.add_typer(monitors.app, name="monitors")
+app.add_typer(hosts.app, name="hosts")
 app.command("status")(status.status)
 app.command("logs")(logs.logs)
 
