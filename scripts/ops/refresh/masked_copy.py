@@ -270,6 +270,10 @@ def _copy(source_url: str, target_url: str, key: str, *, mask: bool, jobs: int |
                 pg_tool("pg_dump"), "--format=custom", "--no-password", f"--snapshot={snapshot}", *skip,
                 "-f", str(archive)], source_env)], feed_stdin=False, capture_stdout=False).check()
             _restore(archive, target_env, "pre-data")
+            for root in sorted({u.table for u in units if u.months}):
+                if not _has_own_statistics(conn, root):
+                    progress(f"copy: {root} has no statistics of its own (autovacuum never gathers a partitioned"
+                             f" table's): its people are masked once a month each, not once; ANALYZE {root} first")
             progress(f"copy: {len(units)} parts of {len({u.table for u in units})} tables, {jobs} at a time, "
                      + ("as they are (the source is a masked copy)" if already else "masked in the stream"))
             rows = _copy_all(units, source_env, target_env, snapshot, key, jobs)
@@ -307,6 +311,13 @@ def _copy_all(units: list[Unit], source_env: dict[str, str], target_env: dict[st
                 future.cancel()
             raise
     return rows
+
+
+def _has_own_statistics(conn: psycopg.Connection[tuple[object, ...]], table: str) -> bool:
+    """Whether ANALYZE gathered `table`'s inherited statistics (what memoized_select's plan reads)."""
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = 'public' AND tablename = %s"
+                       " AND inherited)", (table,)).fetchone()
+    return bool(row and row[0])
 
 
 def _marker_rows(url: str) -> dict[str, int]:
