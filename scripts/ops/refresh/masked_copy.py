@@ -6,6 +6,10 @@ their rebuild) and computes the masks on one core. Here each table goes across o
 `COPY t FROM STDIN` on the copy, so the source's backends compute the masks while the
 copy's backends load rows, on every core at once. Big tables are split into block
 ranges (a TID range scan reads only its range), so one large table uses every core too.
+The payroll results, partitioned by month, go as one stream per job, each a run of
+consecutive months read by one statement that masks each distinct person once however
+many months they recur in (autoenroll.masking.memoized_select), written into the
+partitioned table, which routes each row to its month.
 
 Order, as pg_restore does it: the schema without indexes and keys, then the rows, then
 sequence values, indexes and keys built in bulk (`pg_restore --jobs`). Every reader shares
@@ -119,8 +123,8 @@ def _literal(value: str) -> str:
 def plan_units(conn: psycopg.Connection[tuple[object, ...]], *, masked: bool, jobs: int = 1) -> list[Unit]:
     """Every table of the public schema as COPY units, biggest first (so the longest starts first).
 
-    A partitioned table with masking rules is copied as `jobs` streams, each a balanced share of its
-    partitions read as one statement: a person recurs every month, and one statement masks each distinct
+    The monthly partitions of the results are copied as up to `jobs` streams, each a run of consecutive
+    months of about equal bytes read as one statement: a person recurs every month, and one statement masks each distinct
     value once (memoized_select) however many of its months it reads. Everything else is a unit per
     table or partition, a big one split into block ranges.
 
