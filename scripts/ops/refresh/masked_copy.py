@@ -124,9 +124,9 @@ def plan_units(conn: psycopg.Connection[tuple[object, ...]], *, masked: bool, jo
     """Every table of the public schema as COPY units, biggest first (so the longest starts first).
 
     The monthly partitions of the results are copied as up to `jobs` streams, each a run of consecutive
-    months of about equal bytes read as one statement: a person recurs every month, and one statement masks each distinct
-    value once (memoized_select) however many of its months it reads. Everything else is a unit per
-    table or partition, a big one split into block ranges.
+    months of about equal bytes read as one statement: a person recurs every month, and one statement
+    masks each distinct value once (memoized_select) however many of its months it reads. Everything
+    else is a unit per table or partition, a big one split into block ranges.
 
     Raises ConfigError before anything is copied if a column is neither masked nor declared
     not personal: new personal data can't slip through unclassified."""
