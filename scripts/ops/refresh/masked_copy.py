@@ -6,6 +6,10 @@ their rebuild) and computes the masks on one core. Here each table goes across o
 `COPY t FROM STDIN` on the copy, so the source's backends compute the masks while the
 copy's backends load rows, on every core at once. Big tables are split into block
 ranges (a TID range scan reads only its range), so one large table uses every core too.
+The payroll results, partitioned by month, go as one stream per job, each a run of
+consecutive months read by one statement that masks each distinct person once however
+many months they recur in (autoenroll.masking.memoized_select), written into the
+partitioned table, which routes each row to its month.
 
 Order, as pg_restore does it: the schema without indexes and keys, then the rows, then
 sequence values, indexes and keys built in bulk (`pg_restore --jobs`). Every reader shares
@@ -32,12 +36,14 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from autoenroll.masking import MASK_RULES, NOT_PERSONAL, masked_select
+from autoenroll.masking import MASK_RULES, NOT_PERSONAL, masked_select, memoized_select
+from autoenroll.partitions import PARENT, add_months, month_of_partition
 from ops import failpoints
 from ops.errors import ConfigError, ExternalError
 from ops.pg import connect, libpq_env
@@ -45,10 +51,14 @@ from ops.pg.tools import tool as pg_tool
 from ops.pipeline import Pipeline, Stage
 
 MARKER = "_ops_masked"
+MONTH = "month"  # the partition key of PARENT (partitions.py): a partition holds [month, next month)
 KEY_SETTING = "ops.masking_key"
 # A table is split into ranges of about this many bytes, so a big table keeps every job busy
 # while a small one is a single COPY (a split costs one more pair of psql processes).
 SPLIT_BYTES = 64 * 1024 * 1024
+# A masked stream's work_mem: it bounds the Memoize cache of masked values (times hash_mem_multiplier, 2 by
+# default), so about 128 MB per stream holds ~500k distinct people before it evicts (and recomputes).
+MEMO_WORK_MEM = "64MB"
 Progress = Callable[[str], None]
 
 
@@ -66,6 +76,10 @@ class Unit:
     masked: bool
     blocks: tuple[int, int] | None = None  # [first, last) heap blocks; None: the whole table
     root: str = ""  # for a partition: the partitioned table whose masking rules apply (else the table itself)
+    # Partitions of `table` (a partitioned table) read as one stream, masked once per distinct value, written
+    # into `table` (which routes each row to its partition); `months`: the month each of them holds.
+    relations: tuple[str, ...] = ()
+    months: tuple[date, ...] = ()
 
     @property
     def rules_of(self) -> str:
@@ -76,8 +90,15 @@ class Unit:
         if self.blocks is not None:
             first, last = self.blocks
             where = f" WHERE s.ctid >= '({first},0)'::tid" + (f" AND s.ctid < '({last},0)'::tid" if last else "")
+        key = f"current_setting('{KEY_SETTING}')"
+        if self.masked and self.months:
+            # Each partition's own bounds (not one range over them: a default partition may hold a gap's rows).
+            month = f"s.{_quote(MONTH)}"
+            bounds = [(_literal(m.isoformat()), _literal(add_months(m, 1).isoformat())) for m in self.months]
+            return memoized_select(self.table, self.columns, key=key, where=" OR ".join(
+                f"({month} >= {lo} AND {month} < {hi})" for lo, hi in bounds))
         if self.masked:
-            query = masked_select(self.rules_of, self.columns, key=f"current_setting('{KEY_SETTING}')",
+            query = masked_select(self.rules_of, self.columns, key=key,
                                   relation=self.table)
         else:
             cols = ", ".join(f"s.{_quote(c)}" for c in self.columns)
@@ -86,6 +107,8 @@ class Unit:
         return query + where
 
     def describe(self) -> str:
+        if self.relations:
+            return f"{self.table} ({len(self.relations)} partitions)"
         return self.table + (f" blocks {self.blocks[0]}..{self.blocks[1] or 'end'}" if self.blocks else "")
 
 
@@ -97,8 +120,13 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def plan_units(conn: psycopg.Connection[tuple[object, ...]], *, masked: bool) -> list[Unit]:
+def plan_units(conn: psycopg.Connection[tuple[object, ...]], *, masked: bool, jobs: int = 1) -> list[Unit]:
     """Every table of the public schema as COPY units, biggest first (so the longest starts first).
+
+    The monthly partitions of the results are copied as up to `jobs` streams, each a run of consecutive
+    months of about equal bytes read as one statement: a person recurs every month, and one statement
+    masks each distinct value once (memoized_select) however many of its months it reads. Everything
+    else is a unit per table or partition, a big one split into block ranges.
 
     Raises ConfigError before anything is copied if a column is neither masked nor declared
     not personal: new personal data can't slip through unclassified."""
@@ -118,10 +146,14 @@ def plan_units(conn: psycopg.Connection[tuple[object, ...]], *, masked: bool) ->
         raise ConfigError(f"columns without a masking classification: {', '.join(unclassified)}",
                           hint="classify each in app/autoenroll/masking.py (MASK_RULES or NOT_PERSONAL)")
     units: list[tuple[int, Unit]] = []
+    memoized: dict[str, list[tuple[int, str, tuple[str, ...]]]] = {}
     for table, root_table, columns, size, block_size in rows:
         name, cols, nbytes = str(table), tuple(str(c) for c in columns), int(size)  # type: ignore[attr-defined, call-overload]
         root = str(root_table) if root_table != table else ""
         rules = masked and (root or name) in MASK_RULES
+        if rules and root == PARENT and month_of_partition(name) is not None:
+            memoized.setdefault(root, []).append((nbytes, name, cols))
+            continue
         pieces = nbytes // SPLIT_BYTES
         if pieces < 2:
             units.append((nbytes, Unit(name, cols, rules, root=root)))
@@ -132,7 +164,31 @@ def plan_units(conn: psycopg.Connection[tuple[object, ...]], *, masked: bool) ->
             # in the snapshot's view and must not be missed.
             last = 0 if i == pieces - 1 else (i + 1) * per
             units.append((nbytes // pieces, Unit(name, cols, rules, (i * per, last), root=root)))
+    for root, parts in memoized.items():
+        units += _streams(root, parts, jobs)
     return [u for _n, u in sorted(units, key=lambda pair: -pair[0])]
+
+
+def _streams(root: str, parts: list[tuple[int, str, tuple[str, ...]]], jobs: int) -> list[tuple[int, Unit]]:
+    """The partitions of `root` as up to `jobs` streams of consecutive months, of about equal bytes, each one
+    statement over `root` restricted to its months (so the partitioned table's statistics plan it)."""
+    ordered = sorted(parts, key=lambda p: month_of_partition(p[1]) or date.min)
+    total, count = sum(p[0] for p in ordered), max(1, min(jobs, len(ordered)))
+    shares: list[list[tuple[int, str, tuple[str, ...]]]] = [[]]
+    done = 0
+    for part in ordered:
+        # A new share once this one holds its fair part of the bytes (the last share takes the rest).
+        if shares[-1] and len(shares) < count and done >= total * len(shares) / count:
+            shares.append([])
+        shares[-1].append(part)
+        done += part[0]
+    columns = parts[0][2]  # a partition has its partitioned table's columns (read by name, in this order)
+    units = []
+    for share in shares:
+        months = tuple(m for _n, name, _c in share if (m := month_of_partition(name)) is not None)
+        units.append((sum(p[0] for p in share), Unit(root, columns, True, relations=tuple(n for _s, n, _c in share),
+                                                     months=months)))
+    return units
 
 
 @contextmanager
@@ -157,7 +213,8 @@ def _copy_unit(unit: Unit, source_env: dict[str, str], target_env: dict[str, str
     try:
         # The key as a bound parameter (psql's \bind), so not even the statement's text holds it.
         bound = "'" + key.replace("\\", "\\\\").replace("'", "''") + "'"
-        script = (f"SET jit = off;\nSELECT set_config('{KEY_SETTING}', $1, false) \\bind {bound} \\g /dev/null\n"
+        script = (f"SET jit = off;\nSET work_mem = '{MEMO_WORK_MEM}';\n"
+                  f"SELECT set_config('{KEY_SETTING}', $1, false) \\bind {bound} \\g /dev/null\n"
                   if unit.masked else "") + (
             f"BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY;\nSET TRANSACTION SNAPSHOT {_literal(snapshot)};\n"
             f"COPY ({unit.select()}) TO STDOUT (FORMAT binary);\nCOMMIT;\n")
@@ -207,14 +264,20 @@ def _copy(source_url: str, target_url: str, key: str, *, mask: bool, jobs: int |
         with _shared_snapshot(source_url) as (conn, snapshot):
             marked = conn.execute("SELECT to_regclass(%s)", (f"public.{MARKER}",)).fetchone()
             already = bool(marked and marked[0])
-            units = plan_units(conn, masked=mask and not already)
+            units = plan_units(conn, masked=mask and not already, jobs=jobs)
             # Everything but the tables' rows: definitions, sequence values, indexes, keys, policies, grants.
             # Table by table: a pattern (public.*) would match the sequences too and drop their values.
-            skip = [f"--exclude-table-data=public.{_quote(t)}" for t in sorted({u.table for u in units})]
+            # A stream names its partitions (an excluded partitioned table's partitions would still be dumped).
+            skip = [f"--exclude-table-data=public.{_quote(t)}"
+                    for t in sorted({t for u in units for t in (u.table, *u.relations)})]
             Pipeline([Stage("pg_dump (schema)", [
                 pg_tool("pg_dump"), "--format=custom", "--no-password", f"--snapshot={snapshot}", *skip,
                 "-f", str(archive)], source_env)], feed_stdin=False, capture_stdout=False).check()
             _restore(archive, target_env, "pre-data")
+            for root in sorted({u.table for u in units if u.months}):
+                if not _has_own_statistics(conn, root):
+                    progress(f"copy: {root} has no statistics of its own (autovacuum never gathers a partitioned"
+                             f" table's): its people are masked once a month each, not once; ANALYZE {root} first")
             progress(f"copy: {len(units)} parts of {len({u.table for u in units})} tables, {jobs} at a time, "
                      + ("as they are (the source is a masked copy)" if already else "masked in the stream"))
             rows = _copy_all(units, source_env, target_env, snapshot, key, jobs)
@@ -252,6 +315,13 @@ def _copy_all(units: list[Unit], source_env: dict[str, str], target_env: dict[st
                 future.cancel()
             raise
     return rows
+
+
+def _has_own_statistics(conn: psycopg.Connection[tuple[object, ...]], table: str) -> bool:
+    """Whether ANALYZE gathered `table`'s inherited statistics (what memoized_select's plan reads)."""
+    row = conn.execute("SELECT EXISTS (SELECT 1 FROM pg_stats WHERE schemaname = 'public' AND tablename = %s"
+                       " AND inherited)", (table,)).fetchone()
+    return bool(row and row[0])
 
 
 def _marker_rows(url: str) -> dict[str, int]:

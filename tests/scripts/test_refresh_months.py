@@ -1,0 +1,110 @@
+"""The masked copy over months of results: the same people every month, each distinct value digested once,
+the rows and their masked values the same as masking row by row."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+import pytest
+
+from autoenroll.masking import masked_select, masking_groups
+from autoenroll.partitions import add_months, create_statements, month_start, partition_name
+from ops.pg import create_database, drop_database
+from ops.refresh.masked_copy import KEY_SETTING, masked_copy, plan_units
+from ops.sandbox.state import SandboxState
+from tests.seed import clear, seed
+
+pytestmark = pytest.mark.integration
+KEY = "months key"
+MONTHS = 3
+# Enough rows that the planner expects repeats and caches (at a few dozen rows it rightly does not bother).
+PEOPLE = 300
+PERSON = ("employee_id", "ppsn", "first_name", "last_name", "date_of_birth", "email")
+
+
+@pytest.fixture()
+def months(sandbox: SandboxState) -> Iterator[SandboxState]:
+    """Two payrolls of PEOPLE people each, for three months: this month's (the seed's) and the next two, the
+    same people each month (a new run per month), their pay changing by a euro a month."""
+    url = sandbox.database_url("main", admin=True)
+    clear(url)
+    seed(url, tenants=2, employees_per_run=PEOPLE, tag="months")
+    this = month_start(datetime.now(UTC).date())
+    with psycopg.connect(url, autocommit=True) as conn:
+        for n in range(1, MONTHS):
+            month = add_months(this, n)
+            for statement in create_statements(month):
+                conn.execute(statement)
+            runs = conn.execute("SELECT id FROM validation_runs WHERE month = %s", (this,)).fetchall()
+            for (run,) in runs:
+                conn.execute("INSERT INTO validation_runs (id, tenant_id, upload_id, status, row_count, month)"
+                             " SELECT md5(id::text || %s)::uuid, tenant_id, upload_id, status, row_count, %s"
+                             " FROM validation_runs WHERE id = %s", (n, month, run))
+                conn.execute(
+                    "INSERT INTO employee_results (tenant_id, run_id, month, row_number, employee_id, ppsn,"
+                    " first_name, last_name, date_of_birth, email, gross_pay, pay_frequency, eligibility)"
+                    " SELECT tenant_id, md5(run_id::text || %s)::uuid, %s, row_number, employee_id, ppsn,"
+                    " first_name, last_name, date_of_birth, email, gross_pay + %s, pay_frequency, eligibility"
+                    " FROM employee_results WHERE run_id = %s", (n, month, n, run))
+        # The partitioned table's own statistics, which show the repeats the planner caches for (autovacuum
+        # never gathers them: see memoized_select).
+        conn.execute("ANALYZE employee_results")
+    yield sandbox
+    clear(url)
+
+
+def memoize_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    if plan["Node Type"] == "Memoize":
+        yield plan
+    for child in plan.get("Plans", []):
+        yield from memoize_nodes(child)
+
+
+def test_each_distinct_personal_value_is_digested_once_across_months(months: SandboxState) -> None:
+    with psycopg.connect(months.database_url("main", admin=True), autocommit=True) as conn:
+        (stream,) = [u for u in plan_units(conn, masked=True, jobs=1) if u.table == "employee_results"]
+        leaves = [str(r[0]) for r in conn.execute(
+            "SELECT relid::text FROM pg_partition_tree('employee_results') WHERE isleaf")]
+        assert sorted(stream.relations) == sorted(leaves)  # one stream reads every month (empty ones ahead too)
+        assert {partition_name(add_months(month_start(datetime.now(UTC).date()), n)) for n in range(MONTHS)} <= set(
+            leaves)
+        conn.execute("SELECT set_config(%s, %s, false)", (KEY_SETTING, KEY))
+        conn.execute("SET jit = off")
+        (plan,) = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + stream.select()).fetchone()  # type: ignore[misc]
+        rows, people, pays = conn.execute(
+            f"SELECT count(*), count(DISTINCT ({', '.join(PERSON)})), count(DISTINCT gross_pay)"  # noqa: S608
+            " FROM employee_results").fetchone()  # type: ignore[misc]
+    assert rows == 2 * PEOPLE * MONTHS and people == 2 * PEOPLE
+    # One cache per group of masked columns; a miss is one evaluation of the group's digests and rules.
+    misses = {tuple(node["Cache Key"].replace("s.", "").split(", ")): node["Cache Misses"]
+              for node in memoize_nodes(plan[0]["Plan"])}
+    assert set(misses) == set(masking_groups("employee_results", stream.columns))
+    assert misses[PERSON] == people, "each person's identity is masked once, not once a month"
+    assert misses[("gross_pay",)] == pays
+
+
+def test_the_copy_of_months_holds_the_rows_masking_row_by_row_gives(months: SandboxState) -> None:
+    source, admin = months.database_url("main", admin=True), months.database_url("postgres", admin=True)
+    create_database(admin, "months_copy")
+    try:
+        copy = months.database_url("months_copy", admin=True)
+        counts = masked_copy(source, copy, KEY, jobs=2)
+        assert counts["employee_results"] == 2 * PEOPLE * MONTHS
+        with psycopg.connect(source) as conn:
+            columns = [str(r[0]) for r in conn.execute(
+                "SELECT attname FROM pg_attribute WHERE attrelid = 'employee_results'::regclass AND attnum > 0"
+                " AND NOT attisdropped ORDER BY attnum")]
+            expected = sorted(conn.execute(masked_select("employee_results", columns), {"key": KEY}).fetchall())
+            per_month = conn.execute("SELECT tableoid::regclass::text, count(*) FROM employee_results"
+                                     " GROUP BY 1 ORDER BY 1").fetchall()
+        with psycopg.connect(copy) as conn:
+            got = sorted(conn.execute(f"SELECT {', '.join(columns)} FROM employee_results").fetchall())  # noqa: S608
+            copied_per_month = conn.execute("SELECT tableoid::regclass::text, count(*) FROM employee_results"
+                                            " GROUP BY 1 ORDER BY 1").fetchall()
+        assert got == expected
+        assert copied_per_month == per_month and len(per_month) == MONTHS
+    finally:
+        drop_database(admin, "months_copy")
