@@ -96,6 +96,12 @@ def test_partitions_are_made_ahead_and_listed(sandbox: SandboxState) -> None:
         made = runner.invoke(app, ["db", "partitions", "--env", "local", "--ahead", "5", "--ensure", "--json"])
         assert made.exit_code == 0, made.output
         assert p.partition_name(far) in json.loads(made.stdout)["created"]
+        # --ensure also gathers the parent's own (inherited) statistics, which autovacuum never does:
+        # the refresh's masked copy reads them to mask each person once.
+        assert json.loads(made.stdout)["analyzed"] == ["employee_results"]
+        with psycopg.connect(url) as conn:
+            assert conn.execute("SELECT reltuples >= 0 FROM pg_class WHERE relname = 'employee_results'").fetchone() \
+                == (True,)
         again = runner.invoke(app, ["db", "partitions", "--env", "local", "--ahead", "5", "--json"])
         assert json.loads(again.stdout)["missing"] == []
     finally:

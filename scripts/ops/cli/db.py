@@ -106,7 +106,8 @@ def partitions_cmd(
     ahead: int = typer.Option(3, "--ahead", min=0, max=24, help="Months after the current one to have ready."),
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """employee_results' monthly partitions; --ensure makes the current month's and AHEAD more (idempotent)."""
+    """employee_results' monthly partitions; --ensure makes the current month's and AHEAD more (idempotent)
+    and gathers the parent table's statistics, which autovacuum never does."""
     from ops import partitions as parts
 
     env = resolve(env_name)
@@ -114,13 +115,17 @@ def partitions_cmd(
     existing = parts.list_partitions(url)
     missing = parts.missing_months(existing, datetime.now(UTC).date(), ahead)
     created = parts.ensure(url, missing) if ensure and missing else []
+    analyzed = [parts.analyze(url)] if ensure else []
     if as_json:
         print_json({"partitions": [{"name": x.name, "month": x.month.strftime("%Y-%m"), "rows": x.rows}
                                    for x in existing],
-                    "missing": [m.strftime("%Y-%m") for m in missing], "created": created, "applied": ensure})
+                    "missing": [m.strftime("%Y-%m") for m in missing], "created": created, "analyzed": analyzed,
+                    "applied": ensure})
         return
     table(f"{env.name}: employee_results partitions", ["partition", "month", "rows"],
           [(x.name, x.month.strftime("%Y-%m"), x.rows) for x in existing])
+    if analyzed:
+        progress(f"analyzed {', '.join(analyzed)} (the parent's statistics over every month)")
     if created:
         progress(f"created {', '.join(created)}")
     elif missing:
