@@ -153,3 +153,45 @@ def test_expired_or_dead_local_owner_locks_are_taken_over() -> None:
                                      "host": socket.gethostname(), "pid": str(dead_pid)}).encode()
     with object_lock(store, "l", ttl=timedelta(hours=1), purpose="p") as record:  # type: ignore[arg-type]
         assert record["took_over_from"] == "me"
+
+
+class ListingStore(MemoryStore):
+    """A store that lists: what cleaning up and pruning a directory backup need."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__()
+        self.objects = dict.fromkeys(keys, b"x")
+        self.aborted: list[str] = []
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix))
+
+    def list_multipart(self, prefix: str) -> list[dict[str, str]]:
+        return [{"key": "local/B/dump/3.dat.zst.age", "upload_id": "u1"}]
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        self.aborted.append(key)
+
+
+def test_every_object_of_a_backup_without_a_manifest_is_cleaned_up() -> None:
+    from ops.backup.usecase import abort_orphaned_uploads
+
+    complete = ["local/A/dump/toc.dat.zst.age", "local/A/dump/3.dat.zst.age", "local/A/manifest.json"]
+    killed = ["local/B/dump/toc.dat.zst.age", "local/B/dump/4.dat.zst.age"]  # died before its manifest
+    legacy = ["local/C/dump.pgc.zst.age"]  # a single stream that died before its manifest
+    store = ListingStore([*complete, *killed, *legacy, "local/.lock"])
+    cleaned = abort_orphaned_uploads(store, "local")  # type: ignore[arg-type]
+    assert sorted(store.objects) == sorted([*complete, "local/.lock"])
+    assert store.aborted == ["local/B/dump/3.dat.zst.age"]
+    assert len(cleaned) == 1 + len(killed) + len(legacy)
+
+
+def test_pruning_a_directory_backup_deletes_its_manifest_and_every_file() -> None:
+    from ops.backup.usecase import PrunePlan, prune
+
+    old = ["local/A/manifest.json", "local/A/dump/toc.dat.zst.age", "local/A/dump/3.dat.zst.age",
+           "local/A/verified.json"]
+    kept = ["local/B/manifest.json", "local/B/dump/toc.dat.zst.age"]
+    store = ListingStore([*old, *kept])
+    assert prune("local", store, PrunePlan(keep=["B"], delete=["A"])) == ["A"]  # type: ignore[arg-type]
+    assert sorted(store.objects) == sorted(kept)
