@@ -381,7 +381,8 @@ def main() -> None:
         for label, runs in steps.items():
             rows.setdefault(label, {})[gb] = measure.median(runs)
         # Each size as it finishes (stderr): a long run interrupted keeps what it measured.
-        medians = {label.split(":")[0]: round(measure.median(runs).seconds, 2) for label, runs in steps.items()}
+        # Whole labels: their first words repeat ("ours: ...") and once hid each other in this line.
+        medians = {label: round(measure.median(runs).seconds, 2) for label, runs in steps.items()}
         print(f"  {db_mb[gb]:.0f} MB: {lines}; load average {os.getloadavg()[0]:.1f}; {medians}", file=sys.stderr,
               flush=True)
     print(f"\n{os.cpu_count()} cores; medians of {args.pairs} alternating pairs; peak memory = largest process")

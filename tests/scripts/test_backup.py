@@ -97,6 +97,7 @@ def test_verify_restores_into_scratch_and_records_it(env: Environment) -> None:
     assert report["ok"] and report["verification"]["sanity_checks"]["users_without_tenant"] == 0
     listed = json.loads(runner.invoke(app, ["backup", "list", "--env", "local", "--json"]).stdout)
     assert next(b for b in listed if b["id"] == manifest.id)["verified"]["ok"] is True
+    assert not (Path(tempfile.gettempdir()) / "ops-verify-local").exists(), "verify left its files behind"
 
 
 def test_one_flipped_byte_fails_verify(env: Environment) -> None:

@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -169,9 +170,12 @@ def _dump(stage: Stage, dump_dir: Path, progress: Progress) -> None:
     """Run pg_dump, reporting the bytes it has written so far (the folder's size) twice a second."""
     pipe = Pipeline([stage], feed_stdin=False, capture_stdout=False)
     try:
-        while pipe.procs[0].poll() is None:
-            time.sleep(0.5)
-            progress(_folder_bytes(dump_dir))
+        while True:
+            try:
+                pipe.procs[0].wait(timeout=0.5)
+                break
+            except subprocess.TimeoutExpired:
+                progress(_folder_bytes(dump_dir))
         pipe.check()
     except BaseException:
         pipe.kill()
@@ -364,8 +368,12 @@ def verify(env: Environment, store: ObjectStore, backup_id: str | None, *, progr
 def _verify_directory(env: Environment, store: ObjectStore, manifest: m.Manifest, scratch_env: dict[str, str],
                       progress: Progress) -> list[str]:
     """Download every file (each checked against its size and sha256), then restore them in parallel."""
-    with tempfile.TemporaryDirectory(prefix="ops-verify-") as tmp:
-        dump_dir = Path(tmp) / m.DIRECTORY_NAME
+    # One folder per environment, emptied first: a verify killed with -9 leaves its files for the next.
+    work = Path(tempfile.gettempdir()) / f"ops-verify-{env.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(mode=0o700)
+    try:
+        dump_dir = work / m.DIRECTORY_NAME
         try:
             fetch_directory(store, manifest, dump_dir, identity_file=_identity(env), jobs=default_jobs(),
                             progress=progress)
@@ -377,6 +385,8 @@ def _verify_directory(env: Environment, store: ObjectStore, manifest: m.Manifest
                                        scratch=True), scratch_env)
         except ExternalError as exc:
             return [f"restore failed: {exc}"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return []
 
 
