@@ -19,9 +19,11 @@ or, in parallel, from a file (pg_restore can only run jobs on an archive it can 
 (`ops backup restore` loads the rows while downloading, `... | zstd -d | tee dump.pgc | pg_restore
 --section=pre-data --section=data`, then builds indexes and keys with `pg_restore -j N --section=post-data`.)
 
-pg_dump writes its custom format uncompressed (`--compress=0`) so that zstd, multithreaded
-and far faster than pg_dump's built-in gzip, does the compressing; age encrypts to a
-public key, so the machine that makes backups can't read them.
+pg_dump writes uncompressed (`--compress=0`) so that zstd, multithreaded and far faster than
+pg_dump's built-in gzip, does the compressing; age encrypts to a public key, so the machine that
+makes backups can't read them. A directory backup's files are uploaded after pg_dump has finished,
+not as each completes: pg_dump does not say when a file is complete (its workers write them, the
+leader writes toc.dat last). The price: the dump folder on local disk, uncompressed, while it lasts.
 """
 
 from __future__ import annotations
