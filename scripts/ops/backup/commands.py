@@ -21,9 +21,9 @@ or, in parallel, from a file (pg_restore can only run jobs on an archive it can 
 
 pg_dump writes uncompressed (`--compress=0`) so that zstd, multithreaded and far faster than
 pg_dump's built-in gzip, does the compressing; age encrypts to a public key, so the machine that
-makes backups can't read them. A directory backup's files are uploaded after pg_dump has finished,
-not as each completes: pg_dump does not say when a file is complete (its workers write them, the
-leader writes toc.dat last). The price: the dump folder on local disk, uncompressed, while it lasts.
+makes backups can't read them. A directory backup's table files are uploaded as pg_dump completes
+them (its `--verbose` log names each finished item), toc.dat and the rest once it has exited; the
+dump folder is on local disk, uncompressed, while the backup runs.
 """
 
 from __future__ import annotations

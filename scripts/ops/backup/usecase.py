@@ -6,10 +6,10 @@ They take an `Environment` and the ports (`ObjectStore`, `Heartbeat`); the CLI i
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -43,6 +43,7 @@ from ops.pg import connect, create_database, drop_database, libpq_env, row_count
 from ops.pg.tools import require_client_for
 from ops.pipeline import Pipeline, Stage, sink, source
 from ops.ports import Heartbeat, ObjectStore
+from ops.secrets import scrub_text
 from ops.store_keys import backup_key, backup_lock, backup_prefix
 
 PART_SIZE = 16 * 1024 * 1024  # R2 wants equal-sized parts (but the last); 16 MiB keeps memory bounded
@@ -138,11 +139,10 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
             work.mkdir(mode=0o700)
             try:
                 dump_dir = work / m.DIRECTORY_NAME
-                _dump(directory_dump(libpq_env(url), str(dump_dir), jobs=jobs, snapshot=snapshot), dump_dir,
-                      progress)
-                conn.rollback()  # the workers have their copies of the snapshot's data
-                failpoints.hit("backup.dumped")
-                files = _upload_files(store, env.name, backup_id, dump_dir, recipient, jobs=jobs, progress=progress)
+                files = _dump_and_upload(directory_dump(libpq_env(url), str(dump_dir), jobs=jobs, snapshot=snapshot),
+                                         dump_dir, store, env.name, backup_id, recipient, jobs=jobs,
+                                         progress=progress)
+                conn.rollback()
             finally:
                 shutil.rmtree(work, ignore_errors=True)
         for stored_file in files:
@@ -166,51 +166,61 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
     return CreateResult(manifest, aborted, beat, time.monotonic() - t0)
 
 
-def _dump(stage: Stage, dump_dir: Path, progress: Progress) -> None:
-    """Run pg_dump, reporting the bytes it has written so far (the folder's size) twice a second."""
-    pipe = Pipeline([stage], feed_stdin=False, capture_stdout=False)
-    try:
-        while True:
-            try:
-                pipe.procs[0].wait(timeout=0.5)
-                break
-            except subprocess.TimeoutExpired:
-                progress(_folder_bytes(dump_dir))
-        pipe.check()
-    except BaseException:
-        pipe.kill()
-        raise
+FINISHED = re.compile(r"finished item (\d+) TABLE DATA ")  # pg_dump --verbose, parallel mode
 
 
-def _folder_bytes(folder: Path) -> int:
-    total = 0
-    for entry in folder.iterdir() if folder.is_dir() else []:
-        with contextlib.suppress(OSError):  # pg_dump may rename a file as we look
-            total += entry.stat().st_size
-    return total
+def _dump_and_upload(stage: Stage, dump_dir: Path, store: ObjectStore, env_name: str, backup_id: str,
+                     recipient: str, *, jobs: int, progress: Progress) -> list[m.StoredFile]:
+    """Run pg_dump and store each file of its folder as its own object (zstd | age), `jobs` at a time.
 
-
-def _upload_files(store: ObjectStore, env_name: str, backup_id: str, dump_dir: Path, recipient: str, *,
-                  jobs: int, progress: Progress) -> list[m.StoredFile]:
-    """Each file of the dump directory as its own object (zstd | age), `jobs` files at a time,
-    largest first so the big partitions don't finish last; all uploaded after pg_dump has finished
-    (its files are complete only then)."""
-    paths = sorted(dump_dir.iterdir(), key=lambda p: p.stat().st_size, reverse=True)
-    if not any(p.name == "toc.dat" for p in paths):
-        raise VerificationError(f"pg_dump wrote no toc.dat in {dump_dir}")
+    A table's file is uploaded as soon as pg_dump says it is complete: in parallel mode its
+    `--verbose` log has "finished item <dumpId> TABLE DATA <table>" when a worker has closed
+    `<dumpId>.dat`. The rest (toc.dat, which the leader writes last; any file of a run with one job)
+    is uploaded when pg_dump has exited successfully."""
+    proc = subprocess.Popen([*stage.argv, "--verbose"], env=dict(stage.env) if stage.env is not None else None,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            errors="replace")
     done = {"bytes": 0}
     lock = threading.Lock()
 
     def one(path: Path) -> m.StoredFile:
         key = backup_key(env_name, backup_id, f"{m.DIRECTORY_NAME}/{path.name}{m.FILE_SUFFIX}")
+        raw = path.stat().st_size
         digest, stored = _upload(store, key, file_store_stages(str(path), recipient), _noop)
         with lock:
-            done["bytes"] += stored
+            done["bytes"] += raw  # against the tables' size the caller was given: pg_dump's bytes, stored
             progress(done["bytes"])
         return m.StoredFile(name=path.name, key=key, stored_bytes=stored, sha256=digest)
 
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        files = list(pool.map(one, paths))
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    started: dict[str, Future[m.StoredFile]] = {}
+    errors: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "error" in line.lower():
+                errors.append(line.strip())
+            found = FINISHED.search(line)
+            if found and (dump_dir / f"{found.group(1)}.dat").is_file():
+                path = dump_dir / f"{found.group(1)}.dat"
+                started[path.name] = pool.submit(one, path)
+        if proc.wait() != 0:
+            raise ExternalError("pg_dump failed: " + scrub_text(errors[-1] if errors else f"exit {proc.returncode}"))
+        failpoints.hit("backup.dumped")
+        rest = sorted((p for p in dump_dir.iterdir() if p.name not in started), key=lambda p: p.stat().st_size,
+                      reverse=True)
+        if not (dump_dir / "toc.dat").is_file():
+            raise VerificationError(f"pg_dump wrote no toc.dat in {dump_dir}")
+        for path in rest:
+            started[path.name] = pool.submit(one, path)
+        files = [future.result() for future in started.values()]
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        pool.shutdown(wait=True, cancel_futures=True)  # the uploads in flight abort their own multipart
+        raise
+    pool.shutdown(wait=True)
     return sorted(files, key=lambda f: f.name)
 
 
