@@ -306,3 +306,13 @@ def test_prune_keeps_newest_verified_and_plans_with_plan(env: Environment) -> No
     assert set(remaining) == set(applied["keep"]) and remaining
     verified = [mf.id for mf, v in uc.list_backups("local", s) if v and v.ok]
     assert len(verified) <= 1
+
+
+def test_create_with_one_job_stores_the_same_files_and_verifies(env: Environment) -> None:
+    s = store(env)
+    one = uc.create(env, s, None, jobs=1).manifest  # no parallel mode: every file uploads after pg_dump exits
+    two = uc.create(env, s, None, jobs=2).manifest  # parallel: table files upload as pg_dump finishes them
+    assert (one.jobs, two.jobs) == (1, 2)
+    assert sorted(f.name for f in one.files) == sorted(f.name for f in two.files)
+    assert one.tables == two.tables
+    assert uc.verify(env, s, one.id).problems == []
