@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -23,7 +24,7 @@ from ops.backup import manifest as m
 from ops.backup import usecase as uc
 from ops.cli import app
 from ops.environment import Environment
-from ops.errors import ExternalError, NotFoundError
+from ops.errors import ExternalError, NotFoundError, VerificationError
 from ops.pg import libpq_env
 from ops.pg.tools import tool as pg_tool
 from ops.sandbox.state import SandboxState
@@ -63,6 +64,20 @@ def test_round_trip_restores_an_identical_database(env: Environment) -> None:
     created = json.loads(result.stdout)
     assert created["heartbeat"] == "pinged"
     assert created["backup"]["tables"]["public.employee_results"] == 600
+    # A file per table and per month's partition, each stored as its own object, listed with size and sha256.
+    backup = m.Manifest.model_validate(created["backup"])
+    assert backup.is_directory and backup.format == m.DIRECTORY_FORMAT
+    s = store(env)
+    stored = {k for k in s.list_keys(f"local/{backup.id}/") if k.endswith(m.FILE_SUFFIX)}
+    assert stored == {f.key for f in backup.files} and "toc.dat" in {f.name for f in backup.files}
+    with psycopg.connect(url) as conn:
+        partitions = conn.execute("SELECT count(*) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhparent"
+                                  " WHERE c.relname = 'employee_results'").fetchone()
+    assert partitions is not None and len(backup.files) > partitions[0] >= 1
+    for entry in backup.files:
+        data = s.get_bytes(entry.key) or b""
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (entry.stored_bytes, entry.sha256), entry.name
+    assert backup.stored_bytes == sum(f.stored_bytes for f in backup.files)
 
     clear(url)  # disaster
     assert plain_dump(url) != before
@@ -82,19 +97,78 @@ def test_verify_restores_into_scratch_and_records_it(env: Environment) -> None:
     assert report["ok"] and report["verification"]["sanity_checks"]["users_without_tenant"] == 0
     listed = json.loads(runner.invoke(app, ["backup", "list", "--env", "local", "--json"]).stdout)
     assert next(b for b in listed if b["id"] == manifest.id)["verified"]["ok"] is True
+    assert not (Path(tempfile.gettempdir()) / "ops-verify-local").exists(), "verify left its files behind"
 
 
 def test_one_flipped_byte_fails_verify(env: Environment) -> None:
     s = store(env)
     manifest = uc.create(env, s, None).manifest
-    data = bytearray(s.get_bytes(manifest.data_key) or b"")
+    biggest = max(manifest.files, key=lambda f: f.stored_bytes)  # the one file whose byte flips
+    data = bytearray(s.get_bytes(biggest.key) or b"")
     position = random.Random(7).randrange(200, len(data) - 1)
     data[position] ^= 0x01
-    s.put_bytes(manifest.data_key, bytes(data))
+    s.put_bytes(biggest.key, bytes(data))
     result = runner.invoke(app, ["backup", "verify", manifest.id, "--env", "local"])
     assert result.exit_code == 8
-    assert "failed verification" in result.output
+    assert "failed verification" in result.output and biggest.key in result.output.replace("\n", "")
     assert s.get_bytes(backup_key("local", manifest.id, m.VERIFIED_NAME)) is None
+
+
+def test_a_missing_file_fails_verify_and_restore_changes_nothing(env: Environment) -> None:
+    s = store(env)
+    url = env.database_url()
+    manifest = uc.create(env, s, None).manifest
+    before = plain_dump(url)
+    missing = next(f.key for f in manifest.files if f.name != "toc.dat")
+    s.delete(missing)
+    assert uc.verify(env, s, manifest.id).problems == [f"{missing}: listed in the manifest, missing from the store"]
+    with pytest.raises(VerificationError, match="missing from the store"):
+        uc.restore(env, s, manifest, jobs=2)
+    assert plain_dump(url) == before
+
+
+def legacy_backup(env: Environment, s: S3ObjectStore) -> m.Manifest:
+    """A backup as `ops` made them before directory backups: one pg_dump custom | zstd | age stream."""
+    from datetime import UTC, datetime
+
+    from ops.backup.commands import dump_stages
+
+    backup_id = "20200101T000000Z"
+    key = backup_key("local", backup_id, m.DATA_NAME)
+    url = env.database_url()
+    with psycopg.connect(url) as conn:
+        from ops.pg import row_counts
+
+        tables = row_counts(conn)
+        version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+    digest, stored = uc._upload(s, key, dump_stages(libpq_env(url), env.backup_recipient or "", snapshot=None),
+                                lambda _n: None)
+    manifest = m.Manifest(id=backup_id, environment="local", database="main", branch=env.branch,
+                          server_version=version, tables=tables, data_key=key, stored_bytes=stored, sha256=digest,
+                          recipient=env.backup_recipient or "", tool_version="0", started_at=datetime.now(UTC),
+                          finished_at=datetime.now(UTC))
+    raw = json.loads(manifest.model_dump_json())
+    for newer in ("files", "jobs"):
+        raw.pop(newer)  # an old manifest has no such fields
+    s.put_bytes(backup_key("local", backup_id, m.MANIFEST_NAME), json.dumps(raw).encode())
+    return manifest
+
+
+def test_an_old_single_stream_backup_still_verifies_and_restores(env: Environment) -> None:
+    s = store(env)
+    url = env.database_url()
+    before = plain_dump(url)
+    try:
+        manifest = legacy_backup(env, s)
+        found = uc.find("local", s, manifest.id)
+        assert not found.is_directory and found.format == m.FORMAT and found.files == []
+        assert uc.verify(env, s, manifest.id).problems == []
+        clear(url)
+        uc.restore(env, s, found, jobs=2)
+        assert plain_dump(url) == before
+    finally:
+        for key in s.list_keys("local/20200101T000000Z/"):
+            s.delete(key)
 
 
 def test_kill_9_during_create_leaves_nothing_complete_and_the_next_run_cleans_up(
@@ -111,7 +185,8 @@ def test_kill_9_during_create_leaves_nothing_complete_and_the_next_run_cleans_up
     base_env = {**os.environ, "OPS_SANDBOX_DIR": sandbox.root}
     argv = [sys.executable, "-m", "ops", "backup", "create", "--env", "local", "--json"]
     # Deterministic points (failpoints SIGKILL the process there), then random moments.
-    points = ["backup.upload_started", "backup.part_read:2", "backup.upload_completed", None, None]
+    points = ["backup.dumped", "backup.upload_started", "backup.part_read:2", "backup.upload_completed",
+              "backup.before_manifest", None, None]
     try:
         for attempt, point in enumerate(points):
             env_vars = {**base_env, **({"OPS_FAILPOINT": point} if point else {})}
@@ -121,7 +196,7 @@ def test_kill_9_during_create_leaves_nothing_complete_and_the_next_run_cleans_up
                 proc.send_signal(signal.SIGKILL)
             proc.wait()
             complete = {mf.id for mf, _ in uc.list_backups("local", s)}
-            if proc.returncode == 0:  # it finished before the random kill: a real, complete backup
+            if proc.returncode == 0 and point is None:  # it finished before the random kill: a complete backup
                 complete_before = complete
                 continue
             assert proc.returncode == -9, f"attempt {attempt} ({point}): exit {proc.returncode}"
@@ -129,9 +204,12 @@ def test_kill_9_during_create_leaves_nothing_complete_and_the_next_run_cleans_up
         result = uc.create(env, s, None)
         assert s.list_multipart("local/") == []
         keys = s.list_keys("local/")
-        data_keys = [k for k in keys if k.endswith(m.DATA_NAME)]
-        assert all(k.replace(m.DATA_NAME, m.MANIFEST_NAME) in keys for k in data_keys)
+        backup_ids = {k.split("/")[1] for k in keys if k.count("/") >= 2}
+        orphans = [k for k in keys if k.count("/") >= 2
+                   and backup_key("local", k.split("/")[1], m.MANIFEST_NAME) not in keys]
+        assert backup_ids and orphans == [], f"objects of backups without a manifest: {orphans}"
         assert result.manifest.tables["public.filler"] == 600000
+        assert not (Path(tempfile.gettempdir()) / "ops-backup-local").exists(), "the dump folder was left behind"
     finally:
         with subprocess.Popen([pg_tool("psql"), "-q", "-c", "DROP TABLE IF EXISTS filler"], env=libpq_env(url)) as p:
             p.wait()
@@ -176,7 +254,7 @@ def test_create_shows_the_total_and_restore_shows_its_phases(env: Environment, s
     restored = subprocess.run([*ops, "restore", "--latest", "--env", "local", "--yes", "--jobs", "2"], env=run_env,
                               capture_output=True, text=True, check=False)
     assert restored.returncode == 0, restored.stderr
-    phases = ["download, decrypt, decompress; restore tables and rows as they arrive",
+    phases = ["download, decrypt, decompress", "restore tables and rows (2 jobs)",
               "restore indexes and constraints (2 jobs)", "swap main_restoring into main"]
     positions = [restored.stderr.find(p) for p in phases]
     assert -1 not in positions and positions == sorted(positions), restored.stderr
@@ -228,3 +306,13 @@ def test_prune_keeps_newest_verified_and_plans_with_plan(env: Environment) -> No
     assert set(remaining) == set(applied["keep"]) and remaining
     verified = [mf.id for mf, v in uc.list_backups("local", s) if v and v.ok]
     assert len(verified) <= 1
+
+
+def test_create_with_one_job_stores_the_same_files_and_verifies(env: Environment) -> None:
+    s = store(env)
+    one = uc.create(env, s, None, jobs=1).manifest  # no parallel mode: every file uploads after pg_dump exits
+    two = uc.create(env, s, None, jobs=2).manifest  # parallel: table files upload as pg_dump finishes them
+    assert (one.jobs, two.jobs) == (1, 2)
+    assert sorted(f.name for f in one.files) == sorted(f.name for f in two.files)
+    assert one.tables == two.tables
+    assert uc.verify(env, s, one.id).problems == []

@@ -8,7 +8,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ops.backup.commands import dump_stages, parallel_restore, restore_stages, stream_restore_stages
+from ops.backup import manifest as m
+from ops.backup.commands import (
+    directory_dump,
+    directory_restore,
+    dump_stages,
+    file_fetch_stages,
+    file_store_stages,
+    parallel_restore,
+    restore_stages,
+    stream_restore_stages,
+)
 from ops.backup.retention import Candidate, keep_set
 from ops.errors import LockHeldError
 from ops.locks import object_lock
@@ -71,6 +81,36 @@ def test_the_parallel_restore_runs_in_two_phases_from_a_local_archive() -> None:
     assert "--section=post-data" in post and "--section=data" not in post
 
 
+def test_a_directory_backup_dumps_in_parallel_and_stores_each_file_on_its_own() -> None:
+    env = {"PGHOST": "h", "PGPASSWORD": "hunter2", "PGDATABASE": "main"}
+    dump = directory_dump(env, "/tmp/w/dump", jobs=3, snapshot="00000003-1")
+    assert dump.argv[1:] == ["--format=directory", "--compress=0", "--jobs=3", "--no-password", "-f", "/tmp/w/dump",
+                             "--snapshot=00000003-1"]
+    assert dump.env == env and "hunter2" not in " ".join(dump.argv)
+    stored = file_store_stages("/tmp/w/dump/4011.dat", "age1recipient")
+    assert [s.name for s in stored] == ["zstd", "age"] and stored[0].argv[-1] == "/tmp/w/dump/4011.dat"
+    assert stored[1].argv[1:] == ["--encrypt", "-r", "age1recipient"]
+    fetched = file_fetch_stages("/keys/id.txt", "/tmp/r/dump/4011.dat")
+    assert [s.name for s in fetched] == ["age", "zstd"] and fetched[1].argv[-2:] == ["-o", "/tmp/r/dump/4011.dat"]
+    scratch = directory_restore(env, "/tmp/r/dump", jobs=2, section="data", scratch=True)
+    assert "--no-privileges" in scratch and "--jobs=2" in scratch and scratch[-1] == "/tmp/r/dump"
+
+
+def test_the_manifest_says_its_format_and_lists_each_file() -> None:
+    old = {"id": "x", "environment": "local", "database": "main", "branch": "main", "server_version": "17",
+           "tables": {"public.t": 1}, "data_key": "local/x/dump.pgc.zst.age", "stored_bytes": 5, "sha256": "ab",
+           "format": m.FORMAT, "recipient": "age1x", "tool_version": "1", "started_at": "2026-01-01T00:00:00Z",
+           "finished_at": "2026-01-01T00:00:01Z"}
+    legacy = m.Manifest.model_validate(old)  # written before directory backups: no file list
+    assert not legacy.is_directory and legacy.files == []
+    files = [m.StoredFile(name="toc.dat", key="k1", stored_bytes=3, sha256="aa"),
+             m.StoredFile(name="4011.dat", key="k2", stored_bytes=4, sha256="bb")]
+    new = m.Manifest.model_validate({**old, "format": m.DIRECTORY_FORMAT, "files": [f.model_dump() for f in files]})
+    assert new.is_directory and [f.name for f in new.files] == ["toc.dat", "4011.dat"]
+    assert m.files_digest(files) == m.files_digest(list(reversed(files)))
+    assert m.files_digest(files) != m.files_digest([files[0]])
+
+
 class MemoryStore:
     bucket = "mem"
 
@@ -113,3 +153,45 @@ def test_expired_or_dead_local_owner_locks_are_taken_over() -> None:
                                      "host": socket.gethostname(), "pid": str(dead_pid)}).encode()
     with object_lock(store, "l", ttl=timedelta(hours=1), purpose="p") as record:  # type: ignore[arg-type]
         assert record["took_over_from"] == "me"
+
+
+class ListingStore(MemoryStore):
+    """A store that lists: what cleaning up and pruning a directory backup need."""
+
+    def __init__(self, keys: list[str]) -> None:
+        super().__init__()
+        self.objects = dict.fromkeys(keys, b"x")
+        self.aborted: list[str] = []
+
+    def list_keys(self, prefix: str) -> list[str]:
+        return sorted(k for k in self.objects if k.startswith(prefix))
+
+    def list_multipart(self, prefix: str) -> list[dict[str, str]]:
+        return [{"key": "local/B/dump/3.dat.zst.age", "upload_id": "u1"}]
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        self.aborted.append(key)
+
+
+def test_every_object_of_a_backup_without_a_manifest_is_cleaned_up() -> None:
+    from ops.backup.usecase import abort_orphaned_uploads
+
+    complete = ["local/A/dump/toc.dat.zst.age", "local/A/dump/3.dat.zst.age", "local/A/manifest.json"]
+    killed = ["local/B/dump/toc.dat.zst.age", "local/B/dump/4.dat.zst.age"]  # died before its manifest
+    legacy = ["local/C/dump.pgc.zst.age"]  # a single stream that died before its manifest
+    store = ListingStore([*complete, *killed, *legacy, "local/.lock"])
+    cleaned = abort_orphaned_uploads(store, "local")  # type: ignore[arg-type]
+    assert sorted(store.objects) == sorted([*complete, "local/.lock"])
+    assert store.aborted == ["local/B/dump/3.dat.zst.age"]
+    assert len(cleaned) == 1 + len(killed) + len(legacy)
+
+
+def test_pruning_a_directory_backup_deletes_its_manifest_and_every_file() -> None:
+    from ops.backup.usecase import PrunePlan, prune
+
+    old = ["local/A/manifest.json", "local/A/dump/toc.dat.zst.age", "local/A/dump/3.dat.zst.age",
+           "local/A/verified.json"]
+    kept = ["local/B/manifest.json", "local/B/dump/toc.dat.zst.age"]
+    store = ListingStore([*old, *kept])
+    assert prune("local", store, PrunePlan(keep=["B"], delete=["A"])) == ["A"]  # type: ignore[arg-type]
+    assert sorted(store.objects) == sorted(kept)

@@ -1,4 +1,14 @@
-"""The backup's commands as data. The stored format is standard, so the plain tools restore it:
+"""The backup's commands as data. The stored formats are standard, so the plain tools restore them.
+
+A directory backup (the default): `pg_dump --format=directory --jobs N` writes one file per table
+(per partition: `employee_results` is partitioned by month, so its months dump and restore side by
+side), and each file is stored as its own object, `zstd | age`. The plain tools put it back with a
+loop over the manifest's files, then a parallel restore (runbooks/restore-database.md):
+
+    age -d -i KEY.txt < FILE.zst.age | zstd -d -o dump/FILE      (for each file)
+    pg_restore --no-owner -j 4 -d TARGET dump
+
+An older single-stream backup (its manifest's `format` says which):
 
     age -d -i KEY.txt < OBJECT | zstd -d | pg_restore --no-owner -d TARGET
 
@@ -9,9 +19,11 @@ or, in parallel, from a file (pg_restore can only run jobs on an archive it can 
 (`ops backup restore` loads the rows while downloading, `... | zstd -d | tee dump.pgc | pg_restore
 --section=pre-data --section=data`, then builds indexes and keys with `pg_restore -j N --section=post-data`.)
 
-pg_dump writes its custom format uncompressed (`--compress=0`) so that zstd, multithreaded
-and far faster than pg_dump's built-in gzip, does the compressing; age encrypts to a
-public key, so the machine that makes backups can't read them.
+pg_dump writes uncompressed (`--compress=0`) so that zstd, multithreaded and far faster than
+pg_dump's built-in gzip, does the compressing; age encrypts to a public key, so the machine that
+makes backups can't read them. A directory backup's table files are uploaded as pg_dump completes
+them (its `--verbose` log names each finished item), toc.dat and the rest once it has exited; the
+dump folder is on local disk, uncompressed, while the backup runs.
 """
 
 from __future__ import annotations
@@ -33,6 +45,39 @@ def dump_stages(db_env: Mapping[str, str], recipient: str, *, snapshot: str | No
         Stage("zstd", ["zstd", f"-{ZSTD_LEVEL}", "-T0", "-q", "-c"]),
         Stage("age", ["age", "--encrypt", "-r", recipient]),
     ]
+
+
+def directory_dump(db_env: Mapping[str, str], out_dir: str, *, jobs: int, snapshot: str | None) -> Stage:
+    """pg_dump in directory format, `jobs` tables at a time, uncompressed (zstd compresses each file
+    afterwards, multithreaded, as the single stream's zstd did). With `--jobs`, pg_dump's workers join
+    `snapshot`, so every file and the manifest's row counts describe one moment."""
+    argv = [pg_tool("pg_dump"), "--format=directory", "--compress=0", f"--jobs={jobs}", "--no-password",
+            "-f", out_dir]
+    if snapshot:
+        argv.append(f"--snapshot={snapshot}")
+    return Stage("pg_dump", argv, db_env)
+
+
+def file_store_stages(path: str, recipient: str) -> list[Stage]:
+    """One dump file as stored: zstd reads the file itself, age encrypts to the public key."""
+    return [Stage("zstd", ["zstd", f"-{ZSTD_LEVEL}", "-T0", "-q", "-c", path]),
+            Stage("age", ["age", "--encrypt", "-r", recipient])]
+
+
+def file_fetch_stages(identity_file: str, path: str) -> list[Stage]:
+    """One stored object back into the dump directory: decrypt, decompress into `path`."""
+    return [Stage("age", ["age", "--decrypt", "-i", identity_file]),
+            Stage("zstd", ["zstd", "-d", "-q", "-f", "-o", path])]
+
+
+def directory_restore(db_env: Mapping[str, str], dump_dir: str, *, jobs: int, section: str,
+                      scratch: bool = False) -> list[str]:
+    """pg_restore of a dump directory into a new, empty database, one phase at a time: `data`
+    (tables and rows, `jobs` tables or partitions at a time) or `post-data` (indexes, keys)."""
+    argv = parallel_restore(db_env, dump_dir, jobs=jobs, section=section)
+    if scratch:
+        argv.insert(1, "--no-privileges")  # a scratch server may lack the app's roles
+    return argv
 
 
 def stream_restore_stages(identity_file: str, archive: str, db_env: Mapping[str, str]) -> list[Stage]:

@@ -1,8 +1,16 @@
 """A backup's manifest, and the names of a backup's objects in the bucket (keys: ops.store_keys).
 
-    <env>/<id>/dump.pgc.zst.age   the data (pg_dump custom | zstd | age), uploaded first
-    <env>/<id>/manifest.json      written last: only a manifest makes a backup exist
-    <env>/<id>/verified.json      written by `ops backup verify` when a restore test passed
+A directory backup (the default since issue 28):
+
+    <env>/<id>/dump/<file>.zst.age  one object per file of `pg_dump --format=directory`
+                                    (toc.dat, and a <dumpId>.dat per table or partition),
+                                    each zstd | age on its own, uploaded first
+    <env>/<id>/manifest.json        written last: only a manifest makes a backup exist;
+                                    it lists every file with its stored size and sha256
+    <env>/<id>/verified.json        written by `ops backup verify` when a restore test passed
+
+An older single-stream backup has one `<env>/<id>/dump.pgc.zst.age` (pg_dump custom | zstd | age)
+and no file list; its manifest's `format` says so, and restore and verify still read it.
 """
 
 from __future__ import annotations
@@ -11,14 +19,26 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel
 
-DATA_NAME = "dump.pgc.zst.age"
+DATA_NAME = "dump.pgc.zst.age"  # the single-stream format's one object
+DIRECTORY_NAME = "dump"  # the directory format's objects are under <id>/dump/
+FILE_SUFFIX = ".zst.age"
 MANIFEST_NAME = "manifest.json"
 VERIFIED_NAME = "verified.json"
-FORMAT = "pg_dump --format=custom --compress=0 | zstd | age"
+FORMAT = "pg_dump --format=custom --compress=0 | zstd | age"  # what a manifest without a file list holds
+DIRECTORY_FORMAT = "pg_dump --format=directory --compress=0 --jobs N; each file zstd | age"
 
 
 def new_backup_id(now: datetime | None = None) -> str:
     return (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+
+
+class StoredFile(BaseModel):
+    """One file of the dump directory as stored: `name` is its name in the directory pg_restore reads."""
+
+    name: str
+    key: str
+    stored_bytes: int
+    sha256: str
 
 
 class Manifest(BaseModel):
@@ -28,10 +48,14 @@ class Manifest(BaseModel):
     branch: str
     server_version: str
     tables: dict[str, int]
+    # Single stream: the object, its size and sha256. Directory: the objects' common prefix, their
+    # total size, and the sha256 of the file list (`files_digest`), so a listing shows one digest.
     data_key: str
     stored_bytes: int
     sha256: str
     format: str = FORMAT
+    files: list[StoredFile] = []
+    jobs: int = 1
     recipient: str
     tool_version: str
     started_at: datetime
@@ -40,6 +64,17 @@ class Manifest(BaseModel):
     @property
     def total_rows(self) -> int:
         return sum(self.tables.values())
+
+    @property
+    def is_directory(self) -> bool:
+        return self.format == DIRECTORY_FORMAT
+
+
+def files_digest(files: list[StoredFile]) -> str:
+    import hashlib
+
+    listing = "".join(f"{f.sha256}  {f.name}\n" for f in sorted(files, key=lambda f: f.name))
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 class Verification(BaseModel):

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -24,15 +26,24 @@ from urllib.parse import unquote, urlsplit
 from ops import __version__, failpoints
 from ops.backup import manifest as m
 from ops.backup import swap
-from ops.backup.commands import dump_stages, parallel_restore, restore_stages, stream_restore_stages
+from ops.backup.commands import (
+    directory_dump,
+    directory_restore,
+    file_fetch_stages,
+    file_store_stages,
+    parallel_restore,
+    restore_stages,
+    stream_restore_stages,
+)
 from ops.backup.retention import Candidate, keep_set
 from ops.environment import Environment
-from ops.errors import ConfigError, NotFoundError, RefusedError, VerificationError
+from ops.errors import ConfigError, ExternalError, NotFoundError, RefusedError, VerificationError
 from ops.locks import object_lock
 from ops.pg import connect, create_database, drop_database, libpq_env, row_counts, with_database
 from ops.pg.tools import require_client_for
 from ops.pipeline import Pipeline, Stage, sink, source
 from ops.ports import Heartbeat, ObjectStore
+from ops.secrets import scrub_text
 from ops.store_keys import backup_key, backup_lock, backup_prefix
 
 PART_SIZE = 16 * 1024 * 1024  # R2 wants equal-sized parts (but the last); 16 MiB keeps memory bounded
@@ -59,17 +70,22 @@ class CreateResult:
 
 
 def abort_orphaned_uploads(store: ObjectStore, environment: str) -> list[str]:
-    """Clean up after runs that died: abort their multipart uploads, delete data without a manifest.
+    """Clean up after runs that died: abort their multipart uploads, delete every object of a backup
+    without a manifest (a directory backup's files, or a single stream's object).
 
     Only called while holding the environment's backup lock, so none of them is live.
     """
     cleaned = []
-    for upload in store.list_multipart(backup_prefix(environment)):
+    prefix = backup_prefix(environment)
+    for upload in store.list_multipart(prefix):
         store.abort_multipart(upload["key"], upload["upload_id"])
         cleaned.append(f"upload {upload['key']}")
-    keys = set(store.list_keys(backup_prefix(environment)))
+    keys = set(store.list_keys(prefix))
     for key in sorted(keys):
-        if key.endswith("/" + m.DATA_NAME) and key.replace(m.DATA_NAME, m.MANIFEST_NAME) not in keys:
+        backup_id, slash, _name = key[len(prefix):].partition("/")
+        if not slash:
+            continue  # the lock (<env>/.lock), not a backup's object
+        if backup_key(environment, backup_id, m.MANIFEST_NAME) not in keys:
             store.delete(key)  # completed upload whose run died before writing the manifest
             cleaned.append(f"object {key}")
     return cleaned
@@ -86,13 +102,15 @@ def _no_size(_database: int, _data: int) -> None:
 
 
 def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
-           progress: Progress = _noop, sized: Sized = _no_size) -> CreateResult:
-    """Dump, compress, encrypt and stream the environment's database to the store; manifest last.
+           progress: Progress = _noop, sized: Sized = _no_size, jobs: int | None = None) -> CreateResult:
+    """Dump the environment's database in directory format, `jobs` tables (partitions) at a time,
+    then compress, encrypt and upload each file as its own object; the manifest, listing them, last.
 
     `sized` gets the database's size and its tables' (what pg_dump reads, without indexes) before
-    the dump starts; `progress` then gets the bytes pg_dump has written so far (where the system
-    shows them; else the bytes stored), so a caller can show a total and an ETA."""
+    the dump starts; `progress` then gets the bytes pg_dump has written so far, then the bytes
+    stored, so a caller can show a total and an ETA."""
     recipient = _recipient(env)
+    jobs = jobs or default_jobs()
     started = datetime.now(UTC)
     t0 = time.monotonic()
     url = env.database_url()
@@ -102,7 +120,7 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
         backup_id = m.new_backup_id(started)
         if store.size(backup_key(env.name, backup_id, m.MANIFEST_NAME)) is not None:
             backup_id = started.strftime("%Y%m%dT%H%M%S%fZ")  # two backups within one second
-        data_key = backup_key(env.name, backup_id, m.DATA_NAME)
+        data_key = backup_key(env.name, backup_id, m.DIRECTORY_NAME + "/")
         # One snapshot for the dump and the row counts, so the manifest describes exactly the dump.
         with connect(url) as conn:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -114,14 +132,28 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
             sizes = conn.execute("SELECT pg_database_size(current_database()), coalesce(sum(pg_table_size(relid)), 0)"
                                  " FROM pg_stat_user_tables").fetchone()
             sized(int(sizes[0]), int(sizes[1]))  # type: ignore[index, arg-type]
-            digest, stored = _upload(store, data_key, dump_stages(libpq_env(url), recipient, snapshot=snapshot),
-                                     progress)
-            conn.rollback()
-        if store.size(data_key) != stored:
-            raise VerificationError(f"stored object size differs from bytes sent ({stored})")
+            # One folder per environment, emptied first (we hold the lock): a run killed with -9
+            # leaves its dump for the next run to remove.
+            work = Path(tempfile.gettempdir()) / f"ops-backup-{env.name}"
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(mode=0o700)
+            try:
+                dump_dir = work / m.DIRECTORY_NAME
+                files = _dump_and_upload(directory_dump(libpq_env(url), str(dump_dir), jobs=jobs, snapshot=snapshot),
+                                         dump_dir, store, env.name, backup_id, recipient, jobs=jobs,
+                                         progress=progress)
+                conn.rollback()
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        for stored_file in files:
+            if store.size(stored_file.key) != stored_file.stored_bytes:
+                raise VerificationError(f"stored object {stored_file.key}: size differs from the bytes sent "
+                                        f"({stored_file.stored_bytes})")
+        failpoints.hit("backup.before_manifest")
         manifest = m.Manifest(
             id=backup_id, environment=env.name, database=database, branch=env.branch, server_version=version,
-            tables=tables, data_key=data_key, stored_bytes=stored, sha256=digest, recipient=recipient,
+            tables=tables, data_key=data_key, stored_bytes=sum(f.stored_bytes for f in files),
+            sha256=m.files_digest(files), format=m.DIRECTORY_FORMAT, files=files, jobs=jobs, recipient=recipient,
             tool_version=__version__, started_at=started, finished_at=datetime.now(UTC))
         store.put_bytes(backup_key(env.name, backup_id, m.MANIFEST_NAME), manifest.model_dump_json(indent=2).encode())
     beat = "not configured"
@@ -132,6 +164,64 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
         except Exception as exc:  # the backup is good; the missed ping will raise its own alert
             beat = f"failed: {exc}"
     return CreateResult(manifest, aborted, beat, time.monotonic() - t0)
+
+
+FINISHED = re.compile(r"finished item (\d+) TABLE DATA ")  # pg_dump --verbose, parallel mode
+
+
+def _dump_and_upload(stage: Stage, dump_dir: Path, store: ObjectStore, env_name: str, backup_id: str,
+                     recipient: str, *, jobs: int, progress: Progress) -> list[m.StoredFile]:
+    """Run pg_dump and store each file of its folder as its own object (zstd | age), `jobs` at a time.
+
+    A table's file is uploaded as soon as pg_dump says it is complete: in parallel mode its
+    `--verbose` log has "finished item <dumpId> TABLE DATA <table>" when a worker has closed
+    `<dumpId>.dat`. The rest (toc.dat, which the leader writes last; any file of a run with one job)
+    is uploaded when pg_dump has exited successfully."""
+    proc = subprocess.Popen([*stage.argv, "--verbose"], env=dict(stage.env) if stage.env is not None else None,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            errors="replace")
+    done = {"bytes": 0}
+    lock = threading.Lock()
+
+    def one(path: Path) -> m.StoredFile:
+        key = backup_key(env_name, backup_id, f"{m.DIRECTORY_NAME}/{path.name}{m.FILE_SUFFIX}")
+        raw = path.stat().st_size
+        digest, stored = _upload(store, key, file_store_stages(str(path), recipient), _noop)
+        with lock:
+            done["bytes"] += raw  # against the tables' size the caller was given: pg_dump's bytes, stored
+            progress(done["bytes"])
+        return m.StoredFile(name=path.name, key=key, stored_bytes=stored, sha256=digest)
+
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
+    started: dict[str, Future[m.StoredFile]] = {}
+    errors: list[str] = []
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if "error" in line.lower():
+                errors.append(line.strip())
+            found = FINISHED.search(line)
+            if found and (dump_dir / f"{found.group(1)}.dat").is_file():
+                path = dump_dir / f"{found.group(1)}.dat"
+                started[path.name] = pool.submit(one, path)
+        if proc.wait() != 0:
+            raise ExternalError("pg_dump failed: " + scrub_text(errors[-1] if errors else f"exit {proc.returncode}"))
+        failpoints.hit("backup.dumped")
+        rest = sorted((p for p in dump_dir.iterdir() if p.name not in started), key=lambda p: p.stat().st_size,
+                      reverse=True)
+        if not (dump_dir / "toc.dat").is_file():
+            raise VerificationError(f"pg_dump wrote no toc.dat in {dump_dir}")
+        for path in rest:
+            started[path.name] = pool.submit(one, path)
+        files = [future.result() for future in started.values()]
+    except BaseException:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        pool.shutdown(wait=True, cancel_futures=True)  # the uploads in flight abort their own multipart
+        raise
+    pool.shutdown(wait=True)
+    return sorted(files, key=lambda f: f.name)
 
 
 def _upload(store: ObjectStore, key: str, stages: list[Any], progress: Progress) -> tuple[str, int]:
@@ -248,16 +338,19 @@ def verify(env: Environment, store: ObjectStore, backup_id: str | None, *, progr
     problems: list[str] = []
     create_database(admin, scratch)
     try:
-        chunks, (sha, state) = _checked_stream(store, manifest, progress)
-        try:
-            sink(restore_stages(libpq_env(admin, database=scratch), _identity(env), scratch=True), chunks)
-        except Exception as exc:
-            problems.append(f"restore failed: {exc}")
-        if not problems:
-            if state["bytes"] != manifest.stored_bytes:
-                problems.append(f"size {state['bytes']} differs from the manifest's {manifest.stored_bytes}")
-            if sha.hexdigest() != manifest.sha256:
-                problems.append("sha256 of the stored bytes differs from the manifest")
+        if manifest.is_directory:
+            problems += _verify_directory(env, store, manifest, libpq_env(admin, database=scratch), progress)
+        else:
+            chunks, (sha, state) = _checked_stream(store, manifest, progress)
+            try:
+                sink(restore_stages(libpq_env(admin, database=scratch), _identity(env), scratch=True), chunks)
+            except Exception as exc:
+                problems.append(f"restore failed: {exc}")
+            if not problems:
+                if state["bytes"] != manifest.stored_bytes:
+                    problems.append(f"size {state['bytes']} differs from the manifest's {manifest.stored_bytes}")
+                if sha.hexdigest() != manifest.sha256:
+                    problems.append("sha256 of the stored bytes differs from the manifest")
         sanity: dict[str, int] = {}
         if not problems:
             with connect(with_database(admin, scratch)) as conn:
@@ -282,6 +375,76 @@ def verify(env: Environment, store: ObjectStore, backup_id: str | None, *, progr
     return VerifyResult(manifest, verification, problems)
 
 
+def _verify_directory(env: Environment, store: ObjectStore, manifest: m.Manifest, scratch_env: dict[str, str],
+                      progress: Progress) -> list[str]:
+    """Download every file (each checked against its size and sha256), then restore them in parallel."""
+    # One folder per environment, emptied first: a verify killed with -9 leaves its files for the next.
+    work = Path(tempfile.gettempdir()) / f"ops-verify-{env.name}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(mode=0o700)
+    try:
+        dump_dir = work / m.DIRECTORY_NAME
+        try:
+            fetch_directory(store, manifest, dump_dir, identity_file=_identity(env), jobs=default_jobs(),
+                            progress=progress)
+        except (VerificationError, ExternalError) as exc:
+            return [str(exc)]
+        try:
+            for section in ("data", "post-data"):
+                _run(directory_restore(scratch_env, str(dump_dir), jobs=default_jobs(), section=section,
+                                       scratch=True), scratch_env)
+        except ExternalError as exc:
+            return [f"restore failed: {exc}"]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return []
+
+
+def fetch_directory(store: ObjectStore, manifest: m.Manifest, dump_dir: Path, *, identity_file: str | None,
+                    jobs: int, progress: Progress = _noop) -> int:
+    """Download each of a directory backup's files, `jobs` at a time, into `dump_dir`: decrypted and
+    decompressed (a directory pg_restore reads) when given the identity, else as stored (`<name>.zst.age`,
+    for the plain tools). Each is checked against the manifest's size and sha256; the bytes downloaded."""
+    dump_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    done = {"bytes": 0}
+    lock = threading.Lock()
+
+    def one(entry: m.StoredFile) -> None:
+        sha = hashlib.sha256()
+        size = 0
+
+        def chunks() -> Iterator[bytes]:
+            nonlocal size
+            for chunk in store.stream(entry.key):
+                sha.update(chunk)
+                size += len(chunk)
+                with lock:
+                    done["bytes"] += len(chunk)
+                    progress(done["bytes"])
+                yield chunk
+
+        try:
+            if identity_file is None:
+                with open(dump_dir / f"{entry.name}{m.FILE_SUFFIX}", "wb") as out:
+                    for chunk in chunks():
+                        out.write(chunk)
+            else:
+                sink(file_fetch_stages(identity_file, str(dump_dir / entry.name)), chunks())
+        except ExternalError as exc:
+            raise ExternalError(f"{entry.key}: {exc}") from exc
+        except NotFoundError:
+            raise VerificationError(f"{entry.key}: listed in the manifest, missing from the store") from None
+        if size != entry.stored_bytes:
+            raise VerificationError(f"{entry.key}: {size} bytes stored, the manifest says {entry.stored_bytes}")
+        if sha.hexdigest() != entry.sha256:
+            raise VerificationError(f"{entry.key}: its sha256 differs from the manifest's")
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        for future in [pool.submit(one, entry) for entry in manifest.files]:
+            future.result()
+    return int(done["bytes"])
+
+
 def fetch(store: ObjectStore, manifest: m.Manifest, target: Any, *, progress: Progress = _noop) -> int:
     """Download the stored object to `target` (a binary file), checking its sha256; the bytes written."""
     chunks, (sha, state) = _checked_stream(store, manifest, progress)
@@ -302,6 +465,18 @@ def restore_plan(env: Environment, manifest: m.Manifest, *, jobs: int | None = N
     from ops.secrets import mask_url
 
     name = unquote(urlsplit(target).path.lstrip("/"))
+    if manifest.is_directory:
+        return [
+            f"download the {len(manifest.files)} files under {manifest.data_key} ({manifest.stored_bytes} bytes), "
+            f"{jobs or default_jobs()} at a time, decrypt (age) and decompress (zstd) each into a local dump "
+            "directory, checking each against the manifest's size and sha256",
+            f"pg_restore --jobs {jobs or default_jobs()} into a new database {swap.staging_name(name)} beside "
+            f"{mask_url(target)}: tables and rows (partitions side by side), then indexes and constraints",
+            f"expect {len(manifest.tables)} tables, {manifest.total_rows} rows (as dumped at {manifest.finished_at}); "
+            "on any difference or failure the new database is dropped and nothing has changed",
+            f"swap: {name} is renamed aside, the restored database takes its name (sessions on {name} are ended), "
+            "the old one is dropped",
+        ]
     return [
         f"download {manifest.data_key} ({manifest.stored_bytes} bytes), decrypt (age) and decompress (zstd), "
         f"loading tables and rows into a new database {swap.staging_name(name)} beside {mask_url(target)} "
@@ -339,12 +514,28 @@ def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *, jobs:
             # across jobs, and this app's data is nearly all one table), and the archive is kept
             # for the indexes and constraints, built --jobs at a time. The sha256 is checked before
             # anything but the new database has been touched: on a difference it is dropped.
-            phase("download, decrypt, decompress; restore tables and rows as they arrive")
-            chunks, (sha, state) = _checked_stream(store, manifest, progress)
-            sink(stream_restore_stages(_identity(env), archive, staging_env), chunks)
-            if sha.hexdigest() != manifest.sha256:
-                raise VerificationError("the stored object's sha256 differs from the manifest: nothing was restored")
-            timings["download+data"] = round(time.monotonic() - t0, 2)
+            if manifest.is_directory:
+                # Every file is downloaded and checked first; then pg_restore loads the tables (each
+                # month's partition is a table of its own) `jobs` at a time.
+                phase(f"download, decrypt, decompress {len(manifest.files)} files")
+                dump_dir = work / m.DIRECTORY_NAME
+                downloaded = fetch_directory(store, manifest, dump_dir, identity_file=_identity(env), jobs=jobs,
+                                             progress=progress)
+                state = {"bytes": downloaded}
+                timings["download"] = round(time.monotonic() - t0, 2)
+                phase(f"restore tables and rows ({jobs} jobs)")
+                t1 = time.monotonic()
+                _run(directory_restore(staging_env, str(dump_dir), jobs=jobs, section="data"), staging_env)
+                timings["data"] = round(time.monotonic() - t1, 2)
+                archive = str(dump_dir)
+            else:
+                phase("download, decrypt, decompress; restore tables and rows as they arrive")
+                chunks, (sha, state) = _checked_stream(store, manifest, progress)
+                sink(stream_restore_stages(_identity(env), archive, staging_env), chunks)
+                if sha.hexdigest() != manifest.sha256:
+                    raise VerificationError("the stored object's sha256 differs from the manifest: nothing was "
+                                            "restored")
+                timings["download+data"] = round(time.monotonic() - t0, 2)
             failpoints.hit("restore.after.data")
             phase(f"restore indexes and constraints ({jobs} jobs)")
             t1 = time.monotonic()
@@ -399,8 +590,8 @@ def prune(env_name: str, store: ObjectStore, plan: PrunePlan) -> list[str]:
     deleted = []
     for backup_id in plan.delete:
         store.delete(backup_key(env_name, backup_id, m.MANIFEST_NAME))
-        for name in (m.DATA_NAME, m.VERIFIED_NAME):
-            store.delete(backup_key(env_name, backup_id, name))
+        for key in store.list_keys(backup_key(env_name, backup_id, "")):
+            store.delete(key)  # a directory backup's files, a single stream's object, verified.json
         deleted.append(backup_id)
     return deleted
 

@@ -92,13 +92,16 @@ def _pick(env: Environment, backup_id: str | None, latest: bool) -> Any:
 
 
 @app.command("create")
-def create(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Back up the environment's database now, then ping its heartbeat."""
+def create(env_name: str = ENV_OPTION, as_json: bool = JSON_OPTION,
+           jobs: int | None = typer.Option(None, "--jobs", "-j", min=1,
+                                           help="pg_dump jobs and parallel uploads (default: this machine's cores)."),
+           ) -> None:
+    """Back up the environment's database now (a file per table and partition), then ping its heartbeat."""
     env = resolve(env_name)
     on_interrupt("no backup was recorded (the manifest is written last); the next run cleans up the partial "
                  f"upload: run `ops backup create --env {env.name}` again")
     with _dump_bar(as_json) as (sized, bar):
-        result = uc.create(env, _store(env), heartbeat(env), progress=bar, sized=sized)
+        result = uc.create(env, _store(env), heartbeat(env), progress=bar, sized=sized, jobs=jobs)
     mf = result.manifest
     if as_json:
         print_json({"backup": uc.manifest_json(mf), "cleaned_up": result.aborted_orphans,
@@ -178,13 +181,28 @@ def restore(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, e
 
 @app.command("fetch")
 def fetch(backup_id: str | None = ID_ARGUMENT, latest: bool = LATEST_OPTION, env_name: str = ENV_OPTION,
-          out: Path = typer.Option(..., "--out", "-o", help="File to write the encrypted backup to."),
+          out: Path = typer.Option(..., "--out", "-o", help="Where to write the encrypted backup: a folder (its "
+                                   "files and manifest.json) for a directory backup, a file for a single stream."),
           as_json: bool = JSON_OPTION) -> None:
-    """Download a backup's encrypted object (checksum checked), for a restore with the plain tools."""
+    """Download a backup's encrypted objects (checksums checked), for a restore with the plain tools."""
     _check_pick(backup_id, latest)
     env = resolve(env_name)
     manifest = _pick(env, backup_id, latest)
     partial = out.with_name(out.name + ".partial")
+    if manifest.is_directory:
+        import shutil
+
+        shutil.rmtree(partial, ignore_errors=True)  # what an interrupted fetch left
+        with _bar("downloading", manifest.stored_bytes, as_json) as bar:
+            written = uc.fetch_directory(_store(env), manifest, partial, identity_file=None, jobs=uc.default_jobs(),
+                                         progress=bar)
+        (partial / "manifest.json").write_text(manifest.model_dump_json(indent=2))
+        partial.replace(out)  # only a complete, checked download takes the final name
+        if as_json:
+            print_json({"backup": manifest.id, "folder": str(out), "bytes": written, "files": len(manifest.files)})
+        else:
+            progress(f"{out}/: {len(manifest.files)} files, {written} bytes, each sha256 matches the manifest")
+        return
     with _bar("downloading", manifest.stored_bytes, as_json) as bar, open(partial, "wb") as target:
         written = uc.fetch(_store(env), manifest, target, progress=bar)
     partial.replace(out)  # only a complete, checked download takes the final name
