@@ -45,7 +45,8 @@ def test_restore_runbook_including_the_plain_tools_path(sandbox: SandboxState, t
         with psycopg.connect(with_database(admin, "runbook_target")) as conn:
             count = conn.execute("SELECT count(*) FROM employee_results").fetchone()
         assert count is not None and count[0] == 40
-        assert not (tmp_path / "backup.age").exists()
+        # The runbook cleans up after itself: neither the encrypted files nor the decrypted dump stay on disk.
+        assert not (tmp_path / "backup").exists() and not (tmp_path / "dump").exists()
     finally:
         drop_database(admin, "runbook_target")
 
