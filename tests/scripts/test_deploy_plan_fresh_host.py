@@ -45,3 +45,17 @@ def test_a_deployed_host_still_has_its_caddy_asked() -> None:
     steps = plan_hosts(Hosts({"primary-host": ("1.1.0", "127.0.0.1:8000")}), "1.2.0")  # type: ignore[arg-type]
     assert "moves 127.0.0.1:8000 -> the 1.2.0 candidate" in steps[1]["traffic"]
     assert steps[0]["slot"] == "a first slot"
+
+
+class CaddyDownHosts(Hosts):
+    """A host with a version recorded whose Caddy is down (its certificate gone): the workflow
+    harness met it when an earlier deploy's files outlived the containers."""
+
+    def serving(self, role: str) -> list[str]:
+        raise ExternalError(f"ssh {role} caddy failed (exit 7): Couldn't connect to localhost port 2019")
+
+
+def test_a_deployed_host_whose_caddy_is_down_is_planned_not_refused() -> None:
+    steps = plan_hosts(CaddyDownHosts({"primary-host": ("1.1.0", "127.0.0.1:8000")}), "1.2.0")  # type: ignore[arg-type]
+    assert steps[1]["from"] == "1.1.0" and steps[1]["slot"] == "the free slot beside 127.0.0.1:8000"
+    assert steps[1]["traffic"].startswith("unknown: this host's Caddy does not answer (ssh primary-host caddy failed")

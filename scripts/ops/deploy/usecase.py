@@ -292,7 +292,14 @@ def plan_hosts(hosts: Hosts, version: str) -> list[dict[str, Any]]:
         current, address = hosts.current(role)
         # A fresh host (nothing deployed) serves nothing, and its Caddy may not run yet (it starts
         # once the first deploy writes its certificate): nothing to ask it.
-        serving = current != NOTHING_DEPLOYED and address in hosts.serving(role)
+        caddy_down = None
+        try:
+            serving = current != NOTHING_DEPLOYED and address in hosts.serving(role)
+        except ExternalError as exc:
+            # A deployed host whose Caddy does not answer (a certificate removed, a crash loop): the
+            # deploy's `tls` step rewrites the certificate and restarts Caddy before any switch, so
+            # the plan says so rather than failing where the deploy itself would repair the host.
+            serving, caddy_down = False, str(exc)
         leftovers = [f"{a} ({v})" for a, state, v in hosts.slots(role) if state == "leftover"]
         # Blue/green: the candidate takes the host's free slot (a container on the other port,
         # a new process locally) and the old one keeps serving until the new one is ready.
@@ -304,7 +311,9 @@ def plan_hosts(hosts: Hosts, version: str) -> list[dict[str, Any]]:
             "role": role, "from": current, "to": version, "address": address, "slot": slot,
             "leftovers": leftovers,
             "traffic": (f"this host's traffic moves {address} -> the {version} candidate once /ready, "
-                        f"then {current} drains and stops") if serving else "none (this host is not serving)",
+                        f"then {current} drains and stops") if serving else
+                       (f"unknown: this host's Caddy does not answer ({caddy_down}); the deploy restarts it "
+                        f"before any switch") if caddy_down else "none (this host is not serving)",
             "same_version": current == version,
         })
     return steps
