@@ -198,6 +198,18 @@ APT_REBOOT_HOOK = f'DPkg::Pre-Install-Pkgs {{"{REBOOT_FLAG_HOOK_PATH}";}};\n'
 # `ops deploy` runs it over SSH, one verb per step (see the script's header).
 DEPLOY_SCRIPT_PATH = "/usr/local/bin/autoenroll-deploy"
 DEPLOY_SCRIPT = (Path(__file__).resolve().parent / "host" / "autoenroll-deploy").read_text()
+# Hetzner refuses user data over 32 KiB, and the deploy script is most of ours: its full-line
+# comments (a third of it) stay in the repository, the host gets the code. The shell never reads a comment
+# line, and the script has no here-documents, so nothing a comment line could be part of changes.
+USER_DATA_LIMIT = 32 * 1024
+
+
+def shipped_script(script: str) -> str:
+    """`script` as the user data carries it: the shebang, a line naming its source, and every line
+    that is not a whole-line comment."""
+    shebang, _, body = script.partition("\n")
+    kept = [line for line in body.splitlines() if not line.lstrip().startswith("#")]
+    return "\n".join([shebang, "# comments: stacks/host/autoenroll-deploy in the repository", *kept]) + "\n"
 
 
 def vector_unit() -> str:
@@ -368,7 +380,7 @@ def render_user_data(args: HostRoleArgs) -> str:
     files = [
         {"path": "/etc/autoenroll/image", "permissions": "0644",
          "content": f"APP_IMAGE={args.app_image}\nAPP_VERSION={args.app_version}\n"},
-        {"path": DEPLOY_SCRIPT_PATH, "permissions": "0755", "content": DEPLOY_SCRIPT},
+        {"path": DEPLOY_SCRIPT_PATH, "permissions": "0755", "content": shipped_script(DEPLOY_SCRIPT)},
         {"path": "/etc/caddy/Caddyfile", "permissions": "0644", "content": CADDYFILE.read_text()},
         {"path": "/etc/systemd/system/caddy.service.d/autoenroll.conf", "permissions": "0644",
          "content": caddy_env(args)},

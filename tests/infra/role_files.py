@@ -8,7 +8,7 @@ import os
 import pwd
 from pathlib import Path
 
-from stacks.host_role import DEPLOY_SCRIPT, DEPLOY_USER
+from stacks.host_role import DEPLOY_SCRIPT, DEPLOY_USER, shipped_script
 
 
 def install_role_files(folder: Path, app_image: str) -> tuple[Path, Path]:
@@ -20,6 +20,6 @@ def install_role_files(folder: Path, app_image: str) -> tuple[Path, Path]:
     os.chown(root, user.pw_uid, user.pw_gid)
     root.chmod(0o750)
     script = folder / "autoenroll-deploy"
-    script.write_text(DEPLOY_SCRIPT)
+    script.write_text(shipped_script(DEPLOY_SCRIPT))  # what the user data gives a server
     script.chmod(0o755)
     return root, script

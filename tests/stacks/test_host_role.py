@@ -3,6 +3,8 @@ and backs the cloud firewall (SSH rate-limited per source; a stop of nftables re
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -220,3 +222,23 @@ def test_the_package_list_holds_every_command_the_role_runs(user_data: str) -> N
     missing = sorted({COMMAND_PACKAGES[c] for c in used} - set(doc["packages"]) - IN_EVERY_IMAGE)
     assert not missing, f"the role runs commands from packages it does not install: {missing}"
     assert "sudo" in used and "docker" in used and "curl" in used  # the scan found what the role does
+
+
+def test_the_user_data_fits_hetzners_limit_and_ships_the_deploy_script_without_its_comments() -> None:
+    """Hetzner refuses user data over 32 KiB (its API's user_data limit): every stack's hosts fit,
+    and the deploy script they get runs the same code as the repository's (sh -n parses it, and its
+    non-comment lines are the same, in order)."""
+    from stacks.host_role import DEPLOY_SCRIPT, USER_DATA_LIMIT, shipped_script
+
+    # The committed plan snapshots hold every server's user-data size, and test_snapshot holds them to
+    # the program: one check covers both stacks as their config files really are.
+    for stack in ("staging", "production"):
+        plan = json.loads((Path(__file__).parent / "snapshots" / f"{stack}.json").read_text())
+        sizes = [int(m) for m in re.findall(r'"userData": \{\s*"bytes": (\d+)', json.dumps(plan, indent=2))]
+        assert sizes and max(sizes) <= USER_DATA_LIMIT, f"{stack}: user data of {max(sizes)} bytes"
+    assert len(render_user_data(ARGS).encode()) <= USER_DATA_LIMIT
+    shipped = shipped_script(DEPLOY_SCRIPT)
+    assert shipped.startswith(DEPLOY_SCRIPT.split("\n", 1)[0] + "\n")
+    code = [line for line in DEPLOY_SCRIPT.splitlines()[1:] if not line.lstrip().startswith("#")]
+    assert shipped.splitlines()[2:] == code and len(shipped) < len(DEPLOY_SCRIPT)
+    assert subprocess.run(["sh", "-n"], input=shipped, text=True, check=False).returncode == 0  # dash, as on Debian

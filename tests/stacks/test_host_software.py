@@ -193,6 +193,7 @@ def test_sudoers_grants_no_systemctl() -> None:
     # verbs (a bare path in sudoers would allow it with any arguments, every verb as root).
     assert sudo.removeprefix("ALL=(root) NOPASSWD: ").split(", ") == [
         "/usr/local/bin/autoenroll-deploy tls", "/usr/local/bin/autoenroll-deploy vector-env",
+        "/usr/local/bin/autoenroll-deploy reboot",  # `ops hosts reboot`; the verb reboots only when flagged
         "/usr/sbin/sshd -T", "/usr/sbin/nft -j list ruleset"]
 
 
