@@ -14,11 +14,11 @@ no `ops`: a failing `pulumi up` never shows an ops exception.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from clients.errors import ClientConfigError, ClientError, status_suffix
+from clients.errors import ClientConfigError, ClientError, map_error, mapping_errors, status_suffix
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
@@ -63,18 +63,11 @@ MAPPING: dict[type[ClientError], Callable[[ClientError], StackError]] = {
 
 def to_stack_error(exc: ClientError) -> StackError:
     """The StackError for `exc`: the entry for the nearest class in its MRO (the most specific)."""
-    for cls in type(exc).__mro__:
-        if cls in MAPPING:
-            return MAPPING[cls](exc)
-    raise TypeError(f"no mapping for {type(exc).__name__}")  # unreachable while ClientError is in MAPPING
+    return map_error(exc, MAPPING)
 
 
-@contextmanager
-def client_errors() -> Iterator[None]:
-    try:
-        yield
-    except ClientError as exc:
-        raise to_stack_error(exc) from None
+def client_errors() -> AbstractContextManager[None]:
+    return mapping_errors(to_stack_error)
 
 
 def _wrap(func: F) -> F:

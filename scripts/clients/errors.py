@@ -22,6 +22,10 @@ came, a request that may have been carried out, and the HTTP status of an error 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import TypeVar
+
 
 class ClientError(Exception):
     """Root of every error a SaaS client raises."""
@@ -112,3 +116,26 @@ def http_error(message: str, status: int, request_id: str | None = None) -> Clie
     else:
         cls = ClientHTTPError
     return cls(message, status=status, request_id=request_id)
+
+
+E = TypeVar("E", bound=Exception)
+
+
+def map_error(exc: ClientError, mapping: Mapping[type[ClientError], Callable[[ClientError], E]]) -> E:
+    """The program's own error for `exc`: the entry for the nearest class in its MRO (the most
+    specific wins, whatever the mapping's order), as httpx's `map_exceptions`. Each program that
+    calls the clients (ops, the Pulumi program) keeps its own mapping and maps once, here."""
+    for cls in type(exc).__mro__:
+        if cls in mapping:
+            return mapping[cls](exc)
+    raise TypeError(f"no mapping for {type(exc).__name__}")  # unreachable while ClientError is mapped
+
+
+@contextmanager
+def mapping_errors(convert: Callable[[ClientError], Exception]) -> Iterator[None]:
+    """Within: a ClientError leaves as `convert(exc)` (the client's traceback dropped); everything
+    else passes through."""
+    try:
+        yield
+    except ClientError as exc:
+        raise convert(exc) from None

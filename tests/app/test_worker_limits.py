@@ -69,6 +69,26 @@ def test_each_limit_stops_the_worker_and_is_named(limits: UploadLimits, data: by
     assert workers() == set()
 
 
+def hog() -> None:
+    """Holds memory until the kernel's RLIMIT_AS refuses more: a MemoryError outside `check`'s handler."""
+    held = []
+    while True:
+        held.append(bytearray(8 * 1024 * 1024))
+
+
+def test_running_out_of_memory_anywhere_in_the_worker_is_named() -> None:
+    # Once seen in CI: the worker died with code 1 (a second MemoryError while the first one's frames were
+    # still held) and the answer named no limit.
+    limits = UploadLimits(parse_memory_mb=256)
+
+    async def go() -> object:
+        return await Checker(limits).call(hog, ())
+
+    outcome = asyncio.run(go())
+    assert isinstance(outcome, Refused) and "parse_memory_mb" in outcome.message, outcome
+    assert workers() == set()
+
+
 def test_a_client_that_hangs_up_stops_the_work() -> None:
     asked = []
 

@@ -149,6 +149,7 @@ def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: 
     is the employer's JSON {field: header in the file} (validation/columns.py); `emit`, if given, receives
     the employee_results rows chunk by chunk as they are checked (then Checked.rows_copy is empty)."""
     started = time.process_time()
+    out_of_memory = False
     try:
         validation, reports, rows_copy = _checked(data, kind, run_id, filename, on, limits, raw_column_map, emit)
     except UnrecognisedColumns as exc:
@@ -160,14 +161,21 @@ def check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: 
                        "(limit parse_cpu_seconds): split it or save it as CSV", 422, limits.describe(),
                        time.process_time() - started)
     except MemoryError:
-        return Refused(f"reading the file needed more than {limits.parse_memory_mb} MB of memory "
-                       "(limit parse_memory_mb): split it or save it as CSV", 422, limits.describe(),
-                       time.process_time() - started)
+        # Answered after the handler: inside it the traceback still holds the failed check's frames (every
+        # row read so far), so building the answer there could fail again and kill the worker unnamed.
+        out_of_memory = True
+    if out_of_memory:
+        return _memory_refused(limits, time.process_time() - started)
     summary = validation.summary()
     if raw_column_map:
         summary["column_map"] = raw_column_map  # kept with the run: an erasure re-reads the file the same way
     return Checked(summary, reports, rows_copy, time.process_time() - started,
                    resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+
+
+def _memory_refused(limits: UploadLimits, cpu_seconds: float = 0.0) -> Refused:
+    return Refused(f"reading the file needed more than {limits.parse_memory_mb} MB of memory "
+                   "(limit parse_memory_mb): split it or save it as CSV", 422, limits.describe(), cpu_seconds)
 
 
 def redact_and_check(data: bytes, kind: str, filename: str, run_id: str, on: date, limits: UploadLimits,
@@ -190,9 +198,18 @@ def _worker(conn: Any, task: Callable[..., Any], args: tuple[Any, ...], limits: 
     memory = limits.parse_memory_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
     # Messages: ("rows", COPY text chunk) while a streamed check runs, then one ("done", outcome).
-    outcome = task(*args, emit=lambda chunk: conn.send(("rows", chunk))) if stream else task(*args)
-    del args
-    conn.send(("done", outcome))
+    # A MemoryError anywhere (outside `check`'s own handler: sending a large outcome pickles a copy of it)
+    # still answers naming the limit, once the frames that held the memory are gone.
+    out_of_memory = False
+    try:
+        outcome = task(*args, emit=lambda chunk: conn.send(("rows", chunk))) if stream else task(*args)
+        del args
+        conn.send(("done", outcome))
+    except MemoryError:
+        out_of_memory = True
+    if out_of_memory:
+        outcome = None
+        conn.send(("done", _memory_refused(limits)))
     conn.close()
 
 

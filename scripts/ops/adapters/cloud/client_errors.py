@@ -11,11 +11,11 @@ doctor's findings read them).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from clients.errors import ClientConfigError, ClientError
+from clients.errors import ClientConfigError, ClientError, map_error, mapping_errors
 from ops.errors import ConfigError, OpsError, ProviderAPIError
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -39,20 +39,13 @@ MAPPING: dict[type[ClientError], Callable[[ClientError], OpsError]] = {
 def to_ops_error(exc: ClientError, mapping: dict[type[ClientError], Callable[[ClientError], OpsError]] = MAPPING
                  ) -> OpsError:
     """The OpsError for `exc`: the entry for the nearest class in its MRO (the most specific)."""
-    for cls in type(exc).__mro__:
-        if cls in mapping:
-            return mapping[cls](exc)
-    raise TypeError(f"no mapping for {type(exc).__name__}")  # unreachable while ClientError is in MAPPING
+    return map_error(exc, mapping)
 
 
-@contextmanager
-def client_errors() -> Iterator[None]:
+def client_errors() -> AbstractContextManager[None]:
     """Within: a ClientError leaves as its OpsError (the client's traceback dropped, as ops's other
     adapters do); everything else passes through."""
-    try:
-        yield
-    except ClientError as exc:
-        raise to_ops_error(exc) from None
+    return mapping_errors(to_ops_error)
 
 
 def maps_client_errors(func: F) -> F:
