@@ -133,6 +133,7 @@ class Compute(pulumi.ComponentResource):
             self.server_resources.append((server, role, location))
 
         self.load_balancer_ipv4: pulumi.Output[str] | None = None
+        self.load_balancer_id: pulumi.Output[str] | None = None
         if c.replicas > 1:
             lb = hcloud.LoadBalancer(f"{name}-lb", name=resource_name(names, "lb"),
                                      load_balancer_type=c.load_balancer_type, location=c.location,
@@ -140,12 +141,16 @@ class Compute(pulumi.ComponentResource):
                                      delete_protection=names.protect, opts=child)
             lb_net = hcloud.LoadBalancerNetwork(f"{name}-lb-net", load_balancer_id=lb.id.apply(int),
                                                 network_id=self.network.id.apply(int), opts=child)
-            # A private-IP target needs the load balancer on the network first: Hetzner refuses it
-            # otherwise, and nothing in the inputs orders the two.
-            hcloud.LoadBalancerTarget(f"{name}-lb-targets", load_balancer_id=lb.id.apply(int), type="label_selector",
-                                      label_selector=f"environment={names.environment},role=primary",
-                                      use_private_ip=True,
-                                      opts=pulumi.ResourceOptions(parent=self, depends_on=[lb_net]))
+            # One server target per primary, not a label selector: `ops deploy` takes one host out of
+            # the rotation at a time (remove_target/add_target), which Hetzner allows only for server
+            # targets (ops.adapters.cloud.hetzner_lb). A private-IP target needs the load balancer on
+            # the network first: Hetzner refuses it otherwise, and nothing in the inputs orders the two.
+            for (host, role, _location), (server, _role, _loc) in zip(hosts, self.server_resources, strict=True):
+                if role != "primary":
+                    continue
+                hcloud.LoadBalancerTarget(f"{name}-lb-{host}", load_balancer_id=lb.id.apply(int),
+                                          type="server", server_id=server.id.apply(int), use_private_ip=True,
+                                          opts=pulumi.ResourceOptions(parent=self, depends_on=[lb_net]))
             # One service, 443, passed through as TCP (TLS ends at each host's Caddy, with Cloudflare's
             # client certificate required). No port 80: Cloudflare (SSL strict, Always Use HTTPS) only
             # ever connects on 443, so a port-80 service would carry only traffic that skipped Cloudflare,
@@ -154,6 +159,7 @@ class Compute(pulumi.ComponentResource):
                 f"{name}-lb-443", load_balancer_id=lb.id, protocol="tcp", listen_port=443, destination_port=443,
                 health_check=lb_health_check(), opts=child)
             self.load_balancer_ipv4 = lb.ipv4
+            self.load_balancer_id = lb.id
 
         def describe(values: list[Any], role: str, location: str) -> dict[str, Any]:
             server_id, server_name, ipv4, networks = values
@@ -167,7 +173,8 @@ class Compute(pulumi.ComponentResource):
             for s, role, location in self.server_resources
         ])
         self.register_outputs({"servers": self.servers, "firewall_id": self.firewall.id,
-                               "network_id": self.network.id, "load_balancer_ipv4": self.load_balancer_ipv4})
+                               "network_id": self.network.id, "load_balancer_ipv4": self.load_balancer_ipv4,
+                               "load_balancer_id": self.load_balancer_id})
 
     def origin_ipv4(self) -> pulumi.Output[str]:
         """Where public traffic goes: the load balancer when there is one, else the first primary."""

@@ -98,6 +98,9 @@ class Fleet:
                 for a, v in sorted(self.containers[role].items())]
 
     # -- Rotation (the load balancer)
+    def expected(self) -> list[str]:
+        return list(self.primaries)
+
     def members(self) -> list[str]:
         return sorted(self.in_rotation)
 
@@ -201,3 +204,11 @@ def test_a_host_that_does_not_come_back_healthy_stops_the_deploy(monkeypatch: py
         usecase.roll_out(fleet, "v2", rotation=fleet)  # type: ignore[arg-type]
     assert "untouched: app-2, app-3" in raised.value.message
     assert "out app-2" not in fleet.events  # no second host left while app-1 does not serve
+
+
+def test_a_host_an_interrupted_deploy_left_out_goes_back_before_another_leaves() -> None:
+    fleet = Fleet(3, standby=False)
+    fleet.in_rotation.discard("app-3")  # a killed run took app-3 out and never put it back
+    usecase.roll_out(fleet, "v2", rotation=fleet)  # type: ignore[arg-type]
+    assert fleet.events[0] == "back app-3" and fleet.max_out == 1
+    assert set(fleet.versions().values()) == {"v2"} and fleet.in_rotation == {"app-1", "app-2", "app-3"}

@@ -107,6 +107,11 @@ def test_replicas_add_a_spread_group_and_a_load_balancer_with_a_health_check() -
     # Every primary's Caddy serves that site, from the private network the load balancer is on.
     primaries = [r for r in plan.resources if r.type == p.SERVER and r.props["labels"]["role"] == "primary"]
     assert len(primaries) == 3
+    # One server target per primary (a deploy removes and re-adds one at a time; Hetzner does that
+    # only for server targets, not for a label selector's servers).
+    targets = [r for r in plan.resources if r.type == "hcloud:index/loadBalancerTarget:LoadBalancerTarget"]
+    assert sorted(t.name for t in targets) == ["compute-lb-app-1", "compute-lb-app-2", "compute-lb-app-3"]
+    assert all(t.props["type"] == "server" and t.props["usePrivateIp"] for t in targets)
     for server in primaries:
         assert "/etc/caddy/lb-health.caddy" in server.props["userData"]
         assert "Environment=CADDY_LB_HEALTH=/etc/caddy/lb-health.caddy" in server.props["userData"]

@@ -91,7 +91,7 @@ def deploy(version: str = VERSION_OPTION, env_name: str = ENV_OPTION, open_ssh_f
             return
         on_interrupt(INTERRUPT_NOTE)
         report = usecase.deploy(env.name, hosts, wiring.objects(env), version, before=before, public_url=env.public_url,
-                                progress=(lambda _m: None) if as_json else progress)
+                                progress=(lambda _m: None) if as_json else progress, rotation=wiring.rotation(env))
     _render(report, f"deployed {version}", as_json)
 
 
@@ -109,7 +109,7 @@ def rollback(env_name: str = ENV_OPTION, open_ssh_from: str | None = OPEN_SSH_OP
             return
         on_interrupt(INTERRUPT_NOTE)
         report = usecase.rollback(env.name, hosts, wiring.objects(env), before=before, public_url=env.public_url,
-                                  progress=(lambda _m: None) if as_json else progress)
+                                  progress=(lambda _m: None) if as_json else progress, rotation=wiring.rotation(env))
     _render(report, f"rolled back to {report.version}", as_json)
 
 

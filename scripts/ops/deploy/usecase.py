@@ -180,6 +180,8 @@ def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = la
     done: list[dict[str, Any]] = []
     order = roles if roles is not None else hosts.roles()
     with interruptible():
+        if rotation is not None:
+            _restore_rotation(rotation, progress)
         for role in order:
             try:
                 out = rotation is not None and _out_of_rotation(rotation, role, progress)
@@ -207,6 +209,17 @@ def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = la
                     hint=exc.hint) from None
             done.append(report)
     return done
+
+
+def _restore_rotation(rotation: Rotation, progress: Callable[[str], None]) -> None:
+    """Hosts an interrupted deploy left out of the rotation (a killed CI job between take_out and
+    put_back) go back first, so this deploy never has two out at once."""
+    members = rotation.members()
+    for role in rotation.expected():
+        if role not in members:
+            with cleaning_up():
+                rotation.put_back(role)
+            progress(f"{role}: back in the load balancer's rotation (an interrupted deploy had left it out)")
 
 
 def _put_back_after_failure(rotation: Rotation, role: str, progress: Callable[[str], None]) -> None:
