@@ -374,7 +374,7 @@ def checklist_ports(env: Environment) -> ChecklistPorts:
                           configuration=lambda: cloud.stack_secrets_set(env),
                           edge_tls=lambda hsts: cloud.edge_tls(env, hsts), monitoring=lambda: cloud.monitoring(env),
                           stripe_registration=lambda endpoint_id: cloud.stripe_registration(env, endpoint_id),
-                          dns=lambda: cloud.cloudflare_dns(env))
+                          dns=lambda: cloud.cloudflare_dns(env), rotation=rotation(env))
 
 
 # --------------------------------------------------------------------------- status and logs

@@ -119,6 +119,11 @@ def health(env_name: str = ENV_OPTION, requests: int = typer.Option(20, min=1, m
     < 500 ms); exit 8 when one misses."""
     env = resolve(env_name, live=False)
     checks = check_endpoints(env.public_url, requests=requests)
+    rotation = wiring.rotation(env)
+    if rotation is not None:  # behind a load balancer: its targets, and one version on every host
+        from ops.health import scale_checks, versions_through
+
+        checks += scale_checks(rotation, versions_through(env.public_url, requests))
     if as_json:
         print_json([c.__dict__ for c in checks])
     else:
