@@ -212,3 +212,15 @@ def test_a_host_an_interrupted_deploy_left_out_goes_back_before_another_leaves()
     usecase.roll_out(fleet, "v2", rotation=fleet)  # type: ignore[arg-type]
     assert fleet.events[0] == "back app-3" and fleet.max_out == 1
     assert set(fleet.versions().values()) == {"v2"} and fleet.in_rotation == {"app-1", "app-2", "app-3"}
+
+
+def test_a_signal_while_draining_puts_the_host_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    fleet = Fleet(3, standby=False)
+
+    def interrupted(_seconds: float) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(usecase.time, "sleep", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        usecase.roll_out(fleet, "v2", rotation=fleet)  # type: ignore[arg-type]
+    assert fleet.events == ["out app-1", "back app-1"] and fleet.versions()["app-1"] == "v1"

@@ -145,7 +145,11 @@ def _out_of_rotation(rotation: Rotation, role: str, progress: Callable[[str], No
     rotation.take_out(role)
     progress(f"{role}: out of the load balancer's rotation ({', '.join(others)} serving); draining "
              f"{LB_DRAIN_SECONDS:g}s")
-    time.sleep(LB_DRAIN_SECONDS)
+    try:
+        time.sleep(LB_DRAIN_SECONDS)
+    except BaseException:  # a signal while draining: nothing changed on the host, so back it goes
+        _put_back_after_failure(rotation, role, progress)
+        raise
     return True
 
 
