@@ -58,6 +58,7 @@ def build(config: StackConfig) -> dict[str, Any]:
         "public_url": f"https://{config.fqdn(config.edge.app_host)}",
         "servers": compute.servers,
         "load_balancer_ipv4": compute.load_balancer_ipv4,
+        "load_balancer_id": compute.load_balancer_id,
         "firewall_id": compute.firewall.id,
         "network_id": compute.network.id,
         "dns": {"zone_id": config.edge.zone_id, "app_record_name": config.fqdn(config.edge.app_host),

@@ -12,7 +12,7 @@ import pulumi_hcloud as hcloud
 
 from stacks.config import ComputeConfig, StackNames, ssh_fingerprint
 from stacks.data import cloudflare_ranges
-from stacks.host_role import HostRoleArgs, render_user_data
+from stacks.host_role import LB_HEALTH_HOST, LB_HEALTH_PATH, HostRoleArgs, render_user_data
 from stacks.labels import resource_name
 
 
@@ -45,6 +45,25 @@ def firewall_rules(config: ComputeScope) -> list[Any]:
          "description": "HTTPS from Cloudflare"},
         {"direction": "in", "protocol": "icmp", "source_ips": ["0.0.0.0/0", "::/0"], "description": "ICMP"},
     ]
+
+
+# Hetzner's defaults (interval 15 s, timeout 10 s, retries 3) made tighter: a host whose app is down
+# leaves rotation within interval x retries (+ timeout), about 35 s.
+LB_HEALTH_INTERVAL_S = 10
+LB_HEALTH_TIMEOUT_S = 5
+LB_HEALTH_RETRIES = 3
+
+
+def lb_health_check() -> hcloud.LoadBalancerServiceHealthCheckArgsDict:
+    """The load balancer's health check: the app's `/ready` through each host's Caddy.
+
+    Port 80 over the private network, asking for `LB_HEALTH_HOST`, answered only with 200: Caddy
+    proxies it to the app (stacks/host_role.py lb_health_site says why not 443: the origin requires
+    Cloudflare's client certificate, which the checker cannot show). The old check asked port 80 for
+    `/health` and took any 3xx: Caddy's HTTP->HTTPS redirect, which answers with the app stopped."""
+    return {"protocol": "http", "port": 80, "interval": LB_HEALTH_INTERVAL_S, "timeout": LB_HEALTH_TIMEOUT_S,
+            "retries": LB_HEALTH_RETRIES,
+            "http": {"domain": LB_HEALTH_HOST, "path": LB_HEALTH_PATH, "status_codes": ["200"], "tls": False}}
 
 
 class Compute(pulumi.ComponentResource):
@@ -114,6 +133,7 @@ class Compute(pulumi.ComponentResource):
             self.server_resources.append((server, role, location))
 
         self.load_balancer_ipv4: pulumi.Output[str] | None = None
+        self.load_balancer_id: pulumi.Output[str] | None = None
         if c.replicas > 1:
             lb = hcloud.LoadBalancer(f"{name}-lb", name=resource_name(names, "lb"),
                                      load_balancer_type=c.load_balancer_type, location=c.location,
@@ -121,20 +141,25 @@ class Compute(pulumi.ComponentResource):
                                      delete_protection=names.protect, opts=child)
             lb_net = hcloud.LoadBalancerNetwork(f"{name}-lb-net", load_balancer_id=lb.id.apply(int),
                                                 network_id=self.network.id.apply(int), opts=child)
-            # A private-IP target needs the load balancer on the network first: Hetzner refuses it
-            # otherwise, and nothing in the inputs orders the two.
-            hcloud.LoadBalancerTarget(f"{name}-lb-targets", load_balancer_id=lb.id.apply(int), type="label_selector",
-                                      label_selector=f"environment={names.environment},role=primary",
-                                      use_private_ip=True,
-                                      opts=pulumi.ResourceOptions(parent=self, depends_on=[lb_net]))
-            for port in (80, 443):
-                hcloud.LoadBalancerService(
-                    f"{name}-lb-{port}", load_balancer_id=lb.id, protocol="tcp", listen_port=port,
-                    destination_port=port,
-                    health_check={"protocol": "http", "port": 80, "interval": 10, "timeout": 5, "retries": 3,
-                                  "http": {"path": "/health", "status_codes": ["2??", "3??"]}},
-                    opts=child)
+            # One server target per primary, not a label selector: `ops deploy` takes one host out of
+            # the rotation at a time (remove_target/add_target), which Hetzner allows only for server
+            # targets (ops.adapters.cloud.hetzner_lb). A private-IP target needs the load balancer on
+            # the network first: Hetzner refuses it otherwise, and nothing in the inputs orders the two.
+            for (host, role, _location), (server, _role, _loc) in zip(hosts, self.server_resources, strict=True):
+                if role != "primary":
+                    continue
+                hcloud.LoadBalancerTarget(f"{name}-lb-{host}", load_balancer_id=lb.id.apply(int),
+                                          type="server", server_id=server.id.apply(int), use_private_ip=True,
+                                          opts=pulumi.ResourceOptions(parent=self, depends_on=[lb_net]))
+            # One service, 443, passed through as TCP (TLS ends at each host's Caddy, with Cloudflare's
+            # client certificate required). No port 80: Cloudflare (SSL strict, Always Use HTTPS) only
+            # ever connects on 443, so a port-80 service would carry only traffic that skipped Cloudflare,
+            # and would let it reach the health check's site below.
+            hcloud.LoadBalancerService(
+                f"{name}-lb-443", load_balancer_id=lb.id, protocol="tcp", listen_port=443, destination_port=443,
+                health_check=lb_health_check(), opts=child)
             self.load_balancer_ipv4 = lb.ipv4
+            self.load_balancer_id = lb.id
 
         def describe(values: list[Any], role: str, location: str) -> dict[str, Any]:
             server_id, server_name, ipv4, networks = values
@@ -148,7 +173,8 @@ class Compute(pulumi.ComponentResource):
             for s, role, location in self.server_resources
         ])
         self.register_outputs({"servers": self.servers, "firewall_id": self.firewall.id,
-                               "network_id": self.network.id, "load_balancer_ipv4": self.load_balancer_ipv4})
+                               "network_id": self.network.id, "load_balancer_ipv4": self.load_balancer_ipv4,
+                               "load_balancer_id": self.load_balancer_id})
 
     def origin_ipv4(self) -> pulumi.Output[str]:
         """Where public traffic goes: the load balancer when there is one, else the first primary."""

@@ -46,6 +46,14 @@ APP_PORT = 8000
 # unit reads it (EnvironmentFile=), so a restart from the Caddyfile dials the slot that runs.
 CADDY_UPSTREAM_FILE = "/etc/autoenroll/caddy-upstream.env"
 DEPLOY_USER = "deploy"
+# The blue/green slots the deploy script alternates (stacks/host/autoenroll-deploy `slots`).
+APP_SLOTS = ("127.0.0.1:8000", "127.0.0.1:8001")
+# The load balancer's health check (stacks/compute.py) asks Caddy on port 80 for this host name and
+# path. A name of its own: Caddy's HTTP->HTTPS redirect answers the sites' names on port 80, and a
+# redirect is exactly what the old check counted as healthy. `.internal` is reserved for private use.
+LB_HEALTH_HOST = "lb-health.internal"
+LB_HEALTH_PATH = "/ready"
+CADDY_LB_HEALTH_SNIPPET = "/etc/caddy/lb-health.caddy"
 # What the role installs (tests/infra checks a server has them). sudo too: `ops deploy` runs the
 # root verbs through `sudo -n`, and not every image ships it.
 PACKAGES = ("sudo", "docker.io", "caddy", "nftables", "unattended-upgrades", "curl")
@@ -289,13 +297,59 @@ def origin_tls_snippet(origin_dir: str = ORIGIN_TLS_DIR, pull_ca: str = CLOUDFLA
             "}\n")
 
 
+def lb_health_site(private_network: str, slots: tuple[str, ...] = APP_SLOTS, host: str = LB_HEALTH_HOST) -> str:
+    """The Caddy site the load balancer's health check reaches (imported by the Caddyfile through
+    CADDY_LB_HEALTH on hosts behind a load balancer).
+
+    Why not the port the traffic uses (443): the origin requires Cloudflare's client certificate
+    (`origin_tls_snippet`), which Hetzner's health checker cannot present (its `http` options are
+    domain, path, response, status_codes and tls, no client certificate), so an HTTPS check fails
+    every host, and a TCP check on 443 only proves Caddy listens. So the check asks Caddy over the
+    private network on port 80 (nftables admits the private network to 80/443 already) for
+    `/ready`, which Caddy proxies to the app: the app stopped, Caddy answers 502; a dependency
+    down, the app answers 503; either takes the host out of rotation.
+
+    Only from the private network, and the load balancer forwards no port 80 (stacks/compute.py),
+    so nothing public reaches it: Cloudflare's ranges reach port 80 on the public address, get 404.
+
+    Both slots, not APP_UPSTREAMS: `ops deploy` moves the live slot through the admin API by
+    patching the first reverse_proxy handler (the app site's, srv0 on :443), so a second handler
+    holding APP_UPSTREAMS would keep dialling the slot a deploy has just stopped. Either slot that
+    answers means the app runs on this host."""
+    dials = " ".join(slots)
+    return (f"# The load balancer's health check (stacks/host_role.py lb_health_site says why).\n"
+            f"http://{host} {{\n"
+            "\t@probe {\n"
+            f"\t\tpath {LB_HEALTH_PATH}\n"
+            f"\t\tremote_ip {private_network}\n"
+            "\t}\n"
+            "\thandle @probe {\n"
+            f"\t\treverse_proxy {dials} {{\n"
+            "\t\t\tlb_policy first\n"
+            # Which slot runs: asked every 2 s (a slot that comes back serves within that), and a
+            # refused dial marks it down for 2 s, so the retry moves to the other slot.
+            "\t\t\thealth_uri /health\n"
+            "\t\t\thealth_interval 2s\n"
+            "\t\t\thealth_timeout 1s\n"
+            "\t\t\tfail_duration 2s\n"
+            "\t\t\tlb_try_duration 2s\n"
+            "\t\t\tlb_try_interval 100ms\n"
+            "\t\t}\n"
+            "\t}\n"
+            "\thandle {\n"
+            "\t\trespond 404\n"
+            "\t}\n"
+            "}\n")
+
+
 def caddy_env(args: HostRoleArgs) -> str:
     """Caddy's systemd drop-in for this host (see `caddy_drop_in`)."""
-    return caddy_drop_in(" ".join((args.site_address, *args.extra_site_addresses)))
+    return caddy_drop_in(" ".join((args.site_address, *args.extra_site_addresses)),
+                         lb_health=CADDY_LB_HEALTH_SNIPPET if args.private_network else "")
 
 
 def caddy_drop_in(sites: str, *, tls_snippet: str = CADDY_TLS_SNIPPET,
-                  upstream_file: str = CADDY_UPSTREAM_FILE) -> str:
+                  upstream_file: str = CADDY_UPSTREAM_FILE, lb_health: str = "") -> str:
     """Caddy's systemd drop-in (the lab renders it with its own folders).
 
     Restart=always with no start limit: on a fresh host Caddy cannot load its certificate until the
@@ -324,7 +378,9 @@ def caddy_drop_in(sites: str, *, tls_snippet: str = CADDY_TLS_SNIPPET,
         f"Environment=APP_UPSTREAMS=127.0.0.1:{APP_PORT}\n"
         "Environment=CADDY_ADMIN=localhost:2019\n"
         f"Environment=CADDY_TLS={tls_snippet}\n"
-        f"EnvironmentFile=-{upstream_file}\n"
+        # Behind a load balancer: the health check's site (`lb_health_site`), else nothing imported.
+        + (f"Environment=CADDY_LB_HEALTH={lb_health}\n" if lb_health else "")
+        + f"EnvironmentFile=-{upstream_file}\n"
     )
 
 
@@ -396,6 +452,8 @@ def render_user_data(args: HostRoleArgs) -> str:
         {"path": "/etc/apt/apt.conf.d/51autoenroll-reboot-flag", "permissions": "0644", "content": APT_REBOOT_HOOK},
         # write_files runs before package installation, so the pin holds for the first install.
         {"path": "/etc/apt/preferences.d/caddy", "permissions": "0644", "content": CADDY_APT_PIN},
+        *([{"path": CADDY_LB_HEALTH_SNIPPET, "permissions": "0644", "content": lb_health_site(args.private_network)}]
+          if args.private_network else []),
         {"path": "/etc/vector/vector.yaml", "permissions": "0644", "content": vector_config(args.logs_ingest_host)},
         {"path": "/etc/systemd/system/vector.service", "permissions": "0644", "content": vector_unit()},
     ]

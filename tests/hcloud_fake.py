@@ -1,11 +1,17 @@
-"""Hetzner Cloud's API (firewalls and their set_rules action), faked at the HTTP transport as
+"""Hetzner Cloud's API (firewalls and their set_rules action; servers by name; load balancers, their
+add_target/remove_target actions and each target's health), faked at the HTTP transport as
 a loopback server: the official `hcloud` SDK speaks `requests`, so it is pointed here by its
 `api_endpoint`. Shapes from docs.hetzner.cloud (`{"firewall": ...}`, `{"actions": [...]}`,
 `{"error": {"code", "message"}}`).
 
 `firewall_ruleset` turns a firewall's rules into the nftables table that stands in for it in front of
 a lab host (tests/drills/lab.py): a listener (`FakeHetzner.listeners`) applies every set_rules to
-the hosts before the action is answered, as Hetzner's action is "success" once the rules are live."""
+the hosts before the action is answered, as Hetzner's action is "success" once the rules are live.
+
+A load balancer's targets carry `health_status` per service (`[{"listen_port", "status"}]`, status
+healthy | unhealthy | unknown), as Hetzner reports them; the fake asks `FakeHetzner.health` (a
+callable, server id -> status) when it answers, so a test (or a lab probing real hosts) decides
+what the health check found. A target just added is "unknown" until then, as on Hetzner."""
 
 from __future__ import annotations
 
@@ -31,6 +37,11 @@ class FakeHetzner:
         # Called with (firewall id, its rules) after each set_rules, before the API answers.
         self.listeners: list[Callable[[int, list[dict[str, Any]]], None]] = []
         self.url = ""
+        self.servers: dict[int, dict[str, Any]] = {}
+        self.load_balancers: dict[int, dict[str, Any]] = {}
+        # What the load balancer's health check finds on a server (None: not yet checked, "unknown").
+        self.health: Callable[[int], str | None] = lambda _server_id: "healthy"
+        self.target_history: list[tuple[str, int]] = []  # ("add_target" | "remove_target", server id), in order
 
     def add_firewall(self, firewall_id: int, rules: list[dict[str, Any]]) -> None:
         self.firewalls[firewall_id] = {"id": firewall_id, "name": f"fw-{firewall_id}", "labels": {}, "created": NOW,
@@ -48,6 +59,60 @@ class FakeHetzner:
         for listener in self.listeners:
             listener(firewall_id, firewall["rules"])
 
+    def add_server(self, server_id: int, name: str, labels: dict[str, str] | None = None) -> None:
+        self.servers[server_id] = {"id": server_id, "name": name, "status": "running", "created": NOW,
+                                   "labels": labels or {}, "public_net": None, "private_net": []}
+
+    def add_load_balancer(self, lb_id: int, name: str, services: list[dict[str, Any]],
+                          server_ids: list[int], *, lb_type: str = "lb11", ipv4: str = "203.0.113.10") -> None:
+        """A load balancer as `pulumi up` leaves it (stacks/compute.py): TCP services with their health
+        checks (Pulumi's health_check args, as the API returns them), one server target per primary."""
+        self.load_balancers[lb_id] = {
+            "id": lb_id, "name": name, "created": NOW, "labels": {}, "protection": {"delete": False},
+            "algorithm": {"type": "round_robin"},
+            "load_balancer_type": {"id": 1, "name": lb_type, "description": lb_type.upper()},
+            "location": {"id": 1, "name": "fsn1", "network_zone": "eu-central"},
+            "public_net": {"enabled": True, "ipv4": {"ip": ipv4, "dns_ptr": None},
+                           "ipv6": {"ip": "2001:db8::1", "dns_ptr": None}},
+            "private_net": [], "included_traffic": 0, "ingoing_traffic": 0, "outgoing_traffic": 0,
+            "services": [{"protocol": sv["protocol"], "listen_port": sv["listen_port"],
+                          "destination_port": sv["destination_port"], "proxyprotocol": False,
+                          "health_check": {**{k: v for k, v in sv["health_check"].items() if k != "http"},
+                                           "http": {"response": None, "tls": False,
+                                                    **sv["health_check"].get("http", {})}}}
+                         for sv in services],
+            "targets": [{"type": "server", "server": {"id": i}, "use_private_ip": True} for i in server_ids],
+        }
+
+    def _lb_view(self, lb: dict[str, Any]) -> dict[str, Any]:
+        ports = [sv["listen_port"] for sv in lb["services"]]
+        return {**lb, "targets": [
+            {**t, "health_status": [{"listen_port": port, "status": self.health(t["server"]["id"]) or "unknown"}
+                                    for port in ports]} for t in lb["targets"]]}
+
+    def _lb_action(self, lb_id: int, command: str, body: Any) -> tuple[int, Any]:
+        lb = self.load_balancers[lb_id]
+        if not body or body.get("type") != "server" or "server" not in body:
+            return 422, {"error": {"code": "invalid_input", "message": "target: type server with a server id"}}
+        server_id = int(body["server"]["id"])
+        if server_id not in self.servers:
+            return 404, {"error": {"code": "not_found", "message": f"server {server_id} not found"}}
+        present = any(t["server"]["id"] == server_id for t in lb["targets"])
+        if command == "add_target":
+            if present:
+                return 409, {"error": {"code": "target_already_defined", "message": "target already defined"}}
+            lb["targets"].append({"type": "server", "server": {"id": server_id},
+                                  "use_private_ip": bool(body.get("use_private_ip", False))})
+        else:
+            if not present:
+                return 404, {"error": {"code": "load_balancer_target_not_found", "message": "target not found"}}
+            lb["targets"] = [t for t in lb["targets"] if t["server"]["id"] != server_id]
+        self.target_history.append((command, server_id))
+        action = {"id": 1000 + len(self.target_history), "command": command, "status": "success", "progress": 100,
+                  "started": NOW, "finished": NOW, "error": None,
+                  "resources": [{"id": lb_id, "type": "load_balancer"}, {"id": server_id, "type": "server"}]}
+        return 201, {"action": action}
+
     def _action(self, firewall_id: int) -> dict[str, Any]:
         return {"id": len(self.rule_history), "command": "set_firewall_rules", "status": "success", "progress": 100,
                 "started": NOW, "finished": NOW, "error": None,
@@ -61,6 +126,20 @@ class FakeHetzner:
         if method == "GET" and parts == ["ssh_keys"]:
             wanted = parse_qs(query).get("fingerprint")
             return 200, {"ssh_keys": [k for k in self.ssh_keys if not wanted or k["fingerprint"] in wanted]}
+        if method == "GET" and parts == ["servers"]:
+            wanted_names = parse_qs(query).get("name")
+            found = [v for v in self.servers.values() if not wanted_names or v["name"] in wanted_names]
+            return 200, {"servers": found, "meta": {"pagination": {"page": 1, "per_page": 25, "previous_page": None,
+                                                                   "next_page": None, "last_page": 1,
+                                                                   "total_entries": len(found)}}}
+        if method == "GET" and parts[0] == "servers" and len(parts) == 2 and int(parts[1]) in self.servers:
+            return 200, {"server": self.servers[int(parts[1])]}
+        if parts[0] == "load_balancers" and len(parts) >= 2 and int(parts[1]) in self.load_balancers:
+            lb_id = int(parts[1])
+            if method == "GET" and len(parts) == 2:
+                return 200, {"load_balancer": self._lb_view(self.load_balancers[lb_id])}
+            if method == "POST" and parts[2:3] == ["actions"] and parts[3:] in (["add_target"], ["remove_target"]):
+                return self._lb_action(lb_id, parts[3], body)
         if parts[0] == "firewalls" and len(parts) >= 2 and int(parts[1]) in self.firewalls:
             firewall = self.firewalls[int(parts[1])]
             if method == "GET" and len(parts) == 2:

@@ -22,9 +22,10 @@ import httpx
 
 from ops.environment import Environment
 from ops.errors import OpsError, describe, is_dependency_error
+from ops.health import judge_rotation, judge_versions
 from ops.migrations import head_revision, schema_revision
 from ops.paths import REPO_ROOT
-from ops.ports import Candidate, Hosts, ObjectStore
+from ops.ports import Candidate, Hosts, ObjectStore, Rotation
 from ops.secrets import scrub_text
 
 MAX_BACKUP_AGE = timedelta(hours=26)
@@ -55,6 +56,7 @@ class ChecklistPorts:
     monitoring: Callable[[], tuple[str, str]]  # the heartbeat, the monitors and Sentry
     stripe_registration: Callable[[str | None], str]  # the webhook endpoint's registration; OpsError if wrong
     dns: Callable[[], tuple[str, str]]  # the public name points at the serving host
+    rotation: Rotation | None = None  # auto-scaling behind a load balancer: every target healthy there
 
 
 Check = Callable[[Environment, ChecklistPorts, "SyntheticTenant"], tuple[str, str]]
@@ -270,8 +272,10 @@ def _scaling(_env: Environment, ports: ChecklistPorts, _tenant: SyntheticTenant)
     candidate (`current`, then `wait_ready`): over SSH on a server, where the app listens on the
     host's loopback and this runner cannot reach a private IP; directly in the sandbox."""
     states, ready = {}, set()
+    versions_of: dict[str, str] = {}
     for key, name in ports.host_names.items():
         version, address = ports.hosts.current(key)
+        versions_of[name] = version
         if address == "-":
             states[name] = "nothing deployed"
             continue
@@ -280,8 +284,13 @@ def _scaling(_env: Environment, ports: ChecklistPorts, _tenant: SyntheticTenant)
         if problem is None:
             ready.add(name)
     bad = [name for name in states if name not in ready]
-    return ("fail" if bad or not states else "pass"), (
-        f"app hosts: {states}" + (f"; not ready: {bad}" if bad else ""))
+    # The scale shape: one version on every host (a rolling deploy stopped half-way leaves two),
+    # and behind a load balancer every host it should send to is a target and healthy there.
+    same, versions = judge_versions(versions_of)
+    shape_ok, shape = (True, "") if ports.rotation is None else judge_rotation(ports.rotation)
+    return ("fail" if bad or not states or not same or not shape_ok else "pass"), (
+        f"app hosts: {states}" + (f"; not ready: {bad}" if bad else "") + f"; {versions}"
+        + (f"; {shape}" if shape else ""))
 
 
 def _procedures(_env: Environment, _ports: ChecklistPorts, _tenant: SyntheticTenant) -> tuple[str, str]:

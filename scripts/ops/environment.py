@@ -120,6 +120,7 @@ class Environment(BaseModel):
     neon: NeonIds | None = None
     monitor_ids: dict[str, str] = {}
     load_balancer_ipv4: str | None = None
+    load_balancer_id: str | None = None  # replicas > 1: the Hetzner load balancer whose targets a deploy rotates
     firewall_id: str | None = None  # the Hetzner firewall CI opens SSH on for one deploy
     app_env: dict[str, SecretStr] = {}  # the app's secret environment, written to each host's env file by deploys
     origin_tls: OriginTls | None = None  # written to each host's Caddy by deploys
@@ -295,6 +296,7 @@ def from_outputs(name: EnvName, outputs: dict[str, Any]) -> Environment:
             if project else None,
             monitor_ids={str(k): str(v) for k, v in (outputs.get("monitor_ids") or {}).items()},
             load_balancer_ipv4=outputs.get("load_balancer_ipv4"),
+            load_balancer_id=str(outputs["load_balancer_id"]) if outputs.get("load_balancer_id") is not None else None,
             firewall_id=str(outputs["firewall_id"]) if outputs.get("firewall_id") is not None else None,
             app_env={str(k): SecretStr(str(v)) for k, v in (outputs.get("app_env") or {}).items()},
             origin_tls=OriginTls.model_validate(outputs["origin_tls"]) if outputs.get("origin_tls") else None,

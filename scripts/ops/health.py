@@ -1,16 +1,20 @@
-"""Endpoint checks with latency, against their targets (/health < 100 ms, API p95 < 500 ms)."""
+"""Endpoint checks with latency, against their targets (/health < 100 ms, API p95 < 500 ms); behind a
+load balancer, the scale shape too: every target healthy, every host on one version."""
 
 from __future__ import annotations
 
 import statistics
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
 
+from ops.ports import NOTHING_DEPLOYED
+
 if TYPE_CHECKING:
-    from ops.ports import Hosts
+    from ops.ports import Hosts, Rotation
 
 TARGETS_MS = {"/health": 100.0, "/ready": 500.0, "/version": 500.0}
 
@@ -52,6 +56,57 @@ def check_endpoints(base_url: str, *, requests: int = 20, timeout: float = 5.0) 
                 detail = f"p95 {p95} ms over the {target:g} ms target"
             results.append(Check(endpoint, ok, status, p50, p95, target, detail))
     return results
+
+
+def judge_rotation(rotation: Rotation) -> tuple[bool, str]:
+    """Every host that belongs in the load balancer's rotation is a target and healthy there."""
+    expected, members = rotation.expected(), rotation.members()
+    missing = [r for r in expected if r not in members]
+    unhealthy = [r for r in members if not rotation.healthy(r)]
+    healthy = len(members) - len(unhealthy)
+    detail = f"{healthy}/{len(expected)} load balancer targets healthy"
+    if missing:
+        detail += f"; not targets (out of rotation): {', '.join(missing)}"
+    if unhealthy:
+        detail += f"; unhealthy (their /ready through Caddy fails): {', '.join(unhealthy)}"
+    return (bool(expected) and not missing and not unhealthy), detail
+
+
+def judge_versions(versions: Mapping[str, str]) -> tuple[bool, str]:
+    """Every host runs the same version (a rolling deploy stopped half-way leaves two)."""
+    by_version: dict[str, list[str]] = {}
+    for host, version in sorted(versions.items()):
+        by_version.setdefault(version, []).append(host)
+    detail = "; ".join(f"{v}: {', '.join(hosts)}" for v, hosts in sorted(by_version.items()))
+    ok = len(by_version) == 1 and NOTHING_DEPLOYED not in by_version
+    return ok, (f"one version on every host ({detail})" if ok else f"hosts differ: {detail}")
+
+
+def scale_checks(rotation: Rotation, versions_seen: list[str]) -> list[Check]:
+    """`ops health` behind a load balancer: the targets (Hetzner's API) and the versions the public
+    URL answered with (/version through the load balancer, round robin over the targets)."""
+    targets_ok, targets_detail = judge_rotation(rotation)
+    counts = {v: versions_seen.count(v) for v in sorted(set(versions_seen))}
+    versions_ok = len(counts) == 1
+    versions_detail = ", ".join(f"{v} in {n} of {len(versions_seen)} answers" for v, n in counts.items()) \
+        + ("" if versions_ok else ": hosts differ (a rolling deploy stopped half-way?)")
+    return [Check("load balancer targets", targets_ok, None, None, None, 0.0, targets_detail),
+            Check("versions", versions_ok, None, None, None, 0.0, versions_detail)]
+
+
+def versions_through(base_url: str, requests: int, timeout: float = 5.0) -> list[str]:
+    """What /version answered, `requests` times (a failed answer as what failed). Through a
+    round-robin load balancer with N targets, N requests or more reach each of them."""
+    seen: list[str] = []
+    with httpx.Client(base_url=base_url, timeout=timeout) as client:
+        for _ in range(requests):
+            try:
+                response = client.get("/version")
+                seen.append(str(response.json().get("version")) if response.status_code == 200
+                            else f"HTTP {response.status_code}")
+            except (httpx.HTTPError, ValueError) as exc:
+                seen.append(exc.__class__.__name__)
+    return seen
 
 
 def remote_ready(public_url: str) -> str:

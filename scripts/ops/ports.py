@@ -88,6 +88,19 @@ class Hosts(Protocol):
     def slots(self, role: str) -> list[tuple[str, str, str]]: ...
 
 
+class Rotation(Protocol):
+    """The load balancer's rotation (Hetzner's, replicas > 1): which hosts it sends traffic to.
+
+    Absent with one host (its own Caddy is the whole serving set). `ops deploy` takes one host out,
+    switches it, puts it back and waits for the load balancer to call it healthy before the next."""
+
+    def expected(self) -> list[str]: ...  # hosts that belong in it (the stack's primaries)
+    def members(self) -> list[str]: ...  # hosts that are targets now (healthy or not)
+    def healthy(self, role: str) -> bool: ...  # a target whose health check passes (it gets traffic)
+    def take_out(self, role: str) -> None: ...  # no new connections to it; those open may finish
+    def put_back(self, role: str) -> None: ...  # a target again (traffic once its health check passes)
+
+
 class Upstreams(Protocol):
     """One Caddy's reverse-proxy upstreams (the sandbox's edge; a host's Caddy through a tunnel)."""
 

@@ -21,7 +21,16 @@ from pydantic import SecretStr
 from ops.environment import ENV_NAMES, AppHost, Environment, from_outputs, read_outputs
 from ops.errors import ConfigError
 from ops.paths import sandbox_dir
-from ops.ports import BranchStore, FailoverSite, Heartbeat, Hosts, LiveDatabase, ObjectStore, TrafficSwitch
+from ops.ports import (
+    BranchStore,
+    FailoverSite,
+    Heartbeat,
+    Hosts,
+    LiveDatabase,
+    ObjectStore,
+    Rotation,
+    TrafficSwitch,
+)
 
 if TYPE_CHECKING:
     from ops.adapters.cloud.ssh_hosts import SshHosts
@@ -272,23 +281,39 @@ def deploy_ports(env: Environment) -> tuple[Hosts, Callable[[], None]]:
     return cloud, write_env_files
 
 
+def _hcloud_client(what: str) -> Any:
+    from hcloud import Client
+
+    from ops.adapters.cloud.clients import base_url_override
+
+    token = os.environ.get("HCLOUD_TOKEN", "")
+    if not token:
+        raise ConfigError(f"HCLOUD_TOKEN: required by {what} but not set")
+    # OPS_HCLOUD_API_URL: the tests' loopback fake of Hetzner's API; unset in real use.
+    return Client(token, api_endpoint=base_url_override("OPS_HCLOUD_API_URL") or "https://api.hetzner.cloud/v1")
+
+
+def rotation(env: Environment) -> Rotation | None:
+    """The load balancer's rotation a deploy takes hosts out of one at a time: Hetzner's, when the
+    stack has one (replicas > 1); None otherwise (the sandbox; one host, its Caddy the whole set)."""
+    if _sandbox(env) or env.load_balancer_id is None:
+        return None
+    from ops.adapters.cloud.hetzner_lb import HetznerRotation
+
+    primaries = [h.name for h in env.app_hosts if h.role == "primary"]
+    return HetznerRotation(_hcloud_client("a deploy behind the load balancer"), env.load_balancer_id, primaries)
+
+
 def ssh_access(env: Environment, runner_ip: str | None) -> AbstractContextManager[object]:
     """With `--open-ssh-from IP` (CI), this runner's address admitted through the Hetzner firewall
     on port 22 for the command and removed after; otherwise nothing to do (admin networks)."""
     if runner_ip is None or _sandbox(env):
         return nullcontext()
-    from hcloud import Client
-
-    from ops.adapters.cloud.clients import base_url_override
     from ops.adapters.cloud.hetzner_firewall import ssh_opened_for
 
     if env.firewall_id is None:
         raise ConfigError(f"stack outputs for {env.name}: no firewall_id")
-    token = os.environ.get("HCLOUD_TOKEN", "")
-    if not token:
-        raise ConfigError("HCLOUD_TOKEN: required by --open-ssh-from but not set")
-    # OPS_HCLOUD_API_URL: the tests' loopback fake of Hetzner's API; unset in real use.
-    client = Client(token, api_endpoint=base_url_override("OPS_HCLOUD_API_URL") or "https://api.hetzner.cloud/v1")
+    client = _hcloud_client("--open-ssh-from")
     run = os.environ.get("GITHUB_RUN_ID", "manual")
     return ssh_opened_for(client, env.firewall_id, runner_ip, f"run {run}")
 
@@ -349,7 +374,7 @@ def checklist_ports(env: Environment) -> ChecklistPorts:
                           configuration=lambda: cloud.stack_secrets_set(env),
                           edge_tls=lambda hsts: cloud.edge_tls(env, hsts), monitoring=lambda: cloud.monitoring(env),
                           stripe_registration=lambda endpoint_id: cloud.stripe_registration(env, endpoint_id),
-                          dns=lambda: cloud.cloudflare_dns(env))
+                          dns=lambda: cloud.cloudflare_dns(env), rotation=rotation(env))
 
 
 # --------------------------------------------------------------------------- status and logs

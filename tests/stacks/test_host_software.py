@@ -10,30 +10,41 @@ the fields that matter and the real check (`vector validate`) is left to the pin
 
 from __future__ import annotations
 
+import fnmatch
+import http.server
 import json
 import os
 import shutil
 import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
+from clients.caddy_admin import find_reverse_proxy
 from ops.sandbox.components import venv_binary
+from stacks.compute import lb_health_check
 from stacks.data import cloudflare_ranges
 from stacks.host_role import (
     CADDY_APT_PIN,
+    CADDY_LB_HEALTH_SNIPPET,
     CADDY_TLS_SNIPPET,
     CADDY_VERSION,
     CLOUDFLARE_PULL_CA,
+    LB_HEALTH_HOST,
     HostRoleArgs,
     caddy_environment,
+    lb_health_site,
     nftables_conf,
     origin_tls_snippet,
     render_user_data,
     vector_config,
 )
+from tests.lab.registry import free_port
 
 pytestmark = pytest.mark.stacks
 
@@ -75,7 +86,10 @@ def _caddy(binary: str, command: str, caddyfile: Path, env: dict[str, str],
                           capture_output=True, text=True, env=full, check=False, timeout=60)
 
 
-def _host_caddy_setup(host_files: dict[str, str], origin_cert: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+def _host_caddy_setup(host_files: dict[str, str], origin_cert: Path, tmp_path: Path,
+                      lb_health: str | None = None) -> tuple[Path, dict[str, str]]:
+    """The host's Caddyfile and environment with its files moved under tmp_path; `lb_health`
+    replaces the health check's site (the same shape, other slots and network) for a running test."""
     caddyfile = tmp_path / "Caddyfile"
     caddyfile.write_text(host_files["/etc/caddy/Caddyfile"])
     snippet = tmp_path / "origin-tls.caddy"
@@ -84,7 +98,10 @@ def _host_caddy_setup(host_files: dict[str, str], origin_cert: Path, tmp_path: P
     pull_ca.write_text(host_files[CLOUDFLARE_PULL_CA])
     snippet.write_text(origin_tls_snippet(str(origin_cert), str(pull_ca)))
     env = caddy_environment(host_files["/etc/systemd/system/caddy.service.d/autoenroll.conf"])
-    return caddyfile, {**env, "CADDY_TLS": str(snippet)}
+    assert env["CADDY_LB_HEALTH"] == CADDY_LB_HEALTH_SNIPPET
+    health = tmp_path / "lb-health.caddy"
+    health.write_text(host_files[CADDY_LB_HEALTH_SNIPPET] if lb_health is None else lb_health)
+    return caddyfile, {**env, "CADDY_TLS": str(snippet), "CADDY_LB_HEALTH": str(health)}
 
 
 def test_the_pinned_caddy_is_the_one_installed_here() -> None:
@@ -220,3 +237,174 @@ def test_cloudflares_origin_pull_ca_is_the_real_one_and_not_about_to_expire(host
     assert "CN = origin-pull.cloudflare.net" in out.stdout
     if out.returncode != 0:
         pytest.fail("Cloudflare's origin-pull CA expires within 180 days: fetch its successor from Cloudflare's docs")
+
+
+# --- The load balancer's health check against the host's Caddy (stacks/compute.py lb_health_check) ---
+
+
+def test_the_admin_api_still_moves_the_app_sites_upstreams(host_files: dict[str, str], origin_cert: Path,
+                                                           tmp_path: Path) -> None:
+    # `ops deploy` patches the FIRST reverse_proxy handler of Caddy's config: with the health check's
+    # site added on port 80 that must still be the app site's (on 443), or a deploy would move the
+    # health check and leave the visitors on the stopped slot.
+    caddyfile, env = _host_caddy_setup(host_files, origin_cert, tmp_path)
+    out = _caddy(str(DEBIAN_CADDY), "adapt", caddyfile, env, tmp_path)
+    assert out.returncode == 0, out.stderr[-600:]
+    config = json.loads(out.stdout)
+    path = find_reverse_proxy(config, [])
+    assert path is not None and path[:4] == ["apps", "http", "servers", "srv0"]
+    servers = config["apps"]["http"]["servers"]
+    assert servers["srv0"]["listen"] == [":443"]
+    health_server = next(s for s in servers.values() if s["listen"] == [":80"])
+    assert health_server["routes"][0]["match"] == [{"host": [LB_HEALTH_HOST]}]
+
+
+class _StandInApp:
+    """An HTTP server on one slot's port answering /ready as told: what the health check sees of
+    the app through Caddy (the app itself needs PostgreSQL, Redis and storage; Caddy's routing is
+    what is under test here)."""
+
+    def __init__(self, port: int) -> None:
+
+        app = self
+        self.status = 200
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                codes = {"/ready": app.status, "/health": 200}
+                self.send_response(codes.get(self.path, 404))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(timeout=5)
+
+
+def _probe(http_port: int, check: dict[str, Any]) -> int:
+    """Hetzner's check as the plan sets it: GET `path` with Host `domain`; healthy only on its codes."""
+
+    http = check["http"]
+    response = httpx.get(f"http://127.0.0.1:{http_port}{http['path']}", headers={"Host": http["domain"]},
+                         timeout=check["timeout"], follow_redirects=False)
+    return response.status_code
+
+
+def _settles(http_port: int, check: dict[str, Any], healthy: bool) -> bool:
+    """Whether the check reaches `healthy` within a few of Caddy's 2 s slot checks (bounded)."""
+
+    for _ in range(50):
+        if _healthy(_probe(http_port, check), check) == healthy:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def _healthy(status: int, check: dict[str, Any]) -> bool:
+
+    # Hetzner's status_codes take `?` as one digit, which is fnmatch's `?` too.
+    return any(fnmatch.fnmatch(str(status), code) for code in check["http"]["status_codes"])
+
+
+@pytest.fixture
+def running_host_caddy(host_files: dict[str, str], origin_cert: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
+    """Debian's Caddy running the host's Caddyfile and health site, on free ports (the global
+    http_port/https_port options through CADDY_EXTRA_GLOBAL_OPTIONS: the file's shape unchanged),
+    the slots on free ports, the private network standing for loopback."""
+
+
+
+    slots = (free_port(), free_port())
+    http_port, https_port, admin = free_port(), free_port(), free_port()
+    # The real site, for this machine's addresses: same text but the slots and network.
+    real = host_files[CADDY_LB_HEALTH_SNIPPET]
+    assert real == lb_health_site("10.20.0.0/16")
+    site = lb_health_site("127.0.0.0/8", tuple(f"127.0.0.1:{p}" for p in slots))
+    caddyfile, env = _host_caddy_setup(host_files, origin_cert, tmp_path, lb_health=site)
+    env = {**env, "CADDY_ADMIN": f"127.0.0.1:{admin}",
+           "CADDY_EXTRA_GLOBAL_OPTIONS": f"http_port {http_port}\n\thttps_port {https_port}"}
+    full = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"), **env}
+    log = (tmp_path / "caddy.log").open("w")
+    proc = subprocess.Popen([str(DEBIAN_CADDY), "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
+                            env=full, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{http_port}/", timeout=1)
+                break
+            except httpx.HTTPError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    started = (tmp_path / "caddy.log").read_text()[-800:]
+                    raise AssertionError(f"Caddy did not start: {started}") from None
+                time.sleep(0.2)
+        yield http_port, slots
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        log.close()
+
+
+def test_the_health_check_fails_when_the_app_is_down_and_passes_when_it_runs(running_host_caddy) -> None:  # type: ignore[no-untyped-def]
+    http_port, (blue, green) = running_host_caddy
+    check = lb_health_check()
+    # Nothing runs on either slot: Caddy answers 502, the host is out. (The old check, any 3xx on
+    # port 80, took Caddy's redirect as healthy right here.)
+    assert not _healthy(_probe(http_port, check), check)
+    app = _StandInApp(blue)
+    try:
+        assert _settles(http_port, check, healthy=True)
+        app.status = 503  # a dependency down: /ready says so, the host leaves rotation
+        assert not _healthy(_probe(http_port, check), check)
+        app.status = 200
+        assert _healthy(_probe(http_port, check), check)
+    finally:
+        app.stop()
+    assert _settles(http_port, check, healthy=False)  # the app stopped: out again
+    # A deploy switched slots (the admin API moves only the app site's handler): still checked.
+    switched = _StandInApp(green)
+    try:
+        assert _settles(http_port, check, healthy=True)
+    finally:
+        switched.stop()
+
+
+def test_port_80_still_redirects_the_sites_and_hides_the_health_site_from_the_internet(
+        host_files: dict[str, str], origin_cert: Path, tmp_path: Path) -> None:
+
+
+
+    http_port, https_port, admin = free_port(), free_port(), free_port()
+    # The real site (10.20.0.0/16): a request from loopback stands for Cloudflare's ranges on the
+    # public address, the only other way to port 80.
+    caddyfile, env = _host_caddy_setup(host_files, origin_cert, tmp_path)
+    env = {**env, "CADDY_ADMIN": f"127.0.0.1:{admin}",
+           "CADDY_EXTRA_GLOBAL_OPTIONS": f"http_port {http_port}\n\thttps_port {https_port}"}
+    full = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"), **env}
+    proc = subprocess.Popen([str(DEBIAN_CADDY), "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
+                            env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                redirect = httpx.get(f"http://127.0.0.1:{http_port}/x", headers={"Host": "app.example.ie"}, timeout=1)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, "Caddy did not start"
+                time.sleep(0.2)
+        assert redirect.status_code == 308 and redirect.headers["location"].startswith("https://app.example.ie")
+        check = lb_health_check()
+        assert _probe(http_port, check) == 404
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -94,7 +94,28 @@ def test_replicas_add_a_spread_group_and_a_load_balancer_with_a_health_check() -
     assert types.count(p.SERVER) == 3
     assert "hcloud:index/placementGroup:PlacementGroup" in types
     services = [r for r in plan.resources if r.type == "hcloud:index/loadBalancerService:LoadBalancerService"]
-    assert services and all(s.props["healthCheck"]["http"]["path"] == "/health" for s in services)
+    # One service, 443 as TCP: Cloudflare never connects on 80, and a port-80 service would carry
+    # only traffic that skipped Cloudflare to the health check's site.
+    assert [(s.props["listenPort"], s.props["destinationPort"], s.props["protocol"]) for s in services] == [
+        (443, 443, "tcp")]
+    check = services[0].props["healthCheck"]
+    # The app's /ready through Caddy, only 200 healthy (the old check, /health on port 80 with any
+    # 3xx, took Caddy's HTTP->HTTPS redirect as healthy with the app stopped).
+    assert (check["protocol"], check["port"]) == ("http", 80)
+    assert check["http"]["path"] == "/ready" and check["http"]["statusCodes"] == ["200"]
+    assert check["http"]["domain"] == "lb-health.internal"
+    # Every primary's Caddy serves that site, from the private network the load balancer is on.
+    primaries = [r for r in plan.resources if r.type == p.SERVER and r.props["labels"]["role"] == "primary"]
+    assert len(primaries) == 3
+    # One server target per primary (a deploy removes and re-adds one at a time; Hetzner does that
+    # only for server targets, not for a label selector's servers).
+    targets = [r for r in plan.resources if r.type == "hcloud:index/loadBalancerTarget:LoadBalancerTarget"]
+    assert sorted(t.name for t in targets) == ["compute-lb-app-1", "compute-lb-app-2", "compute-lb-app-3"]
+    assert all(t.props["type"] == "server" and t.props["usePrivateIp"] for t in targets)
+    for server in primaries:
+        assert "/etc/caddy/lb-health.caddy" in server.props["userData"]
+        assert "Environment=CADDY_LB_HEALTH=/etc/caddy/lb-health.caddy" in server.props["userData"]
+        assert len(server.props["userData"].encode()) <= 32 * 1024  # Hetzner's user data limit
     assert plan.passed
 
 

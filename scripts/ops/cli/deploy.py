@@ -91,7 +91,7 @@ def deploy(version: str = VERSION_OPTION, env_name: str = ENV_OPTION, open_ssh_f
             return
         on_interrupt(INTERRUPT_NOTE)
         report = usecase.deploy(env.name, hosts, wiring.objects(env), version, before=before, public_url=env.public_url,
-                                progress=(lambda _m: None) if as_json else progress)
+                                progress=(lambda _m: None) if as_json else progress, rotation=wiring.rotation(env))
     _render(report, f"deployed {version}", as_json)
 
 
@@ -109,7 +109,7 @@ def rollback(env_name: str = ENV_OPTION, open_ssh_from: str | None = OPEN_SSH_OP
             return
         on_interrupt(INTERRUPT_NOTE)
         report = usecase.rollback(env.name, hosts, wiring.objects(env), before=before, public_url=env.public_url,
-                                  progress=(lambda _m: None) if as_json else progress)
+                                  progress=(lambda _m: None) if as_json else progress, rotation=wiring.rotation(env))
     _render(report, f"rolled back to {report.version}", as_json)
 
 
@@ -119,6 +119,11 @@ def health(env_name: str = ENV_OPTION, requests: int = typer.Option(20, min=1, m
     < 500 ms); exit 8 when one misses."""
     env = resolve(env_name, live=False)
     checks = check_endpoints(env.public_url, requests=requests)
+    rotation = wiring.rotation(env)
+    if rotation is not None:  # behind a load balancer: its targets, and one version on every host
+        from ops.health import scale_checks, versions_through
+
+        checks += scale_checks(rotation, versions_through(env.public_url, requests))
     if as_json:
         print_json([c.__dict__ for c in checks])
     else:

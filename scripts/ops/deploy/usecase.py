@@ -8,6 +8,12 @@ CI run saw one of 638 requests fail: one routed under the old upstream just as t
 process stopped. If the new version doesn't become ready, it is discarded and the old one
 keeps serving: nothing changed on that host, and the command says so.
 
+Behind a load balancer (replicas > 1, a `Rotation`), a host also leaves the rotation before its
+switch: one host at a time, each taken out only while another target is healthy (the serving set
+is never empty), drained, switched as above, put back, and only once the load balancer calls it
+healthy again does the next host start. A host that fails stops the deploy there, named, and goes
+back into the rotation with what it was left running; rerunning the deploy finishes the rest.
+
 The history lives beside the lock in the object store, so every runner (a laptop, CI) sees
 the same one; `ops rollback` reads it.
 """
@@ -27,10 +33,16 @@ from ops import failpoints, store_keys
 from ops.deploy.interrupt import cleaning_up, interruptible
 from ops.errors import ConfigError, ExternalError, NotFoundError
 from ops.locks import LEASE, hosts_lock
-from ops.ports import NOTHING_DEPLOYED, Candidate, Hosts, ObjectStore
+from ops.ports import NOTHING_DEPLOYED, Candidate, Hosts, ObjectStore, Rotation
 
 READY_TIMEOUT = 30.0
 DRAIN_SECONDS = 2.0
+# Behind a load balancer: how long a host taken out of rotation keeps its open connections before
+# its switch (Hetzner's TCP service has no drain of its own), and how long it may take to be called
+# healthy again (its check: 10 s interval, 3 retries, 5 s timeout: stacks/compute.py).
+LB_DRAIN_SECONDS = 10.0
+LB_HEALTHY_TIMEOUT = 90.0
+LB_POLL_SECONDS = 2.0
 HISTORY_KEPT = 50
 VERSION_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
@@ -116,79 +128,180 @@ def recorded_digests(history: list[dict[str, Any]], version: str) -> dict[str, s
     return {}
 
 
+def _out_of_rotation(rotation: Rotation, role: str, progress: Callable[[str], None]) -> bool:
+    """Take `role` out of the load balancer's rotation if it is a target; whether it was. Refuses
+    (raises, nothing changed) when no other target is healthy: the serving set is never empty."""
+    members = rotation.members()
+    if role not in members:
+        return False
+    others = [r for r in members if r != role and rotation.healthy(r)]
+    if not others:
+        unhealthy = [r for r in members if r != role]
+        why = f"{', '.join(unhealthy)} unhealthy" if unhealthy else "it is the only one"
+        raise ExternalError(
+            f"not taking {role} out of the load balancer: no other target is healthy ({why}); "
+            f"nothing changed on {role}",
+            hint="`ops health` shows each target's state; bring one back first, or deploy with one host")
+    rotation.take_out(role)
+    progress(f"{role}: out of the load balancer's rotation ({', '.join(others)} serving); draining "
+             f"{LB_DRAIN_SECONDS:g}s")
+    try:
+        time.sleep(LB_DRAIN_SECONDS)
+    except BaseException:  # a signal while draining: nothing changed on the host, so back it goes
+        _put_back_after_failure(rotation, role, progress)
+        raise
+    return True
+
+
+def _back_in_rotation(rotation: Rotation, role: str, progress: Callable[[str], None]) -> None:
+    """Put `role` back and wait until the load balancer calls it healthy (raises, naming it, if not:
+    the deploy stops there, so no second host leaves while this one does not serve)."""
+    with cleaning_up():
+        rotation.put_back(role)
+    deadline = time.monotonic() + LB_HEALTHY_TIMEOUT
+    while not rotation.healthy(role):
+        if time.monotonic() > deadline:
+            raise ExternalError(
+                f"{role} is back in the load balancer's rotation but not healthy after {LB_HEALTHY_TIMEOUT:g}s; "
+                "the deploy stopped there, the hosts after it untouched",
+                hint=f"its health check asks /ready through its Caddy: `ops health` and the app's log on {role}; "
+                     "rerunning the deploy continues")
+        time.sleep(LB_POLL_SECONDS)
+    progress(f"{role}: back in the load balancer's rotation, healthy")
+
+
 def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = lambda _m: None,
              roles: list[str] | None = None, env_name: str | None = None,
-             digests: dict[str, str] | None = None) -> list[dict[str, Any]]:
+             digests: dict[str, str] | None = None, rotation: Rotation | None = None) -> list[dict[str, Any]]:
     """Put `version` on each host in turn (the serving host last); the caller holds the lock.
+
+    With a `rotation` (a load balancer), each host that is one of its targets leaves it for its
+    switch and is healthy in it again before the next host starts (module docstring).
 
     A candidate that started is promoted or discarded before this returns or raises, also when
     SIGTERM or SIGINT arrives (ops.deploy.interrupt); one that could not be discarded (the host
     lost SSH) is named, and the host's next `start` discards it, since only `current`'s slot is live."""
-    done = []
+    done: list[dict[str, Any]] = []
+    order = roles if roles is not None else hosts.roles()
     with interruptible():
-        for role in roles if roles is not None else hosts.roles():
-            old_version, old_address = hosts.current(role)
-            if old_version != NOTHING_DEPLOYED:
-                serving = hosts.serving(role)
-                if old_address in serving and serving != [old_address]:
-                    # An interrupted deploy left this Caddy dialling its candidate first: the live one
-                    # alone again, before the host's `start` discards that leftover.
-                    hosts.route(role, [old_address])
-                    progress(f"{role}: traffic back on {old_address} alone (an interrupted deploy's leftover)")
-            progress(f"{role}: starting {version} beside {old_version}")
+        if rotation is not None:
+            _restore_rotation(rotation, progress)
+        for role in order:
             try:
-                candidate = hosts.start_candidate(role, version, (digests or {}).get(role))
-            except KeyboardInterrupt:  # mid-`start`: whatever it left is a leftover, discarded now if we can
-                progress(_discard_leftovers(hosts, role, version))
-                raise
-            moving = False
-            try:
-                # Inside the try: a signal landing as soon as `start` returned still discards the candidate.
-                for note in candidate.notes:
-                    progress(f"{role}: {note}")
-                failpoints.hit("deploy.after.start")
-                problem = hosts.wait_ready(candidate, READY_TIMEOUT)
-                if problem is None:
-                    moving = old_address in hosts.serving(role)
-                    if moving:
-                        # New first, old kept in the list: with lb_policy first all new requests go to the
-                        # new version, while requests still being routed under Caddy's previous config
-                        # (a config change is a graceful reload) find their upstream still known.
-                        hosts.route(role, [candidate.address, old_address])
-                        progress(f"{role}: traffic moved to {version}; draining {old_version}")
-                        time.sleep(DRAIN_SECONDS)
-                    hosts.promote(candidate)
-            except BaseException as exc:
+                out = rotation is not None and _out_of_rotation(rotation, role, progress)
                 try:
-                    outcome = _undo(hosts, candidate, old_version, old_address)
-                except Exception as undo_exc:  # reported with the first failure, never dropped
-                    left = _left_running(candidate, old_version, undo_exc)
-                    if isinstance(exc, KeyboardInterrupt):
-                        progress(left)
-                        raise
-                    message = exc.message if isinstance(exc, ExternalError) else str(exc)
-                    raise ExternalError(f"{message}; {left}", hint=LEFT_RUNNING_HINT) from None
-                if isinstance(exc, KeyboardInterrupt):
-                    progress(f"interrupted on {role}: {outcome}")
+                    report = _roll_out_host(hosts, role, version, progress, env_name, digests)
+                except BaseException:
+                    if out:
+                        assert rotation is not None
+                        # The host runs what it was left with (the old version, or the new one
+                        # promoted): back in, and the load balancer's check decides if it serves.
+                        _put_back_after_failure(rotation, role, progress)
                     raise
-                if isinstance(exc, ExternalError):
-                    raise ExternalError(f"{exc.message}; {outcome}", hint=exc.hint) from None
-                raise
-            if problem is not None:
-                try:
-                    outcome = _undo(hosts, candidate, old_version, old_address)
-                except ExternalError as undo_exc:
-                    raise ExternalError(f"{version} did not become ready on {role}: {problem}; "
-                                        f"{_left_running(candidate, old_version, undo_exc)}",
-                                        hint=LEFT_RUNNING_HINT) from None
-                raise ExternalError(f"{version} did not become ready on {role}: {problem}; {outcome}",
-                                    hint=not_ready_hint(role, env_name))
-            if moving:
-                hosts.route(role, [candidate.address])
-            # A container's digest is what ran, whatever the tag points at later: rollbacks and audits use it.
-            done.append({"role": role, "from": old_version, "to": version, "address": candidate.address,
-                         **({"digest": candidate.digest} if candidate.digest else {})})
+                if out:
+                    assert rotation is not None
+                    _back_in_rotation(rotation, role, progress)
+            except ExternalError as exc:
+                if len(order) < 2:
+                    raise
+                # Which host stopped it and where the others are, so a rerun is the obvious next step.
+                finished = [d["role"] for d in done]
+                untouched = order[order.index(role) + 1:]
+                raise ExternalError(
+                    f"{exc.message} (the deploy stopped at {role}; on {version} already: "
+                    f"{', '.join(finished) or 'none'}; untouched: {', '.join(untouched) or 'none'})",
+                    hint=exc.hint) from None
+            done.append(report)
     return done
+
+
+def _restore_rotation(rotation: Rotation, progress: Callable[[str], None]) -> None:
+    """Hosts an interrupted deploy left out of the rotation (a killed CI job between take_out and
+    put_back) go back first, so this deploy never has two out at once."""
+    members = rotation.members()
+    for role in rotation.expected():
+        if role not in members:
+            with cleaning_up():
+                rotation.put_back(role)
+            progress(f"{role}: back in the load balancer's rotation (an interrupted deploy had left it out)")
+
+
+def _put_back_after_failure(rotation: Rotation, role: str, progress: Callable[[str], None]) -> None:
+    """Put a failed host back in the rotation without waiting on it; a failure to do so is said,
+    never raised over the host's own failure."""
+    try:
+        with cleaning_up():
+            rotation.put_back(role)
+    except Exception as exc:
+        progress(f"{role}: could NOT put it back in the load balancer's rotation ({exc}): `ops health` shows it")
+    else:
+        progress(f"{role}: back in the load balancer's rotation (its health check decides if it serves)")
+
+
+def _roll_out_host(hosts: Hosts, role: str, version: str, progress: Callable[[str], None],
+                   env_name: str | None, digests: dict[str, str] | None) -> dict[str, Any]:
+    """One host's blue/green switch (module docstring)."""
+    old_version, old_address = hosts.current(role)
+    if old_version != NOTHING_DEPLOYED:
+        serving = hosts.serving(role)
+        if old_address in serving and serving != [old_address]:
+            # An interrupted deploy left this Caddy dialling its candidate first: the live one
+            # alone again, before the host's `start` discards that leftover.
+            hosts.route(role, [old_address])
+            progress(f"{role}: traffic back on {old_address} alone (an interrupted deploy's leftover)")
+    progress(f"{role}: starting {version} beside {old_version}")
+    try:
+        candidate = hosts.start_candidate(role, version, (digests or {}).get(role))
+    except KeyboardInterrupt:  # mid-`start`: whatever it left is a leftover, discarded now if we can
+        progress(_discard_leftovers(hosts, role, version))
+        raise
+    moving = False
+    try:
+        # Inside the try: a signal landing as soon as `start` returned still discards the candidate.
+        for note in candidate.notes:
+            progress(f"{role}: {note}")
+        failpoints.hit("deploy.after.start")
+        problem = hosts.wait_ready(candidate, READY_TIMEOUT)
+        if problem is None:
+            moving = old_address in hosts.serving(role)
+            if moving:
+                # New first, old kept in the list: with lb_policy first all new requests go to the
+                # new version, while requests still being routed under Caddy's previous config
+                # (a config change is a graceful reload) find their upstream still known.
+                hosts.route(role, [candidate.address, old_address])
+                progress(f"{role}: traffic moved to {version}; draining {old_version}")
+                time.sleep(DRAIN_SECONDS)
+            hosts.promote(candidate)
+    except BaseException as exc:
+        try:
+            outcome = _undo(hosts, candidate, old_version, old_address)
+        except Exception as undo_exc:  # reported with the first failure, never dropped
+            left = _left_running(candidate, old_version, undo_exc)
+            if isinstance(exc, KeyboardInterrupt):
+                progress(left)
+                raise
+            message = exc.message if isinstance(exc, ExternalError) else str(exc)
+            raise ExternalError(f"{message}; {left}", hint=LEFT_RUNNING_HINT) from None
+        if isinstance(exc, KeyboardInterrupt):
+            progress(f"interrupted on {role}: {outcome}")
+            raise
+        if isinstance(exc, ExternalError):
+            raise ExternalError(f"{exc.message}; {outcome}", hint=exc.hint) from None
+        raise
+    if problem is not None:
+        try:
+            outcome = _undo(hosts, candidate, old_version, old_address)
+        except ExternalError as undo_exc:
+            raise ExternalError(f"{version} did not become ready on {role}: {problem}; "
+                                f"{_left_running(candidate, old_version, undo_exc)}",
+                                hint=LEFT_RUNNING_HINT) from None
+        raise ExternalError(f"{version} did not become ready on {role}: {problem}; {outcome}",
+                            hint=not_ready_hint(role, env_name))
+    if moving:
+        hosts.route(role, [candidate.address])
+    # A container's digest is what ran, whatever the tag points at later: rollbacks and audits use it.
+    return {"role": role, "from": old_version, "to": version, "address": candidate.address,
+            **({"digest": candidate.digest} if candidate.digest else {})}
 
 
 def public_check(public_url: str) -> str | None:
@@ -213,8 +326,10 @@ def _checked_claim(exc: ExternalError, public_url: str | None) -> ExternalError:
 
 def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
            record: dict[str, str] | None = None, before: Callable[[], None] = lambda: None,
-           progress: Callable[[str], None] = lambda _m: None, public_url: str | None = None) -> DeployReport:
-    """Deploy `version` to every host under the environment's deploy lock, and record it.
+           progress: Callable[[str], None] = lambda _m: None, public_url: str | None = None,
+           rotation: Rotation | None = None) -> DeployReport:
+    """Deploy `version` to every host under the environment's deploy lock, and record it (with a
+    `rotation`, one host out of the load balancer at a time: `roll_out`).
 
     `before` runs under the lock before any host changes (the cloud writes each host's env
     file there, so a secret rotation is a deploy)."""
@@ -230,7 +345,8 @@ def deploy(env_name: str, hosts: Hosts, store: ObjectStore, version: str, *,
         before()
         try:
             report.hosts = roll_out(hosts, version, progress=progress, env_name=env_name,
-                                    digests=recorded_digests(read_history(store, env_name), version))
+                                    digests=recorded_digests(read_history(store, env_name), version),
+                                    rotation=rotation)
         except ExternalError as exc:
             _append_history(store, env_name, {"version": version, "kind": "failed"})
             checked = _checked_claim(exc, public_url)
@@ -267,12 +383,13 @@ def rollback_target(history: list[dict[str, Any]]) -> tuple[str, str]:
 
 
 def rollback(env_name: str, hosts: Hosts, store: ObjectStore, *, before: Callable[[], None] = lambda: None,
-             progress: Callable[[str], None] = lambda _m: None, public_url: str | None = None) -> DeployReport:
+             progress: Callable[[str], None] = lambda _m: None, public_url: str | None = None,
+             rotation: Rotation | None = None) -> DeployReport:
     current, target = rollback_target(read_history(store, env_name))
     progress(f"rolling back {current} -> {target}")
     # The entry names what it left, so that version is never a rollback target again.
     return deploy(env_name, hosts, store, target, record={"kind": "rollback", "from": current}, before=before,
-                  progress=progress, public_url=public_url)
+                  progress=progress, public_url=public_url, rotation=rotation)
 
 
 # --------------------------------------------------------------------------- plan mode (reads, never writes)

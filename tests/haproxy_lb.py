@@ -1,0 +1,123 @@
+"""A stand-in for Hetzner's load balancer: Debian's HAProxy, configured from the Hetzner fake's
+load-balancer description (`GET /load_balancers/{id}`, the shape `pulumi up` leaves: TCP services,
+server targets, each service's health check), for tests that want a real proxy in front of hosts.
+
+Why HAProxy: Hetzner's TCP services pass TLS through to the targets, which Debian's Caddy cannot
+(that needs its layer4 plugin); HAProxy in `mode tcp` does, and its `http-check` does what the
+health check does (a GET with a Host header on another port, healthy on listed status codes).
+Hetzner's `retries` is HAProxy's `fall`; Hetzner does not document how many passing checks bring a
+target back, so `rise 1` (one).
+
+The hosts here are addressed as this machine reaches them (`Backend`): in the lab each has its own
+ports where a server has 443 and 80 (its Caddy's http_port/https_port).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HAPROXY = "/usr/sbin/haproxy"
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    host: str
+    ports: dict[int, int]  # a server's port (443, 80) -> where this machine reaches it
+
+
+def _status_regex(codes: list[str]) -> str:
+    """Hetzner's status codes ("200", "2??") as one anchored regex for `http-check expect rstatus`."""
+    return "^(" + "|".join(re.escape(c).replace(r"\?", "?").replace("?", "[0-9]") for c in codes) + ")$"
+
+
+def haproxy_config(description: dict[str, Any], backends: dict[int, Backend], listen: dict[int, int],
+                   stats_socket: Path) -> str:
+    """haproxy.cfg for one load balancer: per service a frontend on `listen[listen_port]` and a
+    backend over the targets (`backends` by server id), checked as the service's health check says."""
+    lines = ["global", f"    stats socket {stats_socket} mode 600 level admin", "",
+             "defaults", "    mode tcp", "    timeout connect 5s", "    timeout client 60s",
+             "    timeout server 60s", ""]
+    for service in description["services"]:
+        port = service["listen_port"]
+        check = service["health_check"]
+        name = f"service_{port}"
+        lines += [f"frontend {name}", f"    bind 127.0.0.1:{listen[port]}", f"    default_backend {name}", "",
+                  f"backend {name}", f"    balance {description['algorithm']['type'].replace('_', '')}",
+                  f"    timeout check {check['timeout']}s"]
+        if check["protocol"] == "http":
+            http = check["http"]
+            host = f" hdr Host {http['domain']}" if http.get("domain") else ""
+            lines += ["    option httpchk", f"    http-check send meth GET uri {http['path']} ver HTTP/1.1{host}",
+                      f"    http-check expect rstatus {_status_regex(list(http['status_codes']))}"]
+        for target in description["targets"]:
+            backend = backends[target["server"]["id"]]
+            lines.append(f"    server {backend.name} {backend.host}:{backend.ports[service['destination_port']]} "
+                         f"check port {backend.ports[check['port']]} inter {check['interval']}s "
+                         f"fall {check['retries']} rise 1")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def server_states(stats_socket: Path) -> dict[str, str]:
+    """Each server's state as HAProxy sees it now (UP, DOWN, ...), from its runtime API."""
+    return {name: fields["status"].split()[0] for name, fields in server_stats(stats_socket).items()}
+
+
+def fully_healthy(stats_socket: Path) -> bool:
+    """Every server UP with its health counter at the top (rise + fall - 1): only then does a
+    failing target take `fall` checks to leave, as a target long healthy on Hetzner takes `retries`.
+    (HAProxy starts a server at the bottom of UP: one failed check would take it out.)"""
+    stats = server_stats(stats_socket)
+    return bool(stats) and all(
+        f["status"] == "UP" and int(f["check_health"]) == int(f["check_rise"]) + int(f["check_fall"]) - 1
+        for f in stats.values())
+
+
+def server_stats(stats_socket: Path) -> dict[str, dict[str, str]]:
+    """`show stat` of HAProxy's runtime API, per server (frontends and backends left out)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.settimeout(5)
+        conn.connect(str(stats_socket))
+        conn.sendall(b"show stat\n")
+        chunks = []
+        while data := conn.recv(65536):
+            chunks.append(data)
+    rows = b"".join(chunks).decode().splitlines()
+    header = rows[0].lstrip("# ").split(",")
+    out = {}
+    for row in rows[1:]:
+        fields = dict(zip(header, row.split(","), strict=False))
+        if fields.get("svname") not in (None, "", "FRONTEND", "BACKEND"):
+            out[fields["svname"]] = fields
+    return out
+
+
+@contextlib.contextmanager
+def running_haproxy(config: str, folder: Path) -> Iterator[Path]:
+    """HAProxy in the foreground on `config` (checked first with `haproxy -c`); yields its stats socket."""
+    cfg = folder / "haproxy.cfg"
+    cfg.write_text(config)
+    checked = subprocess.run([HAPROXY, "-c", "-f", str(cfg)], capture_output=True, text=True, check=False)
+    if checked.returncode != 0:
+        raise AssertionError(f"haproxy -c refused the config: {checked.stdout[-600:]}{checked.stderr[-600:]}")
+    sock = Path(re.search(r"stats socket (\S+)", config).group(1))  # type: ignore[union-attr]
+    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError("haproxy did not start")
+            time.sleep(0.05)
+        yield sock
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
