@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import queue
 import re
+import signal
 import subprocess
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
@@ -93,12 +95,33 @@ def read(source: LogSource, names: Sequence[str], unit: str, lines: int, since: 
     return out
 
 
+@contextmanager
+def _signals_set(flag: threading.Event) -> Iterator[None]:
+    """For the block, SIGINT and SIGTERM set `flag` instead of raising (main thread only; elsewhere
+    signals cannot be handled and the default behaviour stays)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.signal(signum, lambda _s, _f: flag.set()) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def follow(source: LogSource, names: Sequence[str], unit: str, lines: int, since: int | None,
            emit: Callable[[str, str], None], secrets: Sequence[str] = ()) -> list[str]:
     """Every host's log as it grows, each line to `emit(host, line)`, until every stream ends or
-    Ctrl-C; the streams' processes are ended before this returns. Returns the hosts that failed."""
+    Ctrl-C (or SIGTERM); the streams' processes are ended before this returns. Returns the hosts
+    that failed; a signal is raised again afterwards as KeyboardInterrupt (the CLI says so, exit 130).
+
+    A signal only sets a flag that the loop looks at between lines (at least every 0.2 s): raised as
+    an exception at any point, it could land inside the queue's own locking while a reader thread
+    held the lock, and a CI run saw `ops logs --follow` not end within 30 s of its SIGINT."""
     lines_q: queue.Queue[tuple[str, str | None]] = queue.Queue()
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    stop = threading.Event()
 
     def pump(name: str, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
@@ -106,25 +129,31 @@ def follow(source: LogSource, names: Sequence[str], unit: str, lines: int, since
             lines_q.put((name, raw.decode(errors="replace").rstrip("\n")))
         lines_q.put((name, None))
 
-    try:
-        for name in names:
-            procs[name] = subprocess.Popen(source.argv(name, unit, lines, since, True), stdout=subprocess.PIPE,
-                                           stderr=subprocess.STDOUT)
-            threading.Thread(target=pump, args=(name, procs[name]), daemon=True).start()
-        open_streams = len(procs)
-        while open_streams:
-            name, line = lines_q.get()
-            if line is None:
-                open_streams -= 1
-                continue
-            emit(name, scrub_text(line, list(secrets)))
-    finally:
-        for proc in procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with _signals_set(stop):
+        try:
+            for name in names:
+                procs[name] = subprocess.Popen(source.argv(name, unit, lines, since, True), stdout=subprocess.PIPE,
+                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                threading.Thread(target=pump, args=(name, procs[name]), daemon=True).start()
+            open_streams = len(procs)
+            while open_streams and not stop.is_set():
+                try:
+                    name, line = lines_q.get(timeout=0.2)
+                except queue.Empty:
+                    continue
+                if line is None:
+                    open_streams -= 1
+                    continue
+                emit(name, scrub_text(line, list(secrets)))
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:
+                    proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    if stop.is_set():
+        raise KeyboardInterrupt
     return [name for name, proc in procs.items() if proc.returncode not in (0, -15)]

@@ -98,3 +98,37 @@ def test_the_deploy_user_reads_the_journal_without_a_sudoers_rule() -> None:
                                          admin_cidrs=(), cloudflare_ranges=(), ssh_public_keys=("ssh-ed25519 A",),
                                          logs_ingest_host="s1.eu.betterstackdata.com"))
     assert "- systemd-journal" in data and "journalctl" not in data.split("sudo:", 1)[1].splitlines()[0]
+
+
+_FOLLOWER = """
+import sys
+from ops.logs import follow
+class Streams:
+    def argv(self, name, unit, lines, since, follow):
+        return ["sh", "-c", "echo $$; while :; do echo tick; sleep 0.01; done"]
+try:
+    follow(Streams(), ["a", "b"], "app", 1, None, lambda host, line: print(host, line, flush=True))
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+@pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
+def test_following_ends_on_a_signal_with_every_stream_ended(signum: int) -> None:
+    """A cancelled job's SIGTERM or a Ctrl-C ends `ops logs --follow` promptly, its streams' processes
+    (ssh on the hosts' path) ended rather than left behind (Python's default SIGTERM would leave them)."""
+    proc = subprocess.Popen(["python", "-c", _FOLLOWER], stdout=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO_ROOT / "scripts")})
+    assert proc.stdout is not None
+    pids: dict[str, int] = {}
+    while len(pids) < 2:
+        host, line = proc.stdout.readline().split(" ", 1)
+        if line.strip().isdigit():
+            pids[host] = int(line)
+    for _ in range(20):  # the loop is busy emitting when the signal lands
+        proc.stdout.readline()
+    proc.send_signal(signum)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    alive = [host for host, pid in pids.items() if Path(f"/proc/{pid}").exists()]
+    assert not alive, f"streams left running: {alive}"
