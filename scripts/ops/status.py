@@ -48,6 +48,9 @@ class StatusPorts:
     dependencies: dict[str, str]  # part -> the dependency it needs, in words
     # Each host has a Caddy of its own (the cloud); the sandbox's one Caddy is the traffic switch instead.
     host_caddy: bool = True
+    # The packages whose update waits for a reboot (None: none does), from the deploy script's
+    # `reboot-required` verb; None for the sandbox, whose hosts are processes and never reboot.
+    reboot_pending: Callable[[HostRef], list[str] | None] | None = None
 
 
 def _failed(exc: BaseException) -> str:
@@ -90,7 +93,30 @@ def _host(ports: StatusPorts, hosts: Hosts, ref: HostRef) -> dict[str, Any]:
         attention.append(f"host {ref.name}: the app is not ready ({ready})")
     out.update(reachable=True, version=version, slot=address, caddy_upstreams=upstreams, leftovers=leftovers,
                ready=ready is None, not_ready=ready, attention=attention)
+    if ports.reboot_pending is not None:
+        reboot = _reboot(ports, ref)
+        attention.extend(reboot.pop("attention", []))
+        out.update(reboot)
     return out
+
+
+def _reboot(ports: StatusPorts, ref: HostRef) -> dict[str, Any]:
+    """Does an installed update wait for a reboot (the role never reboots by itself: `ops hosts reboot`
+    moves traffic first). Not knowing is said, and does not make a reachable host look down."""
+    assert ports.reboot_pending is not None
+    try:
+        packages = ports.reboot_pending(ref)
+    except Exception as exc:
+        if not is_dependency_error(exc):
+            raise
+        return {"reboot_required": None,
+                "attention": [f"host {ref.name}: whether a reboot is pending is unknown ({_failed(exc)})"]}
+    if packages is None:
+        return {"reboot_required": False, "reboot_packages": []}
+    named = ", ".join(packages) or "no package named"
+    return {"reboot_required": True, "reboot_packages": packages,
+            "attention": [f"host {ref.name}: an update waits for a reboot ({named}): "
+                          f"`ops hosts reboot --env {ports.env_name}` moves its traffic first"]}
 
 
 def hosts_part(ports: StatusPorts) -> dict[str, Any]:

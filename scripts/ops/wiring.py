@@ -425,6 +425,12 @@ def status_ports(env: Environment) -> Any:
             # whole seconds, so 1 could end before the first try).
             return built[0].wait_ready(Candidate(ref.key, "", address), 2) if built else "host not reached"
 
+        def reboot_pending(ref: Any) -> list[str] | None:
+            from ops.adapters.cloud.ssh_reboot import SshReboots
+
+            hosts()
+            return SshReboots(built[0]).pending(ref.key)
+
     def database_ping(record: dict[str, Any] | None) -> str:
         from ops.pg import connect
 
@@ -472,7 +478,7 @@ def status_ports(env: Environment) -> Any:
                       "database": "the database", "backups": "the object store (backups bucket)",
                       "locks": "the object store (backups bucket)",
                       "monitors": "the sandbox's apps" if sandbox else "the BetterStack API"},
-        host_caddy=not sandbox)
+        host_caddy=not sandbox, reboot_pending=None if sandbox else reboot_pending)
 
 
 def log_source(env: Environment) -> tuple[Any, list[str]]:

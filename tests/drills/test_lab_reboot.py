@@ -126,6 +126,8 @@ def test_lab_the_serving_host_reboots_for_a_libc_update_and_the_edge_keeps_servi
         assert deployed.returncode == 0, deployed.stderr
     primary, standby = lab.hosts["primary"], lab.hosts["standby"]
     _flag(primary, ["libc6"])
+    # On-call sees it: `ops status` names the host and the package (and says so in its attention list).
+    assert _reboot_column(lab) == {"primary": (True, ["libc6"]), "standby": (False, [])}
 
     planned = lab.ops("hosts", "reboot", "--env", ENV, "--plan", "--json")
     assert planned.returncode == 0, planned.stderr
@@ -157,3 +159,12 @@ def test_lab_the_serving_host_reboots_for_a_libc_update_and_the_edge_keeps_servi
     assert not loop.failures, f"{len(loop.failures)} of {loop.sent} requests failed during the reboot: " \
                               f"{sorted(set(loop.errors))}"
     assert lab.edge_get("/ready").status_code == 200
+    assert _reboot_column(lab) == {"primary": (False, []), "standby": (False, [])}
+
+
+def _reboot_column(lab: Lab) -> dict[str, tuple[bool | None, list[str]]]:
+    done = lab.ops("status", "--env", ENV, "--json")
+    assert done.returncode in (0, 8), done.stderr
+    found = json.loads(done.stdout)["hosts"]
+    assert found["answered"], found
+    return {h["role"]: (h["reboot_required"], h["reboot_packages"]) for h in found["hosts"]}

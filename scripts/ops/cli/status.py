@@ -53,18 +53,27 @@ def _database(part: dict[str, Any]) -> str:
     return f"live {part.get('database')}{kind}: {said}" + (f"; note: {part['note']}" if part.get("note") else "")
 
 
+def _reboot(host: dict[str, Any]) -> str:
+    required = host.get("reboot_required")
+    if required is None:
+        return "unknown" if "reboot_required" in host else ""
+    return f"pending ({', '.join(host['reboot_packages']) or 'flagged'})" if required else "no"
+
+
 def _render(data: dict[str, Any]) -> None:
     hosts = data["hosts"]
     if hosts["answered"]:
         rows = hosts["hosts"]
         # The sandbox's hosts share one Caddy (the traffic line says where it sends): no column for it.
         caddy = any(h.get("caddy_upstreams") for h in rows)
+        reboots = any("reboot_required" in h for h in rows)  # the sandbox's hosts never reboot: no column
         table(f"hosts of {data['environment']}",
               ["host", "role", "reachable", "version", "live slot", "app", *(["Caddy dials"] if caddy else []),
-               "leftovers"],
+               "leftovers", *(["reboot"] if reboots else [])],
               [(h["host"], h["role"], "up" if h["reachable"] else "down", h.get("version", ""), h.get("slot", ""),
                 ("ok" if h.get("ready") else h.get("not_ready", "")) if h["reachable"] else h.get("error", ""),
-                *([", ".join(h.get("caddy_upstreams", []))] if caddy else []), ", ".join(h.get("leftovers", [])))
+                *([", ".join(h.get("caddy_upstreams", []))] if caddy else []), ", ".join(h.get("leftovers", [])),
+                *([_reboot(h)] if reboots else []))
                for h in rows])
     else:
         _line("hosts", hosts, "")
