@@ -123,8 +123,10 @@ def test_status_names_a_dead_app_and_logs_show_the_apps_own_lines_once_and_follo
     found = json.loads(done.stdout)["hosts"]
     assert [h["host"] for h in found] == ["app-primary"] and any(marker in line for line in found[0]["lines"])
 
+    # PYTHONFAULTHANDLER: if it ever does not end after its SIGINT, a SIGABRT prints every thread's stack.
     following = subprocess.Popen([sys.executable, "-m", "ops", "logs", "--env", "local", "--follow", "-n", "1"],
-                                 env=drill_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                 env={**drill_env, "PYTHONFAULTHANDLER": "1"}, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
     try:
         later = f"/status-drill-follow-{uuid.uuid4().hex}"
         seen: list[str] = []
@@ -136,5 +138,10 @@ def test_status_names_a_dead_app_and_logs_show_the_apps_own_lines_once_and_follo
         assert any(line.startswith("app-primary | ") and later in line for line in seen), seen[-5:]
     finally:
         following.send_signal(signal.SIGINT)
-        _out, err = following.communicate(timeout=30)
+        try:
+            _out, err = following.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            following.send_signal(signal.SIGABRT)
+            _out, err = following.communicate(timeout=30)
+            raise AssertionError(f"ops logs --follow did not end within 30 s of its SIGINT; its stacks:\n{err[-4000:]}")
     assert following.returncode == 130 and "nothing to resume" in err, err
