@@ -143,5 +143,6 @@ def test_status_names_a_dead_app_and_logs_show_the_apps_own_lines_once_and_follo
         except subprocess.TimeoutExpired:
             following.send_signal(signal.SIGABRT)
             _out, err = following.communicate(timeout=30)
-            raise AssertionError(f"ops logs --follow did not end within 30 s of its SIGINT; its stacks:\n{err[-4000:]}")
+            raise AssertionError("ops logs --follow did not end within 30 s of its SIGINT; its stacks:\n"
+                                 + err[-4000:]) from None
     assert following.returncode == 130 and "nothing to resume" in err, err
