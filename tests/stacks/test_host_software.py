@@ -86,6 +86,36 @@ def _caddy(binary: str, command: str, caddyfile: Path, env: dict[str, str],
                           capture_output=True, text=True, env=full, check=False, timeout=60)
 
 
+def _adapted_host_config(host_files: dict[str, str], origin_cert: Path, tmp_path: Path) -> dict[str, Any]:
+    """The host's Caddyfile as Debian's Caddy adapts it to JSON (what its admin API then serves)."""
+    caddyfile, env = _host_caddy_setup(host_files, origin_cert, tmp_path)
+    out = _caddy(str(DEBIAN_CADDY), "adapt", caddyfile, env, tmp_path)
+    assert out.returncode == 0, out.stderr[-600:]
+    config: dict[str, Any] = json.loads(out.stdout)
+    return config
+
+
+def run_host_caddy(caddyfile: Path, env: dict[str, str], folder: Path, http_port: int) -> subprocess.Popen[bytes]:
+    """Debian's Caddy running the host's Caddyfile, once it answers on `http_port` (its log in
+    folder/caddy.log, shown if it does not start)."""
+    full = {"PATH": os.environ.get("PATH", ""), "HOME": str(folder), "XDG_DATA_HOME": str(folder / "data"),
+            "XDG_CONFIG_HOME": str(folder / "config"), **env}
+    with (folder / "caddy.log").open("w") as log:
+        proc = subprocess.Popen([str(DEBIAN_CADDY), "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
+                                env=full, stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{http_port}/", timeout=1)
+            return proc
+        except httpx.HTTPError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                raise AssertionError(f"Caddy did not start: {(folder / 'caddy.log').read_text()[-800:]}") from None
+            time.sleep(0.2)
+
+
 def _host_caddy_setup(host_files: dict[str, str], origin_cert: Path, tmp_path: Path,
                       lb_health: str | None = None) -> tuple[Path, dict[str, str]]:
     """The host's Caddyfile and environment with its files moved under tmp_path; `lb_health`
@@ -122,10 +152,7 @@ def test_host_caddyfile_validates_under_the_hosts_caddy(host_files: dict[str, st
 
 def test_host_caddy_serves_app_and_api_with_the_origin_certificate(host_files: dict[str, str], origin_cert: Path,
                                                                    tmp_path: Path) -> None:
-    caddyfile, env = _host_caddy_setup(host_files, origin_cert, tmp_path)
-    out = _caddy(str(DEBIAN_CADDY), "adapt", caddyfile, env, tmp_path)
-    assert out.returncode == 0, out.stderr[-600:]
-    config = json.loads(out.stdout)
+    config = _adapted_host_config(host_files, origin_cert, tmp_path)
     servers = config["apps"]["http"]["servers"]
     hosts = {h for server in servers.values() for route in server.get("routes", [])
              for match in route.get("match", []) for h in match.get("host", [])}
@@ -247,10 +274,7 @@ def test_the_admin_api_still_moves_the_app_sites_upstreams(host_files: dict[str,
     # `ops deploy` patches the FIRST reverse_proxy handler of Caddy's config: with the health check's
     # site added on port 80 that must still be the app site's (on 443), or a deploy would move the
     # health check and leave the visitors on the stopped slot.
-    caddyfile, env = _host_caddy_setup(host_files, origin_cert, tmp_path)
-    out = _caddy(str(DEBIAN_CADDY), "adapt", caddyfile, env, tmp_path)
-    assert out.returncode == 0, out.stderr[-600:]
-    config = json.loads(out.stdout)
+    config = _adapted_host_config(host_files, origin_cert, tmp_path)
     path = find_reverse_proxy(config, [])
     assert path is not None and path[:4] == ["apps", "http", "servers", "srv0"]
     servers = config["apps"]["http"]["servers"]
@@ -331,27 +355,12 @@ def running_host_caddy(host_files: dict[str, str], origin_cert: Path, tmp_path: 
     caddyfile, env = _host_caddy_setup(host_files, origin_cert, tmp_path, lb_health=site)
     env = {**env, "CADDY_ADMIN": f"127.0.0.1:{admin}",
            "CADDY_EXTRA_GLOBAL_OPTIONS": f"http_port {http_port}\n\thttps_port {https_port}"}
-    full = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "XDG_DATA_HOME": str(tmp_path / "data"),
-            "XDG_CONFIG_HOME": str(tmp_path / "config"), **env}
-    log = (tmp_path / "caddy.log").open("w")
-    proc = subprocess.Popen([str(DEBIAN_CADDY), "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
-                            env=full, stdout=log, stderr=subprocess.STDOUT)
+    proc = run_host_caddy(caddyfile, env, tmp_path, http_port)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{http_port}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    started = (tmp_path / "caddy.log").read_text()[-800:]
-                    raise AssertionError(f"Caddy did not start: {started}") from None
-                time.sleep(0.2)
         yield http_port, slots
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-        log.close()
 
 
 def test_the_health_check_fails_when_the_app_is_down_and_passes_when_it_runs(running_host_caddy) -> None:  # type: ignore[no-untyped-def]

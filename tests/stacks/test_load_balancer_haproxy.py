@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from stacks.compute import lb_health_check
@@ -29,7 +28,13 @@ from stacks.host_role import lb_health_site
 from tests.haproxy_lb import HAPROXY, Backend, fully_healthy, haproxy_config, running_haproxy, server_states
 from tests.hcloud_fake import FakeHetzner
 from tests.lab.registry import free_port
-from tests.stacks.test_host_software import DEBIAN_CADDY, _host_caddy_setup, _StandInApp, host_files, origin_cert  # noqa: F401 - fixtures used here
+from tests.stacks.test_host_software import (  # noqa: F401 - fixtures used here
+    _host_caddy_setup,
+    _StandInApp,
+    host_files,
+    origin_cert,
+    run_host_caddy,
+)
 
 pytestmark = [
     pytest.mark.stacks,
@@ -92,19 +97,8 @@ class Host:
         (folder / "pull-ca.pem").write_text(pull.ca.read_text())  # the test edge's CA in Cloudflare's place
         env = {**env, "CADDY_ADMIN": f"127.0.0.1:{admin}", "APP_UPSTREAMS": f"127.0.0.1:{self.slots[0]}",
                "CADDY_EXTRA_GLOBAL_OPTIONS": f"http_port {self.http}\n\thttps_port {self.https}"}
-        full = {"PATH": os.environ.get("PATH", ""), "HOME": str(folder), "XDG_DATA_HOME": str(folder / "data"),
-                "XDG_CONFIG_HOME": str(folder / "config"), **env}
-        self.caddy = subprocess.Popen([str(DEBIAN_CADDY), "run", "--config", str(caddyfile), "--adapter", "caddyfile"],
-                                      env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.caddy = run_host_caddy(caddyfile, env, folder, self.http)
         self.app: _StandInApp | None = _StandInApp(self.slots[0])
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{self.http}/", timeout=1)
-                break
-            except httpx.HTTPError:
-                assert self.caddy.poll() is None and time.monotonic() < deadline, f"{name}: Caddy did not start"
-                time.sleep(0.2)
 
     def stop_app(self) -> None:
         assert self.app is not None
