@@ -15,6 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -190,3 +191,28 @@ def test_reads_return_to_the_replica_when_it_is_back(pair: ReplicaPair, monkeypa
             pair.start_standby()
     assert seen == [True, False, True]  # standby, primary while it was down, standby again
     assert any("is back" in r.getMessage() for r in caplog.records if r.name == "autoenroll.replica")
+
+
+def test_a_replica_that_refuses_the_login_sends_reads_to_the_primary_without_echoing_the_url(
+        pair: ReplicaPair, caplog: pytest.LogCaptureFixture) -> None:
+    tenant, _ = tenant_with_a_check(pair, "august.csv")
+    wrong = "not-the-password-" + uuid.uuid4().hex
+    refused = settings(pair).__class__(**{**vars(settings(pair)), "database_replica_url": pair.app_url(
+        pair.standby).replace(quote(pair.app_password, safe=""), wrong)})
+
+    async def main() -> tuple[set[str], set[str]]:
+        pool, replica = await open_database(refused)
+        resources = Resources(refused, pool, redis=None, s3=None, checker=None, replica=replica)  # type: ignore[arg-type]
+        try:
+            return await listed(resources, tenant)
+        finally:
+            await pool.close()
+            if replica is not None:
+                await replica.close()
+
+    with caplog.at_level(logging.INFO):
+        history, listing = asyncio.run(main())
+    assert history == listing == {"august.csv"}
+    said = [r.getMessage() for r in caplog.records if r.name == "autoenroll.replica" and r.levelno == logging.WARNING]
+    assert len(said) == 1 and f"127.0.0.1:{pair.standby.port}" in said[0], said
+    assert wrong not in caplog.text and pair.app_password not in caplog.text
