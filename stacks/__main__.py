@@ -10,7 +10,7 @@ from typing import Any
 
 import pulumi
 
-from autoenroll.contract import BRANCH_OF_ENV, SECRET_ENV_VARS
+from autoenroll.contract import BRANCH_OF_ENV, REPLICA_ENV_VAR, SECRET_ENV_VARS
 from stacks import config as stack_config
 from stacks.billing import Billing, BillingArgs
 from stacks.cache import Cache, CacheArgs
@@ -35,12 +35,16 @@ def build(config: StackConfig) -> dict[str, Any]:
     database = Database("database", DatabaseArgs(config.database, names))
     billing = Billing("billing", BillingArgs(names, app_host=edge_config.app_host))
     branch = BRANCH_OF_ENV[config.environment]
-    # In SECRET_ENV_VARS order. `ops deploy` writes them to each host's env file over SSH.
+    # In SECRET_ENV_VARS order, then the replica's URL (None without one). `ops deploy` writes them to each
+    # host's env file over SSH.
     app_env = pulumi.Output.all(
         database.app_database_url(branch), cache.redis_url, secret("r2AccessKeyId"), secret("r2SecretAccessKey"),
         secret("sentryDsn"), secret("authSecret"), billing.signing_secret,
+        database.app_replica_url(branch),
     ).apply(lambda v: {
-        **dict(zip(SECRET_ENV_VARS, v, strict=True)),
+        **dict(zip(SECRET_ENV_VARS, v[:-1], strict=True)),
+        # The read replica's URL, only where the branch has one (the app then reads from the primary alone).
+        **({REPLICA_ENV_VAR: v[-1]} if v[-1] else {}),
         "S3_ENDPOINT_URL": storage.endpoint, "S3_REGION": "auto", "S3_BUCKET_UPLOADS": storage.bucket_names["uploads"],
         **cache.app_env,
     })
@@ -68,6 +72,8 @@ def build(config: StackConfig) -> dict[str, Any]:
         "neon_project_id": database.project_id,
         "neon_branches": database.branch_outputs,
         "connection_strings": database.connection_strings,
+        # The app's URL through `main`'s read replica (secret), or null where the stack makes none.
+        "read_replica_url": database.app_replica_url(branch),
         "monitor_ids": {h: r.id for h, r in monitoring.monitors.items()},
         "heartbeat_url": monitoring.heartbeat_url,
         "status_page_id": monitoring.status_page.id if monitoring.status_page else None,

@@ -268,6 +268,10 @@ class DatabaseConfig(_Model):
     # the only thing Neon's Free plan accepts (an explicit value is refused there, even 300).
     suspend_timeout_seconds: Annotated[StrictInt | None, Field(ge=-1, le=604800)] = None
     protect_main: StrictBool  # default: the phase's plan's
+    # A read_only compute on `main` (a read replica) for the app's lag-tolerant reads, its URL in the app's
+    # DATABASE_REPLICA_URL. Default: on in production where the phase's Neon plan has read replicas
+    # (plans.json read_replicas); only the stack that owns `main` (production) can make one.
+    read_replica: StrictBool  # default: the phase's plan's
     database_name: Text = DATABASE_NAME
     role_name: Text = APP_DATABASE_ROLE
     owner_role_name: Text = OWNER_DATABASE_ROLE
@@ -296,6 +300,9 @@ class DatabaseConfig(_Model):
             raise _invalid("must be -1 (never), 0 (Neon's default, 300 s) or 60..604800", ".suspend_timeout_seconds")
         if self.autoscaling_max_cu < self.autoscaling_min_cu:
             raise _invalid("must be >= database.autoscaling_min_cu", ".autoscaling_max_cu")
+        if self.read_replica and not self.owns_project:
+            raise _invalid("needs database.owns_project: the replica is on `main`, which the production stack "
+                           "owns", ".read_replica")
         return self
 
 
@@ -475,6 +482,8 @@ def _context_defaults(environment: str, phase: str) -> dict[Any, dict[str, Any]]
         "owns_project": production,
         "history_retention_seconds": min(7 * 86400, neon_history),
         "protect_main": int(plans.limit(phase, "neon", "protected_branches").value) > 0,
+        # null: the plan states no limit; 0 would mean it has none.
+        "read_replica": production and plans.limit(phase, "neon", "read_replicas").value != 0,
     }
     if can_set_suspend:
         database["suspend_timeout_seconds"] = -1 if production and never_suspend else 300

@@ -1,9 +1,9 @@
 """Database: the Neon project (Frankfurt, point-in-time history), branches, the app's role and database.
 
 Ownership: the production stack owns the project and the `main` branch (and so the app's
-role and database, which child branches inherit). The staging stack owns `staging` (child
-of main) and `development` (child of staging); it reads the project and main's ids from
-production through a StackReference. `pulumi destroy` on staging can never touch main.
+role and database, which child branches inherit, and `main`'s read replica when there is one).
+The staging stack owns `staging` (child of main) and `development` (child of staging); it reads
+the project and main's ids from production through a StackReference. `pulumi destroy` on staging can never touch main.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import pulumi
 
 from stacks.config import DatabaseConfig, StackNames
-from stacks.providers.neon import NeonBranch, NeonDatabase, NeonProject
+from stacks.providers.neon import NeonBranch, NeonDatabase, NeonProject, NeonReadReplica
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Database(pulumi.ComponentResource):
                                     "suspend_timeout_seconds": d.suspend_timeout_seconds}
         self.branches: dict[str, NeonBranch] = {}
         self.databases: dict[str, NeonDatabase] = {}
+        self.replicas: dict[str, NeonReadReplica] = {}
 
         if d.owns_project:
             project = NeonProject(f"{name}-project", project_name=d.project_name, org_id=d.org_id,
@@ -46,6 +47,16 @@ class Database(pulumi.ComponentResource):
                                                   branch_id=main.branch_id, database=d.database_name,
                                                   role=d.role_name, owner_role=d.owner_role_name, inherited=False,
                                                   opts=data_opts)
+            if d.read_replica:
+                # Scale to zero as Neon's default (300 s) where the plan lets us set it, even when `main` never
+                # suspends: the replica serves browsing, and a read it is too slow to wake for goes to the
+                # primary (autoenroll.db.lag_tolerant_read). On Free nothing is sent (refused there).
+                replica_suspend = None if d.suspend_timeout_seconds is None else 300
+                self.replicas["main"] = NeonReadReplica(
+                    f"{name}-main-replica", project_id=project.project_id, branch_id=main.branch_id,
+                    min_cu=d.autoscaling_min_cu, max_cu=d.autoscaling_max_cu, suspend_timeout_seconds=replica_suspend,
+                    database=d.database_name, app_role=d.role_name, owner_role=d.owner_role_name,
+                    app_password=self.databases["main"].app_password, opts=data_opts)
         else:
             # Staging reads production's outputs, so production comes up first (README: deploy order).
             # The name is built from the running stack's organization and project: on Pulumi Cloud
@@ -84,6 +95,11 @@ class Database(pulumi.ComponentResource):
         }))
         self.register_outputs({"project_id": self.project_id, "branches": self.branch_outputs,
                                "connection_strings": self.connection_strings})
+
+    def app_replica_url(self, branch: str) -> pulumi.Output[str] | None:
+        """The app's pooled URL through the branch's read replica (secret), or None when it has none."""
+        replica = self.replicas.get(branch)
+        return None if replica is None else pulumi.Output.secret(replica.pooled_uri)
 
     def app_database_url(self, branch: str) -> pulumi.Output[str]:
         """The pooled connection string the app uses (PgBouncer, as the seed asks)."""

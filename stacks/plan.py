@@ -269,7 +269,12 @@ def _fake_outputs(typ: str, name: str, inputs: dict[str, Any], n: int) -> dict[s
         return {"certificate": "-----BEGIN CERTIFICATE-----\nmock origin ca\n-----END CERTIFICATE-----\n"}
     if typ == "pulumi-python:dynamic:Resource":
         fakes: dict[str, Any] = {}
-        if "region_id" in inputs:
+        if inputs.get("endpoint_type") == "read_only":
+            host = f"ep-{name}-pooler.eu-central-1.aws.neon.tech"
+            fakes = {"endpoint_id": f"ep-{name}", "endpoint_host": host.replace("-pooler", ""),
+                     "pooled_uri": f"postgresql://{inputs.get('app_role')}:{MOCK_PASSWORD}@{host}/"
+                                   f"{inputs.get('database_name')}?sslmode=require"}
+        elif "region_id" in inputs:
             fakes = {"project_id": "mock-project", "default_branch_id": "br-main-mock"}
         elif "min_cu" in inputs:
             fakes = {"branch_id": inputs.get("adopt_id") or f"br-{inputs.get('name')}",

@@ -48,9 +48,13 @@ def _get(props: Mapping[str, Any], key: str) -> Any:
 
 
 def _is_neon(r: ResourceView) -> bool:
-    """A Neon project, branch or database (dynamic resources, told apart by their inputs)."""
+    """A Neon project, branch, database or read replica (dynamic resources, told apart by their inputs)."""
     keys = set(r.props)
-    return r.type == DYNAMIC and bool({"region_id", "min_cu", "database"} & keys)
+    return r.type == DYNAMIC and bool({"region_id", "min_cu", "database", "endpoint_type"} & keys)
+
+
+def _is_read_replica(r: ResourceView) -> bool:
+    return r.type == DYNAMIC and r.props.get("endpoint_type") == "read_only"
 
 
 def _is_neon_project(r: ResourceView) -> bool:
@@ -221,12 +225,18 @@ def fits_the_plan(_env: str, resources: Sequence[ResourceView]) -> list[str]:
     for r in protected_branches[int(protected.value):]:
         over(r, "protected", True, protected)
     can_set = plans.limit(phase, "neon", "can_set_suspend_timeout")
+    replicas = plans.limit(phase, "neon", "read_replicas")  # per project; null: no limit stated
+    made = [r for r in resources if _is_read_replica(r)]
+    if replicas.value is not None and len(made) > int(replicas.value):
+        over(made[int(replicas.value)], "read replicas in the project", len(made), replicas)
     for r in resources:
         if r.type == DYNAMIC and "min_cu" in r.props and _whole(r.props.get("suspend_timeout_seconds")) == -1 \
                 and not never.value:
             over(r, "suspend_timeout_seconds (-1: never suspend)", -1, never)
         if r.type == DYNAMIC and "min_cu" in r.props and r.props.get("suspend_timeout_seconds") is not None \
                 and not can_set.value:
+            over(r, "suspend_timeout_seconds", r.props.get("suspend_timeout_seconds"), can_set)
+        if _is_read_replica(r) and r.props.get("suspend_timeout_seconds") is not None and not can_set.value:
             over(r, "suspend_timeout_seconds", r.props.get("suspend_timeout_seconds"), can_set)
         if _is_neon_project(r) and float(r.props.get("history_retention_seconds") or 0) > float(history.value):
             over(r, "history_retention_seconds", r.props.get("history_retention_seconds"), history)

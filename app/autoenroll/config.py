@@ -73,6 +73,9 @@ class Settings:
     db_connect_timeout_s: float = 2.0
     ready_check_timeout_s: float = 2.0
     limits: UploadLimits = field(default_factory=lambda: UploadLimits())
+    # DATABASE_REPLICA_URL: a read-only replica of the same database (Neon's read_only endpoint on `main`);
+    # the lag-tolerant reads go there (autoenroll.db.lag_tolerant_read). Unset: every read is the primary's.
+    database_replica_url: str | None = None
 
     def __repr__(self) -> str:  # never print secrets, even in a debugger
         return f"Settings(app_env={self.app_env!r}, version={self.app_version!r}, port={self.port})"
@@ -196,6 +199,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         host=env.get("HOST", "127.0.0.1"),
         port=_int(env, "PORT", 8000, 1, 65535),
         database_url=database_url_with_tls("DATABASE_URL", _require(env, "DATABASE_URL")),
+        database_replica_url=(database_url_with_tls("DATABASE_REPLICA_URL", env["DATABASE_REPLICA_URL"].strip())
+                              if env.get("DATABASE_REPLICA_URL", "").strip() else None),
         redis_url=redis_url,
         s3_endpoint_url=endpoint,
         s3_region=env.get("S3_REGION", "auto"),

@@ -14,6 +14,8 @@ OWNER_DATABASE_ROLE = "autoenroll_owner"  # owns the schema: migrations, dumps, 
 # file over SSH at deploy time (`ops deploy`), never through cloud-init user data.
 SECRET_ENV_VARS = ("DATABASE_URL", "REDIS_URL", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "SENTRY_DSN",
                    "AUTH_SECRET", "STRIPE_WEBHOOK_SECRET")
+# The read replica's URL (secret): in the app's environment only where the stack made a replica.
+REPLICA_ENV_VAR = "DATABASE_REPLICA_URL"
 PLAIN_ENV_VARS = ("APP_ENV", "APP_ROLE", "APP_VERSION", "HOST", "PORT", "S3_ENDPOINT_URL", "S3_REGION",
                   "S3_BUCKET_UPLOADS")
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
-from autoenroll.db import tenant_tx
+from autoenroll.db import lag_tolerant_read, tenant_tx
 from autoenroll.errors import NotFound
 from autoenroll.resources import Resources
 
@@ -41,10 +41,14 @@ async def get_run(resources: Resources, tenant_id: str, run_id: str, offset: int
 
 
 async def recent_runs(resources: Resources, tenant_id: str, limit: int = 20) -> list[tuple[Any, ...]]:
-    async with tenant_tx(resources, tenant_id) as conn:
+    """The dashboard's history of checks, newest first: from the read replica when there is one (a check
+    finished a moment ago may appear a moment later; its own page, right after the upload, is the primary's)."""
+    async def read(conn: AsyncConnection[Any]) -> list[tuple[Any, ...]]:
         return list(await (await conn.execute(
             "SELECT v.id, u.original_filename, v.row_count, v.error_count, v.finished_at FROM validation_runs v"
             " JOIN uploads u ON u.id = v.upload_id ORDER BY v.started_at DESC LIMIT %s", (limit,))).fetchall())
+
+    return await lag_tolerant_read(resources, tenant_id, read)
 
 
 async def report(resources: Resources, tenant_id: str, run_id: str, kind: str) -> tuple[bytes, str, str]:

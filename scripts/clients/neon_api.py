@@ -141,6 +141,18 @@ class NeonClient(ProviderClient):
         return self._mutate(project_id, "PATCH", f"/projects/{project_id}/endpoints/{endpoint_id}",
                             {"endpoint": fields})
 
+    def create_endpoint(self, project_id: str, branch_id: str, *, endpoint_type: str, **fields: Any) -> dict[str, Any]:
+        """A compute on `branch_id`: `endpoint_type` read_only is a read replica (a branch has one read_write)."""
+        return self._mutate(project_id, "POST", f"/projects/{project_id}/endpoints",
+                            {"endpoint": {"branch_id": branch_id, "type": endpoint_type, **fields}})
+
+    def get_endpoint(self, project_id: str, endpoint_id: str) -> dict[str, Any] | None:
+        body = self.get_or_none(f"/projects/{project_id}/endpoints/{endpoint_id}")
+        return None if body is None else dict(body["endpoint"])
+
+    def delete_endpoint(self, project_id: str, endpoint_id: str) -> None:
+        self._mutate(project_id, "DELETE", f"/projects/{project_id}/endpoints/{endpoint_id}")
+
     def create_role(self, project_id: str, branch_id: str, name: str) -> dict[str, Any]:
         return self._mutate(project_id, "POST", f"/projects/{project_id}/branches/{branch_id}/roles",
                             {"role": {"name": name}})
@@ -153,7 +165,11 @@ class NeonClient(ProviderClient):
         return self._mutate(project_id, "POST", f"/projects/{project_id}/branches/{branch_id}/databases",
                             {"database": {"name": name, "owner_name": owner}})
 
-    def connection_uri(self, project_id: str, *, branch_id: str, database: str, role: str, pooled: bool) -> str:
+    def connection_uri(self, project_id: str, *, branch_id: str, database: str, role: str, pooled: bool,
+                       endpoint_id: str | None = None) -> str:
+        """The URI of `database` as `role`, through the branch's read_write endpoint or `endpoint_id`."""
         params = {"branch_id": branch_id, "database_name": database, "role_name": role,
                   "pooled": "true" if pooled else "false"}
+        if endpoint_id:
+            params["endpoint_id"] = endpoint_id
         return str(self._send("GET", f"/projects/{project_id}/connection_uri", params=params)["uri"])

@@ -192,6 +192,7 @@ def ssh() -> Any:
 
 def host_env_file(env: Environment, host_role: str, database_url: str | None) -> str:
     """The app's env file for one host: the stack's secret outputs plus the host's own values."""
+    from autoenroll.contract import REPLICA_ENV_VAR
     from stacks.host_role import APP_PORT, env_file
 
     if not env.app_env:
@@ -200,6 +201,9 @@ def host_env_file(env: Environment, host_role: str, database_url: str | None) ->
     values.update({"APP_ENV": env.name, "APP_ROLE": host_role, "HOST": "0.0.0.0", "PORT": str(APP_PORT)})
     if database_url:
         values["DATABASE_URL"] = database_url
+        # The stack's read replica follows the stack's branch, not this database (a failover's standby):
+        # its listings would miss every write made here, so the app reads from DATABASE_URL alone.
+        values.pop(REPLICA_ENV_VAR, None)
     return env_file(values)
 
 

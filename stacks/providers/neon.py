@@ -1,6 +1,6 @@
 """Pulumi dynamic providers for Neon (no maintained Python Pulumi provider exists).
 
-Three resources, each with create, read, update, delete and diff over the Neon API v2
+Four resources, each with create, read, update, delete and diff over the Neon API v2
 (`clients.neon_api`, which retries 423/429/5xx and polls operations; its errors reach Pulumi as
 `stacks.errors`, mapped by `maps_client_errors`):
 - `NeonProject`: the project in Frankfurt with its point-in-time history window;
@@ -12,7 +12,9 @@ Three resources, each with create, read, update, delete and diff over the Neon A
   (BYPASSRLS, CREATEROLE, CREATEDB; ../shared/reference/providers.md §10), so an app role made
   here could `SET ROLE neon_superuser` and read every tenant around row-level security. The
   app's role is made in SQL by the owner (`ops db migrate`, with the password generated here),
-  which gives it default privileges and only the grants the migrations give.
+  which gives it default privileges and only the grants the migrations give;
+- `NeonReadReplica`: a read_only endpoint on a branch (a read replica) and the app's pooled URL
+  through it (secret), for the app's lag-tolerant reads (DATABASE_REPLICA_URL).
 The API key comes from `NEON_API_KEY` when the provider runs, so it never enters state.
 """
 
@@ -208,6 +210,7 @@ class NeonDatabaseProvider(Portable, ResourceProvider):
 class NeonDatabase(Resource):
     direct_uri: pulumi.Output[str]
     pooled_uri: pulumi.Output[str]
+    app_password: pulumi.Output[str]
 
     def __init__(self, name: str, *, project_id: pulumi.Input[str], branch_id: pulumi.Input[str], database: str,
                  role: str, owner_role: str, inherited: bool, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -217,4 +220,83 @@ class NeonDatabase(Resource):
             "project_id": project_id, "branch_id": branch_id, "database": database, "role": role,
             "owner_role": owner_role, "inherited": inherited,
             "direct_uri": None, "pooled_uri": None, "app_password": None,
+        }, opts)
+
+
+# --------------------------------------------------------------------------- read replica
+
+REPLICA_KEYS = ("project_id", "branch_id", "autoscaling_limit_min_cu", "autoscaling_limit_max_cu",
+                "suspend_timeout_seconds", "database_name", "app_role", "owner_role_name")
+
+
+def _replica_settings(props: dict[str, Any]) -> dict[str, Any]:
+    settings: dict[str, Any] = {"autoscaling_limit_min_cu": float(props["autoscaling_limit_min_cu"]),
+                                "autoscaling_limit_max_cu": float(props["autoscaling_limit_max_cu"])}
+    if props.get("suspend_timeout_seconds") is not None:  # none sent on Free (see _endpoint_settings)
+        settings["suspend_timeout_seconds"] = int(props["suspend_timeout_seconds"])
+    return settings
+
+
+@maps_client_errors
+class NeonReadReplicaProvider(Portable, ResourceProvider):
+    """A read_only compute endpoint on a branch (Neon's read replica: same storage, no copy of the data),
+    and the app's pooled URL through it: the branch's app role and password (NeonDatabase made them;
+    a replica serves the same roles), on the replica's host."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        client = client_factory()
+        result = client.create_endpoint(props["project_id"], props["branch_id"], endpoint_type="read_only",
+                                        **_replica_settings(props))
+        endpoint = result["endpoint"]
+        outs = {**props, "endpoint_id": endpoint["id"], "endpoint_host": endpoint["host"]}
+        return CreateResult(id_=endpoint["id"], outs={**outs, "pooled_uri": self._uri(client, outs)})
+
+    @staticmethod
+    def _uri(client: NeonClient, props: dict[str, Any]) -> str:
+        pooled = urlsplit(client.connection_uri(props["project_id"], branch_id=props["branch_id"],
+                                                endpoint_id=props["endpoint_id"], database=props["database_name"],
+                                                role=props["owner_role_name"], pooled=True))
+        netloc = f"{quote(props['app_role'], safe='')}:{quote(props['app_password'], safe='')}@{pooled.hostname}"
+        if pooled.port:
+            netloc += f":{pooled.port}"
+        return pooled._replace(netloc=netloc).geturl()
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        client = client_factory()
+        endpoint = client.get_endpoint(props["project_id"], id_)
+        if endpoint is None:
+            return ReadResult(None, {})
+        outs = {**props, "endpoint_id": id_, "endpoint_host": endpoint["host"]}
+        return ReadResult(id_, {**outs, "pooled_uri": self._uri(client, outs)})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        # Another project or branch is another endpoint; sizes and the URL's parts change in place.
+        return _diff(olds, news, (*REPLICA_KEYS, "app_password"), ("project_id", "branch_id"))
+
+    def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        client = client_factory()
+        client.update_endpoint(news["project_id"], id_, **_replica_settings(news))
+        outs = {**olds, **news, "endpoint_id": id_, "endpoint_host": olds["endpoint_host"]}
+        return UpdateResult(outs={**outs, "pooled_uri": self._uri(client, outs)})
+
+    def delete(self, id_: str, props: dict[str, Any]) -> None:
+        client_factory().delete_endpoint(props["project_id"], id_)
+
+
+class NeonReadReplica(Resource):
+    endpoint_id: pulumi.Output[str]
+    endpoint_host: pulumi.Output[str]
+    pooled_uri: pulumi.Output[str]
+
+    def __init__(self, name: str, *, project_id: pulumi.Input[str], branch_id: pulumi.Input[str], min_cu: float,
+                 max_cu: float, suspend_timeout_seconds: int | None, database: str, app_role: str, owner_role: str,
+                 app_password: pulumi.Input[str], opts: pulumi.ResourceOptions | None = None) -> None:
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+            additional_secret_outputs=["pooled_uri", "app_password"]))
+        super().__init__(NeonReadReplicaProvider(), name, {
+            "project_id": project_id, "branch_id": branch_id, "endpoint_type": "read_only",
+            "autoscaling_limit_min_cu": min_cu, "autoscaling_limit_max_cu": max_cu,
+            "suspend_timeout_seconds": suspend_timeout_seconds, "database_name": database, "app_role": app_role,
+            "owner_role_name": owner_role, "app_password": app_password,
+            "endpoint_id": None, "endpoint_host": None, "pooled_uri": None,
         }, opts)

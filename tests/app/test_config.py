@@ -59,6 +59,16 @@ def test_remote_databases_get_tls_required() -> None:
     assert "sslmode=require" in settings.database_url
 
 
+def test_the_replica_url_is_optional_and_checked_like_the_primarys() -> None:
+    assert load_settings(GOOD).database_replica_url is None
+    replica = "postgresql://u:p@ep-r.eu-central-1.aws.neon.tech/app"
+    assert "sslmode=require" in (load_settings({**GOOD, "DATABASE_REPLICA_URL": replica}).database_replica_url or "")
+    with pytest.raises(ConfigurationError, match=r"^DATABASE_REPLICA_URL: sslmode=disable is not allowed"):
+        load_settings({**GOOD, "DATABASE_REPLICA_URL": replica + "?sslmode=disable"})
+    with pytest.raises(ConfigurationError, match=r"^DATABASE_REPLICA_URL: must start with postgresql://"):
+        load_settings({**GOOD, "DATABASE_REPLICA_URL": "mysql://x/y"})
+
+
 def test_start_command_stops_with_one_line_naming_the_variable() -> None:
     env = {k: v for k, v in GOOD.items() if k != "REDIS_URL"}
     out = subprocess.run([sys.executable, "-m", "autoenroll.serve"], env=env, capture_output=True, text=True,

@@ -19,12 +19,13 @@ SANDBOX = Path(c.__file__).resolve().parents[1]
 
 def test_each_component_is_an_instance_of_its_own_class_in_its_own_file() -> None:
     modules: dict[str, set[str]] = {}
-    for comp in (*c.COMPONENTS, c.DOCKER):
+    for comp in (*c.COMPONENTS, c.DOCKER, c.REPLICA):
         assert isinstance(comp, Component), comp
         modules.setdefault(type(comp).__module__, set()).add(type(comp).__name__)
     # One class per file (the app's two roles are two instances of one class).
     assert all(len(classes) == 1 for classes in modules.values()), modules
-    assert {m.rsplit(".", 1)[1] for m in modules} == {"postgres", "redis", "s3", "heartbeat", "app", "caddy", "docker"}
+    assert {m.rsplit(".", 1)[1] for m in modules} == {"postgres", "redis", "s3", "heartbeat", "app", "caddy", "docker",
+                                                               "replica"}
 
 
 def _name_switches(path: Path) -> list[str]:

@@ -41,7 +41,8 @@ NEON_ANSWER = {
     "branch": {"id": "br-1", "name": "main", "protected": False},
     "branches": [{"id": "br-1", "name": "main"}],
     "endpoints": [{"id": "ep-1", "type": "read_write", "host": "ep-1.eu-central-1.aws.neon.tech"}],
-    "endpoint": {"id": "ep-1"}, "operation": {"id": "op-1", "status": "finished"}, "operations": [],
+    "endpoint": {"id": "ep-1", "host": "ep-1.eu-central-1.aws.neon.tech"},
+    "operation": {"id": "op-1", "status": "finished"}, "operations": [],
     "role": {"name": "r"}, "database": {"name": "d"}, "password": "pw", "uri": "postgresql://r:pw@h/d",
 }
 
@@ -97,6 +98,14 @@ def test_neon_provider_and_client_calls_fit_neons_openapi(neon: tuple[Recorder, 
         neon_provider.NeonBranchProvider().delete(made.id, made.outs)
     for props in _plan_props(production_plan, lambda p: "database" in p):
         neon_provider.NeonDatabaseProvider().create({**props, "project_id": "p-1", "branch_id": "br-1"})
+    replicas = list(_plan_props(production_plan, lambda p: p.get("endpoint_type") == "read_only"))
+    assert len(replicas) == 1  # `main`'s, in the pre-revenue phase (Neon Free allows 3)
+    for props in replicas:
+        props = {**props, "project_id": "p-1", "branch_id": "br-1", "app_password": "pw"}
+        made = neon_provider.NeonReadReplicaProvider().create(props)
+        neon_provider.NeonReadReplicaProvider().update(made.id, made.outs, made.outs)
+        neon_provider.NeonReadReplicaProvider().read(made.id, made.outs)
+        neon_provider.NeonReadReplicaProvider().delete(made.id, made.outs)
     # What ops calls beyond the provider (refresh, restore, passwords).
     client.find_branch("p-1", "staging")
     client.restore_branch("p-1", "br-2", source_branch_id="br-1", preserve_under_name="staging_old",
@@ -105,14 +114,17 @@ def test_neon_provider_and_client_calls_fit_neons_openapi(neon: tuple[Recorder, 
     client.delete_project("p-1")
     used = {r.path for r in recorder.requests}
     assert "/projects" in used and "/projects/p-1/connection_uri" in used
+    assert {(r.method, r.path) for r in recorder.requests} >= {
+        ("POST", "/projects/p-1/endpoints"), ("GET", "/projects/p-1/endpoints/ep-1"),
+        ("DELETE", "/projects/p-1/endpoints/ep-1")}
     _called(recorder, lambda r: check_openapi(NEON, r))
 
 
 def test_every_neon_client_method_is_exercised_above() -> None:
     exercised = {"wait", "create_project", "get_project", "update_project", "delete_project", "list_branches",
                  "find_branch", "get_branch", "create_branch", "update_branch", "delete_branch", "restore_branch",
-                 "branch_endpoints", "update_endpoint", "create_role", "reveal_password", "create_database",
-                 "connection_uri"}
+                 "branch_endpoints", "update_endpoint", "create_endpoint", "get_endpoint", "delete_endpoint",
+                 "create_role", "reveal_password", "create_database", "connection_uri"}
     assert _public_methods(NeonClient) == exercised, "a new Neon call needs its contract check"
 
 

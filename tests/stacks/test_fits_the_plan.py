@@ -54,6 +54,10 @@ def test_the_phase_changes_what_the_program_asks_for(production_plan: Plan, grow
     assert free.database.protect_main is False and launch.database.protect_main is True
     # Neon: 0 is the default (300 s), never is -1; Free can't disable scale to zero, nor be sent any value.
     assert free.database.suspend_timeout_seconds is None and launch.database.suspend_timeout_seconds == -1
+    # `main`'s read replica scales to zero (Neon's default 300 s) even where `main` never suspends.
+    replica = next(r for r in growth_plans["production"].resources if r.props.get("endpoint_type") == "read_only")
+    assert replica.props["suspend_timeout_seconds"] == 300
+    assert free.database.read_replica and launch.database.read_replica
     assert free.monitoring.check_frequency_seconds == 180 and launch.monitoring.check_frequency_seconds == 60
     limits = {p.config.phase: _ratelimit(p)["ratelimit"] for p in (production_plan, growth_plans["production"])}
     assert (limits["pre-revenue"]["period"], limits["pre-revenue"]["mitigationTimeout"]) == (10, 10)

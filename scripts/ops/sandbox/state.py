@@ -41,6 +41,15 @@ class PostgresState(BaseModel):
     app_password: str = Field(default_factory=new_secret)
 
 
+class ReplicaState(BaseModel):
+    """The opt-in streaming replica of the sandbox's PostgreSQL (OPS_SANDBOX_REPLICA=1 at `ops sandbox up`):
+    a hot standby made by pg_basebackup -R, which the apps read their lag-tolerant queries from."""
+
+    port: int
+    proc: ProcRef | None = None
+    data_dir: str
+
+
 class RedisState(BaseModel):
     port: int
     proc: ProcRef | None = None
@@ -105,12 +114,20 @@ class SandboxState(BaseModel):
     # The app's STRIPE_WEBHOOK_SECRET; in the cloud the stack's webhook endpoint mints it.
     stripe_webhook_secret: str = Field(default_factory=lambda: "whsec_" + secrets.token_urlsafe(32))
     containers: ContainersState | None = None  # None: the apps run as processes of this checkout
+    replica: ReplicaState | None = None  # None: no read replica (the default)
 
     def database_url(self, branch: str, *, admin: bool = False) -> str:
         """Connection URL for one of the branch databases, as the app role or the superuser."""
         pg = self.postgres
         user, password = (pg.superuser, pg.superuser_password) if admin else (pg.app_role, pg.app_password)
         return f"postgresql://{user}:{password}@127.0.0.1:{pg.port}/{branch}"
+
+    def replica_url(self, branch: str) -> str | None:
+        """The app role's URL for `branch` on the read replica, or None without one."""
+        if self.replica is None:
+            return None
+        pg = self.postgres
+        return f"postgresql://{pg.app_role}:{pg.app_password}@127.0.0.1:{self.replica.port}/{branch}"
 
     def redis_url(self) -> str:
         return f"redis://:{self.redis.password}@127.0.0.1:{self.redis.port}/0"

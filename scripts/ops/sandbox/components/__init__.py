@@ -1,7 +1,8 @@
 """The sandbox's components: how each is started (as argv), probed and stopped.
 
 Each component is a real process of the real software (PostgreSQL, Redis, SeaweedFS, the
-heartbeat recorder, the app, Caddy, and in --containers mode a Docker engine), one class per
+heartbeat recorder, the app, Caddy, in --containers mode a Docker engine, and with OPS_SANDBOX_REPLICA=1
+a streaming read replica of PostgreSQL), one class per
 file with a common base (`base.Component`). Commands are built as argv lists by small pure
 functions, so tests can assert them, and executed by `ops.processes`. `run` holds the steps the
 engine (`ops.sandbox.manager`) applies to any component and the registry in start order.
@@ -45,6 +46,7 @@ from ops.sandbox.components.run import (
     COMPONENT_NAMES,
     COMPONENTS,
     DOCKER,
+    REPLICA,
     component,
     components_for,
     health,
@@ -66,8 +68,9 @@ from ops.sandbox.components.s3 import (
 )
 
 __all__ = [
-    "COMPONENTS", "COMPONENT_NAMES", "DOCKER", "POSTGRES_USER", "S3", "S3_PORT_NAMES", "App", "Caddy", "Component",
-    "ComponentHealth", "Docker", "Health", "Heartbeat", "Postgres", "Progress", "Redis", "_chown_to_postgres",
+    "COMPONENTS", "COMPONENT_NAMES", "DOCKER", "POSTGRES_USER", "REPLICA", "S3", "S3_PORT_NAMES", "App", "Caddy",
+    "Component", "ComponentHealth", "Docker", "Health", "Heartbeat", "Postgres", "Progress", "Redis",
+    "_chown_to_postgres",
     "app_argv", "app_container_argv", "app_env", "app_variables", "as_postgres_user", "bootstrap_postgres",
     "caddy_argv", "caddy_env", "choose_pg_dir", "component", "components_for", "container_name", "engine_client",
     "ensure_buckets", "ensure_pg_initialised", "health", "heartbeat_argv", "image_start_command", "initdb_argv",

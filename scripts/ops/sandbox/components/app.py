@@ -72,6 +72,8 @@ def app_variables(state: SandboxState, role: str, version: str) -> dict[str, str
         "S3_REGION": "us-east-1",
         "AUTH_SECRET": state.auth_secret,
         "STRIPE_WEBHOOK_SECRET": state.stripe_webhook_secret,
+        # The read replica's, in a sandbox made with one (OPS_SANDBOX_REPLICA=1): the same database on it.
+        **({"DATABASE_REPLICA_URL": replica} if (replica := state.replica_url(state.apps[role].database)) else {}),
         **release_env(Path(state.root), version),
     }
 

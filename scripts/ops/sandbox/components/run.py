@@ -15,6 +15,7 @@ from ops.sandbox.components.docker import Docker
 from ops.sandbox.components.heartbeat import Heartbeat
 from ops.sandbox.components.postgres import Postgres
 from ops.sandbox.components.redis import Redis
+from ops.sandbox.components.replica import Replica, new_replica_state, wanted
 from ops.sandbox.components.s3 import S3
 from ops.sandbox.state import APP_ROLES, SandboxState
 from ops.tcp_ports import port_is_free
@@ -24,23 +25,35 @@ COMPONENTS: tuple[Component, ...] = (Postgres(), Redis(), S3(), Heartbeat(), *(A
 
 # Only in --containers mode with the sandbox's own engine (see components_for).
 DOCKER: Component = Docker()
+# Only in a sandbox made with OPS_SANDBOX_REPLICA=1 (see components_for): right after PostgreSQL.
+REPLICA: Component = Replica()
 
 COMPONENT_NAMES = tuple(c.name for c in COMPONENTS)  # the default mode's; --containers adds DOCKER
 
 
 def components_for(state: SandboxState) -> tuple[Component, ...]:
-    """The sandbox's components in start order: the engine, when it runs its own, before the apps."""
+    """The sandbox's components in start order: the read replica, when the sandbox has one, right after
+    PostgreSQL; the engine, when it runs its own, before the apps.
+
+    A sandbox gets its replica here, the first time this is asked with OPS_SANDBOX_REPLICA=1 (what
+    `ops sandbox up` asks before starting anything, and records with the state)."""
+    if state.replica is None and wanted():
+        state.replica = new_replica_state(state)
+    components = COMPONENTS
+    if state.replica is not None:
+        components = (components[0], REPLICA, *components[1:])
     if state.containers is None or state.containers.engine_host is not None:
-        return COMPONENTS
-    first_app = next(i for i, comp in enumerate(COMPONENTS) if comp.runs_app_image)
-    return (*COMPONENTS[:first_app], DOCKER, *COMPONENTS[first_app:])
+        return components
+    first_app = next(i for i, comp in enumerate(components) if comp.runs_app_image)
+    return (*components[:first_app], DOCKER, *components[first_app:])
 
 
 def component(name: str) -> Component:
-    for comp in (*COMPONENTS, DOCKER):
+    for comp in (*COMPONENTS, DOCKER, REPLICA):
         if comp.name == name:
             return comp
-    raise ConfigError(f"unknown component {name!r}", hint=f"one of: {', '.join((*COMPONENT_NAMES, DOCKER.name))}")
+    raise ConfigError(f"unknown component {name!r}",
+                      hint=f"one of: {', '.join((*COMPONENT_NAMES, DOCKER.name, REPLICA.name))}")
 
 
 def health(state: SandboxState, comp: Component) -> ComponentHealth:
