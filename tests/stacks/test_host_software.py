@@ -15,9 +15,11 @@ import http.server
 import json
 import os
 import shutil
+import socket
 import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -283,6 +285,28 @@ def test_the_admin_api_still_moves_the_app_sites_upstreams(host_files: dict[str,
     assert health_server["routes"][0]["match"] == [{"host": [LB_HEALTH_HOST]}]
 
 
+_RESERVED: dict[int, socket.socket] = {}
+
+
+def reserved_port() -> int:
+    """A slot's port held bound but not listening (a connection is refused, as with nothing there) until
+    a _StandInApp serves on it. A port only probed free could be taken meanwhile as the source port of
+    Caddy's own connections to the other slot: a run saw EADDRINUSE."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
+    _RESERVED[port] = sock
+    return port
+
+
+def release_ports(ports: Iterable[int]) -> None:
+    for port in ports:
+        held = _RESERVED.pop(port, None)
+        if held is not None:
+            held.close()
+
+
 class _StandInApp:
     """An HTTP server on one slot's port answering /ready as told: what the health check sees of
     the app through Caddy (the app itself needs PostgreSQL, Redis and storage; Caddy's routing is
@@ -303,7 +327,16 @@ class _StandInApp:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.port = port
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler, bind_and_activate=False)
+        held = _RESERVED.pop(port, None)
+        if held is None:
+            self.server.server_bind()
+        else:
+            self.server.socket.close()
+            self.server.socket = held
+        self.reserved = held is not None
+        self.server.server_activate()
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -311,6 +344,11 @@ class _StandInApp:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(timeout=5)
+        if self.reserved:  # hold the port again at once, bound and not listening (reserved_port)
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", self.port))
+            _RESERVED[self.port] = sock
 
 
 def _probe(http_port: int, check: dict[str, Any]) -> int:
@@ -342,11 +380,11 @@ def _healthy(status: int, check: dict[str, Any]) -> bool:
 def running_host_caddy(host_files: dict[str, str], origin_cert: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
     """Debian's Caddy running the host's Caddyfile and health site, on free ports (the global
     http_port/https_port options through CADDY_EXTRA_GLOBAL_OPTIONS: the file's shape unchanged),
-    the slots on free ports, the private network standing for loopback."""
+    the slots on reserved ports, the private network standing for loopback."""
 
 
 
-    slots = (free_port(), free_port())
+    slots = (reserved_port(), reserved_port())
     http_port, https_port, admin = free_port(), free_port(), free_port()
     # The real site, for this machine's addresses: same text but the slots and network.
     real = host_files[CADDY_LB_HEALTH_SNIPPET]
@@ -361,6 +399,7 @@ def running_host_caddy(host_files: dict[str, str], origin_cert: Path, tmp_path: 
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        release_ports(slots)
 
 
 def test_the_health_check_fails_when_the_app_is_down_and_passes_when_it_runs(running_host_caddy) -> None:  # type: ignore[no-untyped-def]

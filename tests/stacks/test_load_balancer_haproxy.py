@@ -33,6 +33,8 @@ from tests.stacks.test_host_software import (  # noqa: F401 - fixtures used here
     _StandInApp,
     host_files,
     origin_cert,
+    release_ports,
+    reserved_port,
     run_host_caddy,
 )
 
@@ -90,7 +92,7 @@ class Host:
     def __init__(self, name: str, files: dict[str, str], cert: Path, folder: Path, pull: PullCa) -> None:
         folder.mkdir()
         self.name = name
-        self.slots = (free_port(), free_port())
+        self.slots = (reserved_port(), reserved_port())
         self.http, self.https, admin = free_port(), free_port(), free_port()
         site = lb_health_site("127.0.0.0/8", tuple(f"127.0.0.1:{p}" for p in self.slots))
         caddyfile, env = _host_caddy_setup(files, cert, folder, lb_health=site)
@@ -113,6 +115,7 @@ class Host:
             self.app.stop()
         self.caddy.terminate()
         self.caddy.wait(timeout=10)
+        release_ports(self.slots)
 
 
 @pytest.fixture
