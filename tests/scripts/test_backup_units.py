@@ -195,3 +195,19 @@ def test_pruning_a_directory_backup_deletes_its_manifest_and_every_file() -> Non
     store = ListingStore([*old, *kept])
     assert prune("local", store, PrunePlan(keep=["B"], delete=["A"])) == ["A"]  # type: ignore[arg-type]
     assert sorted(store.objects) == sorted(kept)
+
+
+def test_a_failed_parallel_dump_names_the_workers_cause_not_only_the_leaders_last_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """pg_dump --jobs: a worker says why it failed, then the leader's last line is only "a worker process
+    died unexpectedly" (all a 4 GB benchmark run reported). The error carries the cause first."""
+    from ops.backup.usecase import _dump_and_upload
+    from ops.errors import ExternalError
+    from ops.pipeline import Stage
+
+    said = ("pg_dump: error: could not obtain lock on relation \"employee_results_2026_01\"; "
+            "pg_dump: error: a worker process died unexpectedly")
+    script = "; ".join(f"echo '{line}' >&2" for line in said.split("; ")) + "; exit 1"
+    with pytest.raises(ExternalError) as raised:
+        _dump_and_upload(Stage("pg_dump", ["sh", "-c", script]), tmp_path, None, "local", "b1", "age1x",  # type: ignore[arg-type]
+                         jobs=2, progress=lambda _n: None)
+    assert raised.value.message == "pg_dump failed: " + said

@@ -169,6 +169,17 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
 FINISHED = re.compile(r"finished item (\d+) TABLE DATA ")  # pg_dump --verbose, parallel mode
 
 
+def _said(errors: list[str]) -> str:
+    """pg_dump's error lines, cause first: in parallel mode the leader's last line is often only "a worker
+    process died unexpectedly", while the worker said why before it (a benchmark run showed only that)."""
+    distinct = list(dict.fromkeys(errors))
+    return "; ".join(distinct[:2] + (["..."] if len(distinct) > 3 else []) + distinct[2:][-1:])
+
+
+def _exit(code: int) -> str:
+    return f"killed by signal {-code}" if code < 0 else f"exit {code}"
+
+
 def _dump_and_upload(stage: Stage, dump_dir: Path, store: ObjectStore, env_name: str, backup_id: str,
                      recipient: str, *, jobs: int, progress: Progress) -> list[m.StoredFile]:
     """Run pg_dump and store each file of its folder as its own object (zstd | age), `jobs` at a time.
@@ -205,7 +216,7 @@ def _dump_and_upload(stage: Stage, dump_dir: Path, store: ObjectStore, env_name:
                 path = dump_dir / f"{found.group(1)}.dat"
                 started[path.name] = pool.submit(one, path)
         if proc.wait() != 0:
-            raise ExternalError("pg_dump failed: " + scrub_text(errors[-1] if errors else f"exit {proc.returncode}"))
+            raise ExternalError("pg_dump failed: " + scrub_text(_said(errors) or _exit(proc.returncode)))
         failpoints.hit("backup.dumped")
         rest = sorted((p for p in dump_dir.iterdir() if p.name not in started), key=lambda p: p.stat().st_size,
                       reverse=True)
