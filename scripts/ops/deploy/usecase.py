@@ -186,6 +186,7 @@ def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = la
     with interruptible():
         if rotation is not None:
             _restore_rotation(rotation, progress)
+            order = _unhealthy_targets_first(rotation, order)
         for role in order:
             try:
                 out = rotation is not None and _out_of_rotation(rotation, role, progress)
@@ -213,6 +214,20 @@ def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = la
                     hint=exc.hint) from None
             done.append(report)
     return done
+
+
+def _unhealthy_targets_first(rotation: Rotation, order: list[str]) -> list[str]:
+    """`order` with the load balancer's targets that it does not call healthy moved to the front
+    (otherwise kept: the hosts that are no target, the standby, where they were).
+
+    Why: a target that is not healthy serves nothing, so switching it first costs no traffic, and it
+    gives the healthy ones a healthy peer to leave behind. When `replicas` goes from 1 to 3 the two
+    new servers are targets that fail their check until their first deploy (no certificate, no app):
+    in the hosts' own order app-1 came first and could not leave (no other target healthy), so the
+    scale phase's first deploy was refused every time."""
+    members = rotation.members()
+    unhealthy = [r for r in order if r in members and not rotation.healthy(r)]
+    return unhealthy + [r for r in order if r not in unhealthy]
 
 
 def _restore_rotation(rotation: Rotation, progress: Callable[[str], None]) -> None:
