@@ -243,3 +243,24 @@ def test_fresh_targets_are_deployed_before_the_healthy_one_leaves() -> None:
     assert [h["role"] for h in report.hosts] == ["app-2", "app-3", "app-1", "standby"]
     assert set(fleet.versions().values()) == {"v2"} and fleet.max_out == 1
     assert fleet.in_rotation == {"app-1", "app-2", "app-3"}
+
+
+def test_a_first_deploy_onto_fresh_targets_only_runs() -> None:
+    """A stack brought up with replicas 3: no target healthy, nothing serving. Taking one out empties
+    nothing, so it is not refused (it was: 'no other target is healthy', and no deploy could ever run)."""
+    fleet = Fleet(3, standby=False)
+    for role in fleet.primaries:
+        fleet.containers[role] = {}
+        fleet.current_address[role] = ""
+        fleet.checks_passed[role] = 0
+
+    def event(what: str, role: str) -> None:  # the model's invariants less "something serves": nothing does yet
+        fleet.events.append(f"{what} {role}")
+        assert len([r for r in fleet.primaries if r not in fleet.in_rotation]) <= 1, fleet.events
+
+    fleet._event = event  # type: ignore[method-assign]
+    fleet.current = lambda role: ((fleet.containers[role][fleet.current_address[role]], fleet.current_address[role])  # type: ignore[method-assign]
+                                  if fleet.containers[role] else (usecase.NOTHING_DEPLOYED, ""))
+    usecase.roll_out(fleet, "v1", rotation=fleet)  # type: ignore[arg-type]
+    assert set(fleet.versions().values()) == {"v1"} and fleet.in_rotation == {"app-1", "app-2", "app-3"}
+    assert all(fleet._healthy_now(r) for r in fleet.primaries)

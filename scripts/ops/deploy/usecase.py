@@ -130,12 +130,14 @@ def recorded_digests(history: list[dict[str, Any]], version: str) -> dict[str, s
 
 def _out_of_rotation(rotation: Rotation, role: str, progress: Callable[[str], None]) -> bool:
     """Take `role` out of the load balancer's rotation if it is a target; whether it was. Refuses
-    (raises, nothing changed) when no other target is healthy: the serving set is never empty."""
+    (raises, nothing changed) when it serves and no other target is healthy: the serving set is never
+    emptied. A target that is not healthy serves nothing, so it leaves even then (a stack's first
+    deploy: no target healthy yet, and none would ever be if the first could not leave)."""
     members = rotation.members()
     if role not in members:
         return False
     others = [r for r in members if r != role and rotation.healthy(r)]
-    if not others:
+    if not others and rotation.healthy(role):
         unhealthy = [r for r in members if r != role]
         why = f"{', '.join(unhealthy)} unhealthy" if unhealthy else "it is the only one"
         raise ExternalError(
@@ -143,8 +145,8 @@ def _out_of_rotation(rotation: Rotation, role: str, progress: Callable[[str], No
             f"nothing changed on {role}",
             hint="`ops health` shows each target's state; bring one back first, or deploy with one host")
     rotation.take_out(role)
-    progress(f"{role}: out of the load balancer's rotation ({', '.join(others)} serving); draining "
-             f"{LB_DRAIN_SECONDS:g}s")
+    serving = f"{', '.join(others)} serving" if others else "no target is healthy yet"
+    progress(f"{role}: out of the load balancer's rotation ({serving}); draining {LB_DRAIN_SECONDS:g}s")
     try:
         time.sleep(LB_DRAIN_SECONDS)
     except BaseException:  # a signal while draining: nothing changed on the host, so back it goes
