@@ -27,10 +27,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.drills.lab import Lab
+from tests.drills.lab import ZONE, Lab
 from tests.drills.lab_scale import STACK, ScaleLab, running_scale_lab
 from tests.drills.loadloop import LoadLoop
-from tests.haproxy_lb import HAPROXY
+from tests.haproxy_lb import HAPROXY, server_stats
 
 pytestmark = [
     pytest.mark.drill,
@@ -169,3 +169,30 @@ def test_a_host_lost_without_a_deploy_leaves_the_rotation_and_requests_stop_fail
     assert [t for t, ok in loop.results if t >= out_at and ok], "no request went through after the host left"
     back = scale.until(lambda: scale.lb_states().get(lost) == "UP", f"{lost} back in the rotation")
     print(f"scale lab: {lost} back in the rotation {back:.1f}s after its link came up")
+
+
+def test_failover_to_the_standby_and_failback_to_the_load_balancer(scale: ScaleLab) -> None:
+    """`ops failover --db none` with three primaries: the records move from the load balancer to the
+    standby; `ops failback` redeploys the three primaries and moves them back to the load balancer (not
+    to one primary's own address), which serves through all three again."""
+    scale.wait_all_healthy()
+
+    def contents() -> set[str]:
+        return {str(r["content"]) for r in scale.lab.cloudflare.records[ZONE]}
+
+    assert contents() == {scale.lb_address}
+    with scale.edge_loop() as loop:
+        over = scale.ops("failover", "--env", STACK, "--db", "none", "--watch-seconds", "2", "--yes", "--json")
+        assert over.returncode == 0, over.stderr[-3000:]
+        assert contents() == {scale.hosts[scale.standby].address}
+        back = scale.ops("failback", "--env", STACK, "--yes", "--json")
+    report("failover to the standby and failback", loop)
+    assert back.returncode == 0, back.stderr[-3000:]
+    assert contents() == {scale.lb_address}
+    assert loop.failures == [], f"{len(loop.failures)} of {loop.sent} failed: {loop.errors}"
+    before = {n: int(f["stot"]) for n, f in server_stats(scale.stats_socket).items()}
+    with scale.edge_loop(max_seconds=5) as loop:
+        time.sleep(3)
+    after = {n: int(f["stot"]) for n, f in server_stats(scale.stats_socket).items()}
+    assert all(after[n] > before[n] for n in scale.primaries), (before, after)  # round robin over all three
+    assert loop.sent > 10 and loop.failures == []
