@@ -275,7 +275,7 @@ def running_scale_lab(lab: Lab, folder: Path) -> Iterator[ScaleLab]:
         outputs_file = folder / f"{STACK}-replicas-3.json"
         outputs_file.write_text(json.dumps(outputs))
         ssh_config = folder / "ssh_config"
-        ssh_config.write_text(_ssh_config(list(dict.fromkeys(hosts.values()))))
+        ssh_config.write_text(_ssh_config(list(hosts.values())))
         env = {**lab.env, "OPS_STACK_OUTPUTS_PRODUCTION": str(outputs_file), "OPS_SSH_CONFIG": str(ssh_config)}
         yield ScaleLab(lab, hosts, primaries, standby, server_ids, env, outputs_file, edge_url, lb_address, sock,
                        description["services"][0]["health_check"])
