@@ -40,8 +40,8 @@ def _status_regex(codes: list[str]) -> str:
 
 
 def haproxy_config(description: dict[str, Any], backends: dict[int, Backend], listen: dict[int, int],
-                   stats_socket: Path) -> str:
-    """haproxy.cfg for one load balancer: per service a frontend on `listen[listen_port]` and a
+                   stats_socket: Path, bind: str = "127.0.0.1") -> str:
+    """haproxy.cfg for one load balancer: per service a frontend on `bind`:`listen[listen_port]` and a
     backend over the targets (`backends` by server id), checked as the service's health check says."""
     lines = ["global", f"    stats socket {stats_socket} mode 600 level admin", "",
              "defaults", "    mode tcp", "    timeout connect 5s", "    timeout client 60s",
@@ -50,7 +50,7 @@ def haproxy_config(description: dict[str, Any], backends: dict[int, Backend], li
         port = service["listen_port"]
         check = service["health_check"]
         name = f"service_{port}"
-        lines += [f"frontend {name}", f"    bind 127.0.0.1:{listen[port]}", f"    default_backend {name}", "",
+        lines += [f"frontend {name}", f"    bind {bind}:{listen[port]}", f"    default_backend {name}", "",
                   f"backend {name}", f"    balance {description['algorithm']['type'].replace('_', '')}",
                   f"    timeout check {check['timeout']}s"]
         if check["protocol"] == "http":
@@ -82,16 +82,31 @@ def fully_healthy(stats_socket: Path) -> bool:
         for f in stats.values())
 
 
-def server_stats(stats_socket: Path) -> dict[str, dict[str, str]]:
-    """`show stat` of HAProxy's runtime API, per server (frontends and backends left out)."""
+def runtime(stats_socket: Path, command: str) -> str:
+    """One command to HAProxy's runtime API; its answer."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
         conn.settimeout(5)
         conn.connect(str(stats_socket))
-        conn.sendall(b"show stat\n")
+        conn.sendall(command.encode() + b"\n")
         chunks = []
         while data := conn.recv(65536):
             chunks.append(data)
-    rows = b"".join(chunks).decode().splitlines()
+    return b"".join(chunks).decode()
+
+
+def set_in_rotation(stats_socket: Path, server: str, present: bool) -> None:
+    """A target added to (`present`) or removed from the load balancer: the server back from, or into,
+    maintenance in every service's backend. In maintenance HAProxy sends it no new connection and lets
+    the open ones finish, as a removed Hetzner target; back, it serves once its check passes."""
+    for backend in sorted({f["pxname"] for f in server_stats(stats_socket).values()}):
+        answer = runtime(stats_socket, f"set server {backend}/{server} state {'ready' if present else 'maint'}")
+        if answer.strip():
+            raise AssertionError(f"haproxy: set server {backend}/{server}: {answer.strip()}")
+
+
+def server_stats(stats_socket: Path) -> dict[str, dict[str, str]]:
+    """`show stat` of HAProxy's runtime API, per server (frontends and backends left out)."""
+    rows = runtime(stats_socket, "show stat").splitlines()
     header = rows[0].lstrip("# ").split(",")
     out = {}
     for row in rows[1:]:

@@ -42,6 +42,9 @@ class FakeHetzner:
         # What the load balancer's health check finds on a server (None: not yet checked, "unknown").
         self.health: Callable[[int], str | None] = lambda _server_id: "healthy"
         self.target_history: list[tuple[str, int]] = []  # ("add_target" | "remove_target", server id), in order
+        # Called with (load balancer id, "add_target" | "remove_target", server id) after a target
+        # action, before the API answers (a lab's stand-in load balancer follows its targets).
+        self.target_listeners: list[Callable[[int, str, int], None]] = []
 
     def add_firewall(self, firewall_id: int, rules: list[dict[str, Any]]) -> None:
         self.firewalls[firewall_id] = {"id": firewall_id, "name": f"fw-{firewall_id}", "labels": {}, "created": NOW,
@@ -108,6 +111,8 @@ class FakeHetzner:
                 return 404, {"error": {"code": "load_balancer_target_not_found", "message": "target not found"}}
             lb["targets"] = [t for t in lb["targets"] if t["server"]["id"] != server_id]
         self.target_history.append((command, server_id))
+        for listener in self.target_listeners:
+            listener(lb_id, command, server_id)
         action = {"id": 1000 + len(self.target_history), "command": command, "status": "success", "progress": 100,
                   "started": NOW, "finished": NOW, "error": None,
                   "resources": [{"id": lb_id, "type": "load_balancer"}, {"id": server_id, "type": "server"}]}

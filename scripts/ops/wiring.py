@@ -224,7 +224,8 @@ def traffic(env: Environment) -> TrafficSwitch:
                           hint="a token with DNS:Edit on the zone")
     # The same override as CloudflareClient's (the lab's loopback fake); unset in real use.
     client = client_from_token(token, base_url=base_url_override(CloudflareClient.base_url_variable))
-    return CloudflareDnsSwitch(client, env.dns, {h.name: h for h in env.app_hosts})
+    return CloudflareDnsSwitch(client, env.dns, {h.name: h for h in env.app_hosts},
+                               load_balancer_ipv4=env.load_balancer_ipv4)
 
 
 def traffic_reader(env: Environment) -> tuple[Callable[[], str] | None, str]:

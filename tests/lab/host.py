@@ -52,6 +52,9 @@ class LabHost(LocalTestHost):
     # The role's `tls` snippet (CADDY_TLS) rendered for this host's folders: Caddy then serves the
     # certificate a deploy writes there, as on a server, instead of one from Caddy's internal CA.
     origin_snippet: Path | None = None
+    # Behind a load balancer: the health check's site (stacks/host_role.py lb_health_site) for this
+    # host, imported as CADDY_LB_HEALTH as the role's drop-in does on a server with a private network.
+    lb_health: Path | None = None
 
     @property
     def origin_dir(self) -> Path:
@@ -184,7 +187,8 @@ class LabHost(LocalTestHost):
         self.stop_process("caddy")
         drop_in = self.folder / "caddy.service.d-autoenroll.conf"
         drop_in.write_text(caddy_drop_in(site_address, tls_snippet=str(self.origin_snippet),
-                                         upstream_file=str(self.role_root / "caddy-upstream.env")))
+                                         upstream_file=str(self.role_root / "caddy-upstream.env"),
+                                         lb_health=str(self.lb_health) if self.lb_health else ""))
         data = self.folder / "caddy"
         # The caddy user's home on a server (/var/lib/caddy): where Caddy keeps its data and autosave.
         env = {"XDG_DATA_HOME": str(data / "data"), "XDG_CONFIG_HOME": str(data / "config"), "HOME": str(data)}

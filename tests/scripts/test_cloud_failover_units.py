@@ -87,3 +87,28 @@ def test_the_default_failover_keeps_the_database() -> None:
     runner = CliRunner()
     plan = runner.invoke(app, ["failover", "--plan", "--json"])
     assert plan.exit_code == 0 and "keep the current database" in plan.output
+
+
+def test_behind_a_load_balancer_the_primaries_are_served_through_its_address() -> None:
+    """With replicas > 1 the stack points DNS at the load balancer (stacks/compute.py), which fronts every
+    primary: that address is where the primaries serve, a failover moves the records to the standby and a
+    failback moves them back to the load balancer, not to one primary's own address (which would take
+    the other primaries out of service and bypass the load balancer's health check)."""
+    lb = "203.0.113.250"
+    hosts = {**HOSTS, "app-2": AppHost(name="app-2", role="primary", url="http://10.0.1.12:8000",
+                                       address="203.0.113.11")}
+    fake = FakeCloudflare()
+    fake.add_record(ZONE, "app.autoenroll.ie", lb)
+    fake.add_record(ZONE, "api.autoenroll.ie", lb)
+    dns = DnsRecords(zone_id=ZONE, app_record_name="app.autoenroll.ie", record_ids={"app": "rec0", "api": "rec1"})
+    switch = CloudflareDnsSwitch(client_from_token(fake.token, transport=fake.transport()), dns, hosts,
+                                 load_balancer_ipv4=lb)
+    assert switch.serving() == "primary"
+    assert switch.records() == {"app": "primary", "api": "primary"}
+    switch.move_to("standby")
+    assert switch.serving() == "standby"
+    switch.move_to("primary")
+    assert {r["content"] for r in fake.records[ZONE]} == {lb}
+    # A record left at one primary's own address (the stack before its load balancer) is still the primaries'.
+    fake.records[ZONE][0]["content"] = fake.records[ZONE][1]["content"] = "203.0.113.11"
+    assert switch.serving() == "primary"

@@ -190,8 +190,9 @@ def test_a_rollback_rolls_the_same_way() -> None:
 def test_a_host_is_not_taken_out_when_no_other_target_is_healthy() -> None:
     fleet = Fleet(2, standby=False)
     fleet.in_rotation.discard("app-2")  # the load balancer already lost app-2
+    # app-1 alone (a deploy of all would switch the unhealthy app-2 first: test_fresh_targets_...).
     with pytest.raises(ExternalError, match="not taking app-1 out of the load balancer: no other target is healthy"):
-        usecase.roll_out(fleet, "v2", rotation=fleet)  # type: ignore[arg-type]
+        usecase.roll_out(fleet, "v2", rotation=fleet, roles=["app-1"])  # type: ignore[arg-type]
     assert fleet.versions() == {"app-1": "v1", "app-2": "v1"} and "app-1" in fleet.in_rotation
 
 
@@ -224,3 +225,42 @@ def test_a_signal_while_draining_puts_the_host_back(monkeypatch: pytest.MonkeyPa
     with pytest.raises(KeyboardInterrupt):
         usecase.roll_out(fleet, "v2", rotation=fleet)  # type: ignore[arg-type]
     assert fleet.events == ["out app-1", "back app-1"] and fleet.versions()["app-1"] == "v1"
+
+
+def test_fresh_targets_are_deployed_before_the_healthy_one_leaves() -> None:
+    """`replicas` from 1 to 3: the two new servers are targets whose check fails (nothing deployed, so
+    their Caddy has no certificate and no app), app-1 alone serves. Taking app-1 out first is refused
+    (no other target healthy), so the first deploy of the scale phase could never run; the hosts that
+    serve nothing go first, and app-1 leaves only once they are healthy."""
+    fleet = Fleet(3)
+    for role in ("app-2", "app-3"):
+        fleet.containers[role] = {}  # a fresh server: nothing deployed
+        fleet.current_address[role] = ""
+        fleet.checks_passed[role] = 0
+    fleet.current = lambda role: ((fleet.containers[role][fleet.current_address[role]], fleet.current_address[role])  # type: ignore[method-assign]
+                                  if fleet.containers[role] else (usecase.NOTHING_DEPLOYED, ""))
+    report = usecase.deploy("production", fleet, MemoryStore(), "v2", rotation=fleet)  # type: ignore[arg-type]
+    assert [h["role"] for h in report.hosts] == ["app-2", "app-3", "app-1", "standby"]
+    assert set(fleet.versions().values()) == {"v2"} and fleet.max_out == 1
+    assert fleet.in_rotation == {"app-1", "app-2", "app-3"}
+
+
+def test_a_first_deploy_onto_fresh_targets_only_runs() -> None:
+    """A stack brought up with replicas 3: no target healthy, nothing serving. Taking one out empties
+    nothing, so it is not refused (it was: 'no other target is healthy', and no deploy could ever run)."""
+    fleet = Fleet(3, standby=False)
+    for role in fleet.primaries:
+        fleet.containers[role] = {}
+        fleet.current_address[role] = ""
+        fleet.checks_passed[role] = 0
+
+    def event(what: str, role: str) -> None:  # the model's invariants less "something serves": nothing does yet
+        fleet.events.append(f"{what} {role}")
+        assert len([r for r in fleet.primaries if r not in fleet.in_rotation]) <= 1, fleet.events
+
+    fleet._event = event  # type: ignore[method-assign]
+    fleet.current = lambda role: ((fleet.containers[role][fleet.current_address[role]], fleet.current_address[role])  # type: ignore[method-assign]
+                                  if fleet.containers[role] else (usecase.NOTHING_DEPLOYED, ""))
+    usecase.roll_out(fleet, "v1", rotation=fleet)  # type: ignore[arg-type]
+    assert set(fleet.versions().values()) == {"v1"} and fleet.in_rotation == {"app-1", "app-2", "app-3"}
+    assert all(fleet._healthy_now(r) for r in fleet.primaries)

@@ -130,12 +130,14 @@ def recorded_digests(history: list[dict[str, Any]], version: str) -> dict[str, s
 
 def _out_of_rotation(rotation: Rotation, role: str, progress: Callable[[str], None]) -> bool:
     """Take `role` out of the load balancer's rotation if it is a target; whether it was. Refuses
-    (raises, nothing changed) when no other target is healthy: the serving set is never empty."""
+    (raises, nothing changed) when it serves and no other target is healthy: the serving set is never
+    emptied. A target that is not healthy serves nothing, so it leaves even then (a stack's first
+    deploy: no target healthy yet, and none would ever be if the first could not leave)."""
     members = rotation.members()
     if role not in members:
         return False
     others = [r for r in members if r != role and rotation.healthy(r)]
-    if not others:
+    if not others and rotation.healthy(role):
         unhealthy = [r for r in members if r != role]
         why = f"{', '.join(unhealthy)} unhealthy" if unhealthy else "it is the only one"
         raise ExternalError(
@@ -143,8 +145,8 @@ def _out_of_rotation(rotation: Rotation, role: str, progress: Callable[[str], No
             f"nothing changed on {role}",
             hint="`ops health` shows each target's state; bring one back first, or deploy with one host")
     rotation.take_out(role)
-    progress(f"{role}: out of the load balancer's rotation ({', '.join(others)} serving); draining "
-             f"{LB_DRAIN_SECONDS:g}s")
+    serving = f"{', '.join(others)} serving" if others else "no target is healthy yet"
+    progress(f"{role}: out of the load balancer's rotation ({serving}); draining {LB_DRAIN_SECONDS:g}s")
     try:
         time.sleep(LB_DRAIN_SECONDS)
     except BaseException:  # a signal while draining: nothing changed on the host, so back it goes
@@ -186,6 +188,7 @@ def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = la
     with interruptible():
         if rotation is not None:
             _restore_rotation(rotation, progress)
+            order = _unhealthy_targets_first(rotation, order)
         for role in order:
             try:
                 out = rotation is not None and _out_of_rotation(rotation, role, progress)
@@ -213,6 +216,20 @@ def roll_out(hosts: Hosts, version: str, *, progress: Callable[[str], None] = la
                     hint=exc.hint) from None
             done.append(report)
     return done
+
+
+def _unhealthy_targets_first(rotation: Rotation, order: list[str]) -> list[str]:
+    """`order` with the load balancer's targets that it does not call healthy moved to the front
+    (otherwise kept: the hosts that are no target, the standby, where they were).
+
+    Why: a target that is not healthy serves nothing, so switching it first costs no traffic, and it
+    gives the healthy ones a healthy peer to leave behind. When `replicas` goes from 1 to 3 the two
+    new servers are targets that fail their check until their first deploy (no certificate, no app):
+    in the hosts' own order app-1 came first and could not leave (no other target healthy), so the
+    scale phase's first deploy was refused every time."""
+    members = rotation.members()
+    unhealthy = [r for r in order if r in members and not rotation.healthy(r)]
+    return unhealthy + [r for r in order if r not in unhealthy]
 
 
 def _restore_rotation(rotation: Rotation, progress: Callable[[str], None]) -> None:

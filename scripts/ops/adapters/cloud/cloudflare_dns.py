@@ -4,6 +4,12 @@ the stack made them.
 
 Both records, always: the api name points at the same host as app, and a failover that moved
 only app would leave every API client on the dead host.
+
+Behind a load balancer (replicas > 1) the stack points the records at the load balancer, not at a
+host: its address is where the primaries serve, so `serving` reads it as "primary" and a failback
+moves the records back to it (to one primary's own address would bypass the load balancer and its
+health check, and leave the other primaries idle). A record still at a primary's own address (the
+stack before it had a load balancer) is read as "primary" too.
 """
 
 from __future__ import annotations
@@ -25,12 +31,17 @@ def client_from_token(token: str, *, base_url: str | None = None,
 
 
 class CloudflareDnsSwitch:
-    def __init__(self, client: CloudflareClient, dns: DnsRecords, hosts: Mapping[str, AppHost]) -> None:
+    def __init__(self, client: CloudflareClient, dns: DnsRecords, hosts: Mapping[str, AppHost], *,
+                 load_balancer_ipv4: str | None = None) -> None:
         self._client, self._dns = client, dns
-        self._address_of_role: dict[str, str] = {}
+        # Where a role serves (what `move_to` writes), and every address that means a role (what
+        # `serving` reads): the load balancer's, when there is one, stands for the primaries.
+        self._address_of_role: dict[str, str] = {"primary": load_balancer_ipv4} if load_balancer_ipv4 else {}
+        self._role_of_address: dict[str, str] = {load_balancer_ipv4: "primary"} if load_balancer_ipv4 else {}
         for host in hosts.values():
             if host.address:
                 self._address_of_role.setdefault(host.role, host.address)
+                self._role_of_address.setdefault(host.address, host.role)
         self._records = dns.switched()
 
     def _record(self, record_id: str) -> tuple[str, str, bool]:
@@ -40,7 +51,7 @@ class CloudflareDnsSwitch:
         return str(record["name"]), str(record["content"]), bool(record["proxied"])
 
     def _role_of(self, content: str) -> str | None:
-        return next((str(role) for role, address in self._address_of_role.items() if address == content), None)
+        return self._role_of_address.get(content)
 
     def serving(self) -> str:
         _name, content, _proxied = self._record(self._records["app"])
