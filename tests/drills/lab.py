@@ -46,7 +46,7 @@ from typing import Any
 
 import httpx
 
-from autoenroll.contract import APP_DATABASE_ROLE, OWNER_DATABASE_ROLE
+from autoenroll.contract import APP_DATABASE_ROLE, OWNER_DATABASE_ROLE, REPLICA_ENV_VAR
 from ops.adapters.local.branch_store import LocalBranchStore
 from ops.sandbox.state import SandboxState, load_state
 from stacks.data import cloudflare_ranges
@@ -392,8 +392,14 @@ def _outputs(state: SandboxState, hosts: dict[str, LabHost], gateway: str, forwa
         "betterstack_logs_token": LOGS_TOKEN,
         "connection_strings": {b: {"direct": database.url(b, owner), "pooled": pooled[b]}
                                for b in BRANCH_OF_STACK.values()},
+        # The production plan's read-only Neon endpoint on main (issue 28) has no lab counterpart: its URL
+        # from the offline plan names a neon.tech host, which the hosts' containers cannot resolve. The lab's
+        # PostgreSQL stands in for it as a replica that is never behind, so the app's replica reads run
+        # (read-only transactions, the app's role, TLS) against a real server; a stack without one keeps none.
+        **({"read_replica_url": pooled[branch]} if outputs.get("read_replica_url") else {}),
         "app_env": {
             **outputs["app_env"], "DATABASE_URL": pooled[branch],
+            **({REPLICA_ENV_VAR: pooled[branch]} if REPLICA_ENV_VAR in outputs["app_env"] else {}),
             # TLS only, as production requires (app/autoenroll/config.py), verified against the lab's CA.
             "REDIS_URL": f"rediss://:{state.redis.password}@{gateway}:{forwarded['redis']}/0",
             "REDIS_CA_CERT": base64.b64encode(redis_ca.cert.read_bytes()).decode(),
