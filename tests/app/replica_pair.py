@@ -15,7 +15,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -30,7 +29,8 @@ from psycopg import sql
 from ops.migrations import migrate
 from ops.pg import tools as pgtools
 from ops.sandbox.components import _chown_to_postgres, as_postgres_user
-from ops.sandbox.engine import _process_start_time
+from ops.sandbox.engine import abandoned, owner_token
+from ops.tcp_ports import free_port
 from tests.lab.tls import issue, make_ca
 
 PARENT = Path("/var/lib/postgresql")  # the postgres user reaches it; a pytest tmp folder is root's 0700
@@ -40,20 +40,6 @@ SUPERUSER = "cloud_admin"
 APP_ROLE = "autoenroll_app"
 DATABASE = "autoenroll"
 ADDRESS = "127.0.0.1"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind((ADDRESS, 0))
-        return int(probe.getsockname()[1])
-
-
-def _owner_alive(token: str) -> bool:
-    try:
-        pid, start = token.split()
-        return _process_start_time(int(pid)) == start
-    except ValueError:
-        return False
 
 
 def _stop_postmaster(data: Path) -> None:
@@ -78,12 +64,8 @@ def sweep_stale_pairs() -> list[str]:
     """Stop and remove the pairs of runs that were killed; returns their folders' names."""
     removed = []
     for folder in sorted(PARENT.glob(PREFIX + "*")):
-        owner = folder / OWNER
-        token = owner.read_text() if owner.exists() else ""
-        if token and _owner_alive(token):
+        if not abandoned(folder, OWNER):
             continue
-        if not token and time.time() - folder.stat().st_mtime < 30:
-            continue  # being made this moment (the owner file comes right after the folder)
         for data in (folder / "primary", folder / "standby"):
             _stop_postmaster(data)
         shutil.rmtree(folder, ignore_errors=True)
@@ -203,7 +185,7 @@ def running_replica_pair() -> Iterator[ReplicaPair]:
     folder = Path(tempfile.mkdtemp(prefix=PREFIX, dir=PARENT))
     pair: ReplicaPair | None = None
     try:
-        (folder / OWNER).write_text(f"{os.getpid()} {_process_start_time(os.getpid())}")
+        (folder / OWNER).write_text(owner_token())
         tls = issue(make_ca(folder / "tls", "replica-test"), folder / "tls", "server", (ADDRESS,))
         tls.key.chmod(0o600)
         password, app_password = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -221,7 +203,7 @@ def running_replica_pair() -> Iterator[ReplicaPair]:
             f"hostssl all all {ADDRESS}/32 scram-sha-256\n"
             f"hostssl replication {SUPERUSER} {ADDRESS}/32 scram-sha-256\n"
             "hostnossl all all 0.0.0.0/0 reject\n")
-        ports = _free_port(), _free_port()
+        ports = free_port(), free_port()
         primary = Server("primary", primary_data, ports[0],
                          _server_argv(primary_data, ports[0], folder, tls.cert, tls.key), folder / "primary.log")
         standby = Server("standby", standby_data, ports[1],

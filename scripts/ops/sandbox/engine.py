@@ -51,7 +51,8 @@ def _process_start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def _owner_token() -> str:
+def owner_token() -> str:
+    """This process as the owner of a folder it makes: pid and start time, so a recycled pid is not it."""
     return f"{os.getpid()} {_process_start_time(os.getpid())}"
 
 
@@ -141,18 +142,25 @@ def remove_engine_folder(folder: Path) -> None:
                      stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, start_new_session=True)
 
 
+def abandoned(folder: Path, owner_file: str) -> bool:
+    """Whether the run that made `folder` (its `owner_token` in `owner_file`) is gone: killed runs'
+    folders are swept by the next run. A folder without the file yet is being made this moment (the
+    owner file comes right after the folder), unless it is older than 30 s."""
+    owner = folder / owner_file
+    token = owner.read_text() if owner.exists() else ""
+    if token:
+        return not _owner_alive(token)
+    return time.time() - folder.stat().st_mtime >= 30
+
+
 def sweep_stale_engines(root: Path = ENGINES_ROOT) -> list[str]:
     """Remove engines whose owning process is gone (a run that was killed); returns their names."""
     removed: list[str] = []
     if not root.exists():
         return removed
     for folder in sorted(root.iterdir()):
-        owner = folder / OWNER_FILE
-        token = owner.read_text() if owner.exists() else ""
-        if token and _owner_alive(token):
+        if not abandoned(folder, OWNER_FILE):
             continue
-        if not token and time.time() - folder.stat().st_mtime < 30:
-            continue  # being created this moment (the owner file comes right after the folder)
         remove_engine_folder(folder)
         removed.append(folder.name)
     return removed
@@ -278,7 +286,7 @@ class DockerEngine(EngineClient):
         return self.process is None or self.process.poll() is None
 
     def __post_init__(self) -> None:
-        (self.folder / OWNER_FILE).write_text(_owner_token())
+        (self.folder / OWNER_FILE).write_text(owner_token())
 
     def start(self, timeout: float = 60.0) -> DockerEngine:
         sweep_stale_engines()
