@@ -8,10 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from clients.neon_api import NeonClient
 from stacks.plan import Plan, run_plan
 from stacks.providers import neon as neon_provider
-from tests.stacks.test_providers import FakeNeon
+from tests.stacks.test_providers import FakeNeon, serve_neon_fake
 
 pytestmark = pytest.mark.stacks
 
@@ -32,9 +31,7 @@ class FreePlanNeon(FakeNeon):
 @pytest.fixture()
 def free_neon(monkeypatch: pytest.MonkeyPatch) -> FreePlanNeon:
     fake = FreePlanNeon()
-    monkeypatch.setattr(neon_provider, "client_factory",
-                        lambda: NeonClient("test-key", transport=httpx.MockTransport(fake), sleep=lambda _s: None,
-                                           poll_interval=0.01, seed=1))
+    serve_neon_fake(monkeypatch, fake)
     return fake
 
 

@@ -101,10 +101,16 @@ def neon(monkeypatch: pytest.MonkeyPatch) -> FakeNeon:
     fake = FakeNeon()
     sleeps: list[float] = []
     fake.sleeps = sleeps  # type: ignore[attr-defined]
-    monkeypatch.setattr(neon_provider, "client_factory",
-                        lambda: NeonClient("test-key", transport=httpx.MockTransport(fake), sleep=sleeps.append,
-                                           poll_interval=0.01, seed=1))
+    serve_neon_fake(monkeypatch, fake, sleep=sleeps.append)
     return fake
+
+
+def serve_neon_fake(monkeypatch: pytest.MonkeyPatch, fake: FakeNeon,
+                    sleep: Callable[[float], None] = lambda _s: None) -> None:
+    """The Neon provider's client, talking to `fake` at the HTTP transport (fast polling, fixed seed)."""
+    monkeypatch.setattr(neon_provider, "client_factory",
+                        lambda: NeonClient("test-key", transport=httpx.MockTransport(fake), sleep=sleep,
+                                           poll_interval=0.01, seed=1))
 
 
 def test_project_create_waits_for_its_operations(neon: FakeNeon) -> None:

@@ -14,13 +14,12 @@ import httpx
 import pytest
 
 from autoenroll.contract import REPLICA_ENV_VAR
-from clients.neon_api import NeonClient
 from stacks import plans
 from stacks.config import StackConfigError, parse_config
 from stacks.plan import Plan, namespaced_config
 from stacks.policies import DYNAMIC, ResourceView, fits_the_plan
 from stacks.providers import neon as neon_provider
-from tests.stacks.test_providers import FakeNeon
+from tests.stacks.test_providers import FakeNeon, serve_neon_fake
 
 pytestmark = pytest.mark.stacks
 
@@ -118,9 +117,7 @@ class ReplicaNeon(FakeNeon):
 @pytest.fixture()
 def neon(monkeypatch: pytest.MonkeyPatch) -> ReplicaNeon:
     fake = ReplicaNeon()
-    monkeypatch.setattr(neon_provider, "client_factory",
-                        lambda: NeonClient("test-key", transport=httpx.MockTransport(fake), sleep=lambda _s: None,
-                                           poll_interval=0.01, seed=1))
+    serve_neon_fake(monkeypatch, fake)
     return fake
 
 
