@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg_pool import PoolTimeout
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from autoenroll.resources import REPLICA_WAIT_S, Resources
 
@@ -31,15 +31,18 @@ T = TypeVar("T")
 @asynccontextmanager
 async def tenant_tx(resources: Resources, tenant_id: str) -> AsyncIterator[AsyncConnection[Any]]:
     """A transaction in which row-level security sees only `tenant_id`'s rows."""
-    async with resources.db_pool.connection() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+    async with _tenant_tx(resources.db_pool, tenant_id) as conn:
         yield conn
 
 
-async def _begin_read(conn: AsyncConnection[Any], tenant_id: str) -> None:
-    # READ ONLY first (it must precede any query): a lag-tolerant read never writes, on either server.
-    await conn.execute("SET TRANSACTION READ ONLY")
-    await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+@asynccontextmanager
+async def _tenant_tx(pool: AsyncConnectionPool, tenant_id: str, *, read_only: bool = False,
+                     timeout: float | None = None) -> AsyncIterator[AsyncConnection[Any]]:
+    async with pool.connection(timeout=timeout) as conn, conn.transaction():
+        if read_only:  # first: it must precede any query; a lag-tolerant read never writes, on either server
+            await conn.execute("SET TRANSACTION READ ONLY")
+        await conn.execute("SELECT set_config('app.tenant_id', %s, true)", (tenant_id,))
+        yield conn
 
 
 async def lag_tolerant_read(resources: Resources, tenant_id: str,
@@ -52,14 +55,12 @@ async def lag_tolerant_read(resources: Resources, tenant_id: str,
     pool = await replica.current_pool() if replica is not None else None
     if replica is not None and pool is not None:
         try:
-            async with pool.connection(timeout=REPLICA_WAIT_S) as conn, conn.transaction():
-                await _begin_read(conn, tenant_id)
+            async with _tenant_tx(pool, tenant_id, read_only=True, timeout=REPLICA_WAIT_S) as conn:
                 result = await read(conn)
         except (psycopg.OperationalError, PoolTimeout) as exc:
             await replica.failed(exc)
         else:
             replica.served()
             return result
-    async with resources.db_pool.connection() as conn, conn.transaction():
-        await _begin_read(conn, tenant_id)
+    async with _tenant_tx(resources.db_pool, tenant_id, read_only=True) as conn:
         return await read(conn)
