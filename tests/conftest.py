@@ -1,7 +1,8 @@
 """Shared fixtures. The sandbox fixture brings the real stack up once per test session.
 
 The test sandbox lives in `.sandbox-test/` (never the developer's `.sandbox/`), so running
-the suite does not disturb a sandbox someone is using.
+the suite does not disturb a sandbox someone is using; `bin/test` runs the suite in two parts side by
+side (tests/parts.py), and the hosts part's sandboxes get a suffix of their own.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import pytest
 from ops.paths import REPO_ROOT
 from ops.sandbox import manager
 from ops.sandbox.state import SandboxState, load_state
+from tests.parts import sandbox_suffix, select
 
-TEST_SANDBOX = REPO_ROOT / ".sandbox-test"
+TEST_SANDBOX = REPO_ROOT / f".sandbox-test{sandbox_suffix()}"
 
 
 @contextmanager
@@ -49,6 +51,10 @@ def sandbox(sandbox_root: Path) -> SandboxState:
     """The running test sandbox, healthy at the start of each test (a previous test may break it)."""
     manager.up(sandbox_root)
     return load_state(sandbox_root)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    select(config, items)  # under bin/test's two parts, only this part's tests
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -16,8 +16,9 @@ from tests.drills.lab import Lab, running_lab
 from tests.lab.docker import DockerEngine
 from tests.lab.fixtures import PushedImage
 from tests.lab.images import APP_REPOSITORY
+from tests.parts import sandbox_suffix
 
-DRILL_SANDBOX = REPO_ROOT / ".sandbox-test-drill"
+DRILL_SANDBOX = REPO_ROOT / f".sandbox-test-drill{sandbox_suffix()}"
 
 
 @pytest.fixture(scope="session")

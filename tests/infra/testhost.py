@@ -37,6 +37,7 @@ from ops.paths import REPO_ROOT, venv_binary
 from ops.sandbox.components import app_argv
 from stacks.data import cloudflare_ranges
 from stacks.host_role import DEPLOY_USER, SSHD_HARDENING, nftables_conf
+from tests.parts import require_hosts_part
 
 NAMESPACE_PREFIX = "aetest"
 SITE_NAME = "app.autoenroll.localhost"  # .localhost: Caddy issues it from its internal CA
@@ -163,6 +164,7 @@ class LocalTestHost:
                 self.load_firewall, self.start_app, self.start_caddy]
 
     def start(self) -> Self:
+        require_hosts_part("a test host")  # before anything: its start sweeps stale namespaces
         try:
             self.folder.chmod(0o755)  # the deploy user reads authorized_keys and the CA file here
             remove_stale_namespaces()

@@ -21,6 +21,7 @@ from tests.lab.docker import DockerEngine
 from tests.lab.host import LabHost, running_lab_host
 from tests.lab.images import APP_REPOSITORY, BuiltImage, build_app_image, missing_lab_tools
 from tests.lab.registry import LocalRegistry
+from tests.parts import require_hosts_part
 
 TEST_TAG = "0.0.0-lab"
 
@@ -51,6 +52,7 @@ class PushedImage:
 @pytest.fixture(scope="session")
 def docker_engine() -> Iterator[DockerEngine]:
     require_lab()
+    require_hosts_part("a Docker engine")
     engine = DockerEngine().start()
     try:
         yield engine
