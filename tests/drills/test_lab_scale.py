@@ -10,8 +10,8 @@ edge whose count of failed requests is printed and asserted:
   printed beside interval x retries: never asserted, tests do not assert wall-clock times), and no
   request that starts after that fails.
 
-NOT run by default (several minutes; the suite's time is spoken for): AUTOENROLL_SCALE_LAB=1, under the
-lab lock: `AUTOENROLL_SCALE_LAB=1 flock /tmp/autoenroll-testhosts.lock .venv/bin/pytest
+Skipped by a narrower run (several minutes); the whole suite (`bin/test`, tests/parts.py) runs it in its
+hosts part. By hand, under the lab lock: `AUTOENROLL_SCALE_LAB=1 flock /tmp/autoenroll-testhosts.lock .venv/bin/pytest
 tests/drills/test_lab_scale.py -x -q -s`.
 """
 

@@ -5,8 +5,8 @@ and printed (never asserted: performance belongs to benchmarks/), and so are the
 the load balancer (TLS passed through to the hosts' Caddy, with the client certificate it requires,
 from a test origin-pull CA) that failed meanwhile; once the host is out, none fails.
 
-NOT run by default (about a minute, with the stack's real 10 s interval and 3 retries, and HAProxy is
-not among bin/setup's packages): `AUTOENROLL_LB_LAB=1 .venv/bin/pytest -s tests/stacks/test_load_balancer_haproxy.py`.
+Skipped by a narrower run (about a minute, with the stack's real 10 s interval and 3 retries); the whole
+suite (`bin/test`, tests/parts.py) runs it: `AUTOENROLL_LB_LAB=1 .venv/bin/pytest -s tests/stacks/test_load_balancer_haproxy.py`.
 """
 
 from __future__ import annotations
