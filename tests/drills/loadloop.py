@@ -46,7 +46,7 @@ class LoadLoop:
             while not self._stop.is_set() and time.monotonic() < deadline and len(self.results) < self.max_requests:
                 started = time.monotonic()
                 try:
-                    ok = client.get(self.url).status_code == 200
+                    ok = self._ok(client.get(self.url))
                 except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError):
                     # The proxy closed a keep-alive connection as we reused it (Caddy does on
                     # every config reload): depending on timing the client sees "disconnected
@@ -55,7 +55,7 @@ class LoadLoop:
                     # on a fresh connection, and counts it. A refused connection is not retried.
                     self.recycled += 1
                     try:
-                        ok = client.get(self.url).status_code == 200
+                        ok = self._ok(client.get(self.url))
                     except httpx.HTTPError as exc:
                         self.errors.append(exc.__class__.__name__)
                         ok = False
@@ -64,6 +64,14 @@ class LoadLoop:
                     ok = False
                 self.results.append((started, ok))
                 time.sleep(self.interval)
+
+    def _ok(self, response: httpx.Response) -> bool:
+        """A 200; anything else is recorded with its status and the start of its body, so a drill's
+        failure message says what answered (Caddy's 502, the app's 503 naming a dependency, ...)."""
+        if response.status_code == 200:
+            return True
+        self.errors.append(f"HTTP {response.status_code}: {response.text[:160]!r}")
+        return False
 
     def __enter__(self) -> LoadLoop:
         self._thread = threading.Thread(target=self._run, daemon=True)
