@@ -71,3 +71,13 @@ def lab(lab_session: Lab) -> Lab:
     """The session's lab as `running_lab` left it (hosts up, DNS at the primary, nothing recorded)."""
     lab_session.reset()
     return lab_session
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The drills' measurements (tests/drills/loadloop.py drill_report), passing or not."""
+    from tests.drills.loadloop import REPORTS
+
+    if REPORTS:
+        terminalreporter.section("what the drills measured")
+        for line in REPORTS:
+            terminalreporter.write_line(line)

@@ -22,6 +22,17 @@ class _WithExtensions:
         return self.client.get(url, extensions=self.extensions)
 
 
+# What each drill measured (failed requests, seconds to leave the rotation), printed in the session's
+# summary by tests/drills/conftest.py: a passing test's own output is not shown in CI's log.
+REPORTS: list[str] = []
+
+
+def drill_report(line: str) -> None:
+    """Print a drill's measurement now (under -s) and keep it for the session's summary."""
+    print(f"\n{line}")
+    REPORTS.append(line)
+
+
 @dataclass
 class LoadLoop:
     url: str

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.drills.lab import Lab
-from tests.drills.loadloop import LoadLoop
+from tests.drills.loadloop import LoadLoop, drill_report
 from tests.infra.testhost import SITE_NAME
 from tests.lab.images import APP_REPOSITORY
 from tests.lab.tls import fingerprint
@@ -205,9 +205,9 @@ def test_lab_failover_with_neon_pitr_resumes_after_every_step_and_fails_back(lab
     # origin) takes up to a second, so one started just before the stop may meet the dead host.
     early = [round(t - stopped_at, 2) for t in loop.failures if t < stopped_at - 1.0]
     assert not early, f"requests failed before the primary was stopped (s relative to the stop): {early}"
-    print(f"\nlab failover (neon-pitr): recovery {report['recovery_seconds']} s, data-loss window "
-          f"{report['data_loss_window_seconds']} s, {len(loop.failures)} of {loop.sent} requests failed, "
-          f"stop -> command done {done_at - stopped_at:.1f} s (6 runs: 5 killed, 1 resumed)")
+    drill_report(f"lab failover (neon-pitr): recovery {report['recovery_seconds']} s, data-loss window "
+                 f"{report['data_loss_window_seconds']} s, {len(loop.failures)} of {loop.sent} requests failed, "
+                 f"stop -> command done {done_at - stopped_at:.1f} s (6 runs: 5 killed, 1 resumed)")
 
     start_primary_host_again(lab)
     back = ops(lab, "failback", "--env", "production", "--yes", "--json")
@@ -245,8 +245,8 @@ def test_lab_failover_from_the_latest_backup_when_neon_is_down(lab: Lab) -> None
                              "JOIN pg_roles r ON r.rolname = a.usename WHERE a.datname = 'main_failover' "
                              "AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()").fetchall()
     assert users == [("autoenroll_app", False)], users
-    print(f"\nlab failover (latest-backup): recovery {report['recovery_seconds']} s, data-loss window "
-          f"{report['data_loss_window_seconds']} s")
+    drill_report(f"lab failover (latest-backup): recovery {report['recovery_seconds']} s, data-loss window "
+                 f"{report['data_loss_window_seconds']} s")
 
     # Recorded state: the next backup is of the database the app now serves from, not the stale main.
     backup = ops(lab, "backup", "create", "--env", "production", "--json")

@@ -29,7 +29,7 @@ import pytest
 
 from tests.drills.lab import ZONE, Lab
 from tests.drills.lab_scale import STACK, ScaleLab, running_scale_lab
-from tests.drills.loadloop import LoadLoop
+from tests.drills.loadloop import LoadLoop, drill_report
 from tests.haproxy_lb import HAPROXY, server_stats
 
 pytestmark = [
@@ -48,13 +48,14 @@ def scale(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScaleL
         first = scale_lab.ops("deploy", "--env", STACK, "--version", "lab-v1", "--yes", "--json")
         assert first.returncode == 0, first.stderr[-3000:]
         scale_lab.wait_all_healthy()
-        print(f"\nscale lab: first deploy to 4 hosts and every target healthy in {time.monotonic() - started:.0f}s")
+        took = time.monotonic() - started
+        drill_report(f"scale lab: first deploy to 4 hosts and every target healthy in {took:.0f}s")
         yield scale_lab
 
 
 def report(what: str, loop: LoadLoop) -> None:
-    print(f"\nscale lab: {what}: {len(loop.failures)} of {loop.sent} requests through the edge failed"
-          f"{f' ({sorted(set(loop.errors))})' if loop.errors else ''}")
+    drill_report(f"scale lab: {what}: {len(loop.failures)} of {loop.sent} requests through the edge failed"
+                 f"{f' ({sorted(set(loop.errors))})' if loop.errors else ''}")
 
 
 def one_out_at_a_time(scale: ScaleLab, since: int) -> list[str]:
@@ -160,15 +161,15 @@ def test_a_host_lost_without_a_deploy_leaves_the_rotation_and_requests_stop_fail
             subprocess.run(["ip", "link", "set", link, "up"], check=True)
     during = [t for t in loop.failures if lost_at <= t < out_at]
     after = [t for t in loop.failures if t >= out_at]
-    print(f"\nscale lab: {lost} lost (link down): out of the rotation after {left:.1f}s (check every "
-          f"{check['interval']}s, {check['retries']} retries, {check['timeout']}s timeout: interval x retries = "
-          f"{check['interval'] * check['retries']}s); {len(during)} requests failed before that, {len(after)} "
-          f"after, of {loop.sent} through the edge ({sorted(set(loop.errors))})")
+    drill_report(f"scale lab: {lost} lost (link down): out of the rotation after {left:.1f}s (check every "
+                 f"{check['interval']}s, {check['retries']} retries, {check['timeout']}s timeout: interval x retries "
+                 f"= {check['interval'] * check['retries']}s); {len(during)} requests failed before that, "
+                 f"{len(after)} after, of {loop.sent} through the edge ({sorted(set(loop.errors))})")
     assert not [t for t in loop.failures if t < lost_at], "requests failed before the host was lost"
     assert after == [], f"{len(after)} requests that started after {lost} left the rotation failed"
     assert [t for t, ok in loop.results if t >= out_at and ok], "no request went through after the host left"
     back = scale.until(lambda: scale.lb_states().get(lost) == "UP", f"{lost} back in the rotation")
-    print(f"scale lab: {lost} back in the rotation {back:.1f}s after its link came up")
+    drill_report(f"scale lab: {lost} back in the rotation {back:.1f}s after its link came up")
 
 
 def test_failover_to_the_standby_and_failback_to_the_load_balancer(scale: ScaleLab) -> None:
