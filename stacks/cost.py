@@ -7,6 +7,7 @@ shows up as a diff.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,8 +80,10 @@ class PriceError(ValueError):
     """The plan uses something the price table doesn't price."""
 
 
-def estimate(stack: str, config: Any, resources: list[Any]) -> Estimate:
-    """Price the planned resources (`PlannedResource`s) for `config.phase`."""
+def estimate(stack: str, config: Any, resources: list[Any],
+             read_stack: Callable[[str], Any] | None = None) -> Estimate:
+    """Price the planned resources (`PlannedResource`s) for `config.phase`. `read_stack` gives another
+    stack's validated config (stacks.plan passes its stack-file reader): the Neon project's other computes."""
     prices = load("prices")
     phase = phases()[config.phase]  # the same table the fits-the-plan policy reads
     hz = prices["hetzner"]
@@ -106,7 +109,8 @@ def estimate(stack: str, config: Any, resources: list[Any]) -> Estimate:
     # the shared thing (production owns the Neon project and the zone). Staging adds only usage.
     owner = config.database.owns_project
     neon_lines, findings, notes = _neon(config, phase["neon"], prices["neon"],
-                                        has_load_balancer=any(r.type == LOAD_BALANCER for r in resources))
+                                        has_load_balancer=any(r.type == LOAD_BALANCER for r in resources),
+                                        read_stack=read_stack)
     lines.extend(neon_lines)
     r2 = prices["r2"]
     r2_eur = (max(0.0, config.cost.r2_storage_gb - r2["free_storage_gb"]) * r2["storage_gb"]
@@ -133,7 +137,7 @@ HOURS_PER_MONTH = 730.0
 
 
 def _neon(config: Any, plan_name: str, neon: dict[str, Any], *, has_load_balancer: bool,
-          ) -> tuple[list[CostLine], list[Finding], list[str]]:
+          read_stack: Callable[[str], Any] | None) -> tuple[list[CostLine], list[Finding], list[str]]:
     """Main's and the replica's compute priced together against the plan (Free's CU-hours are per
     project, shared by every compute in it), the root branch's storage, and what is over Free's allowance."""
     plan = neon["plans"][plan_name]
@@ -185,27 +189,27 @@ def _neon(config: Any, plan_name: str, neon: dict[str, Any], *, has_load_balance
             findings.append(Finding(f"Neon {plan_name} plan storage", storage, float(plan["included_storage_gb"]),
                                     "GB (per project)", "move to a paid plan (Launch bills it per GB-month)",
                                     source))
-        notes.extend(_shared_allowance(config.environment, owner, plan_name, hours, allowance))
+        if read_stack is not None:
+            notes.extend(_shared_allowance(read_stack, config.environment, owner, plan_name, hours, allowance))
     return lines, findings, notes
 
 
-def _shared_allowance(environment: str, owner: bool, plan_name: str, own_hours: float,
-                      allowance: float) -> list[str]:
+def _shared_allowance(read_stack: Callable[[str], Any], environment: str, owner: bool, plan_name: str,
+                      own_hours: float, allowance: float) -> list[str]:
     """The other stacks' computes on the same Neon project, read from their committed stack files.
 
     Free's CU-hours are per project and staging's branches live in production's project, so the two
     estimates only add up there. A note, not a finding: the other stack's figures are its own to change,
     and each stack's `ops cost` judges its own configuration. Their configured figures only: a load
     balancer's always-on adjustment shows in their own estimate."""
-    from stacks.config import ENVIRONMENTS, StackConfigError, parse_config
-    from stacks.plan import namespaced_config
+    from stacks.config import ENVIRONMENTS, StackConfigError
 
     notes: list[str] = []
     for other in ENVIRONMENTS:
         if other == environment:
             continue
         try:
-            theirs = parse_config(namespaced_config(other), other)
+            theirs = read_stack(other)
         except StackConfigError as exc:
             notes.append(f"Neon {plan_name} plan: {other}'s stack file could not be read to add its compute "
                          f"to this project's {allowance:g} CU-hours: {str(exc).splitlines()[0]}")
