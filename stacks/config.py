@@ -392,7 +392,21 @@ class CostConfig(_Model):
     r2_storage_gb: Annotated[StrictFloat, Field(ge=0)] = 5.0
     r2_class_a_millions: Annotated[StrictFloat, Field(ge=0)] = 0.2
     r2_class_b_millions: Annotated[StrictFloat, Field(ge=0)] = 2.0
-    neon_compute_hours: Annotated[StrictFloat, Field(ge=0)]  # default: the environment's
+    # CU-hours of the stack's read-write compute (`main` in production, the stack's branch elsewhere).
+    neon_compute_hours: Annotated[StrictFloat, Field(ge=0)]  # default: the environment's and the plan's
+    # CU-hours of the read replica (database.read_replica), a compute of its own that Neon bills apart
+    # (neon.com/docs/introduction/plans: "Each read replica is its own compute and contributes to
+    # CU-hours"). None: REPLICA_CU_HOURS when database.read_replica is on, 0 when it is off.
+    neon_replica_compute_hours: Annotated[StrictFloat | None, Field(ge=0)] = None
+    # Logical data size of the project's root branch, GB-months. Pre-revenue the app's tables (a few
+    # employers' enrolment runs) are far below a gigabyte; 0.3 leaves room under Free's 0.5 GB/project.
+    neon_storage_gb: Annotated[StrictFloat, Field(ge=0)] = 0.3
+
+
+# The replica serves the dashboards' lag-tolerant reads and scales to zero 5 minutes after the last one
+# (stacks/database.py: 300 s where the plan lets us set it, Free's fixed 5 min elsewhere): at its minimum
+# 0.25 CU, ~4 h awake a working day (reading plus each 5-minute tail) x 22 working days = 88 h = 22 CU-hours.
+REPLICA_CU_HOURS = 22.0
 
 
 class StackNames(BaseModel):
@@ -435,6 +449,22 @@ class StackConfig(_Model):
     monitoring: MonitoringConfig
     cost: CostConfig
     domain: Text
+
+    @model_validator(mode="after")
+    def _replica_hours_need_a_replica(self) -> Self:
+        hours = self.cost.neon_replica_compute_hours
+        if hours and not self.database.read_replica:
+            raise _invalid(f"is {hours:g} but database.read_replica is off: there is no replica to run",
+                           "cost.neon_replica_compute_hours")
+        return self
+
+    @property
+    def replica_cu_hours(self) -> float:
+        """The read replica's CU-hours a month: the explicit figure, REPLICA_CU_HOURS, or 0 without one."""
+        if not self.database.read_replica:
+            return 0.0
+        explicit = self.cost.neon_replica_compute_hours
+        return REPLICA_CU_HOURS if explicit is None else explicit
 
     @property
     def names(self) -> StackNames:
@@ -496,9 +526,22 @@ def _context_defaults(environment: str, phase: str) -> dict[Any, dict[str, Any]]
         EdgeConfig: {"manage_zone": production},
         CacheConfig: {"plan": plans.plan_of(phase, "redis_cloud")},
         MonitoringConfig: {"check_frequency_seconds": max(60 if production else 180, min_check)},
-        # One always-on 0.25 CU endpoint is ~183 CU-hours a month; suspended branches add little.
-        CostConfig: {"neon_compute_hours": 190.0 if production else 60.0},
+        CostConfig: {"neon_compute_hours": _main_cu_hours(production, never_suspend)},
     }
+
+
+def _main_cu_hours(production: bool, never_suspend: bool) -> float:
+    """CU-hours a month of the stack's read-write compute, by what keeps it awake.
+
+    Production on a plan that can disable scale to zero sets suspend -1 (above): always on, at least
+    0.25 CU x 730 h = ~183 CU-hours, 190 with some autoscaling. Where it cannot (Free: 5 min, fixed),
+    nothing in the stack queries it between users' requests: the BetterStack monitors and Caddy's
+    upstream check ask `/health`, which does no I/O (app/autoenroll/main.py), the pool's idle connection
+    runs no query (Neon suspends after 5 min without an active query), and the only probe that queries
+    (`/ready`) is asked by a load balancer, which stacks/cost.py counts as always on when one is planned.
+    So it is awake while used: ~10 h a working day (office hours plus 5-minute tails) x 22 days plus the
+    nightly backup's ~0.5 h x 30 = 235 h at 0.25 CU = ~60 CU-hours. Staging's branch: the same ~60."""
+    return 190.0 if production and never_suspend else 60.0
 
 
 # --------------------------------------------------------------------------- the parser

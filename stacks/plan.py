@@ -74,7 +74,9 @@ class Plan:
     def estimate(self) -> Any:
         from stacks.cost import estimate
 
-        return estimate(self.stack, self.config, self.resources)
+        # The other stack's committed file as it is: Free's CU-hours are shared by the project's computes.
+        return estimate(self.stack, self.config, self.resources,
+                        read_stack=lambda other: parse_config(namespaced_config(other), other))
 
 
 def _digest(value: Any) -> dict[str, Any]:

@@ -11,7 +11,8 @@ from ops.output import print_json, progress, table
 
 
 def cost(stack: str = STACK_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Monthly cost of a stack from the dated price table, against its phase's budget; exit 8 when over."""
+    """Monthly cost of a stack from the dated price table, against its phase's budget and its free plans'
+    allowances (Neon Free's CU-hours); exit 8 when over either."""
     from stacks.cost import PriceError
 
     plan = run_plan_or_config_error(stack)
@@ -26,9 +27,16 @@ def cost(stack: str = STACK_OPTION, as_json: bool = JSON_OPTION) -> None:
               [(c.item, c.detail, f"{c.eur:.2f}", c.source) for c in estimate.lines])
         budget = "no budget set" if estimate.budget is None else f"budget {estimate.budget:.2f}"
         progress(f"total {estimate.total:.2f} EUR/month ({budget})")
-    if not estimate.within_budget:
-        raise VerificationError(f"{stack} costs {estimate.total:.2f} EUR/month, over the {estimate.phase} "
-                                f"budget of {estimate.budget:.2f}")
+        for finding in estimate.findings:
+            progress(f"over a free allowance: {finding.message}")
+        for note in estimate.notes:
+            progress(f"note: {note}")
+    if not estimate.ok:
+        problems = [f.message for f in estimate.findings]
+        if not estimate.within_budget:
+            problems.insert(0, f"{stack} costs {estimate.total:.2f} EUR/month, over the {estimate.phase} "
+                               f"budget of {estimate.budget:.2f}")
+        raise VerificationError("; ".join(problems))
 
 
 def procurement(stack: str = STACK_OPTION, as_json: bool = JSON_OPTION) -> None:
