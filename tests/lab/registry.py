@@ -12,7 +12,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -22,19 +21,13 @@ from pathlib import Path
 
 import httpx
 
+from ops.tcp_ports import free_port
 from tests.infra.testhost import terminate
 from tests.lab.docker import DockerEngine, EngineError
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 CADDY_BINARY = "/usr/bin/caddy"
 READER, PUSHER = "reader", "pusher"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _hash(token: str) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from ops.sandbox.components import app_variables
 from ops.sandbox.state import SandboxState
+from ops.tcp_ports import free_port
 from tests.infra import checks
 from tests.infra.target import local_target
 from tests.infra.testhost import APP_PORT
@@ -20,7 +21,6 @@ from tests.lab.docker import DockerEngine, EngineError
 from tests.lab.fixtures import PushedImage
 from tests.lab.host import APP_CONTAINER, LabHost
 from tests.lab.images import BuiltImage, from_images, stand_in
-from tests.lab.registry import free_port
 
 
 def test_every_base_image_of_the_dockerfile_has_an_offline_stand_in() -> None:

@@ -2,7 +2,8 @@
 pg_basebackup -R, right after PostgreSQL in the start order, whose URL the apps get as DATABASE_REPLICA_URL.
 
 The unit tests run everywhere. The end-to-end test brings up a second sandbox (about a minute), so it is
-skipped by a narrower run (AUTOENROLL_SANDBOX_REPLICA=1 runs it); the whole suite (`bin/test`, tests/parts.py) runs it."""
+skipped by a narrower run (AUTOENROLL_SANDBOX_REPLICA=1 runs it); the whole suite (`bin/test`,
+tests/parts.py) runs it."""
 
 from __future__ import annotations
 

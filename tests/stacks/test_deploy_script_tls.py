@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from ops.tcp_ports import free_port
 from stacks.host_role import DEPLOY_SCRIPT, origin_tls_snippet
 from tests.infra.testhost import CADDYFILE, terminate
-from tests.lab.registry import free_port
 from tests.lab.tls import Pem, fingerprint, issue, make_ca
 
 pytestmark = pytest.mark.stacks

@@ -29,6 +29,7 @@ import yaml
 
 from clients.caddy_admin import find_reverse_proxy
 from ops.sandbox.components import venv_binary
+from ops.tcp_ports import free_port
 from stacks.compute import lb_health_check
 from stacks.data import cloudflare_ranges
 from stacks.host_role import (
@@ -46,7 +47,6 @@ from stacks.host_role import (
     render_user_data,
     vector_config,
 )
-from tests.lab.registry import free_port
 
 pytestmark = pytest.mark.stacks
 

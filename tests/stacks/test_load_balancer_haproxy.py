@@ -6,7 +6,8 @@ the load balancer (TLS passed through to the hosts' Caddy, with the client certi
 from a test origin-pull CA) that failed meanwhile; once the host is out, none fails.
 
 Skipped by a narrower run (about a minute, with the stack's real 10 s interval and 3 retries); the whole
-suite (`bin/test`, tests/parts.py) runs it: `AUTOENROLL_LB_LAB=1 .venv/bin/pytest -s tests/stacks/test_load_balancer_haproxy.py`.
+suite (`bin/test`, tests/parts.py) runs it; alone:
+`AUTOENROLL_LB_LAB=1 .venv/bin/pytest -s tests/stacks/test_load_balancer_haproxy.py`.
 """
 
 from __future__ import annotations
@@ -23,11 +24,11 @@ from pathlib import Path
 
 import pytest
 
+from ops.tcp_ports import free_port
 from stacks.compute import lb_health_check
 from stacks.host_role import lb_health_site
 from tests.haproxy_lb import HAPROXY, Backend, fully_healthy, haproxy_config, running_haproxy, server_states
 from tests.hcloud_fake import FakeHetzner
-from tests.lab.registry import free_port
 from tests.stacks.test_host_software import (  # noqa: F401 - fixtures used here
     _host_caddy_setup,
     _StandInApp,
