@@ -42,6 +42,7 @@ class LoadLoop:
     verify: str | bool | ssl.SSLContext = True  # a CA file for a lab host's Caddy (a context: with a client cert)
     sni: str | None = None  # the site name when `url` dials an address (as Cloudflare's edge dials the origin)
     results: list[tuple[float, bool]] = field(default_factory=list)
+    ended: list[float] = field(default_factory=list)  # when each of `results` ended (same order)
     recycled: int = 0  # keep-alive connections closed under us and retried once
     errors: list[str] = field(default_factory=list)  # exception classes of failed requests, for the report
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -74,6 +75,7 @@ class LoadLoop:
                     self.errors.append(exc.__class__.__name__)
                     ok = False
                 self.results.append((started, ok))
+                self.ended.append(time.monotonic())
                 time.sleep(self.interval)
 
     def _ok(self, response: httpx.Response) -> bool:
@@ -93,6 +95,10 @@ class LoadLoop:
         self._stop.set()
         assert self._thread is not None
         self._thread.join(timeout=10)
+
+    def in_flight_at(self, moment: float) -> list[float]:
+        """Start times of the requests that had started before `moment` and had not ended by then."""
+        return [t for (t, _ok), end in zip(self.results, self.ended, strict=True) if t < moment <= end]
 
     @property
     def failures(self) -> list[float]:
