@@ -47,17 +47,34 @@ def month_of_partition(name: str) -> date | None:
     return date(int(found[1]), int(found[2]), 1) if found else None
 
 
-def create_statements(month: date, *, parent: str = PARENT) -> list[str]:
+def foreign_key_name(month: date) -> str:
+    """The partition's own foreign key to its run (migration 0007)."""
+    return f"{partition_name(month)}_run_fkey"
+
+
+# Each partition's key to its run. Declared per partition, not once on the parent (migration 0007): pg_dump
+# writes a parent's key as ONE post-data statement that checks every month in turn while it locks all of
+# them (no index of any month can be built meanwhile), whereas a key per partition is a TOC entry of its
+# own, locking only its month, so pg_restore --jobs builds other months' indexes beside it.
+FOREIGN_KEY = ("FOREIGN KEY (run_id, tenant_id, month) REFERENCES validation_runs (id, tenant_id, month)"
+               " ON DELETE CASCADE")
+
+
+def create_statements(month: date, *, parent: str = PARENT, foreign_key: bool = True) -> list[str]:
     """Idempotent DDL for one month's partition (run by the table's owner).
 
     The partition gets row-level security enabled and no policy and no grant: the app reaches rows only
     through the parent (whose policy applies), and a direct query of a partition by the app's role is
-    refused twice over (no privilege; and RLS with no policy sees nothing). `parent`: the table being built
-    under another name by the migration that partitions it."""
+    refused twice over (no privilege; and RLS with no policy sees nothing). Its foreign key to its run is
+    part of the CREATE TABLE itself, so no partition exists without it, even for a moment. `parent`: the
+    table being built under another name by the migration that partitions it; `foreign_key=False` only
+    for that migration (0006), which keys the parent (the referenced columns do not exist yet) and which
+    0007 then re-keys per partition."""
     name = partition_name(month)
     upper = add_months(month, 1)
+    key = f" (CONSTRAINT {foreign_key_name(month)} {FOREIGN_KEY})" if foreign_key else ""
     return [
-        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent}"
+        f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent}{key}"
         f" FOR VALUES FROM ('{month.isoformat()}') TO ('{upper.isoformat()}')",
         f"ALTER TABLE {name} ENABLE ROW LEVEL SECURITY",
     ]

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import uuid
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -18,7 +19,7 @@ from alembic import command
 
 from autoenroll import partitions as p
 from autoenroll.migrate import alembic_config
-from ops.pg import create_database, drop_database, with_database
+from ops.pg import create_database, drop_database, libpq_env, with_database
 from ops.sandbox import components as c
 from ops.sandbox.state import SandboxState
 from tests.app.conftest import Account
@@ -166,5 +167,89 @@ def test_migration_0006_converts_months_of_rows_keeping_every_row_id_and_key(san
             # erasing the tenant still reaches every row, through the run
             conn.execute("DELETE FROM tenants")
             assert conn.execute("SELECT count(*) FROM employee_results").fetchone() == (0,)
+    finally:
+        drop_database(admin, name)
+
+
+def _keys_per_partition(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, list[str]]:
+    """Each partition of employee_results -> the foreign keys to validation_runs declared on it (not clones
+    of a key on the parent: those have a conparentid, and pg_dump writes them as the parent's one entry)."""
+    rows = conn.execute(
+        "SELECT c.relname, k.conname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+        " LEFT JOIN pg_constraint k ON k.conrelid = c.oid AND k.contype = 'f' AND k.conparentid = 0"
+        "  AND k.confrelid = 'validation_runs'::regclass"
+        " WHERE i.inhparent = 'employee_results'::regclass ORDER BY 1, 2").fetchall()
+    out: dict[str, list[str]] = {}
+    for partition, key in rows:
+        out.setdefault(str(partition), []).extend([str(key)] if key else [])
+    return out
+
+
+def test_migration_0007_keys_each_month_so_rows_need_their_run_and_go_with_it(sandbox: SandboxState,
+                                                                            tmp_path: Path) -> None:
+    """After 0007 every partition, old or made later by `ops db partitions --ensure`, has its own key to its
+    run (and the parent none): a directory dump then lists a key per month, which pg_restore --jobs runs
+    beside other months' indexes. In every month a row without its run is refused, and deleting a run (as
+    erasure and retention do) deletes its rows."""
+    from ops.partitions import ensure
+    from ops.pg.tools import tool
+
+    admin = sandbox.database_url("postgres", admin=True)
+    name = f"partition_{uuid.uuid4().hex[:8]}"
+    create_database(admin, name)
+    url = with_database(admin, name)
+    tenant = "00000000-0000-0000-0000-00000000000a"
+    try:
+        alembic(url, "upgrade", "0006")
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("INSERT INTO tenants (id, name) VALUES (%s, 'T')", (tenant,))
+            conn.execute("INSERT INTO users (id, tenant_id, email, full_name, password_hash) VALUES"
+                         " ('00000000-0000-0000-0000-00000000000b', %s, 'a@b.ie', 'A', 'x')", (tenant,))
+        alembic(url, "upgrade", "head")
+        far = date(2099, 1, 1)  # a month made after the migration, the way the nightly job makes them
+        assert ensure(url, [far]) == [p.partition_name(far)]
+        with psycopg.connect(url, autocommit=True) as conn:
+            keys = _keys_per_partition(conn)
+            assert p.partition_name(far) in keys and p.partition_name(this_month()) in keys
+            assert keys == {part: [p.foreign_key_name(p.month_of_partition(part))]  # type: ignore[arg-type]
+                            for part in keys}
+            assert conn.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = 'employee_results'::regclass"
+                                " AND contype = 'f'").fetchone() == (0,)
+            months = [p.month_of_partition(part) for part in keys]
+            for month in months:
+                with pytest.raises(psycopg.errors.ForeignKeyViolation, match="run_fkey"):
+                    conn.execute("INSERT INTO employee_results (tenant_id, run_id, month, row_number)"
+                                 " VALUES (%s, %s, %s, 1)", (tenant, uuid.uuid4(), month))
+            # A run in each month with two rows; deleting the runs deletes every row, month by month.
+            for i, month in enumerate(months):
+                upload, run = uuid.uuid4(), uuid.uuid4()
+                conn.execute("INSERT INTO uploads (id, tenant_id, user_id, object_key, original_filename,"
+                             " content_type, size_bytes, sha256) VALUES (%s, %s,"
+                             " '00000000-0000-0000-0000-00000000000b', %s, 'f.csv', 'text/csv', 1, 'x')",
+                             (upload, tenant, f"k{i}"))
+                conn.execute("INSERT INTO validation_runs (id, tenant_id, upload_id, month) VALUES (%s, %s, %s, %s)",
+                             (run, tenant, upload, month))
+                conn.execute("INSERT INTO employee_results (tenant_id, run_id, month, row_number)"
+                             " SELECT %s, %s, %s, g FROM generate_series(1, 2) g", (tenant, run, month))
+            assert conn.execute("SELECT count(DISTINCT tableoid) FROM employee_results").fetchone() == (len(months),)
+            conn.execute("DELETE FROM validation_runs")
+            assert conn.execute("SELECT count(*) FROM employee_results").fetchone() == (0,)
+        # What pg_restore sees: one FK CONSTRAINT entry per month, none on the parent.
+        # The password reaches pg_dump by its environment (libpq_env), never its argv.
+        schema = tmp_path / "schema.pgc"
+        subprocess.run([tool("pg_dump"), "--schema-only", "--format=custom", "-f", str(schema)],
+                       env={**os.environ, **libpq_env(url)}, check=True, capture_output=True, timeout=120)
+        listing = subprocess.run([tool("pg_restore"), "--list", str(schema)], check=True, capture_output=True,
+                                 text=True, timeout=60).stdout
+        # "<id>; 2606 <oid> FK CONSTRAINT public <table> <key> <owner>"
+        fks = sorted(tuple(line.split(" FK CONSTRAINT ")[1].split()[1:3]) for line in listing.splitlines()
+                     if " FK CONSTRAINT public employee_results" in line)
+        assert fks == sorted((part, name) for part, (name,) in keys.items())
+        # Down to one key on the parent again (every partition still keyed, through it).
+        command.downgrade(alembic_config(url), "0006")
+        with psycopg.connect(url) as conn:
+            assert _keys_per_partition(conn) == {part: [] for part in keys}
+            assert conn.execute("SELECT count(*) FROM pg_constraint WHERE conrelid = 'employee_results'::regclass"
+                                " AND contype = 'f'").fetchone() == (1,)
     finally:
         drop_database(admin, name)

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -125,6 +126,69 @@ def test_a_missing_file_fails_verify_and_restore_changes_nothing(env: Environmen
     with pytest.raises(VerificationError, match="missing from the store"):
         uc.restore(env, s, manifest, jobs=2)
     assert plain_dump(url) == before
+
+
+class HeldBack:
+    """The sandbox's real store, except that one file's download waits until the new database has result rows:
+    they can only be there if the restore loads files while others are still downloading."""
+
+    def __init__(self, inner: S3ObjectStore, held: str, staging_url: str) -> None:
+        self.inner, self.held, self.staging_url, self.saw_rows = inner, held, staging_url, False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def _rows_loaded(self) -> bool:
+        try:
+            with psycopg.connect(self.staging_url, connect_timeout=5) as conn:
+                return bool(conn.execute("SELECT EXISTS (SELECT 1 FROM employee_results)").fetchone()[0])  # type: ignore[index]
+        except psycopg.Error:  # the new database or its tables not made yet
+            return False
+
+    def stream(self, key: str, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+        if key == self.held:
+            deadline = time.monotonic() + 120  # a bound on a stuck run, not a measured time
+            while not self._rows_loaded():
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"no result rows were loaded while {key} was held back")
+                time.sleep(0.1)
+            self.saw_rows = True
+        return self.inner.stream(key, chunk_size)
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_restore_loads_rows_while_files_are_still_downloading(env: Environment, sandbox: SandboxState,
+                                                             jobs: int) -> None:
+    url = env.database_url()
+    s = store(env)
+    manifest = uc.create(env, s, None).manifest
+    before = plain_dump(url)
+    smallest = min((f for f in manifest.files if f.name != "toc.dat"), key=lambda f: f.stored_bytes)
+    held = HeldBack(s, smallest.key, sandbox.database_url("main_restoring", admin=True))
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM employee_results WHERE row_number > 100")  # the state a restore replaces
+    result = uc.restore(env, held, manifest, jobs=jobs)  # type: ignore[arg-type]
+    assert held.saw_rows and result["jobs"] == jobs
+    assert plain_dump(url) == before
+
+
+def test_a_flipped_byte_fails_the_restore_before_its_file_is_loaded_and_changes_nothing(
+        env: Environment, sandbox: SandboxState) -> None:
+    s = store(env)
+    url = env.database_url()
+    manifest = uc.create(env, s, None).manifest
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM employee_results WHERE row_number > 100")
+    before = plain_dump(url)
+    biggest = max(manifest.files, key=lambda f: f.stored_bytes)
+    data = bytearray(s.get_bytes(biggest.key) or b"")
+    data[len(data) // 2] ^= 0x01
+    s.put_bytes(biggest.key, bytes(data))
+    with pytest.raises((VerificationError, ExternalError), match=re.escape(biggest.key)):
+        uc.restore(env, s, manifest, jobs=2)
+    assert plain_dump(url) == before
+    with psycopg.connect(sandbox.database_url("postgres", admin=True)) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_database WHERE datname = 'main_restoring'").fetchone() == (0,)
 
 
 def legacy_backup(env: Environment, s: S3ObjectStore) -> m.Manifest:
@@ -254,7 +318,7 @@ def test_create_shows_the_total_and_restore_shows_its_phases(env: Environment, s
     restored = subprocess.run([*ops, "restore", "--latest", "--env", "local", "--yes", "--jobs", "2"], env=run_env,
                               capture_output=True, text=True, check=False)
     assert restored.returncode == 0, restored.stderr
-    phases = ["download, decrypt, decompress", "restore tables and rows (2 jobs)",
+    phases = ["download, decrypt, decompress", "restore tables and rows as each arrives (2 jobs)",
               "restore indexes and constraints (2 jobs)", "swap main_restoring into main"]
     positions = [restored.stderr.find(p) for p in phases]
     assert -1 not in positions and positions == sorted(positions), restored.stderr

@@ -80,6 +80,21 @@ def directory_restore(db_env: Mapping[str, str], dump_dir: str, *, jobs: int, se
     return argv
 
 
+def toc_list(dump_dir: str) -> list[str]:
+    """`pg_restore --list` of a dump directory (it reads toc.dat only): one TOC entry a line."""
+    return [pg_tool("pg_restore"), "--list", dump_dir]
+
+
+def listed_restore(db_env: Mapping[str, str], dump_dir: str, *, section: str, use_list: str | None) -> list[str]:
+    """pg_restore of one section (`pre-data` or `data`) of a dump directory into a new database, only the
+    TOC entries listed in the file `use_list` when given (`-L`): a table's or partition's rows, from its
+    own file, while other files are still downloading (pg_restore opens only the files it restores)."""
+    argv = [pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "--no-password", f"--section={section}"]
+    if use_list:
+        argv += ["-L", use_list]
+    return [*argv, "-d", db_env["PGDATABASE"], dump_dir]
+
+
 def stream_restore_stages(identity_file: str, archive: str, db_env: Mapping[str, str]) -> list[Stage]:
     """Decrypt and decompress a stream, keep it as a local archive (`pg_restore --jobs` needs to seek
     for the post-data phase) and load the tables and their rows from the same stream meanwhile."""

@@ -16,7 +16,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,9 +31,11 @@ from ops.backup.commands import (
     directory_restore,
     file_fetch_stages,
     file_store_stages,
+    listed_restore,
     parallel_restore,
     restore_stages,
     stream_restore_stages,
+    toc_list,
 )
 from ops.backup.retention import Candidate, keep_set
 from ops.environment import Environment
@@ -411,36 +413,42 @@ def _verify_directory(env: Environment, store: ObjectStore, manifest: m.Manifest
     return []
 
 
-def fetch_directory(store: ObjectStore, manifest: m.Manifest, dump_dir: Path, *, identity_file: str | None,
-                    jobs: int, progress: Progress = _noop) -> int:
-    """Download each of a directory backup's files, `jobs` at a time, into `dump_dir`: decrypted and
-    decompressed (a directory pg_restore reads) when given the identity, else as stored (`<name>.zst.age`,
-    for the plain tools). Each is checked against the manifest's size and sha256; the bytes downloaded."""
-    dump_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    done = {"bytes": 0}
-    lock = threading.Lock()
+class _FileFetcher:
+    """Downloads one stored file of a directory backup into the dump directory, checking it against the
+    manifest's size and sha256 before anything may read it; counts the bytes for `progress` (thread-safe)."""
 
-    def one(entry: m.StoredFile) -> None:
+    def __init__(self, store: ObjectStore, dump_dir: Path, identity_file: str | None, progress: Progress) -> None:
+        self.store, self.dump_dir, self.identity_file, self.progress = store, dump_dir, identity_file, progress
+        self.bytes = 0
+        self._lock = threading.Lock()
+        dump_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def __call__(self, entry: m.StoredFile) -> m.StoredFile:
         sha = hashlib.sha256()
         size = 0
 
         def chunks() -> Iterator[bytes]:
             nonlocal size
-            for chunk in store.stream(entry.key):
+            for chunk in self.store.stream(entry.key):
                 sha.update(chunk)
                 size += len(chunk)
-                with lock:
-                    done["bytes"] += len(chunk)
-                    progress(done["bytes"])
+                with self._lock:
+                    self.bytes += len(chunk)
+                    self.progress(self.bytes)
                 yield chunk
 
+        # Decrypted and decompressed under a temporary name, renamed only once checked: a file under its
+        # own name in the dump directory is one whose sha256 matched.
+        target = self.dump_dir / entry.name
+        partial = self.dump_dir / f".{entry.name}.part"
         try:
-            if identity_file is None:
-                with open(dump_dir / f"{entry.name}{m.FILE_SUFFIX}", "wb") as out:
+            if self.identity_file is None:
+                target = self.dump_dir / f"{entry.name}{m.FILE_SUFFIX}"
+                with open(partial, "wb") as out:
                     for chunk in chunks():
                         out.write(chunk)
             else:
-                sink(file_fetch_stages(identity_file, str(dump_dir / entry.name)), chunks())
+                sink(file_fetch_stages(self.identity_file, str(partial)), chunks())
         except ExternalError as exc:
             raise ExternalError(f"{entry.key}: {exc}") from exc
         except NotFoundError:
@@ -449,11 +457,83 @@ def fetch_directory(store: ObjectStore, manifest: m.Manifest, dump_dir: Path, *,
             raise VerificationError(f"{entry.key}: {size} bytes stored, the manifest says {entry.stored_bytes}")
         if sha.hexdigest() != entry.sha256:
             raise VerificationError(f"{entry.key}: its sha256 differs from the manifest's")
+        partial.rename(target)
+        return entry
 
+
+def fetch_directory(store: ObjectStore, manifest: m.Manifest, dump_dir: Path, *, identity_file: str | None,
+                    jobs: int, progress: Progress = _noop) -> int:
+    """Download each of a directory backup's files, `jobs` at a time, into `dump_dir`: decrypted and
+    decompressed (a directory pg_restore reads) when given the identity, else as stored (`<name>.zst.age`,
+    for the plain tools). Each is checked against the manifest's size and sha256; the bytes downloaded."""
+    one = _FileFetcher(store, dump_dir, identity_file, progress)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for future in [pool.submit(one, entry) for entry in manifest.files]:
             future.result()
-    return int(done["bytes"])
+    return one.bytes
+
+
+# A TABLE DATA line of `pg_restore --list`: "<dump id>; <catalog oid> <oid> TABLE DATA <schema> <name> <owner>".
+# In a directory dump made with --compress=0 its rows are the file "<dump id>.dat".
+_TABLE_DATA = re.compile(r"^(\d+); \d+ \d+ TABLE DATA ")
+
+
+def restore_as_downloaded(store: ObjectStore, manifest: m.Manifest, dump_dir: Path, db_env: dict[str, str], *,
+                          identity_file: str, jobs: int, progress: Progress = _noop) -> dict[str, float]:
+    """Load a directory backup's tables and rows into the new database while its files are still arriving.
+
+    Downloading everything first left the server idle for the whole download (2.8 s of 22.5 s at 1.1 GB).
+    Here: toc.dat first (checked), the schema without indexes and keys (pre-data); then each file, `jobs`
+    at a time, biggest first, and as soon as one is downloaded and its size and sha256 checked, a
+    `pg_restore -L` of its table's (or month's partition's) rows, `jobs` of those at a time; last, the
+    data entries with no file of their own (sequence values). A file that fails its check stops the
+    download and any restore not yet started, waits for those running (so no process outlives the call),
+    and raises: the caller drops the new database. The seconds until the last file was checked, and in all."""
+    t0 = time.monotonic()
+    fetch = _FileFetcher(store, dump_dir, identity_file, progress)
+    toc = next((f for f in manifest.files if f.name == "toc.dat"), None)
+    if toc is None:
+        raise VerificationError(f"backup {manifest.id}: the manifest lists no toc.dat")
+    fetch(toc)
+    _run(listed_restore(db_env, str(dump_dir), section="pre-data", use_list=None), db_env)
+    lines = b"".join(source([Stage("pg_restore --list", toc_list(str(dump_dir)))], 1 << 16)).decode().splitlines()
+    stored = {f.name for f in manifest.files}
+    # Only files the manifest lists: a TABLE DATA entry whose file it lacks goes with the rest at the end,
+    # where pg_restore fails naming the missing file.
+    own_file = {name: line for line in lines
+                if (found := _TABLE_DATA.match(line)) and (name := f"{found[1]}.dat") in stored}
+    lists = dump_dir.parent / "lists"
+    lists.mkdir(mode=0o700, exist_ok=True)
+
+    def load(name: str) -> None:
+        use_list = lists / f"{name}.list"
+        use_list.write_text(own_file[name] + "\n")
+        _run(listed_restore(db_env, str(dump_dir), section="data", use_list=str(use_list)), db_env)
+
+    rest = [f for f in manifest.files if f.name != "toc.dat"]
+    rest.sort(key=lambda f: f.stored_bytes, reverse=True)
+    downloads = ThreadPoolExecutor(max_workers=max(1, jobs))
+    loads = ThreadPoolExecutor(max_workers=max(1, jobs))
+    loading: list[Future[None]] = []
+    downloaded = 0.0
+    try:
+        pending = [downloads.submit(fetch, entry) for entry in rest]
+        for future in as_completed(pending):
+            entry = future.result()
+            if entry.name in own_file:
+                loading.append(loads.submit(load, entry.name))
+        downloaded = time.monotonic() - t0
+        for done in as_completed(loading):
+            done.result()
+    finally:
+        downloads.shutdown(wait=True, cancel_futures=True)
+        loads.shutdown(wait=True, cancel_futures=True)
+    others = [line for line in lines if line and not line.startswith(";") and line not in own_file.values()]
+    if others:
+        use_list = lists / "others.list"
+        use_list.write_text("\n".join(others) + "\n")
+        _run(listed_restore(db_env, str(dump_dir), section="data", use_list=str(use_list)), db_env)
+    return {"download": round(downloaded, 2), "download+data": round(time.monotonic() - t0, 2)}
 
 
 def fetch(store: ObjectStore, manifest: m.Manifest, target: Any, *, progress: Progress = _noop) -> int:
@@ -526,18 +606,20 @@ def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *, jobs:
             # for the indexes and constraints, built --jobs at a time. The sha256 is checked before
             # anything but the new database has been touched: on a difference it is dropped.
             if manifest.is_directory:
-                # Every file is downloaded and checked first; then pg_restore loads the tables (each
-                # month's partition is a table of its own) `jobs` at a time.
-                phase(f"download, decrypt, decompress {len(manifest.files)} files")
+                # Each table's (each month's partition's) rows load as soon as its file is downloaded and
+                # checked, `jobs` at a time, while the other files are still arriving.
+                phase(f"download, decrypt, decompress {len(manifest.files)} files; restore tables and rows "
+                      f"as each arrives ({jobs} jobs)")
                 dump_dir = work / m.DIRECTORY_NAME
-                downloaded = fetch_directory(store, manifest, dump_dir, identity_file=_identity(env), jobs=jobs,
-                                             progress=progress)
-                state = {"bytes": downloaded}
-                timings["download"] = round(time.monotonic() - t0, 2)
-                phase(f"restore tables and rows ({jobs} jobs)")
-                t1 = time.monotonic()
-                _run(directory_restore(staging_env, str(dump_dir), jobs=jobs, section="data"), staging_env)
-                timings["data"] = round(time.monotonic() - t1, 2)
+                byte_count = {"bytes": 0}
+
+                def counted(done: int) -> None:
+                    byte_count["bytes"] = done
+                    progress(done)
+
+                timings.update(restore_as_downloaded(store, manifest, dump_dir, staging_env,
+                                                     identity_file=_identity(env), jobs=jobs, progress=counted))
+                state = byte_count
                 archive = str(dump_dir)
             else:
                 phase("download, decrypt, decompress; restore tables and rows as they arrive")

@@ -79,7 +79,8 @@ def upgrade() -> None:
     first = min(row[0], now) if row and row[0] else now
     count = (now.year - first.year) * 12 + now.month - first.month + 1 + partitions.MONTHS_AHEAD
     for month in partitions.months_from(first, count):
-        for statement in partitions.create_statements(month, parent="employee_results_new"):
+        for statement in partitions.create_statements(month, parent="employee_results_new",
+                                                         foreign_key=False):
             op.execute(statement)
     # Rows first, then the key and indexes in bulk (as pg_restore orders it: faster than maintaining them
     # row by row). The identity continues from the old sequence's value (no row can be added meanwhile).
