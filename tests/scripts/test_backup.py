@@ -10,7 +10,6 @@ import re
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,7 +97,7 @@ def test_verify_restores_into_scratch_and_records_it(env: Environment) -> None:
     assert report["ok"] and report["verification"]["sanity_checks"]["users_without_tenant"] == 0
     listed = json.loads(runner.invoke(app, ["backup", "list", "--env", "local", "--json"]).stdout)
     assert next(b for b in listed if b["id"] == manifest.id)["verified"]["ok"] is True
-    assert not (Path(tempfile.gettempdir()) / "ops-verify-local").exists(), "verify left its files behind"
+    assert not uc.work_folder("verify", "local", env.database_url()).exists(), "verify left its files behind"
 
 
 def test_one_flipped_byte_fails_verify(env: Environment) -> None:
@@ -273,7 +272,7 @@ def test_kill_9_during_create_leaves_nothing_complete_and_the_next_run_cleans_up
                    and backup_key("local", k.split("/")[1], m.MANIFEST_NAME) not in keys]
         assert backup_ids and orphans == [], f"objects of backups without a manifest: {orphans}"
         assert result.manifest.tables["public.filler"] == 600000
-        assert not (Path(tempfile.gettempdir()) / "ops-backup-local").exists(), "the dump folder was left behind"
+        assert not uc.work_folder("backup", "local", url).exists(), "the dump folder was left behind"
     finally:
         with subprocess.Popen([pg_tool("psql"), "-q", "-c", "DROP TABLE IF EXISTS filler"], env=libpq_env(url)) as p:
             p.wait()
@@ -305,7 +304,7 @@ def test_kill_9_during_a_parallel_restore_changes_nothing_and_the_next_run_compl
     with psycopg.connect(sandbox.database_url("postgres", admin=True)) as conn:
         left = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'main\\_%'").fetchall()
     assert left == [], f"databases left behind: {left}"
-    assert not (Path(tempfile.gettempdir()) / "ops-restore-main").exists(), "the archive folder was left behind"
+    assert not uc.work_folder("restore", "main", url).exists(), "the archive folder was left behind"
 
 
 def test_create_shows_the_total_and_restore_shows_its_phases(env: Environment, sandbox: SandboxState) -> None:

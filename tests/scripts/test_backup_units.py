@@ -211,3 +211,18 @@ def test_a_failed_parallel_dump_names_the_workers_cause_not_only_the_leaders_las
         _dump_and_upload(Stage("pg_dump", ["sh", "-c", script]), tmp_path, None, "local", "b1", "age1x",  # type: ignore[arg-type]
                          jobs=2, progress=lambda _n: None)
     assert raised.value.message == "pg_dump failed: " + said
+
+
+def test_two_sandboxes_never_share_a_work_folder_and_no_password_names_one() -> None:
+    """Every sandbox is `local`: the scratch folders of backups, verifies and restores are named by the
+    database's server and name (two sandboxes on one machine, e.g. the suite's two parts, collided in
+    /tmp/ops-backup-local), the same for the same database, so a killed run's files are found again."""
+    from ops.backup.usecase import work_folder
+
+    one = work_folder("backup", "local", "postgresql://owner:s3cret@127.0.0.1:5433/main")
+    again = work_folder("backup", "local", "postgresql://other:changed@127.0.0.1:5433/main")
+    other_server = work_folder("backup", "local", "postgresql://owner:s3cret@127.0.0.1:5434/main")
+    other_database = work_folder("backup", "local", "postgresql://owner:s3cret@127.0.0.1:5433/main_copy")
+    assert one == again  # the same database: the next run removes what a killed one left
+    assert len({one, other_server, other_database}) == 3
+    assert one.name.startswith("ops-backup-local-") and "s3cret" not in str(one) and "owner" not in str(one)

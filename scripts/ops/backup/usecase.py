@@ -55,6 +55,20 @@ Phase = Callable[[str], None]  # a long step starts
 Sized = Callable[[int, int], None]  # database bytes, table data bytes
 
 
+def work_folder(kind: str, label: str, database_url: str) -> Path:
+    """The scratch folder of one kind of run on one database: the same path every time, so a run
+    killed with -9 leaves its files for the next run on that database to remove (under its lock).
+
+    Named by the database's server and name, not the environment's name alone: every sandbox on a
+    machine is `local` (a developer's beside a test run's, or the test suite's two parts), and one
+    sandbox's backup emptying the folder another's pg_dump was writing to failed both. The digest is of
+    host, port and database only, never the URL's user or password."""
+    parts = urlsplit(database_url)
+    where = f"{parts.hostname}:{parts.port}/{unquote(parts.path.lstrip('/'))}"
+    digest = hashlib.sha256(where.encode()).hexdigest()[:10]
+    return Path(tempfile.gettempdir()) / f"ops-{kind}-{label}-{digest}"
+
+
 def _noop(_done: int) -> None:
     return None
 
@@ -136,7 +150,7 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
             sized(int(sizes[0]), int(sizes[1]))  # type: ignore[index, arg-type]
             # One folder per environment, emptied first (we hold the lock): a run killed with -9
             # leaves its dump for the next run to remove.
-            work = Path(tempfile.gettempdir()) / f"ops-backup-{env.name}"
+            work = work_folder("backup", env.name, url)
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(mode=0o700)
             try:
@@ -392,7 +406,7 @@ def _verify_directory(env: Environment, store: ObjectStore, manifest: m.Manifest
                       progress: Progress) -> list[str]:
     """Download every file (each checked against its size and sha256), then restore them in parallel."""
     # One folder per environment, emptied first: a verify killed with -9 leaves its files for the next.
-    work = Path(tempfile.gettempdir()) / f"ops-verify-{env.name}"
+    work = work_folder("verify", env.name, env.database_url())
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(mode=0o700)
     try:
@@ -593,7 +607,7 @@ def restore(env: Environment, store: ObjectStore, manifest: m.Manifest, *, jobs:
         phase(item)
     timings: dict[str, float] = {}
     # One folder per database, emptied first: a run killed with -9 leaves its archive for the next run to remove.
-    work = Path(tempfile.gettempdir()) / f"ops-restore-{name}"
+    work = work_folder("restore", name, target)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(mode=0o700)
     try:
