@@ -8,7 +8,7 @@ shows up as a diff.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from stacks.compute import LB_HEALTH_INTERVAL_S
@@ -68,9 +68,7 @@ class Estimate:
     def to_json(self) -> dict[str, Any]:
         return {"stack": self.stack, "phase": self.phase, "total_eur_month": self.total, "budget_eur": self.budget,
                 "within_budget": self.within_budget, "ok": self.ok, "prices_checked": load("prices")["checked"],
-                "findings": [{"what": f.what, "usage": f.usage, "allowance": f.allowance, "unit": f.unit,
-                              "consequence": f.consequence, "source": f.source, "message": f.message}
-                             for f in self.findings],
+                "findings": [{**asdict(f), "message": f.message} for f in self.findings],
                 "notes": list(self.notes),
                 "lines": [{"item": c.item, "detail": c.detail, "eur": round(c.eur, 2), "source": c.source}
                           for c in self.lines]}

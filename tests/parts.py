@@ -75,8 +75,10 @@ def select(config: pytest.Config, items: list[pytest.Item]) -> None:
     part = current_part()
     if part is None:
         return
-    keep = [item for item in items if needs_hosts(item) == (part == "hosts")]
-    dropped = [item for item in items if needs_hosts(item) != (part == "hosts")]
+    keep: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
+    for item in items:
+        (keep if needs_hosts(item) == (part == "hosts") else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
     items[:] = keep

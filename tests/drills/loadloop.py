@@ -44,7 +44,7 @@ class LoadLoop:
     results: list[tuple[float, bool]] = field(default_factory=list)
     ended: list[float] = field(default_factory=list)  # when each of `results` ended (same order)
     recycled: int = 0  # keep-alive connections closed under us and retried once
-    errors: list[str] = field(default_factory=list)  # exception classes of failed requests, for the report
+    errors: list[str] = field(default_factory=list)  # exception classes or "HTTP status: body" of failed requests
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 

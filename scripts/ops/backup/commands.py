@@ -89,10 +89,7 @@ def listed_restore(db_env: Mapping[str, str], dump_dir: str, *, section: str, us
     """pg_restore of one section (`pre-data` or `data`) of a dump directory into a new database, only the
     TOC entries listed in the file `use_list` when given (`-L`): a table's or partition's rows, from its
     own file, while other files are still downloading (pg_restore opens only the files it restores)."""
-    argv = [pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "--no-password", f"--section={section}"]
-    if use_list:
-        argv += ["-L", use_list]
-    return [*argv, "-d", db_env["PGDATABASE"], dump_dir]
+    return _pg_restore_into(db_env, dump_dir, f"--section={section}", *(["-L", use_list] if use_list else []))
 
 
 def stream_restore_stages(identity_file: str, archive: str, db_env: Mapping[str, str]) -> list[Stage]:
@@ -111,7 +108,13 @@ def parallel_restore(db_env: Mapping[str, str], archive: str, *, jobs: int, sect
     """pg_restore of one phase into a new, empty database: `data` (tables and their rows) or
     `post-data` (indexes, constraints, triggers: built `jobs` at a time)."""
     sections = ["--section=pre-data", "--section=data"] if section == "data" else ["--section=post-data"]
-    return [pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "--no-password", f"--jobs={jobs}", *sections,
+    return _pg_restore_into(db_env, archive, f"--jobs={jobs}", *sections)
+
+
+def _pg_restore_into(db_env: Mapping[str, str], archive: str, *options: str) -> list[str]:
+    """pg_restore into the new database named by `db_env`, objects owned by whoever connects, stopping at
+    the first error, never prompting for a password; `options` choose the phase, jobs and entries."""
+    return [pg_tool("pg_restore"), "--no-owner", "--exit-on-error", "--no-password", *options,
             "-d", db_env["PGDATABASE"], archive]
 
 
