@@ -291,8 +291,11 @@ def bash(script: str) -> list[str]:
     return ["bash", "-o", "pipefail", "-c", script]
 
 
+OURS_ENV: dict[str, str] | None = None  # --ours-bindir: the environment `ops`'s own steps run in
+
+
 def ours(kind: str, db: str, work: Path, *rest: str) -> measure.Run:
-    return measure.run(measure.one(kind, db, str(work), *rest))
+    return measure.run(measure.one(kind, db, str(work), *rest), OURS_ENV if kind.startswith("ours-") else None)
 
 
 def floor_restore(admin: str, restore_tool: str, work: Path, pg_env: dict[str, str]) -> measure.Run:
@@ -305,7 +308,14 @@ def main() -> None:
     cli = measure.parser(__doc__)
     cli.add_argument("--steps", type=lambda v: set(v.split(",")), default={"backup", "restore", "peer"},
                      help="which comparisons: backup,restore,peer (default all)")
+    cli.add_argument("--ours-bindir", default=None,
+                     help="PostgreSQL tools for ops's own steps only (OPS_PG_BINDIR for them): with --steps peer on "
+                          "Debian's PostgreSQL 15 server (what Debian's pgBackRest 2.45 reads), ops still dumps with "
+                          "production's pg_dump 17, which compresses with zstd")
     args = cli.parse_args()
+    if args.ours_bindir:
+        global OURS_ENV
+        OURS_ENV = {**os.environ, "OPS_PG_BINDIR": args.ours_bindir}
     if args.one:
         step(args.one)
         return

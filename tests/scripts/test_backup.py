@@ -234,6 +234,64 @@ def test_an_old_single_stream_backup_still_verifies_and_restores(env: Environmen
             s.delete(key)
 
 
+def piped_directory_backup(env: Environment, s: S3ObjectStore, work: Path) -> m.Manifest:
+    """A directory backup as `ops` made the first ones: pg_dump --compress=0, each file zstd | age."""
+    from datetime import UTC, datetime
+
+    from ops.pg import row_counts
+    from ops.pipeline import Stage
+
+    backup_id = "20200102T000000Z"
+    url = env.database_url()
+    with psycopg.connect(url) as conn:
+        tables = row_counts(conn)
+        version = str(conn.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+    subprocess.run([pg_tool("pg_dump"), "--format=directory", "--compress=0", "--jobs=2", "-f", str(work)],
+                   env=libpq_env(url), check=True)
+    files = []
+    for path in sorted(work.iterdir()):
+        key = backup_key("local", backup_id, f"{m.DIRECTORY_NAME}/{path.name}{m.PIPED_FILE_SUFFIX}")
+        digest, stored = uc._upload(s, key, [Stage("zstd", ["zstd", "-1", "-q", "-c", str(path)]),
+                                             Stage("age", ["age", "--encrypt", "-r", env.backup_recipient or ""])],
+                                    lambda _n: None)
+        files.append(m.StoredFile(name=path.name, key=key, stored_bytes=stored, sha256=digest))
+    assert any(f.name.endswith(".dat") for f in files), "pg_dump --compress=0 wrote no <id>.dat"
+    manifest = m.Manifest(id=backup_id, environment="local", database="main", branch=env.branch,
+                          server_version=version, tables=tables,
+                          data_key=backup_key("local", backup_id, m.DIRECTORY_NAME + "/"),
+                          stored_bytes=sum(f.stored_bytes for f in files), sha256=m.files_digest(files),
+                          format=m.PIPED_DIRECTORY_FORMAT, files=files, jobs=2, recipient=env.backup_recipient or "",
+                          tool_version="0", started_at=datetime.now(UTC), finished_at=datetime.now(UTC))
+    s.put_bytes(backup_key("local", backup_id, m.MANIFEST_NAME), manifest.model_dump_json().encode())
+    return manifest
+
+
+def test_a_first_directory_backup_stored_zstd_piped_still_verifies_fetches_and_restores(
+    env: Environment, tmp_path: Path
+) -> None:
+    """The first directory backups dumped uncompressed and stored each file `zstd | age`; today's let pg_dump
+    compress and store each file age alone. Restore, verify and fetch read both, by the manifest's format."""
+    s = store(env)
+    url = env.database_url()
+    before = plain_dump(url)
+    try:
+        manifest = piped_directory_backup(env, s, tmp_path / "dump")
+        found = uc.find("local", s, manifest.id)
+        assert found.is_directory and found.files_piped
+        assert uc.verify(env, s, manifest.id).problems == []
+        fetched = runner.invoke(app, ["backup", "fetch", manifest.id, "--env", "local", "--out",
+                                      str(tmp_path / "fetched")])
+        assert fetched.exit_code == 0, fetched.output
+        assert sorted(p.name for p in (tmp_path / "fetched").iterdir()) == sorted(
+            [m.MANIFEST_NAME, *(f"{f.name}{m.PIPED_FILE_SUFFIX}" for f in manifest.files)])
+        clear(url)
+        uc.restore(env, s, found, jobs=2)
+        assert plain_dump(url) == before
+    finally:
+        for key in s.list_keys("local/20200102T000000Z/"):
+            s.delete(key)
+
+
 def test_kill_9_during_create_leaves_nothing_complete_and_the_next_run_cleans_up(
     env: Environment, sandbox: SandboxState, tmp_path: Path
 ) -> None:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ops.backup import manifest as m
+from ops.backup import usecase as uc
 from ops.backup.commands import (
     directory_dump,
     directory_restore,
@@ -84,14 +85,18 @@ def test_the_parallel_restore_runs_in_two_phases_from_a_local_archive() -> None:
 def test_a_directory_backup_dumps_in_parallel_and_stores_each_file_on_its_own() -> None:
     env = {"PGHOST": "h", "PGPASSWORD": "hunter2", "PGDATABASE": "main"}
     dump = directory_dump(env, "/tmp/w/dump", jobs=3, snapshot="00000003-1")
-    assert dump.argv[1:] == ["--format=directory", "--compress=0", "--jobs=3", "--no-password", "-f", "/tmp/w/dump",
-                             "--snapshot=00000003-1"]
+    assert dump.argv[1:] == ["--format=directory", "--compress=zstd:1", "--jobs=3", "--no-password", "-f",
+                             "/tmp/w/dump", "--snapshot=00000003-1"]
     assert dump.env == env and "hunter2" not in " ".join(dump.argv)
-    stored = file_store_stages("/tmp/w/dump/4011.dat", "age1recipient")
-    assert [s.name for s in stored] == ["zstd", "age"] and stored[0].argv[-1] == "/tmp/w/dump/4011.dat"
-    assert stored[1].argv[1:] == ["--encrypt", "-r", "age1recipient"]
-    fetched = file_fetch_stages("/keys/id.txt", "/tmp/r/dump/4011.dat")
-    assert [s.name for s in fetched] == ["age", "zstd"] and fetched[1].argv[-2:] == ["-o", "/tmp/r/dump/4011.dat"]
+    # pg_dump compressed each file: storing it only encrypts it, and fetching only decrypts it.
+    stored = file_store_stages("/tmp/w/dump/4011.dat.zst", "age1recipient")
+    assert [s.name for s in stored] == ["age"]
+    assert stored[0].argv[1:] == ["--encrypt", "-r", "age1recipient", "/tmp/w/dump/4011.dat.zst"]
+    fetched = file_fetch_stages("/keys/id.txt", "/tmp/r/dump/4011.dat.zst")
+    assert [s.name for s in fetched] == ["age"] and fetched[0].argv[-2:] == ["-o", "/tmp/r/dump/4011.dat.zst"]
+    # A file of the first directory backups was stored zstd | age: fetching it decompresses as well.
+    piped = file_fetch_stages("/keys/id.txt", "/tmp/r/dump/4011.dat", piped=True)
+    assert [s.name for s in piped] == ["age", "zstd"] and piped[1].argv[-2:] == ["-o", "/tmp/r/dump/4011.dat"]
     scratch = directory_restore(env, "/tmp/r/dump", jobs=2, section="data", scratch=True)
     assert "--no-privileges" in scratch and "--jobs=2" in scratch and scratch[-1] == "/tmp/r/dump"
 
@@ -109,6 +114,35 @@ def test_the_manifest_says_its_format_and_lists_each_file() -> None:
     assert new.is_directory and [f.name for f in new.files] == ["toc.dat", "4011.dat"]
     assert m.files_digest(files) == m.files_digest(list(reversed(files)))
     assert m.files_digest(files) != m.files_digest([files[0]])
+    # Today's directory backups: pg_dump's zstd files, each stored age alone; the first ones, still read,
+    # uncompressed files each stored zstd | age.
+    assert (new.files_piped, new.file_suffix, new.data_file("4011")) == (False, ".age", "4011.dat.zst")
+    first = m.Manifest.model_validate({**old, "format": m.PIPED_DIRECTORY_FORMAT})
+    assert first.is_directory and (first.files_piped, first.file_suffix, first.data_file("4011")) == (
+        True, ".zst.age", "4011.dat")
+
+
+def test_the_dump_progress_counts_the_tables_pg_dump_has_finished() -> None:
+    sizes = {"public.employee_results_y2026m01": 600, "public.uploads": 300, "audit.uploads": 50,
+             "public.alembic_version": 8}
+    seen: list[int] = []
+    parallel = uc._DumpProgress(dict(sizes), seen.append, serial=False)
+    for line in ['pg_dump: dumping contents of table "public.employee_results_y2026m01"\n',
+                 'pg_dump: dumping contents of table "public.uploads"\n',
+                 "pg_dump: finished item 3702 TABLE DATA uploads\n",
+                 "pg_dump: finished item 3701 TABLE DATA employee_results_y2026m01\n",
+                 "pg_dump: finished item 3701 TABLE DATA employee_results_y2026m01\n"]:  # counted once
+        parallel.line(line)
+    assert seen == [300, 900]
+    parallel.end()  # the tables no line named finished (here two) count once pg_dump has exited
+    assert seen[-1] == sum(sizes.values())
+    seen.clear()
+    serial = uc._DumpProgress(dict(sizes), seen.append, serial=True)  # one job: no "finished item" lines
+    for name in ("public.alembic_version", "public.uploads", "audit.uploads"):
+        serial.line(f'pg_dump: dumping contents of table "{name}"\n')
+    assert seen == [8, 308]
+    serial.end()
+    assert seen[-1] == sum(sizes.values())
 
 
 class MemoryStore:
@@ -209,7 +243,7 @@ def test_a_failed_parallel_dump_names_the_workers_cause_not_only_the_leaders_las
     script = "; ".join(f"echo '{line}' >&2" for line in said.split("; ")) + "; exit 1"
     with pytest.raises(ExternalError) as raised:
         _dump_and_upload(Stage("pg_dump", ["sh", "-c", script]), tmp_path, None, "local", "b1", "age1x",  # type: ignore[arg-type]
-                         jobs=2, progress=lambda _n: None)
+                         jobs=2, progress=uc._DumpProgress({}, lambda _n: None, serial=False))
     assert raised.value.message == "pg_dump failed: " + said
 
 

@@ -1,12 +1,20 @@
 """The backup's commands as data. The stored formats are standard, so the plain tools restore them.
 
-A directory backup (the default): `pg_dump --format=directory --jobs N` writes one file per table
-(per partition: `employee_results` is partitioned by month, so its months dump and restore side by
-side), and each file is stored as its own object, `zstd | age`. The plain tools put it back with a
-loop over the manifest's files, then a parallel restore (runbooks/restore-database.md):
+A directory backup (the default): `pg_dump --format=directory --jobs N --compress=zstd:1` writes one
+zstd-compressed file per table (per partition: `employee_results` is partitioned by month, so its
+months dump and restore side by side), and each file is stored as its own object, encrypted with
+age. The plain tools put it back with a loop over the manifest's files, then a parallel restore
+(pg_restore reads zstd-compressed files itself; runbooks/restore-database.md):
 
-    age -d -i KEY.txt < FILE.zst.age | zstd -d -o dump/FILE      (for each file)
+    age -d -i KEY.txt -o dump/FILE FILE.age                      (for each file)
     pg_restore --no-owner -j 4 -d TARGET dump
+
+Why pg_dump compresses, not a zstd process per file: each of pg_dump's jobs then compresses its own
+table's rows as it reads them, so compression splits over the jobs with the dump and never touches
+disk uncompressed. The first directory backups dumped with --compress=0 and piped each finished file
+through `zstd -T0 | age`: a second pass over every byte, which at 1.1 GB took the backup from 4.1 s
+(pg_dump alone, compressing) to 8-9 s, no faster than pgBackRest (benchmarks/results/backup.txt).
+Those backups (`<file>.zst.age`) restore with `age -d ... | zstd -d -o dump/FILE`.
 
 An older single-stream backup (its manifest's `format` says which):
 
@@ -19,11 +27,10 @@ or, in parallel, from a file (pg_restore can only run jobs on an archive it can 
 (`ops backup restore` loads the rows while downloading, `... | zstd -d | tee dump.pgc | pg_restore
 --section=pre-data --section=data`, then builds indexes and keys with `pg_restore -j N --section=post-data`.)
 
-pg_dump writes uncompressed (`--compress=0`) so that zstd, multithreaded and far faster than
-pg_dump's built-in gzip, does the compressing; age encrypts to a public key, so the machine that
-makes backups can't read them. A directory backup's table files are uploaded as pg_dump completes
-them (its `--verbose` log names each finished item), toc.dat and the rest once it has exited; the
-dump folder is on local disk, uncompressed, while the backup runs.
+zstd at level 1: on pg_dump output it is both faster and smaller than -3 (benchmarks/backup.py); age
+encrypts to a public key, so the machine that makes backups can't read them. A directory backup's
+table files are uploaded as pg_dump completes them (its `--verbose` log names each finished item),
+toc.dat and the rest once it has exited.
 """
 
 from __future__ import annotations
@@ -48,26 +55,28 @@ def dump_stages(db_env: Mapping[str, str], recipient: str, *, snapshot: str | No
 
 
 def directory_dump(db_env: Mapping[str, str], out_dir: str, *, jobs: int, snapshot: str | None) -> Stage:
-    """pg_dump in directory format, `jobs` tables at a time, uncompressed (zstd compresses each file
-    afterwards, multithreaded, as the single stream's zstd did). With `--jobs`, pg_dump's workers join
-    `snapshot`, so every file and the manifest's row counts describe one moment."""
-    argv = [pg_tool("pg_dump"), "--format=directory", "--compress=0", f"--jobs={jobs}", "--no-password",
-            "-f", out_dir]
+    """pg_dump in directory format, `jobs` tables at a time, each job compressing its table's file with
+    zstd (PostgreSQL 16 and later; the tools are production's major, 17). With `--jobs`, pg_dump's
+    workers join `snapshot`, so every file and the manifest's row counts describe one moment."""
+    argv = [pg_tool("pg_dump"), "--format=directory", f"--compress=zstd:{ZSTD_LEVEL}", f"--jobs={jobs}",
+            "--no-password", "-f", out_dir]
     if snapshot:
         argv.append(f"--snapshot={snapshot}")
     return Stage("pg_dump", argv, db_env)
 
 
 def file_store_stages(path: str, recipient: str) -> list[Stage]:
-    """One dump file as stored: zstd reads the file itself, age encrypts to the public key."""
-    return [Stage("zstd", ["zstd", f"-{ZSTD_LEVEL}", "-T0", "-q", "-c", path]),
-            Stage("age", ["age", "--encrypt", "-r", recipient])]
+    """One dump file as stored: age reads the file (pg_dump compressed it) and encrypts to the public key."""
+    return [Stage("age", ["age", "--encrypt", "-r", recipient, path])]
 
 
-def file_fetch_stages(identity_file: str, path: str) -> list[Stage]:
-    """One stored object back into the dump directory: decrypt, decompress into `path`."""
-    return [Stage("age", ["age", "--decrypt", "-i", identity_file]),
-            Stage("zstd", ["zstd", "-d", "-q", "-f", "-o", path])]
+def file_fetch_stages(identity_file: str, path: str, *, piped: bool = False) -> list[Stage]:
+    """One stored object back into the dump directory as `path`: decrypted (pg_restore decompresses);
+    a file of the first directory backups (`piped`, stored `zstd | age`) decompressed as well."""
+    if piped:
+        return [Stage("age", ["age", "--decrypt", "-i", identity_file]),
+                Stage("zstd", ["zstd", "-d", "-q", "-f", "-o", path])]
+    return [Stage("age", ["age", "--decrypt", "-i", identity_file, "-o", path])]
 
 
 def directory_restore(db_env: Mapping[str, str], dump_dir: str, *, jobs: int, section: str,

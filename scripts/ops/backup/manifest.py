@@ -2,15 +2,19 @@
 
 A directory backup (the default since issue 28):
 
-    <env>/<id>/dump/<file>.zst.age  one object per file of `pg_dump --format=directory`
-                                    (toc.dat, and a <dumpId>.dat per table or partition),
-                                    each zstd | age on its own, uploaded first
+    <env>/<id>/dump/<file>.age      one object per file of `pg_dump --format=directory
+                                    --compress=zstd:1` (toc.dat, and a <dumpId>.dat.zst per
+                                    table or partition), each encrypted with age on its own,
+                                    uploaded first
     <env>/<id>/manifest.json        written last: only a manifest makes a backup exist;
                                     it lists every file with its stored size and sha256
     <env>/<id>/verified.json        written by `ops backup verify` when a restore test passed
 
-An older single-stream backup has one `<env>/<id>/dump.pgc.zst.age` (pg_dump custom | zstd | age)
-and no file list; its manifest's `format` says so, and restore and verify still read it.
+The first directory backups (before 2026-12-07) were dumped uncompressed and stored each file
+`zstd | age`, as `<file>.zst.age` (`<dumpId>.dat` files); restore, verify and fetch still read them
+(their manifest's `format` says which). An older single-stream backup has one
+`<env>/<id>/dump.pgc.zst.age` (pg_dump custom | zstd | age) and no file list; its manifest's
+`format` says so, and restore and verify still read it.
 """
 
 from __future__ import annotations
@@ -21,11 +25,13 @@ from pydantic import BaseModel
 
 DATA_NAME = "dump.pgc.zst.age"  # the single-stream format's one object
 DIRECTORY_NAME = "dump"  # the directory format's objects are under <id>/dump/
-FILE_SUFFIX = ".zst.age"
+FILE_SUFFIX = ".age"
+PIPED_FILE_SUFFIX = ".zst.age"  # PIPED_DIRECTORY_FORMAT's files: compressed by zstd, then encrypted
 MANIFEST_NAME = "manifest.json"
 VERIFIED_NAME = "verified.json"
 FORMAT = "pg_dump --format=custom --compress=0 | zstd | age"  # what a manifest without a file list holds
-DIRECTORY_FORMAT = "pg_dump --format=directory --compress=0 --jobs N; each file zstd | age"
+DIRECTORY_FORMAT = "pg_dump --format=directory --compress=zstd:1 --jobs N; each file age"
+PIPED_DIRECTORY_FORMAT = "pg_dump --format=directory --compress=0 --jobs N; each file zstd | age"  # read only
 
 
 def new_backup_id(now: datetime | None = None) -> str:
@@ -67,7 +73,27 @@ class Manifest(BaseModel):
 
     @property
     def is_directory(self) -> bool:
-        return self.format == DIRECTORY_FORMAT
+        return self.format in (DIRECTORY_FORMAT, PIPED_DIRECTORY_FORMAT)
+
+    @property
+    def files_piped(self) -> bool:
+        """Whether each file was stored `zstd | age` (so fetching it decompresses too), not age alone."""
+        return self.format == PIPED_DIRECTORY_FORMAT
+
+    @property
+    def file_suffix(self) -> str:
+        """What a file's stored object appends to its name in the dump directory."""
+        return PIPED_FILE_SUFFIX if self.files_piped else FILE_SUFFIX
+
+    def data_file(self, dump_id: str) -> str:
+        """The dump directory's file holding a TOC entry's rows: pg_dump names it after the entry's dump id,
+        with its compression's suffix."""
+        return f"{dump_id}.dat" if self.files_piped else data_file_name(dump_id)
+
+
+def data_file_name(dump_id: str) -> str:
+    """The file `pg_dump --format=directory --compress=zstd` writes a table's rows to."""
+    return f"{dump_id}.dat.zst"
 
 
 def files_digest(files: list[StoredFile]) -> str:

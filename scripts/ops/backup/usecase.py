@@ -123,8 +123,8 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
     then compress, encrypt and upload each file as its own object; the manifest, listing them, last.
 
     `sized` gets the database's size and its tables' (what pg_dump reads, without indexes) before
-    the dump starts; `progress` then gets the bytes pg_dump has written so far, then the bytes
-    stored, so a caller can show a total and an ETA."""
+    the dump starts; `progress` then gets the size of the tables pg_dump has finished so far, so a
+    caller can show a total and an ETA."""
     recipient = _recipient(env)
     jobs = jobs or default_jobs()
     started = datetime.now(UTC)
@@ -145,9 +145,10 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
             require_client_for(version, name="pg_dump", what=f"the {env.name} database")
             database = str(conn.execute("SELECT current_database()").fetchone()[0])  # type: ignore[index]
             tables = row_counts(conn)
-            sizes = conn.execute("SELECT pg_database_size(current_database()), coalesce(sum(pg_table_size(relid)), 0)"
-                                 " FROM pg_stat_user_tables").fetchone()
-            sized(int(sizes[0]), int(sizes[1]))  # type: ignore[index, arg-type]
+            table_sizes = {f"{schema}.{name}": int(size) for schema, name, size in conn.execute(  # type: ignore[call-overload]
+                "SELECT schemaname, relname, pg_table_size(relid) FROM pg_stat_user_tables")}
+            sized(int(conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]),  # type: ignore[index, arg-type]
+                  sum(table_sizes.values()))
             # One folder per environment, emptied first (we hold the lock): a run killed with -9
             # leaves its dump for the next run to remove.
             work = work_folder("backup", env.name, url)
@@ -157,7 +158,7 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
                 dump_dir = work / m.DIRECTORY_NAME
                 files = _dump_and_upload(directory_dump(libpq_env(url), str(dump_dir), jobs=jobs, snapshot=snapshot),
                                          dump_dir, store, env.name, backup_id, recipient, jobs=jobs,
-                                         progress=progress)
+                                         progress=_DumpProgress(table_sizes, progress, serial=jobs == 1))
                 conn.rollback()
             finally:
                 shutil.rmtree(work, ignore_errors=True)
@@ -182,7 +183,39 @@ def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
     return CreateResult(manifest, aborted, beat, time.monotonic() - t0)
 
 
-FINISHED = re.compile(r"finished item (\d+) TABLE DATA ")  # pg_dump --verbose, parallel mode
+FINISHED = re.compile(r"finished item (\d+) TABLE DATA (.+)$")  # pg_dump --verbose, parallel mode
+DUMPING = re.compile(r'dumping contents of table "(.+)"$')  # pg_dump --verbose, a table's rows begin
+
+
+class _DumpProgress:
+    """pg_dump's progress as the bytes of the tables it has finished (their size in the catalog, which
+    the caller was given as the total), from its `--verbose` log: in parallel mode "finished item <id>
+    TABLE DATA <table>" ends a table; with one job, a table ends where the next one's rows begin.
+    (The files' sizes can't say it: pg_dump compresses them, about 6x.)"""
+
+    def __init__(self, table_sizes: dict[str, int], progress: Progress, *, serial: bool) -> None:
+        self.sizes, self.progress, self.serial = table_sizes, progress, serial
+        self.done = 0
+        self.current: str | None = None
+
+    def line(self, line: str) -> None:
+        if (begins := DUMPING.search(line)) is not None:
+            if self.serial:
+                self._finished(self.current)
+            self.current = begins[1]
+        elif (ends := FINISHED.search(line)) is not None and not self.serial:
+            # The parallel log names the table without its schema.
+            self._finished(next((q for q in self.sizes if q.rpartition(".")[2] == ends[2].strip()), None))
+
+    def _finished(self, table: str | None) -> None:
+        if table is not None and table in self.sizes:
+            self.done += self.sizes.pop(table)
+            self.progress(self.done)
+
+    def end(self) -> None:
+        self.done += sum(self.sizes.values())
+        self.sizes.clear()
+        self.progress(self.done)
 
 
 def _said(errors: list[str]) -> str:
@@ -197,26 +230,20 @@ def _exit(code: int) -> str:
 
 
 def _dump_and_upload(stage: Stage, dump_dir: Path, store: ObjectStore, env_name: str, backup_id: str,
-                     recipient: str, *, jobs: int, progress: Progress) -> list[m.StoredFile]:
-    """Run pg_dump and store each file of its folder as its own object (zstd | age), `jobs` at a time.
+                     recipient: str, *, jobs: int, progress: _DumpProgress) -> list[m.StoredFile]:
+    """Run pg_dump and store each file of its folder as its own object (age), `jobs` at a time.
 
     A table's file is uploaded as soon as pg_dump says it is complete: in parallel mode its
     `--verbose` log has "finished item <dumpId> TABLE DATA <table>" when a worker has closed
-    `<dumpId>.dat`. The rest (toc.dat, which the leader writes last; any file of a run with one job)
-    is uploaded when pg_dump has exited successfully."""
+    `<dumpId>.dat.zst`. The rest (toc.dat, which the leader writes last; any file of a run with one
+    job) is uploaded when pg_dump has exited successfully."""
     proc = subprocess.Popen([*stage.argv, "--verbose"], env=dict(stage.env) if stage.env is not None else None,
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                             errors="replace")
-    done = {"bytes": 0}
-    lock = threading.Lock()
 
     def one(path: Path) -> m.StoredFile:
         key = backup_key(env_name, backup_id, f"{m.DIRECTORY_NAME}/{path.name}{m.FILE_SUFFIX}")
-        raw = path.stat().st_size
         digest, stored = _upload(store, key, file_store_stages(str(path), recipient), _noop)
-        with lock:
-            done["bytes"] += raw  # against the tables' size the caller was given: pg_dump's bytes, stored
-            progress(done["bytes"])
         return m.StoredFile(name=path.name, key=key, stored_bytes=stored, sha256=digest)
 
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
@@ -227,13 +254,14 @@ def _dump_and_upload(stage: Stage, dump_dir: Path, store: ObjectStore, env_name:
         for line in proc.stderr:
             if "error" in line.lower():
                 errors.append(line.strip())
+            progress.line(line)
             found = FINISHED.search(line)
-            if found and (dump_dir / f"{found.group(1)}.dat").is_file():
-                path = dump_dir / f"{found.group(1)}.dat"
+            if found and (path := dump_dir / m.data_file_name(found[1])).is_file():
                 started[path.name] = pool.submit(one, path)
         if proc.wait() != 0:
             raise ExternalError("pg_dump failed: " + scrub_text(_said(errors) or _exit(proc.returncode)))
         failpoints.hit("backup.dumped")
+        progress.end()
         rest = sorted((p for p in dump_dir.iterdir() if p.name not in started), key=lambda p: p.stat().st_size,
                       reverse=True)
         if not (dump_dir / "toc.dat").is_file():
@@ -431,8 +459,10 @@ class _FileFetcher:
     """Downloads one stored file of a directory backup into the dump directory, checking it against the
     manifest's size and sha256 before anything may read it; counts the bytes for `progress` (thread-safe)."""
 
-    def __init__(self, store: ObjectStore, dump_dir: Path, identity_file: str | None, progress: Progress) -> None:
+    def __init__(self, store: ObjectStore, manifest: m.Manifest, dump_dir: Path, identity_file: str | None,
+                 progress: Progress) -> None:
         self.store, self.dump_dir, self.identity_file, self.progress = store, dump_dir, identity_file, progress
+        self.piped, self.suffix = manifest.files_piped, manifest.file_suffix
         self.bytes = 0
         self._lock = threading.Lock()
         dump_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -457,12 +487,12 @@ class _FileFetcher:
         partial = self.dump_dir / f".{entry.name}.part"
         try:
             if self.identity_file is None:
-                target = self.dump_dir / f"{entry.name}{m.FILE_SUFFIX}"
+                target = self.dump_dir / f"{entry.name}{self.suffix}"
                 with open(partial, "wb") as out:
                     for chunk in chunks():
                         out.write(chunk)
             else:
-                sink(file_fetch_stages(self.identity_file, str(partial)), chunks())
+                sink(file_fetch_stages(self.identity_file, str(partial), piped=self.piped), chunks())
         except ExternalError as exc:
             raise ExternalError(f"{entry.key}: {exc}") from exc
         except NotFoundError:
@@ -478,9 +508,10 @@ class _FileFetcher:
 def fetch_directory(store: ObjectStore, manifest: m.Manifest, dump_dir: Path, *, identity_file: str | None,
                     jobs: int, progress: Progress = _noop) -> int:
     """Download each of a directory backup's files, `jobs` at a time, into `dump_dir`: decrypted and
-    decompressed (a directory pg_restore reads) when given the identity, else as stored (`<name>.zst.age`,
-    for the plain tools). Each is checked against the manifest's size and sha256; the bytes downloaded."""
-    one = _FileFetcher(store, dump_dir, identity_file, progress)
+    decompressed where stored `zstd | age` (a directory pg_restore reads) when given the identity, else
+    as stored (`<name>.age`, for the plain tools). Each is checked against the manifest's size and
+    sha256; the bytes downloaded."""
+    one = _FileFetcher(store, manifest, dump_dir, identity_file, progress)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         for future in [pool.submit(one, entry) for entry in manifest.files]:
             future.result()
@@ -488,7 +519,7 @@ def fetch_directory(store: ObjectStore, manifest: m.Manifest, dump_dir: Path, *,
 
 
 # A TABLE DATA line of `pg_restore --list`: "<dump id>; <catalog oid> <oid> TABLE DATA <schema> <name> <owner>".
-# In a directory dump made with --compress=0 its rows are the file "<dump id>.dat".
+# In a directory dump its rows are the file "<dump id>.dat.zst" (manifest.data_file: ".dat" before zstd).
 _TABLE_DATA = re.compile(r"^(\d+); \d+ \d+ TABLE DATA ")
 
 
@@ -506,7 +537,7 @@ def restore_as_downloaded(store: ObjectStore, manifest: m.Manifest, dump_dir: Pa
     and raises: the caller drops the new database. The seconds until the last file was checked and in all,
     and the bytes downloaded."""
     t0 = time.monotonic()
-    fetch = _FileFetcher(store, dump_dir, identity_file, progress)
+    fetch = _FileFetcher(store, manifest, dump_dir, identity_file, progress)
     toc = next((f for f in manifest.files if f.name == "toc.dat"), None)
     if toc is None:
         raise VerificationError(f"backup {manifest.id}: the manifest lists no toc.dat")
@@ -517,7 +548,7 @@ def restore_as_downloaded(store: ObjectStore, manifest: m.Manifest, dump_dir: Pa
     # Only files the manifest lists: a TABLE DATA entry whose file it lacks goes with the rest at the end,
     # where pg_restore fails naming the missing file.
     own_file = {name: line for line in lines
-                if (found := _TABLE_DATA.match(line)) and (name := f"{found[1]}.dat") in stored}
+                if (found := _TABLE_DATA.match(line)) and (name := manifest.data_file(found[1])) in stored}
     lists = dump_dir.parent / "lists"
     lists.mkdir(mode=0o700, exist_ok=True)
 
