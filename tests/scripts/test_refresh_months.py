@@ -108,3 +108,39 @@ def test_the_copy_of_months_holds_the_rows_masking_row_by_row_gives(months: Sand
         assert copied_per_month == per_month and len(per_month) == MONTHS
     finally:
         drop_database(admin, "months_copy")
+
+
+def test_a_streams_cache_is_sized_for_the_people_so_it_never_evicts(months: SandboxState, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Past its size a stream's cache evicts, and then hits never (every month lists its people in the same
+    order): the 4 GB refresh digested every identity every month. The stream's work_mem is sized from the
+    catalog's count of people; here the floor is lowered to PostgreSQL's least (64 kB), below what 600
+    people need, so only the sizing keeps them all."""
+    import ops.refresh.masked_copy as mc
+
+    monkeypatch.setattr(mc, "MEMO_WORK_MEM_FLOOR_KB", 64)
+    with psycopg.connect(months.database_url("main", admin=True), autocommit=True) as conn:
+        (stream,) = [u for u in plan_units(conn, masked=True, jobs=1) if u.table == "employee_results"]
+        people = mc.people_estimate(conn, "employee_results")
+        conn.execute("SELECT set_config(%s, %s, false)", (KEY_SETTING, KEY))
+        conn.execute("SET jit = off")
+
+        def identity_cache(work_mem: str) -> dict[str, Any]:
+            conn.execute(f"SET work_mem = '{work_mem}'")
+            (plan,) = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + stream.select()).fetchone()  # type: ignore[misc]
+            (node,) = [n for n in memoize_nodes(plan[0]["Plan"]) if n["Cache Key"].count(",") > 0]
+            return node
+
+        sized, starved = identity_cache(stream.work_mem), identity_cache("64kB")
+    assert people >= 2 * PEOPLE  # the biggest month's rows or ANALYZE's distinct identities
+    assert stream.work_mem == mc.memo_work_mem(people, 2.0) and stream.work_mem != "64kB"
+    assert sized["Cache Evictions"] == 0 and sized["Cache Misses"] == 2 * PEOPLE
+    assert starved["Cache Evictions"] > 0 and starved["Cache Misses"] > 2 * PEOPLE  # what the sizing prevents
+
+
+def test_the_cache_size_follows_the_people_within_its_bounds() -> None:
+    import ops.refresh.masked_copy as mc
+
+    assert mc.memo_work_mem(0, 2.0) == f"{mc.MEMO_WORK_MEM_FLOOR_KB}kB"
+    assert mc.memo_work_mem(1_160_000, 2.0) == f"{int(1_160_000 * 235 * 1.25 / 2 / 1024)}kB"  # the 4 GB row's
+    assert mc.memo_work_mem(800_000, 1.0) == f"{int(800_000 * 235 * 1.25 / 1024)}kB"
+    assert mc.memo_work_mem(50_000_000, 2.0) == f"{mc.MEMO_WORK_MEM_CAP_KB}kB"

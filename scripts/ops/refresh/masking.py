@@ -25,10 +25,10 @@ from collections.abc import Callable
 import psycopg
 from psycopg import sql
 
-from autoenroll.masking import MASK_RULES, masked_select, memoized_select
+from autoenroll.masking import MASK_RULES, RECURRING, masked_select, memoized_select
 from ops import failpoints
 from ops.pg import connect
-from ops.refresh.masked_copy import MEMO_WORK_MEM
+from ops.refresh.masked_copy import hash_mem_multiplier, memo_work_mem, people_estimate
 
 MARKER = "_ops_masked"
 Progress = Callable[[str], None]
@@ -101,8 +101,11 @@ def mask_database(url: str, key: str, *, progress: Progress = lambda _m: None) -
         # JIT compiling the masking expressions (a few hundred operators per row) cost more than it
         # saved: measured 25 s against 3.4 s for one million rows.
         conn.execute("SET LOCAL jit = off")
-        # The bound of the rebuild's cache of masked values (memoized_select), as the stream copy's readers.
-        conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(MEMO_WORK_MEM)))
+        # The bound of the rebuild's cache of masked values (memoized_select), sized as the stream copy's
+        # readers' for the people the results hold: one statement meets them all.
+        people = max((people_estimate(conn, table) for table in RECURRING), default=0)
+        work_mem = memo_work_mem(people, hash_mem_multiplier(conn))
+        conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(work_mem)))
         counts: dict[str, int] = {}
         for table in MASK_RULES:
             progress(f"mask: {table}")
