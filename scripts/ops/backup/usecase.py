@@ -606,10 +606,12 @@ def restore_plan(env: Environment, manifest: m.Manifest, *, jobs: int | None = N
     if manifest.is_directory:
         return [
             f"download the {len(manifest.files)} files under {manifest.data_key} ({manifest.stored_bytes} bytes), "
-            f"{jobs or default_jobs()} at a time, decrypt (age) and decompress (zstd) each into a local dump "
-            "directory, checking each against the manifest's size and sha256",
-            f"pg_restore --jobs {jobs or default_jobs()} into a new database {swap.staging_name(name)} beside "
-            f"{mask_url(target)}: tables and rows (partitions side by side), then indexes and constraints",
+            f"{jobs or default_jobs()} at a time, biggest first, decrypt (age"
+            + (") and decompress (zstd)" if manifest.files_piped else "; pg_dump compressed them")
+            + " each into a local dump directory, checking each against the manifest's size and sha256",
+            f"into a new database {swap.staging_name(name)} beside {mask_url(target)}: the schema, then each "
+            f"table's or month's rows as soon as its file has arrived ({jobs or default_jobs()} at a time), then "
+            f"indexes and constraints with pg_restore --jobs {jobs or default_jobs()}",
             f"expect {len(manifest.tables)} tables, {manifest.total_rows} rows (as dumped at {manifest.finished_at}); "
             "on any difference or failure the new database is dropped and nothing has changed",
             f"swap: {name} is renamed aside, the restored database takes its name (sessions on {name} are ended), "
