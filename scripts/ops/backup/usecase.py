@@ -120,7 +120,8 @@ def _no_size(_database: int, _data: int) -> None:
 def create(env: Environment, store: ObjectStore, heartbeat: Heartbeat | None, *,
            progress: Progress = _noop, sized: Sized = _no_size, jobs: int | None = None) -> CreateResult:
     """Dump the environment's database in directory format, `jobs` tables (partitions) at a time,
-    then compress, encrypt and upload each file as its own object; the manifest, listing them, last.
+    each file compressed by pg_dump, then encrypt and upload each as its own object; the manifest, listing
+    them, last.
 
     `sized` gets the database's size and its tables' (what pg_dump reads, without indexes) before
     the dump starts; `progress` then gets the size of the tables pg_dump has finished so far, so a

@@ -32,7 +32,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,10 +62,10 @@ SPLIT_BYTES = 64 * 1024 * 1024
 # 200,000 misses (every identity digested every month), against 100,000 hits with room for all. So the
 # work_mem is sized for the people the table holds (memo_work_mem): at least MEMO_WORK_MEM, at 235 bytes a
 # person (EXPLAIN ANALYZE's peak memory of the identity cache for 100k people: 22,950 kB) and a quarter more,
-# at most MEMO_WORK_MEM_CAP (a 1.8M-person cache per stream; past that, evictions again: slower, never wrong).
-MEMO_WORK_MEM = "64MB"
+# at most MEMO_WORK_MEM_CAP_KB (a 1.8M-person cache per stream; past that, evictions again: slower, never wrong).
 MEMO_WORK_MEM_FLOOR_KB = 64 * 1024
 MEMO_WORK_MEM_CAP_KB = 256 * 1024
+MEMO_WORK_MEM = f"{MEMO_WORK_MEM_FLOOR_KB}kB"
 MEMO_BYTES_PER_PERSON = 235
 Progress = Callable[[str], None]
 
@@ -151,6 +151,11 @@ def hash_mem_multiplier(conn: psycopg.Connection[tuple[object, ...]]) -> float:
     return float(row[0]) if row else 2.0  # type: ignore[arg-type]
 
 
+def people_work_mem(conn: psycopg.Connection[tuple[object, ...]], roots: Iterable[str]) -> str:
+    """work_mem for a statement that meets every person of `roots` (memo_work_mem, from the catalog's count)."""
+    return memo_work_mem(max((people_estimate(conn, r) for r in roots), default=0), hash_mem_multiplier(conn))
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -205,8 +210,7 @@ def plan_units(conn: psycopg.Connection[tuple[object, ...]], *, masked: bool, jo
             units.append((nbytes // pieces, Unit(name, cols, rules, (i * per, last), root=root)))
     for root, parts in memoized.items():
         # Each stream of months meets every person (they recur monthly): its cache is sized for them all.
-        units += _streams(root, parts, jobs,
-                          work_mem=memo_work_mem(people_estimate(conn, root), hash_mem_multiplier(conn)))
+        units += _streams(root, parts, jobs, work_mem=people_work_mem(conn, [root]))
     return [u for _n, u in sorted(units, key=lambda pair: -pair[0])]
 
 

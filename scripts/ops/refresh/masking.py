@@ -28,7 +28,7 @@ from psycopg import sql
 from autoenroll.masking import MASK_RULES, RECURRING, masked_select, memoized_select
 from ops import failpoints
 from ops.pg import connect
-from ops.refresh.masked_copy import hash_mem_multiplier, memo_work_mem, people_estimate
+from ops.refresh.masked_copy import people_work_mem
 
 MARKER = "_ops_masked"
 Progress = Callable[[str], None]
@@ -103,9 +103,7 @@ def mask_database(url: str, key: str, *, progress: Progress = lambda _m: None) -
         conn.execute("SET LOCAL jit = off")
         # The bound of the rebuild's cache of masked values (memoized_select), sized as the stream copy's
         # readers' for the people the results hold: one statement meets them all.
-        people = max((people_estimate(conn, table) for table in RECURRING), default=0)
-        work_mem = memo_work_mem(people, hash_mem_multiplier(conn))
-        conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(work_mem)))
+        conn.execute(sql.SQL("SET LOCAL work_mem = {}").format(sql.Literal(people_work_mem(conn, RECURRING))))
         counts: dict[str, int] = {}
         for table in MASK_RULES:
             progress(f"mask: {table}")
