@@ -86,6 +86,25 @@ def test_each_distinct_personal_value_is_digested_once_across_months(months: San
     assert misses[("gross_pay",)] == pays
 
 
+def test_with_two_streams_each_person_is_digested_by_one_of_them(months: SandboxState) -> None:
+    """Each stream reads every month for its share of the people: together they digest each identity once (as
+    streams of months, each digested every person it met), and each keeps its cache of masked values."""
+    with psycopg.connect(months.database_url("main", admin=True), autocommit=True) as conn:
+        streams = [u for u in plan_units(conn, masked=True, jobs=2) if u.table == "employee_results"]
+        conn.execute("SELECT set_config(%s, %s, false)", (KEY_SETTING, KEY))
+        conn.execute("SET jit = off")
+        identity_misses, rows = [], 0
+        for stream in streams:
+            (plan,) = conn.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + stream.select()).fetchone()  # type: ignore[misc]
+            (node,) = [n for n in memoize_nodes(plan[0]["Plan"]) if n["Cache Key"].count(",") > 0]
+            identity_misses.append(node["Cache Misses"])
+            rows += plan[0]["Plan"]["Actual Rows"]
+    assert sorted(s.share for s in streams) == [(0, 2), (1, 2)]
+    assert rows == 2 * PEOPLE * MONTHS  # every row in one stream
+    assert sum(identity_misses) == 2 * PEOPLE, "each person's identity is masked by one stream, once"
+    assert all(m > 0 for m in identity_misses)
+
+
 def test_the_copy_of_months_holds_the_rows_masking_row_by_row_gives(months: SandboxState) -> None:
     source, admin = months.database_url("main", admin=True), months.database_url("postgres", admin=True)
     create_database(admin, "months_copy")

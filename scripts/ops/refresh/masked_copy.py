@@ -6,10 +6,11 @@ their rebuild) and computes the masks on one core. Here each table goes across o
 `COPY t FROM STDIN` on the copy, so the source's backends compute the masks while the
 copy's backends load rows, on every core at once. Big tables are split into block
 ranges (a TID range scan reads only its range), so one large table uses every core too.
-The payroll results, partitioned by month, go as one stream per job, each a run of
-consecutive months read by one statement that masks each distinct person once however
-many months they recur in (autoenroll.masking.memoized_select), written into the
-partitioned table, which routes each row to its month.
+The payroll results, partitioned by month, go as one stream per job, each the rows of a
+share of the people (by a hash of their employee id) over every month, read by one
+statement that masks each of its people once however many months they recur in
+(autoenroll.masking.memoized_select), written into the partitioned table, which routes each
+row to its month. So every person is digested once in all, whatever the number of jobs.
 
 Order, as pg_restore does it: the schema without indexes and keys, then the rows, then
 sequence values, indexes and keys built in bulk (`pg_restore --jobs`). Every reader shares
@@ -60,9 +61,10 @@ SPLIT_BYTES = 64 * 1024 * 1024
 # default). Past that size the cache evicts, and since every month lists its people in the same order it
 # then never hits: measured, 100k people over two months with the cache 70% of their size, 0 hits and
 # 200,000 misses (every identity digested every month), against 100,000 hits with room for all. So the
-# work_mem is sized for the people the table holds (memo_work_mem): at least MEMO_WORK_MEM, at 235 bytes a
+# work_mem is sized for the people a stream meets (memo_work_mem): at least MEMO_WORK_MEM, at 235 bytes a
 # person (EXPLAIN ANALYZE's peak memory of the identity cache for 100k people: 22,950 kB) and a quarter more,
-# at most MEMO_WORK_MEM_CAP_KB (a 1.8M-person cache per stream; past that, evictions again: slower, never wrong).
+# at most MEMO_WORK_MEM_CAP_KB (a 1.8M-person cache per stream, which meets its share of the people; past that,
+# evictions again: slower, never wrong).
 MEMO_WORK_MEM_FLOOR_KB = 64 * 1024
 MEMO_WORK_MEM_CAP_KB = 256 * 1024
 MEMO_WORK_MEM = f"{MEMO_WORK_MEM_FLOOR_KB}kB"
@@ -88,6 +90,8 @@ class Unit:
     # into `table` (which routes each row to its partition); `months`: the month each of them holds.
     relations: tuple[str, ...] = ()
     months: tuple[date, ...] = ()
+    # (i, n): only the rows of the i-th of n shares of the people (person_share); (0, 1): everyone.
+    share: tuple[int, int] = (0, 1)
     work_mem: str = MEMO_WORK_MEM  # a masked stream's: its cache of masked values holds its people (memo_work_mem)
 
     @property
@@ -104,8 +108,10 @@ class Unit:
             # Each partition's own bounds (not one range over them: a default partition may hold a gap's rows).
             month = f"s.{_quote(MONTH)}"
             bounds = [(_literal(m.isoformat()), _literal(add_months(m, 1).isoformat())) for m in self.months]
-            return memoized_select(self.table, self.columns, key=key, where=" OR ".join(
-                f"({month} >= {lo} AND {month} < {hi})" for lo, hi in bounds))
+            where = "(" + " OR ".join(f"({month} >= {lo} AND {month} < {hi})" for lo, hi in bounds) + ")"
+            if self.share[1] > 1:
+                where += " AND " + person_share(self.rules_of, *self.share)
+            return memoized_select(self.table, self.columns, key=key, where=where)
         if self.masked:
             query = masked_select(self.rules_of, self.columns, key=key,
                                   relation=self.table)
@@ -117,8 +123,22 @@ class Unit:
 
     def describe(self) -> str:
         if self.relations:
-            return f"{self.table} ({len(self.relations)} partitions)"
+            people = f"people share {self.share[0] + 1} of {self.share[1]}, " if self.share[1] > 1 else ""
+            return f"{self.table} ({people}{len(self.relations)} partitions)"
         return self.table + (f" blocks {self.blocks[0]}..{self.blocks[1] or 'end'}" if self.blocks else "")
+
+
+def person_share(table: str, share: int, shares: int, source: str = "s") -> str:
+    """The condition that keeps the rows of the `share`-th of `shares` shares of `table`'s people: a hash of
+    the first column of its recurring identity (masking.RECURRING: the employee id), so a person's rows,
+    every month, are in one share and each person is digested by one stream. A NULL id is in share 0.
+
+    Written as "not in the other shares", not "= share": the planner estimates an equality on an expression
+    at 0.5% of the rows, expects no person to recur, and drops the cache of masked values (measured: no
+    Memoize in the plan); an inequality it estimates at 99.5%, and the cache stays."""
+    column = f"{source}.{_quote(RECURRING[table][0][0])}"
+    others = ", ".join(str(i) for i in range(shares) if i != share)
+    return f"coalesce(abs(hashtextextended({column}, 0) % {shares}), 0) NOT IN ({others})"
 
 
 def memo_work_mem(people: int, hash_mem_multiplier: float) -> str:
@@ -167,10 +187,10 @@ def _literal(value: str) -> str:
 def plan_units(conn: psycopg.Connection[tuple[object, ...]], *, masked: bool, jobs: int = 1) -> list[Unit]:
     """Every table of the public schema as COPY units, biggest first (so the longest starts first).
 
-    The monthly partitions of the results are copied as up to `jobs` streams, each a run of consecutive
-    months of about equal bytes read as one statement: a person recurs every month, and one statement
-    masks each distinct value once (memoized_select) however many of its months it reads. Everything
-    else is a unit per table or partition, a big one split into block ranges.
+    The monthly partitions of the results are copied as `jobs` streams, each every month's rows of one share
+    of the people (person_share) read as one statement: a person recurs every month, one statement masks
+    each distinct value once (memoized_select) however many months it reads, and no two streams meet the
+    same person. Everything else is a unit per table or partition, a big one split into block ranges.
 
     Raises ConfigError before anything is copied if a column is neither masked nor declared
     not personal: new personal data can't slip through unclassified."""
@@ -209,32 +229,24 @@ def plan_units(conn: psycopg.Connection[tuple[object, ...]], *, masked: bool, jo
             last = 0 if i == pieces - 1 else (i + 1) * per
             units.append((nbytes // pieces, Unit(name, cols, rules, (i * per, last), root=root)))
     for root, parts in memoized.items():
-        # Each stream of months meets every person (they recur monthly): its cache is sized for them all.
-        units += _streams(root, parts, jobs, work_mem=people_work_mem(conn, [root]))
+        # Each stream meets its share of the people, every month: its cache is sized for them.
+        count = max(1, jobs)
+        units += _streams(root, parts, count, work_mem=memo_work_mem(
+            -(-people_estimate(conn, root) // count), hash_mem_multiplier(conn)))
     return [u for _n, u in sorted(units, key=lambda pair: -pair[0])]
 
 
-def _streams(root: str, parts: list[tuple[int, str, tuple[str, ...]]], jobs: int, *,
+def _streams(root: str, parts: list[tuple[int, str, tuple[str, ...]]], count: int, *,
              work_mem: str = MEMO_WORK_MEM) -> list[tuple[int, Unit]]:
-    """The partitions of `root` as up to `jobs` streams of consecutive months, of about equal bytes, each one
-    statement over `root` restricted to its months (so the partitioned table's statistics plan it)."""
+    """The month partitions of `root` as `count` streams, each one statement over `root` restricted to those
+    months (so the partitioned table's statistics plan it; each partition's own bounds, so a partition that
+    is not a month's is never read twice) and to one share of the people (person_share)."""
     ordered = sorted(parts, key=lambda p: month_of_partition(p[1]) or date.min)
-    total, count = sum(p[0] for p in ordered), max(1, min(jobs, len(ordered)))
-    shares: list[list[tuple[int, str, tuple[str, ...]]]] = [[]]
-    done = 0
-    for part in ordered:
-        # A new share once this one holds its fair part of the bytes (the last share takes the rest).
-        if shares[-1] and len(shares) < count and done >= total * len(shares) / count:
-            shares.append([])
-        shares[-1].append(part)
-        done += part[0]
+    months = tuple(m for _n, name, _c in ordered if (m := month_of_partition(name)) is not None)
+    relations, total = tuple(name for _n, name, _c in ordered), sum(p[0] for p in ordered)
     columns = parts[0][2]  # a partition has its partitioned table's columns (read by name, in this order)
-    units = []
-    for share in shares:
-        months = tuple(m for _n, name, _c in share if (m := month_of_partition(name)) is not None)
-        units.append((sum(p[0] for p in share), Unit(root, columns, True, relations=tuple(n for _s, n, _c in share),
-                                                     months=months, work_mem=work_mem)))
-    return units
+    return [(total // count, Unit(root, columns, True, relations=relations, months=months, share=(i, count),
+                                  work_mem=work_mem)) for i in range(count)]
 
 
 @contextmanager
