@@ -223,7 +223,7 @@ def main() -> None:
             rows.setdefault("floor: the refresh's copy, masking off", {})[gb] = measure.median(plains)
             rows.setdefault("floor: masking's digests alone (1 SELECT)", {})[gb] = measure.median(hashes)
             rows.setdefault("floor: the refresh end to end, masking free", {})[gb] = measure.median(frees)
-            for name in ("copy", "mask", "swap", "migrate", "smoke"):
+            for name in ("copy", "mask", "swap", "migrate", "smoke", "retention"):
                 seconds = sorted(float(r.out["timings_s"][name]) for r in refreshes)  # type: ignore[index]
                 rows.setdefault(f"    {name}", {})[gb] = measure.Run(seconds[len(seconds) // 2], 0.0)
             masked = int(refreshes[-1].out["total_rows_masked"])  # type: ignore[call-overload]
