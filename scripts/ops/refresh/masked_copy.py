@@ -171,9 +171,11 @@ def hash_mem_multiplier(conn: psycopg.Connection[tuple[object, ...]]) -> float:
     return float(row[0]) if row else 2.0  # type: ignore[arg-type]
 
 
-def people_work_mem(conn: psycopg.Connection[tuple[object, ...]], roots: Iterable[str]) -> str:
-    """work_mem for a statement that meets every person of `roots` (memo_work_mem, from the catalog's count)."""
-    return memo_work_mem(max((people_estimate(conn, r) for r in roots), default=0), hash_mem_multiplier(conn))
+def people_work_mem(conn: psycopg.Connection[tuple[object, ...]], roots: Iterable[str], shares: int = 1) -> str:
+    """work_mem for a statement that meets every person of `roots`, or one of `shares` shares of them
+    (person_share): memo_work_mem, from the catalog's count."""
+    people = max((people_estimate(conn, r) for r in roots), default=0)
+    return memo_work_mem(-(-people // shares), hash_mem_multiplier(conn))
 
 
 def _quote(name: str) -> str:
@@ -228,11 +230,10 @@ def plan_units(conn: psycopg.Connection[tuple[object, ...]], *, masked: bool, jo
             # in the snapshot's view and must not be missed.
             last = 0 if i == pieces - 1 else (i + 1) * per
             units.append((nbytes // pieces, Unit(name, cols, rules, (i * per, last), root=root)))
+    streams = max(1, jobs)
     for root, parts in memoized.items():
         # Each stream meets its share of the people, every month: its cache is sized for them.
-        count = max(1, jobs)
-        units += _streams(root, parts, count, work_mem=memo_work_mem(
-            -(-people_estimate(conn, root) // count), hash_mem_multiplier(conn)))
+        units += _streams(root, parts, streams, work_mem=people_work_mem(conn, [root], shares=streams))
     return [u for _n, u in sorted(units, key=lambda pair: -pair[0])]
 
 
