@@ -129,7 +129,7 @@ def step(args: list[str]) -> None:
 def _masking_free_store() -> type[Any]:
     """Imports ops lazily, as step() does (main() sets the sandbox's folder first)."""
     from ops.adapters.local.branch_store import LocalBranchStore
-    from ops.refresh.masked_copy import MARKER, unmasked_copy
+    from ops.refresh.masked_copy import mark_masked, unmasked_copy
 
     class MaskingFree(LocalBranchStore):
         """The sandbox's branches with a copy that masks nothing and says it did (the marker), so
@@ -138,10 +138,9 @@ def _masking_free_store() -> type[Any]:
         def copy(self, source: str, name: str, *, masking_key: str | None = None) -> None:
             create_database(self.admin_url, name)
             unmasked_copy(self.url(source), self.url(name))
-            with connect(self.url(name), autocommit=True) as conn:
-                conn.execute(f"CREATE TABLE {MARKER} (masked_at timestamptz NOT NULL DEFAULT now(),"
-                             " rows jsonb NOT NULL)")
-                conn.execute(f"INSERT INTO {MARKER} (rows) VALUES ('{{}}')")  # noqa: S608 - a constant name
+            with connect(self.url(name)) as conn:
+                mark_masked(conn, {})
+                conn.commit()
 
     return MaskingFree
 

@@ -321,8 +321,7 @@ def _copy(source_url: str, target_url: str, key: str, *, mask: bool, jobs: int |
     with tempfile.TemporaryDirectory(prefix="ops-refresh-") as tmp:
         archive = Path(tmp) / "schema.dump"
         with _shared_snapshot(source_url) as (conn, snapshot):
-            marked = conn.execute("SELECT to_regclass(%s)", (f"public.{MARKER}",)).fetchone()
-            already = bool(marked and marked[0])
+            already = marker_rows(conn) is not None
             units = plan_units(conn, masked=mask and not already, jobs=jobs)
             # Everything but the tables' rows: definitions, sequence values, indexes, keys, policies, grants.
             # Table by table: a pattern (public.*) would match the sequences too and drop their values.
@@ -344,12 +343,11 @@ def _copy(source_url: str, target_url: str, key: str, *, mask: bool, jobs: int |
         _restore(archive, target_env, "data", "post-data", jobs=jobs)
     if not mask:
         return rows
-    if already:
-        return _marker_rows(target_url)
-    counts = {t: rows.get(t, 0) for t in MASK_RULES}
     with connect(target_url) as conn:
-        conn.execute(f"CREATE TABLE {MARKER} (masked_at timestamptz NOT NULL DEFAULT now(), rows jsonb NOT NULL)")
-        conn.execute(f"INSERT INTO {MARKER} (rows) VALUES (%s::jsonb)", (json.dumps(counts),))  # noqa: S608
+        if already:
+            return marker_rows(conn) or {}
+        counts = {t: rows.get(t, 0) for t in MASK_RULES}
+        mark_masked(conn, counts)
         conn.commit()
     return counts
 
@@ -383,8 +381,21 @@ def _has_own_statistics(conn: psycopg.Connection[tuple[object, ...]], table: str
     return bool(row and row[0])
 
 
-def _marker_rows(url: str) -> dict[str, int]:
-    with connect(url) as conn:
-        row = conn.execute(sql.SQL("SELECT rows FROM {} ORDER BY masked_at DESC LIMIT 1").format(
-            sql.Identifier(MARKER))).fetchone()
+def marker_rows(conn: psycopg.Connection[tuple[object, ...]]) -> dict[str, int] | None:
+    """The rows masked per table that the database's MARKER records (empty if it records none), or None
+    when it has no marker: it was never masked, or its masking did not finish."""
+    exists = conn.execute("SELECT to_regclass(%s)", (f"public.{MARKER}",)).fetchone()
+    if not (exists and exists[0]):
+        return None
+    row = conn.execute(sql.SQL("SELECT rows FROM {} ORDER BY masked_at DESC LIMIT 1").format(
+        sql.Identifier(MARKER))).fetchone()
     return {str(k): int(v) for k, v in dict(row[0]).items()} if row else {}  # type: ignore[call-overload]
+
+
+def mark_masked(conn: psycopg.Connection[tuple[object, ...]], counts: dict[str, int]) -> None:
+    """Write MARKER with the rows masked per table, in the caller's transaction: it commits the marker with
+    the masked rows, so a database with the marker is complete and masked."""
+    conn.execute(sql.SQL("CREATE TABLE {} (masked_at timestamptz NOT NULL DEFAULT now(), rows jsonb NOT NULL)")
+                 .format(sql.Identifier(MARKER)))
+    conn.execute(sql.SQL("INSERT INTO {} (rows) VALUES (%s::jsonb)").format(sql.Identifier(MARKER)),
+                 (json.dumps(counts),))
