@@ -206,8 +206,11 @@ def serve_edge(cloudflare: FakeCloudflare, zone: str, ca_files: dict[str, str], 
                 answer = session.request(request.method, f"https://{origin}{request.url.raw_path.decode()}",
                                         headers={**headers, "Host": SITE_NAME}, content=request.content,
                                         extensions={"sni_hostname": SITE_NAME})
-        except httpx.HTTPError:
-            return httpx.Response(522, json={"error": "origin unreachable"})  # Cloudflare's "connection timed out"
+        except httpx.HTTPError as exc:
+            # Cloudflare's "connection timed out"; the origin and the error's class are the fake's own
+            # additions, so a drill that fails a request says which origin and how.
+            return httpx.Response(522, json={"error": "origin unreachable", "origin": origin,
+                                             "detail": exc.__class__.__name__})
         return httpx.Response(answer.status_code, content=answer.content,
                               headers={k: v for k, v in answer.headers.items() if k.lower() not in HOP_HEADERS})
 

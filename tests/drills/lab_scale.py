@@ -30,6 +30,7 @@ import json
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -69,6 +70,28 @@ class ScaleLab:
     def ops(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "ops", *args], env=self.env, capture_output=True, text=True,
                               timeout=timeout, check=False)
+
+    def ops_timed(self, *args: str, timeout: float = 900) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+        """`ops(*args)`, with each line it writes to stderr (its progress: a step starting, a host
+        switched) stamped with the moment it arrived (time.monotonic(), the load loop's clock), so a
+        drill that fails a request can say during which step it failed."""
+        proc = self.popen(*args)
+        stamped: list[str] = []
+
+        def read_stderr() -> None:
+            assert proc.stderr is not None
+            for line in proc.stderr:
+                stamped.append(f"{time.monotonic():.2f} {line.rstrip()}")
+
+        reader = threading.Thread(target=read_stderr, daemon=True)
+        reader.start()
+        try:
+            stdout, _ = proc.communicate(timeout=timeout)
+        finally:
+            proc.kill()
+            reader.join(timeout=10)
+        stderr = "\n".join(line.split(" ", 1)[1] for line in stamped)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), stamped
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "ops", *args], env=self.env, stdout=subprocess.PIPE,

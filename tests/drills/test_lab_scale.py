@@ -187,14 +187,18 @@ def test_failover_to_the_standby_and_failback_to_the_load_balancer(scale: ScaleL
 
     assert contents() == {scale.lb_address}
     with scale.edge_loop() as loop:
-        over = scale.ops("failover", "--env", STACK, "--db", "none", "--watch-seconds", "2", "--yes", "--json")
+        # Not --json: the progress lines (each step, each host) go to stderr, stamped by ops_timed.
+        over, over_lines = scale.ops_timed("failover", "--env", STACK, "--db", "none", "--watch-seconds", "2", "--yes")
         assert over.returncode == 0, over.stderr[-3000:]
         assert contents() == {scale.hosts[scale.standby].address}
-        back = scale.ops("failback", "--env", STACK, "--yes", "--json")
+        back, back_lines = scale.ops_timed("failback", "--env", STACK, "--yes")
     report("failover to the standby and failback", loop)
     assert back.returncode == 0, back.stderr[-3000:]
     assert contents() == {scale.lb_address}
-    assert loop.failures == [], f"{len(loop.failures)} of {loop.sent} failed: {loop.errors}"
+    # When a request fails, the message says when (the loop's clock) beside what each command said when.
+    timeline = "\n".join(["failover:", *over_lines, "failback:", *back_lines])
+    failed_at = [f"{t:.2f}" for t in loop.failures]
+    assert loop.failures == [], f"{len(loop.failures)} of {loop.sent} failed at {failed_at}: {loop.errors}\n{timeline}"
     before = {n: int(f["stot"]) for n, f in server_stats(scale.stats_socket).items()}
     with scale.edge_loop(max_seconds=5) as loop:
         time.sleep(3)
