@@ -43,9 +43,12 @@ def haproxy_config(description: dict[str, Any], backends: dict[int, Backend], li
                    stats_socket: Path, bind: str = "127.0.0.1") -> str:
     """haproxy.cfg for one load balancer: per service a frontend on `bind`:`listen[listen_port]` and a
     backend over the targets (`backends` by server id), checked as the service's health check says."""
-    lines = ["global", f"    stats socket {stats_socket} mode 600 level admin", "",
-             "defaults", "    mode tcp", "    timeout connect 5s", "    timeout client 60s",
-             "    timeout server 60s", ""]
+    # The log (on stdout, kept by running_haproxy in its folder's haproxy.log): a line per connection
+    # (tcplog: the server chosen, the timers, the termination state; "--" is a normal end) and one per
+    # server state change, so a drill that fails a request can show what the load balancer did.
+    lines = ["global", f"    stats socket {stats_socket} mode 600 level admin", "    log stdout format raw local0", "",
+             "defaults", "    mode tcp", "    log global", "    option tcplog", "    timeout connect 5s",
+             "    timeout client 60s", "    timeout server 60s", ""]
     for service in description["services"]:
         port = service["listen_port"]
         check = service["health_check"]
@@ -118,14 +121,17 @@ def server_stats(stats_socket: Path) -> dict[str, dict[str, str]]:
 
 @contextlib.contextmanager
 def running_haproxy(config: str, folder: Path) -> Iterator[Path]:
-    """HAProxy in the foreground on `config` (checked first with `haproxy -c`); yields its stats socket."""
+    """HAProxy in the foreground on `config` (checked first with `haproxy -c`); yields its stats socket.
+    What it logs goes to `folder`/haproxy.log (see `unusual_log_lines`)."""
     cfg = folder / "haproxy.cfg"
     cfg.write_text(config)
     checked = subprocess.run([HAPROXY, "-c", "-f", str(cfg)], capture_output=True, text=True, check=False)
     if checked.returncode != 0:
         raise AssertionError(f"haproxy -c refused the config: {checked.stdout[-600:]}{checked.stderr[-600:]}")
     sock = Path(re.search(r"stats socket (\S+)", config).group(1))  # type: ignore[union-attr]
-    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = (folder / "haproxy.log").open("ab")
+    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    log.close()  # the child holds its own copy
     try:
         deadline = time.monotonic() + 10
         while not sock.exists():
@@ -136,3 +142,18 @@ def running_haproxy(config: str, folder: Path) -> Iterator[Path]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def unusual_log_lines(folder: Path, limit: int = 40) -> list[str]:
+    """The last `limit` lines of running_haproxy's log in `folder` other than a connection that ended
+    normally (tcplog's termination state "--", or "CD": the client closed after its answer, as the
+    lab's edge does): connections the server side cut or refused, servers going up or down."""
+    log = folder / "haproxy.log"
+    if not log.exists():
+        return []
+    lines = log.read_text(errors="replace").splitlines()
+    return [line for line in lines if _TCPLOG_END.search(line) is None][-limit:]
+
+
+# tcplog: ... [accept date] frontend backend/server Tw/Tc/Tt bytes STATE actconn/... (the state's two letters)
+_TCPLOG_END = re.compile(r"\] \S+ \S+ \S+ \d+ (--|CD) ")

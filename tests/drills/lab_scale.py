@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +74,15 @@ class ScaleLab:
 
     def ops_timed(self, *args: str, timeout: float = 900) -> tuple[subprocess.CompletedProcess[str], list[str]]:
         """`ops(*args)`, with each line it writes to stderr (its progress: a step starting, a host
-        switched) stamped with the moment it arrived (time.monotonic(), the load loop's clock), so a
-        drill that fails a request can say during which step it failed."""
+        switched) stamped with the moment it arrived (see `stamp`), so a drill that fails a request
+        can say during which step it failed."""
         proc = self.popen(*args)
         stamped: list[str] = []
 
         def read_stderr() -> None:
             assert proc.stderr is not None
             for line in proc.stderr:
-                stamped.append(f"{time.monotonic():.2f} {line.rstrip()}")
+                stamped.append(f"{stamp(time.monotonic())} {line.rstrip()}")
 
         reader = threading.Thread(target=read_stderr, daemon=True)
         reader.start()
@@ -90,7 +91,7 @@ class ScaleLab:
         finally:
             proc.kill()
             reader.join(timeout=10)
-        stderr = "\n".join(line.split(" ", 1)[1] for line in stamped)
+        stderr = "\n".join(line.split(" ", 2)[2] for line in stamped)
         return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), stamped
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
@@ -130,6 +131,13 @@ class ScaleLab:
         """A bounded request loop through the edge (-> the load balancer -> a host): /health every 50 ms."""
         return LoadLoop(f"{self.edge_url}/health", max_seconds=max_seconds, max_requests=20000, interval=0.05,
                         verify=self.lab.edge_tls())
+
+
+def stamp(moment: float) -> str:
+    """A time.monotonic() moment (the load loop's clock) as itself and as the wall clock's time of day,
+    the clock HAProxy's log lines carry."""
+    wall = datetime.now() - timedelta(seconds=time.monotonic() - moment)  # local time, as HAProxy logs it
+    return f"{moment:.2f} {wall:%H:%M:%S.%f}"[:-3]
 
 
 def _free_loopback_443() -> str:

@@ -28,9 +28,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.drills.lab import ZONE, Lab
-from tests.drills.lab_scale import STACK, ScaleLab, running_scale_lab
+from tests.drills.lab_scale import STACK, ScaleLab, running_scale_lab, stamp
 from tests.drills.loadloop import LoadLoop, drill_report
-from tests.haproxy_lb import HAPROXY, server_stats
+from tests.haproxy_lb import HAPROXY, server_stats, unusual_log_lines
 
 pytestmark = [
     pytest.mark.drill,
@@ -197,8 +197,11 @@ def test_failover_to_the_standby_and_failback_to_the_load_balancer(scale: ScaleL
     assert contents() == {scale.lb_address}
     # When a request fails, the message says when (the loop's clock) beside what each command said when.
     timeline = "\n".join(["failover:", *over_lines, "failback:", *back_lines])
-    failed_at = [f"{t:.2f}" for t in loop.failures]
-    assert loop.failures == [], f"{len(loop.failures)} of {loop.sent} failed at {failed_at}: {loop.errors}\n{timeline}"
+    failed_at = [stamp(t) for t in loop.failures]
+    lb_log = "\n".join(["the load balancer's log, lines other than a normal end:",
+                        *unusual_log_lines(scale.stats_socket.parent)])
+    assert loop.failures == [], (f"{len(loop.failures)} of {loop.sent} failed at {failed_at}: {loop.errors}\n"
+                                 f"{timeline}\n{lb_log}")
     before = {n: int(f["stot"]) for n, f in server_stats(scale.stats_socket).items()}
     with scale.edge_loop(max_seconds=5) as loop:
         time.sleep(3)

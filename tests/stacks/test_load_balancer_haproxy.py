@@ -27,7 +27,15 @@ import pytest
 from ops.tcp_ports import free_port
 from stacks.compute import lb_health_check
 from stacks.host_role import lb_health_site
-from tests.haproxy_lb import HAPROXY, Backend, fully_healthy, haproxy_config, running_haproxy, server_states
+from tests.haproxy_lb import (
+    HAPROXY,
+    Backend,
+    fully_healthy,
+    haproxy_config,
+    running_haproxy,
+    server_states,
+    unusual_log_lines,
+)
 from tests.hcloud_fake import FakeHetzner
 from tests.stacks.test_host_software import (  # noqa: F401 - fixtures used here
     _host_caddy_setup,
@@ -182,6 +190,12 @@ def test_a_host_whose_app_stops_leaves_the_rotation_and_comes_back(hosts: dict[i
         assert after == [200] * 30, after  # out of the rotation: nothing reaches it any more
         down_host.start_app()
         back = _until(sock, down_host.name, "UP")
+    # The load balancer's log (what the drills quote when a request fails) has both changes, and none
+    # of the connections that ended normally.
+    unusual = unusual_log_lines(tmp_path, limit=1000)
+    assert any(f"/{down_host.name} is DOWN" in line for line in unusual), unusual
+    assert any(f"/{down_host.name} is UP" in line for line in unusual), unusual
+    assert not [line for line in unusual if " -- " in line], unusual
     failed = [a for a in answers if a != 200]
     print(f"\nload balancer lab: {down_host.name} out of rotation {left:.1f}s after its app stopped "
           f"(check every {check['interval']}s, {check['retries']} retries, {check['timeout']}s timeout); "
