@@ -129,8 +129,9 @@ def running_haproxy(config: str, folder: Path) -> Iterator[Path]:
     if checked.returncode != 0:
         raise AssertionError(f"haproxy -c refused the config: {checked.stdout[-600:]}{checked.stderr[-600:]}")
     sock = Path(re.search(r"stats socket (\S+)", config).group(1))  # type: ignore[union-attr]
+    # stdout only: with -db HAProxy also writes each warning and alert to stderr, the same lines again.
     log = (folder / "haproxy.log").open("ab")
-    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([HAPROXY, "-db", "-f", str(cfg)], stdout=log, stderr=subprocess.DEVNULL)
     log.close()  # the child holds its own copy
     try:
         deadline = time.monotonic() + 10

@@ -74,15 +74,15 @@ class ScaleLab:
 
     def ops_timed(self, *args: str, timeout: float = 900) -> tuple[subprocess.CompletedProcess[str], list[str]]:
         """`ops(*args)`, with each line it writes to stderr (its progress: a step starting, a host
-        switched) stamped with the moment it arrived (see `stamp`), so a drill that fails a request
-        can say during which step it failed."""
+        switched) also returned stamped with the moment it arrived (see `stamp`), so a drill that fails
+        a request can say during which step it failed."""
         proc = self.popen(*args)
-        stamped: list[str] = []
+        arrived: list[tuple[float, str]] = []
 
         def read_stderr() -> None:
             assert proc.stderr is not None
             for line in proc.stderr:
-                stamped.append(f"{stamp(time.monotonic())} {line.rstrip()}")
+                arrived.append((time.monotonic(), line.rstrip()))
 
         reader = threading.Thread(target=read_stderr, daemon=True)
         reader.start()
@@ -91,8 +91,9 @@ class ScaleLab:
         finally:
             proc.kill()
             reader.join(timeout=10)
-        stderr = "\n".join(line.split(" ", 2)[2] for line in stamped)
-        return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr), stamped
+        stderr = "\n".join(line for _at, line in arrived)
+        return (subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr),
+                [f"{stamp(at)} {line}" for at, line in arrived])
 
     def popen(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen([sys.executable, "-m", "ops", *args], env=self.env, stdout=subprocess.PIPE,
